@@ -1,0 +1,28 @@
+# loaphuong — common tasks. Everything runs from the repo's .venv, which `make setup` creates.
+VENV := .venv
+BIN  := $(VENV)/bin
+
+.PHONY: setup demo test lint bench clean
+
+setup:
+	bash scripts/setup.sh
+
+demo: setup
+	$(BIN)/loaphuong demo
+
+test:
+	bash scripts/setup.sh --test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench:
+	$(BIN)/python bench/agent_footprint.py
+
+clean:
+	rm -rf var/ build/ dist/ .pytest_cache/ .mypy_cache/ .ruff_cache/ .hypothesis/ *.egg-info/
+	find . -path ./$(VENV) -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

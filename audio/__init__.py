@@ -1,0 +1,1 @@
+"""Text to speech: Vietnamese normalisation, TTS engines, loudness, encoding and cache."""

@@ -1,0 +1,1 @@
+"""The central controller: API, database, MQTT link, media store."""

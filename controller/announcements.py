@@ -1,0 +1,189 @@
+"""Announcements: accept (validate targets), render speech in the background, sign one command per agent.
+
+The API only records the announcement and returns 202; a worker renders speech off the event loop,
+stores it under its hash, then writes one delivery per target with its signed ``speaker.play``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from audio.speech import SpeechError, SpeechSettings, render_speech
+from controller.db import Database
+from controller.dispatch import CommandSender
+from controller.media_store import MediaStore
+from controller.models import Announcement, Delivery, Device, MediaFile
+from controller.settings import Settings
+from devices.protocol import Priority, Signer, SpeakerPlay, Topics, now_ms
+
+log = logging.getLogger(__name__)
+
+ALL = "all"
+#: How far in the past a requested start may be before it is refused rather than treated as "now".
+PAST_TOLERANCE_MS = 60_000
+MAX_AHEAD_MS = 366 * 24 * 3600 * 1000
+
+
+class InvalidAnnouncement(ValueError):
+    """Input that cannot be accepted; ``field`` names the offending body field."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def normalise_text(text: str) -> str:
+    """NFC, trimmed, with control characters other than newlines removed."""
+    text = unicodedata.normalize("NFC", text)
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedAnnouncement:
+    """What the API returns after accepting."""
+
+    id: str
+    targets: list[str]
+
+
+class AnnouncementService:
+    """Validation, persistence and the render/dispatch worker."""
+
+    def __init__(self, settings: Settings, db: Database, media: MediaStore, signer: Signer,
+                 sender: CommandSender) -> None:
+        self.settings = settings
+        self.db = db
+        self.media = media
+        self.signer = signer
+        self.sender = sender
+        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._speech = SpeechSettings(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
+
+    # accept (runs in the API's thread pool) ---------------------------------------------------------
+
+    def accept(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
+               user_id: int | None) -> AcceptedAnnouncement:
+        """Validates and stores a new announcement; raises InvalidAnnouncement with a clear message."""
+        text = normalise_text(text)
+        if not text:
+            raise InvalidAnnouncement("text", "text is empty")
+        if len(text) > self.settings.text_max_chars:
+            raise InvalidAnnouncement(
+                "text", f"text is {len(text)} characters; the limit is {self.settings.text_max_chars}")
+        requested_ms: int | None = None
+        if start_at is not None:
+            requested_ms = int(start_at.timestamp() * 1000)
+            now = now_ms()
+            if requested_ms < now - PAST_TOLERANCE_MS:
+                raise InvalidAnnouncement("start_at", f"start_at {start_at.isoformat()} is in the past")
+            if requested_ms > now + MAX_AHEAD_MS:
+                raise InvalidAnnouncement("start_at", "start_at is more than a year ahead")
+        with self.db.session() as session:
+            agent_ids = self._resolve_targets(session, targets)
+            ann = Announcement(id=uuid.uuid4().hex, text=text, priority=priority.value, targets=list(targets),
+                               requested_start_ms=requested_ms, status="rendering", created_by=user_id)
+            session.add(ann)
+        self._queue.put_nowait(ann.id)
+        return AcceptedAnnouncement(ann.id, agent_ids)
+
+    def _resolve_targets(self, session: Session, targets: Sequence[str]) -> list[str]:
+        if not targets:
+            raise InvalidAnnouncement("targets", "targets is empty; give agent ids or \"all\"")
+        enabled = {d.id for d in session.scalars(select(Device).where(Device.enabled.is_(True)))}
+        if ALL in targets:
+            if len(targets) > 1:
+                raise InvalidAnnouncement("targets", "\"all\" cannot be combined with agent ids")
+            if not enabled:
+                raise InvalidAnnouncement("targets", "no agents are registered")
+            return sorted(enabled)
+        unknown = [t for t in dict.fromkeys(targets) if t not in enabled]
+        if unknown:
+            raise InvalidAnnouncement("targets", f"unknown agent(s): {', '.join(unknown)}")
+        return list(dict.fromkeys(targets))
+
+    # render and dispatch (the worker) ---------------------------------------------------------------
+
+    def requeue_unfinished(self) -> int:
+        """Announcements a previous run accepted but did not finish rendering go back in the queue."""
+        with self.db.session() as session:
+            ids = list(session.scalars(select(Announcement.id).where(Announcement.status == "rendering")
+                                       .order_by(Announcement.created_at)))
+        for ann_id in ids:
+            self._queue.put_nowait(ann_id)
+        return len(ids)
+
+    async def run(self) -> None:
+        """Renders and dispatches announcements one after another."""
+        while True:
+            ann_id = await self._queue.get()
+            try:
+                outgoing = await asyncio.to_thread(self._render_and_sign, ann_id)
+            except Exception:
+                log.exception("announcement %s could not be processed", ann_id)
+                await asyncio.to_thread(self._fail, ann_id, "internal error while rendering")
+                continue
+            for delivery_id, topic, payload, exp, priority in outgoing:
+                self.sender.enqueue(delivery_id, topic, payload, exp, priority)
+
+    def _fail(self, ann_id: str, reason: str) -> None:
+        with self.db.session() as session:
+            ann = session.get(Announcement, ann_id)
+            if ann is not None:
+                ann.status, ann.error = "failed", reason
+
+    def _render_and_sign(self, ann_id: str) -> list[tuple[int, str, bytes, int, Priority]]:
+        with self.db.session() as session:
+            ann = session.get(Announcement, ann_id)
+            if ann is None or ann.status != "rendering":
+                return []
+            text, targets, priority = ann.text, list(ann.targets), Priority(ann.priority)
+            requested = ann.requested_start_ms
+        try:
+            speech = render_speech(text, self.media.root / "tmp", self._speech)
+        except SpeechError as exc:
+            log.error("announcement %s: speech failed: %s", ann_id, exc)
+            self._fail(ann_id, f"speech rendering failed: {exc}")
+            return []
+        self.media.add(speech.path, speech.sha256)
+        lead = self.settings.play_lead_ms
+        now = now_ms()
+        # A start the speakers cannot all make in time moves to the first one they can.
+        start = requested if requested is not None and requested >= now + lead // 2 else now + lead
+        ttl = start - now + speech.duration_ms + self.settings.command_ttl_ms
+        outgoing: list[tuple[int, str, bytes, int, Priority]] = []
+        with self.db.session() as session:
+            if session.get(MediaFile, speech.sha256) is None:
+                session.add(MediaFile(sha256=speech.sha256, size=speech.size, duration_ms=speech.duration_ms,
+                                      mime=speech.mime, source=speech.engine))
+            ann = session.get(Announcement, ann_id)
+            assert ann is not None
+            try:
+                agent_ids = self._resolve_targets(session, targets)
+            except InvalidAnnouncement as exc:  # every target was removed while rendering
+                ann.status, ann.error = "failed", str(exc)
+                return []
+            ann.media_sha256, ann.engine, ann.start_ms, ann.status = speech.sha256, speech.engine, start, "sent"
+            order = SpeakerPlay(announcement_id=ann_id, sha256=speech.sha256, size=speech.size,
+                                duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start)
+            rows: list[Delivery] = []
+            for agent_id in agent_ids:
+                env = self.signer.command("speaker.play", order, to=agent_id, ttl_ms=ttl)
+                delivery = Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=env.id,
+                                    topic=Topics.command(agent_id, "speaker.play"),
+                                    payload=env.to_bytes().decode(), exp_ms=env.exp or 0, status="queued")
+                session.add(delivery)
+                rows.append(delivery)
+            session.flush()
+            outgoing = [(d.id, d.topic, d.payload.encode(), d.exp_ms, priority) for d in rows]
+        log.info("announcement %s: %.1f s of speech, %d target(s), start %d", ann_id,
+                 speech.duration_ms / 1000, len(outgoing), start)
+        return outgoing

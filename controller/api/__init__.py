@@ -1,0 +1,1 @@
+"""HTTP API routers: thin, each delegating to a service."""

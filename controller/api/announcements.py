@@ -1,0 +1,65 @@
+"""``/api/v1/announcements``: text in, speech out to the targets."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, HTTPException, status
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy import select
+
+from controller.announcements import InvalidAnnouncement
+from controller.api.deps import ControllerDep, SessionDep, StaffDep
+from controller.api.plays import play_public
+from controller.api.schemas import (
+    AnnouncementAccepted,
+    AnnouncementCreate,
+    AnnouncementPublic,
+    DeliveryPublic,
+    MediaPublic,
+    ms_iso,
+)
+from controller.models import Announcement, Delivery, MediaFile, Play
+
+router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"])
+
+
+def _unprocessable(field: str, message: str) -> HTTPException:
+    # Same shape as FastAPI's own validation errors, so clients parse one format.
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         [{"loc": ["body", field], "msg": message, "type": "value_error"}])
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED)
+async def create_announcement(body: AnnouncementCreate, controller: ControllerDep,
+                              user: StaffDep) -> AnnouncementAccepted:
+    """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress)."""
+    try:
+        accepted = await run_in_threadpool(controller.announcements.accept, body.text, body.targets,
+                                           body.priority, body.start_at, user.id)
+    except InvalidAnnouncement as exc:
+        raise _unprocessable(exc.field, str(exc)) from None
+    return AnnouncementAccepted(id=accepted.id, status="rendering", targets=accepted.targets)
+
+
+@router.get("/{announcement_id}")
+def get_announcement(announcement_id: str, session: SessionDep, controller: ControllerDep,
+                     _user: StaffDep) -> AnnouncementPublic:
+    """An announcement with each target's delivery status and proof of play."""
+    ann = session.get(Announcement, announcement_id)
+    if ann is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no announcement {announcement_id!r}")
+    media = session.get(MediaFile, ann.media_sha256) if ann.media_sha256 else None
+    plays = {(p.agent_id, p.play_id): p for p in session.scalars(
+        select(Play).where(Play.announcement_id == ann.id))}
+    deliveries = [
+        DeliveryPublic(agent_id=d.agent_id, command_id=d.command_id, status=d.status, error=d.error,
+                       updated_at=d.updated_at,
+                       play=play_public(p) if (p := plays.get((d.agent_id, d.command_id))) else None)
+        for d in session.scalars(select(Delivery).where(Delivery.announcement_id == ann.id).order_by(Delivery.id))
+    ]
+    base = controller.settings.resolved_public_url()
+    return AnnouncementPublic(
+        id=ann.id, text=ann.text, priority=ann.priority, targets=list(ann.targets), status=ann.status,
+        error=ann.error, requested_start=ms_iso(ann.requested_start_ms), start_at=ms_iso(ann.start_ms),
+        engine=ann.engine, created_at=ann.created_at, deliveries=deliveries,
+        media=MediaPublic(sha256=media.sha256, size=media.size, duration_ms=media.duration_ms, mime=media.mime,
+                          url=f"{base}/media/{media.sha256}") if media else None)

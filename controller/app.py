@@ -1,0 +1,47 @@
+"""The FastAPI application: routers, a body-size guard and the lifespan that runs the controller."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+import loaphuong
+from controller.api import announcements, devices, health, media, plays
+from controller.runtime import Controller
+from controller.settings import Settings
+
+#: Largest request body the API reads (announcement text is far smaller; uploads get their own limit).
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Builds the app; the controller starts with the lifespan and stops with it."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        controller = Controller(settings)
+        app.state.controller = controller
+        await controller.start()
+        try:
+            yield
+        finally:
+            await controller.stop()
+
+    # No /docs: Swagger UI loads its assets from a CDN. The schema stays at /openapi.json.
+    app = FastAPI(title="loaphuong", version=loaphuong.__version__, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
+
+    @app.middleware("http")
+    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+        return await call_next(request)
+
+    for module in (health, devices, announcements, plays, media):
+        app.include_router(module.router)
+    return app

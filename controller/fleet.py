@@ -1,0 +1,209 @@
+"""What agents say over MQTT, written into the database: status, info, state, events, replies.
+
+Every handler is synchronous (it runs in a worker thread, never in the MQTT callback) and looked up
+in a table by topic kind. A message that breaks the contract raises :class:`ProtocolError`; the
+caller logs it and moves on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller.db import Database
+from controller.models import Delivery, Device, DeviceEvent, Play, utcnow
+from devices.protocol import (
+    AgentError,
+    Envelope,
+    InfoPayload,
+    PlayFinished,
+    PlayOutcome,
+    PlayStarted,
+    ProtocolError,
+    Reply,
+    StatePayload,
+    StatusPayload,
+    TopicInfo,
+    parse_envelope,
+    parse_event,
+    parse_json_object,
+    parse_model,
+)
+
+log = logging.getLogger(__name__)
+
+#: Delivery states in the order they are reached; a delivery only ever moves forward.
+DELIVERY_ORDER = {"queued": 0, "sent": 1, "accepted": 2, "playing": 3}
+TERMINAL_DELIVERY = frozenset({"played", "preempted", "stopped", "expired", "failed", "rejected"})
+_OUTCOME_TO_DELIVERY = {
+    PlayOutcome.COMPLETED: "played",
+    PlayOutcome.PREEMPTED: "preempted",
+    PlayOutcome.STOPPED: "stopped",
+    PlayOutcome.EXPIRED: "expired",
+    PlayOutcome.FAILED: "failed",
+}
+
+
+def advance_delivery(delivery: Delivery, status: str, error: str | None = None) -> bool:
+    """Moves a delivery forward (never back, never out of a final state); True if it changed."""
+    if delivery.status in TERMINAL_DELIVERY:
+        return False
+    if status not in TERMINAL_DELIVERY and DELIVERY_ORDER[status] <= DELIVERY_ORDER[delivery.status]:
+        return False
+    delivery.status = status
+    if error:
+        delivery.error = error[:1000]
+    return True
+
+
+def ms_to_datetime(ms: int) -> datetime:
+    """Protocol milliseconds → aware UTC datetime."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass
+class HandleResult:
+    """What the caller must do after a message: acknowledge these event ids to this agent."""
+
+    ack_agent: str | None = None
+    ack_ids: list[str] = field(default_factory=list)
+
+
+Handler = Callable[[Session, Device, TopicInfo, bytes], HandleResult | None]
+EventHandler = Callable[[Session, Device, Envelope, Any], None]
+
+
+class FleetRecorder:
+    """Routes agent messages to handlers and keeps the devices table current."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._handlers: dict[str, Handler] = {
+            "status": self._status,
+            "info": self._info,
+            "state": self._state,
+            "event": self._event,
+            "reply": self._reply,
+        }
+        self._event_handlers: dict[str, EventHandler] = {
+            "play.started": self._play_started,
+            "play.finished": self._play_finished,
+            "error": self._agent_error,
+        }
+
+    def handle(self, info: TopicInfo, payload: bytes) -> HandleResult | None:
+        """Records one message; raises ProtocolError for contract violations."""
+        handler = self._handlers.get(info.kind)
+        if handler is None or info.agent_id is None:
+            raise ProtocolError("unexpected_topic", info.kind)
+        if not payload:
+            return None  # a retained topic being cleared
+        with self.db.session() as session:
+            device = session.get(Device, info.agent_id)
+            if device is None:
+                raise ProtocolError("unknown_agent", f"{info.agent_id} is not registered")
+            device.last_seen_at = utcnow()
+            return handler(session, device, info, payload)
+
+    # topic handlers ---------------------------------------------------------------------------------
+
+    def _status(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
+        body = parse_model(StatusPayload, parse_json_object(payload))
+        if device.status != body.status.value:
+            log.info("agent %s is %s", device.id, body.status.value)
+            device.status = body.status.value
+            device.status_changed_at = utcnow()
+
+    def _info(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
+        body = parse_model(InfoPayload, parse_json_object(payload))
+        if body.agent_id != device.id:
+            raise ProtocolError("wrong_sender", f"info for {body.agent_id} on {device.id}'s topic")
+        device.version = body.version
+        device.hostname = body.hostname
+        device.capabilities = list(body.capabilities)
+        device.outputs = [o.model_dump() for o in body.outputs]
+
+    def _state(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
+        body = parse_model(StatePayload, parse_json_object(payload))
+        device.state = body.model_dump(mode="json")
+
+    def _reply(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
+        body = parse_model(Reply, parse_json_object(payload))
+        delivery = session.scalar(select(Delivery).where(Delivery.command_id == body.id))
+        if delivery is None or delivery.agent_id != device.id:
+            return  # replies to commands that were not deliveries (acks, pings) need no bookkeeping
+        if body.status == "ok":
+            advance_delivery(delivery, "accepted")
+        else:
+            advance_delivery(delivery, "rejected", body.error)
+            log.warning("agent %s rejected command %s: %s", device.id, body.id, body.error)
+
+    def _event(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> HandleResult:
+        try:
+            env, data = parse_event(payload, info)
+        except ProtocolError as exc:
+            # Acknowledge an identifiable but unusable event, or the agent would resend it forever.
+            try:
+                bad_id = parse_envelope(payload).id
+            except ProtocolError:
+                raise exc from None
+            log.error("dropped malformed event %s from %s: %s", bad_id, device.id, exc)
+            return HandleResult(device.id, [bad_id])
+        if session.get(DeviceEvent, env.id) is None:
+            session.add(DeviceEvent(id=env.id, agent_id=device.id, type=env.type, ts_ms=env.ts,
+                                    data=env.data))
+            self._event_handlers[env.type](session, device, env, data)
+        return HandleResult(device.id, [env.id])
+
+    # event handlers ---------------------------------------------------------------------------------
+
+    def _play_row(self, session: Session, device: Device, data: PlayStarted | PlayFinished) -> Play:
+        play = session.scalar(select(Play).where(Play.agent_id == device.id, Play.play_id == data.play_id))
+        if play is None:
+            play = Play(agent_id=device.id, play_id=data.play_id, announcement_id=data.announcement_id,
+                        sha256=data.sha256, priority=data.priority.value, output=data.output,
+                        scheduled_start_ms=data.scheduled_start)
+            session.add(play)
+        return play
+
+    def _delivery(self, session: Session, device: Device, command_id: str | None) -> Delivery | None:
+        if command_id is None:
+            return None
+        delivery = session.scalar(select(Delivery).where(Delivery.command_id == command_id))
+        return delivery if delivery is not None and delivery.agent_id == device.id else None
+
+    def _play_started(self, session: Session, device: Device, env: Envelope, data: BaseModel) -> None:
+        assert isinstance(data, PlayStarted)
+        play = self._play_row(session, device, data)
+        play.actual_start_ms = data.actual_start
+        delivery = self._delivery(session, device, data.play_id)
+        if delivery is not None:
+            advance_delivery(delivery, "playing")
+        log.info("agent %s started %s at %+d ms from schedule", device.id, data.play_id,
+                 data.actual_start - data.scheduled_start)
+
+    def _play_finished(self, session: Session, device: Device, env: Envelope, data: BaseModel) -> None:
+        assert isinstance(data, PlayFinished)
+        play = self._play_row(session, device, data)
+        if data.actual_start is not None:
+            play.actual_start_ms = data.actual_start
+        play.ended_at_ms = data.ended_at
+        play.outcome = data.outcome.value
+        play.reason = data.reason or None
+        delivery = self._delivery(session, device, data.play_id)
+        if delivery is not None:
+            advance_delivery(delivery, _OUTCOME_TO_DELIVERY[data.outcome], data.reason or None)
+
+    def _agent_error(self, session: Session, device: Device, env: Envelope, data: BaseModel) -> None:
+        assert isinstance(data, AgentError)
+        log.warning("agent %s reports %s: %s", device.id, data.code, data.message)
+        delivery = self._delivery(session, device, data.ref)
+        if delivery is not None:
+            advance_delivery(delivery, "failed", f"{data.code}: {data.message}")

@@ -1,0 +1,1 @@
+"""Alembic migrations; applied at controller start by :func:`controller.migrate.upgrade`."""

@@ -1,0 +1,127 @@
+"""The controller's long-lived parts and their tasks, started and stopped by the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+
+from controller import migrate
+from controller.announcements import AnnouncementService
+from controller.auth import Bootstrap, ensure_first_admin
+from controller.db import Database
+from controller.dispatch import CommandSender
+from controller.fleet import FleetRecorder, HandleResult
+from controller.keys import load_or_create_signing_key
+from controller.media_store import MediaStore
+from controller.settings import Settings
+from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
+from devices.protocol import (
+    AgentStatus,
+    EventsAck,
+    ProtocolError,
+    Signer,
+    Topics,
+    parse_topic,
+    public_key_to_text,
+    status_payload,
+)
+
+log = logging.getLogger(__name__)
+
+_INBOX_LIMIT = 10_000
+_BATCH = 200
+_ACK_TTL_MS = 120_000
+
+
+class Controller:
+    """Owns the database, signing key, media store, MQTT link and background workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = Database(settings.resolved_database_url())
+        migrate.upgrade(self.db.engine)
+        self.signer = Signer(load_or_create_signing_key(settings.data_dir))
+        self.public_key_text = public_key_to_text(self.signer.public_key)
+        self.media = MediaStore(settings.data_dir / "media")
+        with self.db.session() as session:
+            self.bootstrap: Bootstrap | None = ensure_first_admin(session, settings.admin_username,
+                                                                  settings.data_dir)
+        self.fleet = FleetRecorder(self.db)
+        self.link = MqttLink(
+            LinkSettings(host=settings.mqtt_host, port=settings.mqtt_port, client_id="loaphuong-controller",
+                         username=settings.mqtt_username, password=settings.mqtt_password,
+                         tls_ca_file=settings.mqtt_tls_ca_file, subscriptions=Topics.CONTROLLER_SUBSCRIPTIONS),
+            self._on_message,
+            will=Will(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.OFFLINE, with_ts=False)),
+            on_connect=self._on_connect,
+        )
+        self.sender = CommandSender(self.db, self.link)
+        self.announcements = AnnouncementService(settings, self.db, self.media, self.signer, self.sender)
+        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=_INBOX_LIMIT)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Starts the link and the workers; picks up work a previous run left unfinished."""
+        queued = await asyncio.to_thread(self.sender.load_queued)
+        rendering = await asyncio.to_thread(self.announcements.requeue_unfinished)
+        if queued or rendering:
+            log.info("resuming %d queued deliveries and %d announcements to render", queued, rendering)
+        for name, coro in (("mqtt", self.link.run()), ("sender", self.sender.run()),
+                           ("announcements", self.announcements.run()), ("inbox", self._inbox_worker())):
+            self._tasks.append(asyncio.create_task(coro, name=f"controller-{name}"))
+
+    async def stop(self) -> None:
+        """Says ``stopped`` on the controller topic, disconnects and ends the workers."""
+        await self.link.close([(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.STOPPED), True)])
+        for task in self._tasks:
+            if task.get_name() != "controller-mqtt":
+                task.cancel()
+        try:
+            await asyncio.wait_for(asyncio.gather(*self._tasks, return_exceptions=True), timeout=10)
+        except TimeoutError:
+            log.warning("workers did not stop within 10 s")
+        self.db.dispose()
+
+    # MQTT -------------------------------------------------------------------------------------------
+
+    async def _on_connect(self, link: MqttLink) -> None:
+        # Birth: agents answer a live "online" by republishing state and unacknowledged events.
+        await link.publish(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.ONLINE), retain=True)
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        try:
+            self._inbox.put_nowait((topic, payload))
+        except asyncio.QueueFull:
+            log.warning("inbox full; dropped message on %s", topic)
+
+    def _handle_batch(self, batch: list[tuple[str, bytes]]) -> dict[str, list[str]]:
+        acks: dict[str, list[str]] = defaultdict(list)
+        for topic, payload in batch:
+            try:
+                result: HandleResult | None = self.fleet.handle(parse_topic(topic), payload)
+            except ProtocolError as exc:
+                log.warning("dropped message on %s: %s", topic, exc)
+                continue
+            except Exception:
+                log.exception("failed to record message on %s; carrying on", topic)
+                continue
+            if result is not None and result.ack_agent:
+                acks[result.ack_agent].extend(result.ack_ids)
+        return acks
+
+    async def _inbox_worker(self) -> None:
+        while True:
+            batch = [await self._inbox.get()]
+            while len(batch) < _BATCH and not self._inbox.empty():
+                batch.append(self._inbox.get_nowait())
+            acks = await asyncio.to_thread(self._handle_batch, batch)
+            for agent_id, ids in acks.items():
+                for start in range(0, len(ids), 1000):
+                    env = self.signer.command("events.ack", EventsAck(ids=ids[start:start + 1000]),
+                                              to=agent_id, ttl_ms=_ACK_TTL_MS)
+                    try:
+                        await self.link.publish(Topics.command(agent_id, "events.ack"), env.to_bytes())
+                    except NotConnected:
+                        log.info("ack to %s not sent (link down); the agent will resend", agent_id)

@@ -1,0 +1,45 @@
+"""Controller settings, from ``LP_*`` environment variables (or a ``.env`` file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the controller reads at start; defaults suit one ward on one machine."""
+
+    model_config = SettingsConfigDict(env_prefix="LP_", env_file=".env", extra="forbid")
+
+    data_dir: Path = Path("var/controller")
+    #: SQLAlchemy URL; empty means SQLite in ``data_dir``.
+    database_url: str = ""
+    http_host: str = "127.0.0.1"
+    http_port: int = Field(default=8080, ge=1, le=65535)
+    #: Base URL agents download media from; empty means ``http://{http_host}:{http_port}``.
+    public_url: str = ""
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = Field(default=1883, ge=1, le=65535)
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    mqtt_tls_ca_file: str | None = None
+    #: Announcements without a start time start this long after their speech is ready, so every
+    #: speaker has time to download and all start together.
+    play_lead_ms: int = Field(default=3000, ge=0, le=600_000)
+    #: A command is void this long after its start time (a speaker busy longer drops it).
+    command_ttl_ms: int = Field(default=10 * 60_000, ge=10_000)
+    text_max_chars: int = Field(default=5000, ge=1, le=100_000)
+    tts_voice: str = "vi"
+    tts_rate_wpm: int = Field(default=150, ge=80, le=450)
+    admin_username: str = "admin"
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to SQLite inside the data directory."""
+        return self.database_url or f"sqlite:///{(self.data_dir / 'loaphuong.sqlite3').resolve()}"
+
+    def resolved_public_url(self) -> str:
+        """Where agents reach this controller over HTTP."""
+        return (self.public_url or f"http://{self.http_host}:{self.http_port}").rstrip("/")

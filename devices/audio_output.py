@@ -1,0 +1,261 @@
+"""Speaker outputs behind one interface: mpv on ALSA for real boards, a file sink for demos and tests.
+
+Every method here blocks (decoding, spawning, writing) and is meant to be called from a worker
+thread, never from the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import subprocess
+import threading
+import time
+import wave
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+log = logging.getLogger(__name__)
+
+#: What the file sink writes: the rate and layout a Pi's DAC is fed at.
+SINK_RATE = 48_000
+SINK_CHANNELS = 1
+SINK_WIDTH = 2
+_CHUNK_S = 0.1
+
+
+class OutputError(RuntimeError):
+    """The output cannot play (missing player binary, undecodable media, device gone)."""
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Playback(ABC):
+    """One sound in progress; ``actual_start_ms`` is when its first sample went out."""
+
+    def __init__(self, actual_start_ms: int) -> None:
+        self.actual_start_ms = actual_start_ms
+        self.error: str | None = None
+        self._stopped = threading.Event()
+
+    @property
+    def stopped(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stopped.is_set()
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> bool:
+        """Blocks until the sound ends or ``timeout`` passes; True if it has ended."""
+
+    def stop(self) -> None:
+        """Cuts the sound short; :meth:`wait` then returns promptly."""
+        self._stopped.set()
+        self._halt()
+
+    @abstractmethod
+    def _halt(self) -> None: ...
+
+
+class AudioOutput(ABC):
+    """A speaker: ``prepare`` ahead of time (slow), then ``start`` exactly at the start time (fast)."""
+
+    kind: Literal["file", "alsa"]
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @abstractmethod
+    def prepare(self, media: Path) -> Path:
+        """Does the slow part (decoding) ahead; returns what :meth:`start` takes."""
+
+    @abstractmethod
+    def start(self, prepared: Path, *, play_id: str, sha256: str, volume: int) -> Playback:
+        """Starts sound now and returns without waiting for it to end."""
+
+
+# ---------------------------------------------------------------------------------------- file sink
+
+
+def decode_to_wav(media: Path, out: Path, ffmpeg: str = "ffmpeg") -> None:
+    """Decodes any audio file to 48 kHz mono 16-bit WAV — the exact samples a file sink writes."""
+    tmp = out.with_suffix(".part")
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(media),
+           "-map", "0:a:0", "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE), "-c:a", "pcm_s16le",
+           "-f", "wav", "-bitexact", str(tmp)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise OutputError(f"ffmpeg could not run: {exc}") from exc
+    if proc.returncode != 0:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot decode {media.name}: {proc.stderr.decode(errors='replace')[-300:]}")
+    tmp.replace(out)
+
+
+class _FilePlayback(Playback):
+    def __init__(self, source: Path, target: Path, log_path: Path, record: dict[str, object],
+                 log_lock: threading.Lock) -> None:
+        super().__init__(_now_ms())
+        self._source = source
+        self._target = target
+        self._log_path = log_path
+        self._record = record
+        self._log_lock = log_lock
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"filesink-{target.stem}", daemon=True)
+
+    def begin(self) -> None:
+        """Starts the writer; its first chunk goes out at once."""
+        self._thread.start()
+
+    def _run(self) -> None:
+        frames_written = 0
+        t0 = time.monotonic()
+        try:
+            with wave.open(str(self._source), "rb") as src, wave.open(str(self._target), "wb") as dst:
+                dst.setnchannels(src.getnchannels())
+                dst.setsampwidth(src.getsampwidth())
+                dst.setframerate(src.getframerate())
+                per_chunk = int(src.getframerate() * _CHUNK_S)
+                chunk_index = 0
+                while not self._stopped.is_set():
+                    # Write each chunk when it would be heard, so a stop cuts the file where sound stopped.
+                    due = t0 + chunk_index * _CHUNK_S
+                    if self._stopped.wait(max(0.0, due - time.monotonic())):
+                        break
+                    data = src.readframes(per_chunk)
+                    if not data:
+                        break
+                    dst.writeframes(data)
+                    frames_written += len(data) // (src.getsampwidth() * src.getnchannels())
+                    chunk_index += 1
+                if not self._stopped.is_set():
+                    # The last chunk is written at its start; the sound lasts until its end.
+                    remaining = t0 + frames_written / src.getframerate() - time.monotonic()
+                    self._stopped.wait(max(0.0, remaining))
+        except (OSError, wave.Error, EOFError) as exc:
+            self.error = f"file sink: {exc}"
+            log.error("file sink failed: %s", exc)
+        finally:
+            entry = {"event": "end", "play_id": self._record["play_id"], "ended_at": _now_ms(),
+                     "frames": frames_written, "stopped": self._stopped.is_set()}
+            _append_json_line(self._log_path, entry, self._log_lock)
+            self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def _halt(self) -> None:
+        pass  # the writer thread watches the stop event
+
+
+def _append_json_line(path: Path, entry: dict[str, object], lock: threading.Lock) -> None:
+    with lock, path.open("a", encoding="utf-8") as fh:
+        fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+
+
+class FileSink(AudioOutput):
+    """Writes exactly the samples it plays, in real time, one WAV per play, and logs each start.
+
+    ``plays.jsonl`` in the sink directory gets a ``start`` line (with the actual start time in ms)
+    and an ``end`` line per play.
+    """
+
+    kind: Literal["file", "alsa"] = "file"
+
+    def __init__(self, name: str, directory: Path, cache_dir: Path) -> None:
+        super().__init__(name)
+        self.directory = directory
+        self.cache_dir = cache_dir
+        self.log_path = directory / "plays.jsonl"
+        self._lock = threading.Lock()
+        self._seq = 0
+        directory.mkdir(parents=True, exist_ok=True)
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        self._seq = sum(1 for _ in directory.glob("*.wav"))
+
+    def prepare(self, media: Path) -> Path:
+        out = self.cache_dir / f"{media.stem}.wav"
+        if not out.exists():
+            decode_to_wav(media, out)
+        return out
+
+    def start(self, prepared: Path, *, play_id: str, sha256: str, volume: int) -> Playback:
+        with self._lock:
+            self._seq += 1
+            target = self.directory / f"{self._seq:05d}-{play_id}.wav"
+        record: dict[str, object] = {"event": "start", "play_id": play_id, "sha256": sha256,
+                                     "file": target.name, "volume": volume}
+        playback = _FilePlayback(prepared, target, self.log_path, record, self._lock)
+        record["actual_start"] = playback.actual_start_ms
+        _append_json_line(self.log_path, record, self._lock)
+        playback.begin()
+        return playback
+
+
+# -------------------------------------------------------------------------------------- ALSA via mpv
+
+
+class _ProcessPlayback(Playback):
+    def __init__(self, proc: subprocess.Popen[bytes], started_ms: int) -> None:
+        super().__init__(started_ms)
+        self._proc = proc
+
+    def wait(self, timeout: float | None = None) -> bool:
+        try:
+            rc = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        if rc != 0 and not self.stopped and self.error is None:
+            err = self._proc.stderr.read().decode(errors="replace")[-300:] if self._proc.stderr else ""
+            self.error = f"player exited with {rc}: {err.strip()}"
+        return True
+
+    def _halt(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(3)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(3)
+
+
+@dataclass(frozen=True, slots=True)
+class AlsaSettings:
+    """Which ALSA device mpv writes to (``default`` follows the system's / ``~/.asoundrc``)."""
+
+    device: str = "default"
+    player: str = "mpv"
+
+
+class AlsaOutput(AudioOutput):
+    """Plays through mpv on ALSA — the path a Raspberry Pi's DAC or USB sound card takes."""
+
+    kind: Literal["file", "alsa"] = "alsa"
+
+    def __init__(self, name: str, settings: AlsaSettings) -> None:
+        super().__init__(name)
+        self.settings = settings
+        if shutil.which(settings.player) is None:
+            raise OutputError(f"{settings.player} is not installed")
+
+    def prepare(self, media: Path) -> Path:
+        return media  # mpv decodes Opus itself; nothing to do ahead
+
+    def start(self, prepared: Path, *, play_id: str, sha256: str, volume: int) -> Playback:
+        cmd = [self.settings.player, "--no-config", "--no-video", "--no-terminal", "--really-quiet",
+               "--ao=alsa", f"--audio-device=alsa/{self.settings.device}", f"--volume={volume}",
+               "--", str(prepared)]
+        started = _now_ms()
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise OutputError(f"cannot start {self.settings.player}: {exc}") from exc
+        return _ProcessPlayback(proc, started)

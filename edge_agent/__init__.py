@@ -1,0 +1,1 @@
+"""The process on each Raspberry Pi: MQTT link, local store, player."""

@@ -1,0 +1,316 @@
+"""The agent process: wires the MQTT link, the verifier, the store, the media cache and the speaker.
+
+The MQTT callback only enqueues; one worker task takes messages off the queue and routes them through
+a handler table (by topic kind, then by command type). Anything malformed is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+import loaphuong
+from devices.audio_output import AlsaOutput, AlsaSettings, AudioOutput, FileSink
+from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
+from devices.protocol import (
+    AgentStatus,
+    EventsAck,
+    InfoPayload,
+    OutputInfo,
+    ProtocolError,
+    Reply,
+    SpeakerPlay,
+    SpeakerStop,
+    StatePayload,
+    StatusPayload,
+    TopicInfo,
+    Topics,
+    VerifiedCommand,
+    Verifier,
+    make_event,
+    now_ms,
+    parse_envelope,
+    parse_json_object,
+    parse_model,
+    parse_topic,
+    status_payload,
+)
+from edge_agent.config import AgentConfig, FileOutputSection
+from edge_agent.media_cache import MediaCache
+from edge_agent.speaker import PlayJob, Speaker
+from edge_agent.store import AgentStore
+
+log = logging.getLogger(__name__)
+
+#: Unacknowledged events are sent again after this long.
+RESEND_AFTER_MS = 20_000
+#: Signed-but-unusable commands get an error reply; forged or misaddressed ones get silence.
+_REPLY_REASONS = frozenset({"expired", "unknown_type", "bad_data", "from_future", "type_mismatch"})
+_INBOX_LIMIT = 1000
+
+CommandHandler = Callable[[VerifiedCommand], Awaitable[None]]
+TopicHandler = Callable[[TopicInfo, bytes, bool], Awaitable[None]]
+
+
+def build_output(cfg: AgentConfig) -> AudioOutput:
+    """The speaker output the config names."""
+    if isinstance(cfg.output, FileOutputSection):
+        return FileSink(cfg.output.name, cfg.output.directory, cfg.data_dir / "decoded")
+    return AlsaOutput(cfg.output.name, AlsaSettings(device=cfg.output.device, player=cfg.output.player))
+
+
+class Agent:
+    """One agent; :meth:`run` until :meth:`request_stop`."""
+
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store = AgentStore(cfg.data_dir / "agent.sqlite3")
+        self.media = MediaCache(cfg.data_dir / "media", str(cfg.controller_url), cfg.read_token(),
+                                cfg.max_media_bytes)
+        self.output = build_output(cfg)
+        # Downloads, decoding and player waits each hold a thread; keep them off the default pool.
+        self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent-io")
+        self.verifier = Verifier(cfg.public_key(), cfg.agent_id, cfg.zones, self.store.check_and_remember)
+        self._inbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(maxsize=_INBOX_LIMIT)
+        self._flush_now = asyncio.Event()
+        self._state_dirty = asyncio.Event()
+        self._stop = asyncio.Event()
+        self.speaker = Speaker(self.output, cfg.volume, self.emit, self._play_done, self._state_dirty.set,
+                               self._executor)
+        self.link = MqttLink(
+            LinkSettings(host=cfg.mqtt.host, port=cfg.mqtt.port, client_id=f"agent-{cfg.agent_id}",
+                         username=cfg.mqtt.username, password=cfg.mqtt.password, keepalive=cfg.mqtt.keepalive,
+                         session_expiry_s=cfg.mqtt.session_expiry_s,
+                         tls_ca_file=str(cfg.mqtt.tls_ca_file) if cfg.mqtt.tls_ca_file else None,
+                         subscriptions=Topics.agent_subscriptions(cfg.agent_id, cfg.zones)),
+            self._on_message,
+            will=Will(Topics.status(cfg.agent_id), status_payload(AgentStatus.OFFLINE, with_ts=False)),
+            on_connect=self._on_connect,
+        )
+        self._topic_handlers: dict[str, TopicHandler] = {
+            "cmd": self._handle_command,
+            "controller_status": self._handle_controller_status,
+        }
+        self._command_handlers: dict[str, CommandHandler] = {
+            "speaker.play": self._cmd_play,
+            "speaker.stop": self._cmd_stop,
+            "events.ack": self._cmd_ack,
+            "agent.ping": self._cmd_ping,
+        }
+
+    # lifecycle --------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Runs until asked to stop, then says ``stopped`` and disconnects cleanly."""
+        log.info("agent %s starting (zones: %s, output: %s/%s)", self.cfg.agent_id,
+                 ",".join(self.cfg.zones) or "-", self.output.kind, self.output.name)
+        await self._restore_pending()
+        tasks = [asyncio.create_task(coro, name=name) for name, coro in (
+            ("mqtt", self.link.run()), ("inbox", self._inbox_worker()),
+            ("outbox", self._outbox_worker()), ("state", self._state_worker()),
+            ("housekeeping", self._housekeeping()))]
+        await self._stop.wait()
+        log.info("agent %s stopping", self.cfg.agent_id)
+        await self.speaker.shutdown()
+        await self.link.close([(Topics.status(self.cfg.agent_id), status_payload(AgentStatus.STOPPED), True)])
+        await asyncio.wait_for(asyncio.gather(tasks[0], return_exceptions=True), timeout=10)
+        for task in tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        self.store.close()
+
+    def request_stop(self) -> None:
+        """Asks :meth:`run` to finish (signal handlers call this)."""
+        self._stop.set()
+
+    async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    # MQTT -------------------------------------------------------------------------------------------
+
+    def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
+        try:
+            self._inbox.put_nowait((topic, payload, retained))
+        except asyncio.QueueFull:
+            log.warning("inbox full; dropped message on %s", topic)
+
+    async def _on_connect(self, link: MqttLink) -> None:
+        await link.publish(Topics.status(self.cfg.agent_id), status_payload(AgentStatus.ONLINE), retain=True)
+        await self._publish_info()
+        self._state_dirty.set()
+        # Whatever was sent on the previous connection may have died with it.
+        await self._in_thread(self.store.mark_all_unsent)
+        self._flush_now.set()
+
+    async def _publish_info(self) -> None:
+        info = InfoPayload(agent_id=self.cfg.agent_id, version=loaphuong.__version__, hostname=socket.gethostname(),
+                           capabilities=["speaker"], zones=self.cfg.zones,
+                           outputs=[OutputInfo(name=self.output.name, kind=self.output.kind)])
+        await self.link.publish(Topics.info(self.cfg.agent_id), info.model_dump_json().encode(), retain=True)
+
+    async def _inbox_worker(self) -> None:
+        while True:
+            topic, payload, retained = await self._inbox.get()
+            try:
+                info = parse_topic(topic)
+                handler = self._topic_handlers.get(info.kind)
+                if handler is None:
+                    raise ProtocolError("unexpected_topic", topic)
+                await handler(info, payload, retained)
+            except ProtocolError as exc:
+                log.warning("dropped message on %s: %s", topic, exc)
+            except NotConnected as exc:
+                log.warning("could not answer message on %s: link down (%s)", topic, exc)
+            except Exception:
+                log.exception("handler failed for message on %s; carrying on", topic)
+
+    async def _handle_controller_status(self, info: TopicInfo, payload: bytes, retained: bool) -> None:
+        if not payload:
+            return
+        status = parse_model(StatusPayload, parse_json_object(payload))
+        if status.status is AgentStatus.ONLINE and not retained:
+            # The controller (re)started: give it our picture and anything it has not acknowledged.
+            log.info("controller came online; republishing info and state")
+            await self._publish_info()
+            self._state_dirty.set()
+            await self._in_thread(self.store.mark_all_unsent)
+            self._flush_now.set()
+
+    async def _handle_command(self, info: TopicInfo, payload: bytes, retained: bool) -> None:
+        try:
+            cmd: VerifiedCommand = await self._in_thread(self.verifier.verify, payload, info)
+        except ProtocolError as exc:
+            log.warning("rejected command on %s: %s", f"{info.kind}/{info.msg_type}", exc)
+            if exc.reason in _REPLY_REASONS:
+                msg_id = _envelope_id(payload)
+                if msg_id:
+                    await self._reply(msg_id, f"{exc.reason}: {exc.detail}"[:300])
+            return
+        handler = self._command_handlers.get(cmd.envelope.type)
+        if handler is None:  # a type the protocol knows but this agent does not do
+            await self._reply(cmd.envelope.id, f"unsupported: {cmd.envelope.type}")
+            return
+        log.info("command %s %s accepted", cmd.envelope.type, cmd.envelope.id)
+        await handler(cmd)
+
+    async def _reply(self, msg_id: str, error: str | None = None) -> None:
+        body = Reply(id=msg_id, status="error" if error else "ok", error=error, ts=now_ms())
+        await self.link.publish(Topics.reply(self.cfg.agent_id), body.model_dump_json(exclude_none=True).encode())
+
+    # commands ---------------------------------------------------------------------------------------
+
+    async def _cmd_play(self, cmd: VerifiedCommand) -> None:
+        await self._in_thread(self.store.add_pending, cmd.envelope.id, cmd.envelope.to_bytes(),
+                              _as(cmd.data, SpeakerPlay).start_at)
+        self._schedule(cmd)
+        await self._reply(cmd.envelope.id)
+
+    def _schedule(self, cmd: VerifiedCommand) -> None:
+        order = _as(cmd.data, SpeakerPlay)
+        job = PlayJob(play_id=cmd.envelope.id, order=order, exp=cmd.envelope.exp or 0,
+                      fetch=lambda: self.media.fetch(order.sha256, order.size))
+        self.speaker.submit(job)
+
+    async def _cmd_stop(self, cmd: VerifiedCommand) -> None:
+        stopped = await self.speaker.stop(_as(cmd.data, SpeakerStop).priority)
+        log.info("stop command ended %d play(s)", stopped)
+        await self._reply(cmd.envelope.id)
+
+    async def _cmd_ack(self, cmd: VerifiedCommand) -> None:
+        ids = _as(cmd.data, EventsAck).ids
+        known = await self._in_thread(self.store.ack_events, ids)
+        log.debug("controller acknowledged %d event(s), %d known", len(ids), known)
+        self._state_dirty.set()
+
+    async def _cmd_ping(self, cmd: VerifiedCommand) -> None:
+        await self._reply(cmd.envelope.id)
+
+    async def _restore_pending(self) -> None:
+        """Re-arms plays accepted before a restart (their signatures were checked when they came)."""
+        for raw in await self._in_thread(self.store.pending):
+            try:
+                env = parse_envelope(raw)
+                order = parse_model(SpeakerPlay, env.data)
+            except ProtocolError as exc:
+                log.error("dropping unreadable stored play: %s", exc)
+                continue
+            if (env.exp or 0) <= now_ms():
+                await self._in_thread(self.store.remove_pending, env.id)
+                continue
+            log.info("restoring accepted play %s starting at %d", env.id, order.start_at)
+            self._schedule(VerifiedCommand(env, order))
+
+    async def _play_done(self, play_id: str) -> None:
+        await self._in_thread(self.store.remove_pending, play_id)
+
+    # events and state -------------------------------------------------------------------------------
+
+    async def emit(self, msg_type: str, data: BaseModel) -> None:
+        """Queues an event on disk and wakes the sender; it goes out when the link allows."""
+        env = make_event(self.cfg.agent_id, msg_type, data)
+        await self._in_thread(self.store.enqueue_event, env.id, Topics.event(self.cfg.agent_id, msg_type),
+                              env.to_bytes())
+        self._flush_now.set()
+
+    async def _outbox_worker(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), timeout=RESEND_AFTER_MS / 1000)
+            self._flush_now.clear()
+            if not self.link.connected.is_set():
+                continue
+            try:
+                while rows := await self._in_thread(self.store.events_due, RESEND_AFTER_MS):
+                    for row in rows:
+                        await self.link.publish(row.topic, row.payload)
+                    await self._in_thread(self.store.mark_sent, [r.id for r in rows])
+                    if len(rows) < 200:
+                        break
+            except NotConnected:
+                log.info("link dropped while sending events; they stay queued")
+            self._state_dirty.set()
+
+    async def _state_worker(self) -> None:
+        while True:
+            await self._state_dirty.wait()
+            self._state_dirty.clear()
+            if not self.link.connected.is_set():
+                continue
+            state = StatePayload(volume=self.speaker.volume, now_playing=self.speaker.now_playing(),
+                                 pending=self.speaker.pending_count,
+                                 unacked_events=await self._in_thread(self.store.unacked_count), ts=now_ms())
+            with contextlib.suppress(NotConnected):
+                await self.link.publish(Topics.state(self.cfg.agent_id),
+                                        state.model_dump_json(exclude_none=True).encode(), retain=True)
+            # Coalesce bursts of changes into one state message.
+            await asyncio.sleep(0.2)
+
+    async def _housekeeping(self) -> None:
+        while True:
+            await asyncio.sleep(3600)
+            pruned = await self._in_thread(self.store.prune_seen)
+            log.debug("pruned %d expired command ids", pruned)
+
+
+_M = TypeVar("_M", bound=BaseModel)
+
+
+def _as(data: BaseModel, model: type[_M]) -> _M:
+    assert isinstance(data, model)
+    return data
+
+
+def _envelope_id(payload: bytes) -> str | None:
+    try:
+        return parse_envelope(payload).id
+    except ProtocolError:
+        return None

@@ -1,0 +1,116 @@
+"""The agent's configuration file (TOML), validated strictly so a typo fails at start, not at 3 a.m."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
+
+from devices.protocol import ID_PATTERN, public_key_from_text
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MqttSection(_Strict):
+    """Broker address and this agent's credentials on it."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    keepalive: int = Field(default=30, ge=5, le=600)
+    #: How long the broker keeps this agent's session and queued commands while it is offline.
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    tls_ca_file: Path | None = None
+
+
+class FileOutputSection(_Strict):
+    """A sink that writes what it plays to WAV files (demo, tests)."""
+
+    kind: Literal["file"]
+    name: str = "file"
+    directory: Path
+
+
+class AlsaOutputSection(_Strict):
+    """A real speaker through mpv on an ALSA device."""
+
+    kind: Literal["alsa"]
+    name: str = "speaker"
+    device: str = "default"
+    player: str = "mpv"
+
+
+OutputSection = Annotated[FileOutputSection | AlsaOutputSection, Field(discriminator="kind")]
+
+
+class AgentConfig(_Strict):
+    """Everything an agent needs to know; see docs/agent.md for an example file."""
+
+    agent_id: str = Field(pattern=ID_PATTERN)
+    zones: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list)
+    controller_url: HttpUrl
+    #: base64 of the controller's raw Ed25519 public key; only commands it signed are obeyed.
+    controller_public_key: str
+    token: str | None = Field(default=None, min_length=16)
+    token_file: Path | None = None
+    data_dir: Path
+    volume: int = Field(default=80, ge=0, le=100)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Largest media file the agent will download (bytes).
+    max_media_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    mqtt: MqttSection = Field(default_factory=MqttSection)
+    output: OutputSection
+
+    @field_validator("controller_public_key")
+    @classmethod
+    def _key_parses(cls, value: str) -> str:
+        public_key_from_text(value)
+        return value
+
+    @model_validator(mode="after")
+    def _one_token(self) -> AgentConfig:
+        if (self.token is None) == (self.token_file is None):
+            raise ValueError("give exactly one of token or token_file")
+        return self
+
+    def public_key(self) -> Ed25519PublicKey:
+        """The controller's verification key."""
+        return public_key_from_text(self.controller_public_key)
+
+    def read_token(self) -> str:
+        """The device token presented when downloading media."""
+        if self.token is not None:
+            return self.token
+        assert self.token_file is not None
+        return self.token_file.read_text(encoding="utf-8").strip()
+
+
+class ConfigError(ValueError):
+    """The configuration file is missing, unreadable or invalid; the message says where."""
+
+
+def load_config(path: Path) -> AgentConfig:
+    """Reads and validates an agent config file; relative paths resolve against the file's folder."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    try:
+        cfg = AgentConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    base = path.parent
+    updates: dict[str, object] = {"data_dir": (base / cfg.data_dir).resolve()}
+    if cfg.token_file is not None:
+        updates["token_file"] = (base / cfg.token_file).resolve()
+    if isinstance(cfg.output, FileOutputSection):
+        updates["output"] = cfg.output.model_copy(update={"directory": (base / cfg.output.directory).resolve()})
+    return cfg.model_copy(update=updates)

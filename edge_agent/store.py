@@ -1,0 +1,127 @@
+"""The agent's small on-disk memory (SQLite): seen command ids, the event outbox, accepted plays.
+
+It is what lets an agent lose its link or restart without losing proof of play, replaying an old
+command or forgetting a broadcast it has already accepted. All methods block; call them from threads.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from devices.protocol import now_ms
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS seen (id TEXT PRIMARY KEY, exp INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL,
+    created INTEGER NOT NULL, sent_at INTEGER
+);
+CREATE TABLE IF NOT EXISTS pending (
+    play_id TEXT PRIMARY KEY, envelope BLOB NOT NULL, start_at INTEGER NOT NULL
+);
+"""
+
+#: Outbox rows beyond this are the oldest to go: a months-long outage must not fill the SD card.
+OUTBOX_LIMIT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """One event waiting for the controller's acknowledgement."""
+
+    id: str
+    topic: str
+    payload: bytes
+
+
+class AgentStore:
+    """Thread-safe wrapper around one SQLite file in WAL mode."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        """Closes the database."""
+        with self._lock:
+            self._db.close()
+
+    # replay protection ------------------------------------------------------------------------------
+
+    def check_and_remember(self, msg_id: str, exp: int) -> bool:
+        """True if ``msg_id`` was seen before; otherwise remembers it until ``exp`` and returns False."""
+        with self._lock:
+            cur = self._db.execute("INSERT OR IGNORE INTO seen (id, exp) VALUES (?, ?)", (msg_id, exp))
+            return cur.rowcount == 0
+
+    def prune_seen(self) -> int:
+        """Forgets ids whose commands have expired (an expired command is refused anyway)."""
+        with self._lock:
+            return self._db.execute("DELETE FROM seen WHERE exp < ?", (now_ms() - 60_000,)).rowcount
+
+    # event outbox -----------------------------------------------------------------------------------
+
+    def enqueue_event(self, msg_id: str, topic: str, payload: bytes) -> None:
+        """Keeps an event on disk until :meth:`ack_events` names it."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO outbox (id, topic, payload, created) VALUES (?,?,?,?)",
+                             (msg_id, topic, payload, now_ms()))
+            self._db.execute(
+                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY created DESC LIMIT -1 OFFSET ?)",
+                (OUTBOX_LIMIT,))
+
+    def events_due(self, resend_after_ms: int, limit: int = 200) -> list[OutboxRow]:
+        """Events never sent, or sent ``resend_after_ms`` ago without an acknowledgement, oldest first."""
+        cutoff = now_ms() - resend_after_ms
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, topic, payload FROM outbox WHERE sent_at IS NULL OR sent_at < ? "
+                "ORDER BY created LIMIT ?", (cutoff, limit)).fetchall()
+        return [OutboxRow(r[0], r[1], bytes(r[2])) for r in rows]
+
+    def mark_sent(self, ids: list[str]) -> None:
+        """Records that these events reached the broker."""
+        with self._lock:
+            self._db.executemany("UPDATE outbox SET sent_at = ? WHERE id = ?", [(now_ms(), i) for i in ids])
+
+    def mark_all_unsent(self) -> None:
+        """After a reconnect or a controller restart everything unacknowledged goes again."""
+        with self._lock:
+            self._db.execute("UPDATE outbox SET sent_at = NULL")
+
+    def ack_events(self, ids: list[str]) -> int:
+        """Drops acknowledged events; returns how many were known."""
+        with self._lock:
+            return self._db.executemany("DELETE FROM outbox WHERE id = ?", [(i,) for i in ids]).rowcount
+
+    def unacked_count(self) -> int:
+        """Events still waiting for the controller."""
+        with self._lock:
+            return int(self._db.execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    # accepted plays ---------------------------------------------------------------------------------
+
+    def add_pending(self, play_id: str, envelope: bytes, start_at: int) -> None:
+        """Remembers an accepted play so a restart before its start does not forget it."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO pending (play_id, envelope, start_at) VALUES (?,?,?)",
+                             (play_id, envelope, start_at))
+
+    def remove_pending(self, play_id: str) -> None:
+        """The play has ended one way or another."""
+        with self._lock:
+            self._db.execute("DELETE FROM pending WHERE play_id = ?", (play_id,))
+
+    def pending(self) -> list[bytes]:
+        """Envelopes of accepted plays not yet ended, by start time."""
+        with self._lock:
+            rows = self._db.execute("SELECT envelope FROM pending ORDER BY start_at").fetchall()
+        return [bytes(r[0]) for r in rows]

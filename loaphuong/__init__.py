@@ -1,0 +1,3 @@
+"""loaphuong: self-hosted smart public address for Vietnamese wards."""
+
+__version__ = "0.1.0"

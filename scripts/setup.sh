@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Set up a loaphuong checkout: Debian packages, then .venv with the package installed editable.
+#
+#   scripts/setup.sh          runtime: controller + agent
+#   scripts/setup.sh --test   also what the tests need (socat, sox, pytest, mypy, ruff...)
+#
+# Safe to re-run: apt runs only when a package is missing, pip only when pyproject.toml changed.
+# Environment: PYTHON=/path/to/python3.x to choose the interpreter (default: python3 on PATH).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+WITH_TEST=0
+for arg in "$@"; do
+    case "$arg" in
+        --test) WITH_TEST=1 ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "setup: unknown argument: $arg (use --test)" >&2; exit 2 ;;
+    esac
+done
+
+say() { printf 'setup: %s\n' "$*"; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+# --- Debian packages ---------------------------------------------------------------------------
+PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg mpv alsa-utils python3-venv)
+if [[ $WITH_TEST == 1 ]]; then
+    PKGS+=(socat sox procps)
+fi
+
+if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
+    missing=()
+    for p in "${PKGS[@]}"; do
+        status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+        [[ $status == "install ok installed" ]] || missing+=("$p")
+    done
+    if (( ${#missing[@]} > 0 )); then
+        if [[ $(id -u) == 0 ]]; then
+            SUDO=""
+        elif command -v sudo >/dev/null 2>&1; then
+            SUDO=sudo
+        else
+            die "need root or sudo to install: ${missing[*]}"
+        fi
+        say "installing ${missing[*]}"
+        $SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        $SUDO env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+else
+    say "warning: not a Debian-like system (no dpkg-query/apt-get); install by hand: ${PKGS[*]}"
+fi
+
+# --- Python >= 3.11 and .venv ------------------------------------------------------------------
+PY=${PYTHON:-python3}
+command -v "$PY" >/dev/null 2>&1 || die "$PY not found on PATH; install Python >= 3.11 (Debian 12: apt-get install python3)"
+"$PY" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' \
+    || die "$PY is Python $("$PY" -c 'import platform; print(platform.python_version())'); loaphuong needs >= 3.11 (set PYTHON=/path/to/python3.11)"
+
+VENV=.venv
+venv_ok() {
+    [[ -x $VENV/bin/python ]] \
+        && "$VENV/bin/python" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null \
+        && "$VENV/bin/python" -m pip --version >/dev/null 2>&1
+}
+if ! venv_ok; then
+    if [[ -e $VENV ]]; then
+        say "$VENV is broken; recreating"
+        rm -rf "$VENV"
+    fi
+    say "creating $VENV with $("$PY" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+    "$PY" -m venv "$VENV" || die "could not create $VENV (on Debian/Ubuntu: apt-get install python3-venv)"
+fi
+
+# --- the package, editable ---------------------------------------------------------------------
+if [[ $WITH_TEST == 1 ]]; then
+    EXTRAS=controller,agent,test
+else
+    EXTRAS=controller,agent
+fi
+STAMP=$VENV/.stamp-$EXTRAS
+TEST_STAMP=$VENV/.stamp-controller,agent,test   # a test install is a superset of the runtime one
+
+if [[ $STAMP -nt pyproject.toml ]] || [[ $WITH_TEST == 0 && $TEST_STAMP -nt pyproject.toml ]]; then
+    say "$VENV up to date ($EXTRAS)"
+else
+    say "installing loaphuong[$EXTRAS] into $VENV"
+    export PIP_DISABLE_PIP_VERSION_CHECK=1
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
+    touch "$STAMP"
+fi
+say "ok"
