@@ -199,7 +199,8 @@ class Agent:
         if handler is None:  # a type the protocol knows but this agent does not do
             await self._reply(cmd.envelope.id, f"unsupported: {cmd.envelope.type}")
             return
-        log.info("command %s %s accepted", cmd.envelope.type, cmd.envelope.id)
+        log.log(logging.DEBUG if cmd.envelope.type == "events.ack" else logging.INFO,
+                "command %s %s accepted", cmd.envelope.type, cmd.envelope.id)
         await handler(cmd)
 
     async def _reply(self, msg_id: str, error: str | None = None) -> None:

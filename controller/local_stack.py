@@ -1,0 +1,284 @@
+"""Run the whole system on one machine: Mosquitto, the controller and agents as child processes.
+
+Used by ``loaphuong demo``, by the tests and by the benchmarks, so all three start the real
+components the same way: generated configs in a directory, 127.0.0.1 only, processes that are
+always stopped (SIGTERM, then SIGKILL) even when the caller fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from controller.keys import write_private
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((LOOPBACK, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def port_is_free(port: int) -> bool:
+    """True if 127.0.0.1:``port`` can be bound."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True
+
+
+def wait_for_tcp(port: int, timeout: float, proc: ManagedProcess | None = None) -> None:
+    """Waits until 127.0.0.1:``port`` accepts connections; raises TimeoutError (or if ``proc`` died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive:
+            raise RuntimeError(f"{proc.name} exited with {proc.returncode}; see {proc.log_path}")
+        try:
+            with socket.create_connection((LOOPBACK, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {LOOPBACK}:{port} after {timeout}s")
+
+
+def http_json(method: str, url: str, token: str | None = None, body: Any = None,
+              timeout: float = 10.0) -> tuple[int, Any]:
+    """A small JSON HTTP client on the standard library (status, decoded body)."""
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json"} if data is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    if not url.startswith(("http://127.", "http://localhost")):
+        raise ValueError(f"local_stack only talks to this machine, not {url}")
+    req = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310
+            raw = resp.read()
+            return resp.status, json.loads(raw) if raw else None
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw)
+        except ValueError:
+            return exc.code, raw.decode(errors="replace")
+
+
+class ManagedProcess:
+    """A child process with its output in a log file; :meth:`stop` always ends it."""
+
+    def __init__(self, name: str, cmd: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
+                 cwd: Path | None = None) -> None:
+        self.name = name
+        self.cmd = list(cmd)
+        self.log_path = log_path
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log: IO[bytes] = log_path.open("ab")
+        # A session of its own: the terminal's Ctrl-C reaches only the parent, which stops
+        # children in order (agents, controller, broker).
+        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, env=dict(env) if env is not None else None,
+                                     cwd=cwd, start_new_session=True)
+
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self.proc.pid
+
+    @property
+    def alive(self) -> bool:
+        """True while the child runs."""
+        return self.proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit code, once it has exited."""
+        return self.proc.returncode
+
+    def signal(self, sig: int) -> None:
+        """Sends a signal if the child still runs."""
+        if self.alive:
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, wait, then SIGKILL; returns the exit code."""
+        if self.alive:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+        return self.proc.returncode
+
+    def log_text(self) -> str:
+        """Everything the child has printed so far."""
+        if not self._log.closed:
+            self._log.flush()
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+# ------------------------------------------------------------------------------------------ mosquitto
+
+
+def mosquitto_binary() -> str:
+    """Path of the mosquitto broker (Debian installs it in /usr/sbin)."""
+    found = shutil.which("mosquitto") or next(
+        (p for p in ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto") if os.path.exists(p)), None)
+    if found is None:
+        raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
+    return found
+
+
+def write_mosquitto_config(directory: Path, port: int) -> Path:
+    """A broker config for this machine only: loopback listener, persistence in ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# generated by loaphuong; loopback only",
+        f"listener {port} {LOOPBACK}",
+        "allow_anonymous true",
+        "persistence true",
+        f"persistence_location {directory.resolve()}/",
+        "autosave_interval 5",
+        "max_packet_size 300000",
+        "max_queued_messages 10000",
+        "log_dest stdout",
+        "log_type error",
+        "log_type warning",
+        "log_type notice",
+        "log_timestamp_format %Y-%m-%dT%H:%M:%S",
+    ]
+    if os.geteuid() == 0:
+        # As root mosquitto drops to its own user, which cannot write a root-owned directory.
+        lines.append(f"user {pwd.getpwuid(os.geteuid()).pw_name}")
+    path = directory / "mosquitto.conf"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def start_mosquitto(directory: Path, port: int, timeout: float = 10.0) -> ManagedProcess:
+    """Starts Mosquitto on 127.0.0.1:``port`` and waits until it accepts connections."""
+    conf = write_mosquitto_config(directory, port)
+    proc = ManagedProcess("mosquitto", [mosquitto_binary(), "-c", str(conf)], directory / "mosquitto.log")
+    try:
+        wait_for_tcp(port, timeout, proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+# ----------------------------------------------------------------------------------------- controller
+
+
+def loaphuong_command() -> list[str]:
+    """How to run ``loaphuong`` with this interpreter, installed or not."""
+    return [sys.executable, "-m", "loaphuong.cli"]
+
+
+def start_controller(data_dir: Path, http_port: int, mqtt_port: int, log_path: Path,
+                     extra_env: Mapping[str, str] | None = None, timeout: float = 30.0) -> ManagedProcess:
+    """Starts ``loaphuong controller`` and waits for ``/healthz``."""
+    env = {**os.environ, "LP_LOG_LEVEL": "INFO", **(extra_env or {})}
+    cmd = [*loaphuong_command(), "controller", "--data-dir", str(data_dir), "--host", LOOPBACK,
+           "--port", str(http_port), "--mqtt-host", LOOPBACK, "--mqtt-port", str(mqtt_port)]
+    proc = ManagedProcess("controller", cmd, log_path, env=env)
+    try:
+        wait_for_http(f"http://{LOOPBACK}:{http_port}/healthz", timeout, proc)
+    except BaseException:
+        proc.stop()
+        raise
+    return proc
+
+
+def wait_for_http(url: str, timeout: float, proc: ManagedProcess | None = None) -> None:
+    """Waits until ``url`` answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive:
+            raise RuntimeError(f"{proc.name} exited with {proc.returncode}:\n{proc.log_text()[-3000:]}")
+        try:
+            status, _ = http_json("GET", url, timeout=1)
+            if status == 200:
+                return
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
+# --------------------------------------------------------------------------------------------- agents
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFiles:
+    """Where one agent's config, data and file-sink output live."""
+
+    agent_id: str
+    config: Path
+    data_dir: Path
+    sink_dir: Path
+
+
+def register_agent(api: str, admin_token: str, agent_id: str, zones: Sequence[str], name: str = "") -> dict[str, Any]:
+    """Registers an agent through the API; returns the 201 body (with its token)."""
+    status, body = http_json("POST", f"{api}/api/v1/devices", admin_token,
+                             {"id": agent_id, "name": name or agent_id, "zones": list(zones)})
+    if status != 201:
+        raise RuntimeError(f"registering {agent_id} failed: {status} {body}")
+    assert isinstance(body, dict)
+    return body
+
+
+def write_agent_config(directory: Path, registered: Mapping[str, Any], zones: Sequence[str],
+                       output: str = "file", extra: str = "") -> AgentFiles:
+    """Writes an agent's TOML config and token file (0600) for a file-sink or ALSA output."""
+    agent_id = registered["device"]["id"]
+    directory.mkdir(parents=True, exist_ok=True)
+    write_private(directory / "token", (registered["token"] + "\n").encode())
+    sink = directory / "sink"
+    zone_list = ", ".join(json.dumps(z) for z in zones)
+    out_section = ('[output]\nkind = "file"\nname = "file-sink"\ndirectory = "sink"\n' if output == "file"
+                   else '[output]\nkind = "alsa"\nname = "speaker"\ndevice = "default"\n')
+    text = (
+        f"# loaphuong agent {agent_id}\n"
+        f'agent_id = "{agent_id}"\n'
+        f"zones = [{zone_list}]\n"
+        f'controller_url = "{registered["controller_url"]}"\n'
+        f'controller_public_key = "{registered["controller_public_key"]}"\n'
+        f'token_file = "token"\n'
+        f'data_dir = "data"\n'
+        f"{extra}"
+        f"\n[mqtt]\n"
+        f'host = "{registered["mqtt_host"]}"\n'
+        f"port = {registered['mqtt_port']}\n"
+        f"\n{out_section}"
+    )
+    config = directory / "agent.toml"
+    config.write_text(text, encoding="utf-8")
+    return AgentFiles(agent_id, config, directory / "data", sink)
+
+
+def start_agent(files: AgentFiles, log_path: Path, env: Mapping[str, str] | None = None) -> ManagedProcess:
+    """Starts ``loaphuong agent --config …``."""
+    return ManagedProcess(f"agent-{files.agent_id}", [*loaphuong_command(), "agent", "--config", str(files.config)],
+                          log_path, env={**os.environ, **(env or {})})
