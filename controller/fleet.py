@@ -141,6 +141,8 @@ class FleetRecorder:
             return  # replies to commands that were not deliveries (acks, pings) need no bookkeeping
         if body.status == "ok":
             advance_delivery(delivery, "accepted")
+        elif (body.error or "").startswith("expired"):
+            advance_delivery(delivery, "expired", body.error)
         else:
             advance_delivery(delivery, "rejected", body.error)
             log.warning("agent %s rejected command %s: %s", device.id, body.id, body.error)

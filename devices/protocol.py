@@ -62,7 +62,7 @@ def valid_sha256(value: str) -> bool:
 
 def _require_id(value: str, what: str = "id") -> str:
     if not valid_id(value):
-        raise ProtocolError("bad_id", f"{what} {value!r} is not [a-z0-9_-]{{1,63}}")
+        raise ProtocolError("bad_id", f"{what} {value!r} does not match {ID_PATTERN}")
     return value
 
 
@@ -370,11 +370,14 @@ class Envelope(_Strict):
     data: dict[str, Any] = Field(default_factory=dict)
     sig: str | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Strict: the signature covers the parsed form, so nothing may be coerced on the way in.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
     def wire(self) -> dict[str, Any]:
         """The JSON object as sent (``from`` spelled as on the wire, absent fields left out)."""
-        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+        # Only the envelope's own optional fields are left out when empty; a null inside ``data``
+        # (``actual_start`` of a play that never started) is meaningful and must survive.
+        return {k: v for k, v in self.model_dump(by_alias=True, mode="json").items() if v is not None}
 
     def to_bytes(self) -> bytes:
         """The payload to publish."""
@@ -486,7 +489,7 @@ class Signer:
             ts=ts,
             exp=ts + ttl_ms,
             to=to,
-            data=data.model_dump(mode="json", exclude_none=True),
+            data=data.model_dump(mode="json"),
         )
         sig = base64.urlsafe_b64encode(self._key.sign(unsigned.signing_bytes())).decode().rstrip("=")
         return unsigned.model_copy(update={"sig": sig})
@@ -521,7 +524,11 @@ class Verifier:
         self._clock = clock
 
     def verify(self, payload: bytes, topic_info: TopicInfo | None = None) -> VerifiedCommand:
-        """Checks signature, target, expiry, replay and schema, in that order; raises ProtocolError."""
+        """Checks a command; raises ProtocolError naming the first check that failed.
+
+        Order: envelope shape, signature, target (and that the topic it came on matches ``to``),
+        type against topic, expiry, clock skew, data schema, and last replay.
+        """
         env = parse_envelope(payload)
         if not env.sig:
             raise ProtocolError("unsigned", env.id)
@@ -532,6 +539,11 @@ class Verifier:
             raise ProtocolError("bad_signature", env.id) from None
         if env.to not in self._targets:
             raise ProtocolError("wrong_target", f"{env.id} is for {env.to!r}")
+        if topic_info is not None:
+            # A command signed for one agent must not be replayed onto a zone's topic, nor the reverse.
+            expected = f"zone:{topic_info.zone}" if topic_info.zone else topic_info.agent_id
+            if env.to != expected:
+                raise ProtocolError("wrong_target", f"{env.id} for {env.to!r} arrived on {expected!r}'s topic")
         if topic_info is not None and topic_info.msg_type != env.type:
             raise ProtocolError("type_mismatch", f"topic says {topic_info.msg_type}, envelope {env.type}")
         now = self._clock()
@@ -558,7 +570,7 @@ def make_event(agent_id: str, msg_type: str, data: BaseModel, msg_id: str | None
         "type": msg_type,
         "ts": now_ms(),
         "from": agent_id,
-        "data": data.model_dump(mode="json", exclude_none=True),
+        "data": data.model_dump(mode="json"),
     })
 
 

@@ -52,6 +52,7 @@ class PlayJob:
     fetch: Callable[[], Path]
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     preempted: bool = False
+    shutting_down: bool = False
     playback: Playback | None = None
 
     @property
@@ -118,12 +119,21 @@ class Speaker:
         return sum(1 for job, _ in self._jobs.values() if job is not self._current)
 
     async def shutdown(self) -> None:
-        """Silences the speaker and abandons tasks; accepted plays stay in the store for next start."""
-        for job, task in list(self._jobs.values()):
-            if job.playback is not None:
-                await self._in_thread(job.playback.stop)
+        """Silences the speaker; plays not yet started stay in the store for the next start.
+
+        What is sounding ends with outcome ``stopped`` (and is not replayed after a restart); its
+        event waits in the outbox like any other.
+        """
+        sounding = [(job, task) for job, task in self._jobs.values() if job.playback is not None]
+        for job, _task in sounding:
+            job.shutting_down = True
+            await self._in_thread(job.playback.stop)  # type: ignore[union-attr]
+        if sounding:
+            await asyncio.wait([t for _, t in sounding], timeout=5)
+        tasks = [t for _, t in self._jobs.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*(t for _, t in self._jobs.values()), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     # internals --------------------------------------------------------------------------------------
 
@@ -149,7 +159,7 @@ class Speaker:
                 prepared = await self._in_thread(lambda: self.output.prepare(media))
             except (MediaError, OutputError) as exc:
                 code = exc.code if isinstance(exc, MediaError) else "output_error"
-                log.error("play %s: cannot get media ready: %s", job.play_id, exc)
+                log.error("play %s: cannot get media ready: %s: %s", job.play_id, code, exc)
                 await self._emit("error", AgentError(code=code, message=str(exc)[:1000], ref=job.play_id,
                                                      announcement_id=order.announcement_id))
                 await self._finish(job, None, PlayOutcome.FAILED, f"{code}: {exc}"[:500])
@@ -173,7 +183,8 @@ class Speaker:
             if job.preempted:
                 outcome, reason = PlayOutcome.PREEMPTED, "pre-empted by a higher priority"
             elif playback.stopped:
-                outcome, reason = PlayOutcome.STOPPED, "stopped by command"
+                outcome, reason = PlayOutcome.STOPPED, ("agent shutting down" if job.shutting_down
+                                                        else "stopped by command")
             elif playback.error:
                 outcome, reason = PlayOutcome.FAILED, playback.error
             else:

@@ -1,0 +1,131 @@
+"""The controller's HTTP API: auth on every endpoint but health, clear 422s, a media store that never leaks."""
+
+from __future__ import annotations
+
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from controller.local_stack import http_json
+from tests.conftest import AgentFactory, ControllerHandle
+
+
+def raw_get(url: str, token: str | None) -> int:
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def messages(body: Any) -> str:
+    return " ".join(str(item.get("msg", "")) for item in body["detail"]) if isinstance(body["detail"], list) \
+        else str(body["detail"])
+
+
+def test_only_health_is_open(controller: ControllerHandle) -> None:
+    status, health = controller.get("/healthz", token=None)
+    assert status == 200 and health["status"] == "ok" and health["mqtt"] == "connected"
+    for path in ("/api/v1/devices", "/api/v1/plays", "/api/v1/announcements/x", "/media/" + "a" * 64):
+        assert controller.get(path, token=None)[0] == 401, path
+        assert controller.get(path, token="wrong-token-0123456789")[0] == 401, path
+    assert controller.post("/api/v1/announcements", {"text": "x", "targets": ["all"]}, token=None)[0] == 401
+    assert controller.post("/api/v1/devices", {"id": "loa-09"}, token=None)[0] == 401
+
+
+@pytest.mark.parametrize(("body", "status", "needle"), [
+    ({"text": "", "targets": ["loa-01"]}, 422, "text is empty"),
+    ({"text": "   \n\t ", "targets": ["loa-01"]}, 422, "text is empty"),
+    ({"text": "a" * 5001, "targets": ["loa-01"]}, 422, "limit is 5000"),
+    ({"text": "Xin chào", "targets": ["loa-01", "loa-77", "ghost"]}, 422, "unknown agent(s): loa-77, ghost"),
+    ({"text": "Xin chào", "targets": ["all", "loa-01"]}, 422, "cannot be combined"),
+    ({"text": "Xin chào", "targets": []}, 422, "at least 1"),
+    ({"text": "Xin chào", "targets": ["loa-01"], "priority": "urgent"}, 422, "normal"),
+    ({"text": "Xin chào", "targets": ["loa-01"], "start_at": "2020-01-01T00:00:00+07:00"}, 422, "in the past"),
+    ({"text": "Xin chào", "targets": ["loa-01"], "start_at": "2030-01-01T00:00:00"}, 422, "timezone"),
+    ({"text": "Xin chào", "targets": ["loa-01"], "colour": "red"}, 422, "Extra inputs"),
+])
+def test_bad_announcements_get_clear_422s(controller: ControllerHandle, agents: AgentFactory,
+                                          body: dict[str, Any], status: int, needle: str) -> None:
+    agents("loa-01", wait_online=False)
+    got, resp = controller.post("/api/v1/announcements", body)
+    assert got == status, resp
+    assert needle in messages(resp), resp
+
+
+def test_oversized_body_is_refused_before_it_is_read(controller: ControllerHandle) -> None:
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(controller.api)
+    conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port, timeout=10)
+    try:
+        # Announce 2 MB and send none of it: the answer must come from the headers alone.
+        conn.putrequest("POST", "/api/v1/announcements")
+        conn.putheader("Authorization", f"Bearer {controller.token}")
+        conn.putheader("Content-Type", "application/json")
+        conn.putheader("Content-Length", str(2_000_000))
+        conn.endheaders()
+        resp = conn.getresponse()
+        assert resp.status == 413
+        assert b"over" in resp.read()
+    finally:
+        conn.close()
+
+
+def test_all_with_no_agents_registered_is_a_422(controller: ControllerHandle) -> None:
+    status, body = controller.post("/api/v1/announcements", {"text": "Xin chào", "targets": ["all"]})
+    assert status == 422 and "no agents" in messages(body)
+
+
+def test_future_announcement_is_accepted_and_reported(controller: ControllerHandle, agents: AgentFactory) -> None:
+    agents("loa-01", wait_online=False)
+    start = datetime.now(UTC) + timedelta(hours=2)
+    status, body = controller.post("/api/v1/announcements", {"text": "Họp tổ dân phố lúc 19h30.", "targets": ["all"],
+                                                             "start_at": start.isoformat()})
+    assert status == 202 and body["targets"] == ["loa-01"]
+    ann = controller.wait_for(lambda: (a := controller.announcement(body["id"]))["status"] == "sent" and a, 20,
+                              "rendering")
+    assert ann["start_at"] is not None
+    assert abs(datetime.fromisoformat(ann["start_at"]).timestamp() - start.timestamp()) < 0.01
+    assert ann["media"]["duration_ms"] > 500 and ann["media"]["mime"] == "audio/ogg"
+    assert controller.get("/api/v1/announcements/doesnotexist")[0] == 404
+
+
+def test_device_registration(controller: ControllerHandle) -> None:
+    status, body = controller.post("/api/v1/devices", {"id": "loa-01", "name": "Loa chợ", "zones": ["khu-pho-1"]})
+    assert status == 201
+    assert len(body["token"]) >= 32 and body["controller_public_key"]
+    assert controller.post("/api/v1/devices", {"id": "loa-01"})[0] == 409
+    assert controller.post("/api/v1/devices", {"id": "Loa 01!"})[0] == 422
+    assert controller.post("/api/v1/devices", {"id": "loa-02", "zones": ["Khu Phố"]})[0] == 422
+    status, devices = controller.get("/api/v1/devices")
+    assert status == 200 and [d["id"] for d in devices] == ["loa-01"]
+    assert "token" not in devices[0] and "token_hash" not in devices[0]
+    assert devices[0]["status"] == "unknown" and devices[0]["online"] is False
+    assert controller.get("/api/v1/devices/nope")[0] == 404
+
+
+def test_media_is_served_only_from_the_store_to_staff_and_agents(controller: ControllerHandle,
+                                                                 agents: AgentFactory) -> None:
+    agent = agents("loa-01")
+    status, body = controller.post("/api/v1/announcements", {"text": "Thử loa.", "targets": ["loa-01"]})
+    assert status == 202
+    ann = controller.wait_deliveries(body["id"], {"played"}, timeout=30)
+    sha = ann["media"]["sha256"]
+    agent_token = agent.registered["token"]
+    base = controller.api
+    assert raw_get(f"{base}/media/{sha}", agent_token) == 200
+    assert raw_get(f"{base}/media/{sha}", controller.token) == 200
+    assert raw_get(f"{base}/media/{sha}", None) == 401
+    assert raw_get(f"{base}/media/{sha}", "x" * 43) == 401
+    assert raw_get(f"{base}/media/{'0' * 64}", agent_token) == 404
+    assert raw_get(f"{base}/media/{sha.upper()}", agent_token) == 404
+    for evil in ("..%2F..%2F..%2Fetc%2Fpasswd", "%2e%2e/%2e%2e/etc/passwd", "..", sha[:2] + "%2F" + sha,
+                 "loaphuong.sqlite3", "..%2Floaphuong.sqlite3", "..%2Fcontroller-signing.pem"):
+        assert raw_get(f"{base}/media/{evil}", agent_token) == 404, evil
+    status, _ = http_json("GET", f"{base}/media/../controller-signing.pem", agent_token)
+    assert status in (401, 404)
