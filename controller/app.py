@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 import loaphuong
-from controller.api import announcements, devices, health, media, plays
+from controller.api import announcements, auth, devices, health, media, plays
 from controller.runtime import Controller
 from controller.settings import Settings
 
 #: Largest request body the API reads (announcement text is far smaller; uploads get their own limit).
 MAX_BODY_BYTES = 1024 * 1024
+CONSOLE_DIR = Path(__file__).parent / "console"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -42,6 +45,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         return await call_next(request)
 
-    for module in (health, devices, announcements, plays, media):
+    for module in (health, auth, devices, announcements, plays, media):
         app.include_router(module.router)
+
+    @app.get("/", include_in_schema=False)
+    def console() -> FileResponse:
+        """The console page (it talks to the API with a session token)."""
+        return FileResponse(CONSOLE_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console")
     return app

@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 import secrets
+import threading
+import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -18,6 +22,8 @@ from controller.models import ApiToken, Device, User, utcnow
 log = logging.getLogger(__name__)
 
 _hasher = PasswordHasher()
+# Verifying against a real hash for unknown users keeps response time from telling which names exist.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105
 ADMIN_PASSWORD_FILE = "admin.password"  # noqa: S105
 
@@ -66,11 +72,84 @@ def user_for_token(session: Session, token: str) -> User | None:
     row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
     if row is None:
         return None
+    now = utcnow()
+    if row.expires_at is not None and row.expires_at <= now:
+        session.delete(row)
+        return None
     user = session.get(User, row.user_id)
     if user is None or user.disabled:
         return None
-    row.last_used_at = utcnow()
+    # One write a minute per token at most: reads stay reads.
+    if row.last_used_at is None or (now - row.last_used_at).total_seconds() > 60:
+        row.last_used_at = now
     return user
+
+
+def verify_password(session: Session, username: str, password: str) -> User | None:
+    """The enabled user with these credentials; the hash is checked even for unknown names."""
+    user = session.scalar(select(User).where(User.username == username))
+    candidate = user.password_hash if user is not None else _DUMMY_HASH
+    ok: bool
+    try:
+        ok = _hasher.verify(candidate, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        ok = False
+    if not ok or user is None or user.disabled:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def issue_session_token(session: Session, user: User, lifetime: timedelta) -> tuple[str, datetime]:
+    """A console session: an API token that expires."""
+    token = new_token()
+    expires = utcnow() + lifetime
+    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), name="console session", expires_at=expires))
+    return token, expires
+
+
+def revoke_token(session: Session, token: str) -> None:
+    """Deletes a token (logout)."""
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(token)))
+    if row is not None:
+        session.delete(row)
+
+
+class LoginThrottle:
+    """Refuses logins for a while after repeated failures for one name or from one address."""
+
+    def __init__(self, max_failures: int = 5, window_s: float = 900.0) -> None:
+        self.max_failures = max_failures
+        self.window_s = window_s
+        self._failures: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
+        self._failures[key] = times
+        return times
+
+    def retry_after(self, keys: list[str]) -> float:
+        """Seconds until a login for these keys may be tried again (0 = now)."""
+        now = time.monotonic()
+        with self._lock:
+            waits = [self.window_s - (now - times[0]) for key in keys
+                     if len(times := self._recent(key, now)) >= self.max_failures]
+        return max(waits, default=0.0)
+
+    def failed(self, keys: list[str]) -> None:
+        """Counts one failure against each key."""
+        now = time.monotonic()
+        with self._lock:
+            for key in keys:
+                self._recent(key, now).append(now)
+
+    def succeeded(self, keys: list[str]) -> None:
+        """Clears the keys' failures."""
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
 
 
 def device_for_token(session: Session, token: str) -> Device | None:

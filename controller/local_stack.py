@@ -39,6 +39,8 @@ def free_port() -> int:
 def port_is_free(port: int) -> bool:
     """True if 127.0.0.1:``port`` can be bound."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        # As servers do: a port whose old connections linger in TIME_WAIT is free to listen on.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((LOOPBACK, port))
         except OSError:

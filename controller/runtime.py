@@ -8,7 +8,7 @@ from collections import defaultdict
 
 from controller import migrate
 from controller.announcements import AnnouncementService
-from controller.auth import Bootstrap, ensure_first_admin
+from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
 from controller.db import Database
 from controller.dispatch import CommandSender
 from controller.fleet import FleetRecorder, HandleResult
@@ -48,6 +48,7 @@ class Controller:
         with self.db.session() as session:
             self.bootstrap: Bootstrap | None = ensure_first_admin(session, settings.admin_username,
                                                                   settings.data_dir)
+        self.login_throttle = LoginThrottle()
         self.fleet = FleetRecorder(self.db)
         self.link = MqttLink(
             LinkSettings(host=settings.mqtt_host, port=settings.mqtt_port, client_id="loaphuong-controller",

@@ -129,3 +129,19 @@ def test_media_is_served_only_from_the_store_to_staff_and_agents(controller: Con
         assert raw_get(f"{base}/media/{evil}", agent_token) == 404, evil
     status, _ = http_json("GET", f"{base}/media/../controller-signing.pem", agent_token)
     assert status in (401, 404)
+
+
+def test_console_login_throttle_and_logout(controller: ControllerHandle) -> None:
+    username, password = (controller.data_dir / "admin.password").read_text().split()
+    assert raw_get(controller.api + "/", None) == 200  # the console page itself is public; its data is not
+    status, body = controller.post("/api/v1/auth/login", {"username": username, "password": password}, token=None)
+    assert status == 200 and body["role"] == "admin"
+    session_token = body["token"]
+    assert controller.get("/api/v1/devices", token=session_token)[0] == 200
+    assert controller.post("/api/v1/auth/logout", {}, token=session_token)[0] == 204
+    assert controller.get("/api/v1/devices", token=session_token)[0] == 401
+    for _ in range(5):
+        assert controller.post("/api/v1/auth/login", {"username": username, "password": "wrong"}, token=None)[0] == 401
+    status, _ = controller.post("/api/v1/auth/login", {"username": username, "password": password}, token=None)
+    assert status == 429  # locked out even with the right password, for a while
+    assert controller.post("/api/v1/auth/login", {"username": "ghost", "password": "x"}, token=None)[0] == 429

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from controller.announcements import InvalidAnnouncement
 from controller.api.deps import ControllerDep, SessionDep, StaffDep
@@ -13,6 +15,7 @@ from controller.api.schemas import (
     AnnouncementAccepted,
     AnnouncementCreate,
     AnnouncementPublic,
+    AnnouncementSummary,
     DeliveryPublic,
     MediaPublic,
     ms_iso,
@@ -38,6 +41,25 @@ async def create_announcement(body: AnnouncementCreate, controller: ControllerDe
     except InvalidAnnouncement as exc:
         raise _unprocessable(exc.field, str(exc)) from None
     return AnnouncementAccepted(id=accepted.id, status="rendering", targets=accepted.targets)
+
+
+@router.get("")
+def list_announcements(session: SessionDep, _user: StaffDep,
+                       limit: Annotated[int, Query(ge=1, le=500)] = 50,
+                       offset: Annotated[int, Query(ge=0)] = 0) -> list[AnnouncementSummary]:
+    """Newest first, with a count of deliveries per state."""
+    anns = list(session.scalars(select(Announcement).order_by(Announcement.created_at.desc())
+                                .limit(limit).offset(offset)))
+    counts: dict[str, dict[str, int]] = {a.id: {} for a in anns}
+    if anns:
+        rows = session.execute(select(Delivery.announcement_id, Delivery.status, func.count())
+                               .where(Delivery.announcement_id.in_(list(counts)))
+                               .group_by(Delivery.announcement_id, Delivery.status))
+        for ann_id, state, n in rows:
+            counts[ann_id][state] = n
+    return [AnnouncementSummary(id=a.id, text=a.text, priority=a.priority, status=a.status,
+                                start_at=ms_iso(a.start_ms), created_at=a.created_at, media_sha256=a.media_sha256,
+                                deliveries=counts[a.id]) for a in anns]
 
 
 @router.get("/{announcement_id}")

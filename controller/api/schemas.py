@@ -128,6 +128,35 @@ class DeviceRegistered(BaseModel):
     mqtt_port: int
 
 
+class LoginRequest(_In):
+    """Console login."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class LoginResult(BaseModel):
+    """A session token for the console."""
+
+    token: str
+    expires_at: datetime
+    username: str
+    role: str
+
+
+class AnnouncementSummary(BaseModel):
+    """One line of the announcements list."""
+
+    id: str
+    text: str
+    priority: str
+    status: str
+    start_at: datetime | None
+    created_at: datetime
+    media_sha256: str | None
+    deliveries: dict[str, int] = Field(description="how many deliveries are in each state")
+
+
 class Health(BaseModel):
     """Liveness and the state of the links."""
 
