@@ -68,11 +68,21 @@ class AnnouncementService:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._speech = SpeechSettings(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
 
-    # accept (runs in the API's thread pool) ---------------------------------------------------------
+    # accept ---------------------------------------------------------------------------------------
+
+    async def submit(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
+                     user_id: int | None) -> AcceptedAnnouncement:
+        """Validates and stores off the event loop, then queues the rendering on it."""
+        accepted = await asyncio.to_thread(self.accept, text, targets, priority, start_at, user_id)
+        self._queue.put_nowait(accepted.id)  # asyncio.Queue is not thread-safe: only touched on the loop
+        return accepted
 
     def accept(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
                user_id: int | None) -> AcceptedAnnouncement:
-        """Validates and stores a new announcement; raises InvalidAnnouncement with a clear message."""
+        """Validates and stores a new announcement (blocking); raises InvalidAnnouncement with a clear message.
+
+        The caller queues it for rendering: :meth:`submit` does both.
+        """
         text = normalise_text(text)
         if not text:
             raise InvalidAnnouncement("text", "text is empty")
@@ -92,7 +102,6 @@ class AnnouncementService:
             ann = Announcement(id=uuid.uuid4().hex, text=text, priority=priority.value, targets=list(targets),
                                requested_start_ms=requested_ms, status="rendering", created_by=user_id)
             session.add(ann)
-        self._queue.put_nowait(ann.id)
         return AcceptedAnnouncement(ann.id, agent_ids)
 
     def _resolve_targets(self, session: Session, targets: Sequence[str]) -> list[str]:
@@ -112,11 +121,14 @@ class AnnouncementService:
 
     # render and dispatch (the worker) ---------------------------------------------------------------
 
-    def requeue_unfinished(self) -> int:
+    async def requeue_unfinished(self) -> int:
         """Announcements a previous run accepted but did not finish rendering go back in the queue."""
-        with self.db.session() as session:
-            ids = list(session.scalars(select(Announcement.id).where(Announcement.status == "rendering")
-                                       .order_by(Announcement.created_at)))
+        def unfinished() -> list[str]:
+            with self.db.session() as session:
+                return list(session.scalars(select(Announcement.id).where(Announcement.status == "rendering")
+                                            .order_by(Announcement.created_at)))
+
+        ids = await asyncio.to_thread(unfinished)
         for ann_id in ids:
             self._queue.put_nowait(ann_id)
         return len(ids)

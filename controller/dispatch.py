@@ -43,15 +43,17 @@ class CommandSender:
         """Queues one delivery; higher priority goes out first."""
         self._queue.put_nowait((-priority.rank, next(self._seq), _Outgoing(delivery_id, topic, payload, exp_ms)))
 
-    def load_queued(self) -> int:
-        """Re-queues what a previous run left unsent (call once at start, in a thread or before serving)."""
-        with self.db.session() as session:
-            rows = session.execute(
-                select(Delivery, Announcement.priority).join(Announcement)
-                .where(Delivery.status == "queued").order_by(Delivery.id)).all()
-            for delivery, priority in rows:
-                self.enqueue(delivery.id, delivery.topic, delivery.payload.encode(), delivery.exp_ms,
-                             Priority(priority))
+    async def load_queued(self) -> int:
+        """Re-queues what a previous run left unsent (once, at start)."""
+        def queued() -> list[tuple[int, str, bytes, int, Priority]]:
+            with self.db.session() as session:
+                rows = session.execute(select(Delivery, Announcement.priority).join(Announcement)
+                                       .where(Delivery.status == "queued").order_by(Delivery.id)).all()
+                return [(d.id, d.topic, d.payload.encode(), d.exp_ms, Priority(p)) for d, p in rows]
+
+        rows = await asyncio.to_thread(queued)
+        for row in rows:
+            self.enqueue(*row)  # the queue is the loop's: filled here, never from a worker thread
         return len(rows)
 
     def _set_status(self, delivery_id: int, status: str, error: str | None = None) -> None:

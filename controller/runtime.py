@@ -65,8 +65,8 @@ class Controller:
 
     async def start(self) -> None:
         """Starts the link and the workers; picks up work a previous run left unfinished."""
-        queued = await asyncio.to_thread(self.sender.load_queued)
-        rendering = await asyncio.to_thread(self.announcements.requeue_unfinished)
+        queued = await self.sender.load_queued()
+        rendering = await self.announcements.requeue_unfinished()
         if queued or rendering:
             log.info("resuming %d queued deliveries and %d announcements to render", queued, rendering)
         for name, coro in (("mqtt", self.link.run()), ("sender", self.sender.run()),

@@ -71,3 +71,25 @@ def test_agent_restart_keeps_an_accepted_future_play(controller: ControllerHandl
     wait_for_text(agent.log, "restoring accepted play")
     ann = controller.wait_deliveries(body["id"], {"played"}, timeout=30)
     assert abs(ann["deliveries"][0]["play"]["start_offset_ms"]) <= 50
+
+
+def test_controller_restart_loses_no_queued_command(broker: Broker, controller: ControllerHandle,
+                                                    agents: AgentFactory, tmp_path: Path) -> None:
+    from urllib.parse import urlsplit
+
+    from controller.local_stack import start_controller
+
+    agents("loa-01")
+    broker.stop()
+    status, body = controller.post("/api/v1/announcements", {"text": "Giữ lệnh qua khởi động lại.",
+                                                             "targets": ["loa-01"]})
+    assert status == 202
+    controller.wait_for(lambda: controller.announcement(body["id"])["status"] == "sent", 20, "speech rendered")
+    controller.proc.stop()  # the signed command exists only in the controller's database now
+    broker.start()
+    port = urlsplit(controller.api).port
+    assert port is not None
+    controller.proc = start_controller(controller.data_dir, port, broker.port, tmp_path / "controller-again.log")
+    ann = controller.wait_deliveries(body["id"], {"played"}, timeout=60)
+    assert ann["deliveries"][0]["play"]["outcome"] == "completed"
+    assert "resuming 1 queued deliveries" in controller.proc.log_text()

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 
 from controller.announcements import InvalidAnnouncement
@@ -36,8 +35,8 @@ async def create_announcement(body: AnnouncementCreate, controller: ControllerDe
                               user: StaffDep) -> AnnouncementAccepted:
     """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress)."""
     try:
-        accepted = await run_in_threadpool(controller.announcements.accept, body.text, body.targets,
-                                           body.priority, body.start_at, user.id)
+        accepted = await controller.announcements.submit(body.text, body.targets, body.priority, body.start_at,
+                                                         user.id)
     except InvalidAnnouncement as exc:
         raise _unprocessable(exc.field, str(exc)) from None
     return AnnouncementAccepted(id=accepted.id, status="rendering", targets=accepted.targets)
