@@ -1,26 +1,53 @@
 #!/usr/bin/env python3
-"""Agent footprint: peak RSS and CPU of one agent, idle and then playing, next to the raw tools.
+"""Agent footprint: memory and CPU of one agent — idle, preparing, playing — next to the raw tools.
 
-Starts Mosquitto, the controller and one agent (file-sink output) on 127.0.0.1 in a temp dir with
-:mod:`controller.local_stack`, then measures the agent's process tree from ``/proc``:
+Starts Mosquitto, the controller and one agent on 127.0.0.1 in a temp dir with
+:mod:`controller.local_stack`, then measures the agent's process tree from ``/proc``. The agent's output:
+
+* ``--output file`` (default): the file sink, which decodes with an ffmpeg child while preparing and
+  writes the samples in real time.
+* ``--output alsa``: the real board's path, ``mpv --ao=alsa`` spawned for each play. The agent runs
+  with ``HOME`` set to a temp dir whose ``.asoundrc`` makes ALSA's ``default`` PCM the file plugin over
+  the ``null`` device, so the sound is captured to a WAV without a sound card. The null slave does not
+  pace, so mpv plays *faster than real time* (about 100 s of speech in under a second): the playing
+  window is a short burst, and its CPU figure is not a real-time rate.
+* ``--both``: the file-sink run, then the ALSA run, each with its own stack (all stopped in between).
+
+Phases:
 
 * **idle** — the agent connected and idle for ``--idle-seconds`` (default 60). Measured in the same
   window: ``mosquitto_sub`` subscribed to the agent's command topics (what a C MQTT client costs to sit
   idle) and ``python -c "import time; time.sleep(N)"`` (the interpreter's floor).
-* **prepare** — from posting a long Vietnamese announcement until its delivery reaches ``playing``
-  (download and decode by the agent's ffmpeg child), sampled faster to catch that short child.
-* **playing** — from ``playing`` until ``played``. Measured alongside it: ``ffmpeg -re`` decoding the same
-  stored media in real time (what a bare player costs), started when playback starts.
+* **prepare** — from posting a long Vietnamese announcement until the play starts (the agent's reported
+  ``actual_start``): render, fetch and, for the file sink, decode by the agent's ffmpeg child; sampled
+  every ``--prepare-interval`` s to catch that short child.
+* **playing** — from the play's ``actual_start`` to its ``ended_at`` as the agent reported them. Beside
+  it, the bare tool on the same stored media: ``ffmpeg -re`` decoding in real time (file run, started
+  when playback starts), or ``mpv --ao=alsa`` through the same kind of captured ALSA device (ALSA run,
+  after the agent's play). The ALSA run keeps sampling every ``--prepare-interval`` s through the play;
+  a window shorter than the sampling is widened to its neighbouring samples (and says so).
 
-RSS is the sum of VmRSS over the process and its descendants (found by walking ``/proc/*/stat``),
-sampled every ``--interval`` s; when the main process's VmHWM rose during a window, that exact peak is
-used too (VmHWM is also used for the raw tools, whose whole life is their window). CPU is
-utime+stime (plus cutime+cstime, so reaped children count) over wall time, in percent of one core.
+Memory, per row:
 
-Targets (issue: Pi Zero 2 W, 512 MB): agent RSS ≤ 80 MB in every phase, idle CPU ≤ 1 % of a core.
-It is a report: the exit code is 0 whether the targets pass or fail, nonzero only when the run broke.
+* **main RSS** — peak VmRSS of the main process alone (the agent, not its children), sampled every
+  ``--interval`` s; when its VmHWM rose during a window that exact peak is used (VmHWM is also used for
+  the raw tools, whose whole life is their window).
+* **tree PSS** — peak PSS (``Pss:`` of ``/proc/<pid>/smaps_rollup``) summed over the process and its
+  descendants (found by walking ``/proc/*/stat``); processes whose smaps_rollup cannot be read are
+  skipped (and the row says so). PSS splits each shared page among the processes mapping it, so the
+  agent and its ffmpeg/mpv child no longer both count libc & co in full. It also splits pages shared
+  with processes outside the tree (the controller runs the same Python here), so on a Pi where the
+  agent runs alone the tree's PSS would be somewhat higher — compare with main RSS.
+* the old figure, VmRSS summed over the tree (it counts every shared page once per process), is kept
+  in the JSON only (``tree_rss_sum_mb``).
 
-    .venv/bin/python bench/agent_footprint.py [--idle-seconds 60] [--json out.json]
+CPU is utime+stime (plus cutime+cstime, so reaped children count) over wall time, in % of one core.
+
+Targets (issue: Pi Zero 2 W, 512 MB), for the agent's rows: main RSS ≤ 80 MB and tree PSS ≤ 80 MB in
+every phase, and idle CPU ≤ 1 % of a core. It is a report: the exit code is 0 whether the targets pass
+or fail (or the ALSA run is skipped because mpv is missing), nonzero only when a run broke.
+
+    .venv/bin/python bench/agent_footprint.py [--idle-seconds 60] [--output file|alsa | --both] [--json out.json]
 """
 
 from __future__ import annotations
@@ -34,8 +61,10 @@ import sys
 import tempfile
 import threading
 import time
+import wave
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -85,16 +114,24 @@ def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def joined(*notes: str) -> str:
+    """Notes joined with "; ", empty ones left out."""
+    return "; ".join(n for n in notes if n)
+
+
 # ------------------------------------------------------------------------------------------- sampling
 
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One look at a process tree."""
+    """One look at a process tree (zombies left out)."""
 
     t: float  #: time.monotonic()
-    rss_kb: int  #: VmRSS summed over the tree
+    rss_kb: int  #: VmRSS summed over the tree (counts shared pages once per process)
     root_rss_kb: int  #: VmRSS of the tree's root alone
+    pss_kb: int | None  #: PSS summed over the tree's processes that could be read; None if none could
+    root_pss_kb: int | None  #: PSS of the root alone
+    pss_missing: int  #: live processes of the tree whose PSS could not be read
     ticks: int  #: utime+stime+cutime+cstime summed over the tree
     hwm_kb: int  #: VmHWM of the tree's root
     procs: int  #: processes in the tree
@@ -130,6 +167,18 @@ def _memory_kb(pid: int) -> tuple[int, int]:
         elif line.startswith("VmHWM:"):
             hwm = int(line.split()[1])
     return rss, hwm
+
+
+def _pss_kb(pid: int) -> int | None:
+    """The ``Pss:`` line of ``/proc/<pid>/smaps_rollup`` in kB; None if it cannot be read."""
+    try:
+        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    except OSError:  # gone, a zombie, no permission, or a kernel older than 4.14
+        return None
+    for line in text.splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1])
+    return None
 
 
 def _descendants(root: int, table: dict[int, tuple[int, int]]) -> list[int]:
@@ -194,18 +243,32 @@ class TreeSampler:
         if pid not in table:
             return None
         pids = _descendants(pid, table)
-        rss = root_rss = hwm = 0
+        rss = root_rss = hwm = pss = missing = 0
+        pss_read = False
+        root_pss: int | None = None
         for p in pids:
             p_rss, p_hwm = _memory_kb(p)
+            if p_rss == 0 and p_hwm == 0:
+                continue  # a zombie, or gone since the table was read
             rss += p_rss
+            p_pss = _pss_kb(p)
+            if p_pss is not None:
+                pss += p_pss
+                pss_read = True
+            elif Path(f"/proc/{p}").exists():
+                missing += 1  # alive but unreadable: counted, so the report can say so
             if p == pid:
-                root_rss, hwm = p_rss, p_hwm
+                root_rss, hwm, root_pss = p_rss, p_hwm, p_pss
         if hwm == 0:  # a zombie root: nothing to measure any more
             return None
-        sample = Sample(time.monotonic(), rss, root_rss, sum(table[p][1] for p in pids if p in table), hwm,
-                        len(pids))
+        sample = Sample(time.monotonic(), rss, root_rss, pss if pss_read else None, root_pss, missing,
+                        sum(table[p][1] for p in pids if p in table), hwm, len(pids))
         self.samples[name].append(sample)
         return sample
+
+
+def _mb(kb: int | None) -> float | None:
+    return None if kb is None else round(kb / 1024, 1)
 
 
 @dataclass
@@ -214,9 +277,11 @@ class Figures:
 
     phase: str
     process: str
-    peak_rss_mb: float
+    main_rss_mb: float  #: peak VmRSS (or VmHWM) of the root process alone, without children
+    tree_pss_mb: float | None  #: peak PSS summed over the tree; None if no PSS could be read
     mean_cpu_pct: float
-    main_peak_rss_mb: float  #: the root process alone, without children
+    main_pss_mb: float | None  #: peak PSS of the root process alone
+    tree_rss_sum_mb: float  #: peak VmRSS summed over the tree: shared pages counted once per process
     seconds: float
     samples: int
     max_procs: int
@@ -227,30 +292,46 @@ class Figures:
 
 def window_figures(samples: Sequence[Sample], t0: float, t1: float, phase: str, process: str,
                    whole_life: bool = False) -> Figures:
-    """Peak RSS and mean CPU of the samples taken in [t0, t1].
+    """Peak memory and mean CPU of the samples taken in [t0, t1].
 
     ``whole_life``: the process lived only for this window, so its VmHWM is its exact peak. Otherwise
-    VmHWM counts only if it rose inside the window (it would otherwise carry start-up's peak).
+    VmHWM counts only if it rose inside the window (it would otherwise carry start-up's peak). A window
+    holding fewer than two samples (a play faster than the sampling) is widened to the samples next to it.
     """
     inside = [s for s in samples if t0 <= s.t <= t1]
+    note = ""
     if len(inside) < 2:
-        raise RuntimeError(f"{process}: only {len(inside)} sample(s) in the {phase} window")
+        before = [s for s in samples if s.t < t0][-1:]
+        after = [s for s in samples if s.t > t1][:1]
+        inside = before + inside + after
+        note = f"{t1 - t0:.2f} s window widened to the neighbouring samples"
+    if len(inside) < 2:
+        raise RuntimeError(f"{process}: only {len(inside)} sample(s) in or around the {phase} window")
     first, last = inside[0], inside[-1]
-    peak_kb = max(s.rss_kb for s in inside)
     main_kb = max(s.root_rss_kb for s in inside)
+    sum_kb = max(s.rss_kb for s in inside)
     if whole_life or last.hwm_kb > first.hwm_kb:
-        peak_kb = max(peak_kb, last.hwm_kb)
         main_kb = max(main_kb, last.hwm_kb)
+        sum_kb = max(sum_kb, last.hwm_kb)
+    pss = [s.pss_kb for s in inside if s.pss_kb is not None]
+    root_pss = [s.root_pss_kb for s in inside if s.root_pss_kb is not None]
+    if any(s.pss_missing for s in inside):
+        note = joined(note, "PSS unreadable for some processes: tree PSS counts only the others")
     seconds = last.t - first.t
     cpu = (last.ticks - first.ticks) / CLK_TCK / seconds * 100 if seconds > 0 else 0.0
-    return Figures(phase, process, round(peak_kb / 1024, 1), round(cpu, 2), round(main_kb / 1024, 1),
-                   round(seconds, 1), len(inside), max(s.procs for s in inside))
+    return Figures(phase, process, round(main_kb / 1024, 1), _mb(max(pss)) if pss else None, round(cpu, 2),
+                   _mb(max(root_pss)) if root_pss else None, round(sum_kb / 1024, 1), round(seconds, 2),
+                   len(inside), max(s.procs for s in inside), note=note)
 
 
 def judge(row: Figures, cpu_target: float | None) -> Figures:
-    """Fills an agent row's target and PASS/FAIL."""
-    ok = row.peak_rss_mb <= TARGET_RSS_MB
-    row.target = f"RSS ≤ {TARGET_RSS_MB:g} MB"
+    """Fills an agent row's target and PASS/FAIL: main RSS and tree PSS within target (and CPU if given)."""
+    ok = row.main_rss_mb <= TARGET_RSS_MB
+    row.target = f"RSS & PSS ≤ {TARGET_RSS_MB:g} MB"
+    if row.tree_pss_mb is None:
+        row.note = joined(row.note, "no PSS readable: judged on main RSS alone")
+    else:
+        ok = ok and row.tree_pss_mb <= TARGET_RSS_MB
     if cpu_target is not None:
         ok = ok and row.mean_cpu_pct <= cpu_target
         row.target += f", CPU ≤ {cpu_target:g} %"
@@ -261,17 +342,43 @@ def judge(row: Figures, cpu_target: float | None) -> Figures:
 # ---------------------------------------------------------------------------------------- the stack
 
 
+def write_asoundrc(home: Path) -> Path:
+    """``home/.asoundrc`` making ALSA's default PCM a WAV writer over the null device; returns the WAV path."""
+    home.mkdir(parents=True, exist_ok=True)
+    capture = home / "captured.wav"
+    (home / ".asoundrc").write_text(
+        f'pcm.!default {{ type file; slave.pcm "null"; file "{capture}"; format "wav" }}\n', encoding="utf-8")
+    return capture
+
+
+def mpv_command(player: str, media: Path) -> list[str]:
+    """What :class:`devices.audio_output.AlsaOutput` runs for a play (at the default volume)."""
+    return [player, "--no-config", "--no-video", "--no-terminal", "--really-quiet", "--ao=alsa",
+            "--audio-device=alsa/default", "--", str(media)]
+
+
+def wav_seconds(path: Path) -> float | None:
+    """Length of a WAV file in seconds; None if it is missing or unreadable."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            return w.getnframes() / w.getframerate()
+    except (OSError, EOFError, wave.Error):
+        return None
+
+
 @dataclass
 class Stack:
     """The running processes and where to reach them."""
 
     work: Path
+    output: str = "file"
     procs: list[ManagedProcess] = field(default_factory=list)
     api: str = ""
     token: str = ""
     data_dir: Path = Path()
     mqtt_port: int = 0
     agent: ManagedProcess | None = None
+    capture: Path | None = None  #: the ALSA run's captured WAV
 
     def get(self, path: str) -> Any:
         """GET an API path; raises on anything but 200."""
@@ -280,9 +387,9 @@ class Stack:
             raise RuntimeError(f"GET {path}: {status} {body}")
         return body
 
-    def spawn(self, name: str, cmd: Sequence[str]) -> ManagedProcess:
+    def spawn(self, name: str, cmd: Sequence[str], env: dict[str, str] | None = None) -> ManagedProcess:
         """Starts a raw-tool process, remembered so it is always stopped."""
-        proc = ManagedProcess(name, cmd, self.work / f"{name}.log")
+        proc = ManagedProcess(name, cmd, self.work / f"{name}.log", env=None if env is None else {**os.environ, **env})
         self.procs.append(proc)
         return proc
 
@@ -317,7 +424,7 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, poll: fl
 
 
 def bring_up(stack: Stack) -> None:
-    """Mosquitto, controller, one registered agent with a file sink, online."""
+    """Mosquitto, controller, one registered agent with the stack's output, online."""
     stack.mqtt_port = free_port()
     stack.procs.append(start_mosquitto(stack.work / "mosquitto", stack.mqtt_port))
     http_port = free_port()
@@ -327,8 +434,14 @@ def bring_up(stack: Stack) -> None:
     stack.token = (stack.data_dir / "admin.token").read_text(encoding="utf-8").strip()
     wait_until(lambda: stack.get("/healthz").get("mqtt") == "connected", 20, "the controller on MQTT")
     registered = register_agent(stack.api, stack.token, AGENT_ID, ZONES, name="footprint benchmark")
-    files = write_agent_config(stack.work / "agent", registered, ZONES, output="file")
-    stack.agent = start_agent(files, stack.work / "agent.log")
+    files = write_agent_config(stack.work / "agent", registered, ZONES, output=stack.output)
+    env = None
+    if stack.output == "alsa":
+        # alsa-lib reads ~/.asoundrc, so the agent's mpv writes to the capture file: no sound card needed.
+        home = stack.work / "alsa-home"
+        stack.capture = write_asoundrc(home)
+        env = {"HOME": str(home)}
+    stack.agent = start_agent(files, stack.work / "agent.log", env=env)
     stack.procs.append(stack.agent)
 
     def online() -> bool:
@@ -389,14 +502,26 @@ class PlayResult:
     duration_ms: int
     start_offset_ms: int | None
     text_chars: int
+    play_s: float  #: the play's actual_start → ended_at as the agent reported them
+    captured_s: float | None = None  #: ALSA run: seconds of audio mpv wrote to the capture file
+    raw_captured_s: float | None = None  #: ALSA run: the same for the bare mpv
+
+
+def monotonic_of(iso: str | None, fallback: float) -> float:
+    """A wall-clock ISO time from the API as a time.monotonic() value (``fallback`` if absent)."""
+    if not iso:
+        return fallback
+    wall = datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    return wall + (time.monotonic() - time.time())
 
 
 def play_phase(stack: Stack, sampler: TreeSampler, interval: float, prepare_interval: float) -> PlayResult:
-    """Posts the notice; measures prepare (post → playing) and playing (→ played); ffmpeg -re beside it."""
+    """Posts the notice; measures prepare (post → start of play) and playing (start → end); the raw tool."""
     assert stack.agent is not None
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise FileNotFoundError("ffmpeg is not installed")
+    alsa = stack.output == "alsa"
+    tool = shutil.which("mpv" if alsa else "ffmpeg")
+    if tool is None:
+        raise FileNotFoundError("mpv is not installed" if alsa else "ffmpeg is not installed")
     sampler.interval = prepare_interval
     t_post = time.monotonic()
     sampler.mark("agent")
@@ -424,65 +549,93 @@ def play_phase(stack: Stack, sampler: TreeSampler, interval: float, prepare_inte
             return ann if d["status"] in statuses else None
         return check
 
+    # On ALSA the play may be over before this sees "playing": mpv is not paced by the null device.
     ann = wait_until(reached({"playing", "played"}), 180, "the delivery to reach playing", poll=0.1)
-    t_playing = time.monotonic()
+    t_seen_playing = time.monotonic()
     sampler.mark("agent")
-    sampler.interval = interval
+    if not alsa:
+        sampler.interval = interval  # the ALSA play lasts about a second: keep sampling fast through it
     media = ann["media"]
     sha, duration_ms = media["sha256"], int(media["duration_ms"])
     stored = stack.data_dir / "media" / sha[:2] / sha
     if not stored.is_file():
         raise FileNotFoundError(f"stored media not found at {stored}")
-    log(f"playing: {duration_ms / 1000:.1f} s of speech; ffmpeg -re decodes {stored.name[:12]}… beside it")
-    raw = stack.spawn("ffmpeg-re", [ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-re", "-i", str(stored),
-                                    "-f", "wav", "-y", "/dev/null"])
-    sampler.watch("ffmpeg", raw.pid)
+    raw: ManagedProcess | None = None
+    if not alsa:
+        log(f"playing: {duration_ms / 1000:.1f} s of speech; ffmpeg -re decodes {stored.name[:12]}… beside it")
+        raw = stack.spawn("ffmpeg-re", [tool, "-nostdin", "-hide_banner", "-nostats", "-re", "-i", str(stored),
+                                        "-f", "wav", "-y", "/dev/null"])
+        sampler.watch("raw", raw.pid)
 
-    ann = wait_until(reached({"played"}), duration_ms / 1000 + 60, "the delivery to reach played")
-    t_played = time.monotonic()
+    ann = wait_until(reached({"played"}), duration_ms / 1000 + 60, "the delivery to reach played", poll=0.1)
+    t_seen_played = time.monotonic()
     sampler.mark("agent")
-    wait_until(lambda: not raw.alive, duration_ms / 1000 + 60, "ffmpeg -re to finish")
-    if raw.returncode != 0:
-        raise RuntimeError(f"ffmpeg -re exited with {raw.returncode}:\n{raw.log_text()[-2000:]}")
-    sampler.unwatch("ffmpeg")
     play = ann["deliveries"][0]["play"] or {}
+    t_start = monotonic_of(play.get("actual_start"), t_seen_playing)
+    t_end = monotonic_of(play.get("ended_at"), t_seen_played)
+    captured_s = raw_captured_s = None
+    if alsa:
+        assert stack.capture is not None
+        captured_s = wav_seconds(stack.capture)
+        log(f"played: {duration_ms / 1000:.1f} s of speech through mpv in {t_end - t_start:.2f} s; "
+            f"now the bare mpv on the same media")
+        raw_capture = write_asoundrc(stack.work / "alsa-home-raw")
+        raw = stack.spawn("mpv-raw", mpv_command(tool, stored), env={"HOME": str(raw_capture.parent)})
+        sampler.watch("raw", raw.pid)
+    assert raw is not None
+    wait_until(lambda: not raw.alive, duration_ms / 1000 + 60, f"{raw.name} to finish", poll=0.02)
+    if raw.returncode != 0:
+        raise RuntimeError(f"{raw.name} exited with {raw.returncode}:\n{raw.log_text()[-2000:]}")
+    sampler.unwatch("raw")
+    if alsa:
+        raw_captured_s = wav_seconds(stack.work / "alsa-home-raw" / "captured.wav")
 
-    prepare = judge(window_figures(sampler.samples["agent"], t_post, t_playing, "prepare", "agent"), None)
-    prepare.note = f"post → playing: render, fetch, decode; sampled every {prepare_interval:g} s"
-    rows = [
-        prepare,
-        judge(window_figures(sampler.samples["agent"], t_playing, t_played, "playing", "agent"), None),
-        window_figures(sampler.samples["ffmpeg"], 0.0, float("inf"), "playing", "ffmpeg -re (raw decode)",
-                       whole_life=True),
-    ]
-    return PlayResult(rows, ann_id, sha, duration_ms, play.get("start_offset_ms"), len(NOTICE))
+    agent_samples = sampler.samples["agent"]
+    prepare = judge(window_figures(agent_samples, t_post, t_start, "prepare", "agent"), None)
+    prepare.note = joined(prepare.note, f"post → start of play: render, fetch{'' if alsa else ', decode (ffmpeg)'}; "
+                                        f"sampled every {prepare_interval:g} s")
+    playing = judge(window_figures(agent_samples, t_start, t_end, "playing", "agent"), None)
+    if alsa:
+        playing.note = joined(playing.note, "mpv on the unpaced null device: a burst, its CPU is not a real-time rate")
+    raw_name = "mpv --ao=alsa (raw player)" if alsa else "ffmpeg -re (raw decode)"
+    rows = [prepare, playing,
+            window_figures(sampler.samples["raw"], 0.0, float("inf"), "playing", raw_name, whole_life=True)]
+    return PlayResult(rows, ann_id, sha, duration_ms, play.get("start_offset_ms"), len(NOTICE),
+                      round(t_end - t_start, 2), captured_s, raw_captured_s)
 
 
 # --------------------------------------------------------------------------------------------- report
 
 
 def render_table(rows: Sequence[Figures]) -> str:
-    """A plain-text table: phase | process | peak RSS MB | mean CPU % | target | verdict."""
-    header = ("phase", "process", "peak RSS MB", "mean CPU %", "target", "verdict")
-    cells = [header] + [(r.phase, r.process, f"{r.peak_rss_mb:.1f}", f"{r.mean_cpu_pct:.2f}", r.target, r.verdict)
-                        for r in rows]
+    """A plain-text table: phase | process | main RSS MB | tree PSS MB | CPU % | procs | verdict."""
+    header = ("phase", "process", "main RSS MB", "tree PSS MB", "CPU %", "procs", "verdict")
+    cells = [header] + [(r.phase, r.process, f"{r.main_rss_mb:.1f}",
+                         "n/a" if r.tree_pss_mb is None else f"{r.tree_pss_mb:.1f}", f"{r.mean_cpu_pct:.2f}",
+                         str(r.max_procs), r.verdict) for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    numeric = {2, 3}
+    numeric = {2, 3, 4, 5}
 
     def line(row: Sequence[str]) -> str:
-        return " | ".join(c.rjust(w) if i in numeric else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths,
-                                                                                                   strict=True)))
+        return " | ".join(c.rjust(w) if i in numeric else c.ljust(w)
+                          for i, (c, w) in enumerate(zip(row, widths, strict=True))).rstrip()
 
     rule = "-+-".join("-" * w for w in widths)
     return "\n".join([line(header), rule, *(line(r) for r in cells[1:])])
 
 
-def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    """Runs both phases; returns the report as a dict."""
-    stack = Stack(work)
+OUTPUT_TITLES = {
+    "file": "output: file sink (ffmpeg child decodes while preparing; samples written in real time)",
+    "alsa": "output: ALSA — mpv --ao=alsa per play, default PCM = file plugin over the null device (no sound card)",
+}
+
+
+def run(args: argparse.Namespace, work: Path, output: str) -> dict[str, Any]:
+    """One stack, both phases, everything stopped at the end; returns the report as a dict."""
+    stack = Stack(work, output)
     sampler = TreeSampler(args.interval)
     try:
-        log(f"starting Mosquitto, the controller and agent {AGENT_ID!r} in {work}")
+        log(f"[{output}] starting Mosquitto, the controller and agent {AGENT_ID!r} in {work}")
         bring_up(stack)
         assert stack.agent is not None
         sampler.start()
@@ -499,43 +652,66 @@ def run(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         raise
     sampler.stop()
     stack.stop_all()
-    return {
+    report: dict[str, Any] = {
         "benchmark": "agent_footprint",
+        "output": output,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": {"machine": platform.machine(), "system": platform.system(), "release": platform.release(),
                  "cpus": os.cpu_count(), "python": platform.python_version()},
         "settings": {"idle_seconds": args.idle_seconds, "settle_seconds": args.settle_seconds,
                      "interval_s": args.interval, "prepare_interval_s": args.prepare_interval,
+                     "playing_interval_s": args.prepare_interval if output == "alsa" else args.interval,
                      "clk_tck": CLK_TCK},
-        "targets": {"rss_mb": TARGET_RSS_MB, "idle_cpu_pct": TARGET_IDLE_CPU_PCT},
+        "targets": {"main_rss_mb": TARGET_RSS_MB, "tree_pss_mb": TARGET_RSS_MB, "idle_cpu_pct": TARGET_IDLE_CPU_PCT},
         "announcement": {"id": played.announcement_id, "text_chars": played.text_chars, "sha256": played.sha256,
-                         "duration_ms": played.duration_ms, "start_offset_ms": played.start_offset_ms},
+                         "duration_ms": played.duration_ms, "start_offset_ms": played.start_offset_ms,
+                         "play_s": played.play_s},
         "agent_vmhwm_lifetime_mb": agent_hwm_mb,
         "rows": [asdict(r) for r in rows],
         "all_pass": all(r.verdict == "PASS" for r in rows if r.process == "agent"),
     }
+    if output == "alsa":
+        report["alsa"] = {"captured_s": played.captured_s, "raw_captured_s": played.raw_captured_s}
+    return report
 
 
 def print_report(report: dict[str, Any]) -> None:
     """The table and the figures that do not fit in it."""
+    print(f"== {OUTPUT_TITLES[report['output']]}")
+    if "skipped" in report:
+        print(f"skipped: {report['skipped']}")
+        return
     rows = [Figures(**r) for r in report["rows"]]
     ann = report["announcement"]
     host = report["host"]
+    settings = report["settings"]
     print(render_table(rows))
-    print()
+    print(f"agent rows PASS if main RSS ≤ {TARGET_RSS_MB:g} MB and tree PSS ≤ {TARGET_RSS_MB:g} MB "
+          f"(idle: and CPU ≤ {TARGET_IDLE_CPU_PCT:g} % of a core); the other rows are baselines. "
+          f"Agent targets: {'all PASS' if report['all_pass'] else 'some FAIL'}.")
     for r in rows:
-        if r.max_procs > 1:
-            print(f"{r.phase} {r.process}: {r.max_procs} processes at most; the main process alone peaked at "
-                  f"{r.main_peak_rss_mb:.1f} MB, its children (e.g. ffmpeg decoding) make up the rest")
+        if r.note:
+            print(f"- {r.phase} / {r.process}: {r.note}")
     offset = ann["start_offset_ms"]
-    print(f"start offset of the play: {'n/a' if offset is None else f'{offset:+d} ms'} (actual − scheduled)")
-    print(f"speech: {ann['text_chars']} characters → {ann['duration_ms'] / 1000:.1f} s; "
+    print(f"speech: {ann['text_chars']} characters → {ann['duration_ms'] / 1000:.1f} s, played in "
+          f"{ann['play_s']:.2f} s; start offset {'n/a' if offset is None else f'{offset:+d} ms'} (actual − scheduled); "
           f"agent VmHWM over its life (incl. start-up): {report['agent_vmhwm_lifetime_mb']:.1f} MB")
-    print(f"RSS = VmRSS of the process and its children, sampled every {report['settings']['interval_s']:g} s "
-          f"(prepare: {report['settings']['prepare_interval_s']:g} s) plus VmHWM; CPU = % of one core.")
+    if report["output"] == "alsa":
+        alsa = report["alsa"]
+
+        def seconds(value: float | None) -> str:
+            return "nothing" if value is None else f"{value:.1f} s"
+
+        print(f"ALSA capture: the agent's mpv wrote {seconds(alsa['captured_s'])} of audio in {ann['play_s']:.2f} s, "
+              f"the bare mpv {seconds(alsa['raw_captured_s'])} — the null slave does not pace, so mpv runs faster "
+              f"than real time; on a Pi's DAC the play lasts the full {ann['duration_ms'] / 1000:.0f} s.")
+    print(f"main RSS = VmRSS of the process alone (VmHWM when it rose in the window); tree PSS = PSS summed over "
+          f"it and its children (shared pages split, also with the controller on this host). Sampled every "
+          f"{settings['interval_s']:g} s (prepare: {settings['prepare_interval_s']:g} s, playing: "
+          f"{settings['playing_interval_s']:g} s); CPU = % of one core incl. reaped children; "
+          f"summed tree RSS in --json.")
     print(f"host: {host['machine']} {host['system']} {host['release']}, {host['cpus']} CPUs, "
           f"Python {host['python']} — not a Pi Zero 2 W; compare rows, not absolutes.")
-    print(f"agent targets: {'all PASS' if report['all_pass'] else 'some FAIL'}")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -546,9 +722,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="wait after the agent is online before the idle window (default 2)")
     p.add_argument("--interval", type=float, default=0.5, help="sampling interval in seconds (default 0.5)")
     p.add_argument("--prepare-interval", type=float, default=0.05,
-                   help="sampling interval while the agent fetches and decodes (default 0.05)")
+                   help="sampling interval while the agent fetches and decodes, and through an ALSA play "
+                        "(default 0.05)")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--output", choices=("file", "alsa"), default="file",
+                       help="the agent's output: the file sink (default) or mpv on ALSA, captured to a WAV")
+    which.add_argument("--both", action="store_true", help="the file-sink run, then the ALSA run")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to PATH as JSON")
-    p.add_argument("--keep-dir", action="store_true", help="keep the temp dir (configs, logs, sink output)")
+    p.add_argument("--keep-dir", action="store_true", help="keep the temp dirs (configs, logs, sink output)")
     args = p.parse_args(argv)
     if args.idle_seconds <= 0 or args.interval <= 0 or args.prepare_interval <= 0 or args.settle_seconds < 0:
         p.error("times must be positive")
@@ -556,27 +737,42 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the benchmark; 0 with a report (PASS or FAIL), 1 if the run itself failed."""
+    """Runs the benchmark; 0 with a report (PASS or FAIL, or ALSA skipped), 1 if a run itself failed."""
     args = parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="lp-footprint-"))
-    try:
-        report = run(args, work)
-    except KeyboardInterrupt:
-        log("interrupted")
-        return 130
-    except Exception as exc:
-        log(f"benchmark failed: {type(exc).__name__}: {exc}")
-        return 1
-    finally:
-        if args.keep_dir:
-            log(f"kept {work}")
+    outputs = ["file", "alsa"] if args.both else [args.output]
+    reports: list[dict[str, Any]] = []
+    broke = False
+    for output in outputs:
+        if output == "alsa" and shutil.which("mpv") is None:
+            reason = "mpv is not installed (apt-get install mpv); the ALSA output needs it"
+            log(f"[alsa] skipped: {reason}")
+            report: dict[str, Any] = {"benchmark": "agent_footprint", "output": "alsa", "skipped": reason}
         else:
-            shutil.rmtree(work, ignore_errors=True)
-    print_report(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            work = Path(tempfile.mkdtemp(prefix=f"lp-footprint-{output}-"))
+            try:
+                report = run(args, work, output)
+            except KeyboardInterrupt:
+                log("interrupted")
+                return 130
+            except Exception as exc:
+                log(f"[{output}] benchmark failed: {type(exc).__name__}: {exc}")
+                broke = True
+                continue
+            finally:
+                if args.keep_dir:
+                    log(f"kept {work}")
+                else:
+                    shutil.rmtree(work, ignore_errors=True)
+        if reports:
+            print()
+        print_report(report)
+        sys.stdout.flush()
+        reports.append(report)
+    if args.json and reports:
+        data = reports[0] if len(reports) == 1 else {"benchmark": "agent_footprint", "runs": reports}
+        args.json.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         log(f"wrote {args.json}")
-    return 0
+    return 1 if broke else 0
 
 
 if __name__ == "__main__":

@@ -31,7 +31,9 @@ def get_session(controller: ControllerDep) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# scope="function": commit before the response goes out, so a client's next request sees its write
+# and a failed commit is an error the client gets, not one that happens after it was told "ok".
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 _UNAUTHORIZED = HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required",

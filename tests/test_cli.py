@@ -1,0 +1,41 @@
+"""The ``loaphuong`` command: subcommands, help, and ``tts`` producing real Vietnamese speech."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+LOAPHUONG = [sys.executable, "-m", "loaphuong.cli"]
+
+
+def test_help_lists_the_subcommands() -> None:
+    proc = subprocess.run([*LOAPHUONG, "--help"], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0
+    for command in ("controller", "agent", "demo", "tts"):
+        assert command in proc.stdout
+    bad = subprocess.run([*LOAPHUONG, "fly"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "unknown command" in bad.stderr
+
+
+def test_tts_writes_vietnamese_speech(tmp_path: Path) -> None:
+    out = tmp_path / "tin.ogg"
+    proc = subprocess.run([*LOAPHUONG, "tts", "Ủy ban nhân dân phường thông báo", "-o", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "espeak-ng:vi" in proc.stdout
+    assert out.read_bytes()[:4] == b"OggS"
+    probe = subprocess.run(["ffmpeg", "-nostdin", "-i", str(out), "-f", "null", "-"], capture_output=True, text=True,
+                           timeout=30)
+    assert "opus" in probe.stderr
+    # Speech is deterministic: the same text gives the same bytes, so the media store deduplicates it.
+    again = tmp_path / "again.ogg"
+    subprocess.run([*LOAPHUONG, "tts", "Ủy ban nhân dân phường thông báo", "-o", str(again)], check=True,
+                   capture_output=True, timeout=60)
+    assert again.read_bytes() == out.read_bytes()
+
+
+def test_tts_refuses_empty_text(tmp_path: Path) -> None:
+    proc = subprocess.run([*LOAPHUONG, "tts", "   ", "-o", str(tmp_path / "x.ogg")], capture_output=True, text=True,
+                          timeout=30)
+    assert proc.returncode == 1 and "nothing to say" in proc.stderr
