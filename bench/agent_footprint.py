@@ -37,7 +37,9 @@ Memory, per row:
   skipped (and the row says so). PSS splits each shared page among the processes mapping it, so the
   agent and its ffmpeg/mpv child no longer both count libc & co in full. It also splits pages shared
   with processes outside the tree (the controller runs the same Python here), so on a Pi where the
-  agent runs alone the tree's PSS would be somewhat higher — compare with main RSS.
+  agent runs alone the tree's PSS would be higher. So the report also prints (not judged) an estimate of
+  the agent's tree alone from ``/proc/<pid>/smaps``: anonymous pages summed, each file mapping counted
+  once at its largest Rss in the tree (``tree_alone_mb`` in the JSON).
 * the old figure, VmRSS summed over the tree (it counts every shared page once per process), is kept
   in the JSON only (``tree_rss_sum_mb``).
 
@@ -132,6 +134,7 @@ class Sample:
     pss_kb: int | None  #: PSS summed over the tree's processes that could be read; None if none could
     root_pss_kb: int | None  #: PSS of the root alone
     pss_missing: int  #: live processes of the tree whose PSS could not be read
+    alone_kb: int | None  #: estimate of the tree alone on a machine: see :func:`_add_alone_pages`
     ticks: int  #: utime+stime+cutime+cstime summed over the tree
     hwm_kb: int  #: VmHWM of the tree's root
     procs: int  #: processes in the tree
@@ -179,6 +182,33 @@ def _pss_kb(pid: int) -> int | None:
         if line.startswith("Pss:"):
             return int(line.split()[1])
     return None
+
+
+def _add_alone_pages(pid: int, anon: list[int], files: dict[tuple[str, str, str], int]) -> bool:
+    """Adds one process's resident pages from ``/proc/<pid>/smaps``; False if it cannot be read.
+
+    Summed over a tree this estimates what the tree alone would keep resident (e.g. on a Pi, where no
+    controller shares the agent's Python): anonymous pages add up, a file mapping (same device, inode
+    and offset) counts once per tree at its largest Rss — shared inside the tree once, shared with
+    processes outside it in full.
+    """
+    try:
+        text = Path(f"/proc/{pid}/smaps").read_text()
+    except OSError:
+        return False
+    key: tuple[str, str, str] | None = None
+    for line in text.splitlines():
+        first, _, rest = line.partition(" ")
+        if not first.endswith(":"):  # a mapping's header: address perms offset dev inode [path]
+            fields = rest.split()
+            key = None if len(fields) < 4 or fields[3] == "0" else (fields[2], fields[3], fields[1])
+        elif first == "Rss:":
+            kb = int(rest.split()[0])
+            if key is None:
+                anon.append(kb)
+            else:
+                files[key] = max(files.get(key, 0), kb)
+    return True
 
 
 def _descendants(root: int, table: dict[int, tuple[int, int]]) -> list[int]:
@@ -244,8 +274,10 @@ class TreeSampler:
             return None
         pids = _descendants(pid, table)
         rss = root_rss = hwm = pss = missing = 0
-        pss_read = False
+        pss_read = alone_ok = False
         root_pss: int | None = None
+        anon: list[int] = []
+        files: dict[tuple[str, str, str], int] = {}
         for p in pids:
             p_rss, p_hwm = _memory_kb(p)
             if p_rss == 0 and p_hwm == 0:
@@ -257,11 +289,13 @@ class TreeSampler:
                 pss_read = True
             elif Path(f"/proc/{p}").exists():
                 missing += 1  # alive but unreadable: counted, so the report can say so
+            alone_ok = _add_alone_pages(p, anon, files) or alone_ok
             if p == pid:
                 root_rss, hwm, root_pss = p_rss, p_hwm, p_pss
         if hwm == 0:  # a zombie root: nothing to measure any more
             return None
-        sample = Sample(time.monotonic(), rss, root_rss, pss if pss_read else None, root_pss, missing,
+        alone = sum(anon) + sum(files.values()) if alone_ok else None
+        sample = Sample(time.monotonic(), rss, root_rss, pss if pss_read else None, root_pss, missing, alone,
                         sum(table[p][1] for p in pids if p in table), hwm, len(pids))
         self.samples[name].append(sample)
         return sample
@@ -282,6 +316,7 @@ class Figures:
     mean_cpu_pct: float
     main_pss_mb: float | None  #: peak PSS of the root process alone
     tree_rss_sum_mb: float  #: peak VmRSS summed over the tree: shared pages counted once per process
+    tree_alone_mb: float | None  #: peak estimate of the tree alone on a machine (see _add_alone_pages)
     seconds: float
     samples: int
     max_procs: int
@@ -315,12 +350,14 @@ def window_figures(samples: Sequence[Sample], t0: float, t1: float, phase: str, 
         sum_kb = max(sum_kb, last.hwm_kb)
     pss = [s.pss_kb for s in inside if s.pss_kb is not None]
     root_pss = [s.root_pss_kb for s in inside if s.root_pss_kb is not None]
+    alone = [s.alone_kb for s in inside if s.alone_kb is not None]
     if any(s.pss_missing for s in inside):
         note = joined(note, "PSS unreadable for some processes: tree PSS counts only the others")
     seconds = last.t - first.t
     cpu = (last.ticks - first.ticks) / CLK_TCK / seconds * 100 if seconds > 0 else 0.0
     return Figures(phase, process, round(main_kb / 1024, 1), _mb(max(pss)) if pss else None, round(cpu, 2),
-                   _mb(max(root_pss)) if root_pss else None, round(sum_kb / 1024, 1), round(seconds, 2),
+                   _mb(max(root_pss)) if root_pss else None, round(sum_kb / 1024, 1),
+                   _mb(max(alone)) if alone else None, round(seconds, 2),
                    len(inside), max(s.procs for s in inside), note=note)
 
 
@@ -692,6 +729,12 @@ def print_report(report: dict[str, Any]) -> None:
     for r in rows:
         if r.note:
             print(f"- {r.phase} / {r.process}: {r.note}")
+    alone = [(r.phase, r.tree_alone_mb) for r in rows if r.process == "agent" and r.tree_alone_mb is not None]
+    if alone:
+        print("agent tree alone, est. (pages shared inside the tree once, pages shared with other processes — the "
+              "controller's Python here — in full, as on a Pi running only the agent): "
+              + ", ".join(f"{phase} {mb:.1f} MB{' (over target)' if mb > TARGET_RSS_MB else ''}"
+                          for phase, mb in alone))
     offset = ann["start_offset_ms"]
     print(f"speech: {ann['text_chars']} characters → {ann['duration_ms'] / 1000:.1f} s, played in "
           f"{ann['play_s']:.2f} s; start offset {'n/a' if offset is None else f'{offset:+d} ms'} (actual − scheduled); "
