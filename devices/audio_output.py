@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import threading
 import time
+import uuid
 import wave
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -70,22 +71,27 @@ class AudioOutput(ABC):
         self.name = name
 
     @abstractmethod
-    def prepare(self, media: Path) -> Path:
+    def prepare(self, media: Path, volume: int) -> Path:
         """Does the slow part (decoding) ahead; returns what :meth:`start` takes."""
 
     @abstractmethod
     def start(self, prepared: Path, *, play_id: str, sha256: str, volume: int) -> Playback:
         """Starts sound now and returns without waiting for it to end."""
 
+    @abstractmethod
+    def release(self, prepared: Path) -> None:
+        """Frees what :meth:`prepare` made once no play needs it (decoded audio is large)."""
+
 
 # ---------------------------------------------------------------------------------------- file sink
 
 
-def decode_to_wav(media: Path, out: Path, ffmpeg: str = "ffmpeg") -> None:
-    """Decodes any audio file to 48 kHz mono 16-bit WAV — the exact samples a file sink writes."""
-    tmp = out.with_suffix(".part")
+def decode_to_wav(media: Path, out: Path, volume: int = 100, ffmpeg: str = "ffmpeg") -> None:
+    """Decodes any audio file to 48 kHz mono 16-bit WAV, scaled by ``volume`` percent (100 = exact)."""
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.part")  # concurrent decodes never share a file
+    gain = [] if volume == 100 else ["-af", f"volume={volume / 100:.2f}"]
     cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(media),
-           "-map", "0:a:0", "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE), "-c:a", "pcm_s16le",
+           "-map", "0:a:0", *gain, "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE), "-c:a", "pcm_s16le",
            "-f", "wav", "-bitexact", str(tmp)]
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
@@ -179,11 +185,15 @@ class FileSink(AudioOutput):
         cache_dir.mkdir(parents=True, exist_ok=True)
         self._seq = sum(1 for _ in directory.glob("*.wav"))
 
-    def prepare(self, media: Path) -> Path:
+    def prepare(self, media: Path, volume: int) -> Path:
+        # The sink records the exact decoded samples; the volume goes into its log line instead.
         out = self.cache_dir / f"{media.stem}.wav"
         if not out.exists():
             decode_to_wav(media, out)
         return out
+
+    def release(self, prepared: Path) -> None:
+        prepared.unlink(missing_ok=True)
 
     def start(self, prepared: Path, *, play_id: str, sha256: str, volume: int) -> Playback:
         with self._lock:
@@ -228,34 +238,56 @@ class _ProcessPlayback(Playback):
 
 @dataclass(frozen=True, slots=True)
 class AlsaSettings:
-    """Which ALSA device mpv writes to (``default`` follows the system's / ``~/.asoundrc``)."""
+    """Which ALSA device to play on (``default`` follows the system's / ``~/.asoundrc``) and with what.
+
+    ``aplay`` (default) plays WAV decoded ahead of time: about 3 MB while it plays, for the whole
+    length of an announcement, against about 70 MB for mpv — it matters on a 512 MB Pi Zero.
+    ``mpv`` decodes as it plays and needs nothing ahead.
+    """
 
     device: str = "default"
-    player: str = "mpv"
+    player: Literal["aplay", "mpv"] = "aplay"
+    cache_dir: Path = Path("decoded")
 
 
 class AlsaOutput(AudioOutput):
-    """Plays through mpv on ALSA — the path a Raspberry Pi's DAC or USB sound card takes."""
+    """Plays on ALSA — the path a Raspberry Pi's DAC or USB sound card takes."""
 
     kind: Literal["file", "alsa"] = "alsa"
 
     def __init__(self, name: str, settings: AlsaSettings) -> None:
         super().__init__(name)
         self.settings = settings
-        if shutil.which(settings.player) is None:
-            raise OutputError(f"{settings.player} is not installed")
+        needed = [settings.player] + (["ffmpeg"] if settings.player == "aplay" else [])
+        missing = [tool for tool in needed if shutil.which(tool) is None]
+        if missing:
+            raise OutputError(f"not installed: {', '.join(missing)}")
+        settings.cache_dir.mkdir(parents=True, exist_ok=True)
 
-    def prepare(self, media: Path) -> Path:
-        return media  # mpv decodes Opus itself; nothing to do ahead
+    def prepare(self, media: Path, volume: int) -> Path:
+        if self.settings.player == "mpv":
+            return media
+        # aplay has no volume control: the gain goes into the decoded samples.
+        out = self.settings.cache_dir / f"{media.stem}-v{volume}.wav"
+        if not out.exists():
+            decode_to_wav(media, out, volume=volume)
+        return out
+
+    def release(self, prepared: Path) -> None:
+        if prepared.parent == self.settings.cache_dir:
+            prepared.unlink(missing_ok=True)
 
     def start(self, prepared: Path, *, play_id: str, sha256: str, volume: int) -> Playback:
-        cmd = [self.settings.player, "--no-config", "--no-video", "--no-terminal", "--really-quiet",
-               "--ao=alsa", f"--audio-device=alsa/{self.settings.device}", f"--volume={volume}",
-               "--", str(prepared)]
+        if self.settings.player == "aplay":
+            cmd = ["aplay", "-q", "-D", self.settings.device, "--", str(prepared)]
+        else:
+            cmd = ["mpv", "--no-config", "--no-video", "--no-terminal", "--really-quiet",
+                   "--ao=alsa", f"--audio-device=alsa/{self.settings.device}", f"--volume={volume}",
+                   "--", str(prepared)]
         started = _now_ms()
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                     stderr=subprocess.PIPE)
         except OSError as exc:
-            raise OutputError(f"cannot start {self.settings.player}: {exc}") from exc
+            raise OutputError(f"cannot start {cmd[0]}: {exc}") from exc
         return _ProcessPlayback(proc, started)

@@ -63,7 +63,8 @@ def build_output(cfg: AgentConfig) -> AudioOutput:
     """The speaker output the config names."""
     if isinstance(cfg.output, FileOutputSection):
         return FileSink(cfg.output.name, cfg.output.directory, cfg.data_dir / "decoded")
-    return AlsaOutput(cfg.output.name, AlsaSettings(device=cfg.output.device, player=cfg.output.player))
+    return AlsaOutput(cfg.output.name, AlsaSettings(device=cfg.output.device, player=cfg.output.player,
+                                                    cache_dir=cfg.data_dir / "decoded"))
 
 
 class Agent:

@@ -43,7 +43,8 @@ class AlsaOutputSection(_Strict):
     kind: Literal["alsa"]
     name: str = "speaker"
     device: str = "default"
-    player: str = "mpv"
+    #: aplay plays audio decoded ahead (small while playing); mpv decodes as it plays.
+    player: Literal["aplay", "mpv"] = "aplay"
 
 
 OutputSection = Annotated[FileOutputSection | AlsaOutputSection, Field(discriminator="kind")]

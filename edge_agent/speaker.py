@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
@@ -76,6 +77,8 @@ class Speaker:
         self._current: PlayJob | None = None
         self._waiting: list[PlayJob] = []
         self._jobs: dict[str, tuple[PlayJob, asyncio.Task[None]]] = {}
+        #: Plays holding each prepared file; it is released when the last one ends.
+        self._prepared: Counter[Path] = Counter()
 
     # public -----------------------------------------------------------------------------------------
 
@@ -152,24 +155,39 @@ class Speaker:
         return False
 
     async def _run(self, job: PlayJob) -> None:
+        prepared: Path | None = None
+        try:
+            prepared = await self._play(job)
+        finally:
+            if prepared is not None:
+                self._prepared[prepared] -= 1
+                if self._prepared[prepared] <= 0:
+                    del self._prepared[prepared]
+                    await asyncio.shield(self._in_thread(lambda: self.output.release(prepared)))
+
+    async def _play(self, job: PlayJob) -> Path | None:
+        """Runs one play to its end; returns what was prepared for it (to be released)."""
         order = job.order
+        volume = order.volume if order.volume is not None else self.volume
+        prepared: Path | None = None
         try:
             try:
                 media = await self._in_thread(job.fetch)
-                prepared = await self._in_thread(lambda: self.output.prepare(media))
+                prepared = await self._in_thread(lambda: self.output.prepare(media, volume))
+                self._prepared[prepared] += 1
             except (MediaError, OutputError) as exc:
                 code = exc.code if isinstance(exc, MediaError) else "output_error"
                 log.error("play %s: cannot get media ready: %s: %s", job.play_id, code, exc)
                 await self._emit("error", AgentError(code=code, message=str(exc)[:1000], ref=job.play_id,
                                                      announcement_id=order.announcement_id))
                 await self._finish(job, None, PlayOutcome.FAILED, f"{code}: {exc}"[:500])
-                return
+                return prepared
             if not await self._sleep_until(job, order.start_at):
                 await self._finish(job, None, PlayOutcome.STOPPED, "stopped before start")
-                return
-            playback = await self._acquire_and_start(job, prepared)
+                return prepared
+            playback = await self._acquire_and_start(job, prepared, volume)
             if playback is None:
-                return
+                return prepared
             await self._emit("play.started", PlayStarted(
                 play_id=job.play_id, announcement_id=order.announcement_id, sha256=order.sha256,
                 priority=order.priority, scheduled_start=order.start_at, actual_start=playback.actual_start_ms,
@@ -195,6 +213,7 @@ class Speaker:
         except Exception as exc:  # a bug in one play must not take the speaker down
             log.exception("play %s failed", job.play_id)
             await self._finish(job, None, PlayOutcome.FAILED, f"internal error: {exc}"[:500])
+        return prepared
 
     def _may_start(self, job: PlayJob) -> bool:
         best = max(self._waiting, key=lambda j: (j.rank, -j.order.start_at))
@@ -202,7 +221,7 @@ class Speaker:
             return False
         return self._current is None or job.rank > self._current.rank
 
-    async def _acquire_and_start(self, job: PlayJob, prepared: Path) -> Playback | None:
+    async def _acquire_and_start(self, job: PlayJob, prepared: Path, volume: int) -> Playback | None:
         async with self._cond:
             self._waiting.append(job)
             try:
@@ -231,8 +250,7 @@ class Speaker:
                     await self._in_thread(current.playback.stop)
                 try:
                     playback = await self._in_thread(lambda: self.output.start(
-                        prepared, play_id=job.play_id, sha256=job.order.sha256,
-                        volume=job.order.volume if job.order.volume is not None else self.volume))
+                        prepared, play_id=job.play_id, sha256=job.order.sha256, volume=volume))
                 except OutputError as exc:
                     await self._emit("error", AgentError(code="output_error", message=str(exc)[:1000],
                                                          ref=job.play_id,
