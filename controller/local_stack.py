@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -48,18 +48,29 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def wait_for_tcp(port: int, timeout: float, proc: ManagedProcess | None = None) -> None:
-    """Waits until 127.0.0.1:``port`` accepts connections; raises TimeoutError (or if ``proc`` died)."""
+def _poll(ready: Callable[[], bool], timeout: float, what: str, proc: ManagedProcess | None,
+          interval: float) -> None:
+    """Polls ``ready`` until it is true; raises TimeoutError, or RuntimeError as soon as ``proc`` dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive:
-            raise RuntimeError(f"{proc.name} exited with {proc.returncode}; see {proc.log_path}")
+            raise RuntimeError(f"{proc.name} exited with {proc.returncode}:\n{proc.log_text()[-3000:]}")
+        if ready():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"{what} after {timeout}s")
+
+
+def wait_for_tcp(port: int, timeout: float, proc: ManagedProcess | None = None) -> None:
+    """Waits until 127.0.0.1:``port`` accepts connections."""
+    def accepts() -> bool:
         try:
             with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                return
+                return True
         except OSError:
-            time.sleep(0.05)
-    raise TimeoutError(f"nothing listening on {LOOPBACK}:{port} after {timeout}s")
+            return False
+
+    _poll(accepts, timeout, f"nothing listening on {LOOPBACK}:{port}", proc, 0.05)
 
 
 def http_json(method: str, url: str, token: str | None = None, body: Any = None,
@@ -214,18 +225,13 @@ def start_controller(data_dir: Path, http_port: int, mqtt_port: int, log_path: P
 
 def wait_for_http(url: str, timeout: float, proc: ManagedProcess | None = None) -> None:
     """Waits until ``url`` answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive:
-            raise RuntimeError(f"{proc.name} exited with {proc.returncode}:\n{proc.log_text()[-3000:]}")
+    def answers() -> bool:
         try:
-            status, _ = http_json("GET", url, timeout=1)
-            if status == 200:
-                return
+            return http_json("GET", url, timeout=1)[0] == 200
         except (OSError, ValueError):
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not answer within {timeout}s")
+            return False
+
+    _poll(answers, timeout, f"{url} did not answer", proc, 0.1)
 
 
 # --------------------------------------------------------------------------------------------- agents
