@@ -75,7 +75,8 @@ class Agent:
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = AgentStore(cfg.data_dir / "agent.sqlite3")
         self.media = MediaCache(cfg.data_dir / "media", str(cfg.controller_url), cfg.read_token(),
-                                cfg.max_media_bytes)
+                                cfg.max_media_bytes, capacity_bytes=cfg.media_cache_bytes,
+                                in_use=lambda: self.speaker.shas_in_use())
         self.output = build_output(cfg)
         # Downloads, decoding and player waits each hold a thread; keep them off the default pool.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent-io")

@@ -65,6 +65,8 @@ class AgentConfig(_Strict):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Largest media file the agent will download (bytes).
     max_media_bytes: int = Field(default=200 * 1024 * 1024, gt=0)
+    #: The media cache keeps recently played files up to this size; media of accepted plays is never evicted.
+    media_cache_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
     mqtt: MqttSection = Field(default_factory=MqttSection)
     output: OutputSection
 

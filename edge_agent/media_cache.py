@@ -7,6 +7,7 @@ import logging
 import os
 import urllib.error
 import urllib.request
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from devices.protocol import valid_sha256
@@ -25,8 +26,12 @@ class MediaError(RuntimeError):
 class MediaCache:
     """Files live at ``{root}/{sha256}``; a file is only ever renamed into place after its hash matched."""
 
-    def __init__(self, root: Path, base_url: str, token: str, max_bytes: int, timeout_s: float = 30.0) -> None:
+    def __init__(self, root: Path, base_url: str, token: str, max_bytes: int, timeout_s: float = 30.0,
+                 capacity_bytes: int = 1024 * 1024 * 1024,
+                 in_use: Callable[[], set[str]] = set) -> None:
         self.root = root
+        self._capacity = capacity_bytes
+        self._in_use = in_use
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"controller_url must be http(s): {base_url!r}")
         self._base = base_url.rstrip("/")
@@ -45,6 +50,7 @@ class MediaCache:
         """Returns the cached file, downloading it first if needed. Blocks; run in a thread."""
         target = self.path(sha256)
         if target.exists():
+            os.utime(target)  # recently used: last to be evicted
             return target
         limit = self._max if expected_size is None else min(self._max, expected_size)
         url = f"{self._base}/media/{sha256}"
@@ -75,4 +81,29 @@ class MediaCache:
             raise MediaError("hash_mismatch", f"{url}: content hashes to {got}")
         tmp.replace(target)
         log.info("cached media %s (%d bytes)", sha256[:12], size)
+        self.evict(keep={sha256})
         return target
+
+    def evict(self, keep: Collection[str] = ()) -> int:
+        """Deletes least recently used files until the cache fits its capacity; never one in use."""
+        entries = []
+        for path in self.root.iterdir():
+            if path.is_file() and valid_sha256(path.name):
+                st = path.stat()
+                entries.append((st.st_mtime, st.st_size, path))
+        total = sum(size for _, size, _ in entries)
+        if total <= self._capacity:
+            return 0
+        protected = set(keep) | self._in_use()
+        removed = 0
+        for _, size, path in sorted(entries):
+            if total <= self._capacity:
+                break
+            if path.name in protected:
+                continue
+            path.unlink(missing_ok=True)
+            total -= size
+            removed += 1
+        if removed:
+            log.info("evicted %d cached media file(s); cache now %d bytes", removed, total)
+        return removed

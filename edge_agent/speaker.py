@@ -116,6 +116,10 @@ class Speaker:
         return NowPlaying(play_id=job.play_id, sha256=job.order.sha256, priority=job.order.priority,
                           started_at=job.playback.actual_start_ms, announcement_id=job.order.announcement_id)
 
+    def shas_in_use(self) -> set[str]:
+        """Media hashes of every accepted play not yet ended (thread-safe snapshot)."""
+        return {job.order.sha256 for job, _ in list(self._jobs.values())}
+
     @property
     def pending_count(self) -> int:
         """Plays accepted but not yet sounding."""

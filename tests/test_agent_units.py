@@ -89,3 +89,22 @@ def test_store_outbox_and_replay(tmp_path: Path) -> None:
     reopened = AgentStore(tmp_path / "a.sqlite3")
     assert reopened.check_and_remember("id1", 10**15) is True
     assert reopened.unacked_count() == 1
+
+
+def test_media_cache_evicts_least_recently_used_but_never_media_in_use(tmp_path: Path) -> None:
+    import os
+
+    from edge_agent.media_cache import MediaCache
+
+    in_use = {"aa" * 32}
+    cache = MediaCache(tmp_path / "media", "http://127.0.0.1:9", "t" * 20, max_bytes=10_000, capacity_bytes=2500,
+                       in_use=lambda: in_use)
+    for age, name in enumerate(("aa", "bb", "cc", "dd")):
+        path = cache.root / (name * 32)
+        path.write_bytes(b"x" * 1000)
+        os.utime(path, (1000 + age, 1000 + age))  # aa oldest … dd newest
+    (cache.root / ".partial.part").write_bytes(b"x" * 5000)  # not a cache entry: ignored
+    assert cache.evict(keep={"dd" * 32}) == 2
+    assert sorted(p.name[:2] for p in cache.root.iterdir() if not p.name.startswith(".")) == ["aa", "dd"]
+    with pytest.raises(ValueError):
+        MediaCache(tmp_path / "m2", "file:///etc", "t" * 20, max_bytes=1)
