@@ -108,3 +108,10 @@ def test_media_cache_evicts_least_recently_used_but_never_media_in_use(tmp_path:
     assert sorted(p.name[:2] for p in cache.root.iterdir() if not p.name.startswith(".")) == ["aa", "dd"]
     with pytest.raises(ValueError):
         MediaCache(tmp_path / "m2", "file:///etc", "t" * 20, max_bytes=1)
+
+
+def test_the_documented_example_config_is_valid(tmp_path: Path) -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "agent.md").read_text()
+    example = doc.split("```toml\n", 1)[1].split("```", 1)[0]
+    cfg = load_config(write(tmp_path, example))
+    assert cfg.output.kind == "alsa" and cfg.output.player == "aplay"
