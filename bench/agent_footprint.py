@@ -6,12 +6,20 @@ Starts Mosquitto, the controller and one agent on 127.0.0.1 in a temp dir with
 
 * ``--output file`` (default): the file sink, which decodes with an ffmpeg child while preparing and
   writes the samples in real time.
-* ``--output alsa``: the real board's path, ``mpv --ao=alsa`` spawned for each play. The agent runs
-  with ``HOME`` set to a temp dir whose ``.asoundrc`` makes ALSA's ``default`` PCM the file plugin over
-  the ``null`` device, so the sound is captured to a WAV without a sound card. The null slave does not
-  pace, so mpv plays *faster than real time* (about 100 s of speech in under a second): the playing
-  window is a short burst, and its CPU figure is not a real-time rate.
-* ``--both``: the file-sink run, then the ALSA run, each with its own stack (all stopped in between).
+* ``--output alsa``: the real board's path, with ``player = "<--player>"`` in the agent's ``[output]``:
+
+  - ``aplay`` (default): while preparing, an ffmpeg child decodes the media to a 48 kHz mono WAV with
+    the volume baked in; the play spawns ``aplay -q -D default`` on that WAV, which the agent deletes
+    once the play is over.
+  - ``mpv``: nothing is decoded ahead; the play spawns ``mpv --ao=alsa`` on the stored Opus file.
+
+  The agent runs with ``HOME`` set to a temp dir whose ``.asoundrc`` makes ALSA's ``default`` PCM the
+  file plugin over the ``null`` device, so the sound is captured to a WAV without a sound card. The null
+  slave does not pace, so aplay and mpv play *faster than real time* (about 100 s of speech in
+  milliseconds for aplay, about a second for mpv): the playing window is a short burst, its memory
+  figures count, its CPU figure is not a real-time rate.
+* ``--both``: the file-sink run, then the ALSA run with ``--player`` (aplay unless given), each with its
+  own stack (all stopped in between). ``--all``: the file-sink run, then ALSA with aplay, then with mpv.
 
 Phases:
 
@@ -19,13 +27,18 @@ Phases:
   window: ``mosquitto_sub`` subscribed to the agent's command topics (what a C MQTT client costs to sit
   idle) and ``python -c "import time; time.sleep(N)"`` (the interpreter's floor).
 * **prepare** — from posting a long Vietnamese announcement until the play starts (the agent's reported
-  ``actual_start``): render, fetch and, for the file sink, decode by the agent's ffmpeg child; sampled
-  every ``--prepare-interval`` s to catch that short child.
+  ``actual_start``): render, fetch and, for the file sink and aplay, decode by the agent's ffmpeg
+  child; sampled every ``--prepare-interval`` s to catch that short child. Beside it in the aplay run,
+  after the agent's play: the bare ``ffmpeg`` decoding the stored media to the same WAV, sampled the
+  same way.
 * **playing** — from the play's ``actual_start`` to its ``ended_at`` as the agent reported them. Beside
   it, the bare tool on the same stored media: ``ffmpeg -re`` decoding in real time (file run, started
-  when playback starts), or ``mpv --ao=alsa`` through the same kind of captured ALSA device (ALSA run,
-  after the agent's play). The ALSA run keeps sampling every ``--prepare-interval`` s through the play;
-  a window shorter than the sampling is widened to its neighbouring samples (and says so).
+  when playback starts), or the player through the same kind of captured ALSA device after the agent's
+  play (ALSA runs): ``aplay`` on the WAV the bare ffmpeg wrote, or ``mpv --ao=alsa`` on the Opus file.
+  The ALSA runs keep sampling every ``--prepare-interval`` s through the play; a window shorter than the
+  sampling is widened to its neighbouring samples (and says so). The bare aplay lives only milliseconds
+  here, so it is looked at in a tight loop until it exits (main RSS = the largest VmHWM seen, CPU from
+  ``wait4``); the agent's own aplay child is as short, and the row says when the sampling missed it.
 
 Memory, per row:
 
@@ -35,11 +48,11 @@ Memory, per row:
 * **tree PSS** — peak PSS (``Pss:`` of ``/proc/<pid>/smaps_rollup``) summed over the process and its
   descendants (found by walking ``/proc/*/stat``); processes whose smaps_rollup cannot be read are
   skipped (and the row says so). PSS splits each shared page among the processes mapping it, so the
-  agent and its ffmpeg/mpv child no longer both count libc & co in full. It also splits pages shared
-  with processes outside the tree (the controller runs the same Python here), so on a Pi where the
-  agent runs alone the tree's PSS would be higher. So the report also prints (not judged) an estimate of
-  the agent's tree alone from ``/proc/<pid>/smaps``: anonymous pages summed, each file mapping counted
-  once at its largest Rss in the tree (``tree_alone_mb`` in the JSON).
+  agent and its ffmpeg/aplay/mpv child no longer both count libc & co in full. It also splits pages
+  shared with processes outside the tree (the controller runs the same Python here), so on a Pi where
+  the agent runs alone the tree's PSS would be higher. So the report also prints (not judged) an
+  estimate of the agent's tree alone from ``/proc/<pid>/smaps``: anonymous pages summed, each file
+  mapping counted once at its largest Rss in the tree (``tree_alone_mb`` in the JSON).
 * the old figure, VmRSS summed over the tree (it counts every shared page once per process), is kept
   in the JSON only (``tree_rss_sum_mb``).
 
@@ -47,18 +60,21 @@ CPU is utime+stime (plus cutime+cstime, so reaped children count) over wall time
 
 Targets (issue: Pi Zero 2 W, 512 MB), for the agent's rows: main RSS ≤ 80 MB and tree PSS ≤ 80 MB in
 every phase, and idle CPU ≤ 1 % of a core. It is a report: the exit code is 0 whether the targets pass
-or fail (or the ALSA run is skipped because mpv is missing), nonzero only when a run broke.
+or fail (or an ALSA run is skipped because its player is missing), nonzero only when a run broke.
 
-    .venv/bin/python bench/agent_footprint.py [--idle-seconds 60] [--output file|alsa | --both] [--json out.json]
+    .venv/bin/python bench/agent_footprint.py [--idle-seconds 60] [--output file|alsa [--player aplay|mpv]]
+    .venv/bin/python bench/agent_footprint.py --both [--player aplay|mpv] | --all   [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import filecmp
 import json
 import os
 import platform
 import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -81,6 +97,7 @@ from controller.local_stack import (
     start_mosquitto,
     write_agent_config,
 )
+from devices.audio_output import SINK_CHANNELS, SINK_RATE
 
 AGENT_ID = "bench"
 ZONES = ("khu-pho-1",)
@@ -88,6 +105,12 @@ TARGET_RSS_MB = 80.0
 TARGET_IDLE_CPU_PCT = 1.0
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TERMINAL_DELIVERY = frozenset({"played", "preempted", "stopped", "expired", "failed", "rejected"})
+#: The agent's volume, written into its config (it is also the default) so the raw tools apply the same
+#: gain: baked into the decoded WAV for aplay, ``--volume`` for mpv.
+VOLUME = 80
+PLAYERS = ("aplay", "mpv")
+#: What each run needs beyond the stack (mosquitto, espeak-ng), and the Debian package holding it.
+PACKAGES = {"aplay": "alsa-utils", "ffmpeg": "ffmpeg", "mpv": "mpv"}
 
 #: A realistic ward notice (~1,500 characters; the controller's default limit is 5,000).
 NOTICE = (
@@ -137,23 +160,27 @@ class Sample:
     alone_kb: int | None  #: estimate of the tree alone on a machine: see :func:`_add_alone_pages`
     ticks: int  #: utime+stime+cutime+cstime summed over the tree
     hwm_kb: int  #: VmHWM of the tree's root
-    procs: int  #: processes in the tree
+    procs: int  #: live processes in the tree (zombies are not counted)
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, utime+stime+cutime+cstime ticks) of one process; None if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: the fields start after the last ")".
+    fields = raw[raw.rindex(b")") + 2:].split()
+    # fields[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17.
+    return int(fields[1]), sum(int(f) for f in fields[11:15])
 
 
 def _proc_table() -> dict[int, tuple[int, int]]:
     """pid → (ppid, utime+stime+cutime+cstime ticks) for every process this user can see."""
     table: dict[int, tuple[int, int]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_bytes()
-        except OSError:
-            continue  # it exited meanwhile
-        # The command name may hold spaces and parentheses: the fields start after the last ")".
-        fields = raw[raw.rindex(b")") + 2:].split()
-        # fields[0] is field 3 (state): ppid is field 4, utime..cstime are fields 14..17.
-        table[int(entry)] = (int(fields[1]), sum(int(f) for f in fields[11:15]))
+        if entry.isdigit() and (stat := _stat(int(entry))) is not None:  # else it exited meanwhile
+            table[int(entry)] = stat
     return table
 
 
@@ -270,35 +297,42 @@ class TreeSampler:
                     self._take(name, pid, table)
 
     def _take(self, name: str, pid: int, table: dict[int, tuple[int, int]]) -> Sample | None:
-        if pid not in table:
-            return None
-        pids = _descendants(pid, table)
-        rss = root_rss = hwm = pss = missing = 0
-        pss_read = alone_ok = False
-        root_pss: int | None = None
-        anon: list[int] = []
-        files: dict[tuple[str, str, str], int] = {}
-        for p in pids:
-            p_rss, p_hwm = _memory_kb(p)
-            if p_rss == 0 and p_hwm == 0:
-                continue  # a zombie, or gone since the table was read
-            rss += p_rss
-            p_pss = _pss_kb(p)
-            if p_pss is not None:
-                pss += p_pss
-                pss_read = True
-            elif Path(f"/proc/{p}").exists():
-                missing += 1  # alive but unreadable: counted, so the report can say so
-            alone_ok = _add_alone_pages(p, anon, files) or alone_ok
-            if p == pid:
-                root_rss, hwm, root_pss = p_rss, p_hwm, p_pss
-        if hwm == 0:  # a zombie root: nothing to measure any more
-            return None
-        alone = sum(anon) + sum(files.values()) if alone_ok else None
-        sample = Sample(time.monotonic(), rss, root_rss, pss if pss_read else None, root_pss, missing, alone,
-                        sum(table[p][1] for p in pids if p in table), hwm, len(pids))
-        self.samples[name].append(sample)
+        sample = take_sample(pid, table)
+        if sample is not None:
+            self.samples[name].append(sample)
         return sample
+
+
+def take_sample(pid: int, table: dict[int, tuple[int, int]]) -> Sample | None:
+    """One look at ``pid`` and its descendants in ``table``; None if the root is gone or a zombie."""
+    if pid not in table:
+        return None
+    pids = _descendants(pid, table)
+    rss = root_rss = hwm = pss = missing = live = 0
+    pss_read = alone_ok = False
+    root_pss: int | None = None
+    anon: list[int] = []
+    files: dict[tuple[str, str, str], int] = {}
+    for p in pids:
+        p_rss, p_hwm = _memory_kb(p)
+        if p_rss == 0 and p_hwm == 0:
+            continue  # a zombie, or gone since the table was read
+        live += 1
+        rss += p_rss
+        p_pss = _pss_kb(p)
+        if p_pss is not None:
+            pss += p_pss
+            pss_read = True
+        elif Path(f"/proc/{p}").exists():
+            missing += 1  # alive but unreadable: counted, so the report can say so
+        alone_ok = _add_alone_pages(p, anon, files) or alone_ok
+        if p == pid:
+            root_rss, hwm, root_pss = p_rss, p_hwm, p_pss
+    if hwm == 0:  # a zombie root: nothing to measure any more
+        return None
+    alone = sum(anon) + sum(files.values()) if alone_ok else None
+    return Sample(time.monotonic(), rss, root_rss, pss if pss_read else None, root_pss, missing, alone,
+                  sum(table[p][1] for p in pids if p in table), hwm, live)
 
 
 def _mb(kb: int | None) -> float | None:
@@ -361,6 +395,55 @@ def window_figures(samples: Sequence[Sample], t0: float, t1: float, phase: str, 
                    len(inside), max(s.procs for s in inside), note=note)
 
 
+def run_closely(cmd: Sequence[str], log_path: Path, env: dict[str, str], phase: str, process: str,
+                timeout: float) -> Figures:
+    """Runs a short single process (no children) to its end, looking at it in a tight loop.
+
+    For a tool living a few milliseconds, far shorter than the sampler's interval: main RSS is the
+    largest VmHWM the loop saw (read until the process exits, so it misses at most its last instants),
+    PSS and the alone estimate the largest it saw, CPU its ``ru_utime + ru_stime`` from ``wait4``.
+    (``ru_maxrss`` would not do: Linux carries the forking parent's peak across exec into it.)
+    """
+    with log_path.open("ab") as log_file:
+        proc = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                env={**os.environ, **env}, start_new_session=True)
+    t0 = time.monotonic()
+    samples: list[Sample] = []
+    try:
+        # WNOWAIT leaves the exit to reap: wait4 below then reports the process's whole-life rusage.
+        while os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is None:
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"{process} still running after {timeout:g} s")
+            stat = _stat(proc.pid)
+            sample = None if stat is None else take_sample(proc.pid, {proc.pid: stat})
+            if sample is not None:
+                samples.append(sample)
+        seconds = time.monotonic() - t0
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait(5)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{process} exited with {proc.returncode}:\n"
+                           f"{log_path.read_text(errors='replace')[-2000:]}")
+    if not samples:
+        raise RuntimeError(f"{process} ended before it could be looked at")
+    main_kb = max(s.hwm_kb for s in samples)
+    pss = [s.pss_kb for s in samples if s.pss_kb is not None]
+    alone = [s.alone_kb for s in samples if s.alone_kb is not None]
+    cpu = (usage.ru_utime + usage.ru_stime) / seconds * 100 if seconds > 0 else 0.0
+    note = (f"lived {seconds * 1000:.0f} ms: looked at {len(samples)} times in a tight loop "
+            f"(peak VmHWM seen; CPU from wait4)")
+    if not pss:
+        note = joined(note, "no PSS read before it ended")
+    return Figures(phase, process, round(main_kb / 1024, 1), _mb(max(pss)) if pss else None, round(cpu, 2),
+                   _mb(max(s.root_pss_kb for s in samples if s.root_pss_kb is not None)) if pss else None,
+                   round(main_kb / 1024, 1), _mb(max(alone)) if alone else None, round(seconds, 3),
+                   len(samples), 1, note=note)
+
+
 def judge(row: Figures, cpu_target: float | None) -> Figures:
     """Fills an agent row's target and PASS/FAIL: main RSS and tree PSS within target (and CPU if given)."""
     ok = row.main_rss_mb <= TARGET_RSS_MB
@@ -388,10 +471,56 @@ def write_asoundrc(home: Path) -> Path:
     return capture
 
 
-def mpv_command(player: str, media: Path) -> list[str]:
-    """What :class:`devices.audio_output.AlsaOutput` runs for a play (at the default volume)."""
-    return [player, "--no-config", "--no-video", "--no-terminal", "--really-quiet", "--ao=alsa",
-            "--audio-device=alsa/default", "--", str(media)]
+def mpv_command(mpv: str, media: Path) -> list[str]:
+    """What :class:`devices.audio_output.AlsaOutput` runs for a play with ``player = "mpv"``."""
+    return [mpv, "--no-config", "--no-video", "--no-terminal", "--really-quiet", "--ao=alsa",
+            "--audio-device=alsa/default", f"--volume={VOLUME}", "--", str(media)]
+
+
+def aplay_command(aplay: str, wav: Path) -> list[str]:
+    """What :class:`devices.audio_output.AlsaOutput` runs for a play with ``player = "aplay"``."""
+    return [aplay, "-q", "-D", "default", "--", str(wav)]
+
+
+def decode_command(ffmpeg: str, media: Path, out: Path) -> list[str]:
+    """What :func:`devices.audio_output.decode_to_wav` runs while the agent prepares an aplay play."""
+    gain = [] if VOLUME == 100 else ["-af", f"volume={VOLUME / 100:.2f}"]
+    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(media),
+            "-map", "0:a:0", *gain, "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE), "-c:a", "pcm_s16le",
+            "-f", "wav", "-bitexact", str(out)]
+
+
+def needed_tools(output: str, player: str | None) -> list[str]:
+    """The binaries a run needs beyond the stack's."""
+    if output == "file":
+        return ["ffmpeg"]
+    return ["aplay", "ffmpeg"] if player == "aplay" else ["mpv"]
+
+
+def missing_tools(output: str, player: str | None) -> str | None:
+    """Why a run cannot go ahead (a tool is not installed), or None."""
+    missing = [tool for tool in needed_tools(output, player) if shutil.which(tool) is None]
+    if not missing:
+        return None
+    packages = " ".join(dict.fromkeys(PACKAGES[tool] for tool in missing))
+    who = "the file sink" if output == "file" else f'the ALSA output with player = "{player}"'
+    return (f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not installed "
+            f"(apt-get install {packages}); {who} needs {' and '.join(needed_tools(output, player))}")
+
+
+def set_output_player(config: Path, player: str) -> None:
+    """Sets ``player = "<player>"`` in the ``[output]`` section of an agent's TOML (replacing one there)."""
+    lines = config.read_text(encoding="utf-8").splitlines()
+    try:
+        start = lines.index("[output]")
+    except ValueError:
+        raise RuntimeError(f"no [output] section in {config}") from None
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].lstrip().startswith("[")), len(lines))
+    kept = [line for line in lines[start + 1:end] if line.partition("=")[0].strip() != "player"]
+    while kept and not kept[-1].strip():  # the new line goes right under the section's last key
+        kept.pop()
+    lines[start + 1:end] = [*kept, f'player = "{player}"', *([""] if end < len(lines) else [])]
+    config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def wav_seconds(path: Path) -> float | None:
@@ -409,12 +538,14 @@ class Stack:
 
     work: Path
     output: str = "file"
+    player: str | None = None  #: the ALSA output's player ("aplay" or "mpv"); None for the file sink
     procs: list[ManagedProcess] = field(default_factory=list)
     api: str = ""
     token: str = ""
     data_dir: Path = Path()
     mqtt_port: int = 0
     agent: ManagedProcess | None = None
+    agent_data: Path = Path()  #: the agent's data dir (its decoded WAVs are in ``decoded/``)
     capture: Path | None = None  #: the ALSA run's captured WAV
 
     def get(self, path: str) -> Any:
@@ -471,10 +602,14 @@ def bring_up(stack: Stack) -> None:
     stack.token = (stack.data_dir / "admin.token").read_text(encoding="utf-8").strip()
     wait_until(lambda: stack.get("/healthz").get("mqtt") == "connected", 20, "the controller on MQTT")
     registered = register_agent(stack.api, stack.token, AGENT_ID, ZONES, name="footprint benchmark")
-    files = write_agent_config(stack.work / "agent", registered, ZONES, output=stack.output)
+    files = write_agent_config(stack.work / "agent", registered, ZONES, output=stack.output,
+                               extra=f"volume = {VOLUME}\n")
+    stack.agent_data = files.data_dir
     env = None
     if stack.output == "alsa":
-        # alsa-lib reads ~/.asoundrc, so the agent's mpv writes to the capture file: no sound card needed.
+        assert stack.player is not None
+        set_output_player(files.config, stack.player)
+        # alsa-lib reads ~/.asoundrc, so the agent's player writes to the capture file: no sound card needed.
         home = stack.work / "alsa-home"
         stack.capture = write_asoundrc(home)
         env = {"HOME": str(home)}
@@ -540,8 +675,11 @@ class PlayResult:
     start_offset_ms: int | None
     text_chars: int
     play_s: float  #: the play's actual_start → ended_at as the agent reported them
-    captured_s: float | None = None  #: ALSA run: seconds of audio mpv wrote to the capture file
-    raw_captured_s: float | None = None  #: ALSA run: the same for the bare mpv
+    captured_s: float | None = None  #: ALSA runs: seconds of audio the agent's player wrote to the capture file
+    raw_captured_s: float | None = None  #: ALSA runs: the same for the bare player
+    same_capture: bool | None = None  #: ALSA runs: the two captures hold the same bytes (same samples, same gain)
+    decoded_wav_mb: float | None = None  #: aplay run: size of the WAV the bare ffmpeg decoded
+    decoded_left: list[str] | None = None  #: file & aplay runs: files left in the agent's decoded/ after the play
 
 
 def monotonic_of(iso: str | None, fallback: float) -> float:
@@ -552,13 +690,39 @@ def monotonic_of(iso: str | None, fallback: float) -> float:
     return wall + (time.monotonic() - time.time())
 
 
+def finish(sampler: TreeSampler, proc: ManagedProcess, timeout: float) -> list[Sample]:
+    """Waits for a raw tool watched as ``proc.name`` to end; its samples (raises if it failed)."""
+    wait_until(lambda: not proc.alive, timeout, f"{proc.name} to finish", poll=0.02)
+    sampler.unwatch(proc.name)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{proc.name} exited with {proc.returncode}:\n{proc.log_text()[-2000:]}")
+    return sampler.samples[proc.name]
+
+
+def decoded_left(stack: Stack, timeout: float = 5.0) -> list[str]:
+    """What is still in the agent's ``decoded/`` once it had ``timeout`` s to release it after the play."""
+    decoded = stack.agent_data / "decoded"
+
+    def left() -> list[str]:
+        return sorted(p.name for p in decoded.iterdir()) if decoded.is_dir() else []
+
+    deadline = time.monotonic() + timeout
+    while (names := left()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return names
+
+
 def play_phase(stack: Stack, sampler: TreeSampler, interval: float, prepare_interval: float) -> PlayResult:
-    """Posts the notice; measures prepare (post → start of play) and playing (start → end); the raw tool."""
+    """Posts the notice; measures prepare (post → start of play) and playing (start → end); the raw tools."""
     assert stack.agent is not None
     alsa = stack.output == "alsa"
-    tool = shutil.which("mpv" if alsa else "ffmpeg")
-    if tool is None:
-        raise FileNotFoundError("mpv is not installed" if alsa else "ffmpeg is not installed")
+    player = stack.player if alsa else None
+    tools: dict[str, str] = {}
+    for name in needed_tools(stack.output, player):
+        path = shutil.which(name)
+        if path is None:
+            raise FileNotFoundError(f"{name} is not installed")
+        tools[name] = path
     sampler.interval = prepare_interval
     t_post = time.monotonic()
     sampler.mark("agent")
@@ -586,23 +750,23 @@ def play_phase(stack: Stack, sampler: TreeSampler, interval: float, prepare_inte
             return ann if d["status"] in statuses else None
         return check
 
-    # On ALSA the play may be over before this sees "playing": mpv is not paced by the null device.
+    # On ALSA the play may be over before this sees "playing": the null device does not pace the player.
     ann = wait_until(reached({"playing", "played"}), 180, "the delivery to reach playing", poll=0.1)
     t_seen_playing = time.monotonic()
     sampler.mark("agent")
     if not alsa:
-        sampler.interval = interval  # the ALSA play lasts about a second: keep sampling fast through it
+        sampler.interval = interval  # an ALSA play lasts a second at most: keep sampling fast through it
     media = ann["media"]
     sha, duration_ms = media["sha256"], int(media["duration_ms"])
     stored = stack.data_dir / "media" / sha[:2] / sha
     if not stored.is_file():
         raise FileNotFoundError(f"stored media not found at {stored}")
-    raw: ManagedProcess | None = None
+    ffmpeg_re: ManagedProcess | None = None
     if not alsa:
         log(f"playing: {duration_ms / 1000:.1f} s of speech; ffmpeg -re decodes {stored.name[:12]}… beside it")
-        raw = stack.spawn("ffmpeg-re", [tool, "-nostdin", "-hide_banner", "-nostats", "-re", "-i", str(stored),
-                                        "-f", "wav", "-y", "/dev/null"])
-        sampler.watch("raw", raw.pid)
+        ffmpeg_re = stack.spawn("ffmpeg-re", [tools["ffmpeg"], "-nostdin", "-hide_banner", "-nostats", "-re",
+                                              "-i", str(stored), "-f", "wav", "-y", "/dev/null"])
+        sampler.watch(ffmpeg_re.name, ffmpeg_re.pid)
 
     ann = wait_until(reached({"played"}), duration_ms / 1000 + 60, "the delivery to reach played", poll=0.1)
     t_seen_played = time.monotonic()
@@ -610,35 +774,67 @@ def play_phase(stack: Stack, sampler: TreeSampler, interval: float, prepare_inte
     play = ann["deliveries"][0]["play"] or {}
     t_start = monotonic_of(play.get("actual_start"), t_seen_playing)
     t_end = monotonic_of(play.get("ended_at"), t_seen_played)
-    captured_s = raw_captured_s = None
-    if alsa:
-        assert stack.capture is not None
-        captured_s = wav_seconds(stack.capture)
-        log(f"played: {duration_ms / 1000:.1f} s of speech through mpv in {t_end - t_start:.2f} s; "
-            f"now the bare mpv on the same media")
-        raw_capture = write_asoundrc(stack.work / "alsa-home-raw")
-        raw = stack.spawn("mpv-raw", mpv_command(tool, stored), env={"HOME": str(raw_capture.parent)})
-        sampler.watch("raw", raw.pid)
-    assert raw is not None
-    wait_until(lambda: not raw.alive, duration_ms / 1000 + 60, f"{raw.name} to finish", poll=0.02)
-    if raw.returncode != 0:
-        raise RuntimeError(f"{raw.name} exited with {raw.returncode}:\n{raw.log_text()[-2000:]}")
-    sampler.unwatch("raw")
-    if alsa:
-        raw_captured_s = wav_seconds(stack.work / "alsa-home-raw" / "captured.wav")
-
+    result = PlayResult([], ann_id, sha, duration_ms, play.get("start_offset_ms"), len(NOTICE),
+                        round(t_end - t_start, 2))
     agent_samples = sampler.samples["agent"]
     prepare = judge(window_figures(agent_samples, t_post, t_start, "prepare", "agent"), None)
-    prepare.note = joined(prepare.note, f"post → start of play: render, fetch{'' if alsa else ', decode (ffmpeg)'}; "
-                                        f"sampled every {prepare_interval:g} s")
     playing = judge(window_figures(agent_samples, t_start, t_end, "playing", "agent"), None)
-    if alsa:
-        playing.note = joined(playing.note, "mpv on the unpaced null device: a burst, its CPU is not a real-time rate")
-    raw_name = "mpv --ao=alsa (raw player)" if alsa else "ffmpeg -re (raw decode)"
-    rows = [prepare, playing,
-            window_figures(sampler.samples["raw"], 0.0, float("inf"), "playing", raw_name, whole_life=True)]
-    return PlayResult(rows, ann_id, sha, duration_ms, play.get("start_offset_ms"), len(NOTICE),
-                      round(t_end - t_start, 2), captured_s, raw_captured_s)
+    what = {None: "render, fetch, decode (ffmpeg child)",
+            "aplay": "render, fetch, decode to WAV with the gain (ffmpeg child)",
+            "mpv": "render, fetch (mpv decodes as it plays)"}[player]
+    prepare.note = joined(prepare.note, f"post → start of play: {what}; sampled every {prepare_interval:g} s")
+    raw_prepare: list[Figures] = []
+    raw_playing: Figures
+    if player is None:
+        assert ffmpeg_re is not None
+        raw_playing = window_figures(finish(sampler, ffmpeg_re, duration_ms / 1000 + 60), 0.0, float("inf"),
+                                     "playing", "ffmpeg -re (raw decode)", whole_life=True)
+    else:
+        playing.note = joined(playing.note, f"{player} on the unpaced null device: a burst, "
+                                            f"its CPU is not a real-time rate")
+        if player == "aplay" and playing.max_procs < 2:
+            playing.note = joined(playing.note, "the sampling missed the agent's aplay child (it lives "
+                                                "milliseconds here): tree figures are the agent alone — "
+                                                "see the raw aplay row")
+        assert stack.capture is not None
+        result.captured_s = wav_seconds(stack.capture)
+        raw_home = stack.work / "alsa-home-raw"
+        raw_capture = write_asoundrc(raw_home)
+        if player == "aplay":
+            log(f"played: {duration_ms / 1000:.1f} s of speech through aplay in {t_end - t_start:.2f} s; "
+                f"now the bare ffmpeg decoding the same media to WAV, then the bare aplay")
+            wav = stack.work / "raw-decoded.wav"
+            ffmpeg = stack.spawn("ffmpeg-wav", decode_command(tools["ffmpeg"], stored, wav))
+            sampler.watch(ffmpeg.name, ffmpeg.pid)
+            decode = window_figures(finish(sampler, ffmpeg, 300), 0.0, float("inf"), "prepare",
+                                    "ffmpeg → WAV (raw decode)", whole_life=True)
+            result.decoded_wav_mb = round(wav.stat().st_size / 2**20, 1)
+            decode.note = joined(decode.note, f"stored media → {SINK_RATE // 1000} kHz mono WAV at volume "
+                                              f"{VOLUME} %, as the agent prepares; sampled every "
+                                              f"{prepare_interval:g} s")
+            raw_prepare.append(decode)
+            raw_playing = run_closely(aplay_command(tools["aplay"], wav), stack.work / "aplay-raw.log",
+                                      {"HOME": str(raw_home)}, "playing", "aplay (raw player)",
+                                      duration_ms / 1000 + 60)
+            raw_playing.note = joined("that WAV on its own captured ALSA device: a burst, CPU not a real-time rate",
+                                      raw_playing.note)
+            wav.unlink()
+        else:
+            log(f"played: {duration_ms / 1000:.1f} s of speech through mpv in {t_end - t_start:.2f} s; "
+                f"now the bare mpv on the same media")
+            mpv = stack.spawn("mpv-raw", mpv_command(tools["mpv"], stored), env={"HOME": str(raw_home)})
+            sampler.watch(mpv.name, mpv.pid)
+            raw_playing = window_figures(finish(sampler, mpv, duration_ms / 1000 + 60), 0.0, float("inf"),
+                                         "playing", "mpv --ao=alsa (raw player)", whole_life=True)
+            raw_playing.note = joined(raw_playing.note, "the Opus file on its own captured ALSA device: a burst, "
+                                                        "CPU not a real-time rate")
+        result.raw_captured_s = wav_seconds(raw_capture)
+        if raw_capture.is_file() and stack.capture.is_file():
+            result.same_capture = filecmp.cmp(stack.capture, raw_capture, shallow=False)
+    if player != "mpv":
+        result.decoded_left = decoded_left(stack)
+    result.rows = [prepare, *raw_prepare, playing, raw_playing]
+    return result
 
 
 # --------------------------------------------------------------------------------------------- report
@@ -663,16 +859,26 @@ def render_table(rows: Sequence[Figures]) -> str:
 
 OUTPUT_TITLES = {
     "file": "output: file sink (ffmpeg child decodes while preparing; samples written in real time)",
-    "alsa": "output: ALSA — mpv --ao=alsa per play, default PCM = file plugin over the null device (no sound card)",
+    "alsa-aplay": 'output: ALSA, player = "aplay" — ffmpeg child decodes to WAV while preparing, aplay -D default '
+                  "per play; default PCM = file plugin over the null device (no sound card)",
+    "alsa-mpv": 'output: ALSA, player = "mpv" — mpv --ao=alsa per play, decoding as it plays; default PCM = file '
+                "plugin over the null device (no sound card)",
 }
 
 
-def run(args: argparse.Namespace, work: Path, output: str) -> dict[str, Any]:
+def run_label(output: str, player: str | None) -> str:
+    """``file``, ``alsa-aplay`` or ``alsa-mpv``."""
+    return output if player is None else f"{output}-{player}"
+
+
+def run(args: argparse.Namespace, work: Path, output: str, player: str | None) -> dict[str, Any]:
     """One stack, both phases, everything stopped at the end; returns the report as a dict."""
-    stack = Stack(work, output)
+    stack = Stack(work, output, player)
     sampler = TreeSampler(args.interval)
+    label = run_label(output, player)
+    load = os.getloadavg()
     try:
-        log(f"[{output}] starting Mosquitto, the controller and agent {AGENT_ID!r} in {work}")
+        log(f"[{label}] starting Mosquitto, the controller and agent {AGENT_ID!r} in {work}")
         bring_up(stack)
         assert stack.agent is not None
         sampler.start()
@@ -692,13 +898,16 @@ def run(args: argparse.Namespace, work: Path, output: str) -> dict[str, Any]:
     report: dict[str, Any] = {
         "benchmark": "agent_footprint",
         "output": output,
+        "player": player,
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "host": {"machine": platform.machine(), "system": platform.system(), "release": platform.release(),
-                 "cpus": os.cpu_count(), "python": platform.python_version()},
+                 "cpus": os.cpu_count(), "python": platform.python_version(),
+                 "loadavg_start": [round(x, 2) for x in load],
+                 "loadavg_end": [round(x, 2) for x in os.getloadavg()]},
         "settings": {"idle_seconds": args.idle_seconds, "settle_seconds": args.settle_seconds,
                      "interval_s": args.interval, "prepare_interval_s": args.prepare_interval,
                      "playing_interval_s": args.prepare_interval if output == "alsa" else args.interval,
-                     "clk_tck": CLK_TCK},
+                     "clk_tck": CLK_TCK, "volume": VOLUME},
         "targets": {"main_rss_mb": TARGET_RSS_MB, "tree_pss_mb": TARGET_RSS_MB, "idle_cpu_pct": TARGET_IDLE_CPU_PCT},
         "announcement": {"id": played.announcement_id, "text_chars": played.text_chars, "sha256": played.sha256,
                          "duration_ms": played.duration_ms, "start_offset_ms": played.start_offset_ms,
@@ -708,13 +917,18 @@ def run(args: argparse.Namespace, work: Path, output: str) -> dict[str, Any]:
         "all_pass": all(r.verdict == "PASS" for r in rows if r.process == "agent"),
     }
     if output == "alsa":
-        report["alsa"] = {"captured_s": played.captured_s, "raw_captured_s": played.raw_captured_s}
+        report["alsa"] = {"captured_s": played.captured_s, "raw_captured_s": played.raw_captured_s,
+                          "same_capture": played.same_capture}
+    if played.decoded_wav_mb is not None:
+        report["decoded_wav_mb"] = played.decoded_wav_mb
+    if played.decoded_left is not None:
+        report["decoded_left_after_play"] = played.decoded_left
     return report
 
 
 def print_report(report: dict[str, Any]) -> None:
     """The table and the figures that do not fit in it."""
-    print(f"== {OUTPUT_TITLES[report['output']]}")
+    print(f"== {OUTPUT_TITLES[run_label(report['output'], report.get('player'))]}")
     if "skipped" in report:
         print(f"skipped: {report['skipped']}")
         return
@@ -740,21 +954,30 @@ def print_report(report: dict[str, Any]) -> None:
           f"{ann['play_s']:.2f} s; start offset {'n/a' if offset is None else f'{offset:+d} ms'} (actual − scheduled); "
           f"agent VmHWM over its life (incl. start-up): {report['agent_vmhwm_lifetime_mb']:.1f} MB")
     if report["output"] == "alsa":
-        alsa = report["alsa"]
+        alsa, player = report["alsa"], report["player"]
 
         def seconds(value: float | None) -> str:
             return "nothing" if value is None else f"{value:.1f} s"
 
-        print(f"ALSA capture: the agent's mpv wrote {seconds(alsa['captured_s'])} of audio in {ann['play_s']:.2f} s, "
-              f"the bare mpv {seconds(alsa['raw_captured_s'])} — the null slave does not pace, so mpv runs faster "
-              f"than real time; on a Pi's DAC the play lasts the full {ann['duration_ms'] / 1000:.0f} s.")
+        same = {True: " (byte-identical)", False: " (different bytes)", None: ""}[alsa.get("same_capture")]
+        print(f"ALSA capture: the agent's {player} wrote {seconds(alsa['captured_s'])} of audio in "
+              f"{ann['play_s']:.2f} s, the bare {player} {seconds(alsa['raw_captured_s'])}{same} — the null slave does "
+              f"not pace, so {player} runs faster than real time (memory figures count, CPU figures do not); "
+              f"on a Pi's DAC the play lasts the full {ann['duration_ms'] / 1000:.0f} s.")
+    if "decoded_left_after_play" in report:
+        left = report["decoded_left_after_play"]
+        size = f"{report['decoded_wav_mb']:.1f} MB, " if "decoded_wav_mb" in report else ""
+        print(f"decoded WAV ({size}{SINK_RATE // 1000} kHz mono 16-bit) in the agent's data/decoded/ after the "
+              f"play: {'deleted' if not left else 'still there: ' + ', '.join(left)}")
     print(f"main RSS = VmRSS of the process alone (VmHWM when it rose in the window); tree PSS = PSS summed over "
           f"it and its children (shared pages split, also with the controller on this host). Sampled every "
           f"{settings['interval_s']:g} s (prepare: {settings['prepare_interval_s']:g} s, playing: "
           f"{settings['playing_interval_s']:g} s); CPU = % of one core incl. reaped children; "
           f"summed tree RSS in --json.")
+    load = host.get("loadavg_start")
     print(f"host: {host['machine']} {host['system']} {host['release']}, {host['cpus']} CPUs, "
-          f"Python {host['python']} — not a Pi Zero 2 W; compare rows, not absolutes.")
+          f"Python {host['python']}{'' if load is None else f', load avg at start {load[0]:.2f}'}"
+          f" — not a Pi Zero 2 W; compare rows, not absolutes.")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -768,37 +991,55 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="sampling interval while the agent fetches and decodes, and through an ALSA play "
                         "(default 0.05)")
     which = p.add_mutually_exclusive_group()
-    which.add_argument("--output", choices=("file", "alsa"), default="file",
-                       help="the agent's output: the file sink (default) or mpv on ALSA, captured to a WAV")
-    which.add_argument("--both", action="store_true", help="the file-sink run, then the ALSA run")
+    which.add_argument("--output", choices=("file", "alsa"), default=None,
+                       help="the agent's output: the file sink (default) or ALSA, captured to a WAV")
+    which.add_argument("--both", action="store_true", help="the file-sink run, then the ALSA run with --player")
+    which.add_argument("--all", action="store_true",
+                       help="the file-sink run, then ALSA with aplay, then ALSA with mpv")
+    p.add_argument("--player", choices=PLAYERS, default=None,
+                   help='the ALSA output\'s player, written as player = "..." in the agent\'s [output] '
+                        "(default aplay)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the figures to PATH as JSON")
     p.add_argument("--keep-dir", action="store_true", help="keep the temp dirs (configs, logs, sink output)")
     args = p.parse_args(argv)
     if args.idle_seconds <= 0 or args.interval <= 0 or args.prepare_interval <= 0 or args.settle_seconds < 0:
         p.error("times must be positive")
+    if args.player is not None and (args.all or not (args.both or args.output == "alsa")):
+        p.error("--player applies to one ALSA run: use it with --output alsa or --both (--all runs both players)")
     return args
+
+
+def planned_runs(args: argparse.Namespace) -> list[tuple[str, str | None]]:
+    """(output, player) of each run, in order; player None for the file sink."""
+    player = args.player or "aplay"
+    if args.all:
+        return [("file", None), ("alsa", "aplay"), ("alsa", "mpv")]
+    if args.both:
+        return [("file", None), ("alsa", player)]
+    return [("alsa", player)] if args.output == "alsa" else [("file", None)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the benchmark; 0 with a report (PASS or FAIL, or ALSA skipped), 1 if a run itself failed."""
     args = parse_args(argv)
-    outputs = ["file", "alsa"] if args.both else [args.output]
     reports: list[dict[str, Any]] = []
     broke = False
-    for output in outputs:
-        if output == "alsa" and shutil.which("mpv") is None:
-            reason = "mpv is not installed (apt-get install mpv); the ALSA output needs it"
-            log(f"[alsa] skipped: {reason}")
-            report: dict[str, Any] = {"benchmark": "agent_footprint", "output": "alsa", "skipped": reason}
+    for output, player in planned_runs(args):
+        label = run_label(output, player)
+        reason = missing_tools(output, player) if output == "alsa" else None
+        if reason is not None:
+            log(f"[{label}] skipped: {reason}")
+            report: dict[str, Any] = {"benchmark": "agent_footprint", "output": output, "player": player,
+                                      "skipped": reason}
         else:
-            work = Path(tempfile.mkdtemp(prefix=f"lp-footprint-{output}-"))
+            work = Path(tempfile.mkdtemp(prefix=f"lp-footprint-{label}-"))
             try:
-                report = run(args, work, output)
+                report = run(args, work, output, player)
             except KeyboardInterrupt:
                 log("interrupted")
                 return 130
             except Exception as exc:
-                log(f"[{output}] benchmark failed: {type(exc).__name__}: {exc}")
+                log(f"[{label}] benchmark failed: {type(exc).__name__}: {exc}")
                 broke = True
                 continue
             finally:

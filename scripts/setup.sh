@@ -23,7 +23,7 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages ---------------------------------------------------------------------------
-PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg mpv alsa-utils python3-venv)
+PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg opus-tools mpv alsa-utils python3-venv)
 if [[ $WITH_TEST == 1 ]]; then
     PKGS+=(socat sox procps)
 fi

@@ -15,11 +15,11 @@ def iso_ms(value: str) -> int:
 
 
 def decode_pcm(media: bytes, tmp: Path) -> bytes:
-    """Decodes audio with ffmpeg, independently of the agent, to 48 kHz mono s16le samples."""
-    src = tmp / f"{hashlib.sha256(media).hexdigest()[:16]}.in"
+    """Decodes Ogg Opus with the reference decoder (opusdec, no dither), outside the agent: 48 kHz s16le."""
+    src = tmp / f"{hashlib.sha256(media).hexdigest()[:16]}.ogg"
     src.write_bytes(media)
-    out = subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", str(src), "-ac", "1", "-ar", "48000",
-                          "-f", "s16le", "-c:a", "pcm_s16le", "-"], capture_output=True, timeout=60, check=True)
+    out = subprocess.run(["opusdec", "--quiet", "--rate", "48000", "--no-dither", str(src), "-"],
+                         capture_output=True, timeout=60, check=True)
     return out.stdout
 
 
