@@ -97,7 +97,8 @@ def is_ogg_opus(media: Path) -> bool:
     return head.startswith(b"OggS") and b"OpusHead" in head
 
 
-def _decode_command(media: Path, out: Path, volume: int) -> list[str]:
+def decode_command(media: Path, out: Path, volume: int) -> list[str]:
+    """The command that decodes ``media`` to a WAV at ``out`` (opusdec for Ogg Opus, else ffmpeg)."""
     if is_ogg_opus(media) and shutil.which("opusdec"):
         # The reference decoder needs about 4 MB where ffmpeg needs about 50: on a 512 MB Pi that is
         # the difference between the agent's peak staying under its 80 MB budget or not.
@@ -117,7 +118,7 @@ def decode_to_wav(media: Path, out: Path, volume: int = 100) -> None:
     through ffmpeg.
     """
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex}.part")  # concurrent decodes never share a file
-    cmd = _decode_command(media, tmp, volume)
+    cmd = decode_command(media, tmp, volume)
     try:
         proc = subprocess.run(cmd, capture_output=True, timeout=300, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
