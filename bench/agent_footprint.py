@@ -4,11 +4,11 @@
 Starts Mosquitto, the controller and one agent on 127.0.0.1 in a temp dir with
 :mod:`controller.local_stack`, then measures the agent's process tree from ``/proc``. The agent's output:
 
-* ``--output file`` (default): the file sink, which decodes with an ffmpeg child while preparing and
-  writes the samples in real time.
+* ``--output file`` (default): the file sink, which decodes with a child (opusdec for Opus, else
+  ffmpeg) while preparing and writes the samples in real time.
 * ``--output alsa``: the real board's path, with ``player = "<--player>"`` in the agent's ``[output]``:
 
-  - ``aplay`` (default): while preparing, an ffmpeg child decodes the media to a 48 kHz mono WAV with
+  - ``aplay`` (default): while preparing, a decoder child (opusdec for Opus) decodes the media to a 48 kHz mono WAV with
     the volume baked in; the play spawns ``aplay -q -D default`` on that WAV, which the agent deletes
     once the play is over.
   - ``mpv``: nothing is decoded ahead; the play spawns ``mpv --ao=alsa`` on the stored Opus file.
@@ -27,14 +27,14 @@ Phases:
   window: ``mosquitto_sub`` subscribed to the agent's command topics (what a C MQTT client costs to sit
   idle) and ``python -c "import time; time.sleep(N)"`` (the interpreter's floor).
 * **prepare** — from posting a long Vietnamese announcement until the play starts (the agent's reported
-  ``actual_start``): render, fetch and, for the file sink and aplay, decode by the agent's ffmpeg
+  ``actual_start``): render, fetch and, for the file sink and aplay, decode by the agent's decoder
   child; sampled every ``--prepare-interval`` s to catch that short child. Beside it in the aplay run,
-  after the agent's play: the bare ``ffmpeg`` decoding the stored media to the same WAV, sampled the
+  after the agent's play: the agent's decoder command on its own, decoding the stored media to the same WAV, sampled the
   same way.
 * **playing** — from the play's ``actual_start`` to its ``ended_at`` as the agent reported them. Beside
   it, the bare tool on the same stored media: ``ffmpeg -re`` decoding in real time (file run, started
   when playback starts), or the player through the same kind of captured ALSA device after the agent's
-  play (ALSA runs): ``aplay`` on the WAV the bare ffmpeg wrote, or ``mpv --ao=alsa`` on the Opus file.
+  play (ALSA runs): ``aplay`` on the WAV the bare decoder wrote, or ``mpv --ao=alsa`` on the Opus file.
   The ALSA runs keep sampling every ``--prepare-interval`` s through the play; a window shorter than the
   sampling is widened to its neighbouring samples (and says so). The bare aplay lives only milliseconds
   here, so it is looked at in a tight loop until it exits (main RSS = the largest VmHWM seen, CPU from
@@ -48,7 +48,7 @@ Memory, per row:
 * **tree PSS** — peak PSS (``Pss:`` of ``/proc/<pid>/smaps_rollup``) summed over the process and its
   descendants (found by walking ``/proc/*/stat``); processes whose smaps_rollup cannot be read are
   skipped (and the row says so). PSS splits each shared page among the processes mapping it, so the
-  agent and its ffmpeg/aplay/mpv child no longer both count libc & co in full. It also splits pages
+  agent and its decoder/aplay/mpv child no longer both count libc & co in full. It also splits pages
   shared with processes outside the tree (the controller runs the same Python here), so on a Pi where
   the agent runs alone the tree's PSS would be higher. So the report also prints (not judged) an
   estimate of the agent's tree alone from ``/proc/<pid>/smaps``: anonymous pages summed, each file
@@ -97,7 +97,8 @@ from controller.local_stack import (
     start_mosquitto,
     write_agent_config,
 )
-from devices.audio_output import SINK_CHANNELS, SINK_RATE
+from devices.audio_output import SINK_RATE
+from devices.audio_output import decode_command as agent_decode_command
 
 AGENT_ID = "bench"
 ZONES = ("khu-pho-1",)
@@ -482,14 +483,6 @@ def aplay_command(aplay: str, wav: Path) -> list[str]:
     return [aplay, "-q", "-D", "default", "--", str(wav)]
 
 
-def decode_command(ffmpeg: str, media: Path, out: Path) -> list[str]:
-    """What :func:`devices.audio_output.decode_to_wav` runs while the agent prepares an aplay play."""
-    gain = [] if VOLUME == 100 else ["-af", f"volume={VOLUME / 100:.2f}"]
-    return [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(media),
-            "-map", "0:a:0", *gain, "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE), "-c:a", "pcm_s16le",
-            "-f", "wav", "-bitexact", str(out)]
-
-
 def needed_tools(output: str, player: str | None) -> list[str]:
     """The binaries a run needs beyond the stack's."""
     if output == "file":
@@ -678,7 +671,7 @@ class PlayResult:
     captured_s: float | None = None  #: ALSA runs: seconds of audio the agent's player wrote to the capture file
     raw_captured_s: float | None = None  #: ALSA runs: the same for the bare player
     same_capture: bool | None = None  #: ALSA runs: the two captures hold the same bytes (same samples, same gain)
-    decoded_wav_mb: float | None = None  #: aplay run: size of the WAV the bare ffmpeg decoded
+    decoded_wav_mb: float | None = None  #: aplay run: size of the WAV the bare decoder wrote
     decoded_left: list[str] | None = None  #: file & aplay runs: files left in the agent's decoded/ after the play
 
 
@@ -779,8 +772,8 @@ def play_phase(stack: Stack, sampler: TreeSampler, interval: float, prepare_inte
     agent_samples = sampler.samples["agent"]
     prepare = judge(window_figures(agent_samples, t_post, t_start, "prepare", "agent"), None)
     playing = judge(window_figures(agent_samples, t_start, t_end, "playing", "agent"), None)
-    what = {None: "render, fetch, decode (ffmpeg child)",
-            "aplay": "render, fetch, decode to WAV with the gain (ffmpeg child)",
+    what = {None: "render, fetch, decode (decoder child)",
+            "aplay": "render, fetch, decode to WAV with the gain (decoder child)",
             "mpv": "render, fetch (mpv decodes as it plays)"}[player]
     prepare.note = joined(prepare.note, f"post → start of play: {what}; sampled every {prepare_interval:g} s")
     raw_prepare: list[Figures] = []
@@ -802,12 +795,14 @@ def play_phase(stack: Stack, sampler: TreeSampler, interval: float, prepare_inte
         raw_capture = write_asoundrc(raw_home)
         if player == "aplay":
             log(f"played: {duration_ms / 1000:.1f} s of speech through aplay in {t_end - t_start:.2f} s; "
-                f"now the bare ffmpeg decoding the same media to WAV, then the bare aplay")
+                f"now the agent's decoder on its own, then the bare aplay")
             wav = stack.work / "raw-decoded.wav"
-            ffmpeg = stack.spawn("ffmpeg-wav", decode_command(tools["ffmpeg"], stored, wav))
-            sampler.watch(ffmpeg.name, ffmpeg.pid)
-            decode = window_figures(finish(sampler, ffmpeg, 300), 0.0, float("inf"), "prepare",
-                                    "ffmpeg → WAV (raw decode)", whole_life=True)
+            # Exactly the agent's decoder (opusdec for Ogg Opus when installed, else ffmpeg).
+            decode_cmd = agent_decode_command(stored, wav, VOLUME)
+            decoder = stack.spawn("decode-wav", decode_cmd)
+            sampler.watch(decoder.name, decoder.pid)
+            decode = window_figures(finish(sampler, decoder, 300), 0.0, float("inf"), "prepare",
+                                    f"{decode_cmd[0]} → WAV (raw decode)", whole_life=True)
             result.decoded_wav_mb = round(wav.stat().st_size / 2**20, 1)
             decode.note = joined(decode.note, f"stored media → {SINK_RATE // 1000} kHz mono WAV at volume "
                                               f"{VOLUME} %, as the agent prepares; sampled every "
@@ -858,8 +853,10 @@ def render_table(rows: Sequence[Figures]) -> str:
 
 
 OUTPUT_TITLES = {
-    "file": "output: file sink (ffmpeg child decodes while preparing; samples written in real time)",
-    "alsa-aplay": 'output: ALSA, player = "aplay" — ffmpeg child decodes to WAV while preparing, aplay -D default '
+    "file": "output: file sink (a decoder child, opusdec for Opus, decodes while preparing; "
+            "samples written in real time)",
+    "alsa-aplay": 'output: ALSA, player = "aplay" — decoder child (opusdec for Opus) decodes to WAV while preparing, '
+                  'aplay -D default '
                   "per play; default PCM = file plugin over the null device (no sound card)",
     "alsa-mpv": 'output: ALSA, player = "mpv" — mpv --ao=alsa per play, decoding as it plays; default PCM = file '
                 "plugin over the null device (no sound card)",
