@@ -9,13 +9,14 @@ import hashlib
 import json
 import os
 import shutil
+import tomllib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from audio.cache import SpeechCache
 from audio.chimes import CHIME_VERSION
@@ -39,6 +40,14 @@ class SpeechConfig(PostProcessSettings):
     engines: list[EngineConfig] = Field(default_factory=_default_engines, min_length=1)
     #: Seconds one engine may take for one text before it is killed and the next engine is tried.
     timeout_s: float = Field(default=60.0, gt=0)
+
+    @classmethod
+    def from_toml(cls, path: Path) -> SpeechConfig:
+        """Reads a site's speech settings file; ValueError naming the file and the problem."""
+        try:
+            return cls.model_validate(tomllib.loads(path.read_text(encoding="utf-8")))
+        except (OSError, tomllib.TOMLDecodeError, ValidationError) as exc:
+            raise ValueError(f"speech config {path}: {exc}") from None
 
 
 @dataclass(frozen=True, slots=True)

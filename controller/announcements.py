@@ -17,12 +17,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from audio.speech import SpeechError, SpeechSettings, render_speech
+from audio.speech import SpeechError
 from controller.db import Database
 from controller.dispatch import CommandSender
-from controller.media_store import MediaStore
-from controller.models import Announcement, Delivery, Device, MediaFile
+from controller.models import Announcement, Delivery, Device
 from controller.settings import Settings
+from controller.speech import SpeechService
 from devices.protocol import Priority, Signer, SpeakerPlay, Topics, now_ms
 
 log = logging.getLogger(__name__)
@@ -58,15 +58,14 @@ class AcceptedAnnouncement:
 class AnnouncementService:
     """Validation, persistence and the render/dispatch worker."""
 
-    def __init__(self, settings: Settings, db: Database, media: MediaStore, signer: Signer,
+    def __init__(self, settings: Settings, db: Database, speech: SpeechService, signer: Signer,
                  sender: CommandSender) -> None:
         self.settings = settings
         self.db = db
-        self.media = media
+        self.speech = speech
         self.signer = signer
         self.sender = sender
         self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._speech = SpeechSettings(voice=settings.tts_voice, rate_wpm=settings.tts_rate_wpm)
 
     # accept ---------------------------------------------------------------------------------------
 
@@ -89,6 +88,9 @@ class AnnouncementService:
         if len(text) > self.settings.text_max_chars:
             raise InvalidAnnouncement(
                 "text", f"text is {len(text)} characters; the limit is {self.settings.text_max_chars}")
+        spoken = self.speech.normalize(text)
+        if not spoken.strip():
+            raise InvalidAnnouncement("text", "text has nothing to read aloud (only symbols or markup)")
         requested_ms: int | None = None
         if start_at is not None:
             requested_ms = int(start_at.timestamp() * 1000)
@@ -99,7 +101,8 @@ class AnnouncementService:
                 raise InvalidAnnouncement("start_at", "start_at is more than a year ahead")
         with self.db.session() as session:
             agent_ids = self._resolve_targets(session, targets)
-            ann = Announcement(id=uuid.uuid4().hex, text=text, priority=priority.value, targets=list(targets),
+            ann = Announcement(id=uuid.uuid4().hex, text=text, spoken_text=spoken, priority=priority.value,
+                               targets=list(targets),
                                requested_start_ms=requested_ms, status="rendering", created_by=user_id)
             session.add(ann)
         return AcceptedAnnouncement(ann.id, agent_ids)
@@ -160,12 +163,11 @@ class AnnouncementService:
             text, targets, priority = ann.text, list(ann.targets), Priority(ann.priority)
             requested = ann.requested_start_ms
         try:
-            speech = render_speech(text, self.media.root / "tmp", self._speech)
+            rendered, speech = self.speech.render(text)
         except SpeechError as exc:
             log.error("announcement %s: speech failed: %s", ann_id, exc)
             self._fail(ann_id, f"speech rendering failed: {exc}")
             return []
-        self.media.add(speech.path, speech.sha256)
         lead = self.settings.play_lead_ms
         now = now_ms()
         # A start the speakers cannot all make in time moves to the first one they can.
@@ -173,9 +175,6 @@ class AnnouncementService:
         ttl = start - now + speech.duration_ms + self.settings.command_ttl_ms
         outgoing: list[tuple[int, str, bytes, int, Priority]] = []
         with self.db.session() as session:
-            if session.get(MediaFile, speech.sha256) is None:
-                session.add(MediaFile(sha256=speech.sha256, size=speech.size, duration_ms=speech.duration_ms,
-                                      mime=speech.mime, source=speech.engine))
             ann = session.get(Announcement, ann_id)
             assert ann is not None
             try:
@@ -183,7 +182,7 @@ class AnnouncementService:
             except InvalidAnnouncement as exc:  # every target was removed while rendering
                 ann.status, ann.error = "failed", str(exc)
                 return []
-            ann.media_sha256, ann.engine, ann.start_ms, ann.status = speech.sha256, speech.engine, start, "sent"
+            ann.media_sha256, ann.engine, ann.start_ms, ann.status = speech.sha256, speech.source, start, "sent"
             order = SpeakerPlay(announcement_id=ann_id, sha256=speech.sha256, size=speech.size,
                                 duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start)
             rows: list[Delivery] = []
@@ -196,6 +195,7 @@ class AnnouncementService:
                 rows.append(delivery)
             session.flush()
             outgoing = [(d.id, d.topic, d.payload.encode(), d.exp_ms, priority) for d in rows]
-        log.info("announcement %s: %.1f s of speech, %d target(s), start %d", ann_id,
-                 speech.duration_ms / 1000, len(outgoing), start)
+        log.info("announcement %s: %.1f s of speech by %s%s, %d target(s), start %d", ann_id,
+                 speech.duration_ms / 1000, speech.source, " (cached)" if rendered.cached else "", len(outgoing),
+                 start)
         return outgoing

@@ -11,7 +11,8 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import loaphuong
-from controller.api import announcements, auth, devices, health, media, plays
+from controller.api import announcements, auth, devices, health, media, plays, speech
+from controller.api.media import UPLOAD_PATH
 from controller.runtime import Controller
 from controller.settings import Settings
 
@@ -41,11 +42,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         length = request.headers.get("content-length")
+        if request.url.path == UPLOAD_PATH:
+            return await call_next(request)  # recordings have their own, larger limit, enforced while streaming
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         return await call_next(request)
 
-    for module in (health, auth, devices, announcements, plays, media):
+    for module in (health, auth, devices, announcements, plays, media, speech):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

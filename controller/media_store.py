@@ -13,7 +13,8 @@ class MediaStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        # Scratch space on the same file system, so finished files move in with a rename.
+        (root / "tmp").mkdir(parents=True, exist_ok=True)
 
     def path_for(self, sha256: str) -> Path | None:
         """The stored file for a hash, or None for anything that is not a known, valid hash."""

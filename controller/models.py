@@ -5,7 +5,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, BigInteger, DateTime, Dialect, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -99,6 +111,7 @@ class MediaFile(Base):
     duration_ms: Mapped[int] = mapped_column(Integer)
     mime: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(64))
+    loudness_lufs: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
@@ -109,6 +122,8 @@ class Announcement(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     text: Mapped[str] = mapped_column(Text)
+    #: The text as the engine read it (numbers, dates, abbreviations spelled out).
+    spoken_text: Mapped[str | None] = mapped_column(Text, nullable=True)
     priority: Mapped[str] = mapped_column(String(16))
     targets: Mapped[list[Any]] = mapped_column()
     requested_start_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)

@@ -15,6 +15,7 @@ from controller.fleet import FleetRecorder, HandleResult
 from controller.keys import load_or_create_signing_key
 from controller.media_store import MediaStore
 from controller.settings import Settings
+from controller.speech import SpeechService
 from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
 from devices.protocol import (
     AgentStatus,
@@ -59,7 +60,8 @@ class Controller:
             on_connect=self._on_connect,
         )
         self.sender = CommandSender(self.db, self.link)
-        self.announcements = AnnouncementService(settings, self.db, self.media, self.signer, self.sender)
+        self.speech = SpeechService(settings, self.db, self.media)
+        self.announcements = AnnouncementService(settings, self.db, self.speech, self.signer, self.sender)
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=_INBOX_LIMIT)
         self._tasks: list[asyncio.Task[None]] = []
 

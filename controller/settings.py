@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     text_max_chars: int = Field(default=5000, ge=1, le=100_000)
     tts_voice: str = "vi"
     tts_rate_wpm: int = Field(default=150, ge=80, le=450)
+    #: TOML file with the speech settings (engine chain, loudness, chimes…); see docs/speech.md.
+    speech_config_file: Path | None = None
+    #: A site's own abbreviations (TSV: ABBR<TAB>reading), added to and overriding the built-in ones.
+    abbreviations_file: Path | None = None
+    speech_cache_bytes: int = Field(default=2 * 1024**3, gt=0)
+    upload_max_bytes: int = Field(default=100 * 1024**2, gt=0)
+    upload_max_seconds: int = Field(default=3600, gt=0)
     admin_username: str = "admin"
     log_level: str = "INFO"
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import urllib.error
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -145,3 +149,79 @@ def test_console_login_throttle_and_logout(controller: ControllerHandle) -> None
     status, _ = controller.post("/api/v1/auth/login", {"username": username, "password": password}, token=None)
     assert status == 429  # locked out even with the right password, for a while
     assert controller.post("/api/v1/auth/login", {"username": "ghost", "password": "x"}, token=None)[0] == 429
+
+
+def test_speech_preview_reads_the_text_as_an_announcer_would(controller: ControllerHandle) -> None:
+    body = {"text": "Lúc 14h30 ngày 8-1, UBND phường họp."}
+    status, preview = controller.post("/api/v1/speech/preview", body)
+    assert status == 200, preview
+    assert preview["spoken_text"].startswith("Lúc mười bốn giờ ba mươi phút ngày tám tháng một")
+    assert "ủy ban nhân dân" in preview["spoken_text"]
+    assert preview["engine"].startswith("espeak") and preview["cached"] is False
+    media = preview["media"]
+    assert abs(media["loudness_lufs"] + 16) <= 1.0
+    assert raw_get(media["url"], controller.token) == 200
+    status, again = controller.post("/api/v1/speech/preview", body)
+    assert again["cached"] is True and again["media"]["sha256"] == media["sha256"]
+    for nothing in ("😀😀😀", "<break time='1s'/>", "!!! ..."):
+        status, err = controller.post("/api/v1/speech/preview", {"text": nothing})
+        assert status == 422 and "nothing to read" in messages(err), (nothing, err)
+    assert controller.post("/api/v1/speech/preview", {"text": "a" * 5001})[0] == 422
+    assert controller.post("/api/v1/speech/preview", body, token=None)[0] == 401
+
+
+def test_announcement_keeps_what_was_read(controller: ControllerHandle, agents: AgentFactory) -> None:
+    agents("loa-01", wait_online=False)
+    status, body = controller.post("/api/v1/announcements", {"text": "Họp lúc 7h tại UBND.", "targets": ["all"]})
+    assert status == 202
+    ann = controller.announcement(body["id"])
+    assert ann["text"] == "Họp lúc 7h tại UBND."
+    assert ann["spoken_text"] == "Họp lúc bảy giờ tại ủy ban nhân dân."
+    status, err = controller.post("/api/v1/announcements", {"text": "🔥🔥🔥", "targets": ["all"]})
+    assert status == 422 and "nothing to read" in messages(err)
+
+
+def _upload(controller: ControllerHandle, data: bytes, token: str | None = "") -> tuple[int, Any]:
+    import urllib.error
+
+    req = urllib.request.Request(controller.api + "/api/v1/media", data=data, method="POST",
+                                 headers={"Content-Type": "application/octet-stream",
+                                          **({"Authorization": f"Bearer {controller.token if token == '' else token}"}
+                                             if token is not None else {})})
+    try:
+        with urllib.request.urlopen(req, timeout=60) as resp:
+            return int(resp.status), json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+def test_uploaded_recordings_are_checked_normalised_and_stored(controller: ControllerHandle, tmp_path: Path) -> None:
+    def make(name: str, *args: str) -> bytes:
+        out = tmp_path / name
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args, str(out)], check=True, timeout=60)
+        return out.read_bytes()
+
+    quiet_mp3 = make("bulletin.mp3", "-f", "lavfi", "-i", "sine=frequency=300:duration=4,volume=0.05")
+    status, media = _upload(controller, quiet_mp3)
+    assert status == 201, media
+    assert media["source"] == "upload" and media["mime"] == "audio/ogg"
+    assert abs(media["loudness_lufs"] + 16) <= 1.0  # normalised like speech
+    assert 3500 <= media["duration_ms"] <= 4500
+    assert raw_get(media["url"], controller.token) == 200
+
+    video = make("clip.mp4", "-f", "lavfi", "-i", "testsrc=duration=2:size=64x64:rate=5", "-f", "lavfi", "-i",
+                 "sine=duration=2", "-shortest")
+    for data, code, needle in ((video, 415, "only audio"), (b"\x00" * 1000, 415, "not a readable audio file"),
+                               ("Không phải âm thanh".encode(), 415, "not a readable audio file"),
+                               (b"", 422, "empty")):
+        status, err = _upload(controller, data)
+        assert status == code and needle in str(err["detail"]), (status, err)
+    assert _upload(controller, quiet_mp3, token=None)[0] == 401
+    stored = {p.name for p in (controller.data_dir / "media").rglob("*") if p.is_file()}
+    assert len(stored) == 1 and media["sha256"] in stored  # refused uploads leave nothing behind
+
+
+def test_oversized_upload_is_refused(controller_factory: Any, broker: Any) -> None:
+    handle = controller_factory(broker.port, name="small-uploads", env={"LP_UPLOAD_MAX_BYTES": "50000"})
+    status, err = _upload(handle, b"\x00" * 60_000)
+    assert status == 413 and "limited" in str(err["detail"])

@@ -23,7 +23,7 @@ def test_tts_writes_vietnamese_speech(tmp_path: Path) -> None:
     proc = subprocess.run([*LOAPHUONG, "tts", "Ủy ban nhân dân phường thông báo", "-o", str(out)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert "espeak-ng:vi" in proc.stdout
+    assert "espeak:" in proc.stdout and "LUFS" in proc.stdout
     assert out.read_bytes()[:4] == b"OggS"
     probe = subprocess.run(["ffmpeg", "-nostdin", "-i", str(out), "-f", "null", "-"], capture_output=True, text=True,
                            timeout=30)
@@ -35,7 +35,16 @@ def test_tts_writes_vietnamese_speech(tmp_path: Path) -> None:
     assert again.read_bytes() == out.read_bytes()
 
 
-def test_tts_refuses_empty_text(tmp_path: Path) -> None:
-    proc = subprocess.run([*LOAPHUONG, "tts", "   ", "-o", str(tmp_path / "x.ogg")], capture_output=True, text=True,
-                          timeout=30)
-    assert proc.returncode == 1 and "nothing to say" in proc.stderr
+def test_tts_refuses_text_with_nothing_to_read(tmp_path: Path) -> None:
+    for text in ("   ", "😀 🎉 !!!", "<speak></speak>"):
+        proc = subprocess.run([*LOAPHUONG, "tts", text, "-o", str(tmp_path / "x.ogg")], capture_output=True,
+                              text=True, timeout=30)
+        assert proc.returncode == 1 and "empty after normalisation" in proc.stderr, (text, proc.stderr)
+        assert not (tmp_path / "x.ogg").exists()
+
+
+def test_tts_normalize_only_prints_the_reading() -> None:
+    proc = subprocess.run([*LOAPHUONG, "tts", "--normalize-only", "Ngày 8-1 lúc 14h30, UBND phường họp."],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0
+    assert proc.stdout.strip() == ("Ngày tám tháng một lúc mười bốn giờ ba mươi phút, ủy ban nhân dân phường họp.")

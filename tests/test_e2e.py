@@ -29,7 +29,8 @@ def test_announcement_heard_on_two_agents_in_sync(controller: ControllerHandle, 
 
     ann = controller.wait_deliveries(accepted["id"], {"played"}, timeout=40)
     assert ann["status"] == "sent"
-    assert ann["engine"].startswith("espeak-ng")
+    assert ann["engine"].startswith("espeak:")
+    assert abs(ann["media"]["loudness_lufs"] + 16) <= 1.0
     start_ms = iso_ms(ann["start_at"])
     media = ann["media"]
     stored = fetch_media(controller, media["sha256"], controller.token)

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 
 from controller.announcements import InvalidAnnouncement
 from controller.api.deps import ControllerDep, SessionDep, StaffDep
+from controller.api.media import media_public
 from controller.api.plays import play_public
 from controller.api.schemas import (
     AnnouncementAccepted,
@@ -16,7 +17,6 @@ from controller.api.schemas import (
     AnnouncementPublic,
     AnnouncementSummary,
     DeliveryPublic,
-    MediaPublic,
     ms_iso,
 )
 from controller.models import Announcement, Delivery, MediaFile, Play
@@ -79,8 +79,8 @@ def get_announcement(announcement_id: str, session: SessionDep, controller: Cont
     ]
     base = controller.settings.resolved_public_url()
     return AnnouncementPublic(
-        id=ann.id, text=ann.text, priority=ann.priority, targets=list(ann.targets), status=ann.status,
+        id=ann.id, text=ann.text, spoken_text=ann.spoken_text, priority=ann.priority, targets=list(ann.targets),
+        status=ann.status,
         error=ann.error, requested_start=ms_iso(ann.requested_start_ms), start_at=ms_iso(ann.start_ms),
         engine=ann.engine, created_at=ann.created_at, deliveries=deliveries,
-        media=MediaPublic(sha256=media.sha256, size=media.size, duration_ms=media.duration_ms, mime=media.mime,
-                          url=f"{base}/media/{media.sha256}") if media else None)
+        media=media_public(media, base) if media else None)

@@ -1,14 +1,29 @@
-"""``GET /media/{sha256}``: audio for agents (their own token) and staff; nothing outside the store."""
+"""``/media``: audio for agents (their own token) and staff, and officers' uploaded recordings."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+import tempfile
+from pathlib import Path
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
-from controller.api.deps import ControllerDep, SessionDep, StaffOrDeviceDep
+from audio.probe import ProbeError
+from audio.speech import SpeechError
+from controller.api.deps import ControllerDep, SessionDep, StaffDep, StaffOrDeviceDep
+from controller.api.schemas import MediaPublic
 from controller.models import MediaFile
 
 router = APIRouter(tags=["media"])
+
+UPLOAD_PATH = "/api/v1/media"
+
+
+def media_public(row: MediaFile, base_url: str) -> MediaPublic:
+    """The public view of a stored file."""
+    return MediaPublic(sha256=row.sha256, size=row.size, duration_ms=row.duration_ms, mime=row.mime,
+                       url=f"{base_url}/media/{row.sha256}", source=row.source, loudness_lufs=row.loudness_lufs)
 
 
 @router.get("/media/{sha256}")
@@ -21,3 +36,38 @@ def get_media(sha256: str, session: SessionDep, controller: ControllerDep, _who:
     # Content-addressed: the bytes behind a URL never change.
     return FileResponse(path, media_type=row.mime, headers={"Cache-Control": "private, max-age=31536000, immutable",
                                                            "ETag": f'"{sha256}"'})
+
+
+@router.post(UPLOAD_PATH, status_code=status.HTTP_201_CREATED)
+async def upload_recording(request: Request, controller: ControllerDep, _user: StaffDep) -> MediaPublic:
+    """A recorded bulletin as the request body (any audio type): checked, normalised like speech, stored.
+
+    413 over the size limit, 415 for anything that is not one audio recording; nothing is kept then.
+    """
+    limit = controller.settings.upload_max_bytes
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"recordings are limited to {limit // 2**20} MB")
+    scratch = controller.media.root / "tmp"
+    with tempfile.TemporaryDirectory(dir=scratch) as tmp:
+        upload = Path(tmp) / "upload"
+        size = 0
+        with upload.open("wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
+                                        f"recordings are limited to {limit // 2**20} MB")
+                await run_in_threadpool(out.write, chunk)
+        if size == 0:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the request body is empty; send the file")
+        try:
+            stored = await run_in_threadpool(controller.speech.import_recording, upload)
+        except ProbeError as exc:
+            raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+        except SpeechError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the recording could not be processed: {exc}") \
+                from None
+    base = controller.settings.resolved_public_url()
+    return MediaPublic(sha256=stored.sha256, size=stored.size, duration_ms=stored.duration_ms, mime=stored.mime,
+                       url=f"{base}/media/{stored.sha256}", source=stored.source, loudness_lufs=stored.loudness_lufs)

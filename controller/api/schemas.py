@@ -72,6 +72,24 @@ class MediaPublic(BaseModel):
     duration_ms: int
     mime: str
     url: str
+    source: str = Field(description="engine:voice for speech, upload for recordings")
+    loudness_lufs: float | None
+
+
+class SpeechPreviewRequest(_In):
+    """Text to hear before sending."""
+
+    text: str = Field(max_length=100_000)
+
+
+class SpeechPreview(BaseModel):
+    """What the speakers would say, and a URL to hear it."""
+
+    text: str
+    spoken_text: str
+    engine: str
+    cached: bool
+    media: MediaPublic
 
 
 class AnnouncementPublic(BaseModel):
@@ -79,6 +97,7 @@ class AnnouncementPublic(BaseModel):
 
     id: str
     text: str
+    spoken_text: str | None
     priority: str
     targets: list[str]
     status: str

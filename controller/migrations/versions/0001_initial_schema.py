@@ -41,6 +41,7 @@ def upgrade() -> None:
     sa.Column('duration_ms', sa.Integer(), nullable=False),
     sa.Column('mime', sa.String(length=64), nullable=False),
     sa.Column('source', sa.String(length=64), nullable=False),
+    sa.Column('loudness_lufs', sa.Float(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('sha256')
     )
@@ -57,6 +58,7 @@ def upgrade() -> None:
     op.create_table('announcements',
     sa.Column('id', sa.String(length=32), nullable=False),
     sa.Column('text', sa.Text(), nullable=False),
+    sa.Column('spoken_text', sa.Text(), nullable=True),
     sa.Column('priority', sa.String(length=16), nullable=False),
     sa.Column('targets', sa.JSON(), nullable=False),
     sa.Column('requested_start_ms', sa.BigInteger(), nullable=True),
