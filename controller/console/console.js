@@ -9,6 +9,7 @@ const STRINGS = {
     compose_title: "Soạn thông báo", text: "Nội dung", targets: "Phát tới", all_speakers: "Tất cả các loa",
     priority: "Mức ưu tiên", p_normal: "Thường", p_priority: "Ưu tiên", p_emergency: "Khẩn cấp",
     start_at: "Thời gian phát (để trống = phát ngay)", send: "Gửi thông báo",
+    preview: "Nghe thử", spoken_as: "Loa sẽ đọc:",
     sent_ok: "Đã nhận thông báo, đang chuyển giọng nói…", devices_title: "Thiết bị",
     announcements_title: "Thông báo gần đây", plays_title: "Nhật ký phát (bằng chứng phát)",
     col_device: "Loa", col_zones: "Khu vực", col_status: "Trạng thái", col_playing: "Đang phát",
@@ -29,6 +30,7 @@ const STRINGS = {
     compose_title: "Compose an announcement", text: "Text", targets: "Play on", all_speakers: "All speakers",
     priority: "Priority", p_normal: "Normal", p_priority: "Priority", p_emergency: "Emergency",
     start_at: "Start time (empty = now)", send: "Send announcement",
+    preview: "Listen first", spoken_as: "The speakers will read:",
     sent_ok: "Accepted; rendering speech…", devices_title: "Devices",
     announcements_title: "Recent announcements", plays_title: "Proof of play",
     col_device: "Speaker", col_zones: "Zones", col_status: "Status", col_playing: "Playing",
@@ -206,6 +208,20 @@ document.addEventListener("DOMContentLoaded", () => {
     showApp();
   });
   $("#text").addEventListener("input", (ev) => { $("#count").textContent = ev.target.value.length; });
+  $("#preview").addEventListener("click", async () => {
+    const out = $("#compose-result");
+    const resp = await api("POST", "/api/v1/speech/preview", { text: $("#text").value });
+    const body = await resp.json();
+    if (!resp.ok) {
+      out.className = "error";
+      out.textContent = Array.isArray(body.detail) ? body.detail.map((d) => d.msg).join("; ") : String(body.detail);
+      return;
+    }
+    out.textContent = "";
+    $("#spoken-text").textContent = body.spoken_text;
+    $("#spoken").hidden = false;
+    listen(body.media.sha256);
+  });
   $("#target-all").addEventListener("change", renderDevices);
   $("#compose").addEventListener("submit", async (ev) => {
     ev.preventDefault();
