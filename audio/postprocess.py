@@ -1,33 +1,39 @@
 """Raw engine audio → trimmed, loudness-normalised Opus (and MP3), with optional chimes, using ffmpeg.
 
-Steps, each one ffmpeg run:
+Steps:
 
-1. decode, downmix to mono, trim silence at both ends (``silenceremove`` forwards, then again on the
-   reversed signal), resample to 48 kHz — and, in the same run, measure it with ``loudnorm`` (pass 1);
-2. only when the gain to the target would push peaks past the ceiling: a look-ahead limiter at the
-   level that leaves room for that gain, re-measured, so that pass 2 can stay linear (one-pass and
-   "dynamic" loudnorm pump and miss the target — FIELD-NOTES saw −17.3 for −16);
-3. pass 2: ``loudnorm`` with the measured values and ``linear=true``, concatenated between the chimes
-   (each normalised the same way once and kept in the chime directory);
-4. encode Opus (Ogg, 48 kHz mono) and MP3 from that master;
-5. measure the Opus file as a listener gets it (integrated loudness and true peak).
+1. one ffmpeg run decodes, downmixes to mono, trims silence at both ends (``silenceremove`` forwards, then
+   again on the reversed signal) and, in the same run, measures the result with ``ebur128`` (pass 1) at the
+   source rate — loudnorm's analysis resamples to 192 kHz and cost four times as much;
+2. only when the gain to the target would push peaks past the limiter ceiling: one more run measures a few
+   candidate gains through the look-ahead limiter side by side (``asplit``), and the gain that lands on the
+   target is interpolated — a limiter taming espeak-ng's spiky voice costs several LU, so the plain gain
+   would miss by that much;
+3. pass 2: gain (+ limiter), 48 kHz mono, the chimes concatenated in the same graph (each normalised the
+   same way once and kept in the chime directory), encoded to Opus while the MP3 encoder runs the same graph
+   in a process of its own and a third process measures the Opus stream as it is written (integrated
+   loudness and true peak, as a listener gets it);
+4. only when that Opus measurement is out of spec (true peak over the ceiling, loudness off the target): a
+   corrective pass with a lower ceiling or a corrected gain — rare.
 
 Blocking code: callers run it in a thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import math
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import IO, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -45,15 +51,25 @@ __all__ = [
 ]
 
 SAMPLE_RATE = 48000
-#: Headroom kept below the true-peak target before encoding: Opus at 32 kb/s overshoots espeak-ng's buzzy
-#: voice by 1.5-2.5 dB, and limiting harder buys less than it costs (the gain then rises), hence the margin.
-_PEAK_MARGIN_DB = 4.5
+#: Headroom kept below the true-peak target by the limiter: Opus at 32 kb/s overshoots espeak-ng's buzzy voice
+#: by 1.5-2 dB. The limiter now sits after the final gain, so its ceiling holds exactly and no extra margin is
+#: needed for the loudness the limiter itself takes away (the old 4.5 dB covered that too).
+_PEAK_MARGIN_DB = 3.0
 #: Shorter than one 400 ms gating block, integrated loudness is undefined.
 _MIN_MEASURABLE_S = 0.5
-#: loudnorm buffers 3 s windows; below that its second pass is unreliable.
-_LOUDNORM_MIN_S = 3.0
-#: Tries at the peak margin when the encoded file still overshoots the true-peak ceiling.
+#: Passes at most when the encoded file is out of spec (true peak over the ceiling or loudness off target).
 _PEAK_RETRIES = 3
+#: A final loudness further than this from the target triggers a corrective pass (the contract allows 1 LU).
+_LOUDNESS_TOLERANCE_LU = 0.5
+#: A corrective pass moves the gain by at most this much, along the search's slope taken as no flatter than
+#: ``_MIN_SLOPE`` (LU per dB).
+_MAX_CORRECTION_DB = 4.0
+_MIN_SLOPE = 0.25
+#: Candidate gains for the limiter search, as fractions of how far the plain gain would push peaks past the
+#: ceiling, added to that plain gain. On espeak-ng the target sits near 0.8-1.1 of it.
+_SEARCH_STEPS = (0.3, 0.6, 0.9, 1.2, 1.6)
+#: alimiter's range ends at -24 dBFS.
+_LIMIT_FLOOR = 0.0625
 
 
 class NothingToSay(SpeechError):
@@ -89,7 +105,7 @@ class PostProcessSettings(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Loudness:
-    """An EBU R128 measurement (ffmpeg loudnorm's analysis)."""
+    """An EBU R128 measurement (ffmpeg's ebur128 summary)."""
 
     integrated_lufs: float
     true_peak_db: float
@@ -98,7 +114,7 @@ class Loudness:
 
     @property
     def measurable(self) -> bool:
-        """False for silence or audio too short to gate (loudnorm reports -inf or -70)."""
+        """False for silence or audio too short to gate (ebur128 reports -70, some tools -inf)."""
         return math.isfinite(self.integrated_lufs) and self.integrated_lufs > -69.0
 
 
@@ -120,10 +136,14 @@ class ProcessedAudio:
     limited: bool
 
 
+def _command(settings: PostProcessSettings, args: list[str]) -> list[str]:
+    return [settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", *args]
+
+
 def _ffmpeg(settings: PostProcessSettings, args: list[str], what: str) -> str:
-    cmd = [settings.ffmpeg, "-nostdin", "-hide_banner", "-nostats", "-y", *args]
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=settings.ffmpeg_timeout_s, check=False)
+        proc = subprocess.run(_command(settings, args), capture_output=True, timeout=settings.ffmpeg_timeout_s,
+                              check=False)
     except FileNotFoundError:
         raise SpeechError(f"{what}: {settings.ffmpeg} is not installed") from None
     except subprocess.TimeoutExpired:
@@ -134,55 +154,54 @@ def _ffmpeg(settings: PostProcessSettings, args: list[str], what: str) -> str:
     return stderr
 
 
-_JSON_BLOCK = re.compile(r"\{[^{}]*\"input_i\"[^{}]*\}", re.S)
+_SUMMARY = re.compile(r"^\[ebur128@(?P<name>[^\s\]]+) @ [^\]]*\] Summary:$", re.M)
+_NUMBER = r"(-?(?:[0-9]+(?:\.[0-9]*)?|inf))"
+_SUMMARY_I = re.compile(rf"Integrated loudness:\s*I:\s*{_NUMBER} LUFS\s*Threshold:\s*{_NUMBER}")
+_SUMMARY_LRA = re.compile(rf"LRA:\s*{_NUMBER} LU")
+_SUMMARY_TP = re.compile(rf"True peak:\s*Peak:\s*{_NUMBER}")
 
 
-def _parse_loudnorm(stderr: str, what: str) -> Loudness:
-    blocks = _JSON_BLOCK.findall(stderr)
-    if not blocks:
-        raise SpeechError(f"{what}: ffmpeg printed no loudness measurement")
-    data = json.loads(blocks[-1])
+def _parse_ebur128(stderr: str, what: str) -> dict[str, Loudness]:
+    """The ``ebur128`` summaries in ``stderr`` by filter instance name (``ebur128@name``).
 
-    def num(key: str) -> float:
-        # loudnorm prints "-inf" for silence; float() reads it.
-        return float(data[key])
-
-    return Loudness(integrated_lufs=num("input_i"), true_peak_db=num("input_tp"), lra=num("input_lra"),
-                    threshold=num("input_thresh"))
-
-
-def _loudnorm_args(settings: PostProcessSettings) -> str:
-    return f"I={settings.loudness_lufs}:TP={settings.true_peak_db}:LRA={settings.loudness_range}"
-
-
-def _process_and_measure(src: Path, dst: Path, chain: str, settings: PostProcessSettings, what: str) -> Loudness:
-    """Writes ``chain`` applied to ``src`` as a 48 kHz mono 24-bit WAV and measures that same signal."""
-    graph = (f"[0:a]{chain},aresample={SAMPLE_RATE},aformat=sample_fmts=flt:channel_layouts=mono,asplit[out][m];"
-             f"[m]loudnorm={_loudnorm_args(settings)}:print_format=json,anullsink")
-    stderr = _ffmpeg(settings, ["-i", str(src), "-filter_complex", graph, "-map", "[out]",
-                                "-c:a", "pcm_s24le", str(dst)], what)
-    return _parse_loudnorm(stderr, what)
+    The last summary of each name wins: ffmpeg prints an empty one when it reconfigures a graph.
+    A measurement without ``peak=true`` has a true peak of ``-inf``.
+    """
+    found: dict[str, Loudness] = {}
+    heads = list(_SUMMARY.finditer(stderr))
+    for head, following in zip(heads, [*heads[1:], None], strict=True):
+        block = stderr[head.end():following.start() if following else len(stderr)]
+        integrated = _SUMMARY_I.search(block)
+        if integrated is None:
+            continue
+        lra = _SUMMARY_LRA.search(block)
+        peak = _SUMMARY_TP.search(block)
+        found[head["name"]] = Loudness(integrated_lufs=float(integrated[1]), threshold=float(integrated[2]),
+                                       lra=float(lra[1]) if lra else 0.0,
+                                       true_peak_db=float(peak[1]) if peak else -math.inf)
+    if not found:
+        raise SpeechError(f"{what}: ffmpeg printed no loudness summary")
+    return found
 
 
-_EBU_SUMMARY = re.compile(r"Integrated loudness:\s*I:\s*(?P<i>-?[0-9.]+|-?inf) LUFS"
-                          r"\s*Threshold:\s*(?P<thr>-?[0-9.]+|-?inf)"
-                          r".*?LRA:\s*(?P<lra>-?[0-9.]+|-?inf) LU.*?True peak:\s*Peak:\s*(?P<tp>-?[0-9.]+|-?inf)", re.S)
+def _meter(name: str, true_peak: bool) -> str:
+    # framelog=verbose keeps the per-frame lines out of an info-level log (ffmpeg 5 has no framelog=quiet).
+    return f"ebur128@{name}={'peak=true:' if true_peak else ''}framelog=verbose"
 
 
 def measure_loudness(path: Path, settings: PostProcessSettings | None = None) -> Loudness:
     """Integrated loudness and true peak of any file ffmpeg can decode (ebur128: 3x faster than loudnorm)."""
     settings = settings or PostProcessSettings()
     what = f"measuring {path.name}"
-    stderr = _ffmpeg(settings, ["-i", str(path), "-af", "ebur128=peak=true:framelog=verbose", "-f", "null", "-"], what)
-    found = _EBU_SUMMARY.search(stderr[stderr.rfind("Summary:"):])
+    stderr = _ffmpeg(settings, ["-i", str(path), "-af", _meter("m", True), "-f", "null", "-"], what)
+    found = _parse_ebur128(stderr, what).get("m")
     if found is None:
         raise SpeechError(f"{what}: ffmpeg printed no loudness summary")
-    return Loudness(integrated_lufs=float(found["i"]), true_peak_db=float(found["tp"]), lra=float(found["lra"]),
-                    threshold=float(found["thr"]))
+    return found
 
 
 def _wav_seconds(path: Path) -> float:
-    """Length of a PCM WAV; reads the RIFF chunks itself because ``wave`` rejects 24-bit (extensible) files."""
+    """Length of a PCM WAV; reads the RIFF chunks itself because ``wave`` rejects float and 24-bit files."""
     with path.open("rb") as fh:
         header = fh.read(12)
         if header[:4] != b"RIFF" or header[8:12] != b"WAVE":
@@ -204,47 +223,86 @@ def _wav_seconds(path: Path) -> float:
 
 
 def _prepare(src: Path, work: Path, name: str, trim: bool, settings: PostProcessSettings) -> tuple[Path, Loudness]:
-    """Pass 1: decode, (trim,) resample to 48 kHz mono and measure with loudnorm."""
+    """Pass 1: decode, (trim,) downmix to mono and measure with ebur128, at the source rate."""
     thr = settings.silence_threshold_db
     keep = settings.keep_silence_s
     trim_one_end = f"silenceremove=start_periods=1:start_threshold={thr}dB:start_silence={keep}"
     chain = f"aformat=channel_layouts=mono,{trim_one_end},areverse,{trim_one_end},areverse" if trim \
         else "aformat=channel_layouts=mono"
     # Padding a very short word ("Alô") to one gating block keeps its integrated loudness defined.
-    chain += f",apad=whole_dur={_MIN_MEASURABLE_S}"
+    chain += f",apad=whole_dur={_MIN_MEASURABLE_S},aformat=sample_fmts=flt"
     prepared = work / f"{name}-prepared.wav"
-    measured = _process_and_measure(src, prepared, chain, settings, f"{name}: trim and measure")
+    what = f"{name}: trim and measure"
+    # Float keeps the trimmed signal exact for the gain that follows; the source rate keeps this pass cheap.
+    graph = f"[0:a]{chain},asplit[out][m];[m]{_meter('src', True)},anullsink"
+    stderr = _ffmpeg(settings, ["-i", str(src), "-filter_complex", graph, "-map", "[out]",
+                                "-c:a", "pcm_f32le", str(prepared)], what)
+    measured = _parse_ebur128(stderr, what).get("src")
+    if measured is None:
+        raise SpeechError(f"{what}: ffmpeg printed no loudness summary")
     if not measured.measurable:
         raise NothingToSay(f"{name}: the audio is silent")
     return prepared, measured
 
 
-def _limit(prepared: Path, measured: Loudness, work: Path, name: str, settings: PostProcessSettings,
-           margin_db: float) -> tuple[Path, Loudness, bool]:
-    """When the gain to the target would lift peaks past the ceiling, limits them first (and re-measures)."""
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """The gain (dB) that brings the prepared signal to the target, and the limiter after it (None: none)."""
+
+    gain_db: float
+    limit: float | None
+    #: LU of output per dB of gain around ``gain_db`` (1 without a limiter), for a corrective pass.
+    slope: float
+
+
+def _limiter(limit: float) -> str:
+    return f"alimiter=limit={limit:.5f}:attack=5:release=50:level=0:latency=1"
+
+
+def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSettings, margin_db: float) -> _Plan:
+    """Finds the gain to the target; when its peaks would pass the ceiling, through a limiter at the ceiling.
+
+    The limiter takes loudness away (on espeak-ng 2-6 LU), so the gain is searched: candidate gains are measured
+    side by side in one ffmpeg run and the one that meets the target is interpolated.
+    """
     gain = settings.loudness_lufs - measured.integrated_lufs
-    ceiling_db = settings.true_peak_db - margin_db - gain
-    if measured.true_peak_db <= ceiling_db:
-        return prepared, measured, False
-    # alimiter's range ends at -24 dBFS; a signal needing more than that goes to loudnorm as it is.
-    limit = min(1.0, max(0.0625, 10 ** (ceiling_db / 20)))
-    limited = work / f"{name}-limited.wav"
-    measured = _process_and_measure(prepared, limited, f"alimiter=limit={limit:.5f}:attack=5:release=50:level=0"
-                                    ":latency=1", settings, f"{name}: limit and measure")
-    return limited, measured, True
+    ceiling_db = settings.true_peak_db - margin_db
+    over = measured.true_peak_db + gain - ceiling_db
+    if over <= 0:
+        return _Plan(gain, None, 1.0)
+    limit = min(1.0, max(_LIMIT_FLOOR, 10 ** (ceiling_db / 20)))
+    gains = [gain + over * step for step in _SEARCH_STEPS]
+    branches = "".join(f"[b{i}]" for i in range(len(gains)))
+    graph = ";".join([f"[0:a]asplit={len(gains)}{branches}",
+                      *(f"[b{i}]volume={g:.3f}dB,{_limiter(limit)},{_meter(f'g{i}', False)},anullsink"
+                        for i, g in enumerate(gains))])
+    what = f"{name}: limiter search"
+    found = _parse_ebur128(_ffmpeg(settings, ["-i", str(prepared), "-filter_complex", graph, "-f", "null", "-"],
+                                   what), what)
+    try:
+        levels = [found[f"g{i}"].integrated_lufs for i in range(len(gains))]
+    except KeyError:
+        raise SpeechError(f"{what}: ffmpeg printed no loudness summary") from None
+    return _interpolate(gains, levels, settings.loudness_lufs, limit)
 
 
-def _pass2_filter(label: str, measured: Loudness, settings: PostProcessSettings, seconds: float) -> str:
-    tail = f"aresample={SAMPLE_RATE},aformat=sample_fmts=s16:sample_rates={SAMPLE_RATE}:channel_layouts=mono"
-    if seconds < _LOUDNORM_MIN_S:
-        # loudnorm's linear mode misjudges inputs under 3 s (a 2.4 s clip measured at -22 came out at -29 for a
-        # -16 target); its linear mode is this same gain, so apply it directly.
-        return f"{label}volume={settings.loudness_lufs - measured.integrated_lufs:.2f}dB,{tail}"
-    # Pass 2 with measured_* and linear=true is a plain gain as long as measured TP + gain stays under TP,
-    # which _limit made sure of.
-    return (f"{label}loudnorm={_loudnorm_args(settings)}:measured_I={measured.integrated_lufs}"
-            f":measured_TP={measured.true_peak_db}:measured_LRA={measured.lra}"
-            f":measured_thresh={measured.threshold}:offset=0:linear=true,{tail}")
+def _interpolate(gains: list[float], levels: list[float], target: float, limit: float) -> _Plan:
+    """Piecewise-linear inverse of loudness(gain); outside the measured range, the nearest segment extended."""
+    index = next((i for i in range(1, len(gains)) if levels[i] >= target), len(gains) - 1)
+    g0, g1, l0, l1 = gains[index - 1], gains[index], levels[index - 1], levels[index]
+    # A limiter never makes louder gain quieter; a flat segment (fully limited) keeps a small slope.
+    slope = max((l1 - l0) / (g1 - g0), 0.05)
+    gain = g0 + (target - l0) / slope
+    # Beyond the measured points the line is a guess: stay within one step of them; the Opus check corrects.
+    step = g1 - g0
+    gain = min(max(gain, gains[0] - step), gains[-1] + step)
+    return _Plan(gain, limit, slope)
+
+
+def _level_chain(plan: _Plan) -> str:
+    """The gain (and limiter), at 48 kHz so that the limiter also catches the peaks between source samples."""
+    chain = f"aresample={SAMPLE_RATE},aformat=sample_fmts=flt:channel_layouts=mono,volume={plan.gain_db:.3f}dB"
+    return chain + (f",{_limiter(plan.limit)}" if plan.limit is not None else "")
 
 
 def _chime_file(setting: ChimeSetting, kind: Literal["start", "end"], chime_dir: Path,
@@ -256,8 +314,9 @@ def _chime_file(setting: ChimeSetting, kind: Literal["start", "end"], chime_dir:
         else Path(setting)
     if not source.is_file():
         raise SpeechError(f"chime file not found: {source}")
+    # "ebur128" in the key: chimes normalised by the former loudnorm code are redone once the new way.
     key = hashlib.sha256(f"{file_sha256(source)}|{settings.loudness_lufs}|{settings.true_peak_db}|"
-                         f"{settings.loudness_range}".encode()).hexdigest()[:24]
+                         f"{settings.loudness_range}|ebur128".encode()).hexdigest()[:24]
     target = chime_dir / f"chime-{kind}-{key}.wav"
     if target.is_file():
         return target
@@ -265,10 +324,10 @@ def _chime_file(setting: ChimeSetting, kind: Literal["start", "end"], chime_dir:
     with tempfile.TemporaryDirectory(dir=chime_dir) as tmp:
         work = Path(tmp)
         prepared, measured = _prepare(source, work, f"chime-{kind}", False, settings)
-        ready, measured, _ = _limit(prepared, measured, work, f"chime-{kind}", settings, _PEAK_MARGIN_DB)
+        plan = _plan(prepared, measured, f"chime-{kind}", settings, _PEAK_MARGIN_DB)
         out = work / "chime.wav"
-        _ffmpeg(settings, ["-i", str(ready), "-af", _pass2_filter("", measured, settings, _wav_seconds(ready)),
-                           "-c:a", "pcm_s16le", str(out)], f"normalising the {kind} chime")
+        _ffmpeg(settings, ["-i", str(prepared), "-af", _level_chain(plan), "-c:a", "pcm_s16le", *_BITEXACT, str(out)],
+                f"normalising the {kind} chime")
         os.replace(out, target)  # atomic: concurrent renders of the same chime each write a whole file
     return target
 
@@ -276,21 +335,118 @@ def _chime_file(setting: ChimeSetting, kind: Literal["start", "end"], chime_dir:
 _BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"]
 
 
-def _encode_opus(master: Path, out_dir: Path, settings: PostProcessSettings) -> Path:
+def _final_graph(start: Path | None, speech: Path, end: Path | None, plan: _Plan,
+                 settings: PostProcessSettings) -> list[str]:
+    """ffmpeg inputs and graph: [start chime + gap] + levelled speech + [gap + end chime] → ``[out]``."""
+    inputs: list[str] = []
+    parts: list[str] = []
+    graph: list[str] = []
+    gap = settings.chime_gap_s
+    mono48 = f"aresample={SAMPLE_RATE},aformat=sample_fmts=flt:channel_layouts=mono"
+    if start is not None:
+        inputs += ["-i", str(start)]
+        graph.append(f"[{len(parts)}:a]{mono48},apad=pad_dur={gap}[p{len(parts)}]")
+        parts.append(f"[p{len(parts)}]")
+    inputs += ["-i", str(speech)]
+    graph.append(f"[{len(parts)}:a]{_level_chain(plan)}[p{len(parts)}]")
+    parts.append(f"[p{len(parts)}]")
+    if end is not None:
+        inputs += ["-i", str(end)]
+        graph.append(f"[{len(parts)}:a]{mono48},adelay=delays={round(gap * 1000)}:all=1[p{len(parts)}]")
+        parts.append(f"[p{len(parts)}]")
+    graph.append(f"{''.join(parts)}concat=n={len(parts)}:v=0:a=1[out]")
+    return [*inputs, "-filter_complex", ";".join(graph), "-map", "[out]"]
+
+
+def _render(graph: list[str], out_dir: Path, settings: PostProcessSettings) -> tuple[Path, Loudness, Path | None]:
+    """Pass 2: encodes Opus (and MP3) and measures the Opus stream, in three ffmpeg processes side by side.
+
+    The Opus encoder writes to a pipe that this function copies both to ``speech.ogg`` and into the meter, so
+    the measurement costs no time after the encode; the MP3 encoder runs the same graph on its own (ffmpeg 5
+    encodes all outputs of one process on one thread). Same graph, same samples: the files match.
+    """
     opus = out_dir / "speech.ogg"
-    # Reproducible bytes: the same master always gives the same file and so the same sha256.
-    _ffmpeg(settings, ["-i", str(master), "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "libopus",
-                       "-b:a", settings.opus_bitrate, "-application", "voip", *_BITEXACT, "-f", "ogg", str(opus)],
-            "Opus encode")
-    return opus
+    mp3 = out_dir / "speech.mp3" if settings.mp3 else None
+    # Reproducible bytes: the same input always gives the same file and so the same sha256.
+    encode = _command(settings, [*graph, "-c:a", "libopus", "-b:a", settings.opus_bitrate, "-application", "voip",
+                                 *_BITEXACT, "-f", "ogg", "pipe:1"])
+    meter = _command(settings, ["-f", "ogg", "-i", "pipe:0", "-af", _meter("opus", True), "-f", "null", "-"])
+    jobs: list[tuple[str, list[str]]] = [("Opus encode", encode), ("measuring speech.ogg", meter)]
+    if mp3 is not None:
+        jobs.append(("MP3 encode", _command(settings, [*graph, "-c:a", "libmp3lame", "-b:a", settings.mp3_bitrate,
+                                                       *_BITEXACT, "-id3v2_version", "0", "-write_xing", "0",
+                                                       "-f", "mp3", str(mp3)])))
+    timed_out = threading.Event()
+    with contextlib.ExitStack() as stack:
+        # Files, not pipes, take stderr: a full stderr pipe would stall a process.
+        logs = [stack.enter_context(tempfile.TemporaryFile()) for _ in jobs]
+        procs = _run_side_by_side(jobs, logs, opus, settings, timed_out)
+        stderrs = []
+        for log in logs:
+            log.seek(0)
+            stderrs.append(log.read().decode(errors="replace"))
+    if timed_out.is_set():
+        raise SpeechError(f"Opus encode: ffmpeg timed out after {settings.ffmpeg_timeout_s:g}s")
+    for (what, _), proc, stderr in zip(jobs, procs, stderrs, strict=True):
+        if proc.returncode != 0:
+            raise SpeechError(f"{what}: ffmpeg failed ({proc.returncode}): {stderr[-400:]}")
+    final = _parse_ebur128(stderrs[1], "measuring speech.ogg").get("opus")
+    if final is None:
+        raise SpeechError("measuring speech.ogg: ffmpeg printed no loudness summary")
+    return opus, final, mp3
 
 
-def _encode_mp3(master: Path, out_dir: Path, settings: PostProcessSettings) -> Path:
-    mp3 = out_dir / "speech.mp3"
-    _ffmpeg(settings, ["-i", str(master), "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "libmp3lame",
-                       "-b:a", settings.mp3_bitrate, *_BITEXACT, "-id3v2_version", "0", "-write_xing", "0",
-                       "-f", "mp3", str(mp3)], "MP3 encode")
-    return mp3
+def _run_side_by_side(jobs: list[tuple[str, list[str]]], logs: Sequence[IO[bytes]], opus: Path,
+                      settings: PostProcessSettings, timed_out: threading.Event) -> list[subprocess.Popen[bytes]]:
+    """Starts the encoder, the meter (fed through :func:`_tee`) and the MP3 encoder, and waits for all three."""
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def kill_all() -> None:
+        timed_out.set()
+        for proc in procs:
+            proc.kill()
+
+    watchdog = threading.Timer(settings.ffmpeg_timeout_s, kill_all)
+    try:
+        try:
+            procs.append(subprocess.Popen(jobs[0][1], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                          stderr=logs[0]))
+            procs.append(subprocess.Popen(jobs[1][1], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                          stderr=logs[1]))
+            procs.extend(subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
+                         for (_, cmd), log in zip(jobs[2:], logs[2:], strict=True))
+        except FileNotFoundError:
+            raise SpeechError(f"Opus encode: {settings.ffmpeg} is not installed") from None
+        watchdog.start()
+        _tee(procs[0].stdout, opus, procs[1].stdin)
+        for proc in procs:
+            proc.wait()
+    finally:
+        watchdog.cancel()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        if procs and procs[0].stdout is not None:
+            procs[0].stdout.close()
+    return procs
+
+
+def _tee(source: IO[bytes] | None, path: Path, sink: IO[bytes] | None) -> None:
+    """Copies ``source`` to the file ``path`` and to ``sink`` until the end, then closes ``sink``."""
+    assert source is not None and sink is not None  # both were opened as pipes
+    sink_open = True
+    with path.open("wb") as out:
+        while chunk := source.read(1 << 16):
+            out.write(chunk)
+            if sink_open:
+                try:
+                    sink.write(chunk)
+                except BrokenPipeError:
+                    # The meter died; its exit status reports why once everything has ended.
+                    sink_open = False
+    with contextlib.suppress(BrokenPipeError):
+        sink.close()
 
 
 def postprocess(source: Path, out_dir: Path, settings: PostProcessSettings, chime_dir: Path) -> ProcessedAudio:
@@ -303,49 +459,46 @@ def postprocess(source: Path, out_dir: Path, settings: PostProcessSettings, chim
     start = _chime_file(settings.chime_start, "start", chime_dir, settings)
     end = _chime_file(settings.chime_end, "end", chime_dir, settings)
     margin = _PEAK_MARGIN_DB
+    correction = 0.0
     with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
         work = Path(tmp)
         prepared, source_loudness = _prepare(source, work, "speech", True, settings)
+        plan = _plan(prepared, source_loudness, "speech", settings, margin)
+        tries: list[tuple[tuple[bool, float, float], Path, Loudness, Path | None, _Plan]] = []
         for attempt in range(_PEAK_RETRIES):
-            speech, measured, limited = _limit(prepared, source_loudness, work, "speech", settings, margin)
-            master = work / "master.wav"
-            _ffmpeg(settings, [*_concat_args(start, speech, end, measured, settings), "-ac", "1",
-                               "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", str(master)], "normalising (pass 2)")
-            opus = _encode_opus(master, out_dir, settings)
-            final = measure_loudness(opus, settings)
+            levelled = _Plan(plan.gain_db + correction, plan.limit, plan.slope)
+            attempt_dir = work / f"try-{attempt}"
+            attempt_dir.mkdir()
+            opus, final, mp3 = _render(_final_graph(start, prepared, end, levelled, settings), attempt_dir, settings)
             overshoot = final.true_peak_db - settings.true_peak_db
-            if overshoot <= 0 or attempt == _PEAK_RETRIES - 1:
+            miss = settings.loudness_lufs - final.integrated_lufs
+            # The peak ceiling is the hard limit, loudness the aim: rank tries that way.
+            tries.append(((overshoot > 0, max(overshoot, 0.0), abs(miss)), opus, final, mp3, levelled))
+            if overshoot <= 0 and abs(miss) <= _LOUDNESS_TOLERANCE_LU:
                 break
-            # Opus overshot the ceiling: limit harder and redo. Extra margin buys about half its size in peak.
-            margin += 2 * overshoot + 0.5
-        mp3 = _encode_mp3(master, out_dir, settings) if settings.mp3 else None
-        duration_ms = round(_wav_seconds(master) * 1000)
+            if overshoot > 0:
+                # Opus overshot the ceiling: limit harder and search the gain again.
+                margin += overshoot + 0.5
+                plan = _plan(prepared, source_loudness, "speech", settings, margin)
+            elif abs(miss) > _LOUDNESS_TOLERANCE_LU:
+                # What the Opus measure misses beyond the plan (chimes, codec), corrected along the plan's slope;
+                # bounded, because a target out of reach (flat slope) must not turn into a huge gain.
+                step = miss / max(plan.slope, _MIN_SLOPE)
+                correction += max(-_MAX_CORRECTION_DB, min(_MAX_CORRECTION_DB, step))
+        # A later try is not always better (a target out of reach): keep the best one.
+        _, opus_try, final, mp3_try, chosen = min(tries, key=lambda t: t[0])
+        opus = out_dir / opus_try.name
+        os.replace(opus_try, opus)
+        mp3 = None
+        if mp3_try is not None:
+            mp3 = out_dir / mp3_try.name
+            os.replace(mp3_try, mp3)
+        speech_s = _wav_seconds(prepared)
+    chimes_s = sum(_wav_seconds(chime) + settings.chime_gap_s for chime in (start, end) if chime is not None)
     return ProcessedAudio(opus_path=opus, mp3_path=mp3, sha256=file_sha256(opus), size=opus.stat().st_size,
-                          duration_ms=duration_ms, sample_rate=SAMPLE_RATE, loudness_lufs=final.integrated_lufs,
-                          true_peak_db=final.true_peak_db, source_loudness_lufs=source_loudness.integrated_lufs,
-                          limited=limited)
-
-
-def _concat_args(start: Path | None, speech: Path, end: Path | None, measured: Loudness,
-                 settings: PostProcessSettings) -> list[str]:
-    """ffmpeg inputs and graph: [start chime + gap] + pass-2 speech + [gap + end chime] → ``[out]``."""
-    inputs: list[str] = []
-    parts: list[str] = []
-    graph: list[str] = []
-    gap = settings.chime_gap_s
-    if start is not None:
-        inputs += ["-i", str(start)]
-        graph.append(f"[{len(parts)}:a]apad=pad_dur={gap}[p{len(parts)}]")
-        parts.append(f"[p{len(parts)}]")
-    inputs += ["-i", str(speech)]
-    graph.append(_pass2_filter(f"[{len(parts)}:a]", measured, settings, _wav_seconds(speech)) + f"[p{len(parts)}]")
-    parts.append(f"[p{len(parts)}]")
-    if end is not None:
-        inputs += ["-i", str(end)]
-        graph.append(f"[{len(parts)}:a]adelay=delays={round(gap * 1000)}:all=1[p{len(parts)}]")
-        parts.append(f"[p{len(parts)}]")
-    graph.append(f"{''.join(parts)}concat=n={len(parts)}:v=0:a=1[out]")
-    return [*inputs, "-filter_complex", ";".join(graph), "-map", "[out]"]
+                          duration_ms=round((speech_s + chimes_s) * 1000), sample_rate=SAMPLE_RATE,
+                          loudness_lufs=final.integrated_lufs, true_peak_db=final.true_peak_db,
+                          source_loudness_lufs=source_loudness.integrated_lufs, limited=chosen.limit is not None)
 
 
 def tools_missing(settings: PostProcessSettings | None = None) -> list[str]:
