@@ -7,6 +7,7 @@ stores it under its hash, then writes one delivery per target with its signed ``
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import unicodedata
 import uuid
@@ -65,7 +66,9 @@ class AnnouncementService:
         self.speech = speech
         self.signer = signer
         self.sender = sender
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        # Emergency first: a long normal bulletin waiting to be rendered must not hold up a fire alarm.
+        self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        self._seq = itertools.count()
 
     # accept ---------------------------------------------------------------------------------------
 
@@ -73,7 +76,7 @@ class AnnouncementService:
                      user_id: int | None) -> AcceptedAnnouncement:
         """Validates and stores off the event loop, then queues the rendering on it."""
         accepted = await asyncio.to_thread(self.accept, text, targets, priority, start_at, user_id)
-        self._queue.put_nowait(accepted.id)  # asyncio.Queue is not thread-safe: only touched on the loop
+        self._enqueue(accepted.id, priority)  # asyncio queues are not thread-safe: only touched on the loop
         return accepted
 
     def accept(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
@@ -126,20 +129,24 @@ class AnnouncementService:
 
     async def requeue_unfinished(self) -> int:
         """Announcements a previous run accepted but did not finish rendering go back in the queue."""
-        def unfinished() -> list[str]:
+        def unfinished() -> list[tuple[str, str]]:
             with self.db.session() as session:
-                return list(session.scalars(select(Announcement.id).where(Announcement.status == "rendering")
-                                            .order_by(Announcement.created_at)))
+                rows = session.execute(select(Announcement.id, Announcement.priority)
+                                       .where(Announcement.status == "rendering").order_by(Announcement.created_at))
+                return [(ann_id, prio) for ann_id, prio in rows]
 
-        ids = await asyncio.to_thread(unfinished)
-        for ann_id in ids:
-            self._queue.put_nowait(ann_id)
-        return len(ids)
+        rows = await asyncio.to_thread(unfinished)
+        for ann_id, prio in rows:
+            self._enqueue(ann_id, Priority(prio))
+        return len(rows)
+
+    def _enqueue(self, ann_id: str, priority: Priority) -> None:
+        self._queue.put_nowait((-priority.rank, next(self._seq), ann_id))
 
     async def run(self) -> None:
         """Renders and dispatches announcements one after another."""
         while True:
-            ann_id = await self._queue.get()
+            _, _, ann_id = await self._queue.get()
             try:
                 outgoing = await asyncio.to_thread(self._render_and_sign, ann_id)
             except Exception:
