@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel
@@ -61,11 +60,6 @@ def advance_delivery(delivery: Delivery, status: str, error: str | None = None) 
     if error:
         delivery.error = error[:1000]
     return True
-
-
-def ms_to_datetime(ms: int) -> datetime:
-    """Protocol milliseconds → aware UTC datetime."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 @dataclass

@@ -14,14 +14,15 @@ from audio.speech import SpeechError
 from controller.api.deps import ControllerDep, SessionDep, StaffDep, StaffOrDeviceDep
 from controller.api.schemas import MediaPublic
 from controller.models import MediaFile
+from controller.speech import StoredAudio
 
 router = APIRouter(tags=["media"])
 
 UPLOAD_PATH = "/api/v1/media"
 
 
-def media_public(row: MediaFile, base_url: str) -> MediaPublic:
-    """The public view of a stored file."""
+def media_public(row: MediaFile | StoredAudio, base_url: str) -> MediaPublic:
+    """The public view of a stored file (its database row, or what the speech service just stored)."""
     return MediaPublic(sha256=row.sha256, size=row.size, duration_ms=row.duration_ms, mime=row.mime,
                        url=f"{base_url}/media/{row.sha256}", source=row.source, loudness_lufs=row.loudness_lufs)
 
@@ -68,6 +69,4 @@ async def upload_recording(request: Request, controller: ControllerDep, _user: S
         except SpeechError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the recording could not be processed: {exc}") \
                 from None
-    base = controller.settings.resolved_public_url()
-    return MediaPublic(sha256=stored.sha256, size=stored.size, duration_ms=stored.duration_ms, mime=stored.mime,
-                       url=f"{base}/media/{stored.sha256}", source=stored.source, loudness_lufs=stored.loudness_lufs)
+    return media_public(stored, controller.settings.resolved_public_url())

@@ -10,7 +10,8 @@ from audio.pipeline import NothingToSay
 from audio.speech import SpeechError
 from controller.announcements import normalise_text
 from controller.api.deps import ControllerDep, StaffDep
-from controller.api.schemas import MediaPublic, SpeechPreview, SpeechPreviewRequest
+from controller.api.media import media_public
+from controller.api.schemas import SpeechPreview, SpeechPreviewRequest
 
 router = APIRouter(prefix="/api/v1/speech", tags=["speech"])
 
@@ -34,9 +35,5 @@ async def preview(body: SpeechPreviewRequest, controller: ControllerDep, _user: 
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"no speech engine could speak: {exc}") from None
     except SpeechError as exc:
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, f"speech failed: {exc}") from None
-    base = controller.settings.resolved_public_url()
     return SpeechPreview(text=text, spoken_text=controller.speech.normalize(text), engine=rendered.source,
-                         cached=rendered.cached,
-                         media=MediaPublic(sha256=stored.sha256, size=stored.size, duration_ms=stored.duration_ms,
-                                           mime=stored.mime, url=f"{base}/media/{stored.sha256}", source=stored.source,
-                                           loudness_lufs=stored.loudness_lufs))
+                         cached=rendered.cached, media=media_public(stored, controller.settings.resolved_public_url()))
