@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import loaphuong
-from controller.api import announcements, auth, devices, health, media, plays, speech
+from controller.api import announcements, auth, devices, health, media, plays, schedule, speech, users, zones
 from controller.api.media import UPLOAD_PATH
 from controller.runtime import Controller
 from controller.settings import Settings
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         return await call_next(request)
 
-    for module in (health, auth, devices, announcements, plays, media, speech):
+    for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users):
         app.include_router(module.router)
 
     @app.get("/", include_in_schema=False)

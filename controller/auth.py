@@ -156,3 +156,13 @@ def device_for_token(session: Session, token: str) -> Device | None:
     """The enabled device a device token belongs to."""
     device = session.scalar(select(Device).where(Device.token_hash == token_hash(token)))
     return device if device is not None and device.enabled else None
+
+
+def create_user(session: Session, username: str, password: str, role: str) -> User:
+    """A new member of staff with an argon2 hash of the password; ValueError if the name is taken."""
+    if session.scalar(select(User).where(User.username == username)) is not None:
+        raise ValueError(f"user {username!r} already exists")
+    user = User(username=username, password_hash=_hasher.hash(password), role=role)
+    session.add(user)
+    session.flush()
+    return user

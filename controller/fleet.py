@@ -8,7 +8,7 @@ caller logs it and moves on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,8 @@ class FleetRecorder:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        #: Told which agents' zones or registration changed (their schedule windows need rebuilding).
+        self.on_device_change: Callable[[Iterable[str] | None], None] = lambda _ids: None
         self._handlers: dict[str, Handler] = {
             "status": self._status,
             "info": self._info,
@@ -161,9 +163,11 @@ class FleetRecorder:
     # event handlers ---------------------------------------------------------------------------------
 
     def _play_row(self, session: Session, device: Device, data: PlayStarted | PlayFinished) -> Play:
-        play = session.scalar(select(Play).where(Play.agent_id == device.id, Play.play_id == data.play_id))
+        play = session.scalar(select(Play).where(Play.agent_id == device.id, Play.play_id == data.play_id,
+                                                 Play.attempt == data.attempt))
         if play is None:
-            play = Play(agent_id=device.id, play_id=data.play_id, announcement_id=data.announcement_id,
+            play = Play(agent_id=device.id, play_id=data.play_id, attempt=data.attempt,
+                        announcement_id=data.announcement_id, item_id=data.item_id,
                         sha256=data.sha256, priority=data.priority.value, output=data.output,
                         scheduled_start_ms=data.scheduled_start)
             session.add(play)
@@ -194,7 +198,7 @@ class FleetRecorder:
         play.outcome = data.outcome.value
         play.reason = data.reason or None
         delivery = self._delivery(session, device, data.play_id)
-        if delivery is not None:
+        if delivery is not None and data.final:
             advance_delivery(delivery, _OUTCOME_TO_DELIVERY[data.outcome], data.reason or None)
 
     def _agent_error(self, session: Session, device: Device, env: Envelope, data: BaseModel) -> None:

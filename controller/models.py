@@ -155,16 +155,22 @@ class Delivery(Base):
 
 
 class Play(Base):
-    """Proof of play: what an agent reports it actually played, and when."""
+    """Proof of play: what an agent reports it actually played, and when (one row per attempt)."""
 
     __tablename__ = "plays"
-    __table_args__ = (UniqueConstraint("agent_id", "play_id"), Index("ix_plays_actual_start", "actual_start_ms"))
+    __table_args__ = (UniqueConstraint("agent_id", "play_id", "attempt"),
+                      Index("ix_plays_actual_start", "actual_start_ms"),
+                      Index("ix_plays_scheduled_start", "scheduled_start_ms"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     play_id: Mapped[str] = mapped_column(String(64))
+    #: 0 for the first time; a recording pre-empted and played again is attempt 1, 2…
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
     announcement_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
-    sha256: Mapped[str] = mapped_column(String(64))
+    item_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    #: The play's first recording; null for a relay.
+    sha256: Mapped[str | None] = mapped_column(String(64), nullable=True)
     priority: Mapped[str] = mapped_column(String(16))
     output: Mapped[str] = mapped_column(String(100), default="")
     scheduled_start_ms: Mapped[int] = mapped_column(BigInteger)
@@ -187,3 +193,81 @@ class DeviceEvent(Base):
     ts_ms: Mapped[int] = mapped_column(BigInteger)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Zone(Base):
+    """A named group of agents (cụm loa) with its quiet hours and volumes by time of day."""
+
+    __tablename__ = "zones"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    quiet_hours: Mapped[list[Any]] = mapped_column(default=list)
+    volumes: Mapped[list[Any]] = mapped_column(default=list)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class ScheduleItem(Base):
+    """A scheduled broadcast: one-off or recurring, a programme of TTS, recordings and relays.
+
+    ``start_local``/``until_local``/``exdates`` are wall-clock times in the site's time zone (as in
+    iCalendar), kept as ISO text so no database shifts them. ``segments`` is the programme resolved
+    into what agents play (speech rendered, recordings looked up).
+    """
+
+    __tablename__ = "schedule_items"
+    __table_args__ = (Index("ix_schedule_items_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    title: Mapped[str] = mapped_column(String(200), default="")
+    priority: Mapped[str] = mapped_column(String(16))
+    content: Mapped[list[Any]] = mapped_column()
+    segments: Mapped[list[Any]] = mapped_column()
+    targets: Mapped[dict[str, Any]] = mapped_column(JSON)
+    start_local: Mapped[str] = mapped_column(String(32))
+    rrule: Mapped[str | None] = mapped_column(Text, nullable=True)
+    until_local: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    exdates: Mapped[list[Any]] = mapped_column(default=list)
+    queue: Mapped[bool] = mapped_column(default=False)
+    #: pending (awaiting approval) → approved | rejected; cancelled when deleted (history is kept).
+    status: Mapped[str] = mapped_column(String(16))
+    rejection_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    updated_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: When this revision was saved (ms): occurrences before it are never played.
+    saved_ms: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class AgentSchedule(Base):
+    """The last schedule window pushed to an agent (retained on the broker) and what it applied."""
+
+    __tablename__ = "agent_schedules"
+
+    agent_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    digest: Mapped[str] = mapped_column(String(64))
+    plays: Mapped[int] = mapped_column(Integer)
+    window_end_ms: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[str] = mapped_column(Text)
+    pushed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    published: Mapped[bool] = mapped_column(default=False)
+
+
+class AuditEvent(Base):
+    """Who did what, when: every change that decides what the speakers say."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_events_at", "at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    username: Mapped[str] = mapped_column(String(64), default="")
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(100), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

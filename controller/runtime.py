@@ -6,16 +6,21 @@ import asyncio
 import logging
 from collections import defaultdict
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
 from controller import migrate
 from controller.announcements import AnnouncementService
 from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
 from controller.db import Database
 from controller.dispatch import CommandSender
 from controller.fleet import FleetRecorder, HandleResult
+from controller.jobs import bind, start_scheduler
 from controller.keys import load_or_create_signing_key
 from controller.media_store import MediaStore
+from controller.schedule_items import ScheduleService
 from controller.settings import Settings
 from controller.speech import SpeechService
+from controller.windows import WindowPublisher
 from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
 from devices.protocol import (
     AgentStatus,
@@ -62,6 +67,11 @@ class Controller:
         self.sender = CommandSender(self.db, self.link)
         self.speech = SpeechService(settings, self.db, self.media)
         self.announcements = AnnouncementService(settings, self.db, self.speech, self.signer, self.sender)
+        self.windows = WindowPublisher(settings, self.db, self.signer, self.link)
+        self.schedule = ScheduleService(settings, self.speech, self.windows.request)
+        self.fleet.on_device_change = self.windows.request
+        self._scheduler: AsyncIOScheduler | None = None
+        self._connected_once = False
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=_INBOX_LIMIT)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -72,11 +82,18 @@ class Controller:
         if queued or rendering:
             log.info("resuming %d queued deliveries and %d announcements to render", queued, rendering)
         for name, coro in (("mqtt", self.link.run()), ("sender", self.sender.run()),
-                           ("announcements", self.announcements.run()), ("inbox", self._inbox_worker())):
+                           ("announcements", self.announcements.run()), ("inbox", self._inbox_worker()),
+                           ("windows", self.windows.run())):
             self._tasks.append(asyncio.create_task(coro, name=f"controller-{name}"))
+        bind(self.db, self.speech, self.windows)
+        self._scheduler = start_scheduler(self.settings, self.db)
+        # Time has passed while we were down: every window rolls forward now.
+        self.windows.request(None)
 
     async def stop(self) -> None:
         """Says ``stopped`` on the controller topic, disconnects and ends the workers."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
         await self.link.close([(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.STOPPED), True)])
         for task in self._tasks:
             if task.get_name() != "controller-mqtt":
@@ -92,6 +109,10 @@ class Controller:
     async def _on_connect(self, link: MqttLink) -> None:
         # Birth: agents answer a live "online" by republishing state and unacknowledged events.
         await link.publish(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.ONLINE), retain=True)
+        if not self._connected_once:
+            self._connected_once = True
+            # The broker may have been replaced or wiped while we were away: put every window back.
+            asyncio.get_running_loop().create_task(self.windows.republish_all(), name="controller-republish")
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         try:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -40,8 +41,34 @@ class Settings(BaseSettings):
     speech_cache_bytes: int = Field(default=2 * 1024**3, gt=0)
     upload_max_bytes: int = Field(default=100 * 1024**2, gt=0)
     upload_max_seconds: int = Field(default=3600, gt=0)
+    #: The site's time zone: recurring items repeat by its wall clock (IANA name).
+    timezone: str = "Asia/Ho_Chi_Minh"
+    #: How far ahead each agent is sent its plays; it keeps playing them while the link is down.
+    schedule_window_hours: int = Field(default=48, ge=1, le=14 * 24)
+    #: The windows are rebuilt this often (and at once whenever an item, zone or device changes).
+    schedule_refresh_minutes: int = Field(default=60, ge=1, le=24 * 60)
+    #: A scheduled play may start this late when its speaker is busy (queued items get four times as long).
+    schedule_grace_ms: int = Field(default=10 * 60_000, ge=0, le=24 * 3600 * 1000)
+    #: Conflicts are looked for this many days ahead when an item is created or changed.
+    conflict_horizon_days: int = Field(default=60, ge=1, le=400)
+    #: Items need an approver's approval before they go out (an approver may not approve their own).
+    require_approval: bool = False
     admin_username: str = "admin"
     log_level: str = "INFO"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Ho_Chi_Minh)") from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The site's time zone."""
+        return ZoneInfo(self.timezone)
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to SQLite inside the data directory."""

@@ -43,6 +43,8 @@ class Playback(ABC):
     def __init__(self, actual_start_ms: int) -> None:
         self.actual_start_ms = actual_start_ms
         self.error: str | None = None
+        #: Something worth keeping in proof of play even when the sound completed (a relay that dropped).
+        self.note: str = ""
         self._stopped = threading.Event()
 
     @property
@@ -82,6 +84,130 @@ class AudioOutput(ABC):
     @abstractmethod
     def release(self, prepared: Path) -> None:
         """Frees what :meth:`prepare` made once no play needs it (decoded audio is large)."""
+
+    @abstractmethod
+    def open_stream(self, url: str, *, play_id: str, volume: int) -> StreamPlayer:
+        """Starts playing a live stream now; the returned player ends when the stream does."""
+
+    def stream_finished(self, play_id: str, stopped: bool) -> None:
+        """Called once when a relay ends (after its last connection); outputs that log plays close here."""
+        return None  # a speaker keeps no per-relay record
+
+    def start_relay(self, url: str, *, play_id: str, volume: int, until_ms: int) -> Playback:
+        """Plays ``url`` until ``until_ms``, reconnecting with back-off whenever the stream drops."""
+        playback = _RelayPlayback(self, url, play_id, volume, until_ms)
+        playback.begin()
+        return playback
+
+
+class StreamPlayer(ABC):
+    """One connection to a live stream, as sound; ends when the stream ends or fails."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Blocks up to ``timeout``; True once the stream has ended."""
+
+    @abstractmethod
+    def close(self) -> str:
+        """Stops it (if still going) and returns the tail of its error output."""
+
+    @property
+    @abstractmethod
+    def frames(self) -> int:
+        """Samples (per channel) that have sounded so far."""
+
+
+#: Back-off between reconnects to a relay stream: doubles from the first to the last value.
+RELAY_BACKOFF_S = (0.5, 5.0)
+
+
+def relay_input_args(url: str, realtime: bool) -> list[str]:
+    """ffmpeg arguments that read a live stream; a stall of 5 s counts as a drop."""
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *(["-re"] if realtime else []),
+            "-rw_timeout", "5000000", "-i", url, "-map", "0:a:0", "-vn"]
+
+
+class _RelayPlayback(Playback):
+    """A relay window: connects, plays, reconnects after drops, ends at ``until_ms`` or on stop."""
+
+    def __init__(self, output: AudioOutput, url: str, play_id: str, volume: int, until_ms: int) -> None:
+        super().__init__(_now_ms())
+        self._output = output
+        self._url = url
+        self._play_id = play_id
+        self._volume = volume
+        self._until_ms = until_ms
+        self._done = threading.Event()
+        self._player: StreamPlayer | None = None
+        self._lock = threading.Lock()
+        self.drops = 0
+        self._thread = threading.Thread(target=self._run, name=f"relay-{play_id[:20]}", daemon=True)
+
+    def begin(self) -> None:
+        """Starts the connection loop."""
+        self._thread.start()
+
+    def _remaining_s(self) -> float:
+        return (self._until_ms - _now_ms()) / 1000
+
+    def _run(self) -> None:
+        backoff = RELAY_BACKOFF_S[0]
+        ever_heard = False
+        last_error = ""
+        lost_at: int | None = None
+        try:
+            while not self._stopped.is_set() and self._remaining_s() > 0:
+                try:
+                    player = self._output.open_stream(self._url, play_id=self._play_id, volume=self._volume)
+                except OutputError as exc:
+                    last_error = str(exc)
+                    player = None
+                if player is not None:
+                    with self._lock:
+                        self._player = player
+                    while not player.wait(min(0.5, max(self._remaining_s(), 0.01))):
+                        if self._stopped.is_set() or self._remaining_s() <= 0:
+                            break
+                    heard = player.frames > 0
+                    err = player.close()
+                    with self._lock:
+                        self._player = None
+                    if heard:
+                        ever_heard = True
+                        backoff = RELAY_BACKOFF_S[0]
+                        if lost_at is not None:
+                            lost_at = None
+                    if self._stopped.is_set() or self._remaining_s() <= 0:
+                        break
+                    last_error = err or "stream ended"
+                if lost_at is None:
+                    lost_at = _now_ms()
+                    self.drops += 1
+                    log.warning("relay %s: stream dropped (%s); reconnecting", self._play_id, last_error[:200])
+                self._stopped.wait(min(backoff, max(self._remaining_s(), 0)))
+                backoff = min(backoff * 2, RELAY_BACKOFF_S[1])
+        finally:
+            if not self._stopped.is_set():
+                if lost_at is not None:
+                    self.error = (f"relay stream lost at {lost_at} ms and not back before the window ended "
+                                  f"({self.drops} drop(s)): {last_error[:200]}" if ever_heard else
+                                  f"relay stream never reached: {last_error[:300]}")
+                elif self.drops:
+                    self.note = f"relay stream dropped {self.drops} time(s) and was reconnected"
+            try:
+                self._output.stream_finished(self._play_id, self._stopped.is_set())
+            except Exception:  # an output's bookkeeping must not hide how the relay ended
+                log.exception("relay %s: output failed to close", self._play_id)
+            self._done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def _halt(self) -> None:
+        with self._lock:
+            player = self._player
+        if player is not None:
+            player.close()
 
 
 # ---------------------------------------------------------------------------------------- file sink
@@ -207,6 +333,8 @@ class FileSink(AudioOutput):
         self.cache_dir = cache_dir
         self.log_path = directory / "plays.jsonl"
         self._lock = threading.Lock()
+        self._relay_lock = threading.Lock()
+        self._relays: dict[str, tuple[wave.Wave_write, Path]] = {}
         self._seq = 0
         directory.mkdir(parents=True, exist_ok=True)
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -233,6 +361,99 @@ class FileSink(AudioOutput):
         _append_json_line(self.log_path, record, self._lock)
         playback.begin()
         return playback
+
+    def open_stream(self, url: str, *, play_id: str, volume: int) -> StreamPlayer:
+        # ffmpeg paces itself (-re): a stream served faster than real time is still written as heard.
+        cmd = [*relay_input_args(url, realtime=True), "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE),
+               "-f", "s16le", "-"]
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise OutputError(f"cannot start ffmpeg: {exc}") from exc
+        with self._lock:
+            target = self._relays.get(play_id)
+            if target is None:
+                self._seq += 1
+                path = self.directory / f"{self._seq:05d}-{play_id}.wav"
+                dst = wave.open(str(path), "wb")  # noqa: SIM115 - stays open across reconnects
+                dst.setnchannels(SINK_CHANNELS)
+                dst.setsampwidth(SINK_WIDTH)
+                dst.setframerate(SINK_RATE)
+                target = self._relays[play_id] = (dst, path)
+                new = True
+            else:
+                new = False
+        if new:
+            _append_json_line(self.log_path, {"event": "start", "play_id": play_id, "sha256": None, "relay": url,
+                                              "file": target[1].name, "volume": volume,
+                                              "actual_start": _now_ms()}, self._lock)
+        return _FileStreamPlayer(proc, target[0], self._relay_lock)
+
+    def stream_finished(self, play_id: str, stopped: bool) -> None:
+        with self._lock:
+            target = self._relays.pop(play_id, None)
+        if target is None:
+            return
+        with self._relay_lock:
+            frames = target[0].getnframes()
+            target[0].close()
+        _append_json_line(self.log_path, {"event": "end", "play_id": play_id, "ended_at": _now_ms(),
+                                          "frames": frames, "stopped": stopped}, self._lock)
+
+
+class _FileStreamPlayer(StreamPlayer):
+    """ffmpeg decodes the stream at its real pace; a thread appends the samples to the relay's WAV."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], dst: wave.Wave_write, lock: threading.Lock) -> None:
+        self._proc = proc
+        self._dst = dst
+        self._dst_lock = lock
+        self._frames = 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._pump, name="filesink-relay", daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        assert self._proc.stdout is not None
+        chunk = int(SINK_RATE * _CHUNK_S) * SINK_WIDTH * SINK_CHANNELS
+        try:
+            while data := self._proc.stdout.read1(chunk):  # type: ignore[attr-defined]
+                whole = len(data) - len(data) % (SINK_WIDTH * SINK_CHANNELS)
+                with self._dst_lock:
+                    self._dst.writeframes(data[:whole])
+                self._frames += whole // (SINK_WIDTH * SINK_CHANNELS)
+        except (OSError, ValueError, wave.Error) as exc:
+            log.warning("file sink relay: %s", exc)
+        finally:
+            self._done.set()
+
+    @property
+    def frames(self) -> int:
+        return self._frames
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
+
+    def close(self) -> str:
+        return _end_process(self._proc, self._done)
+
+
+def _end_process(proc: subprocess.Popen[bytes], done: threading.Event | None = None) -> str:
+    """Terminates a stream process (then kills it) and returns the tail of its stderr."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(3)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(3)
+    if done is not None:
+        done.wait(3)
+    err = proc.stderr.read().decode(errors="replace")[-300:].strip() if proc.stderr else ""
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    return err
 
 
 # -------------------------------------------------------------------------------------- ALSA via mpv
@@ -261,6 +482,38 @@ class _ProcessPlayback(Playback):
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(3)
+
+
+class _PipeStreamPlayer(StreamPlayer):
+    """ffmpeg → aplay; frames are estimated from the time the pipe has been sounding."""
+
+    def __init__(self, src: subprocess.Popen[bytes], sink: subprocess.Popen[bytes]) -> None:
+        self._src = src
+        self._sink = sink
+        self._t0 = time.monotonic()
+        self._ended_at: float | None = None
+
+    @property
+    def frames(self) -> int:
+        end = self._ended_at if self._ended_at is not None else time.monotonic()
+        # A stream that failed at once (bad URL) never sounded; anything that ran over a second did.
+        return int((end - self._t0) * SINK_RATE) if end - self._t0 > 1.0 else 0
+
+    def wait(self, timeout: float) -> bool:
+        try:
+            self._src.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        if self._ended_at is None:
+            self._ended_at = time.monotonic()
+        return True
+
+    def close(self) -> str:
+        if self._ended_at is None:
+            self._ended_at = time.monotonic()
+        err = _end_process(self._src)
+        _end_process(self._sink)
+        return err
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,3 +571,20 @@ class AlsaOutput(AudioOutput):
         except OSError as exc:
             raise OutputError(f"cannot start {cmd[0]}: {exc}") from exc
         return _ProcessPlayback(proc, started)
+
+    def open_stream(self, url: str, *, play_id: str, volume: int) -> StreamPlayer:
+        # ffmpeg decodes (with the volume applied) into aplay, which the sound card paces.
+        decode = [*relay_input_args(url, realtime=False), "-af", f"volume={volume / 100:.2f}",
+                  "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE), "-f", "s16le", "-"]
+        play = ["aplay", "-q", "-D", self.settings.device, "-t", "raw", "-f", "S16_LE", "-r", str(SINK_RATE),
+                "-c", str(SINK_CHANNELS), "-"]
+        try:
+            src = subprocess.Popen(decode, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        except OSError as exc:
+            raise OutputError(f"cannot start ffmpeg: {exc}") from exc
+        try:
+            sink = subprocess.Popen(play, stdin=src.stdout, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except OSError as exc:
+            _end_process(src)
+            raise OutputError(f"cannot start aplay: {exc}") from exc
+        return _PipeStreamPlayer(src, sink)

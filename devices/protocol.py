@@ -12,6 +12,7 @@ import binascii
 import json
 import re
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 PROTOCOL_VERSION: Final = 1
 TOPIC_ROOT: Final = f"lp/v{PROTOCOL_VERSION}"
@@ -36,6 +37,10 @@ CLOCK_SKEW_MS: Final = 120_000
 
 AgentId = Annotated[str, Field(pattern=ID_PATTERN)]
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+#: Play ids: a command's id, or ``{item}-{revision}-{start ms}`` for a scheduled occurrence.
+PlayId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+#: Longest single media or relay segment (a relay window of a whole day).
+MAX_SEGMENT_MS: Final = 24 * 3600 * 1000
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -98,6 +103,11 @@ class Topics:
         return cls.agent(agent_id, "state")
 
     @classmethod
+    def schedule(cls, agent_id: str) -> str:
+        """Retained, signed window of upcoming plays for one agent (``schedule.window``)."""
+        return cls.agent(agent_id, "schedule")
+
+    @classmethod
     def command(cls, agent_id: str, msg_type: str) -> str:
         """Signed controller → agent command."""
         return cls.agent(agent_id, f"cmd/{_require_type(msg_type)}")
@@ -131,12 +141,14 @@ class Topics:
     @classmethod
     def agent_subscriptions(cls, agent_id: str, zones: list[str]) -> list[str]:
         """What an agent subscribes to: its own commands, its zones' commands, the controller status."""
-        subs = [cls.agent(agent_id, "cmd/+"), cls.CONTROLLER_STATUS]
+        subs = [cls.agent(agent_id, "cmd/+"), cls.schedule(agent_id), cls.CONTROLLER_STATUS]
         subs += [f"{TOPIC_ROOT}/group/{_require_id(z, 'zone')}/cmd/+" for z in zones]
         return subs
 
 
 _TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
+#: The one message type carried on ``…/schedule`` rather than ``…/cmd/{type}``.
+SCHEDULE_TYPE: Final = "schedule.window"
 
 
 def _require_type(msg_type: str) -> str:
@@ -168,6 +180,8 @@ def parse_topic(topic: str) -> TopicInfo:
     if scope == "agent":
         if len(rest) == 1 and rest[0] in ("status", "info", "state", "reply"):
             return TopicInfo(rest[0], agent_id=ident)
+        if rest == ["schedule"]:
+            return TopicInfo("schedule", agent_id=ident, msg_type=SCHEDULE_TYPE)
         if len(rest) == 2 and rest[0] in ("cmd", "event") and _TYPE_RE.match(rest[1]):
             return TopicInfo(rest[0], agent_id=ident, msg_type=rest[1])
     elif scope == "group" and len(rest) == 2 and rest[0] == "cmd" and _TYPE_RE.match(rest[1]):
@@ -233,13 +247,15 @@ class InfoPayload(_Strict):
 
 
 class NowPlaying(_Strict):
-    """What a speaker is playing at this moment."""
+    """What a speaker is playing at this moment (``sha256`` is null for a relay)."""
 
     play_id: str
-    sha256: Sha256Hex
+    sha256: Sha256Hex | None
     priority: Priority
     started_at: int
     announcement_id: str | None = None
+    item_id: str | None = None
+    title: str = ""
 
 
 class StatePayload(_Strict):
@@ -286,6 +302,83 @@ class Ping(_Strict):
     """``agent.ping``: answered with a reply; used to check the signed path end to end."""
 
 
+def valid_relay_url(url: str) -> bool:
+    """True for an absolute http(s) URL with a host and nothing that could smuggle a second argument."""
+    if len(url) > 2000 or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
+        return False
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+class MediaSegment(_Strict):
+    """A stored recording or rendered speech, fetched from ``/media/{sha256}``."""
+
+    kind: Literal["media"] = "media"
+    sha256: Sha256Hex
+    size: int = Field(gt=0, le=512 * 1024 * 1024)
+    duration_ms: int = Field(gt=0, le=MAX_SEGMENT_MS)
+    mime: str = Field(default="audio/ogg", max_length=64)
+    title: str = Field(default="", max_length=200)
+
+
+class RelaySegment(_Strict):
+    """A live upstream stream (tiếp sóng) played for ``duration_ms``; reconnected if it drops."""
+
+    kind: Literal["relay"] = "relay"
+    url: str = Field(max_length=2000)
+    duration_ms: int = Field(gt=0, le=MAX_SEGMENT_MS)
+    title: str = Field(default="", max_length=200)
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        if not valid_relay_url(value):
+            raise ValueError("relay url must be an absolute http(s) URL with a host")
+        return value
+
+
+Segment = Annotated[MediaSegment | RelaySegment, Field(discriminator="kind")]
+
+
+class ScheduledPlay(_Strict):
+    """One concrete play in an agent's window: a programme of segments played back to back."""
+
+    play_id: PlayId
+    item_id: str | None = Field(default=None, max_length=64)
+    priority: Priority = Priority.NORMAL
+    start_at: int = Field(description="absolute start, ms since epoch")
+    #: Latest moment the play may still start (or restart after a pre-emption); later it is skipped.
+    latest_start: int
+    segments: list[Segment] = Field(min_length=1, max_length=50)
+    volume: int | None = Field(default=None, ge=0, le=100)
+    title: str = Field(default="", max_length=200)
+
+    @property
+    def duration_ms(self) -> int:
+        """Length of the whole programme."""
+        return sum(seg.duration_ms for seg in self.segments)
+
+
+#: Plays one window may carry; a window that would hold more ends earlier (it still fits the payload cap).
+MAX_WINDOW_PLAYS: Final = 400
+
+
+class ScheduleWindow(_Strict):
+    """``schedule.window`` on ``…/schedule`` (retained): every play the agent must make until ``window_end``.
+
+    A newer ``version`` replaces the older window whole; the agent keeps playing the last window it
+    accepted while the controller or the broker is unreachable.
+    """
+
+    version: int = Field(ge=1)
+    window_start: int
+    window_end: int
+    plays: list[ScheduledPlay] = Field(default_factory=list, max_length=MAX_WINDOW_PLAYS)
+
+
 # Events (agent → controller) ------------------------------------------------------------------------
 
 
@@ -300,11 +393,17 @@ class PlayOutcome(StrEnum):
 
 
 class PlayStarted(_Strict):
-    """``play.started``: sound left the speaker at ``actual_start``."""
+    """``play.started``: sound left the speaker at ``actual_start``.
+
+    ``sha256`` is the first recording of the play (null for a relay); ``attempt`` counts restarts
+    after a pre-emption (0 = first time).
+    """
 
     play_id: str
     announcement_id: str | None = None
-    sha256: Sha256Hex
+    item_id: str | None = None
+    attempt: int = Field(default=0, ge=0)
+    sha256: Sha256Hex | None
     priority: Priority
     scheduled_start: int
     actual_start: int
@@ -316,7 +415,9 @@ class PlayFinished(_Strict):
 
     play_id: str
     announcement_id: str | None = None
-    sha256: Sha256Hex
+    item_id: str | None = None
+    attempt: int = Field(default=0, ge=0)
+    sha256: Sha256Hex | None
     priority: Priority
     scheduled_start: int
     actual_start: int | None
@@ -324,6 +425,8 @@ class PlayFinished(_Strict):
     outcome: PlayOutcome
     reason: str = ""
     output: str
+    #: False when another attempt follows (a pre-empted recording that will play again).
+    final: bool = True
 
 
 class AgentError(_Strict):
@@ -340,6 +443,7 @@ COMMAND_MODELS: Final[Mapping[str, type[BaseModel]]] = {
     "speaker.stop": SpeakerStop,
     "events.ack": EventsAck,
     "agent.ping": Ping,
+    SCHEDULE_TYPE: ScheduleWindow,
 }
 
 EVENT_MODELS: Final[Mapping[str, type[BaseModel]]] = {

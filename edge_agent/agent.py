@@ -23,9 +23,14 @@ from devices.protocol import (
     AgentStatus,
     EventsAck,
     InfoPayload,
+    MediaSegment,
     OutputInfo,
+    PlayFinished,
+    PlayOutcome,
     ProtocolError,
     Reply,
+    ScheduledPlay,
+    ScheduleWindow,
     SpeakerPlay,
     SpeakerStop,
     StatePayload,
@@ -43,7 +48,7 @@ from devices.protocol import (
     status_payload,
 )
 from edge_agent.config import AgentConfig, FileOutputSection
-from edge_agent.media_cache import MediaCache
+from edge_agent.media_cache import MediaCache, MediaError
 from edge_agent.speaker import PlayJob, Speaker
 from edge_agent.store import AgentStore
 
@@ -86,7 +91,11 @@ class Agent:
         self._state_dirty = asyncio.Event()
         self._stop = asyncio.Event()
         self.speaker = Speaker(self.output, cfg.volume, self.emit, self._play_done, self._state_dirty.set,
-                               self._executor)
+                               self._executor, self.media.fetch)
+        #: Plays of the current schedule window that the speaker holds, by play id.
+        self._scheduled: dict[str, ScheduledPlay] = {}
+        self._schedule_version: int | None = None
+        self._prefetch_wanted = asyncio.Event()
         self.link = MqttLink(
             LinkSettings(host=cfg.mqtt.host, port=cfg.mqtt.port, client_id=f"agent-{cfg.agent_id}",
                          username=cfg.mqtt.username, password=cfg.mqtt.password, keepalive=cfg.mqtt.keepalive,
@@ -99,6 +108,7 @@ class Agent:
         )
         self._topic_handlers: dict[str, TopicHandler] = {
             "cmd": self._handle_command,
+            "schedule": self._handle_schedule,
             "controller_status": self._handle_controller_status,
         }
         self._command_handlers: dict[str, CommandHandler] = {
@@ -115,10 +125,11 @@ class Agent:
         log.info("agent %s starting (zones: %s, output: %s/%s)", self.cfg.agent_id,
                  ",".join(self.cfg.zones) or "-", self.output.kind, self.output.name)
         await self._restore_pending()
+        await self._restore_schedule()
         tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("mqtt", self.link.run()), ("inbox", self._inbox_worker()),
             ("outbox", self._outbox_worker()), ("state", self._state_worker()),
-            ("housekeeping", self._housekeeping()))]
+            ("prefetch", self._prefetch_worker()), ("housekeeping", self._housekeeping()))]
         await self._stop.wait()
         log.info("agent %s stopping", self.cfg.agent_id)
         await self.speaker.shutdown()
@@ -155,7 +166,7 @@ class Agent:
 
     async def _publish_info(self) -> None:
         info = InfoPayload(agent_id=self.cfg.agent_id, version=loaphuong.__version__, hostname=socket.gethostname(),
-                           capabilities=["speaker"], zones=self.cfg.zones,
+                           capabilities=["speaker", "schedule", "relay"], zones=self.cfg.zones,
                            outputs=[OutputInfo(name=self.output.name, kind=self.output.kind)])
         await self.link.publish(Topics.info(self.cfg.agent_id), info.model_dump_json().encode(), retain=True)
 
@@ -219,9 +230,108 @@ class Agent:
 
     def _schedule(self, cmd: VerifiedCommand) -> None:
         order = _as(cmd.data, SpeakerPlay)
-        job = PlayJob(play_id=cmd.envelope.id, order=order, exp=cmd.envelope.exp or 0,
-                      fetch=lambda: self.media.fetch(order.sha256, order.size))
+        segment = MediaSegment(sha256=order.sha256, size=order.size, duration_ms=order.duration_ms, mime=order.mime,
+                               title=order.title)
+        job = PlayJob(play_id=cmd.envelope.id, priority=order.priority, start_at=order.start_at,
+                      latest_start=cmd.envelope.exp or 0, segments=[segment], volume=order.volume,
+                      announcement_id=order.announcement_id, title=order.title)
         self.speaker.submit(job)
+
+    # schedule window --------------------------------------------------------------------------------
+
+    async def _handle_schedule(self, info: TopicInfo, payload: bytes, retained: bool) -> None:
+        if not payload:
+            return  # the controller cleared the retained window; keep playing what we accepted
+        try:
+            cmd: VerifiedCommand = await self._in_thread(self.verifier.verify, payload, info)
+        except ProtocolError as exc:
+            # The broker hands the retained window over again on every reconnect: already taken.
+            level = logging.DEBUG if exc.reason == "replayed" else logging.WARNING
+            log.log(level, "schedule window not taken: %s", exc)
+            return
+        window = _as(cmd.data, ScheduleWindow)
+        if self._schedule_version is not None and window.version <= self._schedule_version:
+            log.info("schedule window v%d ignored: v%d is newer", window.version, self._schedule_version)
+            await self._reply(cmd.envelope.id)
+            return
+        await self._in_thread(self.store.save_schedule, window.version, payload)
+        await self._apply_window(window)
+        await self._reply(cmd.envelope.id)
+
+    async def _restore_schedule(self) -> None:
+        """Plays from the last window accepted before a restart (its signature was checked on arrival)."""
+        stored = await self._in_thread(self.store.schedule)
+        if stored is None:
+            return
+        try:
+            window = parse_model(ScheduleWindow, parse_envelope(stored[1]).data)
+        except ProtocolError as exc:
+            log.error("stored schedule window unreadable, waiting for a new one: %s", exc)
+            return
+        await self._apply_window(window)
+
+    async def _apply_window(self, window: ScheduleWindow) -> None:
+        """Makes the speaker hold exactly the window's plays that have not been played yet."""
+        wanted = {p.play_id: p for p in window.plays}
+        withdrawn = 0
+        for play_id in list(self._scheduled):
+            if play_id not in wanted:
+                if self.speaker.withdraw(play_id):
+                    withdrawn += 1
+                self._scheduled.pop(play_id, None)
+        done = await self._in_thread(self.store.done_among, list(wanted))
+        now = now_ms()
+        added = missed = 0
+        for play_id, play in wanted.items():
+            if play_id in done or self.speaker.known(play_id):
+                self._scheduled.setdefault(play_id, play)
+                continue
+            if play.latest_start <= now:
+                # Its time passed while this agent was off or unreachable: say so in proof of play, once.
+                await self._missed(play)
+                missed += 1
+                continue
+            self._scheduled[play_id] = play
+            self.speaker.submit(PlayJob(play_id=play_id, priority=play.priority, start_at=play.start_at,
+                                        latest_start=play.latest_start, segments=list(play.segments),
+                                        volume=play.volume, item_id=play.item_id, title=play.title))
+            added += 1
+        self._schedule_version = window.version
+        log.info("schedule window v%d: %d plays (%d new, %d withdrawn, %d missed) until %d", window.version,
+                 len(wanted), added, withdrawn, missed, window.window_end)
+        self._prefetch_wanted.set()
+        self._state_dirty.set()
+
+    async def _missed(self, play: ScheduledPlay) -> None:
+        first_media = next((s.sha256 for s in play.segments if isinstance(s, MediaSegment)), None)
+        await self.emit("play.finished", PlayFinished(
+            play_id=play.play_id, item_id=play.item_id, sha256=first_media, priority=play.priority,
+            scheduled_start=play.start_at, actual_start=None, ended_at=now_ms(), outcome=PlayOutcome.EXPIRED,
+            reason="missed: the agent was not running at its start time", output=self.output.name))
+        await self._in_thread(self.store.mark_done, play.play_id)
+
+    async def _prefetch_worker(self) -> None:
+        """Downloads every recording the window needs, soonest first, so a dropped link later costs nothing."""
+        while True:
+            await self._prefetch_wanted.wait()
+            self._prefetch_wanted.clear()
+            todo: list[MediaSegment] = []
+            seen: set[str] = set()
+            for play in sorted(self._scheduled.values(), key=lambda p: p.start_at):
+                for seg in play.segments:
+                    if isinstance(seg, MediaSegment) and seg.sha256 not in seen:
+                        seen.add(seg.sha256)
+                        todo.append(seg)
+            failed = 0
+            for seg in todo:
+                try:
+                    await self._in_thread(self.media.fetch, seg.sha256, seg.size)
+                except MediaError as exc:
+                    failed += 1
+                    log.warning("prefetch of %s failed (%s); retrying later", seg.sha256[:12], exc)
+            if failed:
+                await asyncio.sleep(30)
+                self._prefetch_wanted.set()
 
     async def _cmd_stop(self, cmd: VerifiedCommand) -> None:
         stopped = await self.speaker.stop(_as(cmd.data, SpeakerStop).priority)
@@ -252,8 +362,11 @@ class Agent:
             log.info("restoring accepted play %s starting at %d", env.id, order.start_at)
             self._schedule(VerifiedCommand(env, order))
 
-    async def _play_done(self, play_id: str) -> None:
-        await self._in_thread(self.store.remove_pending, play_id)
+    async def _play_done(self, job: PlayJob, outcome: PlayOutcome | None) -> None:
+        await self._in_thread(self.store.remove_pending, job.play_id)
+        if job.play_id in self._scheduled and outcome is not None:
+            await self._in_thread(self.store.mark_done, job.play_id)
+            self._scheduled.pop(job.play_id, None)
 
     # events and state -------------------------------------------------------------------------------
 
@@ -290,7 +403,8 @@ class Agent:
                 continue
             state = StatePayload(volume=self.speaker.volume, now_playing=self.speaker.now_playing(),
                                  pending=self.speaker.pending_count,
-                                 unacked_events=await self._in_thread(self.store.unacked_count), ts=now_ms())
+                                 unacked_events=await self._in_thread(self.store.unacked_count),
+                                 schedule_version=self._schedule_version, ts=now_ms())
             with contextlib.suppress(NotConnected):
                 await self.link.publish(Topics.state(self.cfg.agent_id),
                                         state.model_dump_json(exclude_none=True).encode(), retain=True)
@@ -301,7 +415,8 @@ class Agent:
         while True:
             await asyncio.sleep(3600)
             pruned = await self._in_thread(self.store.prune_seen)
-            log.debug("pruned %d expired command ids", pruned)
+            done = await self._in_thread(self.store.prune_done)
+            log.debug("pruned %d expired command ids and %d old done plays", pruned, done)
 
 
 _M = TypeVar("_M", bound=BaseModel)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Collection
@@ -55,7 +56,8 @@ class MediaCache:
         limit = self._max if expected_size is None else min(self._max, expected_size)
         url = f"{self._base}/media/{sha256}"
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._token}"})  # noqa: S310
-        tmp = target.with_name(f".{sha256}.{os.getpid()}.part")
+        # The prefetcher and a play about to start may fetch the same file at once: never share a temp file.
+        tmp = target.with_name(f".{sha256}.{os.getpid()}.{threading.get_ident()}.part")
         digest = hashlib.sha256()
         size = 0
         try:

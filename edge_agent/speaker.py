@@ -1,12 +1,19 @@
 """One loudspeaker's timeline: fetch ahead, start at the absolute start time, pre-empt by priority.
 
-Rules (docs/protocol.md, "Playback rules"):
-- a play starts at ``start_at`` by the agent's own clock — the command may arrive long before;
-- a higher priority pre-empts what is playing; the pre-empted play ends with outcome ``preempted``
-  and is not resumed;
-- a play of the same or lower priority waits until the speaker is free, then starts if its command
-  has not expired (outcome ``expired`` otherwise);
-- ``speaker.stop`` ends what plays and drops what waits at or below its priority.
+Rules (docs/protocol.md, "Playback rules"; the priority rules themselves are ``schedules.priority``):
+- a play starts at ``start_at`` by the agent's own clock — the command or schedule may arrive long
+  before, and the controller may be unreachable by then;
+- its media is made ready (fetched, decoded) shortly before the start, not when it arrives, so a
+  window of 48 hours does not hold 48 hours of decoded audio on the SD card;
+- a play is a programme of segments (recordings and relays) played back to back as one play;
+- a higher priority pre-empts what is playing; the pre-empted play ends that attempt with outcome
+  ``preempted`` and then, by ``schedules.priority.after_preemption``: a recording is played again from
+  the segment that was cut once the speaker is free, if it can still start before its
+  ``latest_start``; a relay rejoins its stream if its window is still open; otherwise it is skipped;
+- a play of the same or lower priority waits until the speaker is free, then starts if it is not past
+  its ``latest_start`` (outcome ``expired`` otherwise);
+- ``speaker.stop`` ends what plays and drops what waits at or below its priority;
+- a play withdrawn because a newer schedule no longer has it is dropped silently (it never was).
 """
 
 from __future__ import annotations
@@ -25,54 +32,95 @@ from pydantic import BaseModel
 from devices.audio_output import AudioOutput, OutputError, Playback
 from devices.protocol import (
     AgentError,
+    MediaSegment,
     NowPlaying,
     PlayFinished,
     PlayOutcome,
     PlayStarted,
     Priority,
-    SpeakerPlay,
+    RelaySegment,
     now_ms,
 )
 from edge_agent.media_cache import MediaError
+from schedules.priority import AfterPreemption, after_preemption, preempts
 
 log = logging.getLogger(__name__)
 
 EmitFn = Callable[[str, BaseModel], Awaitable[None]]
+FetchFn = Callable[[str, int], Path]
 
+#: Media is fetched and decoded this long before a play's start.
+PREPARE_LEAD_MS = 120_000
 
 _T = TypeVar("_T")
 
 
 @dataclass(eq=False)
 class PlayJob:
-    """A play the speaker has accepted."""
+    """A play the speaker has accepted: a programme of segments for one start time."""
 
     play_id: str
-    order: SpeakerPlay
-    exp: int
-    fetch: Callable[[], Path]
+    priority: Priority
+    start_at: int
+    latest_start: int
+    segments: list[MediaSegment | RelaySegment]
+    volume: int | None = None
+    announcement_id: str | None = None
+    item_id: str | None = None
+    title: str = ""
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
+    withdrawn: bool = False
     preempted: bool = False
     shutting_down: bool = False
     playback: Playback | None = None
+    attempt: int = 0
+    #: Where the next attempt starts: the segment a pre-emption cut.
+    segment_index: int = 0
+    #: Wall-clock end of each relay segment once it first started (a rejoin keeps the same end).
+    relay_until: dict[int, int] = field(default_factory=dict)
 
     @property
     def rank(self) -> int:
         """Priority rank, higher wins."""
-        return self.order.priority.rank
+        return self.priority.rank
+
+    @property
+    def sha256(self) -> str | None:
+        """The first recording of the programme (what proof of play names), None for a pure relay."""
+        return next((s.sha256 for s in self.segments if isinstance(s, MediaSegment)), None)
+
+    def media_shas(self) -> set[str]:
+        """Every recording the programme needs."""
+        return {s.sha256 for s in self.segments if isinstance(s, MediaSegment)}
+
+
+@dataclass
+class _Attempt:
+    """What one attempt at a play ended with."""
+
+    actual_start: int | None = None
+    outcome: PlayOutcome = PlayOutcome.COMPLETED
+    reason: str = ""
+    cut_at: int = 0
+    notes: list[str] = field(default_factory=list)
+    final: bool = True
+
+
+DoneFn = Callable[[PlayJob, PlayOutcome | None], Awaitable[None]]
 
 
 class Speaker:
     """Serialises plays on one output."""
 
-    def __init__(self, output: AudioOutput, volume: int, emit: EmitFn, on_done: Callable[[str], Awaitable[None]],
-                 on_change: Callable[[], None], executor: Executor) -> None:
+    def __init__(self, output: AudioOutput, volume: int, emit: EmitFn, on_done: DoneFn,
+                 on_change: Callable[[], None], executor: Executor, fetch: FetchFn) -> None:
         self.output = output
         self.volume = volume
         self._emit = emit
         self._on_done = on_done
         self._on_change = on_change
         self._executor = executor
+        self._fetch = fetch
         self._cond = asyncio.Condition()
         self._current: PlayJob | None = None
         self._waiting: list[PlayJob] = []
@@ -97,6 +145,26 @@ class Speaker:
         self._on_change()
         return True
 
+    def known(self, play_id: str) -> bool:
+        """True while a play with this id is accepted and not ended."""
+        return play_id in self._jobs
+
+    def job_ids(self) -> set[str]:
+        """Ids of every accepted play not yet ended."""
+        return set(self._jobs)
+
+    def withdraw(self, play_id: str) -> bool:
+        """Drops a play that has not started sounding, without any event; False if it is sounding or unknown."""
+        entry = self._jobs.get(play_id)
+        if entry is None:
+            return False
+        job = entry[0]
+        if job.playback is not None or self._current is job or job.attempt > 0:
+            return False
+        job.withdrawn = True
+        job.cancelled.set()
+        return True
+
     async def stop(self, priority: Priority) -> int:
         """Stops the current play and drops waiting ones at or below ``priority``; returns how many."""
         count = 0
@@ -113,12 +181,16 @@ class Speaker:
         job = self._current
         if job is None or job.playback is None:
             return None
-        return NowPlaying(play_id=job.play_id, sha256=job.order.sha256, priority=job.order.priority,
-                          started_at=job.playback.actual_start_ms, announcement_id=job.order.announcement_id)
+        return NowPlaying(play_id=job.play_id, sha256=job.sha256, priority=job.priority,
+                          started_at=job.playback.actual_start_ms, announcement_id=job.announcement_id,
+                          item_id=job.item_id, title=job.title)
 
     def shas_in_use(self) -> set[str]:
         """Media hashes of every accepted play not yet ended (thread-safe snapshot)."""
-        return {job.order.sha256 for job, _ in list(self._jobs.values())}
+        shas: set[str] = set()
+        for job, _ in list(self._jobs.values()):
+            shas |= job.media_shas()
+        return shas
 
     @property
     def pending_count(self) -> int:
@@ -158,74 +230,100 @@ class Speaker:
             return True
         return False
 
-    async def _run(self, job: PlayJob) -> None:
-        prepared: Path | None = None
-        try:
-            prepared = await self._play(job)
-        finally:
-            if prepared is not None:
-                self._prepared[prepared] -= 1
-                if self._prepared[prepared] <= 0:
-                    del self._prepared[prepared]
-                    await asyncio.shield(self._in_thread(lambda: self.output.release(prepared)))
+    def _volume(self, job: PlayJob) -> int:
+        return job.volume if job.volume is not None else self.volume
 
-    async def _play(self, job: PlayJob) -> Path | None:
-        """Runs one play to its end; returns what was prepared for it (to be released)."""
-        order = job.order
-        volume = order.volume if order.volume is not None else self.volume
-        prepared: Path | None = None
+    async def _run(self, job: PlayJob) -> None:
+        prepared: dict[str, Path] = {}
+        final: PlayOutcome | None = None
         try:
-            try:
-                media = await self._in_thread(job.fetch)
-                prepared = await self._in_thread(lambda: self.output.prepare(media, volume))
-                self._prepared[prepared] += 1
-            except (MediaError, OutputError) as exc:
-                code = exc.code if isinstance(exc, MediaError) else "output_error"
-                log.error("play %s: cannot get media ready: %s: %s", job.play_id, code, exc)
-                await self._emit("error", AgentError(code=code, message=str(exc)[:1000], ref=job.play_id,
-                                                     announcement_id=order.announcement_id))
-                await self._finish(job, None, PlayOutcome.FAILED, f"{code}: {exc}"[:500])
-                return prepared
-            if not await self._sleep_until(job, order.start_at):
-                await self._finish(job, None, PlayOutcome.STOPPED, "stopped before start")
-                return prepared
-            playback = await self._acquire_and_start(job, prepared, volume)
-            if playback is None:
-                return prepared
-            await self._emit("play.started", PlayStarted(
-                play_id=job.play_id, announcement_id=order.announcement_id, sha256=order.sha256,
-                priority=order.priority, scheduled_start=order.start_at, actual_start=playback.actual_start_ms,
-                output=self.output.name))
-            await self._in_thread(playback.wait)
-            async with self._cond:
-                if self._current is job:
-                    self._current = None
-                self._cond.notify_all()
-            self._on_change()
-            if job.preempted:
-                outcome, reason = PlayOutcome.PREEMPTED, "pre-empted by a higher priority"
-            elif playback.stopped:
-                outcome, reason = PlayOutcome.STOPPED, ("agent shutting down" if job.shutting_down
-                                                        else "stopped by command")
-            elif playback.error:
-                outcome, reason = PlayOutcome.FAILED, playback.error
-            else:
-                outcome, reason = PlayOutcome.COMPLETED, ""
-            await self._finish(job, playback.actual_start_ms, outcome, reason)
+            final = await self._play(job, prepared)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug in one play must not take the speaker down
             log.exception("play %s failed", job.play_id)
-            await self._finish(job, None, PlayOutcome.FAILED, f"internal error: {exc}"[:500])
-        return prepared
+            await self._finish(job, _Attempt(None, PlayOutcome.FAILED, f"internal error: {exc}"[:500]))
+            final = PlayOutcome.FAILED
+        finally:
+            for path in prepared.values():
+                self._prepared[path] -= 1
+                if self._prepared[path] <= 0:
+                    del self._prepared[path]
+                    await asyncio.shield(self._in_thread(lambda p=path: self.output.release(p)))  # type: ignore[misc]
+        await self._on_done(job, final)
+        self._on_change()
+
+    async def _prepare(self, job: PlayJob, prepared: dict[str, Path]) -> str | None:
+        """Fetches and decodes every recording the play still needs; returns an error, or None."""
+        volume = self._volume(job)
+        for seg in job.segments[job.segment_index:]:
+            if not isinstance(seg, MediaSegment) or seg.sha256 in prepared:
+                continue
+            try:
+                media = await self._in_thread(lambda s=seg: self._fetch(s.sha256, s.size))  # type: ignore[misc]
+                path = await self._in_thread(lambda m=media: self.output.prepare(m, volume))  # type: ignore[misc]
+            except (MediaError, OutputError) as exc:
+                code = exc.code if isinstance(exc, MediaError) else "output_error"
+                log.error("play %s: cannot get media ready: %s: %s", job.play_id, code, exc)
+                await self._emit("error", AgentError(code=code, message=str(exc)[:1000], ref=job.play_id,
+                                                     announcement_id=job.announcement_id))
+                return f"{code}: {exc}"[:500]
+            prepared[seg.sha256] = path
+            self._prepared[path] += 1
+        return None
+
+    async def _play(self, job: PlayJob, prepared: dict[str, Path]) -> PlayOutcome | None:
+        """Runs a play through all its attempts; returns the final outcome (None if withdrawn)."""
+        if not await self._sleep_until(job, job.start_at - PREPARE_LEAD_MS):
+            return await self._cancelled_before_start(job)
+        while True:
+            error = await self._prepare(job, prepared)
+            if error is not None:
+                await self._finish(job, _Attempt(None, PlayOutcome.FAILED, error))
+                return PlayOutcome.FAILED
+            if job.attempt == 0 and not await self._sleep_until(job, job.start_at):
+                return await self._cancelled_before_start(job)
+            attempt = await self._attempt(job, prepared)
+            if attempt.outcome is not PlayOutcome.PREEMPTED:
+                await self._finish(job, attempt)
+                return attempt.outcome
+            decision = self._after_preemption(job, attempt.cut_at)
+            attempt.reason = {
+                AfterPreemption.RESTART: "pre-empted by a higher priority; will play again when the speaker is free",
+                AfterPreemption.REJOIN: "pre-empted by a higher priority; will rejoin the stream",
+                AfterPreemption.SKIP: "pre-empted by a higher priority; too late to play again",
+            }[decision]
+            attempt.final = decision is AfterPreemption.SKIP
+            await self._finish(job, attempt)
+            if decision is AfterPreemption.SKIP:
+                return PlayOutcome.PREEMPTED
+            job.attempt += 1
+            job.segment_index = attempt.cut_at
+            job.preempted = False
+            job.playback = None
+
+    def _after_preemption(self, job: PlayJob, cut_at: int) -> AfterPreemption:
+        seg = job.segments[cut_at]
+        if isinstance(seg, RelaySegment):
+            until = job.relay_until.get(cut_at, job.latest_start)
+            return after_preemption("relay", until, now_ms())
+        return after_preemption("media", job.latest_start, now_ms())
+
+    async def _cancelled_before_start(self, job: PlayJob) -> PlayOutcome | None:
+        if job.withdrawn:
+            log.info("play %s withdrawn (no longer in the schedule)", job.play_id)
+            return None
+        await self._finish(job, _Attempt(None, PlayOutcome.STOPPED, "stopped before start"))
+        return PlayOutcome.STOPPED
 
     def _may_start(self, job: PlayJob) -> bool:
-        best = max(self._waiting, key=lambda j: (j.rank, -j.order.start_at))
+        best = max(self._waiting, key=lambda j: (j.rank, -j.start_at))
         if best is not job:
             return False
-        return self._current is None or job.rank > self._current.rank
+        return self._current is None or preempts(job.priority, self._current.priority)
 
-    async def _acquire_and_start(self, job: PlayJob, prepared: Path, volume: int) -> Playback | None:
+    async def _acquire(self, job: PlayJob) -> _Attempt | None:
+        """Waits for the speaker (pre-empting a lower play); returns why it could not, or None once it is ours."""
         async with self._cond:
             self._waiting.append(job)
             try:
@@ -242,37 +340,89 @@ class Speaker:
                 self._waiting.remove(job)
                 self._cond.notify_all()
             if job.cancelled.is_set():
-                outcome, reason = PlayOutcome.STOPPED, "stopped while waiting"
-            elif now_ms() >= job.exp:
-                outcome, reason = PlayOutcome.EXPIRED, "speaker busy until the command expired"
-            else:
-                current = self._current
-                if current is not None and current.playback is not None:
-                    current.preempted = True
-                    log.info("play %s (%s) pre-empts %s (%s)", job.play_id, job.order.priority,
-                             current.play_id, current.order.priority)
-                    await self._in_thread(current.playback.stop)
+                return _Attempt(None, PlayOutcome.STOPPED, "stopped while waiting")
+            if now_ms() >= job.latest_start and not self._relay_window_open(job):
+                return _Attempt(None, PlayOutcome.EXPIRED, "speaker busy until the play's latest start")
+            current = self._current
+            if current is not None and current.playback is not None:
+                current.preempted = True
+                log.info("play %s (%s) pre-empts %s (%s)", job.play_id, job.priority, current.play_id,
+                         current.priority)
+                await self._in_thread(current.playback.stop)
+            self._current = job
+            return None
+
+    def _relay_window_open(self, job: PlayJob) -> bool:
+        """A rejoining relay may start after ``latest_start`` as long as its own window is open."""
+        until = job.relay_until.get(job.segment_index)
+        return until is not None and now_ms() < until
+
+    async def _release(self, job: PlayJob) -> None:
+        async with self._cond:
+            if self._current is job:
+                self._current = None
+            self._cond.notify_all()
+        self._on_change()
+
+    async def _attempt(self, job: PlayJob, prepared: dict[str, Path]) -> _Attempt:
+        """One run through the programme from ``job.segment_index``, holding the speaker."""
+        refused = await self._acquire(job)
+        if refused is not None:
+            return refused
+        result = _Attempt()
+        volume = self._volume(job)
+        try:
+            for index in range(job.segment_index, len(job.segments)):
+                seg = job.segments[index]
                 try:
-                    playback = await self._in_thread(lambda: self.output.start(
-                        prepared, play_id=job.play_id, sha256=job.order.sha256, volume=volume))
+                    playback = await self._start_segment(job, index, seg, prepared, volume)
                 except OutputError as exc:
                     await self._emit("error", AgentError(code="output_error", message=str(exc)[:1000],
-                                                         ref=job.play_id,
-                                                         announcement_id=job.order.announcement_id))
-                    outcome, reason = PlayOutcome.FAILED, str(exc)[:500]
-                else:
-                    job.playback = playback
-                    self._current = job
-                    self._on_change()
-                    return playback
-        await self._finish(job, None, outcome, reason)
-        return None
+                                                         ref=job.play_id, announcement_id=job.announcement_id))
+                    result.outcome, result.reason = PlayOutcome.FAILED, str(exc)[:500]
+                    break
+                job.playback = playback
+                self._on_change()
+                if result.actual_start is None:
+                    result.actual_start = playback.actual_start_ms
+                    await self._emit("play.started", PlayStarted(
+                        play_id=job.play_id, announcement_id=job.announcement_id, item_id=job.item_id,
+                        attempt=job.attempt, sha256=job.sha256, priority=job.priority,
+                        scheduled_start=job.start_at, actual_start=playback.actual_start_ms,
+                        output=self.output.name))
+                await self._in_thread(playback.wait)
+                if playback.note:
+                    result.notes.append(playback.note)
+                if job.preempted:
+                    result.outcome, result.cut_at = PlayOutcome.PREEMPTED, index
+                    break
+                if playback.stopped or job.cancelled.is_set():
+                    result.outcome = PlayOutcome.STOPPED
+                    result.reason = "agent shutting down" if job.shutting_down else "stopped by command"
+                    break
+                if playback.error:
+                    result.outcome, result.reason = PlayOutcome.FAILED, playback.error
+                    break
+        finally:
+            await self._release(job)
+        if result.outcome is PlayOutcome.COMPLETED and result.notes:
+            result.reason = "; ".join(result.notes)[:500]
+        return result
 
-    async def _finish(self, job: PlayJob, actual_start: int | None, outcome: PlayOutcome, reason: str) -> None:
-        order = job.order
+    async def _start_segment(self, job: PlayJob, index: int, seg: MediaSegment | RelaySegment,
+                             prepared: dict[str, Path], volume: int) -> Playback:
+        if isinstance(seg, MediaSegment):
+            path = prepared[seg.sha256]
+            return await self._in_thread(lambda: self.output.start(path, play_id=job.play_id, sha256=seg.sha256,
+                                                                   volume=volume))
+        until = job.relay_until.setdefault(index, now_ms() + seg.duration_ms)
+        return await self._in_thread(lambda: self.output.start_relay(seg.url, play_id=job.play_id, volume=volume,
+                                                                     until_ms=until))
+
+    async def _finish(self, job: PlayJob, attempt: _Attempt) -> None:
         await self._emit("play.finished", PlayFinished(
-            play_id=job.play_id, announcement_id=order.announcement_id, sha256=order.sha256,
-            priority=order.priority, scheduled_start=order.start_at, actual_start=actual_start,
-            ended_at=now_ms(), outcome=outcome, reason=reason, output=self.output.name))
-        await self._on_done(job.play_id)
+            play_id=job.play_id, announcement_id=job.announcement_id, item_id=job.item_id, attempt=job.attempt,
+            sha256=job.sha256, priority=job.priority, scheduled_start=job.start_at,
+            actual_start=attempt.actual_start, ended_at=now_ms(), outcome=attempt.outcome,
+            reason=attempt.reason, output=self.output.name, final=attempt.final))
         self._on_change()

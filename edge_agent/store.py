@@ -1,4 +1,5 @@
-"""The agent's small on-disk memory (SQLite): seen command ids, the event outbox, accepted plays.
+"""The agent's small on-disk memory (SQLite): seen command ids, the event outbox, accepted plays,
+the last schedule window and which scheduled plays are already done.
 
 It is what lets an agent lose its link or restart without losing proof of play, replaying an old
 command or forgetting a broadcast it has already accepted. All methods block; call them from threads.
@@ -22,7 +23,14 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS pending (
     play_id TEXT PRIMARY KEY, envelope BLOB NOT NULL, start_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS schedule (
+    slot INTEGER PRIMARY KEY CHECK (slot = 1), version INTEGER NOT NULL, envelope BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS done_plays (play_id TEXT PRIMARY KEY, ended INTEGER NOT NULL);
 """
+
+#: Done scheduled plays are remembered this long (longer than any window), so none plays twice.
+DONE_KEEP_MS = 4 * 24 * 3600 * 1000
 
 #: Outbox rows beyond this are the oldest to go: a months-long outage must not fill the SD card.
 OUTBOX_LIMIT = 50_000
@@ -125,3 +133,38 @@ class AgentStore:
         with self._lock:
             rows = self._db.execute("SELECT envelope FROM pending ORDER BY start_at").fetchall()
         return [bytes(r[0]) for r in rows]
+
+    # schedule window ---------------------------------------------------------------------------------
+
+    def save_schedule(self, version: int, envelope: bytes) -> None:
+        """Keeps the newest accepted window; the agent plays from it while the controller is away."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO schedule (slot, version, envelope) VALUES (1, ?, ?)",
+                             (version, envelope))
+
+    def schedule(self) -> tuple[int, bytes] | None:
+        """The stored window's version and signed envelope, if any."""
+        with self._lock:
+            row = self._db.execute("SELECT version, envelope FROM schedule WHERE slot = 1").fetchone()
+        return None if row is None else (int(row[0]), bytes(row[1]))
+
+    def mark_done(self, play_id: str) -> None:
+        """A scheduled play has ended (however): it must not play again from this or a later window."""
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO done_plays (play_id, ended) VALUES (?, ?)", (play_id, now_ms()))
+
+    def done_among(self, play_ids: list[str]) -> set[str]:
+        """Which of these scheduled plays have already ended."""
+        found: set[str] = set()
+        with self._lock:
+            for start in range(0, len(play_ids), 500):
+                chunk = play_ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                found |= {r[0] for r in self._db.execute(
+                    f"SELECT play_id FROM done_plays WHERE play_id IN ({marks})", chunk)}  # noqa: S608 - only "?"
+        return found
+
+    def prune_done(self) -> int:
+        """Forgets done plays older than any window could still name."""
+        with self._lock:
+            return self._db.execute("DELETE FROM done_plays WHERE ended < ?", (now_ms() - DONE_KEEP_MS,)).rowcount

@@ -70,7 +70,7 @@ def get_announcement(announcement_id: str, session: SessionDep, controller: Cont
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no announcement {announcement_id!r}")
     media = session.get(MediaFile, ann.media_sha256) if ann.media_sha256 else None
     plays = {(p.agent_id, p.play_id): p for p in session.scalars(
-        select(Play).where(Play.announcement_id == ann.id))}
+        select(Play).where(Play.announcement_id == ann.id).order_by(Play.attempt))}
     deliveries = [
         DeliveryPublic(agent_id=d.agent_id, command_id=d.command_id, status=d.status, error=d.error,
                        updated_at=d.updated_at,

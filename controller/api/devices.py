@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from controller.api.deps import AdminDep, ControllerDep, SessionDep, StaffDep
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceRegistered
@@ -47,6 +47,8 @@ def register_device(body: DeviceCreate, session: SessionDep, controller: Control
     device = Device(id=body.id, name=body.name, zones=list(dict.fromkeys(body.zones)), token_hash=token_hash(token))
     session.add(device)
     session.flush()
+    # A new agent gets its window (its zones may already have items) once the row is committed.
+    event.listen(session, "after_commit", lambda _s: controller.windows.request([body.id]), once=True)
     s = controller.settings
     return DeviceRegistered(device=device_public(device), token=token,
                             controller_public_key=controller.public_key_text,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from datetime import UTC, datetime, time
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from devices.protocol import ID_PATTERN, Priority
+from devices.protocol import ID_PATTERN, Priority, valid_relay_url
 
 
 def ms_iso(ms: int | None) -> datetime | None:
@@ -41,14 +41,17 @@ class PlayPublic(BaseModel):
 
     agent_id: str
     play_id: str
+    attempt: int = Field(description="0, or how many times it was played again after a pre-emption")
     announcement_id: str | None
-    sha256: str
+    item_id: str | None
+    sha256: str | None
     priority: str
     output: str
     scheduled_start: datetime | None
     actual_start: datetime | None
     ended_at: datetime | None
     start_offset_ms: int | None = Field(description="actual − scheduled start")
+    duration_ms: int | None = Field(description="how long it sounded")
     outcome: str | None
     reason: str | None
 
@@ -183,3 +186,209 @@ class Health(BaseModel):
     mqtt: str
     database: str
     version: str
+
+
+# ---------------------------------------------------------------------------------------- schedules
+
+
+class TtsContentIn(_In):
+    """Text the controller turns into speech when the item is saved."""
+
+    kind: Literal["tts"]
+    text: str = Field(min_length=1, max_length=5000)
+    title: str = Field(default="", max_length=200)
+
+
+class RecordingContentIn(_In):
+    """A recording already uploaded (``POST /api/v1/media``), by its hash."""
+
+    kind: Literal["media"]
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    title: str = Field(default="", max_length=200)
+
+
+class RelayContentIn(_In):
+    """A live upstream stream (tiếp sóng) played for ``duration_s`` seconds."""
+
+    kind: Literal["relay"]
+    url: str = Field(max_length=2000)
+    duration_s: int = Field(gt=0, le=24 * 3600)
+    title: str = Field(default="", max_length=200)
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        if not valid_relay_url(value):
+            raise ValueError("relay url must be an absolute http(s) URL with a host")
+        return value
+
+
+ContentIn = Annotated[TtsContentIn | RecordingContentIn | RelayContentIn, Field(discriminator="kind")]
+
+
+class TargetsIn(_In):
+    """Who hears it: every agent, or zones and/or agents."""
+
+    all: bool = False
+    zones: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list, max_length=200)
+    agents: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TargetsIn:
+        if self.all == bool(self.zones or self.agents):
+            raise ValueError('give either "all": true or some zones/agents')
+        return self
+
+
+class ScheduleItemCreate(_In):
+    """A broadcast on a schedule. Times without an offset are the site's wall clock."""
+
+    title: str = Field(default="", max_length=200)
+    priority: Priority = Priority.NORMAL
+    content: list[ContentIn] = Field(min_length=1, max_length=20, description="played back to back")
+    targets: TargetsIn
+    start: datetime = Field(description="first (or only) start; naive = the site's local time")
+    rrule: str | None = Field(default=None, max_length=500,
+                              description="RFC 5545 RRULE, e.g. FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=6,17")
+    until: datetime | None = Field(default=None, description="no start after this (site's local time)")
+    exdates: list[datetime] = Field(default_factory=list, max_length=500, description="occurrences left out")
+    queue: bool = Field(default=False, description="on a conflict, play after the other item instead of 409")
+
+
+class ScheduleItemPublic(BaseModel):
+    """A stored item with its status and the next times it will play."""
+
+    id: str
+    revision: int
+    title: str
+    priority: str
+    content: list[dict[str, Any]]
+    segments: list[dict[str, Any]]
+    duration_ms: int
+    targets: dict[str, Any]
+    timezone: str
+    start: datetime
+    rrule: str | None
+    until: datetime | None
+    exdates: list[datetime]
+    queue: bool
+    status: str
+    rejection_reason: str | None
+    created_by: str | None
+    updated_by: str | None
+    decided_by: str | None
+    decided_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    next_starts: list[datetime]
+
+
+class RejectRequest(_In):
+    """Why an item is rejected (shown to its author)."""
+
+    reason: str = Field(min_length=1, max_length=1000)
+
+
+class ConflictPublic(BaseModel):
+    """An overlap with another item of the same level on the same speaker."""
+
+    item_id: str
+    title: str
+    agent_id: str
+    start: datetime
+    other_start: datetime
+    other_end: datetime
+
+
+class PlannedPlayPublic(BaseModel):
+    """One play the schedule will make."""
+
+    agent_id: str
+    play_id: str
+    item_id: str
+    title: str
+    priority: str
+    start: datetime
+    end: datetime
+    volume: int | None
+    segments: list[dict[str, Any]]
+
+
+class BlockedPublic(BaseModel):
+    """A play the rules hold back (quiet hours, unknown target)."""
+
+    agent_id: str
+    item_id: str
+    start: datetime
+    reason: str
+
+
+class UpcomingPublic(BaseModel):
+    """What will play where in the next hours."""
+
+    from_: datetime = Field(alias="from")
+    until: datetime
+    plays: list[PlannedPlayPublic]
+    blocked: list[BlockedPublic]
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class QuietHoursIn(_In):
+    """Nothing but emergencies between ``start`` and ``end`` (local; end ≤ start crosses midnight)."""
+
+    start: time
+    end: time
+    weekdays: list[Annotated[int, Field(ge=0, le=6)]] | None = None
+
+
+class VolumeRuleIn(_In):
+    """Volume between two local times."""
+
+    start: time
+    end: time
+    volume: int = Field(ge=0, le=100)
+
+
+class ZoneUpdate(_In):
+    """A zone's display name and rules."""
+
+    name: str = Field(default="", max_length=200)
+    quiet_hours: list[QuietHoursIn] = Field(default_factory=list, max_length=20)
+    volumes: list[VolumeRuleIn] = Field(default_factory=list, max_length=24)
+
+
+class ZonePublic(BaseModel):
+    """A zone, its agents and rules."""
+
+    id: str
+    name: str
+    agents: list[str]
+    quiet_hours: list[dict[str, Any]]
+    volumes: list[dict[str, Any]]
+
+
+class ItemReport(BaseModel):
+    """TT39's report for one item: per occurrence, how many targets played it in full."""
+
+    item_id: str
+    title: str
+    occurrences: list[dict[str, Any]]
+
+
+class UserCreate(_In):
+    """A new member of staff (admins only)."""
+
+    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
+    password: str = Field(min_length=10, max_length=256)
+    role: Literal["admin", "approver", "officer", "security", "technician", "viewer"]
+
+
+class UserPublic(BaseModel):
+    """A member of staff (never the password hash)."""
+
+    id: int
+    username: str
+    role: str
+    disabled: bool
+    created_at: datetime

@@ -1,0 +1,209 @@
+"""Schedule windows: each agent's plays for the next hours, signed, versioned, retained on the broker.
+
+The publisher rebuilds windows when asked (an item, zone or device changed: only the agents it
+touches) and on a timer (the window rolls forward). A window whose plays did not change is not sent
+again unless its expiry is getting close. Building runs in a worker thread; publishing on the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from controller.db import Database
+from controller.models import AgentSchedule, Device, ScheduleItem, Zone, utcnow
+from controller.schedule_items import agent_zones, to_model
+from controller.settings import Settings
+from devices.mqtt_link import MqttLink, NotConnected
+from devices.protocol import (
+    MAX_PAYLOAD_BYTES,
+    MAX_WINDOW_PLAYS,
+    SCHEDULE_TYPE,
+    ScheduledPlay,
+    ScheduleWindow,
+    Signer,
+    Topics,
+    now_ms,
+)
+from schedules import model as sm
+from schedules.plan import Plan, plan
+
+log = logging.getLogger(__name__)
+
+#: A window is sent again, changed or not, once less than this is left before it expires.
+RESEND_BEFORE_EXPIRY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class _Outgoing:
+    agent_id: str
+    version: int
+    topic: str
+    payload: bytes
+
+
+def zone_policies(rows: Iterable[Zone]) -> dict[str, sm.ZonePolicy]:
+    """Quiet hours and volumes per zone, as the planner takes them."""
+    return {z.id: sm.ZonePolicy.model_validate({"zone": z.id, "quiet_hours": z.quiet_hours, "volumes": z.volumes})
+            for z in rows}
+
+
+class WindowPublisher:
+    """Keeps every agent's retained ``schedule.window`` current."""
+
+    def __init__(self, settings: Settings, db: Database, signer: Signer, link: MqttLink) -> None:
+        self.settings = settings
+        self.db = db
+        self.signer = signer
+        self.link = link
+        self._pending: set[str] = set()
+        self._all = False
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self.builds = 0
+
+    # asking -----------------------------------------------------------------------------------------
+
+    def request(self, agent_ids: Iterable[str] | None) -> None:
+        """Asks for these agents' windows (None: every agent) to be rebuilt soon. Safe from any thread."""
+        ids = None if agent_ids is None else set(agent_ids)
+        if self._loop is None:
+            self._note(ids)
+            return
+        self._loop.call_soon_threadsafe(self._note, ids)
+
+    def _note(self, ids: set[str] | None) -> None:
+        if ids is None:
+            self._all = True
+        else:
+            self._pending |= ids
+        self._wake.set()
+
+    # the task ---------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Rebuilds and publishes whenever asked; changes arriving together are built together."""
+        self._loop = asyncio.get_running_loop()
+        while True:
+            await self._wake.wait()
+            await asyncio.sleep(0.2)  # gather a burst of changes into one build
+            self._wake.clear()
+            every, ids = self._all, self._pending
+            self._all, self._pending = False, set()
+            try:
+                outgoing = await asyncio.to_thread(self.build, None if every else ids)
+            except Exception:
+                log.exception("building schedule windows failed; retrying in 30 s")
+                await asyncio.sleep(30)
+                self._note(None if every else ids)
+                continue
+            await self._publish(outgoing)
+
+    async def republish_all(self) -> None:
+        """Sends every stored window again (the broker may have lost its retained copies)."""
+        rows = await asyncio.to_thread(self._stored)
+        await self._publish(rows)
+
+    def _stored(self) -> list[_Outgoing]:
+        with self.db.session() as session:
+            return [_Outgoing(r.agent_id, r.version, Topics.schedule(r.agent_id), r.payload.encode())
+                    for r in session.scalars(select(AgentSchedule))]
+
+    async def _publish(self, outgoing: list[_Outgoing]) -> None:
+        for item in outgoing:
+            while True:
+                await self.link.connected.wait()
+                try:
+                    await self.link.publish(item.topic, item.payload, qos=1, retain=True)
+                    break
+                except NotConnected:
+                    await asyncio.sleep(0.5)
+        if outgoing:
+            await asyncio.to_thread(self._mark_published, [(o.agent_id, o.version) for o in outgoing])
+            log.info("published schedule windows to %d agent(s)", len(outgoing))
+
+    def _mark_published(self, done: list[tuple[str, int]]) -> None:
+        with self.db.session() as session:
+            for agent_id, version in done:
+                row = session.get(AgentSchedule, agent_id)
+                if row is not None and row.version == version:
+                    row.published = True
+
+    # building ---------------------------------------------------------------------------------------
+
+    def compute(self, start_ms: int, end_ms: int,
+                agent_ids: Iterable[str] | None = None) -> tuple[Plan, dict[str, int]]:
+        """The plan of approved items for a window (blocking); also each item's saved time."""
+        with self.db.session() as session:
+            rows = list(session.scalars(select(ScheduleItem).where(ScheduleItem.status == "approved")))
+            items = []
+            for row in rows:
+                try:
+                    items.append(to_model(row))
+                except Exception as exc:  # one unreadable row must not stop every speaker's schedule
+                    log.error("schedule item %s skipped: %s", row.id, exc)
+            agents = agent_zones(session)
+            if agent_ids is not None:
+                wanted = set(agent_ids)
+                agents = {a: z for a, z in agents.items() if a in wanted}
+            policies = zone_policies(session.scalars(select(Zone)))
+        saved = {r.id: r.saved_ms for r in rows}
+        return plan(items, agents, policies, start_ms, end_ms, self.settings.tz), saved
+
+    def build(self, agent_ids: set[str] | None) -> list[_Outgoing]:
+        """New windows for these agents (None: all) where their plays changed; stored before they are sent."""
+        self.builds += 1
+        now = now_ms()
+        end = now + self.settings.schedule_window_hours * 3_600_000
+        with self.db.session() as session:
+            known = set(session.scalars(select(Device.id).where(Device.enabled.is_(True))))
+        targets = known if agent_ids is None else known & agent_ids
+        if not targets:
+            return []
+        result, saved = self.compute(now, end, targets)
+        grace = self.settings.schedule_grace_ms
+        queued = {p.item_id for plays in result.plays.values() for p in plays}  # filled below per play
+        outgoing: list[_Outgoing] = []
+        with self.db.session() as session:
+            queue_items = set(session.scalars(select(ScheduleItem.id).where(ScheduleItem.queue.is_(True),
+                                                                             ScheduleItem.id.in_(queued))))
+            for agent_id in sorted(targets):
+                plays = [p for p in result.plays.get(agent_id, []) if p.start_ms >= saved.get(p.item_id, 0)]
+                window_end = end
+                if len(plays) > MAX_WINDOW_PLAYS:
+                    plays = plays[:MAX_WINDOW_PLAYS]
+                    window_end = plays[-1].start_ms + 1
+                    log.warning("agent %s: window cut at %d plays", agent_id, MAX_WINDOW_PLAYS)
+                scheduled = [
+                    ScheduledPlay(play_id=p.play_id, item_id=p.item_id, priority=p.priority, start_at=p.start_ms,
+                                  latest_start=p.start_ms + (4 * grace if p.item_id in queue_items else grace),
+                                  segments=list(p.segments), volume=p.volume, title=p.title)
+                    for p in plays]
+                digest = hashlib.sha256(json.dumps([s.model_dump(mode="json") for s in scheduled],
+                                                   sort_keys=True).encode()).hexdigest()
+                row = session.get(AgentSchedule, agent_id)
+                if row is not None and row.digest == digest and row.window_end_ms - now > RESEND_BEFORE_EXPIRY_MS:
+                    continue
+                version = (row.version if row is not None else 0) + 1
+                env = self.signer.command(SCHEDULE_TYPE, ScheduleWindow(version=version, window_start=now,
+                                                                        window_end=window_end, plays=scheduled),
+                                          to=agent_id, ttl_ms=window_end - now)
+                payload = env.to_bytes()
+                if len(payload) > MAX_PAYLOAD_BYTES:
+                    log.error("agent %s: window of %d plays is %d bytes, over the broker's limit; not sent",
+                              agent_id, len(scheduled), len(payload))
+                    continue
+                if row is None:
+                    row = AgentSchedule(agent_id=agent_id)
+                    session.add(row)
+                row.version, row.digest, row.plays = version, digest, len(scheduled)
+                row.window_end_ms, row.payload, row.pushed_at, row.published = window_end, payload.decode(), \
+                    utcnow(), False
+                outgoing.append(_Outgoing(agent_id, version, Topics.schedule(agent_id), payload))
+        return outgoing
