@@ -286,8 +286,10 @@ class ScheduleService:
         return segments
 
     def _conflicts(self, session: Session, candidate: sm.ScheduleItem) -> list[Conflict]:
+        # Items queued behind others yield: they never make a slot unavailable.
         existing = [to_model(r) for r in session.scalars(
-            select(ScheduleItem).where(ScheduleItem.status.in_(LIVE_STATUSES), ScheduleItem.id != candidate.id))]
+            select(ScheduleItem).where(ScheduleItem.status.in_(LIVE_STATUSES), ScheduleItem.id != candidate.id,
+                                       ScheduleItem.queue.is_(False)))]
         now = now_ms()
         horizon = now + self.settings.conflict_horizon_days * 86_400_000
         return find_conflicts(candidate, existing, agent_zones(session), now, horizon, self.settings.tz)

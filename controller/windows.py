@@ -183,7 +183,8 @@ class WindowPublisher:
                 scheduled = [
                     ScheduledPlay(play_id=p.play_id, item_id=p.item_id, priority=p.priority, start_at=p.start_ms,
                                   latest_start=p.start_ms + (4 * grace if p.item_id in queue_items else grace),
-                                  segments=list(p.segments), volume=p.volume, title=p.title)
+                                  segments=[seg.model_dump() for seg in p.segments], volume=p.volume,
+                                  title=p.title)
                     for p in plays]
                 digest = hashlib.sha256(json.dumps([s.model_dump(mode="json") for s in scheduled],
                                                    sort_keys=True).encode()).hexdigest()

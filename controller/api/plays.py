@@ -37,7 +37,7 @@ def play_public(play: Play) -> PlayPublic:
 
 def _filtered(session: SessionDep, agent_id: str | None, zone: str | None, announcement_id: str | None,
               item_id: str | None, outcome: str | None, since: datetime | None,
-              until: datetime | None) -> Select[tuple[Play]]:
+              until: datetime | None) -> Select[Play]:
     query = select(Play)
     if agent_id:
         query = query.where(Play.agent_id == agent_id)
