@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from pydantic import TypeAdapter
 from sqlalchemy import select
 
 from controller.db import Database
@@ -27,6 +28,7 @@ from devices.protocol import (
     SCHEDULE_TYPE,
     ScheduledPlay,
     ScheduleWindow,
+    Segment,
     Signer,
     Topics,
     now_ms,
@@ -35,6 +37,8 @@ from schedules import model as sm
 from schedules.plan import Plan, plan
 
 log = logging.getLogger(__name__)
+
+_SEGMENT: TypeAdapter[Segment] = TypeAdapter(Segment)
 
 #: A window is sent again, changed or not, once less than this is left before it expires.
 RESEND_BEFORE_EXPIRY_MS = 24 * 3600 * 1000
@@ -183,7 +187,8 @@ class WindowPublisher:
                 scheduled = [
                     ScheduledPlay(play_id=p.play_id, item_id=p.item_id, priority=p.priority, start_at=p.start_ms,
                                   latest_start=p.start_ms + (4 * grace if p.item_id in queue_items else grace),
-                                  segments=[seg.model_dump() for seg in p.segments], volume=p.volume,
+                                  segments=[_SEGMENT.validate_python(seg.model_dump()) for seg in p.segments],
+                                  volume=p.volume,
                                   title=p.title)
                     for p in plays]
                 digest = hashlib.sha256(json.dumps([s.model_dump(mode="json") for s in scheduled],
