@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import FrozenInstanceError
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -14,7 +15,7 @@ from devices.protocol import Priority
 from schedules.errors import ScheduleError
 from schedules.localtime import to_local, to_utc_ms
 from schedules.model import QuietHours, ScheduleItem, Targets, VolumeRule, ZonePolicy
-from schedules.plan import Blocked, Plan, PlannedPlay, plan, play_id, resolve_targets
+from schedules.plan import Blocked, Plan, PlannedPlay, _new_play, plan, play_id, resolve_targets
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -337,10 +338,6 @@ def test_no_non_emergency_play_starts_in_quiet_hours(
 
 
 def test_fast_play_constructor_builds_the_same_frozen_object() -> None:
-    from dataclasses import FrozenInstanceError
-
-    from schedules.plan import _new_play
-
     args = ("p-0-1", "loa-a", "p", 0, 1, 2, Priority.PRIORITY, (), 55, "Tiêu đề")
     fast, plain = _new_play(*args), PlannedPlay(*args)
     assert fast == plain and hash(fast) == hash(plain) and repr(fast) == repr(plain)
