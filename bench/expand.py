@@ -3,7 +3,7 @@
 Builds ``--items`` recurring items (a mix of daily, weekday twice-daily, hourly in daytime and weekly
 rules, begun years ago; mostly recordings, some relays; normal, priority and a few emergency) over
 ``--agents`` agents in 10 zones (a fifth of them in two zones) with quiet hours and time-of-day volumes,
-targeting all agents (5 % of items), one or two zones (65 %) or lists of 5–20 agents (30 %). Times
+targeting all agents (5 % of items, ``--all-share``), one or two zones (65 %) or lists of 5–20 agents. Times
 ``plan`` over ``--hours`` (best of ``--repeat``) against the target (1,000 × 1,000 × 48 h in ≤ 5 s),
 then ``find_conflicts`` of one new item against all of them over a 60-day horizon. Pure CPU: no broker,
 no database.
@@ -65,7 +65,7 @@ def build_policies() -> dict[str, ZonePolicy]:
     return policies
 
 
-def build_items(count: int, agent_ids: list[str], rng: random.Random) -> list[ScheduleItem]:
+def build_items(count: int, agent_ids: list[str], rng: random.Random, all_share: float = 0.05) -> list[ScheduleItem]:
     """Recurring items of the four kinds, in equal shares, begun in 2023."""
     days = ["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
     items = []
@@ -91,9 +91,9 @@ def build_items(count: int, agent_ids: list[str], rng: random.Random) -> list[Sc
                 for _ in range(rng.randint(1, 3))
             ]
         pick = rng.random()
-        if pick < 0.05:
+        if pick < all_share:
             targets = Targets(all=True)
-        elif pick < 0.7:
+        elif pick < all_share + 0.65:
             targets = Targets(zones=rng.sample(ZONES, rng.randint(1, 2)))
         else:
             targets = Targets(agents=rng.sample(agent_ids, rng.randint(5, 20)))
@@ -136,13 +136,14 @@ def main() -> None:
     parser.add_argument("--horizon-days", type=int, default=60, help="conflict-check horizon")
     parser.add_argument("--tz", default="Asia/Ho_Chi_Minh")
     parser.add_argument("--seed", type=int, default=39)
+    parser.add_argument("--all-share", type=float, default=0.05, help="share of items targeting every agent")
     args = parser.parse_args()
 
     tz = ZoneInfo(args.tz)
     rng = random.Random(args.seed)
     agents = build_agents(args.agents, rng)
     policies = build_policies()
-    items = build_items(args.items, sorted(agents), rng)
+    items = build_items(args.items, sorted(agents), rng, args.all_share)
     start_ms = to_utc_ms(datetime(2025, 6, 2, 0, 0), tz)  # a Monday
     end_ms = start_ms + args.hours * 3_600_000
     print(f"building done: {len(items)} items, {len(agents)} agents, {len(ZONES)} zones, tz {args.tz}", file=sys.stderr)

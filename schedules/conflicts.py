@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from schedules.model import ScheduleItem
 from schedules.recurrence import occurrences
-from schedules.targets import split_targets
+from schedules.targets import TargetIndex
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +73,8 @@ def find_conflicts(
     mine = occurrences(candidate, horizon_start_ms, horizon_end_ms, tz)
     if not mine:
         return []
-    my_agents = split_targets(candidate.targets, agents).agents
+    index = TargetIndex(agents)
+    my_agents = index.split(candidate.targets).agents
     my_length = candidate.duration_ms
     # Only the span the candidate occupies can hold a conflict; no need to expand others beyond it.
     span_start, span_end = max(horizon_start_ms, mine[0]), min(horizon_end_ms, mine[-1] + my_length)
@@ -82,7 +83,7 @@ def find_conflicts(
     for other in existing:
         if other.id == candidate.id or other.priority != candidate.priority:
             continue
-        shared = my_agents & split_targets(other.targets, agents).agents
+        shared = my_agents & index.split(other.targets).agents
         if not shared:
             continue
         theirs = occurrences(other, span_start, span_end, tz)

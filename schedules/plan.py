@@ -265,12 +265,12 @@ def plan(
 
     # The emission below allocates millions of small acyclic objects; the collector would scan the
     # growing heap again and again for cycles that cannot exist, so it waits until the plan is built.
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         _emit(prepared, order, blocked, tz)
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
     return result
 

@@ -13,15 +13,17 @@ begun three years ago would walk a thousand days on every call. Instead the rule
 *explicit* — every default dateutil would take from DTSTART (time of day, weekday, day of month, month,
 week start) is written into the rule — and then DTSTART is moved forward by whole multiples of
 INTERVAL periods to just before the window; the lattice of periods is unchanged, so the occurrences are
-the same. A rule with COUNT cannot be moved (the count runs from the real start), so its (bounded)
-occurrences are expanded once and cached.
+the same (a yearly or monthly rule that judges each day on its own may even start at the window's
+day). A rule with COUNT counts from its real start, so its COUNT-th occurrence is found once (cached)
+and the rule is then treated as one ending there. HOURLY/MINUTELY rules whose times repeat every day
+are rewritten as the equivalent DAILY rule, which dateutil expands about ten times faster.
 """
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -370,13 +372,35 @@ def _add_periods(rule: Rule, anchor: datetime, periods: int) -> datetime:
     return anchor + unit.get(freq, timedelta(minutes=1)) * periods
 
 
-def dtstart_near(rule: Rule, start: datetime, not_after: datetime) -> datetime:
-    """The latest DTSTART ≤ ``not_after`` on the rule's lattice of periods, or ``start`` if none is later.
+def _day_local(rule: Rule) -> bool:
+    """True when whether a day fires does not depend on its place in the period.
 
+    BYSETPOS, BYWEEKNO, BYYEARDAY and numbered weekdays (``1MO``, ``-1FR``) count within a year or month;
+    the other parts judge each day on its own.
+    """
+    if any(rule.get(name) is not None for name in ("BYSETPOS", "BYWEEKNO", "BYYEARDAY")):
+        return False
+    return not any(ch.isdigit() for ch in rule.get("BYDAY") or "")
+
+
+def dtstart_near(rule: Rule, start: datetime, not_after: datetime) -> datetime:
+    """A DTSTART for iterating explicit ``rule`` from ``not_after`` with the same occurrences as from ``start``.
+
+    Normally the start of the latest period on the rule's lattice at or before ``not_after`` (``start``
+    itself if there is none later). A YEARLY or MONTHLY rule that judges each day on its own may start
+    at the midnight before ``not_after`` inside an on-lattice period, or at the next on-lattice period,
+    so that a dense yearly rule does not walk most of a year to reach the window.
     ``rule`` must be explicit (see ``explicit_rule``) for the moved start to give the same occurrences.
     """
     anchor = _anchor(rule, start)
-    steps = _periods_between(rule, anchor, not_after) // rule.interval
+    periods = _periods_between(rule, anchor, not_after)
+    if periods < 0:
+        return start
+    steps, off_lattice = divmod(periods, rule.interval)
+    if rule.freq in ("YEARLY", "MONTHLY") and _day_local(rule):
+        if off_lattice:
+            return _add_periods(rule, anchor, (steps + 1) * rule.interval)
+        return max(start, not_after.replace(hour=0, minute=0, second=0, microsecond=0))
     if steps <= 0:
         return start
     return _add_periods(rule, anchor, steps * rule.interval)
@@ -384,19 +408,25 @@ def dtstart_near(rule: Rule, start: datetime, not_after: datetime) -> datetime:
 
 def between(rule: Rule, start: datetime, low: datetime, high: datetime) -> list[datetime]:
     """Naive local occurrences of explicit ``rule`` begun at ``start`` with ``low ≤ t ≤ high``, ascending."""
+    if rule.count is not None:
+        # The first COUNT occurrences are exactly those up to the COUNT-th: cap the range there and the
+        # rule can be moved like any other.
+        last = _last_counted(rule.text, start)
+        if last is None:
+            return []
+        high = min(high, last)
+        rule = rule.with_parts(COUNT=None)
     if high < low:
         return []
-    if rule.count is not None:
-        every = _counted(rule.text, start)
-        return list(every[bisect.bisect_left(every, low) : bisect.bisect_right(every, high)])
     compiled = compile_rule(rule.text, dtstart_near(rule, start, low))
     return compiled.between(low, high, inc=True)
 
 
 @lru_cache(maxsize=4096)
-def _counted(text: str, start: datetime) -> tuple[datetime, ...]:
-    # COUNT ≤ MAX_COUNT bounds this; the cache makes repeated planning of the same item cheap.
-    return tuple(compile_rule(text, start))
+def _last_counted(text: str, start: datetime) -> datetime | None:
+    # At most MAX_COUNT steps, once per (rule, start): items are planned again and again.
+    tail = deque(compile_rule(text, start), maxlen=1)
+    return tail[0] if tail else None
 
 
 def check_fires(rule: Rule, start: datetime) -> None:

@@ -28,23 +28,38 @@ class Resolved:
         return "; ".join(parts)
 
 
-def split_targets(
-    targets: Targets, agents: Mapping[str, Sequence[str]], known_zones: frozenset[str] | None = None
-) -> Resolved:
-    """Resolve ``targets`` without failing: the agents reached, plus the unknown names.
+class TargetIndex:
+    """The fleet indexed by zone, to resolve many items' targets against it cheaply."""
 
-    A zone is known when some agent is in it, or when it is in ``known_zones`` (a zone with a policy but
-    no speakers yet reaches nobody and is not an error).
-    """
-    if targets.all:
-        return Resolved(frozenset(agents), (), ())
-    wanted = set(targets.zones)
-    chosen = {agent for agent, zones in agents.items() if not wanted.isdisjoint(zones)}
-    seen_zones = {zone for zones in agents.values() for zone in zones if zone in wanted}
-    unknown_zones = sorted(wanted - seen_zones - (known_zones or frozenset()))
-    unknown_agents = sorted({agent for agent in targets.agents if agent not in agents})
-    chosen.update(agent for agent in targets.agents if agent in agents)
-    return Resolved(frozenset(chosen), tuple(unknown_agents), tuple(unknown_zones))
+    __slots__ = ("_agents", "_all", "_by_zone")
+
+    def __init__(self, agents: Mapping[str, Sequence[str]]) -> None:
+        self._agents = agents
+        self._all = frozenset(agents)
+        by_zone: dict[str, set[str]] = {}
+        for agent, zones in agents.items():
+            for zone in zones:
+                by_zone.setdefault(zone, set()).add(agent)
+        self._by_zone = by_zone
+
+    def split(self, targets: Targets) -> Resolved:
+        """Resolve ``targets`` without failing: the agents reached, plus the names the fleet lacks.
+
+        A zone is known when at least one agent is in it.
+        """
+        if targets.all:
+            return Resolved(self._all, (), ())
+        chosen: set[str] = set()
+        unknown_zones = set()
+        for zone in targets.zones:
+            members = self._by_zone.get(zone)
+            if members is None:
+                unknown_zones.add(zone)
+            else:
+                chosen |= members
+        unknown_agents = {agent for agent in targets.agents if agent not in self._agents}
+        chosen.update(agent for agent in targets.agents if agent in self._agents)
+        return Resolved(frozenset(chosen), tuple(sorted(unknown_agents)), tuple(sorted(unknown_zones)))
 
 
 def resolve_targets(targets: Targets, agents: Mapping[str, Sequence[str]]) -> list[str]:
@@ -53,7 +68,7 @@ def resolve_targets(targets: Targets, agents: Mapping[str, Sequence[str]]) -> li
     Raises ``ScheduleError(field="targets")`` naming every unknown agent and zone (a zone is known when
     at least one agent is in it).
     """
-    resolved = split_targets(targets, agents)
+    resolved = TargetIndex(agents).split(targets)
     if resolved.unknown:
         raise ScheduleError("targets", f"unknown targets: {resolved.unknown}")
     return sorted(resolved.agents)

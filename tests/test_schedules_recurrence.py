@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from schedules.localtime import to_local, to_utc_ms
 from schedules.model import ScheduleItem
 from schedules.recurrence import occurrences
+from schedules.rrules import as_daily, dtstart_near, explicit_rule, parse_rule
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -254,6 +255,33 @@ def test_rule_too_dense_at_exactly_the_limit_is_accepted() -> None:
     assert len(occurrences(every_five, utc(2025, 2, 1), utc(2025, 2, 2), HCM)) == 288
 
 
+# ------------------------------------------------------------------------------- efficient start
+
+
+def test_iteration_starts_near_the_window_not_at_the_rule_start() -> None:
+    start, low = datetime(2000, 1, 1, 6, 0), datetime(2025, 6, 18, 13, 0)
+    daily = explicit_rule(parse_rule("FREQ=DAILY;INTERVAL=3"), start)
+    near = dtstart_near(daily, start, low)
+    assert timedelta(0) <= low - near < timedelta(days=3) and (near - datetime(2000, 1, 1)).days % 3 == 0
+    dense_yearly = explicit_rule(parse_rule("FREQ=YEARLY;BYDAY=MO,TU;BYHOUR=8,9,10"), start)
+    assert dtstart_near(dense_yearly, start, low) == datetime(2025, 6, 18)  # judged day by day
+    counted_in_year = explicit_rule(parse_rule("FREQ=YEARLY;BYDAY=MO;BYSETPOS=-1"), start)
+    assert dtstart_near(counted_in_year, start, low) == datetime(2025, 1, 1)  # the whole year counts
+    every_other_year = explicit_rule(parse_rule("FREQ=YEARLY;INTERVAL=2;BYMONTH=6"), start)
+    assert dtstart_near(every_other_year, start, low) == datetime(2026, 1, 1)  # 2025 is off the lattice
+    assert dtstart_near(daily, start, datetime(1999, 1, 1)) == start
+
+
+def test_hourly_rules_are_expanded_day_by_day_when_that_is_exact() -> None:
+    start = datetime(2025, 1, 1, 6, 17)
+    hourly = as_daily(explicit_rule(parse_rule("FREQ=HOURLY;INTERVAL=2;BYHOUR=6,7,8,9,10"), start), start)
+    assert hourly.text == "FREQ=DAILY;BYHOUR=6,8,10;WKST=MO;BYMINUTE=17;BYSECOND=0"
+    drifting = explicit_rule(parse_rule("FREQ=HOURLY;INTERVAL=5"), start)
+    assert as_daily(drifting, start) == drifting
+    quarter = as_daily(explicit_rule(parse_rule("FREQ=MINUTELY;INTERVAL=15;BYHOUR=6"), start), start)
+    assert quarter.text == "FREQ=DAILY;BYHOUR=6;WKST=MO;BYSECOND=0;BYMINUTE=2,17,32,47"
+
+
 # ------------------------------------------------------------------- properties against dateutil
 
 ZONES = [HCM, BERLIN, NEW_YORK]
@@ -265,13 +293,31 @@ def recurring(draw: st.DrawFn) -> tuple[ScheduleItem, int, int, ZoneInfo]:
     """A random valid item, a window after its start and a zone."""
     freq = draw(st.sampled_from(["YEARLY", "MONTHLY", "WEEKLY", "DAILY", "HOURLY", "MINUTELY"]))
     parts = [f"FREQ={freq}"]
-    interval = draw(st.integers(1, 3) if freq != "MINUTELY" else st.sampled_from([5, 6, 7, 10, 15, 20, 30, 45]))
+    # Intervals that divide the day or hour and some that do not (their lattice drifts across days).
+    interval = draw(st.sampled_from([1, 2, 3, 5, 7]) if freq != "MINUTELY" else st.sampled_from([5, 6, 7, 15, 45]))
     if interval > 1:
         parts.append(f"INTERVAL={interval}")
     if draw(st.booleans()):
         parts.append("BYDAY=" + ",".join(draw(st.lists(st.sampled_from(DAYS), min_size=1, max_size=4, unique=True))))
-    if freq in ("YEARLY", "MONTHLY") and draw(st.booleans()):
-        parts.append(f"BYMONTHDAY={draw(st.sampled_from([1, 15, 28, -1]))}")
+    if freq in ("YEARLY", "MONTHLY"):
+        # Parts that count within the period (numbered weekdays, BYSETPOS) or judge days alone.
+        extra = draw(
+            st.sampled_from(
+                [
+                    "",
+                    "BYMONTHDAY=1",
+                    "BYMONTHDAY=15,28",
+                    "BYMONTHDAY=-1",
+                    "BYDAY=1MO",
+                    "BYDAY=-1FR,2TU",
+                    "BYDAY=MO,TU,WE,TH,FR;BYSETPOS=-1",
+                    "BYMONTH=2,6",
+                ]
+            )
+        )
+        clash = extra.startswith("BYDAY") and any(part.startswith("BYDAY") for part in parts)
+        if not clash:
+            parts += [piece for piece in extra.split(";") if piece]
     if freq != "MINUTELY" and draw(st.booleans()):
         hours = draw(st.lists(st.integers(0, 23), min_size=1, max_size=6, unique=True))
         parts.append("BYHOUR=" + ",".join(map(str, hours)))
@@ -280,6 +326,8 @@ def recurring(draw: st.DrawFn) -> tuple[ScheduleItem, int, int, ZoneInfo]:
             "BYMINUTE="
             + ",".join(map(str, draw(st.lists(st.sampled_from(range(0, 60, 5)), min_size=1, max_size=3, unique=True))))
         )
+    if freq in ("HOURLY", "DAILY", "WEEKLY") and draw(st.integers(0, 5)) == 0:
+        parts.append("BYSETPOS=1,-1")
     if freq in ("WEEKLY", "DAILY", "MONTHLY") and draw(st.integers(0, 3)) == 0:
         parts.append(f"COUNT={draw(st.integers(1, 400))}")
     start = draw(st.datetimes(datetime(2023, 1, 1), datetime(2025, 1, 1))).replace(second=0, microsecond=0)
