@@ -4,11 +4,19 @@
 * :class:`PiperEngine` — piper-tts with a site's ``.onnx`` voice.
 * :class:`GttsEngine` — Google Translate's TTS through gTTS; needs the network.
 
-Every synthesis runs in a child process (``python -m audio.engines.worker``) under a timeout, so a hung
-engine is killed and the chain moves on. espeak-ng and gTTS start one short-lived child per request
-(cheap: ~0.1 s). Piper's voice takes seconds to load, so each distinct voice file gets one long-lived
-worker process that loads it once and answers requests one at a time (a lock serialises callers); a
-worker that times out is killed and a fresh one is started on the next request. Call
+Every synthesis runs in a child process (``audio/engines/worker.py``) under a timeout, so a hung
+engine is killed and the chain moves on.
+
+* espeak-ng: one child per request, as the same text must give the same samples and espeak-ng carries
+  state from one synthesis into the next. Starting one (Python, pyttsx3, espeak-ng's voices) costs
+  ~0.15 s, so the next child is started ahead of need, once a request has been answered (while
+  post-processing keeps ffmpeg on one core), and waits ready on its stdin. A render then pays only the
+  synthesis. Concurrent requests beyond the ready child start their own.
+* Piper: its voice takes seconds to load, so each distinct voice file gets one long-lived worker that
+  loads it once and answers requests one at a time (a lock serialises callers).
+* gTTS waits on the network anyway: one child per request, started when asked.
+
+A worker that times out or breaks is killed and a fresh one is started on the next request. Call
 :func:`shutdown_workers` to stop them early; they are also stopped at interpreter exit.
 
 All of this is blocking code; callers run it in a thread.
@@ -33,6 +41,7 @@ from typing import IO, Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from audio.profile import note
 from audio.speech import SpeechError
 
 __all__ = [
@@ -52,8 +61,8 @@ __all__ = [
     "shutdown_workers",
 ]
 
-#: The directory that holds the ``audio`` package; children get it on PYTHONPATH so they can import us.
-_PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+#: Workers are started by path: ``-m audio.engines.worker`` would import this package (pydantic, ~0.3 s).
+_WORKER_SCRIPT = Path(__file__).resolve().with_name("worker.py")
 
 
 class EngineFailed(SpeechError):
@@ -127,14 +136,8 @@ class Synthesis:
     failures: tuple[str, ...] = ()
 
 
-def _child_env() -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(_PACKAGE_ROOT), env.get("PYTHONPATH", "")) if p)
-    return env
-
-
 def _worker_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "audio.engines.worker", *args]
+    return [sys.executable, str(_WORKER_SCRIPT), *args]
 
 
 def _decode_reply(raw: bytes, what: str) -> dict[str, Any]:
@@ -167,6 +170,24 @@ class SpeechEngine(abc.ABC):
         """Everything that changes this engine's audio, as JSON-able data (for cache keys)."""
 
 
+def _new_output(kind: str, suffix: str, out_dir: Path) -> Path:
+    """A fresh, not yet existing file name in ``out_dir`` for the engine to write."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f"{kind}-", suffix=suffix, dir=out_dir)
+    os.close(fd)
+    out = Path(name)
+    out.unlink()  # the engine creates it; an existing empty file would hide "wrote nothing"
+    return out
+
+
+def _note_engine(kind: str, reply: dict[str, Any], started_s: float, elapsed_s: float) -> None:
+    """Profile rows: the synthesis inside the worker, and everything else (start, IPC, checks)."""
+    synth = float(reply.get("synth_s", 0.0))
+    note(f"engine: {kind} synthesis (inside the worker)", synth)
+    note(f"engine: {kind} worker start", started_s)
+    note(f"engine: {kind} IPC + checks", max(0.0, elapsed_s - synth - started_s))
+
+
 class _OneShotEngine(SpeechEngine):
     """An engine whose every request runs in a fresh child process."""
 
@@ -182,15 +203,11 @@ class _OneShotEngine(SpeechEngine):
 
     def synthesize(self, text: str, out_dir: Path) -> Synthesis:
         """Runs one child; kills it when it exceeds the timeout."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f"{self.kind}-", suffix=self.suffix, dir=out_dir)
-        os.close(fd)
-        out = Path(name)
-        out.unlink()  # the engine creates it; an existing empty file would hide "wrote nothing"
+        out = _new_output(self.kind, self.suffix, out_dir)
         started = time.monotonic()
         try:
             proc = subprocess.run(self.worker_command(), input=json.dumps(self.request(text, out)).encode(),
-                                  capture_output=True, timeout=self.timeout_s, env=_child_env(), check=False)
+                                  capture_output=True, timeout=self.timeout_s, check=False)
         except subprocess.TimeoutExpired:
             out.unlink(missing_ok=True)
             raise EngineFailed(f"{self.kind}: killed after {self.timeout_s:g}s timeout") from None
@@ -207,18 +224,44 @@ class _OneShotEngine(SpeechEngine):
             raise EngineFailed(f"{self.kind}: {reply.get('error', 'failed')}")
         if not out.exists() or out.stat().st_size == 0:
             raise EngineFailed(f"{self.kind}: produced no audio")
+        elapsed = time.monotonic() - started
+        _note_engine(self.kind, reply, 0.0, elapsed)
         return Synthesis(path=out, engine=self.kind, voice=str(reply.get("voice", "")),
-                         sample_rate=int(reply.get("sample_rate", 0)), elapsed_s=time.monotonic() - started)
+                         sample_rate=int(reply.get("sample_rate", 0)), elapsed_s=elapsed)
 
 
-class EspeakEngine(_OneShotEngine):
-    """espeak-ng via pyttsx3 (offline). Writes 22,050 Hz mono WAV."""
+class EspeakEngine(SpeechEngine):
+    """espeak-ng via pyttsx3 (offline), in a pool of long-lived workers. Writes 22,050 Hz mono WAV."""
 
     kind = "espeak"
 
     def __init__(self, config: EspeakEngineConfig, timeout_s: float) -> None:
         super().__init__(config.timeout_s or timeout_s)
         self.config = config
+
+    def worker_command(self) -> list[str]:
+        """The child that initialises pyttsx3, says it is ready and answers a JSON-line request."""
+        return _worker_command(self.kind)
+
+    def synthesize(self, text: str, out_dir: Path) -> Synthesis:
+        """Speaks through the worker started ahead (or a new one); the timeout covers its start and the synthesis."""
+        out = _new_output(self.kind, ".wav", out_dir)
+        started = time.monotonic()
+        try:
+            reply, start_s = _pool(self.kind, self.worker_command(), "starting espeak-ng").speak(
+                self.request(text, out), self.timeout_s)
+        except EngineFailed:
+            out.unlink(missing_ok=True)
+            raise
+        if not reply.get("ok"):
+            out.unlink(missing_ok=True)
+            raise EngineFailed(f"{self.kind}: {reply.get('error', 'failed')}")
+        if not out.exists() or out.stat().st_size == 0:
+            raise EngineFailed(f"{self.kind}: produced no audio")
+        elapsed = time.monotonic() - started
+        _note_engine(self.kind, reply, start_s, elapsed)
+        return Synthesis(path=out, engine=self.kind, voice=str(reply.get("voice", "")),
+                         sample_rate=int(reply.get("sample_rate", 0)), elapsed_s=elapsed)
 
     def request(self, text: str, out: Path) -> dict[str, Any]:
         """Voice, prosody and the output path for the worker."""
@@ -252,16 +295,23 @@ class GttsEngine(_OneShotEngine):
         return self.config.model_dump(mode="json", exclude={"timeout_s"})
 
 
-class _PiperWorker:
-    """One long-lived child process holding one loaded Piper voice."""
+class _ServedWorker:
+    """One long-lived child process answering JSON-line requests (pyttsx3 initialised, or a Piper voice loaded)."""
 
-    def __init__(self, model: Path, config: Path) -> None:
-        self.model = model
-        self.config = config
+    def __init__(self, kind: str, command: list[str], start_what: str) -> None:
+        self.kind = kind
+        self.command = command
+        self.start_what = start_what
+        #: Serialises callers of a shared worker (Piper's); a pooled worker has one caller at a time anyway.
         self.lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._stderr: IO[bytes] | None = None
         self._buffer = b""
+        self._ready = False
+
+    def alive(self) -> bool:
+        """True while the child runs (it may still be starting)."""
+        return self._proc is not None and self._proc.poll() is None
 
     def _stderr_tail(self) -> str:
         if self._stderr is None:
@@ -282,77 +332,152 @@ class _PiperWorker:
             self._stderr.close()
             self._stderr = None
         self._buffer = b""
+        self._ready = False
 
-    def _read_line(self, deadline: float, what: str) -> dict[str, Any]:
+    def _read_line(self, limit_s: float, what: str) -> dict[str, Any]:
         proc = self._proc
         assert proc is not None and proc.stdout is not None
+        deadline = time.monotonic() + limit_s
         fd = proc.stdout.fileno()
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
             while b"\n" not in self._buffer:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not sel.select(remaining):
-                    raise EngineFailed(f"piper: {what} timed out; worker killed")
+                    raise EngineFailed(f"{self.kind}: {what} timed out; worker killed after {limit_s:g}s")
                 chunk = os.read(fd, 65536)
                 if not chunk:
-                    raise EngineFailed(f"piper: worker exited during {what}: {self._stderr_tail()}")
+                    raise EngineFailed(f"{self.kind}: worker exited during {what}: {self._stderr_tail()}")
                 self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        return _decode_reply(line, "piper")
+        return _decode_reply(line, self.kind)
 
-    def _start(self, load_timeout_s: float) -> int:
+    def spawn(self) -> None:
+        """Starts the child without waiting for it to get ready (a no-op while one runs)."""
+        if self.alive():
+            return
+        self.stop()
         # Kept open for the worker's life (closed in stop()); a file, so a chatty child never blocks on a pipe.
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
-        self._proc = subprocess.Popen(_worker_command("piper", str(self.model), str(self.config)),
-                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
-                                      env=_child_env(), bufsize=0)
-        ready = self._read_line(time.monotonic() + load_timeout_s, "loading the voice")
-        if not ready.get("ok"):
-            raise EngineFailed(f"piper: {ready.get('error', 'voice failed to load')}")
-        return int(ready.get("sample_rate", 0))
+        try:
+            self._proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                          stderr=self._stderr, bufsize=0)
+        except OSError as exc:
+            self.stop()
+            raise EngineFailed(f"{self.kind}: cannot start worker: {exc}") from None
 
-    def speak(self, request: dict[str, Any], timeout_s: float, load_timeout_s: float) -> dict[str, Any]:
-        """Sends one request; on any failure the child is killed so the next call starts clean."""
+    def _await_ready(self, load_timeout_s: float) -> None:
+        ready = self._read_line(load_timeout_s, self.start_what)
+        if not ready.get("ok"):
+            raise EngineFailed(f"{self.kind}: {ready.get('error', 'the worker failed to start')}")
+        self._ready = True
+
+    def speak(self, request: dict[str, Any], timeout_s: float, load_timeout_s: float) -> tuple[dict[str, Any], float]:
+        """Sends one request: the reply, and the seconds spent starting the child (0 when it was running).
+
+        On any failure the child is killed so the next call starts clean.
+        """
         # A caller queued behind a long synthesis gives up after its own timeout, so the chain can move on.
         if not self.lock.acquire(timeout=timeout_s):
-            raise EngineFailed(f"piper: voice busy for {timeout_s:g}s")
+            raise EngineFailed(f"{self.kind}: voice busy for {timeout_s:g}s")
         try:
+            start_s = 0.0
             try:
-                if self._proc is None or self._proc.poll() is not None:
-                    self.stop()
-                    self._start(load_timeout_s)
+                if not (self._ready and self.alive()):
+                    # Not started, died, or started ahead and perhaps still getting ready.
+                    started = time.monotonic()
+                    self.spawn()
+                    self._await_ready(load_timeout_s)
+                    start_s = time.monotonic() - started
                 proc = self._proc
                 assert proc is not None and proc.stdin is not None
                 proc.stdin.write((json.dumps(request) + "\n").encode())
-                return self._read_line(time.monotonic() + timeout_s, "synthesis")
+                return self._read_line(timeout_s, "synthesis"), start_s
             except EngineFailed:
                 self.stop()
                 raise
             except OSError as exc:  # broken pipe: the child died between requests
                 self.stop()
-                raise EngineFailed(f"piper: worker failed: {exc}") from None
+                raise EngineFailed(f"{self.kind}: worker failed: {exc}") from None
         finally:
             self.lock.release()
 
 
-_piper_workers: dict[tuple[Path, Path], _PiperWorker] = {}
-_piper_workers_lock = threading.Lock()
+class _OneRequestWorkers:
+    """Workers that answer one request each, with the next one started ahead of need (espeak-ng)."""
+
+    def __init__(self, kind: str, command: list[str], start_what: str) -> None:
+        self.kind = kind
+        self.command = command
+        self.start_what = start_what
+        self._next: _ServedWorker | None = None
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def speak(self, request: dict[str, Any], timeout_s: float) -> tuple[dict[str, Any], float]:
+        """One request on a fresh worker; the reply and the seconds spent waiting for the worker to be ready."""
+        with self._lock:
+            worker, self._next = self._next, None
+        worker = worker or _ServedWorker(self.kind, self.command, self.start_what)
+        try:
+            return worker.speak(request, timeout_s, timeout_s)  # the ready wait counts against the timeout too
+        finally:
+            worker.stop()
+            self._start_next()
+
+    def _start_next(self) -> None:
+        with self._lock:
+            if self._closed or self._next is not None:
+                return
+            worker = self._next = _ServedWorker(self.kind, self.command, self.start_what)
+        try:
+            worker.spawn()
+        except EngineFailed:  # the next request starts one itself, and reports why that fails
+            with self._lock:
+                if self._next is worker:
+                    self._next = None
+
+    def close(self) -> None:
+        """Stops the worker started ahead; none is started after this."""
+        with self._lock:
+            self._closed = True
+            worker, self._next = self._next, None
+        if worker is not None:
+            worker.stop()
 
 
-def _piper_worker(model: Path, config: Path) -> _PiperWorker:
+_pools: dict[tuple[str, ...], _OneRequestWorkers] = {}
+_piper_workers: dict[tuple[Path, Path], _ServedWorker] = {}
+_workers_lock = threading.Lock()
+
+
+def _pool(kind: str, command: list[str], start_what: str) -> _OneRequestWorkers:
+    with _workers_lock:
+        pool = _pools.get(tuple(command))
+        if pool is None:
+            pool = _pools[tuple(command)] = _OneRequestWorkers(kind, command, start_what)
+        return pool
+
+
+def _piper_worker(model: Path, config: Path) -> _ServedWorker:
     key = (model, config)
-    with _piper_workers_lock:
+    with _workers_lock:
         worker = _piper_workers.get(key)
         if worker is None:
-            worker = _piper_workers[key] = _PiperWorker(model, config)
+            worker = _piper_workers[key] = _ServedWorker("piper", _worker_command("piper", str(model), str(config)),
+                                                         "loading the voice")
         return worker
 
 
 def shutdown_workers() -> None:
     """Stops every long-lived engine worker (they restart on demand)."""
-    with _piper_workers_lock:
+    with _workers_lock:
+        pools = list(_pools.values())
         workers = list(_piper_workers.values())
+        _pools.clear()
         _piper_workers.clear()
+    for pool in pools:
+        pool.close()
     for worker in workers:
         with worker.lock:
             worker.stop()
@@ -377,24 +502,24 @@ class PiperEngine(SpeechEngine):
         for path in (self.model, self.voice_config):
             if not path.is_file():
                 raise EngineFailed(f"piper: voice file missing: {path}")
-        out_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="piper-", suffix=".wav", dir=out_dir)
-        os.close(fd)
-        out = Path(name)
+        out = _new_output(self.kind, ".wav", out_dir)
         c = self.config
         request = {"text": text, "out": str(out), "speaker_id": c.speaker_id, "length_scale": c.length_scale,
                    "noise_scale": c.noise_scale, "noise_w_scale": c.noise_w_scale, "volume": c.volume}
         started = time.monotonic()
         try:
-            reply = _piper_worker(self.model, self.voice_config).speak(request, self.timeout_s, c.load_timeout_s)
+            reply, start_s = _piper_worker(self.model, self.voice_config).speak(request, self.timeout_s,
+                                                                               c.load_timeout_s)
         except EngineFailed:
             out.unlink(missing_ok=True)
             raise
         if not reply.get("ok"):
             out.unlink(missing_ok=True)
             raise EngineFailed(f"piper: {reply.get('error', 'failed')}")
+        elapsed = time.monotonic() - started
+        _note_engine(self.kind, reply, start_s, elapsed)
         return Synthesis(path=out, engine=self.kind, voice=str(reply.get("voice", self.model.stem)),
-                         sample_rate=int(reply.get("sample_rate", 0)), elapsed_s=time.monotonic() - started)
+                         sample_rate=int(reply.get("sample_rate", 0)), elapsed_s=elapsed)
 
     def fingerprint(self) -> dict[str, Any]:
         """The config plus size and mtime of the voice files, so replacing a voice invalidates the cache."""

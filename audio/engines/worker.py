@@ -1,23 +1,37 @@
-"""The subprocess side of the TTS engines: ``python -m audio.engines.worker KIND``.
+"""The subprocess side of the TTS engines: ``python .../audio/engines/worker.py KIND``.
 
 Every engine speaks in a child process so that a hung or crashing library (pyttsx3 is not thread-safe
 and can block forever inside espeak-ng) costs one killed process, never the controller.
 
-Protocol: requests and replies are single JSON lines. ``espeak`` and ``gtts`` answer one request read
-from stdin and exit; ``piper`` loads its voice once, then answers one request per line until stdin
-closes. A reply is ``{"ok": true, "voice": ..., "sample_rate": ...}`` or ``{"ok": false, "error": ...}``.
+The parent starts this file by its path, not as ``-m audio.engines.worker``: that would import the
+``audio.engines`` package (pydantic and all, ~0.3 s) in a child that needs none of it. So this module
+imports nothing from ``audio``.
+
+Protocol: requests and replies are single JSON lines. ``gtts`` answers one request read from stdin and
+exits. ``espeak`` and ``piper MODEL [CONFIG]`` get ready first (pyttsx3 initialised, or the voice
+loaded), say so with ``{"ok": true, "ready": true, ...}``, then answer one request per line until stdin
+closes. The parent sends an espeak worker one request only (espeak-ng carries state from one synthesis
+into the next, so a second request would not give the same samples for the same text); it starts the
+worker ahead of need instead. A reply is ``{"ok": true, "voice": ..., "sample_rate": ..., "synth_s": ...}`` or
+``{"ok": false, "error": ...}``; a failed request does not end a long-lived worker.
 Libraries print to stdout (pyttsx3 prints "Audio saved…"), so the worker moves fd 1 to stderr and keeps
 a private duplicate of the original stdout for replies only.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import sys
+import threading
+import time
 import wave
 from pathlib import Path
 from typing import IO, Any
+
+#: espeak-ng's output rate for its own voices (not MBROLA's), as pyttsx3 also assumes.
+ESPEAK_RATE = 22050
 
 
 def _reply_channel() -> IO[str]:
@@ -38,42 +52,100 @@ def _wav_frames(path: Path) -> tuple[int, int]:
         return w.getnframes(), w.getframerate()
 
 
-def speak_espeak(request: dict[str, Any]) -> dict[str, Any]:
-    """Speaks one request with espeak-ng through pyttsx3 and returns the reply."""
-    import pyttsx3
+class EspeakSpeaker:
+    """espeak-ng, initialised by pyttsx3 and driven through pyttsx3's binding of libespeak-ng.
 
-    out = Path(request["out"])
-    engine = pyttsx3.init("espeak")
-    # pyttsx3's first save after init() writes nothing; an empty loop run first makes the real one count.
-    engine.runAndWait()
-    wanted_voice: str | None = request.get("voice")
-    language: str | None = request.get("language")
-    voices = engine.getProperty("voices")
-    chosen: str | None = None
-    for v in voices:
-        vid = str(v.id)
-        if wanted_voice is not None and (vid == wanted_voice or vid.rsplit("/", 1)[-1] == wanted_voice):
-            chosen = vid
-            break
-    if chosen is None and language is not None:
-        for v in voices:
-            if language in [str(lang) for lang in (v.languages or [])]:
-                chosen = str(v.id)
-                break
-    if chosen is None:
-        return {"ok": False, "error": f"espeak-ng has no voice {wanted_voice!r} / language {language!r}"}
-    engine.setProperty("voice", chosen)
-    engine.setProperty("rate", int(request["rate"]))
-    engine.setProperty("pitch", int(request["pitch"]))
-    engine.setProperty("volume", float(request["volume"]))
-    engine.save_to_file(request["text"], str(out))
-    engine.runAndWait()
-    if not out.exists():
-        return {"ok": False, "error": "pyttsx3 wrote no file"}
-    frames, rate = _wav_frames(out)
-    if frames == 0:
-        return {"ok": False, "error": "pyttsx3 wrote empty audio"}
-    return {"ok": True, "voice": chosen, "sample_rate": rate}
+    pyttsx3's own loop (``save_to_file`` + ``runAndWait``) is not used for the synthesis: its ``runAndWait``
+    starts with a ``stop()`` that cancels espeak-ng whenever espeak-ng looks busy, which it does for an instant
+    now and then while idle — under load about one synthesis in twelve lost its rate or pitch setting or was
+    cancelled outright (no file, or an empty one); and it gathers the samples with ``bytes +=``, copying
+    megabytes a hundred times for a minute of speech. Here the samples go into a list through our own
+    callback, the settings are queued ahead of the text in espeak-ng's command queue (nothing cancels
+    them), and the first synthesis of a process gives exactly the samples of ``espeak-ng -w``.
+    """
+
+    def __init__(self) -> None:
+        import pyttsx3
+        from pyttsx3.drivers import _espeak
+
+        self.espeak = _espeak
+        # Initialises espeak-ng (retrieval mode, 22,050 Hz) and lists its voices.
+        engine = pyttsx3.init("espeak")
+        self.voices = [(str(v.id), [str(lang) for lang in (v.languages or [])]) for v in engine.getProperty("voices")]
+        self._chunks: list[bytes] = []
+        self._done = threading.Event()
+        _espeak.SetSynthCallback(self._on_synth)
+
+    def _on_synth(self, wav: Any, samples: int, events: Any) -> int:
+        # Called on espeak-ng's own thread, one buffer (up to 1 s) of 16-bit mono samples at a time.
+        if samples > 0:
+            self._chunks.append(ctypes.string_at(wav, samples * 2))
+        i = 0
+        while events[i].type != self.espeak.EVENT_LIST_TERMINATED:
+            if events[i].type == self.espeak.EVENT_MSG_TERMINATED:
+                self._done.set()
+            i += 1
+        return 0
+
+    def _voice(self, wanted: str | None, language: str | None) -> str | None:
+        for vid, _ in self.voices:
+            if wanted is not None and (vid == wanted or vid.rsplit("/", 1)[-1] == wanted):
+                return vid
+        if language is not None:
+            for vid, languages in self.voices:
+                if language in languages:
+                    return vid
+        return None
+
+    def speak(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Speaks one request into ``request["out"]`` (16-bit mono WAV) and returns the reply."""
+        out = Path(request["out"])
+        wanted: str | None = request.get("voice")
+        language: str | None = request.get("language")
+        chosen = self._voice(wanted, language)
+        if chosen is None:
+            return {"ok": False, "error": f"espeak-ng has no voice {wanted!r} / language {language!r}"}
+        started = time.perf_counter()
+        es = self.espeak
+        if es.SetVoiceByName(chosen.encode()) != 0:
+            return {"ok": False, "error": f"espeak-ng could not load voice {chosen!r}"}
+        es.SetParameter(es.RATE, int(request["rate"]), 0)
+        es.SetParameter(es.PITCH, int(request["pitch"]), 0)
+        es.SetParameter(es.VOLUME, round(float(request["volume"]) * 100), 0)
+        self._chunks.clear()
+        self._done.clear()
+        # The flags pyttsx3 uses: a pause at the end, UTF-8 text.
+        if es.Synth(str(request["text"]).encode("utf-8"), flags=es.ENDPAUSE | es.CHARS_UTF8) != 0:
+            return {"ok": False, "error": "espeak-ng refused the text"}
+        self._done.wait()  # the parent kills this process when its timeout passes
+        audio = b"".join(self._chunks)
+        if not audio:
+            return {"ok": False, "error": "espeak-ng produced empty audio"}
+        with wave.open(str(out), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(ESPEAK_RATE)
+            w.writeframes(audio)
+        return {"ok": True, "voice": chosen, "sample_rate": ESPEAK_RATE, "synth_s": time.perf_counter() - started}
+
+
+def serve_espeak(channel: IO[str]) -> None:
+    """Initialises pyttsx3 once and answers requests from stdin until it closes."""
+    started = time.perf_counter()
+    try:
+        speaker = EspeakSpeaker()
+    except Exception as exc:
+        _send(channel, {"ok": False, "error": f"cannot start espeak-ng: {type(exc).__name__}: {exc}"})
+        return
+    _send(channel, {"ok": True, "ready": True, "init_s": time.perf_counter() - started})
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            reply = speaker.speak(json.loads(line))
+        except Exception as exc:  # one bad request must not end the long-lived worker
+            reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        _send(channel, reply)
 
 
 def speak_gtts(request: dict[str, Any]) -> dict[str, Any]:
@@ -108,20 +180,22 @@ def serve_piper(model: str, config: str | None, channel: IO[str]) -> None:
             syn = SynthesisConfig(speaker_id=request.get("speaker_id"), length_scale=request.get("length_scale"),
                                   noise_scale=request.get("noise_scale"), noise_w_scale=request.get("noise_w_scale"),
                                   volume=float(request.get("volume", 1.0)))
+            started = time.perf_counter()
             with wave.open(str(out), "wb") as w:
                 voice.synthesize_wav(request["text"], w, syn_config=syn)
             frames, rate = _wav_frames(out)
             if frames == 0:
                 reply: dict[str, Any] = {"ok": False, "error": "Piper produced empty audio"}
             else:
-                reply = {"ok": True, "voice": Path(model).stem, "sample_rate": rate}
+                reply = {"ok": True, "voice": Path(model).stem, "sample_rate": rate,
+                         "synth_s": time.perf_counter() - started}
         except Exception as exc:  # one bad request must not end the long-lived worker
             reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
         _send(channel, reply)
 
 
 def main(argv: list[str]) -> int:
-    """Entry point: ``espeak`` / ``gtts`` answer one request; ``piper MODEL [CONFIG]`` serves."""
+    """Entry point: ``espeak`` and ``piper MODEL [CONFIG]`` serve; ``gtts`` answers one request."""
     channel = _reply_channel()
     if not argv:
         _send(channel, {"ok": False, "error": "usage: worker espeak|gtts|piper MODEL [CONFIG]"})
@@ -130,14 +204,15 @@ def main(argv: list[str]) -> int:
     if kind == "piper":
         serve_piper(argv[1], argv[2] if len(argv) > 2 else None, channel)
         return 0
+    if kind == "espeak":
+        serve_espeak(channel)
+        return 0
+    if kind != "gtts":
+        _send(channel, {"ok": False, "error": f"unknown engine kind {kind!r}"})
+        return 2
     request = json.loads(sys.stdin.read())
     try:
-        if kind == "espeak":
-            reply = speak_espeak(request)
-        elif kind == "gtts":
-            reply = speak_gtts(request)
-        else:
-            reply = {"ok": False, "error": f"unknown engine kind {kind!r}"}
+        reply = speak_gtts(request)
     except Exception as exc:
         reply = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
     _send(channel, reply)
