@@ -8,7 +8,9 @@ Layout under ``root``::
     chimes/                                                   generated and loudness-matched chimes
 
 An entry appears by renaming a finished directory into place (atomic), so readers never see half an
-entry. Rendering a key holds a per-key thread lock and an exclusive ``flock`` on the key's stripe, so
+entry. A file made later for an existing entry (the MP3 a caller asks for) is renamed in first and the
+metadata that lists it is replaced atomically after, under the same locks as a render. Rendering a key
+holds a per-key thread lock and an exclusive ``flock`` on the key's stripe, so
 the same text is rendered once however many threads or processes ask for it at the same time; the
 others wait and then read the stored entry. Lock files are striped by key prefix rather than one per
 key because a lock file can never be deleted safely while another process may be waiting on it.
@@ -25,12 +27,15 @@ import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from audio.profile import note, stage
 
 __all__ = ["CacheEntry", "SpeechCache"]
 
@@ -130,7 +135,8 @@ class SpeechCache:
         ``produce`` leaves no entry behind.
         """
         self._check_key(key)
-        hit = self.get(key)
+        with stage("cache lookup"):
+            hit = self.get(key)
         if hit is not None:
             return hit, True
         with self._thread_lock(key), self._process_lock(key):
@@ -141,6 +147,7 @@ class SpeechCache:
             staging.mkdir()
             try:
                 meta = dict(produce(staging))
+                started = time.perf_counter()
                 meta["key"] = key
                 meta["files"] = sorted(p.name for p in staging.iterdir() if p.is_file())
                 (staging / _META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
@@ -153,10 +160,43 @@ class SpeechCache:
                 shutil.rmtree(staging, ignore_errors=True)
                 raise
         self.evict(keep=key)
+        note("cache: write the entry + evict", time.perf_counter() - started)
         entry = self.get(key)
         if entry is None:  # only if the bounds are smaller than this one entry and someone else evicted it
             raise RuntimeError(f"cache entry {key} vanished right after it was written")
         return entry, False
+
+    def add_file(self, key: str, name: str,
+                 produce: Callable[[CacheEntry, Path], dict[str, Any]]) -> CacheEntry | None:
+        """The entry for ``key`` with the file ``name``, made once by ``produce`` when missing.
+
+        ``produce(entry, path)`` writes ``path`` (outside the entry) and returns metadata to add; the file is
+        then moved in and ``meta.json`` replaced. None when there is no such entry (never rendered, or
+        evicted meanwhile). An exception from ``produce`` leaves the entry as it was.
+        """
+        self._check_key(key)
+        if name == _META or "/" in name or name.startswith("."):
+            raise ValueError(f"not a file name for an entry: {name!r}")
+        with self._thread_lock(key), self._process_lock(key):
+            entry = self.get(key)
+            if entry is None or name in entry.meta.get("files", []):
+                return entry
+            staging = self.tmp_dir / f"add-{uuid.uuid4().hex}"
+            staging.mkdir()
+            try:
+                extra = produce(entry, staging / name)
+                meta = {**entry.meta, **extra, "files": sorted({*entry.meta.get("files", []), name})}
+                (staging / _META).write_text(json.dumps(meta, sort_keys=True), encoding="utf-8")
+                os.replace(staging / name, entry.directory / name)
+                os.replace(staging / _META, entry.directory / _META)
+            except Exception:
+                if not entry.directory.is_dir():  # evicted while the file was being made
+                    return None
+                raise
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        self.evict(keep=key)
+        return self.get(key)
 
     def _discard(self, directory: Path) -> None:
         # Renaming out of entries/ first makes the removal atomic for readers.

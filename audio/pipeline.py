@@ -1,6 +1,7 @@
 """Text → normalise → engine chain → post-process → cache: the one call the controller makes.
 
 ``render`` is blocking (TTS and ffmpeg run as child processes); call it from a worker thread.
+Wrap a call in :func:`audio.profile.recording` to see where its time went.
 """
 
 from __future__ import annotations
@@ -18,16 +19,18 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from audio.cache import SpeechCache
+from audio.cache import CacheEntry, SpeechCache
 from audio.chimes import CHIME_VERSION
 from audio.engines import EngineChain, EngineConfig, EspeakEngineConfig
-from audio.postprocess import NothingToSay, PostProcessSettings, postprocess
+from audio.postprocess import NothingToSay, PostProcessSettings, mp3_from_opus, postprocess
+from audio.profile import stage
 from audio.speech import SpeechError, file_sha256
 
 __all__ = ["FORMAT_VERSION", "NothingToSay", "RenderedSpeech", "SpeechConfig", "SpeechError", "cache_key", "render"]
 
 #: Bump whenever post-processing or the stored layout changes in a way that alters the files.
-FORMAT_VERSION = 1
+#: 2: the limiter search steered by the 48 kHz sample peak; the MP3 made from the Opus file.
+FORMAT_VERSION = 2
 
 
 def _default_engines() -> list[EngineConfig]:
@@ -52,7 +55,10 @@ class SpeechConfig(PostProcessSettings):
 
 @dataclass(frozen=True, slots=True)
 class RenderedSpeech:
-    """A finished render. ``path`` (Opus) and ``mp3_path`` live in the cache: link or copy, never move."""
+    """A finished render. ``path`` (Opus) and ``mp3_path`` live in the cache: link or copy, never move.
+
+    ``mp3_path`` is None unless the config's ``mp3`` or the caller (``render(..., mp3=True)``) asked for one.
+    """
 
     path: Path
     mp3_path: Path | None
@@ -101,10 +107,14 @@ def _chime_fingerprint(setting: Path | str | None) -> Any:
 
 
 def cache_key(normalized_text: str, config: SpeechConfig, chain: EngineChain | None = None) -> str:
-    """sha256 of the normalised text, the engine chain (with voice files' identity) and post-processing."""
+    """sha256 of the normalised text, the engine chain (with voice files' identity) and post-processing.
+
+    ``mp3`` is left out: whether the MP3 is made with the render or later, it is the same file made from
+    the same Opus file, so one entry serves both.
+    """
     chain = chain or EngineChain.from_configs(config.engines, config.timeout_s)
     post = config.model_dump(mode="json", exclude={"engines", "timeout_s", "ffmpeg", "ffmpeg_timeout_s",
-                                                   "chime_start", "chime_end"})
+                                                   "chime_start", "chime_end", "mp3"})
     post["chime_start"] = _chime_fingerprint(config.chime_start)
     post["chime_end"] = _chime_fingerprint(config.chime_end)
     material = {"format": FORMAT_VERSION, "text": normalized_text, "engines": chain.fingerprint(), "post": post}
@@ -122,24 +132,32 @@ def _from_entry(directory: Path, meta: dict[str, Any], key: str, cached: bool) -
 
 
 def render(text: str, config: SpeechConfig, cache: SpeechCache | Path,
-           normalize: Callable[[str], str] = _identity) -> RenderedSpeech:
+           normalize: Callable[[str], str] = _identity, *, mp3: bool | None = None) -> RenderedSpeech:
     """Renders ``text`` (or returns the cached render of the same normalised text and settings).
+
+    ``mp3``: whether the result must carry an MP3 copy (None: as ``config.mp3`` says). A render asked for one
+    writes it alongside the Opus file; a cached render without one gets it now, made from its Opus file
+    (about 0.3 s for a minute of speech) and kept in the entry.
 
     Raises :class:`NothingToSay` when nothing is left after normalisation (or the audio is silent),
     :class:`audio.engines.AllEnginesFailed` when no engine could speak, :class:`SpeechError` otherwise.
     """
-    normalized = normalize(text).strip()
+    want_mp3 = config.mp3 if mp3 is None else mp3
+    with stage("normalise"):
+        normalized = normalize(text).strip()
     if not normalized:
         raise NothingToSay("the text is empty after normalisation")
     store = cache if isinstance(cache, SpeechCache) else SpeechCache(cache)
     chain = EngineChain.from_configs(config.engines, config.timeout_s)
-    key = cache_key(normalized, config, chain)
+    with stage("cache key"):
+        key = cache_key(normalized, config, chain)
+    settings = config.model_copy(update={"mp3": want_mp3}) if want_mp3 != config.mp3 else config
 
     def produce(directory: Path) -> dict[str, Any]:
         scratch = store.tmp_dir / f"raw-{uuid.uuid4().hex}"
         try:
             synthesis = chain.synthesize(normalized, scratch)
-            audio = postprocess(synthesis.path, directory, config, store.chime_dir)
+            audio = postprocess(synthesis.path, directory, settings, store.chime_dir)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return {"opus": audio.opus_path.name, "mp3": audio.mp3_path.name if audio.mp3_path else None,
@@ -149,5 +167,16 @@ def render(text: str, config: SpeechConfig, cache: SpeechCache | Path,
                 "engine": synthesis.engine, "voice": synthesis.voice, "failures": list(synthesis.failures),
                 "text": normalized}
 
-    entry, hit = store.get_or_create(key, produce)
-    return _from_entry(entry.directory, entry.meta, key, hit)
+    def add_mp3(entry: CacheEntry, path: Path) -> dict[str, Any]:
+        mp3_from_opus(entry.file(str(entry.meta["opus"])), path, settings)
+        return {"mp3": path.name}
+
+    for _ in range(2):  # a second round only if the entry was evicted between the render and the MP3
+        entry, hit = store.get_or_create(key, produce)
+        if not want_mp3 or entry.meta.get("mp3"):
+            return _from_entry(entry.directory, entry.meta, key, hit)
+        with stage("MP3 from the cached Opus (on demand)"):
+            added = store.add_file(key, "speech.mp3", add_mp3)
+        if added is not None:
+            return _from_entry(added.directory, added.meta, key, hit)
+    raise SpeechError(f"cache entry {key} was evicted twice while its MP3 was being made")
