@@ -19,7 +19,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="loaphuong tts", description="Speak Vietnamese text into an audio file.")
     parser.add_argument("text", nargs="?", help="text to speak (default: read stdin)")
     parser.add_argument("-o", "--output", type=Path, help="output .ogg (Opus) file")
-    parser.add_argument("--mp3", type=Path, help="also write an MP3 copy here")
+    parser.add_argument("--mp3", type=Path, help="also write an MP3 copy here (the Opus file re-encoded)")
     parser.add_argument("--normalize-only", action="store_true", help="print the text as it will be read; no audio")
     parser.add_argument("--config", type=Path, help="speech settings (TOML): engine chain, loudness, chimes")
     parser.add_argument("--abbreviations", type=Path, help="a site's own abbreviations (TSV)")

@@ -21,7 +21,7 @@ from pydantic import Field, ValidationError
 
 from audio.cache import CacheEntry, SpeechCache
 from audio.chimes import CHIME_VERSION
-from audio.engines import EngineChain, EngineConfig, EspeakEngineConfig
+from audio.engines import EngineChain, EngineConfig, EspeakEngineConfig, Synthesis
 from audio.postprocess import NothingToSay, PostProcessSettings, mp3_from_opus, postprocess
 from audio.profile import stage
 from audio.speech import SpeechError, file_sha256
@@ -137,7 +137,7 @@ def render(text: str, config: SpeechConfig, cache: SpeechCache | Path,
 
     ``mp3``: whether the result must carry an MP3 copy (None: as ``config.mp3`` says). A render asked for one
     writes it alongside the Opus file; a cached render without one gets it now, made from its Opus file
-    (about 0.3 s for a minute of speech) and kept in the entry.
+    (about 1 s for a minute of speech) and kept in the entry.
 
     Raises :class:`NothingToSay` when nothing is left after normalisation (or the audio is silent),
     :class:`audio.engines.AllEnginesFailed` when no engine could speak, :class:`SpeechError` otherwise.
@@ -155,9 +155,16 @@ def render(text: str, config: SpeechConfig, cache: SpeechCache | Path,
 
     def produce(directory: Path) -> dict[str, Any]:
         scratch = store.tmp_dir / f"raw-{uuid.uuid4().hex}"
+        spoken: list[Synthesis] = []
+
+        def speak() -> Path:
+            spoken.append(chain.synthesize(normalized, scratch))
+            return spoken[0].path
+
         try:
-            synthesis = chain.synthesize(normalized, scratch)
-            audio = postprocess(synthesis.path, directory, settings, store.chime_dir)
+            # Given the engine rather than its file, post-processing starts its ffmpeg runs while it speaks.
+            audio = postprocess(speak, directory, settings, store.chime_dir)
+            synthesis = spoken[0]
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         return {"opus": audio.opus_path.name, "mp3": audio.mp3_path.name if audio.mp3_path else None,

@@ -11,13 +11,17 @@ Steps:
    through the look-ahead limiter side by side (``asplit``), on a fixed one-second-in-three sample of long
    speech, and the gain that lands on the target is interpolated — a limiter taming espeak-ng's spiky voice
    costs several LU, so the plain gain would miss by that much;
-3. pass 2 (:func:`_render`): gain (+ limiter), 48 kHz mono, the chimes concatenated in the same graph
+3. pass 2 (:class:`_FinalPass`): gain (+ limiter), 48 kHz mono, the chimes concatenated in the same graph
    (each normalised the same way once and kept in the chime directory), encoded to Opus (speech settings:
-   ``voip``, complexity ``opus_complexity``), while a second process decodes the Opus stream as it is
-   written and measures it (integrated loudness and true peak, as a listener gets it) — and, when asked,
-   encodes that decoded stream to MP3 in the same process;
+   ``voip``, complexity ``opus_complexity``, 60 ms packets), while a second process decodes the Opus stream
+   as it is written and measures it (integrated loudness and true peak, as a listener gets it) — and, when
+   asked, encodes that decoded stream to MP3 in the same process;
 4. only when that Opus measurement is out of spec (true peak over the ceiling, loudness off the target): a
    corrective pass with a lower ceiling or a corrected gain — rare.
+
+ffmpeg takes ~0.1 s to load its libraries before it does anything, so each run is started one step ahead
+and waits on its stdin for its input (:class:`_Run`): pass 1 while the engine speaks, the search and pass 2
+while pass 1 works. Every run of a render therefore costs its work, not its start.
 
 The MP3 is always the Opus file re-encoded (:func:`mp3_from_opus` gives the same bytes later, on demand):
 what the speakers play, in a format every tool reads, and one path whatever asked for it.
@@ -37,6 +41,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Literal
@@ -172,6 +177,86 @@ def _ffmpeg(settings: PostProcessSettings, args: list[str], what: str) -> str:
     return stderr
 
 
+class _Run:
+    """One ffmpeg run started ahead of need, reading its input — audio, or its filter graph — from stdin.
+
+    ffmpeg spends ~0.1 s loading its ~230 shared libraries before it reads anything (in this project's VM;
+    less on bare metal). Started while the step before it still works, it has done that by the time its
+    input is known. A filter graph comes through ``-filter_complex_script pipe:0``: ffmpeg reads it, until
+    stdin closes, before it opens its input files, so those need only exist once the graph is sent.
+    """
+
+    def __init__(self, settings: PostProcessSettings, args: list[str], what: str,
+                 stdout: int = subprocess.DEVNULL) -> None:
+        self.settings = settings
+        self.what = what
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in wait()/cancel()
+        self._timed_out = threading.Event()
+        self._watchdog: threading.Timer | None = None
+        try:
+            # stderr to a file: a full stderr pipe would stall the process.
+            self.proc = subprocess.Popen(_command(settings, args), stdin=subprocess.PIPE, stdout=stdout,
+                                         stderr=self._log)
+        except FileNotFoundError:
+            self._log.close()
+            raise SpeechError(f"{what}: {settings.ffmpeg} is not installed") from None
+
+    def _kill(self) -> None:
+        self._timed_out.set()
+        self.proc.kill()
+
+    def start_clock(self) -> None:
+        """From now on the run has ``ffmpeg_timeout_s`` to finish (waiting for its input does not count)."""
+        if self._watchdog is None:
+            self._watchdog = threading.Timer(self.settings.ffmpeg_timeout_s, self._kill)
+            self._watchdog.start()
+
+    def feed(self, data: bytes | Path) -> None:
+        """Sends the input (bytes, or a file's content) and closes stdin."""
+        self.start_clock()
+        stdin = self.proc.stdin
+        assert stdin is not None
+        # A run that died stops reading: its exit status, read in wait(), says why.
+        with contextlib.suppress(BrokenPipeError):
+            if isinstance(data, Path):
+                with data.open("rb") as fh:
+                    shutil.copyfileobj(fh, stdin, 1 << 16)
+            else:
+                stdin.write(data)
+        with contextlib.suppress(BrokenPipeError):
+            stdin.close()
+
+    def wait(self) -> str:
+        """Waits for the end; the run's stderr. SpeechError when it failed or timed out."""
+        self.start_clock()
+        try:
+            self.proc.wait()
+        finally:
+            if self._watchdog is not None:
+                self._watchdog.cancel()
+        self._log.seek(0)
+        stderr = self._log.read().decode(errors="replace")
+        self._log.close()
+        if self._timed_out.is_set():
+            raise SpeechError(f"{self.what}: ffmpeg timed out after {self.settings.ffmpeg_timeout_s:g}s")
+        if self.proc.returncode != 0:
+            raise SpeechError(f"{self.what}: ffmpeg failed ({self.proc.returncode}): {stderr[-400:]}")
+        return stderr
+
+    def cancel(self) -> None:
+        """Kills the run if it still runs (it was not needed, or a step before it failed)."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None:
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        self._log.close()
+
+
 _SUMMARY = re.compile(r"^\[ebur128@(?P<name>[^\s\]]+) @ [^\]]*\] Summary:$", re.M)
 _NUMBER = r"(-?(?:[0-9]+(?:\.[0-9]*)?|inf))"
 _SUMMARY_I = re.compile(rf"Integrated loudness:\s*I:\s*{_NUMBER} LUFS\s*Threshold:\s*{_NUMBER}")
@@ -256,11 +341,9 @@ def _wav_seconds(path: Path) -> float:
     raise SpeechError(f"{path.name}: WAV without audio data")
 
 
-def _prepare(src: Path, work: Path, name: str, trim: bool, settings: PostProcessSettings) -> tuple[Path, Loudness]:
-    """Pass 1: decode, (trim,) downmix to mono and measure, at the source rate.
-
-    The returned measurement's ``true_peak_db`` is the sample peak at 48 kHz: the peaks the limiter sees.
-    """
+def _prepare_args(src: str, work: Path, name: str, trim: bool,
+                  settings: PostProcessSettings) -> tuple[list[str], Path]:
+    """Pass 1's ffmpeg arguments (input ``src``: a path or ``pipe:0``) and the prepared file it writes."""
     thr = settings.silence_threshold_db
     keep = settings.keep_silence_s
     trim_one_end = f"silenceremove=start_periods=1:start_threshold={thr}dB:start_silence={keep}"
@@ -269,20 +352,29 @@ def _prepare(src: Path, work: Path, name: str, trim: bool, settings: PostProcess
     # Padding a very short word ("Alô") to one gating block keeps its integrated loudness defined.
     chain += f",apad=whole_dur={_MIN_MEASURABLE_S},aformat=sample_fmts=flt"
     prepared = work / f"{name}-prepared.wav"
-    what = f"{name}: trim and measure"
     # Float keeps the trimmed signal exact for the gain that follows; the source rate keeps this pass cheap.
     graph = (f"[0:a]{chain},asplit=3[out][m][p];[m]{_meter('src', False)},anullsink;"
              f"[p]aresample={SAMPLE_RATE},{_peak_meter('src')},anullsink")
-    stderr = _ffmpeg(settings, ["-i", str(src), "-filter_complex", graph, "-map", "[out]",
-                                "-c:a", "pcm_f32le", str(prepared)], what)
+    return ["-i", src, "-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_f32le", str(prepared)], prepared
+
+
+def _prepared_loudness(stderr: str, name: str, what: str) -> Loudness:
+    """Pass 1's measurement. Its ``true_peak_db`` is the sample peak at 48 kHz: the peaks the limiter sees."""
     measured = _parse_ebur128(stderr, what).get("src")
     if measured is None:
         raise SpeechError(f"{what}: ffmpeg printed no loudness summary")
     if not measured.measurable:
         raise NothingToSay(f"{name}: the audio is silent")
     peak = _parse_peak(stderr, "src", what)
-    return prepared, Loudness(integrated_lufs=measured.integrated_lufs, true_peak_db=peak, lra=measured.lra,
-                              threshold=measured.threshold)
+    return Loudness(integrated_lufs=measured.integrated_lufs, true_peak_db=peak, lra=measured.lra,
+                    threshold=measured.threshold)
+
+
+def _prepare(src: Path, work: Path, name: str, trim: bool, settings: PostProcessSettings) -> tuple[Path, Loudness]:
+    """Pass 1: decode, (trim,) downmix to mono and measure, at the source rate."""
+    what = f"{name}: trim and measure"
+    args, prepared = _prepare_args(str(src), work, name, trim, settings)
+    return prepared, _prepared_loudness(_ffmpeg(settings, args, what), name, what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -299,7 +391,14 @@ def _limiter(limit: float) -> str:
     return f"alimiter=limit={limit:.5f}:attack=5:release=50:level=0:latency=1"
 
 
-def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSettings, margin_db: float) -> _Plan:
+def _search_run(prepared: Path, name: str, settings: PostProcessSettings) -> _Run:
+    """The limiter search's ffmpeg, started ahead: its graph comes on stdin."""
+    return _Run(settings, ["-filter_complex_script", "pipe:0", "-i", str(prepared), "-f", "null", "-"],
+                f"{name}: limiter search")
+
+
+def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSettings, margin_db: float,
+          search: _Run | None = None) -> _Plan:
     """Finds the gain to the target; when its peaks would pass the ceiling, through a limiter at the ceiling.
 
     The limiter takes loudness away (on espeak-ng 2-6 LU), so the gain is searched: candidate gains are measured
@@ -307,11 +406,14 @@ def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSe
     on a fixed sample (one second in three) to a third of the cost: the sample only estimates what the limiter
     takes away — its plain loudness is measured in the same run and the whole file's (pass 1) is the base.
     On espeak-ng the sample's estimate stays within 0.1 LU of the whole file's; the Opus check catches the rest.
+    ``search``: the search's ffmpeg started ahead (see :class:`_Run`); cancelled when no search is needed.
     """
     gain = settings.loudness_lufs - measured.integrated_lufs
     ceiling_db = settings.true_peak_db - margin_db
     over = measured.true_peak_db + gain - ceiling_db
     if over <= 0:
+        if search is not None:
+            search.cancel()
         return _Plan(gain, None, 1.0)
     limit = min(1.0, max(_LIMIT_FLOOR, 10 ** (ceiling_db / 20)))
     gains = [gain + over * step for step in _SEARCH_STEPS]
@@ -322,15 +424,18 @@ def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSe
                       f"[plain]{_meter('plain', False)},anullsink",
                       *(f"[b{i}]volume={g:.3f}dB,{_limiter(limit)},{_meter(f'g{i}', False)},anullsink"
                         for i, g in enumerate(gains))])
-    what = f"{name}: limiter search"
-    found = _parse_ebur128(_ffmpeg(settings, ["-i", str(prepared), "-filter_complex", graph, "-f", "null", "-"],
-                                   what), what)
+    run = search or _search_run(prepared, name, settings)
+    try:
+        run.feed(graph.encode())
+        found = _parse_ebur128(run.wait(), run.what)
+    finally:
+        run.cancel()
     try:
         # What the sample misses of the whole file's loudness (0 without sampling), added back to each level.
         offset = measured.integrated_lufs - found["plain"].integrated_lufs
         levels = [found[f"g{i}"].integrated_lufs + offset for i in range(len(gains))]
     except KeyError:
-        raise SpeechError(f"{what}: ffmpeg printed no loudness summary") from None
+        raise SpeechError(f"{run.what}: ffmpeg printed no loudness summary") from None
     return _interpolate(gains, levels, settings.loudness_lufs, limit)
 
 
@@ -383,27 +488,27 @@ def _chime_file(setting: ChimeSetting, kind: Literal["start", "end"], chime_dir:
 _BITEXACT = ["-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact"]
 
 
-def _final_graph(start: Path | None, speech: Path, end: Path | None, plan: _Plan,
-                 settings: PostProcessSettings) -> list[str]:
-    """ffmpeg inputs and graph: [start chime + gap] + levelled speech + [gap + end chime] → ``[out]``."""
-    inputs: list[str] = []
+def _final_inputs(start: Path | None, speech: Path, end: Path | None) -> list[str]:
+    """The final pass's ffmpeg inputs, in the order :func:`_final_graph` numbers them."""
+    return [arg for path in (start, speech, end) if path is not None for arg in ("-i", str(path))]
+
+
+def _final_graph(start: bool, end: bool, plan: _Plan, settings: PostProcessSettings) -> str:
+    """The final pass's graph: [start chime + gap] + levelled speech + [gap + end chime] → ``[out]``."""
     parts: list[str] = []
     graph: list[str] = []
     gap = settings.chime_gap_s
     mono48 = f"aresample={SAMPLE_RATE},aformat=sample_fmts=flt:channel_layouts=mono"
-    if start is not None:
-        inputs += ["-i", str(start)]
+    if start:
         graph.append(f"[{len(parts)}:a]{mono48},apad=pad_dur={gap}[p{len(parts)}]")
         parts.append(f"[p{len(parts)}]")
-    inputs += ["-i", str(speech)]
     graph.append(f"[{len(parts)}:a]{_level_chain(plan)}[p{len(parts)}]")
     parts.append(f"[p{len(parts)}]")
-    if end is not None:
-        inputs += ["-i", str(end)]
+    if end:
         graph.append(f"[{len(parts)}:a]{mono48},adelay=delays={round(gap * 1000)}:all=1[p{len(parts)}]")
         parts.append(f"[p{len(parts)}]")
     graph.append(f"{''.join(parts)}concat=n={len(parts)}:v=0:a=1[out]")
-    return [*inputs, "-filter_complex", ";".join(graph), "-map", "[out]"]
+    return ";".join(graph)
 
 
 def _mp3_args(settings: PostProcessSettings) -> list[str]:
@@ -427,76 +532,60 @@ def mp3_from_opus(opus: Path, mp3: Path, settings: PostProcessSettings) -> None:
     _ffmpeg(settings, ["-i", str(opus), "-map", "0:a", *_mp3_args(settings), str(mp3)], f"MP3 of {opus.name}")
 
 
-def _render(graph: list[str], out_dir: Path, settings: PostProcessSettings) -> tuple[Path, Loudness, Path | None]:
-    """Pass 2: encodes Opus, and measures the Opus stream (and encodes the MP3) in a second process.
+class _FinalPass:
+    """Pass 2's two ffmpeg runs, started ahead (see :class:`_Run`): the Opus encoder (``voip``,
+    ``opus_complexity``), whose graph comes on stdin, and the meter, which decodes the Opus stream as
+    :func:`_tee` copies it from the encoder to ``speech.ogg`` and measures it (integrated loudness, true peak:
+    what a listener gets) — and, when asked, encodes the decoded stream to MP3. The meter costs the other core,
+    not time after the encode.
 
-    The Opus encoder (``voip``, ``opus_complexity``) writes to a pipe that this function copies both to
-    ``speech.ogg`` and into the second process, which decodes it as it comes and measures it (integrated
-    loudness, true peak: what a listener gets) and, when asked, encodes the decoded stream to MP3. That costs
-    the other core, not time after the encode. (Levelling in a third process that pipes raw samples to an
-    encoder started ahead of the plan measured no faster here and cost 0.35 s more CPU: not done.)
+    (Levelling in a third process that pipes raw samples to the encoder measured no faster and cost 0.35 s
+    more CPU: not done.)
     """
-    opus = out_dir / "speech.ogg"
-    mp3 = out_dir / "speech.mp3" if settings.mp3 else None
-    # Reproducible bytes: the same input always gives the same file and so the same sha256.
-    encode = _command(settings, [*graph, *opus_encoder_args(settings), *_BITEXACT, "-f", "ogg", "pipe:1"])
-    if mp3 is None:
-        meter = _command(settings, ["-f", "ogg", "-i", "pipe:0", "-af", _meter("opus", True), "-f", "null", "-"])
-    else:
-        meter = _command(settings, ["-f", "ogg", "-i", "pipe:0", "-filter_complex",
-                                    f"[0:a]asplit[m][e];[m]{_meter('opus', True)},anullsink", "-map", "[e]",
-                                    *_mp3_args(settings), str(mp3)])
-    meter_what = "measuring speech.ogg" + (" + MP3 encode" if mp3 else "")
-    timed_out = threading.Event()
-    procs: list[subprocess.Popen[bytes]] = []
 
-    def kill_all() -> None:
-        timed_out.set()
-        for proc in procs:
-            proc.kill()
-
-    watchdog = threading.Timer(settings.ffmpeg_timeout_s, kill_all)
-    # Files, not pipes, take stderr: a full stderr pipe would stall a process.
-    with tempfile.TemporaryFile() as encode_log, tempfile.TemporaryFile() as meter_log:
+    def __init__(self, inputs: list[str], out_dir: Path, settings: PostProcessSettings) -> None:
+        self.opus = out_dir / "speech.ogg"
+        self.mp3 = out_dir / "speech.mp3" if settings.mp3 else None
+        # Reproducible bytes: the same input always gives the same file and so the same sha256.
+        self.encoder = _Run(settings, ["-filter_complex_script", "pipe:0", *inputs, "-map", "[out]",
+                                       *opus_encoder_args(settings), *_BITEXACT, "-f", "ogg", "pipe:1"],
+                            "Opus encode", stdout=subprocess.PIPE)
         try:
-            try:
-                procs.append(subprocess.Popen(encode, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                              stderr=encode_log))
-                procs.append(subprocess.Popen(meter, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                              stderr=meter_log))
-            except FileNotFoundError:
-                raise SpeechError(f"Opus encode: {settings.ffmpeg} is not installed") from None
-            encoder, metering = procs
-            watchdog.start()
+            if self.mp3 is None:
+                meter = ["-f", "ogg", "-i", "pipe:0", "-af", _meter("opus", True), "-f", "null", "-"]
+            else:
+                meter = ["-f", "ogg", "-i", "pipe:0", "-filter_complex",
+                         f"[0:a]asplit[m][e];[m]{_meter('opus', True)},anullsink", "-map", "[e]",
+                         *_mp3_args(settings), str(self.mp3)]
+            self.meter = _Run(settings, meter, "measuring speech.ogg" + (" + MP3 encode" if self.mp3 else ""))
+        except BaseException:
+            self.encoder.cancel()
+            raise
+
+    def cancel(self) -> None:
+        """Kills both runs (idempotent)."""
+        self.encoder.cancel()
+        self.meter.cancel()
+
+    def run(self, graph: str) -> tuple[Path, Loudness, Path | None]:
+        """Sends the graph, copies the stream, waits for both; the Opus file, its measurement, the MP3."""
+        try:
             started = time.perf_counter()
-            _tee(encoder.stdout, opus, metering.stdin)
-            encoder.wait()
+            self.encoder.feed(graph.encode())
+            self.meter.start_clock()
+            _tee(self.encoder.proc.stdout, self.opus, self.meter.proc.stdin)
+            # The encoder's failure explains the meter's (no stream to read): it is reported first.
+            self.encoder.wait()
             encoded = time.perf_counter()
-            metering.wait()
+            stderr = self.meter.wait()
             note("post: level + Opus encode (final pass)", encoded - started)
-            note(f"post: {meter_what}, after the encode ended", time.perf_counter() - encoded)
+            note(f"post: {self.meter.what}, after the encode ended", time.perf_counter() - encoded)
         finally:
-            watchdog.cancel()
-            for proc in procs:
-                if proc.poll() is None:
-                    proc.kill()
-                    proc.wait()
-                if proc.stdout is not None:
-                    proc.stdout.close()
-        logs = []
-        for log in (encode_log, meter_log):
-            log.seek(0)
-            logs.append(log.read().decode(errors="replace"))
-    if timed_out.is_set():
-        raise SpeechError(f"Opus encode: ffmpeg timed out after {settings.ffmpeg_timeout_s:g}s")
-    # The encoder's failure explains the meter's (no stream to read).
-    for what, proc, text in (("Opus encode", procs[0], logs[0]), (meter_what, procs[1], logs[1])):
-        if proc.returncode != 0:
-            raise SpeechError(f"{what}: ffmpeg failed ({proc.returncode}): {text[-400:]}")
-    final = _parse_ebur128(logs[1], "measuring speech.ogg").get("opus")
-    if final is None:
-        raise SpeechError("measuring speech.ogg: ffmpeg printed no loudness summary")
-    return opus, final, mp3
+            self.cancel()
+        final = _parse_ebur128(stderr, "measuring speech.ogg").get("opus")
+        if final is None:
+            raise SpeechError("measuring speech.ogg: ffmpeg printed no loudness summary")
+        return self.opus, final, self.mp3
 
 
 def _tee(source: IO[bytes] | None, path: Path, sink: IO[bytes] | None) -> None:
@@ -522,11 +611,16 @@ def _tee(source: IO[bytes] | None, path: Path, sink: IO[bytes] | None) -> None:
         sink.close()
 
 
-def postprocess(source: Path, out_dir: Path, settings: PostProcessSettings, chime_dir: Path) -> ProcessedAudio:
+def postprocess(source: Path | Callable[[], Path], out_dir: Path, settings: PostProcessSettings,
+                chime_dir: Path) -> ProcessedAudio:
     """Turns an engine's raw file into ``speech.ogg`` (and ``speech.mp3``) inside ``out_dir``.
 
-    ``chime_dir`` keeps the generated default chimes and the loudness-matched copies of chimes.
-    Raises :class:`NothingToSay` when the audio is silent, :class:`SpeechError` when ffmpeg fails.
+    ``source`` is the file, or a function that makes it (the engine): then pass 1's ffmpeg is started before
+    it is called, loads its libraries while the engine speaks and reads the engine's file from stdin; the
+    later runs are likewise started while pass 1 works (see :class:`_Run`). ``chime_dir`` keeps the
+    generated default chimes and the loudness-matched copies of chimes.
+    Raises :class:`NothingToSay` when the audio is silent, :class:`SpeechError` when ffmpeg fails, and whatever
+    ``source()`` raises.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     with stage("post: chimes (normalised once, then reused)"):
@@ -534,20 +628,36 @@ def postprocess(source: Path, out_dir: Path, settings: PostProcessSettings, chim
         end = _chime_file(settings.chime_end, "end", chime_dir, settings)
     margin = _PEAK_MARGIN_DB
     correction = 0.0
-    with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+    with tempfile.TemporaryDirectory(dir=out_dir) as tmp, contextlib.ExitStack() as ahead:
         work = Path(tmp)
+        (work / "try-0").mkdir()
+        # Each ffmpeg run is started one step before it is needed, and blocks on its stdin until its input is
+        # known (killed on the way out if it never is): pass 1 while the engine speaks, the search and the
+        # final pass while pass 1 works.
+        what = "speech: trim and measure"
+        pass1_args, prepared = _prepare_args("pipe:0" if callable(source) else str(source), work, "speech", True,
+                                             settings)
+        pass1 = _Run(settings, pass1_args, what)
+        ahead.callback(pass1.cancel)
+        raw = source() if callable(source) else None
         with stage("post: trim + measure (pass 1)"):
-            prepared, source_loudness = _prepare(source, work, "speech", True, settings)
+            pass1.feed(raw if raw is not None else b"")  # b"": the input is the file on the command line
+            search = _search_run(prepared, "speech", settings)
+            ahead.callback(search.cancel)
+            first_pass = _FinalPass(_final_inputs(start, prepared, end), work / "try-0", settings)
+            ahead.callback(first_pass.cancel)
+            source_loudness = _prepared_loudness(pass1.wait(), "speech", what)
         with stage("post: limiter search"):
-            plan = _plan(prepared, source_loudness, "speech", settings, margin)
+            plan = _plan(prepared, source_loudness, "speech", settings, margin, search)
         tries: list[tuple[tuple[bool, float, float], Path, Loudness, Path | None, _Plan]] = []
         for attempt in range(_PEAK_RETRIES):
             levelled = _Plan(plan.gain_db + correction, plan.limit, plan.slope)
-            attempt_dir = work / f"try-{attempt}"
-            attempt_dir.mkdir()
             if attempt:
                 note("post: corrective passes", 0.0)  # counted; their time is in the rows below
-            opus, final, mp3 = _render(_final_graph(start, prepared, end, levelled, settings), attempt_dir, settings)
+                (work / f"try-{attempt}").mkdir()
+            final_pass = first_pass if attempt == 0 else \
+                _FinalPass(_final_inputs(start, prepared, end), work / f"try-{attempt}", settings)
+            opus, final, mp3 = final_pass.run(_final_graph(start is not None, end is not None, levelled, settings))
             overshoot = final.true_peak_db - settings.true_peak_db
             miss = settings.loudness_lufs - final.integrated_lufs
             # The peak ceiling is the hard limit, loudness the aim: rank tries that way.

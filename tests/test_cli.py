@@ -48,3 +48,13 @@ def test_tts_normalize_only_prints_the_reading() -> None:
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0
     assert proc.stdout.strip() == ("Ngày tám tháng một lúc mười bốn giờ ba mươi phút, ủy ban nhân dân phường họp.")
+
+
+def test_tts_writes_an_mp3_copy_when_asked(tmp_path: Path) -> None:
+    out, mp3 = tmp_path / "tin.ogg", tmp_path / "tin.mp3"
+    proc = subprocess.run([*LOAPHUONG, "tts", "Loa phường xin thông báo.", "-o", str(out), "--mp3", str(mp3)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0",
+                            str(mp3)], capture_output=True, text=True, timeout=30)
+    assert probe.stdout.strip() == "mp3" and out.read_bytes()[:4] == b"OggS"

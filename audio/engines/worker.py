@@ -14,7 +14,7 @@ closes. The parent sends an espeak worker one request only (espeak-ng carries st
 into the next, so a second request would not give the same samples for the same text); it starts the
 worker ahead of need instead. A reply is ``{"ok": true, "voice": ..., "sample_rate": ..., "synth_s": ...}`` or
 ``{"ok": false, "error": ...}``; a failed request does not end a long-lived worker.
-Libraries print to stdout (pyttsx3 prints "Audio saved…"), so the worker moves fd 1 to stderr and keeps
+Libraries may print to stdout (pyttsx3, gTTS), so the worker moves fd 1 to stderr and keeps
 a private duplicate of the original stdout for replies only.
 """
 
