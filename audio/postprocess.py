@@ -20,8 +20,8 @@ Steps:
    corrective pass with a lower ceiling or a corrected gain — rare.
 
 ffmpeg takes ~0.1 s to load its libraries before it does anything, so each run is started one step ahead
-and waits on its stdin for its input (:class:`_Run`): pass 1 while the engine speaks, the search and pass 2
-while pass 1 works. Every run of a render therefore costs its work, not its start.
+and waits on its stdin for its input (:class:`_Run`): pass 1 while the engine speaks, the search while
+pass 1 works, pass 2 while the search works. Every run of a render therefore costs its work, not its start.
 
 The MP3 is always the Opus file re-encoded (:func:`mp3_from_opus` gives the same bytes later, on demand):
 what the speakers play, in a format every tool reads, and one path whatever asked for it.
@@ -398,7 +398,7 @@ def _search_run(prepared: Path, name: str, settings: PostProcessSettings) -> _Ru
 
 
 def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSettings, margin_db: float,
-          search: _Run | None = None) -> _Plan:
+          search: _Run | None = None, meanwhile: Callable[[], None] | None = None) -> _Plan:
     """Finds the gain to the target; when its peaks would pass the ceiling, through a limiter at the ceiling.
 
     The limiter takes loudness away (on espeak-ng 2-6 LU), so the gain is searched: candidate gains are measured
@@ -407,6 +407,7 @@ def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSe
     takes away — its plain loudness is measured in the same run and the whole file's (pass 1) is the base.
     On espeak-ng the sample's estimate stays within 0.1 LU of the whole file's; the Opus check catches the rest.
     ``search``: the search's ffmpeg started ahead (see :class:`_Run`); cancelled when no search is needed.
+    ``meanwhile`` is called once the search runs (at once when there is none): to start the next step ahead.
     """
     gain = settings.loudness_lufs - measured.integrated_lufs
     ceiling_db = settings.true_peak_db - margin_db
@@ -414,6 +415,8 @@ def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSe
     if over <= 0:
         if search is not None:
             search.cancel()
+        if meanwhile is not None:
+            meanwhile()
         return _Plan(gain, None, 1.0)
     limit = min(1.0, max(_LIMIT_FLOOR, 10 ** (ceiling_db / 20)))
     gains = [gain + over * step for step in _SEARCH_STEPS]
@@ -427,6 +430,8 @@ def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSe
     run = search or _search_run(prepared, name, settings)
     try:
         run.feed(graph.encode())
+        if meanwhile is not None:
+            meanwhile()
         found = _parse_ebur128(run.wait(), run.what)
     finally:
         run.cancel()
@@ -616,8 +621,8 @@ def postprocess(source: Path | Callable[[], Path], out_dir: Path, settings: Post
     """Turns an engine's raw file into ``speech.ogg`` (and ``speech.mp3``) inside ``out_dir``.
 
     ``source`` is the file, or a function that makes it (the engine): then pass 1's ffmpeg is started before
-    it is called, loads its libraries while the engine speaks and reads the engine's file from stdin; the
-    later runs are likewise started while pass 1 works (see :class:`_Run`). ``chime_dir`` keeps the
+    it is called, loads its libraries while the engine speaks and reads the engine's file from stdin; each
+    later run is likewise started while the one before it works (see :class:`_Run`). ``chime_dir`` keeps the
     generated default chimes and the loudness-matched copies of chimes.
     Raises :class:`NothingToSay` when the audio is silent, :class:`SpeechError` when ffmpeg fails, and whatever
     ``source()`` raises.
@@ -632,8 +637,9 @@ def postprocess(source: Path | Callable[[], Path], out_dir: Path, settings: Post
         work = Path(tmp)
         (work / "try-0").mkdir()
         # Each ffmpeg run is started one step before it is needed, and blocks on its stdin until its input is
-        # known (killed on the way out if it never is): pass 1 while the engine speaks, the search and the
-        # final pass while pass 1 works.
+        # known (killed on the way out if it never is): pass 1 while the engine speaks, the search while pass 1
+        # works, the final pass while the search works. (Starting them all at once made them compete for the
+        # two cores: ~0.1 s slower.)
         what = "speech: trim and measure"
         pass1_args, prepared = _prepare_args("pipe:0" if callable(source) else str(source), work, "speech", True,
                                              settings)
@@ -644,18 +650,22 @@ def postprocess(source: Path | Callable[[], Path], out_dir: Path, settings: Post
             pass1.feed(raw if raw is not None else b"")  # b"": the input is the file on the command line
             search = _search_run(prepared, "speech", settings)
             ahead.callback(search.cancel)
-            first_pass = _FinalPass(_final_inputs(start, prepared, end), work / "try-0", settings)
-            ahead.callback(first_pass.cancel)
             source_loudness = _prepared_loudness(pass1.wait(), "speech", what)
+        started_ahead: list[_FinalPass] = []
+
+        def start_final_pass() -> None:
+            started_ahead.append(_FinalPass(_final_inputs(start, prepared, end), work / "try-0", settings))
+            ahead.callback(started_ahead[0].cancel)
+
         with stage("post: limiter search"):
-            plan = _plan(prepared, source_loudness, "speech", settings, margin, search)
+            plan = _plan(prepared, source_loudness, "speech", settings, margin, search, start_final_pass)
         tries: list[tuple[tuple[bool, float, float], Path, Loudness, Path | None, _Plan]] = []
         for attempt in range(_PEAK_RETRIES):
             levelled = _Plan(plan.gain_db + correction, plan.limit, plan.slope)
             if attempt:
                 note("post: corrective passes", 0.0)  # counted; their time is in the rows below
                 (work / f"try-{attempt}").mkdir()
-            final_pass = first_pass if attempt == 0 else \
+            final_pass = started_ahead[0] if attempt == 0 else \
                 _FinalPass(_final_inputs(start, prepared, end), work / f"try-{attempt}", settings)
             opus, final, mp3 = final_pass.run(_final_graph(start is not None, end is not None, levelled, settings))
             overshoot = final.true_peak_db - settings.true_peak_db

@@ -148,5 +148,17 @@ def test_opus_is_written_in_60_ms_packets(tmp_path: Path) -> None:
     assert durations and max(durations) == 2880  # 60 ms at 48 kHz
 
 
+def test_audio_that_needs_no_limiter_skips_the_search(tmp_path: Path) -> None:
+    tone = tmp_path / "tone.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=3",
+                    "-af", "volume=0.1", str(tone)], check=True)
+    with recording() as stages:
+        result = postprocess(lambda: tone, tmp_path / "out", PostProcessSettings(), tmp_path / "chimes")
+    assert not result.limited and abs(result.loudness_lufs - (-16.0)) <= 0.5 and result.true_peak_db <= -1.0
+    assert abs(result.duration_ms - 3000) < 100
+    assert _ffmpeg_children() == []
+    assert next(s.seconds for s in stages if s.name == "post: limiter search") < 0.05  # nothing to wait for
+
+
 def teardown_module() -> None:
     shutdown_workers()
