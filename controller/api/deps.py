@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -61,6 +61,26 @@ def require_admin(user: StaffDep) -> User:
 
 
 AdminDep = Annotated[User, Depends(require_admin)]
+
+
+def require_roles(*allowed: str) -> Callable[[User], User]:
+    """A dependency letting through admins and the given roles; anyone else gets 403."""
+    permitted = frozenset(allowed) | {"admin"}
+
+    def check(user: StaffDep) -> User:
+        if user.role not in permitted:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs one of the roles: {', '.join(sorted(permitted))}")
+        return user
+
+    return check
+
+
+#: Security staff watch cameras, move PTZ and handle motion events.
+SecurityDep = Annotated[User, Depends(require_roles("security"))]
+#: Technicians provision and manage devices (agents, signs, cameras).
+TechnicianDep = Annotated[User, Depends(require_roles("technician"))]
+#: Officers compose and schedule content; approvers may too.
+OfficerDep = Annotated[User, Depends(require_roles("officer", "approver"))]
 
 
 def staff_or_device(session: SessionDep, credentials: CredentialsDep) -> User | Device:
