@@ -26,6 +26,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg opus-tools mpv alsa-utils python3-venv)
 if [[ $WITH_TEST == 1 ]]; then
     PKGS+=(socat sox procps)
+    PKGS+=(iproute2)  # ip netns: WS-Discovery tests run in their own network namespaces
 fi
 
 if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
@@ -89,5 +90,11 @@ else
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q -e ".[$EXTRAS]"
     touch "$STAMP"
+fi
+if [[ $WITH_TEST == 1 ]] && ! "$VENV/bin/python" -c 'import ipycam' >/dev/null 2>&1; then
+    # ipycam (a third-party virtual ONVIF camera for the tests) pins full OpenCV; its runtime needs are numpy
+    # and OpenCV, which the extras already bring as opencv-python-headless, so it goes in without its deps.
+    say "installing ipycam 1.3.0 (test camera, --no-deps)"
+    "$VENV/bin/python" -m pip install -q --no-deps ipycam==1.3.0
 fi
 say "ok"
