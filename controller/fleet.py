@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.cameras.discoveries import record_discovered
 from controller.db import Database
 from controller.models import Delivery, Device, DeviceEvent, Play, utcnow
 from devices.protocol import (
@@ -92,6 +93,7 @@ class FleetRecorder:
             "play.started": self._play_started,
             "play.finished": self._play_finished,
             "error": self._agent_error,
+            "camera.discovered": record_discovered,
         }
 
     def handle(self, info: TopicInfo, payload: bytes) -> HandleResult | None:

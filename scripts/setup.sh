@@ -27,6 +27,10 @@ PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg opus-tools mpv 
 if [[ $WITH_TEST == 1 ]]; then
     PKGS+=(socat sox procps)
     PKGS+=(iproute2)  # ip netns: WS-Discovery tests run in their own network namespaces
+    # A real H.264 RTSP camera stream (GStreamer's RTSP server, x264); PyGObject builds against these.
+    PKGS+=(gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
+           gstreamer1.0-plugins-ugly gstreamer1.0-plugins-bad gstreamer1.0-x gstreamer1.0-libav
+           libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev)
 fi
 
 if command -v dpkg-query >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1; then
