@@ -168,6 +168,8 @@ def _classify(exc: BaseException, what: str, where: str, secrets: _Secrets) -> C
             return CameraError("auth", f"{what}: {where} refused the username or password")
         return CameraError("fault", f"{what}: {where} answered with a SOAP fault: {secrets.scrub(str(err.message))}")
     if isinstance(err, zeep.exceptions.TransportError):
+        if "invalid XML" in str(err.message):  # zeep's wording when a reply does not parse
+            return CameraError("malformed", f"{what}: {where} sent a reply that is not well-formed XML")
         if err.status_code in (401, 403):
             return CameraError("auth", f"{what}: {where} refused the username or password (HTTP {err.status_code})")
         return CameraError("fault", f"{what}: {where} answered HTTP {err.status_code}")

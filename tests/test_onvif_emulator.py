@@ -1,0 +1,174 @@
+"""controller.cameras.onvif against our ONVIF emulator: auth, faults, malformed XML, bad profiles, PTZ, snapshots."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from controller.cameras.onvif import CameraError, PtzControl, describe, fetch_snapshot
+from tests.onvif_emulator import OnvifEmulator
+
+
+@pytest.fixture
+def emu() -> Iterator[OnvifEmulator]:
+    """The emulator on 127.0.0.1, a free port; stopped in teardown."""
+    with OnvifEmulator(stream_base="rtsp://127.0.0.1:8554/live") as e:
+        yield e
+
+
+async def _describe(emu: OnvifEmulator, password: str | None = None) -> object:
+    return await describe(emu.host, emu.port, emu.username, emu.password if password is None else password,
+                          timeout_s=10)
+
+
+async def test_describe_reads_emulator(emu: OnvifEmulator) -> None:
+    desc = await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert desc.info.manufacturer == "EmuCam" and desc.info.model == "PTZ-Emu-2"
+    assert (desc.info.firmware, desc.info.serial, desc.info.hardware_id) == ("2.4.1", "EMU-0042", "HW-EMU")
+    assert [(p.token, p.width, p.height, p.fps) for p in desc.profiles] == [("prof0", 1280, 720, 25.0),
+                                                                         ("prof1", 640, 360, 15.0)]
+    assert desc.profiles[0].rtsp_uri == "rtsp://127.0.0.1:8554/live/prof0"
+    assert desc.profiles[0].snapshot_uri == f"{emu.base}/snapshot/prof0.jpg"
+    assert desc.ptz and all(p.ptz for p in desc.profiles)
+    # Every authenticated request carried a valid digest token (the emulator checks each).
+    assert emu.operations("GetDeviceInformation")
+
+
+async def test_wrong_password_not_authorized_fault(emu: OnvifEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(CameraError) as err:
+        await describe(emu.host, emu.port, emu.username, "mat-khau-sai-3", timeout_s=10)
+    assert err.value.reason == "auth"
+    assert "mat-khau-sai-3" not in str(err.value) and "mat-khau-sai-3" not in caplog.text
+    assert emu.password not in caplog.text
+
+
+async def test_wrong_password_http_401(emu: OnvifEmulator) -> None:
+    emu.auth_status = 401
+    with pytest.raises(CameraError) as err:
+        await describe(emu.host, emu.port, "khong-co", "mat-khau-sai-3", timeout_s=10)
+    assert err.value.reason == "auth"
+
+
+async def test_soap_fault_is_reported(emu: OnvifEmulator) -> None:
+    emu.faults["GetProfiles"] = ("ter:Action", "media subsystem busy")
+    with pytest.raises(CameraError) as err:
+        await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert err.value.reason == "fault"
+    assert "media subsystem busy" in str(err.value)
+
+
+async def test_malformed_xml(emu: OnvifEmulator) -> None:
+    emu.malformed = True
+    with pytest.raises(CameraError) as err:
+        await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert err.value.reason == "malformed"
+
+
+async def test_no_h264(emu: OnvifEmulator) -> None:
+    emu.h264 = False
+    with pytest.raises(CameraError) as err:
+        await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert err.value.reason == "no_h264"
+    assert "JPEG" in str(err.value) and "MPEG4" in str(err.value)
+
+
+async def test_stream_uri_not_rtsp(emu: OnvifEmulator) -> None:
+    emu.stream_scheme = "http"
+    with pytest.raises(CameraError) as err:
+        await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert err.value.reason == "bad_uri"
+
+
+async def test_ptz_commands_reach_the_camera(emu: OnvifEmulator) -> None:
+    async with PtzControl(emu.host, emu.port, emu.username, emu.password) as ptz:
+        await ptz.continuous_move("prof0", 0.5, -0.25, 0.0, 2.0)
+        await ptz.stop("prof0")
+        presets = await ptz.presets("prof0")
+        assert [(p.token, p.name) for p in presets] == [("1", "Cong chinh"), ("2", "San truoc")]
+        await ptz.goto_preset("prof0", "2")
+        token = await ptz.set_preset("prof0", "Nga tu")
+        assert token == "3" and emu.presets["3"] == "Nga tu"
+        with pytest.raises(CameraError) as err:
+            await ptz.goto_preset("prof0", "99")
+        assert err.value.reason == "fault"
+        with pytest.raises(ValueError):
+            await ptz.continuous_move("prof0", 2.0, 0, 0, None)
+    move = emu.operations("ContinuousMove")[0].params
+    assert move["ProfileToken"] == "prof0"
+    assert (move["Velocity"]["PanTilt"]["x"], move["Velocity"]["PanTilt"]["y"]) == (0.5, -0.25)
+    assert move["Velocity"]["Zoom"]["x"] == 0.0
+    assert move["Timeout"].total_seconds() == 2.0
+    stop = emu.operations("Stop")[0].params
+    assert (stop["ProfileToken"], stop["PanTilt"], stop["Zoom"]) == ("prof0", True, True)
+    assert emu.operations("GotoPreset")[0].params["PresetToken"] == "2"
+    assert emu.operations("SetPreset")[0].params["PresetName"] == "Nga tu"
+
+
+async def test_ptz_wrong_password(emu: OnvifEmulator) -> None:
+    with pytest.raises(CameraError) as err:
+        async with PtzControl(emu.host, emu.port, emu.username, "sai") as ptz:
+            await ptz.stop("prof0")
+    assert err.value.reason == "auth"
+
+
+async def test_ptz_absent(emu: OnvifEmulator) -> None:
+    emu.ptz = False
+    desc = await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert not desc.ptz and not any(p.ptz for p in desc.profiles)
+    with pytest.raises(CameraError) as err:
+        async with PtzControl(emu.host, emu.port, emu.username, emu.password):
+            pass
+    assert err.value.reason == "fault" and "PTZ" in str(err.value)
+
+
+async def test_snapshot_digest_auth(emu: OnvifEmulator) -> None:
+    uri = f"{emu.base}/snapshot/prof0.jpg"
+    jpeg = await fetch_snapshot(uri, emu.username, emu.password)
+    assert jpeg == emu.snapshot_body and jpeg[:2] == b"\xff\xd8"
+    with pytest.raises(CameraError) as err:
+        await fetch_snapshot(uri, emu.username, "sai-mat-khau")
+    assert err.value.reason == "auth" and "sai-mat-khau" not in str(err.value)
+
+
+async def test_snapshot_checks_type_and_size(emu: OnvifEmulator) -> None:
+    uri = f"{emu.base}/snapshot/prof0.jpg"
+    emu.snapshot_type = "text/html"
+    with pytest.raises(CameraError) as err:
+        await fetch_snapshot(uri, emu.username, emu.password)
+    assert err.value.reason == "malformed" and "text/html" in str(err.value)
+    emu.snapshot_type = "image/jpeg"
+    emu.snapshot_body = b"\xff\xd8" + b"\0" * 300_000
+    with pytest.raises(CameraError) as err:
+        await fetch_snapshot(uri, emu.username, emu.password, max_bytes=100_000)
+    assert err.value.reason == "malformed"
+    with pytest.raises(CameraError) as err:
+        await fetch_snapshot("ftp://127.0.0.1/x.jpg", emu.username, emu.password)
+    assert err.value.reason == "bad_uri"
+
+
+async def test_snapshot_credentials_in_uri_are_not_shown(emu: OnvifEmulator) -> None:
+    with pytest.raises(CameraError) as err:
+        await fetch_snapshot(f"http://admin:bi-mat-9@{emu.host}:{emu.port}/snapshot/prof0.jpg", "", "")
+    assert err.value.reason == "auth" and "bi-mat-9" not in str(err.value)
+    jpeg = await fetch_snapshot(f"http://{emu.username}:{emu.password}@{emu.host}:{emu.port}/snapshot/prof0.jpg",
+                                "", "")
+    assert jpeg == emu.snapshot_body
+
+
+async def test_unreachable_and_timeout() -> None:
+    import socket
+
+    # A listener that never answers: the timeout, not a refused connection.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        with pytest.raises(CameraError) as err:
+            await describe("127.0.0.1", port, "a", "b", timeout_s=1.5)
+        assert err.value.reason == "unreachable"
+    with pytest.raises(CameraError) as err:
+        await describe("bad host/name", 80, "a", "b")
+    assert err.value.reason == "unreachable"
