@@ -24,6 +24,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from devices.led.content import MAX_PAGES, SignPage
+
 PROTOCOL_VERSION: Final = 1
 TOPIC_ROOT: Final = f"lp/v{PROTOCOL_VERSION}"
 
@@ -109,6 +111,11 @@ class Topics:
         return cls.agent(agent_id, "schedule")
 
     @classmethod
+    def signs(cls, agent_id: str) -> str:
+        """Retained, signed playlist of what one agent's LED signs show (``sign.playlist``)."""
+        return cls.agent(agent_id, "signs")
+
+    @classmethod
     def command(cls, agent_id: str, msg_type: str) -> str:
         """Signed controller → agent command."""
         return cls.agent(agent_id, f"cmd/{_require_type(msg_type)}")
@@ -143,6 +150,7 @@ class Topics:
     def agent_subscriptions(cls, agent_id: str, zones: list[str]) -> list[str]:
         """What an agent subscribes to: its own commands, its zones' commands, the controller status."""
         subs = [cls.agent(agent_id, "cmd/+"), cls.schedule(agent_id), cls.CONTROLLER_STATUS]
+        subs.append(cls.signs(agent_id))
         subs += [f"{TOPIC_ROOT}/group/{_require_id(z, 'zone')}/cmd/+" for z in zones]
         return subs
 
@@ -150,6 +158,8 @@ class Topics:
 _TYPE_RE: Final = re.compile(r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$")
 #: The one message type carried on ``…/schedule`` rather than ``…/cmd/{type}``.
 SCHEDULE_TYPE: Final = "schedule.window"
+#: The one message type carried on ``…/signs``.
+SIGNS_TYPE: Final = "sign.playlist"
 
 
 def _require_type(msg_type: str) -> str:
@@ -183,6 +193,8 @@ def parse_topic(topic: str) -> TopicInfo:
             return TopicInfo(rest[0], agent_id=ident)
         if rest == ["schedule"]:
             return TopicInfo("schedule", agent_id=ident, msg_type=SCHEDULE_TYPE)
+        if rest == ["signs"]:
+            return TopicInfo("signs", agent_id=ident, msg_type=SIGNS_TYPE)
         if len(rest) == 2 and rest[0] in ("cmd", "event") and _TYPE_RE.match(rest[1]):
             return TopicInfo(rest[0], agent_id=ident, msg_type=rest[1])
     elif scope == "group" and len(rest) == 2 and rest[0] == "cmd" and _TYPE_RE.match(rest[1]):
@@ -259,6 +271,25 @@ class NowPlaying(_Strict):
     title: str = ""
 
 
+class SignNow(_Strict):
+    """What one LED sign shows at this moment (part of the agent's state)."""
+
+    sign: str = Field(max_length=63)
+    width: int = Field(ge=1)
+    height: int = Field(ge=1)
+    #: playlist: an entry of ``sign.playlist``; announcement: the text of what the speaker plays; idle: dark.
+    source: Literal["playlist", "announcement", "idle"]
+    entry_id: str | None = None
+    item_id: str | None = None
+    priority: Priority | None = None
+    page: int = Field(default=0, ge=0)
+    pages: int = Field(default=0, ge=0)
+    text: str = Field(default="", max_length=1000)
+    since: int
+    #: The driver's last fault (null while the sign works).
+    fault: str | None = Field(default=None, max_length=300)
+
+
 class StatePayload(_Strict):
     """Body of ``lp/v1/agent/{id}/state`` (retained)."""
 
@@ -268,6 +299,9 @@ class StatePayload(_Strict):
     unacked_events: int = Field(default=0, ge=0)
     schedule_version: int | None = None
     ts: int
+    #: What each LED sign shows now (empty on agents without signs).
+    signs: list[SignNow] = Field(default_factory=list, max_length=64)
+    sign_playlist_version: int | None = None
 
 
 # Commands (controller → agent) ----------------------------------------------------------------------
@@ -513,6 +547,48 @@ class AgentError(_Strict):
     announcement_id: str | None = None
 
 
+# LED signs ------------------------------------------------------------------------------------------
+
+
+class SignPlaylistEntry(_Strict):
+    """Content for some of an agent's signs from ``start_at`` until ``end_at`` (ms since epoch).
+
+    ``signs`` names signs of this agent (its ``[[signs]]`` names); empty means every sign it has. Among
+    the entries live at a moment, a sign shows those of the highest priority, their pages in turn.
+    """
+
+    entry_id: PlayId
+    item_id: str | None = Field(default=None, max_length=64)
+    title: str = Field(default="", max_length=200)
+    signs: list[AgentId] = Field(default_factory=list, max_length=64)
+    priority: Priority = Priority.NORMAL
+    start_at: int
+    end_at: int
+    pages: list[SignPage] = Field(min_length=1, max_length=MAX_PAGES)
+
+
+class SignPlaylist(_Strict):
+    """``sign.playlist`` on ``…/signs`` (retained): every entry for this agent's signs until ``window_end``.
+
+    A newer ``version`` replaces the older playlist whole; the agent keeps showing the last one it
+    accepted while the link is down.
+    """
+
+    version: int = Field(ge=1)
+    window_start: int
+    window_end: int
+    entries: list[SignPlaylistEntry] = Field(default_factory=list, max_length=MAX_WINDOW_PLAYS)
+
+
+class SignStatus(_Strict):
+    """``sign.status``: a sign failed (``ok`` false: port gone, no answer, page refused) or recovered."""
+
+    sign: str = Field(max_length=63)
+    ok: bool
+    code: str = Field(max_length=64)
+    message: str = Field(default="", max_length=1000)
+
+
 COMMAND_MODELS: Final[Mapping[str, type[BaseModel]]] = {
     "speaker.play": SpeakerPlay,
     "speaker.stop": SpeakerStop,
@@ -520,12 +596,14 @@ COMMAND_MODELS: Final[Mapping[str, type[BaseModel]]] = {
     "agent.ping": Ping,
     "camera.discover": CameraDiscover,
     SCHEDULE_TYPE: ScheduleWindow,
+    SIGNS_TYPE: SignPlaylist,
 }
 
 EVENT_MODELS: Final[Mapping[str, type[BaseModel]]] = {
     "play.started": PlayStarted,
     "play.finished": PlayFinished,
     "error": AgentError,
+    "sign.status": SignStatus,
     "camera.discovered": CameraDiscovered,
 }
 

@@ -16,6 +16,7 @@ commands:
   agent        run an edge agent: loaphuong agent --config agent.toml
   demo         run Mosquitto, a controller and three agents on this machine
   tts          speak Vietnamese text to an audio file: loaphuong tts "Xin chào" -o out.ogg
+  sign         draw what an LED board shows: loaphuong sign render "Thông báo" --size 96x16 -o page.png
 """
 
 
@@ -43,11 +44,18 @@ def _tts(argv: list[str]) -> int:
     return main(argv)
 
 
+def _sign(argv: list[str]) -> int:
+    from devices.led.cli import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "controller": _controller,
     "agent": _agent,
     "demo": _demo,
     "tts": _tts,
+    "sign": _sign,
 }
 
 

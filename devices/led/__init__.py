@@ -1,0 +1,1 @@
+"""LED signboards: what a sign shows (content), how it looks (renderer, fonts) and how it gets there (drivers)."""

@@ -1,0 +1,93 @@
+"""A full-screen HDMI / framebuffer display through pygame (the ``screen`` extra).
+
+pygame (SDL) belongs to the thread that opened it: the sign runner gives each sign its own thread, and
+every call here happens on it. Scrolling blits a window of the strip surface, so no frame is copied.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from devices.led.content import Panel, SignMode
+from devices.led.drivers.base import Showing, SignDriver, SignFault
+from devices.led.settings import ScreenDriverSettings
+
+
+class ScreenDriver(SignDriver):
+    """Shows pages on the screen pygame opens (``SDL_VIDEODRIVER`` picks the backend)."""
+
+    kind = "screen"
+
+    def __init__(self, panel: Panel, settings: ScreenDriverSettings) -> None:
+        super().__init__(panel)
+        self.settings = settings
+        self._pg: Any = None
+        self._screen: Any = None
+
+    def open(self) -> None:
+        """Initialises pygame's display at the panel size."""
+        try:
+            import pygame
+        except ImportError:
+            raise SignFault("no_pygame", "pygame is not installed: pip install 'loaphuong[screen]'") from None
+        try:
+            pygame.display.init()
+            flags = pygame.FULLSCREEN if self.settings.fullscreen else 0
+            self._screen = pygame.display.set_mode((self.panel.width, self.panel.height), flags)
+            pygame.mouse.set_visible(False)
+            pygame.display.set_caption("loaphuong")
+        except pygame.error as exc:
+            raise SignFault("no_display", f"cannot open the screen: {exc}") from None
+        self._pg = pygame
+
+    @property
+    def surface(self) -> Any:
+        """The display surface (tests read its pixels)."""
+        return self._screen
+
+    def show(self, showing: Showing, interrupt: threading.Event) -> None:
+        """Plays the page's frames until ``hold_ms`` has passed (a scroll repeats) or ``interrupt`` is set."""
+        pg, screen = self._pg, self._screen
+        if pg is None or screen is None:
+            raise SignFault("not_open", "screen is not open")
+        r = showing.rendered
+        strip = r.strip.convert("RGB")
+        surface = pg.image.frombuffer(strip.tobytes(), strip.size, "RGB")
+        w, h = self.panel.width, self.panel.height
+        deadline = time.monotonic() + showing.hold_ms / 1000
+        index = 0
+        try:
+            while True:
+                screen.fill((0, 0, 0))
+                if r.mode is SignMode.SCROLL_LEFT:
+                    screen.blit(surface, (0, 0), pg.Rect(index * r.step, 0, w, h))
+                elif r.mode is SignMode.SCROLL_UP:
+                    screen.blit(surface, (0, 0), pg.Rect(0, index * r.step, w, h))
+                elif not (r.mode is SignMode.FLASH and index % 2):
+                    screen.blit(surface, (0, 0))
+                pg.display.flip()
+                pg.event.pump()  # keeps the window manager from calling us hung
+                index = (index + 1) % r.frame_count
+                left = deadline - time.monotonic()
+                if left <= 0 or interrupt.wait(min(r.frame_ms / 1000, left)):
+                    return
+                if r.frame_count == 1 and time.monotonic() < deadline:
+                    if interrupt.wait(max(0.0, deadline - time.monotonic())):
+                        return
+                    return
+        except pg.error as exc:
+            raise SignFault("display_lost", str(exc)) from None
+
+    def blank(self) -> None:
+        """A black screen."""
+        if self._pg is not None and self._screen is not None:
+            self._screen.fill((0, 0, 0))
+            self._pg.display.flip()
+
+    def close(self) -> None:
+        """Closes the display."""
+        if self._pg is not None:
+            self._pg.display.quit()
+        self._pg = self._screen = None
