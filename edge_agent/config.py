@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -50,6 +51,26 @@ class AlsaOutputSection(_Strict):
 OutputSection = Annotated[FileOutputSection | AlsaOutputSection, Field(discriminator="kind")]
 
 
+class CamerasSection(_Strict):
+    """ONVIF camera discovery (WS-Discovery) on the agent's LAN; absent: the agent does not look for cameras."""
+
+    #: Probe this often by itself (seconds); absent: only when the controller sends ``camera.discover``.
+    discover_interval_s: int | None = Field(default=None, ge=60, le=7 * 24 * 3600)
+    #: How long a periodic probe collects answers.
+    probe_timeout_ms: int = Field(default=3000, ge=200, le=30_000)
+    #: Local IPv4 address whose interface the probe leaves by; absent: the routing table decides.
+    interface: str | None = None
+    #: Multicast TTL of the probe; 1 keeps it on the local segment.
+    ttl: int = Field(default=1, ge=1, le=8)
+
+    @field_validator("interface")
+    @classmethod
+    def _ipv4(cls, value: str | None) -> str | None:
+        if value is not None:
+            ipaddress.IPv4Address(value)  # ValueError names the bad address
+        return value
+
+
 class AgentConfig(_Strict):
     """Everything an agent needs to know; see docs/agent.md for an example file."""
 
@@ -69,6 +90,7 @@ class AgentConfig(_Strict):
     media_cache_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
     mqtt: MqttSection = Field(default_factory=MqttSection)
     output: OutputSection
+    cameras: CamerasSection | None = None
 
     @field_validator("controller_public_key")
     @classmethod

@@ -1,0 +1,149 @@
+"""The agent's camera finder: WS-Discovery probes on the agent's LAN, reported as ``camera.discovered``.
+
+Probes run on a thread of their own (a blocking UDP socket), never on the event loop: a signed
+``camera.discover`` command or the ``[cameras] discover_interval_s`` timer asks for one, the worker
+probes, and the result goes out through the agent's on-disk event outbox, so a dropped link delays the
+report but does not lose it. Only discovery happens here; reading a camera over ONVIF, and the
+camera's password, stay in the controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import select
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from pydantic import BaseModel
+
+from devices.camera.discovery import MAX_REPLY_BYTES, MULTICAST_GROUP, PORT, ProbeResult, build_probe, new_message_id
+from devices.protocol import MAX_CAMERAS_PER_EVENT, AgentError, CameraDiscovered
+from edge_agent.config import CamerasSection
+
+log = logging.getLogger(__name__)
+
+Emit = Callable[[str, BaseModel], Awaitable[None]]
+#: Answers read per probe at most; a LAN with more ONVIF devices than this is not a ward's.
+MAX_REPLIES = 1024
+#: SOAP-over-UDP sends a multicast message more than once, since UDP may drop it.
+PROBE_REPEATS = 2
+_REPEAT_GAP_S = 0.1
+#: Pending requests beyond this are merged into the ones already waiting.
+_QUEUE_LIMIT = 8
+
+
+class DiscoveryError(OSError):
+    """The probe could not be sent (no network, no multicast route…)."""
+
+
+def probe_lan(timeout_s: float, *, interface: str | None = None, ttl: int = 1,
+              max_replies: int = MAX_REPLIES) -> ProbeResult:
+    """Sends a WS-Discovery Probe to 239.255.255.250:3702 and collects answers for ``timeout_s``.
+
+    Blocking; call it on a worker thread. ``interface`` is the local IPv4 address to probe from (the
+    routing table's choice when None); ``ttl`` 1 keeps the probe on the local segment.
+    """
+    message_id = new_message_id()
+    probe = build_probe(message_id)
+    result = ProbeResult()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
+    try:
+        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
+        if interface:
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
+        sock.bind((interface or "", 0))
+        try:
+            for i in range(PROBE_REPEATS):
+                if i:
+                    time.sleep(_REPEAT_GAP_S)
+                sock.sendto(probe, (MULTICAST_GROUP, PORT))
+        except OSError as exc:
+            raise DiscoveryError(exc.errno, f"cannot send the WS-Discovery probe: {exc.strerror or exc}") from None
+        deadline = time.monotonic() + timeout_s
+        replies = 0
+        while replies < max_replies:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            ready, _, _ = select.select([sock], [], [], remaining)
+            if not ready:
+                break
+            try:
+                data, addr = sock.recvfrom(MAX_REPLY_BYTES + 1)
+            except OSError as exc:  # e.g. an ICMP error surfaced on the socket; keep listening
+                log.debug("discovery socket: %s", exc)
+                continue
+            replies += 1
+            result.add_reply(data, str(addr[0]), message_id)
+    finally:
+        sock.close()
+    return result
+
+
+class CameraFinder:
+    """Runs probes one at a time on its own thread and emits what they find."""
+
+    def __init__(self, cfg: CamerasSection, emit: Emit) -> None:
+        self.cfg = cfg
+        self._emit = emit
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camera-finder")
+        self._requests: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
+        self.rounds = 0
+
+    def request(self, timeout_ms: int, ref: str | None) -> None:
+        """Asks for a probe (a command's id as ``ref``); answered by a ``camera.discovered`` event."""
+        try:
+            self._requests.put_nowait((timeout_ms, ref))
+        except asyncio.QueueFull:
+            # Plenty are waiting already; their results will answer this one's question too.
+            log.warning("camera discovery requests are piling up; dropped request %s", ref)
+
+    async def run(self) -> None:
+        """Serves requests, and probes every ``discover_interval_s`` if that is set. Runs until cancelled."""
+        interval = self.cfg.discover_interval_s
+        next_periodic = time.monotonic() + 5.0 if interval else None  # a first look soon after start
+        while True:
+            wait = None if next_periodic is None else max(0.0, next_periodic - time.monotonic())
+            try:
+                timeout_ms, ref = await asyncio.wait_for(self._requests.get(), timeout=wait)
+            except TimeoutError:
+                timeout_ms, ref = self.cfg.probe_timeout_ms, None
+                assert interval is not None
+                next_periodic = time.monotonic() + interval
+            try:
+                await self.discover(timeout_ms, ref)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("camera discovery round failed; carrying on")
+
+    async def discover(self, timeout_ms: int, ref: str | None) -> None:
+        """One probe round on the worker thread, reported as ``camera.discovered`` (or an ``error`` event)."""
+        loop = asyncio.get_running_loop()
+        try:
+            result = await loop.run_in_executor(
+                self._executor, lambda: probe_lan(timeout_ms / 1000, interface=self.cfg.interface, ttl=self.cfg.ttl))
+        except DiscoveryError as exc:
+            log.warning("camera discovery failed: %s", exc)
+            await self._emit("error", AgentError(code="camera_discovery", message=str(exc)[:1000], ref=ref))
+            return
+        self.rounds += 1
+        cameras = sorted(result.cameras.values(), key=lambda c: c.endpoint)
+        for reason in result.skipped[:10]:
+            log.info("discovery answer skipped: %s", reason)
+        log.info("camera discovery%s: %d camera(s), %d answer(s) skipped", f" for {ref}" if ref else "",
+                 len(cameras), len(result.skipped))
+        chunks = [cameras[i:i + MAX_CAMERAS_PER_EVENT] for i in range(0, len(cameras), MAX_CAMERAS_PER_EVENT)]
+        chunks = chunks[:100] or [[]]
+        for part, chunk in enumerate(chunks, start=1):
+            await self._emit("camera.discovered", CameraDiscovered(cameras=chunk, ref=ref, part=part,
+                                                                   parts=len(chunks), skipped=len(result.skipped)))
+
+    def close(self) -> None:
+        """Stops the worker thread (a probe in flight ends at its timeout)."""
+        with contextlib.suppress(RuntimeError):
+            self._executor.shutdown(wait=False, cancel_futures=True)
