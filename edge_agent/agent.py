@@ -21,6 +21,7 @@ from devices.audio_output import AlsaOutput, AlsaSettings, AudioOutput, FileSink
 from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
 from devices.protocol import (
     AgentStatus,
+    CameraDiscover,
     EventsAck,
     InfoPayload,
     MediaSegment,
@@ -47,6 +48,7 @@ from devices.protocol import (
     parse_topic,
     status_payload,
 )
+from edge_agent.camera_finder import CameraFinder
 from edge_agent.config import AgentConfig, FileOutputSection
 from edge_agent.media_cache import MediaCache, MediaError
 from edge_agent.speaker import PlayJob, Speaker
@@ -117,6 +119,10 @@ class Agent:
             "events.ack": self._cmd_ack,
             "agent.ping": self._cmd_ping,
         }
+        #: WS-Discovery of ONVIF cameras, when the config has a [cameras] section.
+        self.cameras = CameraFinder(cfg.cameras, self.emit) if cfg.cameras is not None else None
+        if self.cameras is not None:
+            self._command_handlers["camera.discover"] = self._cmd_camera_discover
 
     # lifecycle --------------------------------------------------------------------------------------
 
@@ -130,6 +136,8 @@ class Agent:
             ("mqtt", self.link.run()), ("inbox", self._inbox_worker()),
             ("outbox", self._outbox_worker()), ("state", self._state_worker()),
             ("prefetch", self._prefetch_worker()), ("housekeeping", self._housekeeping()))]
+        if self.cameras is not None:
+            tasks.append(asyncio.create_task(self.cameras.run(), name="cameras"))
         await self._stop.wait()
         log.info("agent %s stopping", self.cfg.agent_id)
         await self.speaker.shutdown()
@@ -139,6 +147,8 @@ class Agent:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         self._executor.shutdown(wait=False, cancel_futures=True)
+        if self.cameras is not None:
+            self.cameras.close()
         self.store.close()
 
     def request_stop(self) -> None:
@@ -166,7 +176,9 @@ class Agent:
 
     async def _publish_info(self) -> None:
         info = InfoPayload(agent_id=self.cfg.agent_id, version=loaphuong.__version__, hostname=socket.gethostname(),
-                           capabilities=["speaker", "schedule", "relay"], zones=self.cfg.zones,
+                           capabilities=["speaker", "schedule", "relay",
+                                         *(["camera_discovery"] if self.cameras is not None else [])],
+                           zones=self.cfg.zones,
                            outputs=[OutputInfo(name=self.output.name, kind=self.output.kind)])
         await self.link.publish(Topics.info(self.cfg.agent_id), info.model_dump_json().encode(), retain=True)
 
@@ -346,6 +358,12 @@ class Agent:
 
     async def _cmd_ping(self, cmd: VerifiedCommand) -> None:
         await self._reply(cmd.envelope.id)
+
+    async def _cmd_camera_discover(self, cmd: VerifiedCommand) -> None:
+        # Answered at once; the probe runs on the finder's thread and reports by event.
+        assert self.cameras is not None
+        await self._reply(cmd.envelope.id)
+        self.cameras.request(_as(cmd.data, CameraDiscover).timeout_ms, cmd.envelope.id)
 
     async def _restore_pending(self) -> None:
         """Re-arms plays accepted before a restart (their signatures were checked when they came)."""

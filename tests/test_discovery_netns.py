@@ -1,0 +1,175 @@
+"""WS-Discovery for real, inside network namespaces: ipycam and our emulator answer, the agent reports.
+
+Multicast happens only inside the namespaces tests/netns.py creates; the main namespace never probes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+
+from controller.local_stack import ManagedProcess, free_port, loaphuong_command, register_agent, write_agent_config
+from devices.protocol import CameraDiscover, Topics
+from tests.conftest import ControllerHandle
+from tests.mqtt_tools import controller_signer, publish
+from tests.netns import Lan, bridge_tcp, lan, netns_unavailable
+from tests.onvif_emulator import BAD_REPLIES
+from tests.onvif_fixtures import REPO, IpycamHandle, ipycam_available, start_ipycam
+
+_REASON = netns_unavailable()
+pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"network namespaces unavailable: {_REASON}")
+
+EMU_ENDPOINT = f"urn:uuid:{uuid.uuid4()}"
+_ENV = {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+@pytest.fixture
+def net() -> Iterator[Lan]:
+    """Agent and camera namespaces on one veth segment; deleted in teardown."""
+    with lan() as segment:
+        yield segment
+
+
+def _start_emulator(net: Lan, tmp: Path, *, bad_replies: bool) -> tuple[ManagedProcess, int]:
+    port = free_port()
+    cmd = [*net.prefix(net.camera_ns), sys.executable, "-m", "tests.onvif_emulator", "--host", net.camera_ip,
+           "--port", str(port), "--discovery", "--endpoint", EMU_ENDPOINT]
+    proc = ManagedProcess("onvif-emulator", [*cmd, "--bad-replies"] if bad_replies else cmd, tmp / "emulator.log",
+                          env=_ENV, cwd=REPO)
+    deadline = time.monotonic() + 20
+    while "onvif emulator on" not in proc.log_text():
+        if not proc.alive or time.monotonic() > deadline:
+            proc.stop()
+            raise AssertionError(f"emulator did not start:\n{proc.log_text()[-3000:]}")
+        time.sleep(0.1)
+    return proc, port
+
+
+@pytest.fixture
+def cameras(net: Lan, tmp_path: Path) -> Iterator[tuple[IpycamHandle | None, int]]:
+    """ipycam (if installed) and the emulator (sending malformed answers first) in the camera namespace."""
+    emu, emu_port = _start_emulator(net, tmp_path, bad_replies=True)
+    cam: IpycamHandle | None = None
+    try:
+        if ipycam_available() is None:
+            cam = start_ipycam(tmp_path / "ipycam", host=net.camera_ip, prefix=net.prefix(net.camera_ns),
+                               discovery=True)
+        yield cam, emu_port
+    finally:
+        if cam is not None:
+            cam.stop()
+        emu.stop()
+
+
+_PROBE = """
+import json
+from edge_agent.camera_finder import probe_lan
+r = probe_lan({timeout})
+print(json.dumps({{"cameras": [c.model_dump() for c in r.cameras.values()], "skipped": r.skipped}}))
+"""
+
+
+def test_probe_in_namespace_finds_ipycam_and_emulator(net: Lan, cameras: tuple[IpycamHandle | None, int]) -> None:
+    cam, emu_port = cameras
+    done = subprocess.run([*net.prefix(net.agent_ns), sys.executable, "-c", _PROBE.format(timeout=2.5)],
+                          capture_output=True, text=True, timeout=30, env=_ENV, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    by_endpoint = {c["endpoint"]: c for c in found["cameras"]}
+    emu = by_endpoint.pop(EMU_ENDPOINT)
+    assert emu["xaddrs"] == [f"http://{net.camera_ip}:{emu_port}/onvif/device_service"]
+    assert emu["host"] == net.camera_ip and "dn:NetworkVideoTransmitter" in emu["types"]
+    # Each probe goes out twice (SOAP-over-UDP repeats), so each malformed answer arrives twice.
+    assert len(found["skipped"]) == 2 * len(BAD_REPLIES)
+    assert all(s.startswith(f"{net.camera_ip}: ") for s in found["skipped"])
+    if cam is None:
+        pytest.skip("ipycam not installed: only the emulator was looked for")
+    (ipycam,) = by_endpoint.values()
+    assert ipycam["xaddrs"] == [cam.device_url]
+    assert "onvif://www.onvif.org/name/Cong-UBND" in ipycam["scopes"]
+
+
+class _Events:
+    """Collects one agent's events and replies from the broker (in the main namespace)."""
+
+    def __init__(self, port: int, agent_id: str) -> None:
+        self.items: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port, keepalive=10)
+        self.client.subscribe(Topics.event(agent_id, "camera.discovered"), qos=1)
+        self.client.subscribe(Topics.event(agent_id, "error"), qos=1)
+        self.client.subscribe(Topics.reply(agent_id), qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, _c: object, _u: object, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.items.append((msg.topic, json.loads(msg.payload)))
+
+    def wait(self, pred: Any, timeout: float, what: str, log: str = "") -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for topic, body in self.items:
+                    if pred(topic, body):
+                        return body
+            time.sleep(0.1)
+        raise AssertionError(f"no {what} within {timeout}s; got {self.items}\nagent log:\n{log[-4000:]}")
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def test_agent_reports_discovered_cameras_over_mqtt(net: Lan, cameras: tuple[IpycamHandle | None, int],
+                                                    controller: ControllerHandle, tmp_path: Path) -> None:
+    cam, emu_port = cameras
+    agent_id = "loa-cam-1"
+    registered = register_agent(controller.api, controller.token, agent_id, ["khu-pho-1"])
+    files = write_agent_config(tmp_path / "agent", registered, ["khu-pho-1"],
+                               extra="\n[cameras]\ndiscover_interval_s = 60\nprobe_timeout_ms = 2000\n")
+    # The agent lives in its namespace; its broker connection crosses into the main one through socat.
+    mqtt_bridge = bridge_tcp(net.agent_ns, controller.mqtt_port, tmp_path / "bridge-mqtt.log")
+    events = _Events(controller.mqtt_port, agent_id)
+    agent = ManagedProcess(f"agent-{agent_id}", [*net.prefix(net.agent_ns), *loaphuong_command(), "agent",
+                                                 "--config", str(files.config)], tmp_path / "agent.log",
+                           env={**os.environ})
+    try:
+        controller.wait_for(lambda: controller.device(agent_id)["online"] or not agent.alive, 30, "agent online")
+        assert agent.alive, agent.log_text()
+        # The periodic probe (interval set): a first look shortly after start, not tied to a command.
+        periodic = events.wait(lambda t, b: t.endswith("camera.discovered") and b["data"]["ref"] is None, 30,
+                               "periodic camera.discovered", agent.log_text())
+        assert EMU_ENDPOINT in {c["endpoint"] for c in periodic["data"]["cameras"]}
+        # On command: a signed camera.discover, answered ok, then an event that names it.
+        cmd = controller_signer(controller.data_dir).command("camera.discover", CameraDiscover(timeout_ms=1500),
+                                                             to=agent_id, ttl_ms=60_000)
+        publish(controller.mqtt_port, Topics.command(agent_id, "camera.discover"), cmd.to_bytes())
+        events.wait(lambda t, b: t.endswith("/reply") and b["id"] == cmd.id and b["status"] == "ok", 15,
+                    "ok reply", agent.log_text())
+        found = events.wait(lambda t, b: t.endswith("camera.discovered") and b["data"]["ref"] == cmd.id, 30,
+                            "camera.discovered for the command", agent.log_text())
+        data = found["data"]
+        assert found["from"] == agent_id and (data["part"], data["parts"]) == (1, 1)
+        by_endpoint = {c["endpoint"]: c for c in data["cameras"]}
+        assert by_endpoint[EMU_ENDPOINT]["xaddrs"] == [f"http://{net.camera_ip}:{emu_port}/onvif/device_service"]
+        assert data["skipped"] == 2 * len(BAD_REPLIES)
+        if cam is not None:
+            assert any(c["xaddrs"] == [cam.device_url] for c in data["cameras"])
+        assert "discovery answer skipped" in agent.log_text()
+    finally:
+        agent.stop()
+        events.close()
+        mqtt_bridge.stop()
