@@ -148,3 +148,15 @@ def test_event_model_bounds() -> None:
             parse_model(CameraDiscovered, {"cameras": [bad]})
     with pytest.raises(ProtocolError):
         parse_model(CameraDiscovered, {"cameras": [cam.model_dump()] * 33})
+
+
+def test_agent_camera_finder_stays_light() -> None:
+    """The Pi side of cameras is WS-Discovery only: no ONVIF/SOAP/OpenCV stack comes with the agent."""
+    import subprocess
+    import sys
+
+    code = ("import sys, edge_agent.agent, edge_agent.camera_finder, devices.camera.discovery; "
+            "bad = [m for m in ('onvif', 'zeep', 'lxml', 'aiohttp', 'cv2', 'numpy', 'controller') "
+            "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
