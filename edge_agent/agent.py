@@ -51,6 +51,7 @@ from devices.protocol import (
 from edge_agent.camera_finder import CameraFinder
 from edge_agent.config import AgentConfig, FileOutputSection
 from edge_agent.media_cache import MediaCache, MediaError
+from edge_agent.signs import SignRunner
 from edge_agent.speaker import PlayJob, Speaker
 from edge_agent.store import AgentStore
 
@@ -92,7 +93,10 @@ class Agent:
         self._flush_now = asyncio.Event()
         self._state_dirty = asyncio.Event()
         self._stop = asyncio.Event()
-        self.speaker = Speaker(self.output, cfg.volume, self.emit, self._play_done, self._state_dirty.set,
+        #: LED signs (``[[signs]]``): a thread each, fed the signed playlist and what the speaker plays.
+        self.signs = SignRunner(cfg.signs, cfg.data_dir, self.emit, self._state_dirty.set,
+                                self.media.fetch) if cfg.signs else None
+        self.speaker = Speaker(self.output, cfg.volume, self.emit, self._play_done, self._speaker_changed,
                                self._executor, self.media.fetch)
         #: Plays of the current schedule window that the speaker holds, by play id.
         self._scheduled: dict[str, ScheduledPlay] = {}
@@ -113,6 +117,8 @@ class Agent:
             "schedule": self._handle_schedule,
             "controller_status": self._handle_controller_status,
         }
+        if self.signs is not None:
+            self._topic_handlers["signs"] = self._handle_signs
         self._command_handlers: dict[str, CommandHandler] = {
             "speaker.play": self._cmd_play,
             "speaker.stop": self._cmd_stop,
@@ -132,6 +138,8 @@ class Agent:
                  ",".join(self.cfg.zones) or "-", self.output.kind, self.output.name)
         await self._restore_pending()
         await self._restore_schedule()
+        if self.signs is not None:
+            await self.signs.start()
         tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("mqtt", self.link.run()), ("inbox", self._inbox_worker()),
             ("outbox", self._outbox_worker()), ("state", self._state_worker()),
@@ -141,6 +149,8 @@ class Agent:
         await self._stop.wait()
         log.info("agent %s stopping", self.cfg.agent_id)
         await self.speaker.shutdown()
+        if self.signs is not None:
+            await self.signs.stop()
         await self.link.close([(Topics.status(self.cfg.agent_id), status_payload(AgentStatus.STOPPED), True)])
         await asyncio.wait_for(asyncio.gather(tasks[0], return_exceptions=True), timeout=10)
         for task in tasks[1:]:
@@ -345,6 +355,21 @@ class Agent:
                 await asyncio.sleep(30)
                 self._prefetch_wanted.set()
 
+    def _speaker_changed(self) -> None:
+        self._state_dirty.set()
+        if self.signs is not None:
+            # While an announcement plays, signs that want it show its title, then return to their playlist.
+            self.signs.set_playing(self.speaker.now_playing())
+
+    async def _handle_signs(self, info: TopicInfo, payload: bytes, retained: bool) -> None:
+        assert self.signs is not None
+
+        async def verify(raw: bytes, topic: TopicInfo) -> VerifiedCommand:
+            result: VerifiedCommand = await self._in_thread(self.verifier.verify, raw, topic)
+            return result
+
+        await self.signs.handle(info, payload, retained, verify, self._reply)
+
     async def _cmd_stop(self, cmd: VerifiedCommand) -> None:
         stopped = await self.speaker.stop(_as(cmd.data, SpeakerStop).priority)
         log.info("stop command ended %d play(s)", stopped)
@@ -422,7 +447,9 @@ class Agent:
             state = StatePayload(volume=self.speaker.volume, now_playing=self.speaker.now_playing(),
                                  pending=self.speaker.pending_count,
                                  unacked_events=await self._in_thread(self.store.unacked_count),
-                                 schedule_version=self._schedule_version, ts=now_ms())
+                                 schedule_version=self._schedule_version, ts=now_ms(),
+                                 signs=self.signs.states() if self.signs is not None else [],
+                                 sign_playlist_version=self.signs.playlist_version if self.signs else None)
             with contextlib.suppress(NotConnected):
                 await self.link.publish(Topics.state(self.cfg.agent_id),
                                         state.model_dump_json(exclude_none=True).encode(), retain=True)

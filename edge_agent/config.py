@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, field_validator, model_validator
 
+from devices.led.settings import SignSettings, VirtualDriverSettings
 from devices.protocol import ID_PATTERN, public_key_from_text
 
 
@@ -90,12 +91,22 @@ class AgentConfig(_Strict):
     media_cache_bytes: int = Field(default=1024 * 1024 * 1024, gt=0)
     mqtt: MqttSection = Field(default_factory=MqttSection)
     output: OutputSection
+    #: LED signs and screens this agent drives (``[[signs]]``, see docs/agent.md and docs/signs.md).
+    signs: list[SignSettings] = Field(default_factory=list, max_length=16)
     cameras: CamerasSection | None = None
 
     @field_validator("controller_public_key")
     @classmethod
     def _key_parses(cls, value: str) -> str:
         public_key_from_text(value)
+        return value
+
+    @field_validator("signs")
+    @classmethod
+    def _unique_sign_names(cls, value: list[SignSettings]) -> list[SignSettings]:
+        names = [s.name for s in value]
+        if len(set(names)) != len(names):
+            raise ValueError(f"sign names must be unique: {names}")
         return value
 
     @model_validator(mode="after")
@@ -138,4 +149,8 @@ def load_config(path: Path) -> AgentConfig:
         updates["token_file"] = (base / cfg.token_file).resolve()
     if isinstance(cfg.output, FileOutputSection):
         updates["output"] = cfg.output.model_copy(update={"directory": (base / cfg.output.directory).resolve()})
+    if any(isinstance(s.driver, VirtualDriverSettings) for s in cfg.signs):
+        updates["signs"] = [s.model_copy(update={"driver": s.driver.model_copy(update={
+            "directory": (base / s.driver.directory).resolve()})}) if isinstance(s.driver, VirtualDriverSettings)
+            else s for s in cfg.signs]
     return cfg.model_copy(update=updates)

@@ -1,0 +1,156 @@
+"""The agent's sign runner: playlist choice, priorities, announcements, faults and reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from devices.led.settings import SignSettings
+from devices.protocol import NowPlaying, Priority, SignPlaylist, SignStatus, now_ms
+from edge_agent.signs import SignRunner, choose
+from tests.sign_emulator import SignEmulator
+from tests.test_led_alpha import start_pair
+
+
+def entry(entry_id: str, lines: list[str], *, priority: str = "normal", start: int | None = None,
+          end: int | None = None, signs: list[str] | None = None, mode: str = "static",
+          dwell_ms: int = 500) -> dict[str, Any]:
+    now = now_ms()
+    return {"entry_id": entry_id, "priority": priority, "start_at": now - 1000 if start is None else start,
+            "end_at": now + 3_600_000 if end is None else end, "signs": signs or [],
+            "pages": [{"kind": "text", "lines": lines, "mode": mode, "dwell_ms": dwell_ms}]}
+
+
+def playlist(version: int, *entries: dict[str, Any]) -> SignPlaylist:
+    now = now_ms()
+    return SignPlaylist.model_validate({"version": version, "window_start": now, "window_end": now + 86_400_000,
+                                        "entries": list(entries)})
+
+
+def virtual(name: str, directory: Path, **kw: Any) -> SignSettings:
+    return SignSettings.model_validate({"name": name, "width": 128, "height": 32,
+                                        "driver": {"kind": "virtual", "directory": str(directory / name)}} | kw)
+
+
+def shown(directory: Path) -> list[dict[str, Any]]:
+    path = directory / "shown.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+async def wait_until(check: Any, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.05)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.items: list[tuple[str, BaseModel]] = []
+
+    async def __call__(self, msg_type: str, data: BaseModel) -> None:
+        self.items.append((msg_type, data))
+
+
+def no_media(sha: str, size: int) -> Path:
+    raise OSError("no media in this test")
+
+
+def test_choice_by_priority_window_and_sign() -> None:
+    s = virtual("cong", Path("/tmp"))
+    now = now_ms()
+    pl = playlist(1, entry("a", ["Bình thường"]), entry("b", ["Ưu tiên"], priority="priority"),
+                  entry("c", ["Khẩn"], priority="emergency", signs=["khac"]),
+                  entry("d", ["Sau"], priority="emergency", start=now + 60_000))
+    choice = choose(s, pl, None, now)
+    assert choice.source == "playlist" and choice.entry_ids == ("b",)
+    assert choice.recheck_at == now + 60_000
+    playing = NowPlaying(play_id="p1", sha256=None, priority=Priority.NORMAL, started_at=now, title="Bản tin sáng")
+    assert choose(s, pl, playing, now).entry_ids == ("b",)  # a normal announcement does not cover a priority entry
+    urgent = playing.model_copy(update={"priority": Priority.EMERGENCY, "title": ""})
+    c = choose(s, pl, urgent, now)
+    assert c.source == "announcement" and c.pages[0].lines == ["KHẨN CẤP"]  # type: ignore[union-attr]
+    assert choose(s, None, None, now).source == "idle"
+
+
+async def test_runner_shows_playlist_then_announcement_then_back(tmp_path: Path) -> None:
+    events = Events()
+    dirty: list[int] = []
+    runner = SignRunner([virtual("cong", tmp_path)], tmp_path, events, lambda: dirty.append(1), no_media)
+    await runner.start()
+    try:
+        runner.set_playlist(playlist(1, entry("e1", ["Thông báo tiêm chủng"])))
+        out = tmp_path / "cong"
+        await wait_until(lambda: any(" ".join(r.get("lines", [])) == "Thông báo tiêm chủng" for r in shown(out)))
+        assert runner.states()[0].source == "playlist" and runner.states()[0].entry_id == "e1"
+        runner.set_playing(NowPlaying(play_id="p1", sha256=None, priority=Priority.NORMAL, started_at=now_ms(),
+                                      title="Bản tin sáng"))
+        await wait_until(lambda: any(" ".join(r.get("lines", [])) == "Bản tin sáng" for r in shown(out)))
+        assert runner.states()[0].source == "announcement"
+        runner.set_playing(None)
+        count = len(shown(out))
+        await wait_until(lambda: any(" ".join(r.get("lines", [])) == "Thông báo tiêm chủng" for r in shown(out)[count:]))
+        runner.set_playlist(playlist(2))
+        await wait_until(lambda: shown(out)[-1]["kind"] == "blank")
+        assert runner.states()[0].source == "idle"
+        assert dirty
+    finally:
+        await runner.stop()
+
+
+async def test_page_that_cannot_fit_is_reported_and_skipped(tmp_path: Path) -> None:
+    events = Events()
+    sign = virtual("nho", tmp_path, width=64, height=16)
+    runner = SignRunner([sign], tmp_path, events, lambda: None, no_media)
+    await runner.start()
+    try:
+        bad = entry("e1", ["Ủy ban nhân dân phường Bến Nghé quận Một thông báo"])
+        good = entry("e2", ["Họp"])
+        runner.set_playlist(playlist(1, bad, good))
+        await wait_until(lambda: any(r.get("lines") == ["Họp"] for r in shown(tmp_path / "nho")))
+        refused = [d for t, d in events.items if t == "sign.status"]
+        assert len(refused) == 1 and isinstance(refused[0], SignStatus) and refused[0].code == "page_refused"
+    finally:
+        await runner.stop()
+
+
+@pytest.mark.skipif(__import__("shutil").which("socat") is None, reason="socat not installed")
+async def test_alpha_sign_fault_backoff_and_recovery(tmp_path: Path) -> None:
+    events = Events()
+    port = tmp_path / "serial" / "ttyA"
+    sign = SignSettings.model_validate({"name": "bang", "width": 96, "height": 16, "driver": {
+        "kind": "alpha", "port": str(port), "read_ack": True, "ack_timeout_s": 1.0}})
+    runner = SignRunner([sign], tmp_path, events, lambda: None, no_media)
+    await runner.start()
+    pair = None
+    emulator = None
+    try:
+        runner.set_playlist(playlist(1, entry("e1", ["Ủy ban"])))
+        await wait_until(lambda: any(t == "sign.status" for t, _ in events.items))
+        fault = events.items[0][1]
+        assert isinstance(fault, SignStatus) and not fault.ok and fault.code == "port_unavailable"
+        assert runner.states()[0].fault
+        # the adapter is plugged in: the runner finds it on its next try
+        pair = await asyncio.to_thread(start_pair, tmp_path / "serial")
+        emulator = SignEmulator(str(pair.b))
+        await wait_until(lambda: emulator is not None and "A" in emulator.state.texts, timeout=15)
+        statuses = [d for t, d in events.items if t == "sign.status"]
+        assert isinstance(statuses[-1], SignStatus) and statuses[-1].ok and statuses[-1].code == "recovered"
+        assert len(statuses) == 2  # one fault, reported once despite the retries, then the recovery
+        assert emulator.state.pictures["1"].width == 96
+        assert runner.states()[0].fault is None
+    finally:
+        await runner.stop()
+        if emulator is not None:
+            emulator.stop()
+        if pair is not None:
+            pair.stop()
