@@ -23,7 +23,8 @@ say() { printf 'setup: %s\n' "$*"; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages ---------------------------------------------------------------------------
-PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg opus-tools mpv alsa-utils python3-venv)
+PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg opus-tools mpv alsa-utils python3-venv
+      fonts-dejavu-core)  # the LED sign font (Vietnamese coverage; licence in docs/signs.md)
 if [[ $WITH_TEST == 1 ]]; then
     PKGS+=(socat sox procps)
     PKGS+=(iproute2)  # ip netns: WS-Discovery tests run in their own network namespaces
