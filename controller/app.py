@@ -7,11 +7,24 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 import loaphuong
-from controller.api import announcements, auth, devices, health, media, plays, schedule, speech, users, zones
+from controller.api import (
+    announcements,
+    auth,
+    cameras,
+    devices,
+    health,
+    media,
+    plays,
+    schedule,
+    speech,
+    users,
+    zones,
+)
 from controller.api.media import UPLOAD_PATH
 from controller.runtime import Controller
 from controller.settings import Settings
@@ -48,8 +61,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         return await call_next(request)
 
-    for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users):
+    for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras):
         app.include_router(module.router)
+    app.add_exception_handler(RequestValidationError, cameras.validation_errors_without_input)
 
     @app.get("/", include_in_schema=False)
     def console() -> FileResponse:

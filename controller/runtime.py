@@ -11,6 +11,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from controller import migrate
 from controller.announcements import AnnouncementService
 from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
+from controller.cameras.service import CameraService
 from controller.db import Database
 from controller.dispatch import CommandSender
 from controller.fleet import FleetRecorder, HandleResult
@@ -70,6 +71,7 @@ class Controller:
         self.windows = WindowPublisher(settings, self.db, self.signer, self.link)
         self.schedule = ScheduleService(settings, self.speech, self.windows.request)
         self.fleet.on_device_change = self.windows.request
+        self.cameras = CameraService(settings, self.db, self.link, self.signer)
         self._scheduler: AsyncIOScheduler | None = None
         self._connected_once = False
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=_INBOX_LIMIT)
@@ -87,6 +89,7 @@ class Controller:
             self._tasks.append(asyncio.create_task(coro, name=f"controller-{name}"))
         bind(self.db, self.speech, self.windows)
         self._scheduler = start_scheduler(self.settings, self.db)
+        await self.cameras.start()
         # Time has passed while we were down: every window rolls forward now.
         self.windows.request(None)
 
@@ -94,6 +97,7 @@ class Controller:
         """Says ``stopped`` on the controller topic, disconnects and ends the workers."""
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
+        await self.cameras.stop()
         await self.link.close([(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.STOPPED), True)])
         for task in self._tasks:
             if task.get_name() != "controller-mqtt":

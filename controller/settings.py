@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     require_approval: bool = False
     admin_username: str = "admin"
     log_level: str = "INFO"
+    #: Camera gateway: a reader stops this long after its last viewer leaves (a viewer back in time reuses it).
+    camera_viewer_grace_s: float = Field(default=10.0, ge=0.0, le=3600.0)
+    camera_jpeg_quality: int = Field(default=80, ge=10, le=100)
+    #: Longest wait between reconnection attempts to a dropped stream (back-off doubles up to this).
+    camera_reconnect_max_s: float = Field(default=10.0, ge=0.5, le=600.0)
+    #: A camera that gives no frame / no answer for this long raises a fault event for its agent and zone.
+    camera_fault_after_s: float = Field(default=15.0, ge=1.0, le=3600.0)
+    #: How often cameras nobody watches are checked for an answer on their ONVIF (or RTSP) port.
+    camera_health_interval_s: float = Field(default=60.0, ge=1.0, le=24 * 3600.0)
+    #: Stored motion snapshots: at most this many per camera, this old, this many bytes in all.
+    camera_snapshot_max_per_camera: int = Field(default=1000, ge=1)
+    camera_snapshot_max_days: float = Field(default=30.0, gt=0)
+    camera_snapshot_max_bytes: int = Field(default=2 * 1024**3, gt=0)
 
     @field_validator("timezone")
     @classmethod

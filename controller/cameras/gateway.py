@@ -136,11 +136,9 @@ class _Reader(threading.Thread):
                     if not ok:
                         continue
                     if not got_frame:
-                        got_frame = True
+                        got_frame, faulted = True, False
                         backoff = cfg.backoff_min_s
-                        if faulted:
-                            faulted = False
-                            self.feed.report_health(True, None)
+                        self.feed.report_health(True, None)
                     self.feed.frame_from_thread(jpeg.tobytes(), image.shape[1], image.shape[0])
                     if self.detector is not None:
                         hit = self.detector.feed(image, time.time())
@@ -164,6 +162,23 @@ class _Reader(threading.Thread):
             log.info("camera %s: %s; retrying in %.1f s", self.feed.camera_id, error, backoff)
             self.stop_event.wait(backoff)
             backoff = min(backoff * 2, cfg.backoff_max_s)
+
+
+def probe_stream(url: str, timeout_s: float) -> tuple[int, int] | None:
+    """Opens a stream and reads one frame (blocking); its (width, height), or None if no video came."""
+    import cv2
+
+    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_CAPTURE_OPTIONS)
+    ms = int(timeout_s * 1000)
+    cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
+                                                 cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
+    try:
+        if not cap.isOpened():
+            return None
+        ok, image = cap.read()
+        return (int(image.shape[1]), int(image.shape[0])) if ok and image is not None else None
+    finally:
+        cap.release()
 
 
 class Feed:

@@ -1,0 +1,338 @@
+"""``/api/v1/cameras``, ``/api/v1/camera-events``, ``/api/v1/camera-discoveries``: cameras for security staff.
+
+Technicians register, change and remove cameras; security staff watch them live, take snapshots,
+move PTZ, set motion detection and follow events. Nothing here ever returns a camera's password.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from sqlalchemy import select
+
+from controller.api.deps import ControllerDep, SecurityDep, SessionDep, TechnicianDep, require_roles
+from controller.cameras.events import CameraEventMessage, EventHub, event_message
+from controller.cameras.gateway import CameraGateway
+from controller.cameras.motion import MotionSettings
+from controller.cameras.onvif import CameraError
+from controller.cameras.schemas import (
+    CameraFromDiscovery,
+    CameraPublic,
+    CameraRegister,
+    CameraStatusPublic,
+    CameraUpdate,
+    DiscoverRequest,
+    DiscoverSent,
+    DiscoveryPublic,
+    FeedStatusPublic,
+    PresetCreate,
+    PresetPublic,
+    PtzMove,
+)
+from controller.cameras.service import (
+    CameraConflict,
+    CameraNotFound,
+    CameraService,
+    LinkDown,
+    RegistrationError,
+    camera_public,
+)
+from controller.models import Camera, CameraDiscovery, CameraEvent, User
+
+router = APIRouter(tags=["cameras"])
+
+#: Security staff and technicians both see the camera list and health (technicians to manage it).
+ViewerDep = Annotated[User, Depends(require_roles("security", "technician"))]
+BOUNDARY = "frame"
+#: How long a live view waits for a frame before checking again (the connection stays open).
+FRAME_WAIT_S = 30.0
+SSE_KEEPALIVE_S = 15.0
+
+
+def _cameras(controller: ControllerDep) -> CameraService:
+    return controller.cameras
+
+
+CamerasDep = Annotated[CameraService, Depends(_cameras)]
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Maps the service's errors to HTTP answers with a reason code and a message."""
+    try:
+        yield
+    except CameraNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except CameraConflict as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except RegistrationError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            {"reason": exc.reason, "message": exc.message}) from None
+    except CameraError as exc:
+        # The camera itself failed an operation (PTZ, snapshot): a bad gateway, not a bad request.
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, {"reason": exc.reason, "message": exc.message}) from None
+    except LinkDown as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+
+
+CAMERA_PATHS = ("/api/v1/camera",)
+
+
+async def validation_errors_without_input(request: Request, exc: Exception) -> Response:
+    """422s as usual, but for camera requests without the echoed input: it may hold a camera password."""
+    assert isinstance(exc, RequestValidationError)
+    if not request.url.path.startswith(CAMERA_PATHS):
+        return await request_validation_exception_handler(request, exc)
+    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+# registry -------------------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/cameras")
+def list_cameras(session: SessionDep, _user: ViewerDep) -> list[CameraPublic]:
+    """Every registered camera with its health."""
+    return [camera_public(c) for c in session.scalars(select(Camera).order_by(Camera.id))]
+
+
+@router.post("/api/v1/cameras", status_code=status.HTTP_201_CREATED)
+async def register_camera(body: CameraRegister, cameras: CamerasDep, user: TechnicianDep) -> CameraPublic:
+    """Registers a camera by address: read over ONVIF (or, with ``onvif: false``, checked for RTSP video)."""
+    with _errors():
+        return await cameras.register(body, user)
+
+
+@router.post("/api/v1/cameras/discover", status_code=status.HTTP_202_ACCEPTED)
+async def discover_cameras(body: DiscoverRequest, cameras: CamerasDep, _user: TechnicianDep) -> DiscoverSent:
+    """Asks an agent (signed ``camera.discover``) to look for ONVIF cameras; results appear as discoveries."""
+    with _errors():
+        command_id = await cameras.send_discover(body.agent_id, body.timeout_ms)
+    return DiscoverSent(command_id=command_id, agent_id=body.agent_id)
+
+
+@router.get("/api/v1/camera-discoveries")
+def list_discoveries(session: SessionDep, _user: TechnicianDep,
+                     agent_id: str | None = None) -> list[DiscoveryPublic]:
+    """What agents found, newest first, with the camera registered from each (if any)."""
+    query = select(CameraDiscovery).order_by(CameraDiscovery.last_seen_at.desc(), CameraDiscovery.id)
+    if agent_id is not None:
+        query = query.where(CameraDiscovery.agent_id == agent_id)
+    registered = {c.discovery_endpoint: c.id for c in session.scalars(
+        select(Camera).where(Camera.discovery_endpoint.is_not(None)))}
+    return [DiscoveryPublic(id=d.id, agent_id=d.agent_id, endpoint=d.endpoint, host=d.host, xaddrs=list(d.xaddrs),
+                            scopes=list(d.scopes), types=list(d.types), first_seen_at=d.first_seen_at,
+                            last_seen_at=d.last_seen_at, camera_id=registered.get(d.endpoint))
+            for d in session.scalars(query.limit(1000))]
+
+
+@router.post("/api/v1/camera-discoveries/{discovery_id}/register", status_code=status.HTTP_201_CREATED)
+async def register_discovered(discovery_id: int, body: CameraFromDiscovery, cameras: CamerasDep,
+                              user: TechnicianDep) -> CameraPublic:
+    """Registers a discovered camera with its credentials, agent and zone."""
+    with _errors():
+        return await cameras.register_discovered(discovery_id, body, user)
+
+
+@router.get("/api/v1/cameras/{camera_id}")
+def get_camera(camera_id: str, session: SessionDep, _user: ViewerDep) -> CameraPublic:
+    """One camera."""
+    camera = session.get(Camera, camera_id)
+    if camera is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}")
+    return camera_public(camera)
+
+
+@router.patch("/api/v1/cameras/{camera_id}")
+async def update_camera(camera_id: str, body: CameraUpdate, cameras: CamerasDep,
+                        user: TechnicianDep) -> CameraPublic:
+    """Changes name, agent, zone, credentials or profile (new credentials are tried on the camera first)."""
+    with _errors():
+        return await cameras.update(camera_id, body, user)
+
+
+@router.delete("/api/v1/cameras/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_camera(camera_id: str, cameras: CamerasDep, user: TechnicianDep) -> Response:
+    """Removes a camera with its events and snapshots; live views of it end."""
+    with _errors():
+        await cameras.delete(camera_id, user)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/api/v1/cameras/{camera_id}/status")
+def camera_status(camera_id: str, session: SessionDep, controller: ControllerDep,
+                  _user: ViewerDep) -> CameraStatusPublic:
+    """Health (online / fault) and, while someone watches, the reader's fps, resolution and frame age."""
+    camera = session.get(Camera, camera_id)
+    if camera is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}")
+    feed = controller.cameras.gateway.status(camera_id)
+    reader = FeedStatusPublic.model_validate(feed, from_attributes=True) if feed is not None else None
+    online = reader.online if reader is not None and reader.running else camera.status == "online"
+    return CameraStatusPublic(id=camera.id, status=camera.status, fault=camera.fault,
+                              status_changed_at=camera.status_changed_at, last_ok_at=camera.last_ok_at,
+                              online=online, reader=reader)
+
+
+@router.put("/api/v1/cameras/{camera_id}/motion")
+async def set_motion(camera_id: str, body: MotionSettings, cameras: CamerasDep, user: SecurityDep) -> CameraPublic:
+    """Turns motion detection on or off, with its zones, sensitivity and debounce."""
+    with _errors():
+        return await cameras.set_motion(camera_id, body, user)
+
+
+# live view ------------------------------------------------------------------------------------------
+
+
+async def _mjpeg(gateway: CameraGateway, camera_id: str) -> AsyncIterator[bytes]:
+    async with gateway.viewer(camera_id) as feed:
+        seq = 0
+        while not feed.closed:
+            frame = await feed.next_frame(seq, FRAME_WAIT_S)
+            if frame is None:
+                continue
+            seq = frame.seq
+            head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
+                    f"X-Frame-Seq: {frame.seq}\r\nX-Frame-Time: {frame.captured_at:.6f}\r\n\r\n")
+            yield head.encode() + frame.jpeg + b"\r\n"
+
+
+@router.get("/api/v1/cameras/{camera_id}/live.mjpeg", response_class=StreamingResponse)
+async def live(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> StreamingResponse:
+    """The camera live as MJPEG (``multipart/x-mixed-replace``); every viewer shares one reader."""
+    with _errors():
+        await cameras.access(camera_id)
+    return StreamingResponse(_mjpeg(cameras.gateway, camera_id),
+                             media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/api/v1/cameras/{camera_id}/snapshot.jpg", response_class=Response)
+async def snapshot(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> Response:
+    """The newest live frame, or the camera's ONVIF snapshot when nobody watches it."""
+    with _errors():
+        jpeg = await cameras.snapshot(camera_id)
+    return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+
+# PTZ ------------------------------------------------------------------------------------------------
+
+
+@router.post("/api/v1/cameras/{camera_id}/ptz/move", status_code=status.HTTP_204_NO_CONTENT)
+async def ptz_move(camera_id: str, body: PtzMove, cameras: CamerasDep, _user: SecurityDep) -> Response:
+    """Starts a continuous pan/tilt/zoom move (until stop, or ``timeout_s``)."""
+    with _errors():
+        access = await cameras.ptz_access(camera_id)
+        assert access.profile_token is not None
+        async with access.ptz_control() as ptz:
+            await ptz.continuous_move(access.profile_token, body.pan, body.tilt, body.zoom, body.timeout_s)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/api/v1/cameras/{camera_id}/ptz/stop", status_code=status.HTTP_204_NO_CONTENT)
+async def ptz_stop(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> Response:
+    """Stops any PTZ move."""
+    with _errors():
+        access = await cameras.ptz_access(camera_id)
+        assert access.profile_token is not None
+        async with access.ptz_control() as ptz:
+            await ptz.stop(access.profile_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/api/v1/cameras/{camera_id}/ptz/presets")
+async def ptz_presets(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> list[PresetPublic]:
+    """The camera's stored positions."""
+    with _errors():
+        access = await cameras.ptz_access(camera_id)
+        assert access.profile_token is not None
+        async with access.ptz_control() as ptz:
+            presets = await ptz.presets(access.profile_token)
+    return [PresetPublic(token=p.token, name=p.name) for p in presets]
+
+
+@router.post("/api/v1/cameras/{camera_id}/ptz/presets", status_code=status.HTTP_201_CREATED)
+async def ptz_set_preset(camera_id: str, body: PresetCreate, cameras: CamerasDep,
+                         _user: SecurityDep) -> PresetPublic:
+    """Stores the current position under a name."""
+    with _errors():
+        access = await cameras.ptz_access(camera_id)
+        assert access.profile_token is not None
+        async with access.ptz_control() as ptz:
+            token = await ptz.set_preset(access.profile_token, body.name)
+    return PresetPublic(token=token, name=body.name)
+
+
+@router.post("/api/v1/cameras/{camera_id}/ptz/presets/{preset_token}/goto", status_code=status.HTTP_204_NO_CONTENT)
+async def ptz_goto(camera_id: str, preset_token: str, cameras: CamerasDep, _user: SecurityDep) -> Response:
+    """Moves to a stored position."""
+    with _errors():
+        access = await cameras.ptz_access(camera_id)
+        assert access.profile_token is not None
+        async with access.ptz_control() as ptz:
+            await ptz.goto_preset(access.profile_token, preset_token)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# events ---------------------------------------------------------------------------------------------
+
+
+@router.get("/api/v1/camera-events")
+def list_events(session: SessionDep, _user: SecurityDep, camera_id: str | None = None,
+                type: str | None = None, zone: str | None = None,
+                since_ms: int | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                ) -> list[CameraEventMessage]:
+    """Motion, fault and recovery events, newest first."""
+    query = select(CameraEvent).order_by(CameraEvent.ts_ms.desc(), CameraEvent.id)
+    if camera_id is not None:
+        query = query.where(CameraEvent.camera_id == camera_id)
+    if type is not None:
+        query = query.where(CameraEvent.type == type)
+    if zone is not None:
+        query = query.where(CameraEvent.zone == zone)
+    if since_ms is not None:
+        query = query.where(CameraEvent.ts_ms >= since_ms)
+    return [event_message(e) for e in session.scalars(query.limit(limit))]
+
+
+async def _sse(hub: EventHub) -> AsyncIterator[bytes]:
+    queue = hub.subscribe()
+    try:
+        yield b": connected\n\n"
+        while True:
+            try:
+                message = await asyncio.wait_for(queue.get(), SSE_KEEPALIVE_S)
+            except TimeoutError:
+                yield b": keepalive\n\n"
+                continue
+            yield f"id: {message.id}\nevent: {message.type}\ndata: {message.model_dump_json()}\n\n".encode()
+    finally:
+        hub.unsubscribe(queue)
+
+
+@router.get("/api/v1/camera-events/stream", response_class=StreamingResponse)
+async def event_stream(cameras: CamerasDep, _user: SecurityDep) -> StreamingResponse:
+    """Camera events as they happen (Server-Sent Events; ``event`` is the type, ``data`` the event)."""
+    return StreamingResponse(_sse(cameras.hub), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+
+@router.get("/api/v1/camera-events/{event_id}/snapshot.jpg", response_class=Response)
+async def event_snapshot(event_id: str, session: SessionDep, cameras: CamerasDep, _user: SecurityDep) -> Response:
+    """The frame stored with a motion event (404 once retention removed it)."""
+    event = session.get(CameraEvent, event_id)
+    if event is None or event.snapshot is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no snapshot for event {event_id!r}")
+    try:
+        data = await asyncio.to_thread(cameras.snapshots.path(event.snapshot).read_bytes)
+    except (OSError, ValueError):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"the snapshot of event {event_id!r} is gone") from None
+    return Response(data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
