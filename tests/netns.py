@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.local_stack import ManagedProcess
+from controller.local_stack import AgentFiles, ManagedProcess, loaphuong_command
 
 SUBNET = "10.231.7"
 
@@ -90,3 +90,32 @@ def bridge_tcp(net_ns: str, port: int, log: Path) -> ManagedProcess:
     return ManagedProcess(f"bridge-{port}", ["ip", "netns", "exec", net_ns, "socat",
                                              f"TCP4-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
                                              f"EXEC:{target}"], log)
+
+
+@dataclass
+class NamespacedAgent:
+    """An agent process inside a namespace, with the socat bridge that carries its MQTT connection."""
+
+    proc: ManagedProcess
+    bridge: ManagedProcess
+
+    def log(self) -> str:
+        return self.proc.log_text()
+
+    def stop(self) -> None:
+        self.proc.stop()
+        self.bridge.stop()
+
+
+def start_agent_in_namespace(net: Lan, files: AgentFiles, log_dir: Path, mqtt_port: int) -> NamespacedAgent:
+    """Runs ``loaphuong agent`` inside ``net.agent_ns``; its broker (main namespace, 127.0.0.1:``mqtt_port``)
+    is reached through :func:`bridge_tcp`. Stop it in teardown."""
+    bridge = bridge_tcp(net.agent_ns, mqtt_port, log_dir / f"bridge-{files.agent_id}.log")
+    try:
+        proc = ManagedProcess(f"agent-{files.agent_id}", [*net.prefix(net.agent_ns), *loaphuong_command(), "agent",
+                                                          "--config", str(files.config)],
+                              log_dir / f"{files.agent_id}.log", env={**os.environ})
+    except BaseException:
+        bridge.stop()
+        raise
+    return NamespacedAgent(proc, bridge)

@@ -459,8 +459,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 # ------------------------------------------------------------------------------------------ discovery
 
 
-def probe_match(emu: OnvifEmulator, relates_to: str, *, action: str = "ProbeMatches") -> bytes:
-    """A WS-Discovery ProbeMatches answer for ``emu`` (``action`` may be ipycam's ``ProbeMatch``)."""
+def probe_match(emu: OnvifEmulator, relates_to: str, *, action: str = "ProbeMatches", xaddr: str = "") -> bytes:
+    """A WS-Discovery ProbeMatches answer for ``emu`` (``action`` may be ipycam's ``ProbeMatch``).
+
+    ``xaddr`` replaces the advertised device-service address (e.g. a camera the controller can reach).
+    """
     return (
         '<?xml version="1.0" encoding="UTF-8"?>'
         f'<env:Envelope xmlns:env="{SOAP12}" xmlns:wsa="http://schemas.xmlsoap.org/ws/2004/08/addressing" '
@@ -475,13 +478,14 @@ def probe_match(emu: OnvifEmulator, relates_to: str, *, action: str = "ProbeMatc
         '<d:Types>dn:NetworkVideoTransmitter</d:Types>'
         '<d:Scopes>onvif://www.onvif.org/type/ptz onvif://www.onvif.org/name/EmuCam '
         'onvif://www.onvif.org/hardware/PTZ-Emu-2 onvif://www.onvif.org/location/khu-pho-1</d:Scopes>'
-        f'<d:XAddrs>{emu.device_url}</d:XAddrs>'
+        f'<d:XAddrs>{xaddr or emu.device_url}</d:XAddrs>'
         '<d:MetadataVersion>1</d:MetadataVersion>'
         '</d:ProbeMatch></d:ProbeMatches></env:Body></env:Envelope>'
     ).encode()
 
 
-def serve_discovery(emu: OnvifEmulator, stop: threading.Event, *, extra_replies: list[bytes] | None = None) -> None:
+def serve_discovery(emu: OnvifEmulator, stop: threading.Event, *, extra_replies: list[bytes] | None = None,
+                    advertise: str = "") -> None:
     """Answers WS-Discovery probes on 239.255.255.250:3702 (only ever run inside a test namespace).
 
     ``extra_replies`` are sent before the real answer (garbage, for the client's robustness tests).
@@ -507,7 +511,7 @@ def serve_discovery(emu: OnvifEmulator, stop: threading.Event, *, extra_replies:
             relates = found.group(1) if found else f"urn:uuid:{uuid.uuid4()}"
             for junk in extra_replies or []:
                 sock.sendto(junk, addr)
-            sock.sendto(probe_match(emu, relates), addr)
+            sock.sendto(probe_match(emu, relates, xaddr=advertise), addr)
     finally:
         sock.close()
 
@@ -534,6 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--endpoint", default="")
     parser.add_argument("--discovery", action="store_true")
     parser.add_argument("--bad-replies", action="store_true", help="send malformed answers before the real one")
+    parser.add_argument("--advertise", default="", help="device-service URL to announce instead of this emulator's")
     args = parser.parse_args(argv)
     emu = OnvifEmulator(host=args.host, port=args.port, username=args.username, password=args.password)
     if args.endpoint:
@@ -545,7 +550,8 @@ def main(argv: list[str] | None = None) -> int:
     threads = []
     if args.discovery:
         extra = BAD_REPLIES if args.bad_replies else None
-        t = threading.Thread(target=serve_discovery, args=(emu, stop), kwargs={"extra_replies": extra}, daemon=True)
+        t = threading.Thread(target=serve_discovery, args=(emu, stop),
+                             kwargs={"extra_replies": extra, "advertise": args.advertise}, daemon=True)
         t.start()
         threads.append(t)
     print(f"onvif emulator on {emu.base} endpoint {emu.endpoint} pid {os.getpid()}", flush=True)

@@ -147,6 +147,37 @@ def _wait_in_namespace(prefix: list[str], host: str, port: int, proc: ManagedPro
     raise AssertionError(f"ipycam did not listen on {host}:{port}:\n{proc.log_text()[-3000:]}")
 
 
+def start_emulator_process(tmp: Path, host: str, *, prefix: list[str] | None = None, endpoint: str = "",
+                           discovery: bool = True, bad_replies: bool = False, advertise: str = "",
+                           timeout: float = 20.0) -> tuple[ManagedProcess, int]:
+    """Runs tests/onvif_emulator.py as a process (inside a namespace with ``prefix``); returns it and its port.
+
+    With ``discovery`` it answers WS-Discovery probes — only ever inside a test namespace. ``advertise``
+    makes it announce another device-service URL (a camera the controller can reach on 127.0.0.1);
+    ``bad_replies`` sends malformed answers before the real one.
+    """
+    port = free_port()
+    cmd = [*(prefix or []), sys.executable, "-m", "tests.onvif_emulator", "--host", host, "--port", str(port)]
+    if endpoint:
+        cmd += ["--endpoint", endpoint]
+    if discovery:
+        cmd.append("--discovery")
+    if bad_replies:
+        cmd.append("--bad-replies")
+    if advertise:
+        cmd += ["--advertise", advertise]
+    tmp.mkdir(parents=True, exist_ok=True)
+    proc = ManagedProcess("onvif-emulator", cmd, tmp / f"emulator-{port}.log",
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, cwd=REPO)
+    deadline = time.monotonic() + timeout
+    while "onvif emulator on" not in proc.log_text():
+        if not proc.alive or time.monotonic() > deadline:
+            proc.stop()
+            raise AssertionError(f"emulator did not start:\n{proc.log_text()[-3000:]}")
+        time.sleep(0.1)
+    return proc, port
+
+
 @pytest.fixture
 def ipycam_camera(tmp_path: Path) -> Iterator[IpycamHandle]:
     """ipycam on 127.0.0.1 (free ports, no WS-Discovery), with credentials; stopped in teardown."""

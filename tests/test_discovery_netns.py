@@ -19,13 +19,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller.local_stack import ManagedProcess, free_port, loaphuong_command, register_agent, write_agent_config
+from controller.local_stack import register_agent, write_agent_config
 from devices.protocol import CameraDiscover, Topics
 from tests.conftest import ControllerHandle
 from tests.mqtt_tools import controller_signer, publish
-from tests.netns import Lan, bridge_tcp, lan, netns_unavailable
+from tests.netns import Lan, lan, netns_unavailable, start_agent_in_namespace
 from tests.onvif_emulator import BAD_REPLIES
-from tests.onvif_fixtures import REPO, IpycamHandle, ipycam_available, start_ipycam
+from tests.onvif_fixtures import REPO, IpycamHandle, ipycam_available, start_emulator_process, start_ipycam
 
 _REASON = netns_unavailable()
 pytestmark = pytest.mark.skipif(_REASON is not None, reason=f"network namespaces unavailable: {_REASON}")
@@ -41,25 +41,11 @@ def net() -> Iterator[Lan]:
         yield segment
 
 
-def _start_emulator(net: Lan, tmp: Path, *, bad_replies: bool) -> tuple[ManagedProcess, int]:
-    port = free_port()
-    cmd = [*net.prefix(net.camera_ns), sys.executable, "-m", "tests.onvif_emulator", "--host", net.camera_ip,
-           "--port", str(port), "--discovery", "--endpoint", EMU_ENDPOINT]
-    proc = ManagedProcess("onvif-emulator", [*cmd, "--bad-replies"] if bad_replies else cmd, tmp / "emulator.log",
-                          env=_ENV, cwd=REPO)
-    deadline = time.monotonic() + 20
-    while "onvif emulator on" not in proc.log_text():
-        if not proc.alive or time.monotonic() > deadline:
-            proc.stop()
-            raise AssertionError(f"emulator did not start:\n{proc.log_text()[-3000:]}")
-        time.sleep(0.1)
-    return proc, port
-
-
 @pytest.fixture
 def cameras(net: Lan, tmp_path: Path) -> Iterator[tuple[IpycamHandle | None, int]]:
     """ipycam (if installed) and the emulator (sending malformed answers first) in the camera namespace."""
-    emu, emu_port = _start_emulator(net, tmp_path, bad_replies=True)
+    emu, emu_port = start_emulator_process(tmp_path, net.camera_ip, prefix=net.prefix(net.camera_ns),
+                                           endpoint=EMU_ENDPOINT, bad_replies=True)
     cam: IpycamHandle | None = None
     try:
         if ipycam_available() is None:
@@ -140,27 +126,25 @@ def test_agent_reports_discovered_cameras_over_mqtt(net: Lan, cameras: tuple[Ipy
     registered = register_agent(controller.api, controller.token, agent_id, ["khu-pho-1"])
     files = write_agent_config(tmp_path / "agent", registered, ["khu-pho-1"],
                                extra="\n[cameras]\ndiscover_interval_s = 60\nprobe_timeout_ms = 2000\n")
-    # The agent lives in its namespace; its broker connection crosses into the main one through socat.
-    mqtt_bridge = bridge_tcp(net.agent_ns, controller.mqtt_port, tmp_path / "bridge-mqtt.log")
     events = _Events(controller.mqtt_port, agent_id)
-    agent = ManagedProcess(f"agent-{agent_id}", [*net.prefix(net.agent_ns), *loaphuong_command(), "agent",
-                                                 "--config", str(files.config)], tmp_path / "agent.log",
-                           env={**os.environ})
+    # The agent lives in its namespace; its broker connection crosses into the main one through socat.
+    agent = start_agent_in_namespace(net, files, tmp_path, controller.mqtt_port)
     try:
-        controller.wait_for(lambda: controller.device(agent_id)["online"] or not agent.alive, 30, "agent online")
-        assert agent.alive, agent.log_text()
+        controller.wait_for(lambda: controller.device(agent_id)["online"] or not agent.proc.alive, 30,
+                            "agent online")
+        assert agent.proc.alive, agent.log()
         # The periodic probe (interval set): a first look shortly after start, not tied to a command.
         periodic = events.wait(lambda t, b: t.endswith("camera.discovered") and b["data"]["ref"] is None, 30,
-                               "periodic camera.discovered", agent.log_text())
+                               "periodic camera.discovered", agent.log())
         assert EMU_ENDPOINT in {c["endpoint"] for c in periodic["data"]["cameras"]}
         # On command: a signed camera.discover, answered ok, then an event that names it.
         cmd = controller_signer(controller.data_dir).command("camera.discover", CameraDiscover(timeout_ms=1500),
                                                              to=agent_id, ttl_ms=60_000)
         publish(controller.mqtt_port, Topics.command(agent_id, "camera.discover"), cmd.to_bytes())
         events.wait(lambda t, b: t.endswith("/reply") and b["id"] == cmd.id and b["status"] == "ok", 15,
-                    "ok reply", agent.log_text())
+                    "ok reply", agent.log())
         found = events.wait(lambda t, b: t.endswith("camera.discovered") and b["data"]["ref"] == cmd.id, 30,
-                            "camera.discovered for the command", agent.log_text())
+                            "camera.discovered for the command", agent.log())
         data = found["data"]
         assert found["from"] == agent_id and (data["part"], data["parts"]) == (1, 1)
         by_endpoint = {c["endpoint"]: c for c in data["cameras"]}
@@ -168,8 +152,33 @@ def test_agent_reports_discovered_cameras_over_mqtt(net: Lan, cameras: tuple[Ipy
         assert data["skipped"] == 2 * len(BAD_REPLIES)
         if cam is not None:
             assert any(c["xaddrs"] == [cam.device_url] for c in data["cameras"])
-        assert "discovery answer skipped" in agent.log_text()
+        assert "discovery answer skipped" in agent.log()
     finally:
         agent.stop()
         events.close()
-        mqtt_bridge.stop()
+
+
+async def test_discovered_address_is_read_over_onvif(net: Lan, tmp_path: Path) -> None:
+    """Discovery → ONVIF: the probe (in a namespace) finds an address the controller then reads (main namespace)."""
+    import asyncio
+    import urllib.parse
+
+    from controller.cameras.onvif import describe
+    from tests.onvif_emulator import OnvifEmulator
+
+    with OnvifEmulator() as camera:  # on 127.0.0.1, where the controller reaches it
+        responder, _ = start_emulator_process(tmp_path, net.camera_ip, prefix=net.prefix(net.camera_ns),
+                                              endpoint=camera.endpoint, advertise=camera.device_url)
+        try:
+            done = await asyncio.to_thread(
+                subprocess.run, [*net.prefix(net.agent_ns), sys.executable, "-c", _PROBE.format(timeout=1.5)],
+                capture_output=True, text=True, timeout=30, env=_ENV, cwd=REPO, check=False)
+        finally:
+            responder.stop()
+        assert done.returncode == 0, done.stderr
+        (found,) = json.loads(done.stdout.strip().splitlines()[-1])["cameras"]
+        assert found["endpoint"] == camera.endpoint
+        url = urllib.parse.urlsplit(found["xaddrs"][0])
+        assert url.hostname and url.port
+        desc = await describe(url.hostname, url.port, camera.username, camera.password, timeout_s=10)
+        assert desc.info.serial == camera.serial and desc.profiles
