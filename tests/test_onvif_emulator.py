@@ -85,6 +85,7 @@ async def test_stream_uri_not_rtsp(emu: OnvifEmulator) -> None:
 async def test_ptz_commands_reach_the_camera(emu: OnvifEmulator) -> None:
     async with PtzControl(emu.host, emu.port, emu.username, emu.password) as ptz:
         await ptz.continuous_move("prof0", 0.5, -0.25, 0.0, 2.0)
+        await ptz.continuous_move("prof0", 0.0, 0.0, -1.0, None)
         await ptz.stop("prof0")
         presets = await ptz.presets("prof0")
         assert [(p.token, p.name) for p in presets] == [("1", "Cong chinh"), ("2", "San truoc")]
@@ -99,8 +100,10 @@ async def test_ptz_commands_reach_the_camera(emu: OnvifEmulator) -> None:
     move = emu.operations("ContinuousMove")[0].params
     assert move["ProfileToken"] == "prof0"
     assert (move["Velocity"]["PanTilt"]["x"], move["Velocity"]["PanTilt"]["y"]) == (0.5, -0.25)
-    assert move["Velocity"]["Zoom"]["x"] == 0.0
+    assert move["Velocity"]["Zoom"] is None  # at rest: left out for cameras without zoom
     assert move["Timeout"].total_seconds() == 2.0
+    zoom = emu.operations("ContinuousMove")[1].params
+    assert zoom["Velocity"]["PanTilt"] is None and zoom["Velocity"]["Zoom"]["x"] == -1.0 and zoom["Timeout"] is None
     stop = emu.operations("Stop")[0].params
     assert (stop["ProfileToken"], stop["PanTilt"], stop["Zoom"]) == ("prof0", True, True)
     assert emu.operations("GotoPreset")[0].params["PresetToken"] == "2"
@@ -172,3 +175,19 @@ async def test_unreachable_and_timeout() -> None:
     with pytest.raises(CameraError) as err:
         await describe("bad host/name", 80, "a", "b")
     assert err.value.reason == "unreachable"
+
+
+async def test_debug_logging_carries_no_credentials(emu: OnvifEmulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    emu.username = "ky-thuat-vien"
+    await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    async with PtzControl(emu.host, emu.port, emu.username, emu.password) as ptz:
+        await ptz.stop("prof0")
+    assert "ky-thuat-vien" not in caplog.text and emu.password not in caplog.text
+    assert "PasswordDigest" not in caplog.text
+
+
+async def test_userinfo_in_camera_uris_is_dropped(emu: OnvifEmulator) -> None:
+    emu.stream_base = "rtsp://admin:lo-mat-khau@127.0.0.1:8554/live"
+    desc = await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert desc.profiles[0].rtsp_uri == "rtsp://127.0.0.1:8554/live/prof0"

@@ -42,6 +42,10 @@ finally:
         _root_logger.removeHandler(_import_guard)
 
 log = logging.getLogger(__name__)
+# zeep's transports log every request envelope at DEBUG, WS-Security header (username, password digest,
+# nonce) included; a controller running at DEBUG must still not write those.
+for _chatty in ("zeep.transports", "onvif.zeep_aiohttp"):
+    logging.getLogger(_chatty).setLevel(logging.INFO)
 
 Reason = Literal["unreachable", "auth", "fault", "malformed", "no_h264", "bad_uri"]
 MEDIA_NS: Final = "http://www.onvif.org/ver10/media/wsdl"
@@ -193,8 +197,8 @@ def _classify(exc: BaseException, what: str, where: str, secrets: _Secrets) -> C
 _T = TypeVar("_T")
 
 
-async def _guarded(coro: Awaitable[_T], what: str, where: str, secrets: _Secrets, timeout_s: float) -> _T:
-    """Awaits ``coro`` within ``timeout_s``, every failure mapped to CameraError."""
+async def _guarded(coro: Awaitable[_T], what: str, where: str, secrets: _Secrets, timeout_s: float | None) -> _T:
+    """Awaits ``coro`` within ``timeout_s`` (None: the caller's own timeout bounds it), failures mapped."""
     try:
         async with asyncio.timeout(timeout_s):
             return await coro
@@ -279,7 +283,7 @@ async def describe(host: str, port: int, username: str, password: str, *, timeou
 
 
 async def _describe(cam: ONVIFCamera, where: str, secrets: _Secrets) -> CameraDescription:
-    step_timeout = 3600.0  # the caller's overall timeout bounds every step
+    step_timeout = None  # describe()'s overall timeout bounds every step
     await _guarded(cam.update_xaddrs(), "reading the service list", where, secrets, step_timeout)
     devicemgmt = await _guarded(cam.create_devicemgmt_service(), "opening the device service", where, secrets,
                                 step_timeout)
@@ -329,8 +333,10 @@ async def _describe(cam: ONVIFCamera, where: str, secrets: _Secrets) -> CameraDe
                         secrets.scrub(uri, 120))
             continue
         snapshot = await _snapshot_uri(media, token, where, secrets)
+        # User-info some cameras embed in URIs is dropped: credentials live only in the encrypted store.
         profiles.append(MediaProfile(token=token, name=name, encoding="H264", width=width, height=height, fps=fps,
-                                     rtsp_uri=uri, snapshot_uri=snapshot, ptz=ptz))
+                                     rtsp_uri=redact_uri(uri), snapshot_uri=snapshot and redact_uri(snapshot),
+                                     ptz=ptz))
     if not profiles:
         if bad_uris:
             raise CameraError("bad_uri", f"{where}: no H.264 profile has an rtsp:// stream URI "
@@ -484,11 +490,14 @@ class PtzControl:
     async def continuous_move(self, profile_token: str, pan: float, tilt: float, zoom: float,
                               timeout_s: float | None) -> None:
         """Starts moving at the given speeds (each -1…1); the camera stops by itself after ``timeout_s``."""
-        request: dict[str, Any] = {
-            "ProfileToken": profile_token,
-            "Velocity": {"PanTilt": {"x": _axis(pan, "pan"), "y": _axis(tilt, "tilt")},
-                         "Zoom": {"x": _axis(zoom, "zoom")}},
-        }
+        pan, tilt, zoom = _axis(pan, "pan"), _axis(tilt, "tilt"), _axis(zoom, "zoom")
+        # An axis group at rest is left out: cameras without zoom (or without pan/tilt) fault on it.
+        velocity: dict[str, Any] = {}
+        if pan or tilt or not zoom:
+            velocity["PanTilt"] = {"x": pan, "y": tilt}
+        if zoom:
+            velocity["Zoom"] = {"x": zoom}
+        request: dict[str, Any] = {"ProfileToken": profile_token, "Velocity": velocity}
         if timeout_s is not None:
             if not math.isfinite(timeout_s) or not 0 < timeout_s <= 3600:
                 raise ValueError(f"move timeout must be 0–3600 s, not {timeout_s!r}")
