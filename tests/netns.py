@@ -119,3 +119,15 @@ def start_agent_in_namespace(net: Lan, files: AgentFiles, log_dir: Path, mqtt_po
         bridge.stop()
         raise
     return NamespacedAgent(proc, bridge)
+
+
+@contextmanager
+def bare_namespace() -> Iterator[str]:
+    """A namespace with only its loopback up and no routes at all (so multicast cannot even be sent)."""
+    name = f"lpb-{secrets.token_hex(3)}"
+    try:
+        _ip("netns", "add", name)
+        _ip("-n", name, "link", "set", "lo", "up")
+        yield name
+    finally:
+        _ip("netns", "del", name, check=False)

@@ -160,3 +160,49 @@ def test_agent_camera_finder_stays_light() -> None:
             "if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+async def test_a_big_round_is_split_into_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fast layer beside the namespace tests: the finder's chunking, with the probe's result given."""
+    from pydantic import BaseModel
+
+    import edge_agent.camera_finder as finder_mod
+    from devices.protocol import make_event
+    from edge_agent.config import CamerasSection
+
+    result = ProbeResult()
+    for i in range(70):
+        cam = DiscoveredCamera(endpoint=f"urn:uuid:{i:08d}-0000-0000-0000-000000000000",
+                               xaddrs=[f"http://10.0.{i // 200}.{i % 200 + 2}/onvif/device_service"],
+                               host=f"10.0.{i // 200}.{i % 200 + 2}")
+        result.cameras[cam.endpoint] = cam
+    result.skipped.append("10.0.0.99: bad_xml")
+    monkeypatch.setattr(finder_mod, "probe_lan", lambda *a, **k: result)
+    sent: list[BaseModel] = []
+
+    async def emit(kind: str, data: BaseModel) -> None:
+        make_event("loa-01", kind, data)  # each must make a valid event
+        sent.append(data)
+
+    finder = finder_mod.CameraFinder(CamerasSection(), emit)
+    try:
+        await finder.discover(1000, "lenh-1")
+    finally:
+        finder.close()
+    parts = [p for p in sent if isinstance(p, CameraDiscovered)]
+    assert [(p.part, p.parts, len(p.cameras), p.ref, p.skipped) for p in parts] == [
+        (1, 3, 32, "lenh-1", 1), (2, 3, 32, "lenh-1", 1), (3, 3, 6, "lenh-1", 1)]
+    assert len({c.endpoint for p in parts for c in p.cameras}) == 70
+
+
+def test_cameras_config_section() -> None:
+    from pydantic import ValidationError
+
+    from edge_agent.config import CamerasSection
+
+    assert CamerasSection().discover_interval_s is None
+    assert CamerasSection(interface="192.168.1.20", discover_interval_s=3600).interface == "192.168.1.20"
+    for bad in ({"interface": "999.1.1.1"}, {"discover_interval_s": 5}, {"ttl": 0}, {"probe_timeout_ms": 50},
+                {"intervall": 60}):
+        with pytest.raises(ValidationError):
+            CamerasSection.model_validate(bad)

@@ -182,3 +182,33 @@ async def test_discovered_address_is_read_over_onvif(net: Lan, tmp_path: Path) -
         assert url.hostname and url.port
         desc = await describe(url.hostname, url.port, camera.username, camera.password, timeout_s=10)
         assert desc.info.serial == camera.serial and desc.profiles
+
+
+_FAILING_ROUND = """
+import asyncio, json
+from edge_agent.camera_finder import CameraFinder
+from edge_agent.config import CamerasSection
+
+async def main():
+    events = []
+    async def emit(kind, data):
+        events.append((kind, data.model_dump()))
+    finder = CameraFinder(CamerasSection(), emit)
+    await finder.discover(500, "lenh-42")
+    finder.close()
+    print(json.dumps(events))
+
+asyncio.run(main())
+"""
+
+
+def test_probe_without_a_network_reports_an_error_event() -> None:
+    from tests.netns import bare_namespace
+
+    with bare_namespace() as ns:
+        done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _FAILING_ROUND], capture_output=True,
+                              text=True, timeout=30, env=_ENV, cwd=REPO, check=False)
+    assert done.returncode == 0, done.stderr
+    ((kind, data),) = json.loads(done.stdout.strip().splitlines()[-1])
+    assert kind == "error" and data["code"] == "camera_discovery" and data["ref"] == "lenh-42"
+    assert "WS-Discovery probe" in data["message"]
