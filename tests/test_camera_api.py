@@ -48,12 +48,17 @@ def rtsp(tmp_path: Path) -> Iterator[RtspServer]:
         server.stop()
 
 
-@pytest.fixture
-def cam_controller(controller_factory: Any, broker: Broker) -> ControllerHandle:
-    """A controller with short camera timings (grace, fault, back-off)."""
+def start_cam_controller(controller_factory: Any, broker: Broker) -> ControllerHandle:
+    """A controller with short camera timings (grace, fault, back-off), stopped by the factory."""
     handle: ControllerHandle = controller_factory(broker.port, env=CAMERA_ENV)
     handle.wait_for(lambda: handle.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
     return handle
+
+
+@pytest.fixture
+def cam_controller(controller_factory: Any, broker: Broker) -> ControllerHandle:
+    """A controller with short camera timings."""
+    return start_cam_controller(controller_factory, broker)
 
 
 def staff_token(ctl: ControllerHandle, username: str, role: str) -> str:
@@ -65,9 +70,14 @@ def staff_token(ctl: ControllerHandle, username: str, role: str) -> str:
     return token
 
 
+def role_tokens(ctl: ControllerHandle) -> dict[str, str]:
+    """Session tokens of a technician, a security guard and an officer."""
+    return {role: staff_token(ctl, f"u-{role}", role) for role in ("technician", "security", "officer")}
+
+
 @pytest.fixture
 def tokens(cam_controller: ControllerHandle) -> dict[str, str]:
-    return {role: staff_token(cam_controller, f"u-{role}", role) for role in ("technician", "security", "officer")}
+    return role_tokens(cam_controller)
 
 
 def register_rtsp(ctl: ControllerHandle, token: str | None, rtsp: RtspServer, camera_id: str = "cong-phuong",
