@@ -21,6 +21,7 @@ from controller.api import (
     media,
     plays,
     schedule,
+    signs,
     speech,
     users,
     zones,
@@ -61,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
         return await call_next(request)
 
-    for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras):
+    for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras,
+                   signs):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, cameras.validation_errors_without_input)
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from controller.cameras.discoveries import record_discovered
 from controller.db import Database
 from controller.models import Delivery, Device, DeviceEvent, Play, utcnow
+from controller.signs import record_sign_status
 from devices.protocol import (
     AgentError,
     Envelope,
@@ -94,6 +95,7 @@ class FleetRecorder:
             "play.finished": self._play_finished,
             "error": self._agent_error,
             "camera.discovered": record_discovered,
+            "sign.status": record_sign_status,
         }
 
     def handle(self, info: TopicInfo, payload: bytes) -> HandleResult | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
+from collections.abc import Iterable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -20,6 +21,7 @@ from controller.keys import load_or_create_signing_key
 from controller.media_store import MediaStore
 from controller.schedule_items import ScheduleService
 from controller.settings import Settings
+from controller.signs import SignService
 from controller.speech import SpeechService
 from controller.windows import WindowPublisher
 from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
@@ -70,12 +72,18 @@ class Controller:
         self.announcements = AnnouncementService(settings, self.db, self.speech, self.signer, self.sender)
         self.windows = WindowPublisher(settings, self.db, self.signer, self.link)
         self.schedule = ScheduleService(settings, self.speech, self.windows.request)
-        self.fleet.on_device_change = self.windows.request
+        self.signs = SignService(settings, self.db, self.media, self.signer, self.link)
+        self.fleet.on_device_change = self._device_changed
         self.cameras = CameraService(settings, self.db, self.link, self.signer)
         self._scheduler: AsyncIOScheduler | None = None
         self._connected_once = False
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=_INBOX_LIMIT)
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _device_changed(self, agent_ids: Iterable[str] | None) -> None:
+        # A device's zones or enabled flag decide both its schedule window and which signs items reach.
+        self.windows.request(agent_ids)
+        self.signs.request(agent_ids)
 
     async def start(self) -> None:
         """Starts the link and the workers; picks up work a previous run left unfinished."""
@@ -85,7 +93,7 @@ class Controller:
             log.info("resuming %d queued deliveries and %d announcements to render", queued, rendering)
         for name, coro in (("mqtt", self.link.run()), ("sender", self.sender.run()),
                            ("announcements", self.announcements.run()), ("inbox", self._inbox_worker()),
-                           ("windows", self.windows.run())):
+                           ("windows", self.windows.run()), ("signs", self.signs.run())):
             self._tasks.append(asyncio.create_task(coro, name=f"controller-{name}"))
         bind(self.db, self.speech, self.windows)
         self._scheduler = start_scheduler(self.settings, self.db)

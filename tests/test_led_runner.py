@@ -45,8 +45,8 @@ def shown(directory: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-async def wait_until(check: Any, timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(check: Any, limit_s: float = 10) -> None:
+    deadline = time.monotonic() + limit_s
     while not check():
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached in time")
@@ -98,7 +98,8 @@ async def test_runner_shows_playlist_then_announcement_then_back(tmp_path: Path)
         assert runner.states()[0].source == "announcement"
         runner.set_playing(None)
         count = len(shown(out))
-        await wait_until(lambda: any(" ".join(r.get("lines", [])) == "Thông báo tiêm chủng" for r in shown(out)[count:]))
+        await wait_until(lambda: any(" ".join(r.get("lines", [])) == "Thông báo tiêm chủng"
+                                     for r in shown(out)[count:]))
         runner.set_playlist(playlist(2))
         await wait_until(lambda: shown(out)[-1]["kind"] == "blank")
         assert runner.states()[0].source == "idle"
@@ -142,7 +143,7 @@ async def test_alpha_sign_fault_backoff_and_recovery(tmp_path: Path) -> None:
         # the adapter is plugged in: the runner finds it on its next try
         pair = await asyncio.to_thread(start_pair, tmp_path / "serial")
         emulator = SignEmulator(str(pair.b))
-        await wait_until(lambda: emulator is not None and "A" in emulator.state.texts, timeout=15)
+        await wait_until(lambda: emulator is not None and "A" in emulator.state.texts, limit_s=15)
         statuses = [d for t, d in events.items if t == "sign.status"]
         assert isinstance(statuses[-1], SignStatus) and statuses[-1].ok and statuses[-1].code == "recovered"
         assert len(statuses) == 2  # one fault, reported once despite the retries, then the recovery

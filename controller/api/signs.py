@@ -1,0 +1,303 @@
+"""``/api/v1/signs``, ``/api/v1/sign-contents``, ``/api/v1/sign-items``, ``/api/v1/sign-images``: LED signs.
+
+Officers compose content and put it on signs (items, one-off or recurring); technicians attach signs to
+agents; all staff may preview content and see what every sign shows now. Previews are the exact image
+the board shows (``image/png``), drawn by the renderer the agents use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller import audit
+from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, TechnicianDep
+from controller.models import Sign, SignContent, SignItem
+from controller.signs import (
+    MAX_IMAGE_BYTES,
+    SignAttach,
+    SignContentInput,
+    SignInputError,
+    SignItemInput,
+    SignNotFound,
+    validate_image,
+)
+from devices.led.content import Panel
+from devices.led.render import LayoutError
+
+router = APIRouter(prefix="/api/v1", tags=["signs"])
+
+
+class SignContentPublic(BaseModel):
+    """Sign content as the API shows it."""
+
+    id: str
+    title: str
+    pages: list[dict[str, Any]]
+    created_at: datetime
+    updated_at: datetime
+
+
+class SignPublic(BaseModel):
+    """A sign attached to an agent."""
+
+    id: str
+    agent_id: str
+    name: str
+    width: int
+    height: int
+    description: str
+
+
+class SignItemPublic(BaseModel):
+    """A sign item (times are local wall-clock in the site's zone)."""
+
+    id: str
+    revision: int
+    content_id: str
+    title: str
+    priority: str
+    targets: dict[str, Any]
+    start: str
+    rrule: str | None
+    until: str | None
+    duration_ms: int
+    status: str
+    timezone: str
+
+
+class SignImagePublic(BaseModel):
+    """An uploaded sign image, to be named by an image page."""
+
+    sha256: str
+    size: int
+    mime: str
+    width: int
+    height: int
+
+
+class SignNowPublic(BaseModel):
+    """What a sign shows now (as its agent last reported) and what the controller planned."""
+
+    sign: SignPublic
+    agent_status: str
+    reported: dict[str, Any] | None
+    state_ts: int | None
+    playlist_version: int | None
+    planned: dict[str, Any] | None
+    last_fault: dict[str, Any] | None
+
+
+def _invalid(exc: SignInputError) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         [{"loc": ["body", *exc.field.split(".")], "msg": exc.message, "type": "value_error"}])
+
+
+def content_public(row: SignContent) -> SignContentPublic:
+    """The public view of content."""
+    return SignContentPublic(id=row.id, title=row.title, pages=list(row.pages), created_at=row.created_at,
+                             updated_at=row.updated_at)
+
+
+def sign_public(row: Sign) -> SignPublic:
+    """The public view of a sign."""
+    return SignPublic(id=row.id, agent_id=row.agent_id, name=row.name, width=row.width, height=row.height,
+                      description=row.description)
+
+
+def item_public(row: SignItem, timezone: str) -> SignItemPublic:
+    """The public view of a sign item."""
+    return SignItemPublic(id=row.id, revision=row.revision, content_id=row.content_id, title=row.title,
+                          priority=row.priority, targets=dict(row.targets), start=row.start_local, rrule=row.rrule,
+                          until=row.until_local, duration_ms=row.duration_ms, status=row.status, timezone=timezone)
+
+
+def _png(data: bytes, warnings: tuple[str, ...], font_px: int) -> Response:
+    headers = {"Cache-Control": "no-store", "X-Font-Px": str(font_px)}
+    if warnings:
+        # Header values are Latin-1: the warning's characters are escaped, the count says there were some.
+        headers["X-Sign-Warnings"] = str(len(warnings))
+    return Response(data, media_type="image/png", headers=headers)
+
+
+def _preview(session: Session, controller: ControllerDep, content_id: str, page: int, panel: Panel) -> Response:
+    try:
+        data, rendered = controller.signs.preview_png(session, content_id, page, panel)
+    except SignNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except LayoutError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return _png(data, rendered.warnings, rendered.font_px)
+
+
+# content ------------------------------------------------------------------------------------------------
+
+
+@router.post("/sign-contents", status_code=status.HTTP_201_CREATED)
+def create_content(body: SignContentInput, session: SessionDep, controller: ControllerDep,
+                   user: OfficerDep) -> SignContentPublic:
+    """New sign content (text pages, or image pages naming uploaded images)."""
+    try:
+        row = controller.signs.save_content(session, body, user)
+    except SignInputError as exc:
+        raise _invalid(exc) from None
+    audit.record(session, user, "sign_content.create", row.id, {"title": row.title})
+    return content_public(row)
+
+
+@router.put("/sign-contents/{content_id}")
+def replace_content(content_id: str, body: SignContentInput, session: SessionDep, controller: ControllerDep,
+                    user: OfficerDep) -> SignContentPublic:
+    """Replaces content; signs showing it get it with their next playlist."""
+    try:
+        row = controller.signs.save_content(session, body, user, content_id)
+    except SignNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except SignInputError as exc:
+        raise _invalid(exc) from None
+    audit.record(session, user, "sign_content.update", row.id, {"title": row.title})
+    return content_public(row)
+
+
+@router.get("/sign-contents")
+def list_contents(session: SessionDep, _user: StaffDep) -> list[SignContentPublic]:
+    """Every piece of sign content, newest first."""
+    return [content_public(r) for r in session.scalars(select(SignContent).order_by(SignContent.created_at.desc()))]
+
+
+@router.get("/sign-contents/{content_id}")
+def get_content(content_id: str, session: SessionDep, controller: ControllerDep, _user: StaffDep) -> SignContentPublic:
+    """One piece of content."""
+    try:
+        return content_public(controller.signs.content(session, content_id))
+    except SignNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+
+
+@router.get("/sign-contents/{content_id}/preview.png", response_class=Response)
+def preview_content(content_id: str, session: SessionDep, controller: ControllerDep, _user: StaffDep,
+                          size: Annotated[str, Query(description="panel size, e.g. 96x16")],
+                          page: Annotated[int, Query(ge=0)] = 0) -> Response:
+    """The exact image a board of ``size`` shows for one page (422 when it does not fit)."""
+    try:
+        panel = Panel.parse(size)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    return _preview(session, controller, content_id, page, panel)
+
+
+@router.post("/sign-images", status_code=status.HTTP_201_CREATED)
+async def upload_image(request: Request, session: SessionDep, controller: ControllerDep,
+                       user: OfficerDep) -> SignImagePublic:
+    """A PNG or JPEG as the request body (≤ 1 MB), decoded to check it, then stored by its SHA-256."""
+    data = await request.body()
+    if len(data) > MAX_IMAGE_BYTES:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"images are limited to {MAX_IMAGE_BYTES // 1024} KB")
+    try:
+        mime, width, height = await asyncio.to_thread(validate_image, data)
+        row = await run_in_threadpool(controller.signs.store_image, session, data)
+    except LayoutError as exc:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
+    except SignInputError as exc:
+        raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.message) from None
+    audit.record(session, user, "sign_image.upload", row.sha256, {"size": row.size})
+    return SignImagePublic(sha256=row.sha256, size=row.size, mime=mime, width=width, height=height)
+
+
+# signs --------------------------------------------------------------------------------------------------
+
+
+@router.get("/signs")
+def list_signs(session: SessionDep, _user: StaffDep) -> list[SignPublic]:
+    """Every sign attached to an agent."""
+    return [sign_public(s) for s in session.scalars(select(Sign).order_by(Sign.id))]
+
+
+@router.post("/signs", status_code=status.HTTP_201_CREATED)
+def attach_sign(body: SignAttach, session: SessionDep, controller: ControllerDep, user: TechnicianDep) -> SignPublic:
+    """Attaches a board to an agent (its id is ``{agent}.{name}``)."""
+    try:
+        row = controller.signs.attach(session, body)
+    except SignInputError as exc:
+        raise _invalid(exc) from None
+    audit.record(session, user, "sign.attach", row.id, body.model_dump(mode="json"))
+    return sign_public(row)
+
+
+@router.get("/signs/now")
+def signs_now(session: SessionDep, controller: ControllerDep, _user: StaffDep) -> list[SignNowPublic]:
+    """What each sign shows now: its agent's last report, the controller's plan, and its last fault."""
+    return [SignNowPublic(sign=sign_public(n["sign"]), agent_status=n["agent_status"], reported=n["reported"],
+                          state_ts=n["state_ts"], playlist_version=n["playlist_version"], planned=n["planned"],
+                          last_fault=n["last_fault"])
+            for n in controller.signs.now(session)]
+
+
+@router.delete("/signs/{sign_id}", status_code=status.HTTP_204_NO_CONTENT)
+def detach_sign(sign_id: str, session: SessionDep, controller: ControllerDep, user: TechnicianDep) -> Response:
+    """Detaches a board; its agent's playlist stops naming it."""
+    try:
+        controller.signs.detach(session, sign_id)
+    except SignNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    audit.record(session, user, "sign.detach", sign_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/signs/{sign_id}/preview.png", response_class=Response)
+def preview_on_sign(sign_id: str, session: SessionDep, controller: ControllerDep, _user: StaffDep,
+                          content_id: Annotated[str, Query(min_length=1, max_length=32)],
+                          page: Annotated[int, Query(ge=0)] = 0) -> Response:
+    """The exact image this sign shows for one page of content."""
+    try:
+        sign = controller.signs.sign(session, sign_id)
+    except SignNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    panel = Panel(width=sign.width, height=sign.height)
+    return _preview(session, controller, content_id, page, panel)
+
+
+# items --------------------------------------------------------------------------------------------------
+
+
+@router.post("/sign-items", status_code=status.HTTP_201_CREATED)
+def create_item(body: SignItemInput, session: SessionDep, controller: ControllerDep,
+                user: OfficerDep) -> SignItemPublic:
+    """Puts content on signs (zones, agents or named signs) from ``start`` for ``duration_ms``, optionally recurring."""
+    try:
+        row = controller.signs.create_item(session, body, user)
+    except SignNotFound as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                            [{"loc": ["body", "content_id"], "msg": str(exc), "type": "value_error"}]) from None
+    except SignInputError as exc:
+        raise _invalid(exc) from None
+    audit.record(session, user, "sign_item.create", row.id, body.model_dump(mode="json"))
+    return item_public(row, controller.settings.timezone)
+
+
+@router.get("/sign-items")
+def list_items(session: SessionDep, controller: ControllerDep, _user: StaffDep,
+               include_cancelled: bool = False) -> list[SignItemPublic]:
+    """Sign items, newest first."""
+    query = select(SignItem).order_by(SignItem.created_at.desc())
+    if not include_cancelled:
+        query = query.where(SignItem.status == "active")
+    return [item_public(r, controller.settings.timezone) for r in session.scalars(query)]
+
+
+@router.delete("/sign-items/{item_id}")
+def cancel_item(item_id: str, session: SessionDep, controller: ControllerDep, user: OfficerDep) -> SignItemPublic:
+    """Takes an item off every sign (the record stays, cancelled)."""
+    try:
+        row = controller.signs.cancel_item(session, item_id)
+    except SignNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    audit.record(session, user, "sign_item.cancel", item_id)
+    return item_public(row, controller.settings.timezone)
