@@ -87,7 +87,8 @@ def bridge_tcp(net_ns: str, port: int, log: Path) -> ManagedProcess:
     127.0.0.1:``port`` (nsenter into this test process's network namespace). Stop it in teardown."""
     main_ns = f"/proc/{os.getpid()}/ns/net"
     target = f"nsenter --net={main_ns} socat STDIO TCP4\\:127.0.0.1\\:{port}"
-    return ManagedProcess(f"bridge-{port}", ["ip", "netns", "exec", net_ns, "socat",
+    # coreutils timeout: the bridge ends by itself even if the test run is killed before teardown.
+    return ManagedProcess(f"bridge-{port}", ["ip", "netns", "exec", net_ns, "timeout", "900", "socat",
                                              f"TCP4-LISTEN:{port},bind=127.0.0.1,reuseaddr,fork",
                                              f"EXEC:{target}"], log)
 

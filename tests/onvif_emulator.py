@@ -539,6 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--discovery", action="store_true")
     parser.add_argument("--bad-replies", action="store_true", help="send malformed answers before the real one")
     parser.add_argument("--advertise", default="", help="device-service URL to announce instead of this emulator's")
+    parser.add_argument("--max-seconds", type=float, default=900, help="exit after this long whatever happens")
     args = parser.parse_args(argv)
     emu = OnvifEmulator(host=args.host, port=args.port, username=args.username, password=args.password)
     if args.endpoint:
@@ -555,8 +556,10 @@ def main(argv: list[str] | None = None) -> int:
         t.start()
         threads.append(t)
     print(f"onvif emulator on {emu.base} endpoint {emu.endpoint} pid {os.getpid()}", flush=True)
-    while not stop.is_set():
+    deadline = time.monotonic() + args.max_seconds
+    while not stop.is_set() and time.monotonic() < deadline:
         time.sleep(0.2)
+    stop.set()
     emu.stop()
     for t in threads:
         t.join(2)

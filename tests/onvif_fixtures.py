@@ -26,6 +26,8 @@ import pytest
 from controller.local_stack import ManagedProcess, free_port
 
 REPO = Path(__file__).resolve().parents[1]
+#: Test camera processes end by themselves after this long, even if a test run is killed before teardown.
+MAX_SECONDS = 900
 IPYCAM_USER = "admin"
 IPYCAM_PASSWORD = "Mat-khau-1"
 #: ipycam's identity as configured by the runner (what describe() must read back).
@@ -77,7 +79,7 @@ def ipycam_command(host: str, onvif_port: int, rtsp_port: int, *, discovery: boo
     """The command line that runs ipycam through this module's runner."""
     cmd = [sys.executable, "-m", "tests.onvif_fixtures", "ipycam", "--host", host, "--onvif-port", str(onvif_port),
            "--rtsp-port", str(rtsp_port), "--unused-port", str(free_port()),
-           "--username", username, "--password", password]
+           "--username", username, "--password", password, "--max-seconds", str(MAX_SECONDS)]
     return [*cmd, "--discovery"] if discovery else cmd
 
 
@@ -157,7 +159,8 @@ def start_emulator_process(tmp: Path, host: str, *, prefix: list[str] | None = N
     ``bad_replies`` sends malformed answers before the real one.
     """
     port = free_port()
-    cmd = [*(prefix or []), sys.executable, "-m", "tests.onvif_emulator", "--host", host, "--port", str(port)]
+    cmd = [*(prefix or []), sys.executable, "-m", "tests.onvif_emulator", "--host", host, "--port", str(port),
+           "--max-seconds", str(MAX_SECONDS)]
     if endpoint:
         cmd += ["--endpoint", endpoint]
     if discovery:
@@ -242,8 +245,9 @@ def _run_ipycam(args: argparse.Namespace) -> int:
     print(f"ipycam ready on {host}:{args.onvif_port} rtsp {args.rtsp_port}", flush=True)
     frame = np.zeros((360, 640, 3), dtype=np.uint8)
     x = 0
+    deadline = time.monotonic() + args.max_seconds
     try:
-        while not stop.is_set():
+        while not stop.is_set() and time.monotonic() < deadline:
             frame[:] = (40, 60, 30)
             frame[100:260, x:x + 80] = (255, 255, 255)  # a moving block: motion for whoever watches
             x = (x + 8) % 560
@@ -265,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     cam.add_argument("--username", default=IPYCAM_USER)
     cam.add_argument("--password", default=IPYCAM_PASSWORD)
     cam.add_argument("--discovery", action="store_true")
+    cam.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
     args = parser.parse_args(argv)
     return _run_ipycam(args)
 
