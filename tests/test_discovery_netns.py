@@ -212,3 +212,42 @@ def test_probe_without_a_network_reports_an_error_event() -> None:
     ((kind, data),) = json.loads(done.stdout.strip().splitlines()[-1])
     assert kind == "error" and data["code"] == "camera_discovery" and data["ref"] == "lenh-42"
     assert "WS-Discovery probe" in data["message"]
+
+
+def test_real_discovery_to_registration(net: Lan, controller: ControllerHandle, tmp_path: Path) -> None:
+    """The whole chain with nothing staged: the controller asks (signed camera.discover), the agent probes
+    inside its namespace, the answer crosses real Mosquitto, the controller stores the discovery and
+    registers the camera from it over ONVIF."""
+    from tests.onvif_emulator import OnvifEmulator
+
+    agent_id = "loa-cam-2"
+    registered = register_agent(controller.api, controller.token, agent_id, ["khu-pho-2"])
+    files = write_agent_config(tmp_path / "agent2", registered, ["khu-pho-2"], extra="\n[cameras]\n")
+    with OnvifEmulator() as camera:  # reachable by the controller on 127.0.0.1
+        responder, _ = start_emulator_process(tmp_path, net.camera_ip, prefix=net.prefix(net.camera_ns),
+                                              endpoint=camera.endpoint, advertise=camera.device_url)
+        agent = start_agent_in_namespace(net, files, tmp_path, controller.mqtt_port)
+        try:
+            controller.wait_for(lambda: controller.device(agent_id)["online"] or not agent.proc.alive, 30,
+                                "agent online")
+            assert agent.proc.alive, agent.log()
+            status, sent = controller.post("/api/v1/cameras/discover", {"agent_id": agent_id, "timeout_ms": 1500})
+            assert status == 202, sent
+
+            def found() -> list[dict[str, Any]]:
+                rows = controller.get(f"/api/v1/camera-discoveries?agent_id={agent_id}")[1]
+                return [r for r in rows if r["endpoint"] == camera.endpoint]
+
+            (row,) = controller.wait_for(found, 30, "the discovery stored by the controller")
+            assert row["xaddrs"] == [camera.device_url] and row["host"] == net.camera_ip
+            status, cam = controller.post(f"/api/v1/camera-discoveries/{row['id']}/register",
+                                          {"id": "cong-cho", "name": "Cổng chợ", "zone": "khu-pho-2",
+                                           "agent_id": agent_id, "username": camera.username,
+                                           "password": camera.password})
+            assert status == 201, cam
+            assert (cam["serial"], cam["discovery_endpoint"], cam["agent_id"]) == (camera.serial, camera.endpoint,
+                                                                                   agent_id)
+            assert camera.operations("GetProfiles")
+        finally:
+            agent.stop()
+            responder.stop()
