@@ -191,3 +191,53 @@ async def test_userinfo_in_camera_uris_is_dropped(emu: OnvifEmulator) -> None:
     emu.stream_base = "rtsp://admin:lo-mat-khau@127.0.0.1:8554/live"
     desc = await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
     assert desc.profiles[0].rtsp_uri == "rtsp://127.0.0.1:8554/live/prof0"
+
+
+async def test_a_web_page_instead_of_onvif_is_malformed() -> None:
+    """A port that answers HTTP but not ONVIF (a camera's web UI, a router page)."""
+    import http.server
+    import threading
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = b"<html><body><h1>404 Not Found</h1><br></body>"
+            self.send_response(404)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(CameraError) as err:
+            await describe("127.0.0.1", server.server_address[1], "admin", "x", timeout_s=5)
+        assert err.value.reason == "malformed" and "not a SOAP message" in str(err.value)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+async def test_media_service_elsewhere_is_named_in_errors(emu: OnvifEmulator) -> None:
+    """A camera advertising a media address the controller cannot reach (behind NAT): the error says where."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    real = emu._op_GetServices
+
+    def services(params: dict[str, object]) -> dict[str, object]:
+        out = real(params)
+        for svc in out["Service"]:
+            svc["XAddr"] = svc["XAddr"].replace(f":{emu.port}/onvif/media", f":{dead}/onvif/media")
+        return out
+
+    emu._op_GetServices = services  # type: ignore[method-assign]
+    with pytest.raises(CameraError) as err:
+        await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=5)
+    assert err.value.reason == "unreachable" and f"service at 127.0.0.1:{dead}" in str(err.value)

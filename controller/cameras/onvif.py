@@ -168,14 +168,20 @@ def _classify(exc: BaseException, what: str, where: str, secrets: _Secrets) -> C
     if isinstance(err, TimeoutError):
         return CameraError("unreachable", f"{what}: {where} did not answer in time")
     if isinstance(err, zeep.exceptions.Fault):
+        if err.code is None and str(err.message) == "Unknown fault occured":
+            # zeep's words (sic) for an error status whose body holds no SOAP fault: a web page, not ONVIF.
+            return CameraError("malformed", f"{what}: {where} answered an HTTP error with something that is not "
+                                            "a SOAP message: not an ONVIF port, or a camera that wants HTTP "
+                                            "authentication instead of WS-Security")
         if _fault_is_auth(err):
             return CameraError("auth", f"{what}: {where} refused the username or password")
         return CameraError("fault", f"{what}: {where} answered with a SOAP fault: {secrets.scrub(str(err.message))}")
     if isinstance(err, zeep.exceptions.TransportError):
-        if "invalid XML" in str(err.message):  # zeep's wording when a reply does not parse
-            return CameraError("malformed", f"{what}: {where} sent a reply that is not well-formed XML")
         if err.status_code in (401, 403):
             return CameraError("auth", f"{what}: {where} refused the username or password (HTTP {err.status_code})")
+        if "invalid XML" in str(err.message):  # zeep's wording when a reply does not parse
+            return CameraError("malformed", f"{what}: {where} sent a reply that is not well-formed XML "
+                                            f"(HTTP {err.status_code}; is this an ONVIF port?)")
         return CameraError("fault", f"{what}: {where} answered HTTP {err.status_code}")
     if isinstance(err, zeep.exceptions.XMLSyntaxError | SyntaxError):
         return CameraError("malformed", f"{what}: {where} sent a reply that is not well-formed XML")
@@ -296,6 +302,9 @@ async def _describe(cam: ONVIFCamera, where: str, secrets: _Secrets) -> CameraDe
     if MEDIA_NS not in cam.xaddrs:
         raise CameraError("fault", f"{where} offers no ONVIF media service, so it has no video profiles")
     has_ptz_service = PTZ_NS in cam.xaddrs
+    # The media service may live at another address than the device service (a camera behind NAT
+    # advertising its LAN address): errors name the address actually tried.
+    where = _service_where(cam.xaddrs[MEDIA_NS], where)
     media = await _guarded(cam.create_media_service(), "opening the media service", where, secrets, step_timeout)
     raw_profiles = await _guarded(media.GetProfiles(), "GetProfiles", where, secrets, step_timeout)
     with _mapped("GetProfiles", where, secrets):
@@ -344,6 +353,16 @@ async def _describe(cam: ONVIFCamera, where: str, secrets: _Secrets) -> CameraDe
         found = ", ".join(sorted(set(encodings))) or "no video profile at all"
         raise CameraError("no_h264", f"{where} has no H.264 profile (found: {found}); the gateway needs H.264")
     return CameraDescription(info=info, profiles=profiles, ptz=any(p.ptz for p in profiles))
+
+
+def _service_where(xaddr: str, device_where: str) -> str:
+    """``device_where``, or ``device_where (service at host:port)`` when a service's address differs."""
+    try:
+        parts = urllib.parse.urlsplit(xaddr)
+        netloc = _host_label(parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80))
+    except ValueError:
+        return device_where
+    return device_where if netloc == device_where else f"{device_where} (service at {netloc})"
 
 
 async def _snapshot_uri(media: Any, token: str, where: str, secrets: _Secrets) -> str | None:
@@ -465,6 +484,7 @@ class PtzControl:
             await self._call(cam.update_xaddrs(), "reading the service list")
             if PTZ_NS not in cam.xaddrs:
                 raise CameraError("fault", f"{self._where} offers no ONVIF PTZ service")
+            self._where = _service_where(cam.xaddrs[PTZ_NS], self._where)
             self._ptz = await self._call(cam.create_ptz_service(), "opening the PTZ service")
         except BaseException:
             await _close(cam)
