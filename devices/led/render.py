@@ -167,8 +167,8 @@ class Renderer:
 
     def _scroll_left(self, text: str, panel: Panel, colour: tuple[int, int, int], smooth: bool,
                      common: dict[str, object]) -> RenderedPage:
-        size = self._largest(lambda s: self._measure([text], s, smooth)[1] <= panel.height,
-                             self.min_font_px, panel.height)
+        band = scroll_line_height(panel)
+        size = self._largest(lambda s: self._measure([text], s, smooth)[1] <= band, self.min_font_px, band)
         if size is None:
             raise LayoutError(f"bảng {panel} thấp hơn cỡ chữ nhỏ nhất {self.min_font_px} px "
                               f"(panel too short for {self.min_font_px} px text)")
@@ -177,7 +177,7 @@ class Renderer:
         strip = Image.new("RGB", (2 * w + width, h), BLACK)
         fit = _Fit(size, [text], top, line_h, 0)
         self._draw_lines(strip, fit, (h - line_h) // 2, Align.LEFT, colour, smooth, x0=w, box_w=width)
-        step = max(1, h // 16)
+        step = max(1, band // 16)  # a line height a second and a half
         count = (w + width) // step + 1
         return RenderedPage(strip=strip, frame_ms=FRAME_MS, frame_count=count, step=step, font_px=size,
                             lines=(text,), **common)  # type: ignore[arg-type]
@@ -186,11 +186,13 @@ class Renderer:
                    common: dict[str, object]) -> RenderedPage:
         w, h = panel.width, panel.height
 
+        band = scroll_line_height(panel)
+
         def fits(size: int) -> bool:
             wrapped = self._wrap(lines, size, w, smooth)
-            return wrapped is not None and self._measure(wrapped, size, smooth)[1] <= h
+            return wrapped is not None and self._measure(wrapped, size, smooth)[1] <= band
 
-        size = self._largest(fits, self.min_font_px, h)
+        size = self._largest(fits, self.min_font_px, band)
         if size is None:
             raise LayoutError(f"có từ quá dài cho bảng {panel} kể cả cỡ {self.min_font_px} px "
                               f"(a word is too wide for a {panel} panel even at {self.min_font_px} px)")
@@ -201,7 +203,7 @@ class Renderer:
         block_h = len(wrapped) * line_h + (len(wrapped) - 1) * gap
         strip = Image.new("RGB", (w, 2 * h + block_h), BLACK)
         self._draw_lines(strip, _Fit(size, wrapped, top, line_h, gap), h, Align.CENTER, colour, smooth)
-        step = max(1, h // 16)
+        step = max(1, band // 16)  # a line height a second and a half
         count = (h + block_h) // step + 1
         return RenderedPage(strip=strip, frame_ms=FRAME_MS, frame_count=count, step=step, font_px=size,
                             lines=tuple(wrapped), **common)  # type: ignore[arg-type]
@@ -305,6 +307,17 @@ class Renderer:
         canvas = Image.new("RGB", (panel.width, panel.height), BLACK)
         canvas.paste(fitted, ((panel.width - fitted.width) // 2, (panel.height - fitted.height) // 2))
         return RenderedPage(panel=panel, mode=SignMode.STATIC, strip=canvas, frame_ms=page.dwell_ms, frame_count=1)
+
+
+def scroll_line_height(panel: Panel) -> int:
+    """Tallest line of a scrolling page: the whole height of a one-line board, less on bigger panels.
+
+    A 16-dot board scrolls one full-height line; a 96-dot board a half-height one; a screen a quarter
+    (readable across a room, and the strip a scroll is cut from stays a few megabytes).
+    """
+    if panel.height < 32:
+        return panel.height
+    return panel.height // 2 if panel.height < 200 else panel.height // 4
 
 
 def open_image(data: bytes) -> Image.Image:

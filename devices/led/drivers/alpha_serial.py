@@ -13,6 +13,7 @@ vanishes (USB adapter pulled), an open that fails, or a sign that does not answe
 from __future__ import annotations
 
 import logging
+import termios
 import threading
 import time
 from datetime import datetime
@@ -56,7 +57,7 @@ class AlphaSerialDriver(SignDriver):
             self._port = serial.serial_for_url(
                 s.port, baudrate=s.baud, bytesize=s.bytesize, parity=_PARITY[s.parity], stopbits=s.stopbits,
                 timeout=s.ack_timeout_s, write_timeout=30)
-        except (serial.SerialException, OSError, ValueError) as exc:
+        except (serial.SerialException, OSError, ValueError, termios.error) as exc:
             raise SignFault("port_unavailable", f"cannot open {s.port}: {exc}") from None
         self.send(self._packet(alpha.memory_config(self.panel.height, self.dots_width),
                                what="memory configuration"))
@@ -152,7 +153,7 @@ class AlphaSerialDriver(SignDriver):
                 if not self.settings.read_ack:
                     return
                 answer = port.read(1)
-            except (serial.SerialException, OSError) as exc:
+            except (serial.SerialException, OSError, termios.error) as exc:
                 raise SignFault("port_lost", f"{self.settings.port}: {exc}") from None
             if answer == bytes([alpha.ACK]):
                 return
