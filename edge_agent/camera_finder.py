@@ -14,6 +14,7 @@ import contextlib
 import logging
 import select
 import socket
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,11 +42,12 @@ class DiscoveryError(OSError):
 
 
 def probe_lan(timeout_s: float, *, interface: str | None = None, ttl: int = 1,
-              max_replies: int = MAX_REPLIES) -> ProbeResult:
+              max_replies: int = MAX_REPLIES, stop: threading.Event | None = None) -> ProbeResult:
     """Sends a WS-Discovery Probe to 239.255.255.250:3702 and collects answers for ``timeout_s``.
 
     Blocking; call it on a worker thread. ``interface`` is the local IPv4 address to probe from (the
-    routing table's choice when None); ``ttl`` 1 keeps the probe on the local segment.
+    routing table's choice when None); ``ttl`` 1 keeps the probe on the local segment; setting ``stop``
+    ends the wait early (the agent is shutting down).
     """
     message_id = new_message_id()
     probe = build_probe(message_id)
@@ -65,13 +67,13 @@ def probe_lan(timeout_s: float, *, interface: str | None = None, ttl: int = 1,
             raise DiscoveryError(exc.errno, f"cannot send the WS-Discovery probe: {exc.strerror or exc}") from None
         deadline = time.monotonic() + timeout_s
         replies = 0
-        while replies < max_replies:
+        while replies < max_replies and not (stop is not None and stop.is_set()):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
-            ready, _, _ = select.select([sock], [], [], remaining)
+            ready, _, _ = select.select([sock], [], [], min(remaining, 0.25))
             if not ready:
-                break
+                continue
             try:
                 data, addr = sock.recvfrom(MAX_REPLY_BYTES + 1)
             except OSError as exc:  # e.g. an ICMP error surfaced on the socket; keep listening
@@ -92,6 +94,7 @@ class CameraFinder:
         self._emit = emit
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camera-finder")
         self._requests: asyncio.Queue[tuple[int, str | None]] = asyncio.Queue(maxsize=_QUEUE_LIMIT)
+        self._stop = threading.Event()
         self.rounds = 0
 
     def request(self, timeout_ms: int, ref: str | None) -> None:
@@ -106,27 +109,38 @@ class CameraFinder:
         """Serves requests, and probes every ``discover_interval_s`` if that is set. Runs until cancelled."""
         interval = self.cfg.discover_interval_s
         next_periodic = time.monotonic() + 5.0 if interval else None  # a first look soon after start
-        while True:
-            wait = None if next_periodic is None else max(0.0, next_periodic - time.monotonic())
-            try:
-                timeout_ms, ref = await asyncio.wait_for(self._requests.get(), timeout=wait)
-            except TimeoutError:
-                timeout_ms, ref = self.cfg.probe_timeout_ms, None
-                assert interval is not None
-                next_periodic = time.monotonic() + interval
-            try:
-                await self.discover(timeout_ms, ref)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("camera discovery round failed; carrying on")
+        # One pending get() kept across rounds: a timed-out wait must not lose a request it half took.
+        getter: asyncio.Task[tuple[int, str | None]] | None = None
+        try:
+            while True:
+                if getter is None:
+                    getter = asyncio.ensure_future(self._requests.get())
+                wait = None if next_periodic is None else max(0.0, next_periodic - time.monotonic())
+                done, _ = await asyncio.wait({getter}, timeout=wait)
+                if getter in done:
+                    timeout_ms, ref = getter.result()
+                    getter = None
+                else:
+                    timeout_ms, ref = self.cfg.probe_timeout_ms, None
+                    assert interval is not None
+                    next_periodic = time.monotonic() + interval
+                try:
+                    await self.discover(timeout_ms, ref)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("camera discovery round failed; carrying on")
+        finally:
+            if getter is not None:
+                getter.cancel()
 
     async def discover(self, timeout_ms: int, ref: str | None) -> None:
         """One probe round on the worker thread, reported as ``camera.discovered`` (or an ``error`` event)."""
         loop = asyncio.get_running_loop()
         try:
             result = await loop.run_in_executor(
-                self._executor, lambda: probe_lan(timeout_ms / 1000, interface=self.cfg.interface, ttl=self.cfg.ttl))
+                self._executor,
+                lambda: probe_lan(timeout_ms / 1000, interface=self.cfg.interface, ttl=self.cfg.ttl, stop=self._stop))
         except DiscoveryError as exc:
             log.warning("camera discovery failed: %s", exc)
             await self._emit("error", AgentError(code="camera_discovery", message=str(exc)[:1000], ref=ref))
@@ -144,6 +158,7 @@ class CameraFinder:
                                                                    parts=len(chunks), skipped=len(result.skipped)))
 
     def close(self) -> None:
-        """Stops the worker thread (a probe in flight ends at its timeout)."""
+        """Stops the worker thread; a probe in flight stops waiting within a quarter of a second."""
+        self._stop.set()
         with contextlib.suppress(RuntimeError):
             self._executor.shutdown(wait=False, cancel_futures=True)
