@@ -103,6 +103,7 @@ def test_open_configures_memory_and_clock(pair: SerialPair, sign: SignEmulator) 
     try:
         assert sign.wait_for(lambda s: s.date is not None)
         assert sign.state.rejected == []
+        assert sign.state.cleared == 1
         assert sign.state.clock is not None and len(sign.state.clock) == 4
         labels = [entry[:2] for entry in sign.state.memory]
         assert labels[0] == b"AA"  # TEXT file A
@@ -175,8 +176,8 @@ def test_nak_is_answered_by_sending_again(pair: SerialPair, sign: SignEmulator, 
         show(driver, TextPage(lines=["Họp tổ"]), renderer)
         assert sign.wait_for(lambda s: "A" in s.texts)
         assert sign.state.rejected == ["nak requested by the test"]
-        assert sign.state.packets == 4  # memory, the refused picture, the picture again, the text
-        assert sign.state.commands == ["E", "I", "A"]
+        assert sign.state.packets == 5  # clear, layout, the refused picture, the picture again, the text
+        assert sign.state.commands == ["E", "E", "I", "A"]
     finally:
         driver.close()
 

@@ -1,6 +1,6 @@
 """An Alpha-protocol sign on a serial port (pyserial).
 
-On open: the port is opened, the sign's memory is laid out (one TEXT file, eight DOTS pictures sized for
+On open: the port is opened, the sign's memory cleared and laid out (one TEXT file, eight DOTS pictures sized for
 the panel) and its clock set. A text page goes as DOTS pictures drawn by our renderer, so every Vietnamese
 diacritic shows on a sign with no Vietnamese font; with ``text = "ascii"`` it goes as a TEXT file of the
 transliterated words instead. The sign itself runs the display mode (hold, rotate, roll up, flash).
@@ -59,6 +59,8 @@ class AlphaSerialDriver(SignDriver):
                 timeout=s.ack_timeout_s, write_timeout=30)
         except (serial.SerialException, OSError, ValueError, termios.error) as exc:
             raise SignFault("port_unavailable", f"cannot open {s.port}: {exc}") from None
+        # Clear first: whatever another controller or the IR keyboard left in the sign must not show.
+        self.send(self._packet(alpha.clear_memory(), what="clear memory"))
         self.send(self._packet(alpha.memory_config(self.panel.height, self.dots_width),
                                what="memory configuration"))
         if s.set_clock:
