@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -125,6 +125,8 @@ class OnvifEmulator:
     #: HTTP status of an authentication fault (ONVIF says 400; many cameras send 401).
     auth_status: int = 400
     #: Content type and body of the snapshot (defaults to a small JPEG).
+    #: The camera's clock is this far off; tokens are checked against it (±5 min), as cameras do.
+    clock_offset_s: float = 0.0
     snapshot_type: str = "image/jpeg"
     snapshot_body: bytes = b""
     received: list[Received] = field(default_factory=list)
@@ -248,7 +250,7 @@ class OnvifEmulator:
             raise denied
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
-        if abs((datetime.now(UTC) - when).total_seconds()) > 300:
+        if abs((self._now() - when).total_seconds()) > 300:
             raise denied
         with self._lock:
             if nonce in self._nonces:
@@ -257,8 +259,12 @@ class OnvifEmulator:
 
     # device service ---------------------------------------------------------------------------------
 
+    def _now(self) -> datetime:
+        """The camera's clock: wall time plus ``clock_offset_s`` (cameras without NTP drift by hours)."""
+        return datetime.now(UTC) + timedelta(seconds=self.clock_offset_s)
+
     def _op_GetSystemDateAndTime(self, params: dict[str, Any]) -> dict[str, Any]:
-        now = datetime.now(UTC)
+        now = self._now()
         return {"SystemDateAndTime": {
             "DateTimeType": "NTP", "DaylightSavings": False, "TimeZone": {"TZ": "ICT-7"},
             "UTCDateTime": {"Date": {"Year": now.year, "Month": now.month, "Day": now.day},

@@ -241,3 +241,21 @@ async def test_media_service_elsewhere_is_named_in_errors(emu: OnvifEmulator) ->
     with pytest.raises(CameraError) as err:
         await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=5)
     assert err.value.reason == "unreachable" and f"service at 127.0.0.1:{dead}" in str(err.value)
+
+
+async def test_camera_clock_hours_off(emu: OnvifEmulator) -> None:
+    """A camera without NTP: its clock is checked first (unauthenticated), tokens carry its time."""
+    emu.clock_offset_s = -3 * 3600 - 17
+    desc = await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert desc.profiles
+    async with PtzControl(emu.host, emu.port, emu.username, emu.password) as ptz:
+        await ptz.stop("prof0")
+    assert emu.operations("Stop")
+
+
+async def test_older_camera_without_get_services(emu: OnvifEmulator) -> None:
+    """Cameras that predate GetServices answer ActionNotSupported; GetCapabilities gives the addresses."""
+    emu.faults["GetServices"] = ("ter:ActionNotSupported", "GetServices is not supported")
+    desc = await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert desc.ptz and len(desc.profiles) == 2
+    assert emu.operations("GetCapabilities")

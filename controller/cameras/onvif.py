@@ -259,7 +259,9 @@ def _check_port(host: str, port: int) -> None:
 
 def _new_camera(host: str, port: int, username: str, password: str) -> ONVIFCamera:
     # no_cache: the WSDLs are local files; zeep's SQLite cache would only write into $HOME.
-    return ONVIFCamera(host, port, username or None, password or None, no_cache=True)
+    # adjust_time: cameras on a ward LAN often have no NTP and clocks hours off, and they refuse WS-Security
+    # tokens outside a few minutes of their own time; the camera's clock is asked first (unauthenticated).
+    return ONVIFCamera(host, port, username or None, password or None, no_cache=True, adjust_time=True)
 
 
 # ------------------------------------------------------------------------------------------ describe
