@@ -165,3 +165,47 @@ def test_preview_and_input_errors(controller: ControllerHandle) -> None:
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(req, timeout=10)
     assert caught.value.code == 415
+
+
+def test_signs_show_the_announcement_while_it_plays_then_return(tmp_path: Path, controller: ControllerHandle) -> None:
+    registered = register_agent(controller.api, controller.token, "bang-02", ["khu-pho-1"])
+    extra = ('\n[[signs]]\nname = "cong"\nwidth = 128\nheight = 32\n'
+             '[signs.driver]\nkind = "virtual"\ndirectory = "signs/cong"\n')
+    files = write_agent_config(tmp_path / "agents" / "bang-02", registered, ["khu-pho-1"], extra=extra)
+    agent = start_agent(files, tmp_path / "bang-02.log")
+    shown_log = files.config.parent / "signs" / "cong" / "shown.jsonl"
+
+    def shown() -> list[dict[str, Any]]:
+        import json
+
+        if not shown_log.exists():
+            return []
+        return [json.loads(line) for line in shown_log.read_text(encoding="utf-8").splitlines()]
+
+    try:
+        controller.wait_for(lambda: controller.device("bang-02")["online"] or not agent.alive, 20, "agent online")
+        status, body = controller.post("/api/v1/signs", {"agent_id": "bang-02", "name": "cong", "width": 128,
+                                                         "height": 32})
+        assert status == 201, body
+        status, content = controller.post("/api/v1/sign-contents", {"pages": [
+            {"kind": "text", "lines": ["Họp tổ dân phố"], "dwell_ms": 1000}]})
+        assert status == 201, content
+        start = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+        status, item = controller.post("/api/v1/sign-items", {"content_id": content["id"], "start": start,
+                                                              "duration_ms": 3_600_000, "targets": {"all": True}})
+        assert status == 201, item
+        controller.wait_for(lambda: any(r.get("lines") == ["Họp tổ dân phố"] for r in shown()), 20, "playlist shown")
+
+        status, ann = controller.post("/api/v1/announcements", {"text": "Thông báo cắt điện sáng mai.",
+                                                                "targets": ["bang-02"], "priority": "normal"})
+        assert status == 202, ann
+        # The speaker's now-playing reaches the sign: it shows the play's title (announcements carry none
+        # yet, so the generic "Thông báo"), and the agent's state says so.
+        controller.wait_for(lambda: any(r.get("lines") == ["Thông báo"] for r in shown()), 40,
+                            "the sign showing the announcement")
+        controller.wait_deliveries(ann["id"], {"played"}, timeout=40)
+        seen = len(shown())
+        controller.wait_for(lambda: any(r.get("lines") == ["Họp tổ dân phố"] for r in shown()[seen:]), 20,
+                            "the sign back on its playlist")
+    finally:
+        agent.stop()
