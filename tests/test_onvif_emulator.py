@@ -259,3 +259,48 @@ async def test_older_camera_without_get_services(emu: OnvifEmulator) -> None:
     desc = await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
     assert desc.ptz and len(desc.profiles) == 2
     assert emu.operations("GetCapabilities")
+
+
+def _soap_with_token(user: str, password: str, nonce: bytes, created: str, *, digest: bool = True) -> bytes:
+    import base64
+    import hashlib
+
+    if digest:
+        pw = base64.b64encode(hashlib.sha1(nonce + created.encode() + password.encode()).digest()).decode()
+        pw_type = "PasswordDigest"
+    else:
+        pw, pw_type = password, "PasswordText"
+    wsse = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+    wsu = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+    return (
+        f'<s:Envelope xmlns:s="http://www.w3.org/2003/05/soap-envelope" xmlns:wsse="{wsse}" xmlns:wsu="{wsu}">'
+        f"<s:Header><wsse:Security><wsse:UsernameToken><wsse:Username>{user}</wsse:Username>"
+        f'<wsse:Password Type="{wsse.replace("secext", "username-token-profile")}#{pw_type}">{pw}</wsse:Password>'
+        f"<wsse:Nonce>{base64.b64encode(nonce).decode()}</wsse:Nonce><wsu:Created>{created}</wsu:Created>"
+        "</wsse:UsernameToken></wsse:Security></s:Header>"
+        '<s:Body><GetDeviceInformation xmlns="http://www.onvif.org/ver10/device/wsdl"/></s:Body></s:Envelope>'
+    ).encode()
+
+
+def test_emulator_checks_tokens_like_a_camera(emu: OnvifEmulator) -> None:
+    """The emulator's WS-Security check itself: digest only, fresh, never twice."""
+    import os
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    def post(body: bytes) -> httpx.Response:
+        return httpx.post(emu.device_url, content=body, headers={"Content-Type": "application/soap+xml"}, timeout=5)
+
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    nonce = os.urandom(16)
+    good = _soap_with_token(emu.username, emu.password, nonce, now)
+    assert post(good).status_code == 200
+    again = post(good)  # the same nonce again: a replay
+    assert again.status_code == 400 and b"NotAuthorized" in again.content
+    assert post(_soap_with_token(emu.username, emu.password, os.urandom(16), now, digest=False)).status_code == 400
+    stale = (datetime.now(UTC) - timedelta(minutes=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert post(_soap_with_token(emu.username, emu.password, os.urandom(16), stale)).status_code == 400
+    assert post(_soap_with_token("khac", emu.password, os.urandom(16), now)).status_code == 400
+    assert post(b"<not-xml").status_code == 400
+    assert [r.operation for r in emu.received] == ["GetDeviceInformation"]
