@@ -155,3 +155,49 @@ async def test_alpha_sign_fault_backoff_and_recovery(tmp_path: Path) -> None:
             emulator.stop()
         if pair is not None:
             pair.stop()
+
+
+async def test_accepted_playlist_survives_a_restart_without_the_controller(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from devices.protocol import SIGNS_TYPE, Signer, Topics, VerifiedCommand, Verifier, parse_topic
+
+    signer = Signer(Ed25519PrivateKey.generate())
+    seen: set[str] = set()
+
+    def remember(msg_id: str, _exp: int) -> bool:
+        if msg_id in seen:
+            return True
+        seen.add(msg_id)
+        return False
+
+    verifier = Verifier(signer.public_key, "loa-01", [], remember)
+    replies: list[str] = []
+
+    async def verify(raw: bytes, info: Any) -> VerifiedCommand:
+        return verifier.verify(raw, info)
+
+    async def reply(msg_id: str) -> None:
+        replies.append(msg_id)
+
+    info = parse_topic(Topics.signs("loa-01"))
+    env = signer.command(SIGNS_TYPE, playlist(4, entry("e1", ["Lịch tiêm chủng"])), to="loa-01", ttl_ms=86_400_000)
+    first = SignRunner([virtual("cong", tmp_path)], tmp_path, Events(), lambda: None, no_media)
+    await first.start()
+    try:
+        await first.handle(info, env.to_bytes(), True, verify, reply)
+        assert replies == [env.id] and first.playlist_version == 4
+        await first.handle(info, env.to_bytes(), True, verify, reply)  # the retained copy again: replayed, dropped
+        assert replies == [env.id]
+        forged = env.model_copy(update={"sig": env.sig[::-1] if env.sig else None})
+        await first.handle(info, forged.to_bytes(), False, verify, reply)
+        assert first.playlist_version == 4
+    finally:
+        await first.stop()
+    second = SignRunner([virtual("cong", tmp_path / "after")], tmp_path, Events(), lambda: None, no_media)
+    await second.start()  # no controller, no broker: the stored playlist
+    try:
+        assert second.playlist_version == 4
+        await wait_until(lambda: any(r.get("lines") == ["Lịch tiêm chủng"] for r in shown(tmp_path / "after" / "cong")))
+    finally:
+        await second.stop()
