@@ -162,3 +162,35 @@ class CameraFinder:
         self._stop.set()
         with contextlib.suppress(RuntimeError):
             self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m edge_agent.camera_finder``: one WS-Discovery probe on this machine's LAN, printed as JSON.
+
+    For a technician on the Pi; it multicasts on the real network, which is what it is for.
+    """
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m edge_agent.camera_finder",
+                                     description="Probe the LAN for ONVIF cameras (WS-Discovery) and print them.")
+    parser.add_argument("--timeout-ms", type=int, default=3000)
+    parser.add_argument("--interface", default=None, help="local IPv4 address to probe from")
+    parser.add_argument("--ttl", type=int, default=1)
+    args = parser.parse_args(argv)
+    try:
+        cfg = CamerasSection(probe_timeout_ms=args.timeout_ms, interface=args.interface, ttl=args.ttl)
+    except ValueError as exc:  # pydantic's ValidationError names the bad option
+        parser.error(str(exc))
+    try:
+        result = probe_lan(cfg.probe_timeout_ms / 1000, interface=cfg.interface, ttl=cfg.ttl)
+    except DiscoveryError as exc:
+        print(json.dumps({"error": "camera_discovery", "message": str(exc)}))
+        return 2
+    print(json.dumps({"cameras": [c.model_dump() for c in result.cameras.values()], "skipped": result.skipped},
+                     ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

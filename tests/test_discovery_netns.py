@@ -58,20 +58,18 @@ def cameras(net: Lan, tmp_path: Path) -> Iterator[tuple[IpycamHandle | None, int
         emu.stop()
 
 
-_PROBE = """
-import json
-from edge_agent.camera_finder import probe_lan
-r = probe_lan({timeout})
-print(json.dumps({{"cameras": [c.model_dump() for c in r.cameras.values()], "skipped": r.skipped}}))
-"""
+def _probe_cmd(net: Lan, timeout_ms: int) -> list[str]:
+    """The technician's probe command (``python -m edge_agent.camera_finder``), run in the agent namespace."""
+    return [*net.prefix(net.agent_ns), sys.executable, "-m", "edge_agent.camera_finder", "--timeout-ms",
+            str(timeout_ms)]
 
 
 def test_probe_in_namespace_finds_ipycam_and_emulator(net: Lan, cameras: tuple[IpycamHandle | None, int]) -> None:
     cam, emu_port = cameras
-    done = subprocess.run([*net.prefix(net.agent_ns), sys.executable, "-c", _PROBE.format(timeout=2.5)],
-                          capture_output=True, text=True, timeout=30, env=_ENV, cwd=REPO, check=False)
+    done = subprocess.run(_probe_cmd(net, 2500), capture_output=True, text=True, timeout=30, env=_ENV, cwd=REPO,
+                          check=False)
     assert done.returncode == 0, done.stderr
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = json.loads(done.stdout)
     by_endpoint = {c["endpoint"]: c for c in found["cameras"]}
     emu = by_endpoint.pop(EMU_ENDPOINT)
     assert emu["xaddrs"] == [f"http://{net.camera_ip}:{emu_port}/onvif/device_service"]
@@ -171,12 +169,12 @@ async def test_discovered_address_is_read_over_onvif(net: Lan, tmp_path: Path) -
                                               endpoint=camera.endpoint, advertise=camera.device_url)
         try:
             done = await asyncio.to_thread(
-                subprocess.run, [*net.prefix(net.agent_ns), sys.executable, "-c", _PROBE.format(timeout=1.5)],
-                capture_output=True, text=True, timeout=30, env=_ENV, cwd=REPO, check=False)
+                subprocess.run, _probe_cmd(net, 1500), capture_output=True, text=True, timeout=30, env=_ENV, cwd=REPO,
+                check=False)
         finally:
             responder.stop()
         assert done.returncode == 0, done.stderr
-        (found,) = json.loads(done.stdout.strip().splitlines()[-1])["cameras"]
+        (found,) = json.loads(done.stdout)["cameras"]
         assert found["endpoint"] == camera.endpoint
         url = urllib.parse.urlsplit(found["xaddrs"][0])
         assert url.hostname and url.port
@@ -208,6 +206,9 @@ def test_probe_without_a_network_reports_an_error_event() -> None:
     with bare_namespace() as ns:
         done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", _FAILING_ROUND], capture_output=True,
                               text=True, timeout=30, env=_ENV, cwd=REPO, check=False)
+        cli = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "edge_agent.camera_finder"],
+                             capture_output=True, text=True, timeout=30, env=_ENV, cwd=REPO, check=False)
+    assert cli.returncode == 2 and json.loads(cli.stdout)["error"] == "camera_discovery"
     assert done.returncode == 0, done.stderr
     ((kind, data),) = json.loads(done.stdout.strip().splitlines()[-1])
     assert kind == "error" and data["code"] == "camera_discovery" and data["ref"] == "lenh-42"

@@ -304,3 +304,22 @@ def test_emulator_checks_tokens_like_a_camera(emu: OnvifEmulator) -> None:
     assert post(_soap_with_token("khac", emu.password, os.urandom(16), now)).status_code == 400
     assert post(b"<not-xml").status_code == 400
     assert [r.operation for r in emu.received] == ["GetDeviceInformation"]
+
+
+def test_command_line_reads_a_camera(emu: OnvifEmulator) -> None:
+    """``python -m controller.cameras.onvif``: the technician's check, password from the environment."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "controller.cameras.onvif", emu.host, str(emu.port), "--username", emu.username]
+    ok = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False,
+                        env={**os.environ, "LOAPHUONG_CAMERA_PASSWORD": emu.password})
+    assert ok.returncode == 0, ok.stderr
+    desc = json.loads(ok.stdout)
+    assert desc["info"]["serial"] == emu.serial and [p["token"] for p in desc["profiles"]] == ["prof0", "prof1"]
+    bad = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False,
+                         env={**os.environ, "LOAPHUONG_CAMERA_PASSWORD": "sai-roi-1"})
+    assert bad.returncode == 2 and json.loads(bad.stderr)["error"] == "auth"
+    assert "sai-roi-1" not in bad.stderr + bad.stdout
