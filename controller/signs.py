@@ -226,6 +226,16 @@ class SignService:
             self.request_for_content(session, content.id)
         return content
 
+    def warnings(self, pages: list[dict[str, Any]]) -> list[str]:
+        """Characters the sign font lacks (they show as a placeholder), named for the officer."""
+        out: list[str] = []
+        for i, page in enumerate(_PAGES.validate_python(pages)):
+            if isinstance(page, TextPage):
+                for ch in self.renderer.substitute(" ".join(page.lines))[1]:
+                    out.append(f"trang {i + 1}: không có chữ {ch!r} (U+{ord(ch):04X}) trong phông, sẽ hiện thành □ "
+                               f"(page {i + 1}: U+{ord(ch):04X} is not in the sign font; it shows as a box)")
+        return out
+
     def content(self, session: Session, content_id: str) -> SignContent:
         """One content row or :class:`SignNotFound`."""
         row = session.get(SignContent, content_id)

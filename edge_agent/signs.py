@@ -50,6 +50,8 @@ BACKOFF_MAX_S = 60.0
 #: Longest a sign with nothing to show sleeps before looking at the clock again.
 IDLE_CHECK_S = 60.0
 PLAYLIST_FILE = "sign_playlist.json"
+#: An image page whose file is not downloaded yet is tried again after this long.
+RETRY_MEDIA_S = 10.0
 
 Emit = Callable[[str, BaseModel], Coroutine[Any, Any, None]]
 Verify = Callable[[bytes, TopicInfo], Awaitable[VerifiedCommand]]
@@ -199,6 +201,8 @@ class SignWorker:
         if rendered is None:
             if all(self._page_key(choice, i) in self._refused for i in range(len(choice.pages))):
                 self.wake.wait(IDLE_CHECK_S)  # nothing of it can be shown: wait for a change
+            elif self._page_key(choice, index) not in self._refused:
+                self.wake.wait(RETRY_MEDIA_S)  # an image not downloaded yet: the board keeps its last page
             return
         hold = max(page.dwell_ms, rendered.duration_ms if rendered.mode in (SignMode.SCROLL_LEFT,
                                                                             SignMode.SCROLL_UP) else 0)
@@ -210,7 +214,10 @@ class SignWorker:
                               source=choice.source, entry_id=choice.entry_ids[entry_index],
                               item_id=choice.item_ids[entry_index], priority=choice.priority, page=index,
                               pages=len(choice.pages), text=text[:1000], since=now))
-        self.driver.show(Showing(page, rendered, hold), self.wake)
+        try:
+            self.driver.show(Showing(page, rendered, hold), self.wake)
+        except ValueError as exc:  # the driver cannot carry this page (e.g. too many DOTS pictures)
+            self._refuse(self._page_key(choice, index), exc)
 
     @staticmethod
     def _page_key(choice: _Choice, index: int) -> str:
@@ -224,15 +231,23 @@ class SignWorker:
                 if rendered.unsupported and key not in self._refused:
                     log.warning("sign %s: %s", self.settings.name, "; ".join(rendered.warnings))
                 return rendered
-            data = self.runner.fetch_media(page.sha256, page.size).read_bytes()
+            try:
+                data = self.runner.fetch_media(page.sha256, page.size).read_bytes()
+            except Exception as exc:  # the media cache's errors or I/O: the link may come back, try again later
+                log.warning("sign %s: image %s not available yet: %s", self.settings.name, page.sha256[:12], exc)
+                return None
             return self.runner.renderer.render_image(page, data, self.settings.panel)
         except (LayoutError, OSError, ValueError) as exc:
-            if key not in self._refused:
-                self._refused.add(key)
-                log.warning("sign %s: page %s not shown: %s", self.settings.name, key, exc)
-                self.runner.emit_threadsafe("sign.status", SignStatus(
-                    sign=self.settings.name, ok=False, code="page_refused", message=str(exc)[:1000]))
+            self._refuse(key, exc)
             return None
+
+    def _refuse(self, key: str, exc: Exception) -> None:
+        """Reports a page this sign cannot show, once per page of a choice."""
+        if key not in self._refused:
+            self._refused.add(key)
+            log.warning("sign %s: page %s not shown: %s", self.settings.name, key, exc)
+            self.runner.emit_threadsafe("sign.status", SignStatus(
+                sign=self.settings.name, ok=False, code="page_refused", message=str(exc)[:1000]))
 
     def _publish(self, now: SignNow) -> None:
         self.now = now

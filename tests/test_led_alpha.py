@@ -235,3 +235,17 @@ def test_without_ack_reading_the_packets_still_arrive(pair: SerialPair, sign: Si
         assert driver.bytes_sent > 64 * 16
     finally:
         driver.close()
+
+
+def test_pages_the_sign_cannot_hold_are_refused_before_sending(renderer: Renderer) -> None:
+    panel = Panel(width=96, height=16)
+    dots = AlphaSerialDriver(panel, settings("loop://"))
+    long_scroll = TextPage(lines=["Thông báo tiêm chủng mở rộng cho trẻ em dưới năm tuổi " * 8],
+                           mode=SignMode.SCROLL_LEFT)
+    with pytest.raises(alpha.AlphaError, match="DOTS"):
+        dots.packets(Showing(long_scroll, renderer.render_text(long_scroll, panel), 0))
+    ascii_driver = AlphaSerialDriver(Panel(width=192, height=96), settings("loop://", text="ascii"))
+    long_text = TextPage(lines=["Ủy ban nhân dân phường " * 20] * 3, mode=SignMode.SCROLL_UP)
+    with pytest.raises(alpha.AlphaError, match="TEXT"):
+        anything = renderer.render_text(TextPage(lines=["x"]), Panel(width=192, height=96))
+        ascii_driver.packets(Showing(long_text, anything, 0))

@@ -133,6 +133,9 @@ def test_preview_and_input_errors(controller: ControllerHandle) -> None:
     status, content = controller.post("/api/v1/sign-contents", {"pages": [
         {"kind": "text", "lines": ["Ủy ban nhân dân phường Bến Nghé quận Một thành phố Hồ Chí Minh"]}]})
     assert status == 201
+    assert content["warnings"] == []
+    status, odd = controller.post("/api/v1/sign-contents", {"pages": [{"kind": "text", "lines": ["Xin chào 中"]}]})
+    assert status == 201 and "U+4E2D" in odd["warnings"][0]
     ok = get_png(controller, f"/api/v1/sign-contents/{content['id']}/preview.png?size=192x96")
     assert ok.size == (192, 96)
     status, body = controller.get(f"/api/v1/sign-contents/{content['id']}/preview.png?size=64x16")

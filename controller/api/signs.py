@@ -43,6 +43,8 @@ class SignContentPublic(BaseModel):
     pages: list[dict[str, Any]]
     created_at: datetime
     updated_at: datetime
+    #: Characters the sign font cannot draw (shown as a placeholder box).
+    warnings: list[str] = []
 
 
 class SignPublic(BaseModel):
@@ -100,10 +102,10 @@ def _invalid(exc: SignInputError) -> HTTPException:
                          [{"loc": ["body", *exc.field.split(".")], "msg": exc.message, "type": "value_error"}])
 
 
-def content_public(row: SignContent) -> SignContentPublic:
+def content_public(row: SignContent, warnings: list[str] | None = None) -> SignContentPublic:
     """The public view of content."""
     return SignContentPublic(id=row.id, title=row.title, pages=list(row.pages), created_at=row.created_at,
-                             updated_at=row.updated_at)
+                             updated_at=row.updated_at, warnings=warnings or [])
 
 
 def sign_public(row: Sign) -> SignPublic:
@@ -149,7 +151,7 @@ def create_content(body: SignContentInput, session: SessionDep, controller: Cont
     except SignInputError as exc:
         raise _invalid(exc) from None
     audit.record(session, user, "sign_content.create", row.id, {"title": row.title})
-    return content_public(row)
+    return content_public(row, controller.signs.warnings(list(row.pages)))
 
 
 @router.put("/sign-contents/{content_id}")
@@ -163,7 +165,7 @@ def replace_content(content_id: str, body: SignContentInput, session: SessionDep
     except SignInputError as exc:
         raise _invalid(exc) from None
     audit.record(session, user, "sign_content.update", row.id, {"title": row.title})
-    return content_public(row)
+    return content_public(row, controller.signs.warnings(list(row.pages)))
 
 
 @router.get("/sign-contents")
@@ -176,9 +178,10 @@ def list_contents(session: SessionDep, _user: StaffDep) -> list[SignContentPubli
 def get_content(content_id: str, session: SessionDep, controller: ControllerDep, _user: StaffDep) -> SignContentPublic:
     """One piece of content."""
     try:
-        return content_public(controller.signs.content(session, content_id))
+        row = controller.signs.content(session, content_id)
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return content_public(row, controller.signs.warnings(list(row.pages)))
 
 
 @router.get("/sign-contents/{content_id}/preview.png", response_class=Response)

@@ -210,8 +210,8 @@ document.addEventListener("DOMContentLoaded", async () => {
     const result = await resp.json();
     if (!resp.ok) { out.className = "error"; out.textContent = errorText(result); return; }
     contentId = result.id;
-    out.className = "";
-    out.textContent = t("saved");
+    out.className = result.warnings.length ? "error" : "";
+    out.textContent = [...result.warnings, t("saved")].join(" ");
     await showPreviews();
   });
   // Edited after saving: it must be saved again (as new content, so items already using the old stay as they are).

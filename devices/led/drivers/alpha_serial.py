@@ -94,6 +94,10 @@ class AlphaSerialDriver(SignDriver):
         page = showing.page
         if self.settings.text == "ascii" and isinstance(page, TextPage):
             body = alpha.coloured_text(page.text, page.colour)
+            if len(body) > alpha.TEXT_FILE_BYTES:
+                limit = alpha.TEXT_FILE_BYTES
+                raise alpha.AlphaError(f"văn bản dài {len(body)} byte, tệp TEXT của bảng giữ {limit} "
+                                       f"(text of {len(body)} bytes, the sign's TEXT file holds {limit})")
             return [self._packet(alpha.write_text(body, page.mode), what="text")]
         pictures = self.pictures(showing.rendered)
         out = []

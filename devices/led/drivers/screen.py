@@ -71,11 +71,8 @@ class ScreenDriver(SignDriver):
                 pg.event.pump()  # keeps the window manager from calling us hung
                 index = (index + 1) % r.frame_count
                 left = deadline - time.monotonic()
-                if left <= 0 or interrupt.wait(min(r.frame_ms / 1000, left)):
-                    return
-                if r.frame_count == 1 and time.monotonic() < deadline:
-                    if interrupt.wait(max(0.0, deadline - time.monotonic())):
-                        return
+                # A still page is drawn again twice a second, so a screen that was switched on late shows it.
+                if left <= 0 or interrupt.wait(min(r.frame_ms / 1000, left, 0.5)):
                     return
         except pg.error as exc:
             raise SignFault("display_lost", str(exc)) from None
