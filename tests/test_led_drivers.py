@@ -56,6 +56,22 @@ def test_screen_shows_exactly_the_rendered_page(monkeypatch: pytest.MonkeyPatch,
         shown = [i for i in range(55, 66) if ImageChops.difference(got, rendered.frame(i)).getbbox() is None]
         assert shown, "the screen does not hold any frame of the scroll near the expected one"
 
+        # an image page: scaled into the panel, centred on black
+        import io
+
+        from devices.led.content import ImagePage
+
+        src = Image.new("RGB", (400, 100), (0, 0, 255))
+        buf = io.BytesIO()
+        src.save(buf, format="JPEG")
+        image = ImagePage(sha256="0" * 64, size=len(buf.getvalue()), mime="image/jpeg")
+        rendered = renderer.render_image(image, buf.getvalue(), sign.panel)
+        driver.show(Showing(image, rendered, hold_ms=20), threading.Event())
+        got = surface_image(driver.surface)
+        assert ImageChops.difference(got, rendered.strip).getbbox() is None
+        r, _g, b = got.getpixel((160, 90))  # type: ignore[misc]
+        assert b > 200 and r < 40 and got.getpixel((160, 5)) == (0, 0, 0)
+
         driver.blank()
         assert surface_image(driver.surface).getbbox() is None
     finally:

@@ -149,6 +149,18 @@ async def test_alpha_sign_fault_backoff_and_recovery(tmp_path: Path) -> None:
         assert len(statuses) == 2  # one fault, reported once despite the retries, then the recovery
         assert emulator.state.pictures["1"].width == 96
         assert runner.states()[0].fault is None
+
+        # The adapter is pulled while the sign runs: one port_lost, then back when it returns.
+        emulator.stop()
+        pair.stop()
+        await wait_until(lambda: len([d for t, d in events.items if t == "sign.status"]) >= 3, limit_s=15)
+        lost = [d for t, d in events.items if t == "sign.status"][2]
+        assert isinstance(lost, SignStatus) and not lost.ok and lost.code in ("port_lost", "no_answer")
+        pair = await asyncio.to_thread(start_pair, tmp_path / "serial")
+        emulator = SignEmulator(str(pair.b))
+        await wait_until(lambda: emulator is not None and "A" in emulator.state.texts, limit_s=20)
+        last = [d for t, d in events.items if t == "sign.status"][-1]
+        assert isinstance(last, SignStatus) and last.ok and last.code == "recovered"
     finally:
         await runner.stop()
         if emulator is not None:
