@@ -249,3 +249,20 @@ def test_pages_the_sign_cannot_hold_are_refused_before_sending(renderer: Rendere
     with pytest.raises(alpha.AlphaError, match="TEXT"):
         anything = renderer.render_text(TextPage(lines=["x"]), Panel(width=192, height=96))
         ascii_driver.packets(Showing(long_text, anything, 0))
+
+
+def test_the_page_the_sign_holds_is_not_sent_again(pair: SerialPair, sign: SignEmulator,
+                                                    renderer: Renderer) -> None:
+    driver = AlphaSerialDriver(Panel(width=96, height=16), settings(pair.a, set_clock=False))
+    driver.open()
+    try:
+        page = TextPage(lines=["Ủy ban"])
+        show(driver, page, renderer)
+        sent = driver.bytes_sent
+        show(driver, page, renderer)
+        assert driver.bytes_sent == sent  # same page: nothing on the wire (and the sign's effect not restarted)
+        show(driver, TextPage(lines=["Họp"]), renderer)
+        assert driver.bytes_sent > sent
+        assert sign.wait_for(lambda s: s.packets == 6)  # clear, layout, then picture + text twice
+    finally:
+        driver.close()

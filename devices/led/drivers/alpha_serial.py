@@ -12,7 +12,9 @@ vanishes (USB adapter pulled), an open that fails, or a sign that does not answe
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import termios
 import threading
 import time
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 
 #: Times a packet is sent again after a NAK.
 NAK_RETRIES = 2
+#: The page a sign holds is sent again after this long even if unchanged (the sign may have lost power).
+REFRESH_S = 60.0
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 
 
@@ -44,6 +48,9 @@ class AlphaSerialDriver(SignDriver):
         super().__init__(panel)
         self.settings = settings
         self._port: Any = None
+        #: Digest of the packets the sign holds now, and when they were sent.
+        self._shown = ""
+        self._shown_at = 0.0
         #: Bytes written since open (the bench reads it).
         self.bytes_sent = 0
         self.dots_width = min(alpha.MAX_DOTS_SIDE, max(panel.width, alpha.DOTS_PIECE_WIDTH))
@@ -70,6 +77,7 @@ class AlphaSerialDriver(SignDriver):
 
     def close(self) -> None:
         """Closes the port (if it is still there)."""
+        self._shown = ""
         port, self._port = self._port, None
         if port is not None:
             try:
@@ -80,13 +88,27 @@ class AlphaSerialDriver(SignDriver):
     # showing --------------------------------------------------------------------------------------------
 
     def show(self, showing: Showing, interrupt: threading.Event) -> None:
-        """Writes the page's files; the sign runs the mode while we wait ``hold_ms``."""
-        for pkt in self.packets(showing):
-            self.send(pkt)
+        """Writes the page's files; the sign runs the mode while we wait ``hold_ms``.
+
+        The page the sign already holds is not sent again (a 96×16 picture takes ~2 s at 9,600 baud and the
+        sign would restart its effect), except every ``REFRESH_S`` so a sign that lost power gets it back.
+        """
+        packets = self.packets(showing)
+        digest = hashlib.sha256(b"".join(p.wire for p in packets)).hexdigest()
+        now = time.monotonic()
+        if digest != self._shown or now - self._shown_at >= REFRESH_S:
+            self._shown = ""
+            for pkt in packets:
+                self.send(pkt)
+            self._shown, self._shown_at = digest, now
+        elif self.settings.port.startswith("/") and not os.path.exists(self.settings.port):
+            # Nothing to write, but a pulled USB adapter must still be noticed now, not at the next refresh.
+            raise SignFault("port_lost", f"{self.settings.port} is gone")
         interrupt.wait(showing.hold_ms / 1000)
 
     def blank(self) -> None:
         """An empty TEXT file: the sign shows nothing."""
+        self._shown = ""
         self.send(self._packet(alpha.write_text(b"", SignMode.STATIC), what="blank"))
 
     def packets(self, showing: Showing) -> list[alpha.Packet]:
