@@ -7,6 +7,7 @@ stores it under its hash, then writes one delivery per target with its signed ``
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import logging
 import unicodedata
@@ -20,15 +21,18 @@ from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
 from controller.db import Database
-from controller.dispatch import CommandSender
-from controller.models import Announcement, Delivery, Device
+from controller.dispatch import CommandSender, Outgoing
+from controller.models import Announcement, Delivery, GroupCommand, MediaFile
+from controller.schedule_items import agent_zones, known_zones
 from controller.settings import Settings
-from controller.speech import SpeechService
-from devices.protocol import Priority, Signer, SpeakerPlay, Topics, now_ms
+from controller.speech import SpeechService, StoredAudio
+from devices.protocol import ALL_ZONE, INLINE_MAX_BYTES, Priority, Signer, SpeakerPlay, Topics, now_ms, zone_target
 
 log = logging.getLogger(__name__)
 
 ALL = "all"
+#: How a stored target names a zone rather than an agent (the envelope's ``to`` spells zones the same way).
+ZONE_PREFIX = "zone:"
 #: How far in the past a requested start may be before it is refused rather than treated as "now".
 PAST_TOLERANCE_MS = 60_000
 MAX_AHEAD_MS = 366 * 24 * 3600 * 1000
@@ -73,27 +77,30 @@ class AnnouncementService:
     # accept ---------------------------------------------------------------------------------------
 
     async def submit(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
-                     user_id: int | None) -> AcceptedAnnouncement:
+                     user_id: int | None, recording: str | None = None) -> AcceptedAnnouncement:
         """Validates and stores off the event loop, then queues the rendering on it."""
-        accepted = await asyncio.to_thread(self.accept, text, targets, priority, start_at, user_id)
+        accepted = await asyncio.to_thread(self.accept, text, targets, priority, start_at, user_id, recording)
         self._enqueue(accepted.id, priority)  # asyncio queues are not thread-safe: only touched on the loop
         return accepted
 
     def accept(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
-               user_id: int | None) -> AcceptedAnnouncement:
+               user_id: int | None, recording: str | None = None) -> AcceptedAnnouncement:
         """Validates and stores a new announcement (blocking); raises InvalidAnnouncement with a clear message.
 
-        The caller queues it for rendering: :meth:`submit` does both.
+        With ``recording`` (a stored recording's sha256) that recording is played and ``text`` only
+        describes it; otherwise ``text`` is read aloud. The caller queues it: :meth:`submit` does both.
         """
         text = normalise_text(text)
-        if not text:
-            raise InvalidAnnouncement("text", "text is empty")
         if len(text) > self.settings.text_max_chars:
             raise InvalidAnnouncement(
                 "text", f"text is {len(text)} characters; the limit is {self.settings.text_max_chars}")
-        spoken = self.speech.normalize(text)
-        if not spoken.strip():
-            raise InvalidAnnouncement("text", "text has nothing to read aloud (only symbols or markup)")
+        spoken: str | None = None
+        if recording is None:
+            if not text:
+                raise InvalidAnnouncement("text", "text is empty")
+            spoken = self.speech.normalize(text)
+            if not spoken.strip():
+                raise InvalidAnnouncement("text", "text has nothing to read aloud (only symbols or markup)")
         requested_ms: int | None = None
         if start_at is not None:
             requested_ms = int(start_at.timestamp() * 1000)
@@ -104,26 +111,42 @@ class AnnouncementService:
                 raise InvalidAnnouncement("start_at", "start_at is more than a year ahead")
         with self.db.session() as session:
             agent_ids = self._resolve_targets(session, targets)
+            if recording is not None and session.get(MediaFile, recording) is None:
+                raise InvalidAnnouncement("recording", f"no stored recording {recording}")
+            # A recording is known from the start: the worker sends it as it is instead of rendering speech.
             ann = Announcement(id=uuid.uuid4().hex, text=text, spoken_text=spoken, priority=priority.value,
-                               targets=list(targets),
+                               targets=list(targets), media_sha256=recording,
                                requested_start_ms=requested_ms, status="rendering", created_by=user_id)
             session.add(ann)
         return AcceptedAnnouncement(ann.id, agent_ids)
 
     def _resolve_targets(self, session: Session, targets: Sequence[str]) -> list[str]:
+        """Agent ids reached by ``"all"``, agent ids and ``"zone:{name}"`` entries, in a stable order."""
         if not targets:
-            raise InvalidAnnouncement("targets", "targets is empty; give agent ids or \"all\"")
-        enabled = {d.id for d in session.scalars(select(Device).where(Device.enabled.is_(True)))}
+            raise InvalidAnnouncement("targets", "targets is empty; give zones, agent ids or \"all\"")
+        fleet = agent_zones(session)
         if ALL in targets:
             if len(targets) > 1:
-                raise InvalidAnnouncement("targets", "\"all\" cannot be combined with agent ids")
-            if not enabled:
+                raise InvalidAnnouncement("targets", "\"all\" cannot be combined with zones or agent ids")
+            if not fleet:
                 raise InvalidAnnouncement("targets", "no agents are registered")
-            return sorted(enabled)
-        unknown = [t for t in dict.fromkeys(targets) if t not in enabled]
+            return sorted(fleet)
+        zones = [t.removeprefix(ZONE_PREFIX) for t in dict.fromkeys(targets) if t.startswith(ZONE_PREFIX)]
+        agents = [t for t in dict.fromkeys(targets) if not t.startswith(ZONE_PREFIX)]
+        existing = known_zones(session) if zones else set()
+        unknown_zones = [z for z in zones if z not in existing]
+        if unknown_zones:
+            raise InvalidAnnouncement("targets", f"unknown zone(s): {', '.join(unknown_zones)}")
+        unknown = [a for a in agents if a not in fleet]
         if unknown:
             raise InvalidAnnouncement("targets", f"unknown agent(s): {', '.join(unknown)}")
-        return list(dict.fromkeys(targets))
+        chosen = dict.fromkeys(agents)
+        for agent_id in sorted(fleet):
+            if agent_id not in chosen and any(z in fleet[agent_id] for z in zones):
+                chosen[agent_id] = None
+        if not chosen:
+            raise InvalidAnnouncement("targets", f"no enabled agent is in zone(s) {', '.join(zones)}")
+        return list(chosen)
 
     # render and dispatch (the worker) ---------------------------------------------------------------
 
@@ -153,8 +176,8 @@ class AnnouncementService:
                 log.exception("announcement %s could not be processed", ann_id)
                 await asyncio.to_thread(self._fail, ann_id, "internal error while rendering")
                 continue
-            for delivery_id, topic, payload, exp, priority in outgoing:
-                self.sender.enqueue(delivery_id, topic, payload, exp, priority)
+            for out in outgoing:
+                self.sender.enqueue(out)
 
     def _fail(self, ann_id: str, reason: str) -> None:
         with self.db.session() as session:
@@ -162,25 +185,40 @@ class AnnouncementService:
             if ann is not None:
                 ann.status, ann.error = "failed", reason
 
-    def _render_and_sign(self, ann_id: str) -> list[tuple[int, str, bytes, int, Priority]]:
+    def _render_and_sign(self, ann_id: str) -> list[Outgoing]:
         with self.db.session() as session:
             ann = session.get(Announcement, ann_id)
             if ann is None or ann.status != "rendering":
                 return []
             text, targets, priority = ann.text, list(ann.targets), Priority(ann.priority)
             requested = ann.requested_start_ms
-        try:
-            rendered, speech = self.speech.render(text)
-        except SpeechError as exc:
-            log.error("announcement %s: speech failed: %s", ann_id, exc)
-            self._fail(ann_id, f"speech rendering failed: {exc}")
-            return []
-        lead = self.settings.play_lead_ms
+            recording = session.get(MediaFile, ann.media_sha256) if ann.media_sha256 else None
+            if ann.media_sha256 and recording is None:
+                ann.status, ann.error = "failed", f"the recording {ann.media_sha256} is no longer stored"
+                return []
+        if recording is not None:
+            speech = StoredAudio(sha256=recording.sha256, size=recording.size, duration_ms=recording.duration_ms,
+                                 mime=recording.mime, source=recording.source, loudness_lufs=recording.loudness_lufs)
+            how = "recording"
+        else:
+            try:
+                rendered, speech = self.speech.render(text)
+            except SpeechError as exc:
+                log.error("announcement %s: speech failed: %s", ann_id, exc)
+                self._fail(ann_id, f"speech rendering failed: {exc}")
+                return []
+            how = f"speech by {speech.source}{' (cached)' if rendered.cached else ''}"
+        inline: str | None = None
+        if priority is Priority.EMERGENCY and speech.size <= INLINE_MAX_BYTES:
+            # The alarm carries its audio: no speaker waits on a download, the broker alone fans it out.
+            path = self.speech.media.path_for(speech.sha256)
+            inline = base64.b64encode(path.read_bytes()).decode() if path is not None else None
+        # An alarm waits only as long as the fleet needs to take it in; everything else leaves time to download.
+        lead = self.settings.emergency_lead_ms if priority is Priority.EMERGENCY else self.settings.play_lead_ms
         now = now_ms()
         # A start the speakers cannot all make in time moves to the first one they can.
         start = requested if requested is not None and requested >= now + lead // 2 else now + lead
         ttl = start - now + speech.duration_ms + self.settings.command_ttl_ms
-        outgoing: list[tuple[int, str, bytes, int, Priority]] = []
         with self.db.session() as session:
             ann = session.get(Announcement, ann_id)
             assert ann is not None
@@ -191,18 +229,41 @@ class AnnouncementService:
                 return []
             ann.media_sha256, ann.engine, ann.start_ms, ann.status = speech.sha256, speech.source, start, "sent"
             order = SpeakerPlay(announcement_id=ann_id, sha256=speech.sha256, size=speech.size,
-                                duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start)
-            rows: list[Delivery] = []
-            for agent_id in agent_ids:
-                env = self.signer.command("speaker.play", order, to=agent_id, ttl_ms=ttl)
-                delivery = Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=env.id,
-                                    topic=Topics.command(agent_id, "speaker.play"),
-                                    payload=env.to_bytes().decode(), exp_ms=env.exp or 0, status="queued")
-                session.add(delivery)
-                rows.append(delivery)
-            session.flush()
-            outgoing = [(d.id, d.topic, d.payload.encode(), d.exp_ms, priority) for d in rows]
-        log.info("announcement %s: %.1f s of speech by %s%s, %d target(s), start %d", ann_id,
-                 speech.duration_ms / 1000, speech.source, " (cached)" if rendered.cached else "", len(outgoing),
-                 start)
+                                duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start,
+                                inline=inline)
+            outgoing = self._sign(session, ann_id, order, ttl, targets, agent_ids)
+        log.info("announcement %s: %.1f s of %s, %d target(s) in %d command(s)%s, start %d", ann_id,
+                 speech.duration_ms / 1000, how, len(agent_ids), len(outgoing),
+                 " with the audio inline" if inline else "", start)
         return outgoing
+
+    def _sign(self, session: Session, ann_id: str, order: SpeakerPlay, ttl: int, targets: Sequence[str],
+              agent_ids: Sequence[str]) -> list[Outgoing]:
+        """One group command for the zones (or everyone) named, one command per agent named on its own."""
+        zones = [ALL_ZONE] if ALL in targets else \
+            [t.removeprefix(ZONE_PREFIX) for t in dict.fromkeys(targets) if t.startswith(ZONE_PREFIX)]
+        fleet = agent_zones(session)
+        reached = {a for a in agent_ids if ALL_ZONE in zones or any(z in fleet.get(a, ()) for z in zones)}
+        outgoing: list[Outgoing] = []
+        if reached:
+            env = self.signer.command("speaker.play", order, to=zone_target(zones), ttl_ms=ttl)
+            group = GroupCommand(id=env.id, announcement_id=ann_id, payload=env.to_bytes().decode(),
+                                 topics=[Topics.group_command(z, "speaker.play") for z in zones],
+                                 exp_ms=env.exp or 0, status="queued")
+            session.add(group)
+            session.flush()  # the deliveries name it: it must be in the table first
+            session.add_all(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=env.id, group_id=env.id,
+                                     exp_ms=env.exp or 0, status="queued") for agent_id in agent_ids
+                            if agent_id in reached)
+            outgoing.append(Outgoing.of_group(group, order.priority))
+        direct: list[Delivery] = []
+        for agent_id in agent_ids:
+            if agent_id in reached:
+                continue
+            env = self.signer.command("speaker.play", order, to=agent_id, ttl_ms=ttl)
+            direct.append(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=env.id,
+                                   topic=Topics.command(agent_id, "speaker.play"),
+                                   payload=env.to_bytes().decode(), exp_ms=env.exp or 0, status="queued"))
+        session.add_all(direct)
+        session.flush()
+        return outgoing + [Outgoing.of_delivery(d, order.priority) for d in direct]

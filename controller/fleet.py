@@ -136,8 +136,8 @@ class FleetRecorder:
 
     def _reply(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
         body = parse_model(Reply, parse_json_object(payload))
-        delivery = session.scalar(select(Delivery).where(Delivery.command_id == body.id))
-        if delivery is None or delivery.agent_id != device.id:
+        delivery = self._delivery(session, device, body.id)
+        if delivery is None:
             return  # replies to commands that were not deliveries (acks, pings) need no bookkeeping
         if body.status == "ok":
             advance_delivery(delivery, "accepted")
@@ -180,8 +180,9 @@ class FleetRecorder:
     def _delivery(self, session: Session, device: Device, command_id: str | None) -> Delivery | None:
         if command_id is None:
             return None
-        delivery = session.scalar(select(Delivery).where(Delivery.command_id == command_id))
-        return delivery if delivery is not None and delivery.agent_id == device.id else None
+        # A group command's id is shared by every agent it reached: the agent picks its own delivery.
+        return session.scalar(select(Delivery).where(Delivery.command_id == command_id,
+                                                     Delivery.agent_id == device.id))
 
     def _play_started(self, session: Session, device: Device, env: Envelope, data: BaseModel) -> None:
         assert isinstance(data, PlayStarted)

@@ -136,18 +136,40 @@ class Announcement(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
+class GroupCommand(Base):
+    """One signed command for zones or for everyone, published once on each of ``topics``.
+
+    The broker fans it out; each agent it reaches has a :class:`Delivery` naming it, so what every
+    speaker did with it is still tracked one by one.
+    """
+
+    __tablename__ = "group_commands"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    announcement_id: Mapped[str] = mapped_column(ForeignKey("announcements.id", ondelete="CASCADE"), index=True)
+    topics: Mapped[list[Any]] = mapped_column()
+    payload: Mapped[str] = mapped_column(Text)
+    exp_ms: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
 class Delivery(Base):
-    """One signed command to one agent, and how far it got."""
+    """One signed command to one agent (its own, or a group command it is reached by), and how far it got."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_status", "status"),)
+    __table_args__ = (Index("ix_deliveries_status", "status"),
+                      UniqueConstraint("command_id", "agent_id", name="uq_deliveries_command_agent"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     announcement_id: Mapped[str] = mapped_column(ForeignKey("announcements.id", ondelete="CASCADE"), index=True)
     agent_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
-    command_id: Mapped[str] = mapped_column(String(64), unique=True)
-    topic: Mapped[str] = mapped_column(String(255))
-    payload: Mapped[str] = mapped_column(Text)
+    command_id: Mapped[str] = mapped_column(String(64))
+    #: Set when the command went to the agent's zones: topic and payload are the group command's.
+    group_id: Mapped[str | None] = mapped_column(ForeignKey("group_commands.id", ondelete="CASCADE"), nullable=True,
+                                                 index=True)
+    topic: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    payload: Mapped[str | None] = mapped_column(Text, nullable=True)
     exp_ms: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(16), default="queued")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     #: Announcements without a start time start this long after their speech is ready, so every
     #: speaker has time to download and all start together.
     play_lead_ms: int = Field(default=3000, ge=0, le=600_000)
+    #: The same lead for emergency announcements ("broadcast now"): short, since an alarm cannot wait,
+    #: but long enough for every speaker to receive it and start at the same instant.
+    emergency_lead_ms: int = Field(default=700, ge=0, le=600_000)
     #: A command is void this long after its start time (a speaker busy longer drops it).
     command_ttl_ms: int = Field(default=10 * 60_000, ge=10_000)
     text_max_chars: int = Field(default=5000, ge=1, le=100_000)

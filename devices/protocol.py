@@ -15,14 +15,14 @@ import re
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from devices.led.content import MAX_PAGES, SignPage
 
@@ -44,6 +44,15 @@ Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 PlayId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 #: Longest single media or relay segment (a relay window of a whole day).
 MAX_SEGMENT_MS: Final = 24 * 3600 * 1000
+#: The group every agent belongs to: ``lp/v1/group/all/cmd/…`` reaches the whole fleet with one publish.
+#: No zone may take this name.
+ALL_ZONE: Final = "all"
+#: ``to`` of a command for zones: ``zone:{name}`` or ``zone:{a},{b}`` (one envelope, sent to each zone's topic).
+ZONE_TARGET_PREFIX: Final = "zone:"
+MAX_TARGET_CHARS: Final = 4096
+#: Largest recording a ``speaker.play`` may carry inline (an alarm then needs no download: one publish
+#: reaches every speaker). The base64 text stays well under the payload ceiling.
+INLINE_MAX_BYTES: Final = 128 * 1024
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -66,6 +75,24 @@ def valid_id(value: str) -> bool:
 def valid_sha256(value: str) -> bool:
     """True when ``value`` is a lower-case hex SHA-256 digest."""
     return bool(_SHA256_RE.match(value))
+
+
+def zone_target(zones: Sequence[str]) -> str:
+    """The ``to`` of one command for one or more zones: ``zone:a`` or ``zone:a,b``."""
+    if not zones:
+        raise ProtocolError("bad_target", "no zones")
+    target = ZONE_TARGET_PREFIX + ",".join(_require_id(z, "zone") for z in dict.fromkeys(zones))
+    if len(target) > MAX_TARGET_CHARS:
+        raise ProtocolError("bad_target", f"{len(zones)} zones do not fit one envelope")
+    return target
+
+
+def target_zones(to: str | None) -> frozenset[str]:
+    """The zones a ``to`` of the ``zone:…`` form names; empty for an agent id or anything malformed."""
+    if not to or not to.startswith(ZONE_TARGET_PREFIX):
+        return frozenset()
+    zones = to[len(ZONE_TARGET_PREFIX):].split(",")
+    return frozenset(zones) if all(valid_id(z) for z in zones) else frozenset()
 
 
 def _require_id(value: str, what: str = "id") -> str:
@@ -151,7 +178,7 @@ class Topics:
         """What an agent subscribes to: its own commands, its zones' commands, the controller status."""
         subs = [cls.agent(agent_id, "cmd/+"), cls.schedule(agent_id), cls.CONTROLLER_STATUS]
         subs.append(cls.signs(agent_id))
-        subs += [f"{TOPIC_ROOT}/group/{_require_id(z, 'zone')}/cmd/+" for z in zones]
+        subs += [f"{TOPIC_ROOT}/group/{_require_id(z, 'zone')}/cmd/+" for z in dict.fromkeys([ALL_ZONE, *zones])]
         return subs
 
 
@@ -319,6 +346,23 @@ class SpeakerPlay(_Strict):
     start_at: int = Field(description="absolute start, ms since epoch; every speaker starts together")
     volume: int | None = Field(default=None, ge=0, le=100)
     title: str = Field(default="", max_length=200)
+    #: The whole recording, base64, for alarms (``INLINE_MAX_BYTES`` at most); absent = fetch ``/media/{sha256}``.
+    inline: str | None = Field(default=None, max_length=(INLINE_MAX_BYTES + 2) // 3 * 4)
+
+    @model_validator(mode="after")
+    def _inline_matches(self) -> SpeakerPlay:
+        if self.inline is not None and len(self.inline_bytes()) != self.size:
+            raise ValueError("inline audio is not the declared size")
+        return self
+
+    def inline_bytes(self) -> bytes:
+        """The inline recording decoded (empty when there is none); ValueError if it is not base64."""
+        if self.inline is None:
+            return b""
+        try:
+            return base64.b64decode(self.inline, validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"inline audio is not base64: {exc}") from None
 
 
 class SpeakerStop(_Strict):
@@ -624,7 +668,7 @@ class Envelope(_Strict):
     type: str = Field(pattern=_TYPE_RE.pattern)
     ts: int
     exp: int | None = None
-    to: str | None = Field(default=None, max_length=80)
+    to: str | None = Field(default=None, max_length=MAX_TARGET_CHARS)
     sender: str | None = Field(default=None, alias="from", max_length=80)
     data: dict[str, Any] = Field(default_factory=dict)
     sig: str | None = None
@@ -778,7 +822,8 @@ class Verifier:
         clock: Callable[[], int] = now_ms,
     ) -> None:
         self._key = public_key
-        self._targets = {agent_id, *(f"zone:{z}" for z in zones)}
+        self._agent_id = agent_id
+        self._zones = frozenset([ALL_ZONE, *zones])
         self._seen = seen
         self._clock = clock
 
@@ -796,13 +841,16 @@ class Verifier:
             self._key.verify(sig, env.signing_bytes())
         except (InvalidSignature, binascii.Error, ValueError):
             raise ProtocolError("bad_signature", env.id) from None
-        if env.to not in self._targets:
+        zones = target_zones(env.to)
+        if env.to != self._agent_id and not zones & self._zones:
             raise ProtocolError("wrong_target", f"{env.id} is for {env.to!r}")
         if topic_info is not None:
-            # A command signed for one agent must not be replayed onto a zone's topic, nor the reverse.
-            expected = f"zone:{topic_info.zone}" if topic_info.zone else topic_info.agent_id
-            if env.to != expected:
-                raise ProtocolError("wrong_target", f"{env.id} for {env.to!r} arrived on {expected!r}'s topic")
+            # A command signed for one agent must not be replayed onto a zone's topic, nor the reverse;
+            # one for zones arrives on the topic of one of them.
+            on_topic = topic_info.zone in zones if topic_info.zone else env.to == topic_info.agent_id
+            if not on_topic:
+                where = f"zone {topic_info.zone}" if topic_info.zone else f"agent {topic_info.agent_id}"
+                raise ProtocolError("wrong_target", f"{env.id} for {env.to!r} arrived on {where}'s topic")
         if topic_info is not None and topic_info.msg_type != env.type:
             raise ProtocolError("type_mismatch", f"topic says {topic_info.msg_type}, envelope {env.type}")
         now = self._clock()

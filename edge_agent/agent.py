@@ -20,6 +20,7 @@ import loaphuong
 from devices.audio_output import AlsaOutput, AlsaSettings, AudioOutput, FileSink
 from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
 from devices.protocol import (
+    AgentError,
     AgentStatus,
     CameraDiscover,
     EventsAck,
@@ -224,7 +225,9 @@ class Agent:
         try:
             cmd: VerifiedCommand = await self._in_thread(self.verifier.verify, payload, info)
         except ProtocolError as exc:
-            log.warning("rejected command on %s: %s", f"{info.kind}/{info.msg_type}", exc)
+            # A command for two of this agent's zones arrives on both topics: the second copy is a replay.
+            level = logging.INFO if exc.reason == "replayed" else logging.WARNING
+            log.log(level, "rejected command on %s: %s", f"{info.kind}/{info.msg_type}", exc)
             if exc.reason in _REPLY_REASONS:
                 msg_id = _envelope_id(payload)
                 if msg_id:
@@ -245,8 +248,18 @@ class Agent:
     # commands ---------------------------------------------------------------------------------------
 
     async def _cmd_play(self, cmd: VerifiedCommand) -> None:
-        await self._in_thread(self.store.add_pending, cmd.envelope.id, cmd.envelope.to_bytes(),
-                              _as(cmd.data, SpeakerPlay).start_at)
+        order = _as(cmd.data, SpeakerPlay)
+        if order.inline is not None:
+            # An alarm brings its audio along: into the cache now, so nothing is downloaded before it plays.
+            try:
+                await self._in_thread(self.media.put, order.sha256, order.inline_bytes())
+            except MediaError as exc:
+                log.error("command %s refused: %s", cmd.envelope.id, exc)
+                await self.emit("error", AgentError(code=exc.code, message=str(exc)[:1000], ref=cmd.envelope.id,
+                                                    announcement_id=order.announcement_id))
+                await self._reply(cmd.envelope.id, f"media_failed: {exc}"[:300])
+                return
+        await self._in_thread(self.store.add_pending, cmd.envelope.id, cmd.envelope.to_bytes(), order.start_at)
         self._schedule(cmd)
         await self._reply(cmd.envelope.id)
 

@@ -86,6 +86,27 @@ class MediaCache:
         self.evict(keep={sha256})
         return target
 
+    def put(self, sha256: str, data: bytes) -> Path:
+        """Stores bytes that came inside a command, after checking they hash to ``sha256``. Blocks."""
+        target = self.path(sha256)
+        got = hashlib.sha256(data).hexdigest()
+        if got != sha256:
+            raise MediaError("hash_mismatch", f"inline media hashes to {got}, not {sha256}")
+        if len(data) > self._max:
+            raise MediaError("too_large", f"inline media of {len(data)} bytes exceeds {self._max}")
+        if target.exists():
+            os.utime(target)
+            return target
+        tmp = target.with_name(f".{sha256}.{os.getpid()}.{threading.get_ident()}.part")
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(target)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            raise MediaError("io_error", f"storing inline media {sha256[:12]}: {exc}") from None
+        self.evict(keep={sha256})
+        return target
+
     def evict(self, keep: Collection[str] = ()) -> int:
         """Deletes least recently used files until the cache fits its capacity; never one in use."""
         entries = []

@@ -35,8 +35,8 @@ async def create_announcement(body: AnnouncementCreate, controller: ControllerDe
                               user: StaffDep) -> AnnouncementAccepted:
     """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress)."""
     try:
-        accepted = await controller.announcements.submit(body.text, body.targets, body.priority, body.start_at,
-                                                         user.id)
+        accepted = await controller.announcements.submit(body.text, body.target_names(), body.priority, body.start_at,
+                                                         user.id, body.recording)
     except InvalidAnnouncement as exc:
         raise _unprocessable(exc.field, str(exc)) from None
     return AnnouncementAccepted(id=accepted.id, status="rendering", targets=accepted.targets)

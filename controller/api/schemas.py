@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from devices.protocol import ID_PATTERN, Priority, valid_relay_url
+from devices.protocol import ALL_ZONE, ID_PATTERN, Priority, valid_relay_url
 
 
 def ms_iso(ms: int | None) -> datetime | None:
@@ -19,13 +19,58 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+def _not_reserved(value: str) -> str:
+    if value == ALL_ZONE:
+        raise ValueError(f'"{ALL_ZONE}" is the whole fleet, not a zone name (use "all": true to reach everyone)')
+    return value
+
+
+#: A zone's name: a topic segment, and never ``all`` (the group every agent is in).
+ZoneName = Annotated[str, Field(pattern=ID_PATTERN), AfterValidator(_not_reserved)]
+
+
+class TargetsIn(_In):
+    """Who hears it: every agent, or zones and/or agents."""
+
+    all: bool = False
+    zones: list[ZoneName] = Field(default_factory=list, max_length=200)
+    agents: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list, max_length=1000)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TargetsIn:
+        if self.all == bool(self.zones or self.agents):
+            raise ValueError('give either "all": true or some zones/agents')
+        return self
+
+
 class AnnouncementCreate(_In):
     """Text to broadcast now or at a time."""
 
-    text: str = Field(max_length=100_000, description="Vietnamese text; the site's limit applies (default 5,000)")
-    targets: list[str] = Field(min_length=1, max_length=1000, description='agent ids, or ["all"]')
+    text: str = Field(default="", max_length=100_000,
+                      description="Vietnamese text to read aloud (the site's limit applies, default 5,000); "
+                                  "with `recording`, a description of it")
+    recording: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
+                                  description="sha256 of a stored recording to play instead of speech")
+    targets: list[str] | TargetsIn = Field(
+        description='who hears it: {"all": true} or {"zones": [...], "agents": [...]}; '
+                    'the older list form ["all"] or ["agent-id", ...] is accepted too')
     priority: Priority = Priority.NORMAL
     start_at: AwareDatetime | None = Field(default=None, description="ISO 8601 with offset; absent = now")
+
+    @field_validator("targets")
+    @classmethod
+    def _some_targets(cls, value: list[str] | TargetsIn) -> list[str] | TargetsIn:
+        if isinstance(value, list) and not 1 <= len(value) <= 1000:
+            raise ValueError("targets should have at least 1 entry and at most 1000")
+        return value
+
+    def target_names(self) -> list[str]:
+        """The targets as stored: ``"all"``, agent ids and ``"zone:{name}"``."""
+        if isinstance(self.targets, list):
+            return list(self.targets)
+        if self.targets.all:
+            return ["all"]
+        return [f"zone:{z}" for z in dict.fromkeys(self.targets.zones)] + list(dict.fromkeys(self.targets.agents))
 
 
 class AnnouncementAccepted(BaseModel):
@@ -118,7 +163,7 @@ class DeviceCreate(_In):
 
     id: str = Field(pattern=ID_PATTERN, description="agent id, also its MQTT topic segment")
     name: str = Field(default="", max_length=200)
-    zones: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list, max_length=50)
+    zones: list[ZoneName] = Field(default_factory=list, max_length=50)
 
 
 class DevicePublic(BaseModel):
@@ -224,20 +269,6 @@ class RelayContentIn(_In):
 
 
 ContentIn = Annotated[TtsContentIn | RecordingContentIn | RelayContentIn, Field(discriminator="kind")]
-
-
-class TargetsIn(_In):
-    """Who hears it: every agent, or zones and/or agents."""
-
-    all: bool = False
-    zones: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list, max_length=200)
-    agents: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list, max_length=1000)
-
-    @model_validator(mode="after")
-    def _one_kind(self) -> TargetsIn:
-        if self.all == bool(self.zones or self.agents):
-            raise ValueError('give either "all": true or some zones/agents')
-        return self
 
 
 class ScheduleItemCreate(_In):

@@ -11,7 +11,7 @@ from controller.api.deps import AdminDep, ControllerDep, SessionDep, StaffDep
 from controller.api.schemas import ZonePublic, ZoneUpdate
 from controller.models import Device, Zone
 from controller.schedule_items import known_zones
-from devices.protocol import valid_id
+from devices.protocol import ALL_ZONE, valid_id
 
 router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
 
@@ -50,10 +50,11 @@ def get_zone(zone_id: str, session: SessionDep, _user: StaffDep) -> ZonePublic:
 def put_zone(zone_id: str, body: ZoneUpdate, session: SessionDep, controller: ControllerDep,
              admin: AdminDep) -> ZonePublic:
     """Creates or replaces a zone's name and rules; its agents get new windows."""
-    if not valid_id(zone_id):
+    if not valid_id(zone_id) or zone_id == ALL_ZONE:
+        message = "zone ids are a-z, 0-9, _ and -" if zone_id != ALL_ZONE else \
+            f'"{ALL_ZONE}" is the whole fleet and cannot be a zone'
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            [{"loc": ["path", "zone_id"], "msg": "zone ids are a-z, 0-9, _ and -",
-                              "type": "value_error"}])
+                            [{"loc": ["path", "zone_id"], "msg": message, "type": "value_error"}])
     row = session.get(Zone, zone_id)
     if row is None:
         row = Zone(id=zone_id)
