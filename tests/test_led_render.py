@@ -180,3 +180,16 @@ def test_cli_writes_the_exact_board_image(tmp_path: Path, renderer: Renderer, ca
     assert sign_cli(["render", "Thông báo", "--size", "64x16", "--mode", "scroll_left", "-o",
                      str(tmp_path / "s.png"), "--frames", str(frames)]) == 0
     assert len(list(frames.glob("*.png"))) > 60
+
+
+def test_sign_command_imports_only_the_sign_package(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from loaphuong.cli import main; "
+            f"rc = main(['sign', 'render', 'Ủy ban', '--size', '64x16', '-o', {str(tmp_path / 'p.png')!r}]); "
+            "bad = [m for m in ('controller', 'edge_agent', 'audio', 'schedules', 'fastapi', 'sqlalchemy', 'serial', "
+            "'pygame') if m in sys.modules]; print(bad); sys.exit(rc or (1 if bad else 0))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (tmp_path / "p.png").exists()
