@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 import loaphuong
 from controller.api import (
@@ -35,6 +37,27 @@ MAX_BODY_BYTES = 1024 * 1024
 CONSOLE_DIR = Path(__file__).parent / "console"
 
 
+class BodyLimit:
+    """Refuses a request whose declared body is over :data:`MAX_BODY_BYTES` before it is read.
+
+    Plain ASGI rather than ``@app.middleware("http")``: that wrapper pipes every chunk of a streaming
+    response through a memory stream, a cost paid per frame per viewer of a live camera view.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] != UPLOAD_PATH:
+            # recordings (UPLOAD_PATH) have their own, larger limit, enforced while streaming
+            length = Headers(scope=scope).get("content-length")
+            if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+                response = JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Builds the app; the controller starts with the lifespan and stops with it."""
     settings = settings or Settings()
@@ -53,14 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(title="loaphuong", version=loaphuong.__version__, lifespan=lifespan,
                   docs_url=None, redoc_url=None)
 
-    @app.middleware("http")
-    async def limit_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if request.url.path == UPLOAD_PATH:
-            return await call_next(request)  # recordings have their own, larger limit, enforced while streaming
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-            return JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
-        return await call_next(request)
+    app.add_middleware(BodyLimit)
 
     for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras,
                    signs):

@@ -354,6 +354,31 @@ def test_camera_that_stops_answering_raises_a_fault_and_viewers_resume(
         assert ctl.get("/api/v1/cameras/cong-phuong", token=guard)[1]["status"] == "online"
     finally:
         viewer.close()
+    # Reconnecting made OpenCV/FFmpeg complain; none of it may show the stream's credentials.
+    assert PASSWORD not in ctl.proc.log_text()
+
+
+def test_secret_box_and_stream_credentials(tmp_path: Path) -> None:
+    from controller.cameras.secrets import KEY_FILE, SecretBox
+    from controller.cameras.service import with_credentials
+
+    box = SecretBox.load_or_create(tmp_path)
+    key = tmp_path / KEY_FILE
+    assert key.stat().st_mode & 0o777 == 0o600
+    token = box.encrypt(PASSWORD)
+    assert PASSWORD not in token and box.decrypt(token) == PASSWORD
+    assert SecretBox.load_or_create(tmp_path).decrypt(token) == PASSWORD, "the key is kept"
+    other = SecretBox.load_or_create(tmp_path / "other")
+    with pytest.raises(ValueError) as err:
+        other.decrypt(token)
+    assert PASSWORD not in str(err.value)
+    key.chmod(0o644)
+    with pytest.raises(PermissionError):
+        SecretBox.load_or_create(tmp_path)
+    url = with_credentials("rtsp://192.0.2.7:554/Streaming/101?x=1", "admin", "p@ss:w/rd#1")
+    assert url == "rtsp://admin:p%40ss%3Aw%2Frd%231@192.0.2.7:554/Streaming/101?x=1"
+    assert with_credentials("rtsp://[fe80::1]/s", "a", "b") == "rtsp://a:b@[fe80::1]/s"
+    assert with_credentials("rtsp://cam.local/s", "", "") == "rtsp://cam.local/s"
 
 
 def test_discovery_reports_are_stored_and_discover_is_a_signed_command(

@@ -18,9 +18,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 
-from controller.api.deps import ControllerDep, SecurityDep, SessionDep, TechnicianDep, require_roles
+from controller.api.deps import (
+    ControllerDep,
+    CredentialsDep,
+    SecurityDep,
+    SessionDep,
+    TechnicianDep,
+    require_roles,
+)
+from controller.auth import user_for_token
 from controller.cameras.events import CameraEventMessage, EventHub, event_message
-from controller.cameras.gateway import CameraGateway
+from controller.cameras.gateway import MJPEG_BOUNDARY, CameraGateway
 from controller.cameras.motion import MotionSettings
 from controller.cameras.onvif import CameraError
 from controller.cameras.schemas import (
@@ -51,17 +59,45 @@ router = APIRouter(tags=["cameras"])
 
 #: Security staff and technicians both see the camera list and health (technicians to manage it).
 ViewerDep = Annotated[User, Depends(require_roles("security", "technician"))]
-BOUNDARY = "frame"
-#: How long a live view waits for a frame before checking again (the connection stays open).
-FRAME_WAIT_S = 30.0
 SSE_KEEPALIVE_S = 15.0
 
 
-def _cameras(controller: ControllerDep) -> CameraService:
-    return controller.cameras
+async def _cameras(request: Request) -> CameraService:
+    service: CameraService = request.app.state.controller.cameras
+    return service
 
 
 CamerasDep = Annotated[CameraService, Depends(_cameras)]
+_UNAUTHORIZED = HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required",
+                              headers={"WWW-Authenticate": "Bearer"})
+_WATCH_ROLES = frozenset({"security", "admin"})
+
+
+async def _watcher(request: Request, credentials: CredentialsDep) -> User:
+    """Security staff (or an admin), checked in one short database session of its own.
+
+    Live views and event streams stay open for hours and arrive in crowds (a video wall opens dozens at
+    once): the token is looked up and the session closed inside one worker-thread call, so no request
+    holds a pooled connection or a thread-pool slot while it waits for another.
+    """
+    if credentials is None:
+        raise _UNAUTHORIZED
+    db = request.app.state.controller.db
+
+    def lookup() -> User | None:
+        with db.session() as session:
+            return user_for_token(session, credentials.credentials)
+
+    user = await asyncio.to_thread(lookup)
+    if user is None:
+        raise _UNAUTHORIZED
+    if user.role not in _WATCH_ROLES:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs one of the roles: {', '.join(sorted(_WATCH_ROLES))}")
+    return user
+
+
+#: Security staff for the long-lived camera requests (live view, snapshots, the event stream).
+WatcherDep = Annotated[User, Depends(_watcher)]
 
 
 @contextmanager
@@ -196,27 +232,25 @@ async def _mjpeg(gateway: CameraGateway, camera_id: str) -> AsyncIterator[bytes]
     async with gateway.viewer(camera_id) as feed:
         seq = 0
         while not feed.closed:
-            frame = await feed.next_frame(seq, FRAME_WAIT_S)
+            frame = await feed.next_frame(seq, None)  # woken by every frame, and when the feed closes
             if frame is None:
                 continue
             seq = frame.seq
-            head = (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
-                    f"X-Frame-Seq: {frame.seq}\r\nX-Frame-Time: {frame.captured_at:.6f}\r\n\r\n")
-            yield head.encode() + frame.jpeg + b"\r\n"
+            yield frame.part
 
 
 @router.get("/api/v1/cameras/{camera_id}/live.mjpeg", response_class=StreamingResponse)
-async def live(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> StreamingResponse:
+async def live(camera_id: str, cameras: CamerasDep, _user: WatcherDep) -> StreamingResponse:
     """The camera live as MJPEG (``multipart/x-mixed-replace``); every viewer shares one reader."""
     with _errors():
         await cameras.access(camera_id)
     return StreamingResponse(_mjpeg(cameras.gateway, camera_id),
-                             media_type=f"multipart/x-mixed-replace; boundary={BOUNDARY}",
+                             media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @router.get("/api/v1/cameras/{camera_id}/snapshot.jpg", response_class=Response)
-async def snapshot(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> Response:
+async def snapshot(camera_id: str, cameras: CamerasDep, _user: WatcherDep) -> Response:
     """The newest live frame, or the camera's ONVIF snapshot when nobody watches it."""
     with _errors():
         jpeg = await cameras.snapshot(camera_id)
@@ -319,7 +353,7 @@ async def _sse(hub: EventHub) -> AsyncIterator[bytes]:
 
 
 @router.get("/api/v1/camera-events/stream", response_class=StreamingResponse)
-async def event_stream(cameras: CamerasDep, _user: SecurityDep) -> StreamingResponse:
+async def event_stream(cameras: CamerasDep, _user: WatcherDep) -> StreamingResponse:
     """Camera events as they happen (Server-Sent Events; ``event`` is the type, ``data`` the event)."""
     return StreamingResponse(_sse(cameras.hub), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

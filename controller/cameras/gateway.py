@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 FFMPEG_CAPTURE_OPTIONS = "rtsp_transport;tcp|analyzeduration;200000|probesize;32768|fflags;nobuffer"
 
 
+#: Boundary between the parts of a ``multipart/x-mixed-replace`` live view.
+MJPEG_BOUNDARY = "frame"
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """One decoded frame as JPEG; ``seq`` grows by one per frame of a feed."""
@@ -42,6 +46,15 @@ class Frame:
     height: int
     #: Unix time the frame was decoded.
     captured_at: float
+    #: The frame as one part of an MJPEG stream, built once and sent as-is to every viewer.
+    part: bytes
+
+
+def mjpeg_part(seq: int, jpeg: bytes, captured_at: float) -> bytes:
+    """One ``multipart/x-mixed-replace`` part: boundary, headers (sequence, capture time), the JPEG."""
+    head = (f"--{MJPEG_BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {len(jpeg)}\r\n"
+            f"X-Frame-Seq: {seq}\r\nX-Frame-Time: {captured_at:.6f}\r\n\r\n")
+    return b"".join((head.encode(), jpeg, b"\r\n"))
 
 
 @dataclass(frozen=True)
@@ -238,7 +251,7 @@ class Feed:
 
     def _publish(self, jpeg: bytes, width: int, height: int, captured_at: float) -> None:
         self._seq += 1
-        self._latest = Frame(self._seq, jpeg, width, height, captured_at)
+        self._latest = Frame(self._seq, jpeg, width, height, captured_at, mjpeg_part(self._seq, jpeg, captured_at))
         self._wake()
 
     def _wake(self) -> None:
@@ -252,24 +265,27 @@ class Feed:
         """The newest frame, if any has arrived since the reader started."""
         return self._latest
 
-    async def next_frame(self, after_seq: int, wait_s: float) -> Frame | None:
-        """The newest frame after ``after_seq``; None on timeout or when the feed closes."""
-        deadline = self._loop.time() + wait_s
-        while not self.closed:
-            if self._latest is not None and self._latest.seq > after_seq:
-                return self._latest
-            remaining = deadline - self._loop.time()
-            if remaining <= 0:
-                return None
-            fut: asyncio.Future[None] = self._loop.create_future()
-            self._waiters.add(fut)
-            try:
-                await asyncio.wait_for(fut, remaining)
-            except TimeoutError:
-                return None
-            finally:
-                self._waiters.discard(fut)
-        return None
+    async def next_frame(self, after_seq: int, wait_s: float | None) -> Frame | None:
+        """The newest frame after ``after_seq``; None after ``wait_s`` (None: no limit) or when the feed closes."""
+        if self._latest is not None and self._latest.seq > after_seq:
+            return self._latest
+        # One future per viewer (cancelling a viewer must not cancel the others), no timer unless asked:
+        # this runs once per frame per viewer, so it is kept to the least work that wakes it.
+        fut: asyncio.Future[None] = self._loop.create_future()
+        self._waiters.add(fut)
+        try:
+            if wait_s is None:
+                await fut
+            else:
+                async with asyncio.timeout(wait_s):
+                    await fut
+        except TimeoutError:
+            return None
+        finally:
+            self._waiters.discard(fut)
+        if self.closed or self._latest is None or self._latest.seq <= after_seq:
+            return None
+        return self._latest
 
     def status(self) -> FeedStatus:
         """Online, fps over the last seconds, resolution, last frame age, viewers."""

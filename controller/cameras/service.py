@@ -49,6 +49,8 @@ DISCOVER_TTL_MS = 60_000
 #: How long a snapshot taken through the gateway waits for the first frame.
 SNAPSHOT_FRAME_WAIT_S = 10.0
 RTSP_DEFAULT_PORT = 554
+#: Health checks run side by side, this many at a time (a dead camera costs its 5 s timeout).
+HEALTH_CHECKS_AT_ONCE = 16
 
 
 class CameraNotFound(LookupError):
@@ -500,6 +502,15 @@ class CameraService:
         except NotConnected:
             log.info("camera event %s not published (broker unreachable); it is in the database", message.id)
 
+    async def _check_health(self, access: CameraAccess, limit: asyncio.Semaphore) -> None:
+        status = self.gateway.status(access.id)
+        if status is not None and status.running:
+            return  # its reader reports its health
+        host, port = access.probe_address()
+        async with limit:
+            ok = await _tcp_answers(host, port, 5.0)
+        await self._record_health(access.id, ok, None if ok else f"no answer at {host}:{port}")
+
     async def _health_loop(self) -> None:
         """Knocks on cameras nobody watches; a reader watches its own camera's health."""
         interval = self.settings.camera_health_interval_s
@@ -507,13 +518,8 @@ class CameraService:
             started = time.monotonic()
             try:
                 cameras = await self._db(lambda s: [self._access(c) for c in s.scalars(select(Camera))])
-                for access in cameras:
-                    status = self.gateway.status(access.id)
-                    if status is not None and status.running:
-                        continue
-                    host, port = access.probe_address()
-                    ok = await _tcp_answers(host, port, 5.0)
-                    await self._record_health(access.id, ok, None if ok else f"no answer at {host}:{port}")
+                limit = asyncio.Semaphore(HEALTH_CHECKS_AT_ONCE)
+                await asyncio.gather(*(self._check_health(a, limit) for a in cameras))
             except asyncio.CancelledError:
                 raise
             except Exception:
