@@ -419,3 +419,41 @@ def test_discovery_reports_are_stored_and_discover_is_a_signed_command(
                             {"id": "cam-lan", "username": "admin", "password": PASSWORD}, token=tech)
     assert status == 422 and body["detail"]["reason"] == "unreachable", body
     assert ctl.get("/api/v1/cameras/cam-lan", token=tech)[0] == 404
+
+
+def test_snapshot_retention_by_count_age_and_size(tmp_path: Path) -> None:
+    from controller import migrate
+    from controller.cameras.snapshots import Retention, SnapshotStore
+    from controller.db import Database
+    from controller.models import Camera, CameraEvent
+
+    db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    migrate.upgrade(db.engine)
+    store = SnapshotStore(tmp_path / "snaps", Retention(max_per_camera=3, max_days=1, max_bytes=10_000))
+    now = int(time.time() * 1000)
+    with db.session() as s:
+        for cam in ("cam-a", "cam-b"):
+            s.add(Camera(id=cam, host="127.0.0.1", port=80, password_enc="x", stream_uri="rtsp://127.0.0.1/x"))
+        s.flush()
+        # cam-a: five recent events of 1 kB and one two days old; cam-b: one recent event of 6 kB.
+        for i in range(5):
+            s.add(CameraEvent(id=f"a{i}", camera_id="cam-a", type="camera.motion", ts_ms=now - (5 - i) * 1000,
+                              snapshot=store.save("cam-a", f"a{i}", b"\xff" * 1000)))
+        s.add(CameraEvent(id="old", camera_id="cam-a", type="camera.motion", ts_ms=now - 2 * 86_400_000,
+                          snapshot=store.save("cam-a", "old", b"\xff" * 1000)))
+        s.add(CameraEvent(id="b0", camera_id="cam-b", type="camera.motion", ts_ms=now - 500,
+                          snapshot=store.save("cam-b", "b0", b"\xff" * 6000)))
+        s.flush()
+        removed = store.enforce(s, "cam-a")
+    with db.session() as s:
+        kept = {e.id for e in s.query(CameraEvent).filter(CameraEvent.snapshot.is_not(None))}
+        rows = s.query(CameraEvent).count()
+    # Age drops "old", the count keeps cam-a's newest three, and 3 kB + 6 kB fit in 10 kB.
+    assert kept == {"a2", "a3", "a4", "b0"} and removed == 3
+    assert rows == 7, "events keep their rows; only the pictures go"
+    assert sorted(p.name for p in (tmp_path / "snaps").rglob("*.jpg")) == ["a2.jpg", "a3.jpg", "a4.jpg", "b0.jpg"]
+    store.retention = Retention(max_per_camera=3, max_days=1, max_bytes=7_000)
+    with db.session() as s:
+        assert store.enforce(s, "cam-b") == 2  # the oldest go first until 7 kB is reached
+    assert sorted(p.name for p in (tmp_path / "snaps").rglob("*.jpg")) == ["a4.jpg", "b0.jpg"]
+    db.dispose()
