@@ -3,7 +3,8 @@
 Starts Mosquitto and the controller on 127.0.0.1 (free ports, temp dir), registers N agents in one
 zone, and runs N simulated agents in this process. Each simulated agent does what a real one does
 between the broker and its loudspeaker, with the real code where it matters: it subscribes to its
-own topics with aiomqtt (as ``devices.mqtt_link`` does), checks every command with the protocol's
+own topics (with gmqtt: aiomqtt, which the real agent uses, would be the limit of a thousand clients in
+one process, not the system under test), checks every command with the protocol's
 ``Verifier`` (signature, target, expiry, replay), takes the audio inline or fetches
 ``/media/{sha256}`` with its own device token and checks the hash, answers the command, and "starts
 playing" when its clock reaches ``start_at`` (it records the instant instead of opening a sound card).
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import hashlib
 import json
@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiomqtt
 import httpx
-from paho.mqtt.enums import CallbackAPIVersion  # noqa: F401  (aiomqtt's paho must be v2)
+from gmqtt import Client as MQTTClient
+from gmqtt import Message, Subscription
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -118,36 +118,42 @@ class SimAgent:
             return False
 
         self.verifier = Verifier(public_key_from_text(key_text), agent_id, zones, check_and_remember)
-        self.client: aiomqtt.Client | None = None
+        self.client: MQTTClient | None = None
         self.connected = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
 
     async def run(self, port: int) -> None:
-        will = aiomqtt.Will(Topics.status(self.agent_id), status_payload(AgentStatus.OFFLINE, with_ts=False),
-                            qos=1, retain=True)
-        async with aiomqtt.Client(LOOPBACK, port, identifier=f"agent-{self.agent_id}", keepalive=60,
-                                  protocol=aiomqtt.ProtocolVersion.V5, will=will,
-                                  max_queued_incoming_messages=0) as client:
-            self.client = client
-            subs = [(t, 1) for t in Topics.agent_subscriptions(self.agent_id, self.zones)] + [(RAW_TOPIC, 1)]
-            await client.subscribe(subs)
-            await client.publish(Topics.status(self.agent_id), status_payload(AgentStatus.ONLINE), qos=1,
-                                 retain=True)
-            self.connected.set()
-            async for message in client.messages:
-                topic = str(message.topic)
-                payload = bytes(message.payload) if isinstance(message.payload, bytes | bytearray) else b""
-                if topic == RAW_TOPIC:
-                    self.bench.raw_received(self.agent_id)
-                    continue
-                if message.retain:
-                    continue  # the controller's retained status, or an old schedule window
-                try:
-                    info = parse_topic(topic)
-                except ProtocolError:
-                    continue
-                if info.kind == "cmd" and info.msg_type == "speaker.play":
-                    asyncio.get_running_loop().create_task(self.on_play(info, payload))
+        """Connects, subscribes to the agent's topics and the raw topic, says online; then lives in callbacks."""
+        will = Message(Topics.status(self.agent_id), status_payload(AgentStatus.OFFLINE, with_ts=False), qos=1,
+                       retain=True)
+        client = MQTTClient(f"agent-{self.agent_id}", will_message=will)
+        subscribed = asyncio.Event()
+        client.on_message = self.on_message
+        client.on_subscribe = lambda *_: subscribed.set()
+        await client.connect(LOOPBACK, port, keepalive=60)
+        self.client = client
+        # Retained messages (the controller's status, old windows) are not part of a broadcast: not sent at all.
+        subs = [Subscription(t, qos=1, retain_handling_options=2)
+                for t in [*Topics.agent_subscriptions(self.agent_id, self.zones), RAW_TOPIC]]
+        client.subscribe(subs)
+        await subscribed.wait()
+        client.publish(Topics.status(self.agent_id), status_payload(AgentStatus.ONLINE), qos=1, retain=True)
+        self.connected.set()
+
+    async def close(self) -> None:
+        if self.client is not None:
+            await self.client.disconnect()
+
+    def on_message(self, _client: MQTTClient, topic: str, payload: bytes, _qos: int, _props: Any) -> int:
+        if topic == RAW_TOPIC:
+            self.bench.raw_received(self.agent_id)
+            return 0
+        try:
+            info = parse_topic(topic)
+        except ProtocolError:
+            return 0
+        if info.kind == "cmd" and info.msg_type == "speaker.play":
+            asyncio.get_running_loop().create_task(self.on_play(info, payload))
+        return 0
 
     async def on_play(self, info: Any, payload: bytes) -> None:
         rnd = self.bench.current
@@ -163,10 +169,9 @@ class SimAgent:
             return
         order = cmd.data
         assert isinstance(order, SpeakerPlay)
-        inline = getattr(order, "inline", None)
         try:
-            if inline:
-                data = base64.b64decode(inline)
+            if order.inline is not None:
+                data = order.inline_bytes()
                 rnd.inline += 1
             else:
                 resp = await self.bench.http.get(f"/media/{order.sha256}",
@@ -183,8 +188,7 @@ class SimAgent:
         rnd.ready[self.agent_id] = time.time() * 1000
         assert self.client is not None
         reply = Reply(id=cmd.envelope.id, status="ok", ts=now_ms())
-        await self.client.publish(Topics.reply(self.agent_id), reply.model_dump_json(exclude_none=True).encode(),
-                                  qos=1)
+        self.client.publish(Topics.reply(self.agent_id), reply.model_dump_json(exclude_none=True).encode(), qos=1)
         delay = (order.start_at - time.time() * 1000) / 1000
         if delay > 0:
             await asyncio.sleep(delay)
@@ -222,17 +226,11 @@ class Bench:
     async def start(self, key_text: str, tokens: dict[str, str]) -> None:
         for agent_id, token in tokens.items():
             self.agents.append(SimAgent(agent_id, token, key_text, self.zones[agent_id], self))
-        for i, agent in enumerate(self.agents):
-            agent.task = asyncio.create_task(agent.run(self.mqtt_port))
-            if i % 50 == 49:
-                await asyncio.sleep(0.05)  # don't SYN-flood the broker's accept backlog
-        await asyncio.wait_for(asyncio.gather(*(a.connected.wait() for a in self.agents)), timeout=120)
+        for i in range(0, len(self.agents), 50):  # a few at a time: don't overflow the broker's accept backlog
+            await asyncio.wait_for(asyncio.gather(*(a.run(self.mqtt_port) for a in self.agents[i:i + 50])), 60)
 
     async def stop(self) -> None:
-        for agent in self.agents:
-            if agent.task is not None:
-                agent.task.cancel()
-        await asyncio.gather(*(a.task for a in self.agents if a.task), return_exceptions=True)
+        await asyncio.gather(*(a.close() for a in self.agents), return_exceptions=True)
         await self.http.aclose()
 
     async def broadcast(self, content: dict[str, str]) -> Round:

@@ -227,7 +227,8 @@ class AnnouncementService:
             except InvalidAnnouncement as exc:  # every target was removed while rendering
                 ann.status, ann.error = "failed", str(exc)
                 return []
-            ann.media_sha256, ann.engine, ann.start_ms, ann.status = speech.sha256, speech.source, start, "sent"
+            ann.media_sha256, ann.start_ms, ann.status = speech.sha256, start, "sent"
+            ann.engine = None if recording is not None else speech.source  # a recording was spoken by no engine
             order = SpeakerPlay(announcement_id=ann_id, sha256=speech.sha256, size=speech.size,
                                 duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start,
                                 inline=inline)

@@ -252,7 +252,7 @@ class Agent:
         if order.inline is not None:
             # An alarm brings its audio along: into the cache now, so nothing is downloaded before it plays.
             try:
-                await self._in_thread(self.media.put, order.sha256, order.inline_bytes())
+                await self._in_thread(self._store_inline, order)
             except MediaError as exc:
                 log.error("command %s refused: %s", cmd.envelope.id, exc)
                 await self.emit("error", AgentError(code=exc.code, message=str(exc)[:1000], ref=cmd.envelope.id,
@@ -262,6 +262,13 @@ class Agent:
         await self._in_thread(self.store.add_pending, cmd.envelope.id, cmd.envelope.to_bytes(), order.start_at)
         self._schedule(cmd)
         await self._reply(cmd.envelope.id)
+
+    def _store_inline(self, order: SpeakerPlay) -> None:
+        try:
+            data = order.inline_bytes()
+        except ValueError as exc:
+            raise MediaError("bad_inline", str(exc)) from None
+        self.media.put(order.sha256, data)
 
     def _schedule(self, cmd: VerifiedCommand) -> None:
         order = _as(cmd.data, SpeakerPlay)

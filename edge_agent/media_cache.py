@@ -104,6 +104,7 @@ class MediaCache:
         except OSError as exc:
             tmp.unlink(missing_ok=True)
             raise MediaError("io_error", f"storing inline media {sha256[:12]}: {exc}") from None
+        log.info("media %s (%d bytes) arrived inline", sha256[:12], len(data))
         self.evict(keep={sha256})
         return target
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -10,10 +11,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from devices.protocol import (
+    ALL_ZONE,
     COMMAND_MODELS,
     EVENT_MODELS,
+    INLINE_MAX_BYTES,
     EventsAck,
     PlayStarted,
     Priority,
@@ -28,6 +32,8 @@ from devices.protocol import (
     parse_topic,
     public_key_from_text,
     public_key_to_text,
+    target_zones,
+    zone_target,
 )
 
 SHA = "0f" * 32
@@ -95,6 +101,42 @@ def test_zone_commands_verify_for_members_only(signer: Signer) -> None:
     verifier(signer).verify(env.to_bytes())
     with pytest.raises(ProtocolError, match="wrong_target"):
         verifier(signer, zones=("khu-pho-2",)).verify(env.to_bytes())
+
+
+def test_one_envelope_for_several_zones_and_for_everyone(signer: Signer) -> None:
+    env = signer.command("speaker.play", order(), to=zone_target(["khu-pho-1", "cho"]), ttl_ms=60_000)
+    assert env.to == "zone:khu-pho-1,cho"
+    both = verifier(signer, zones=("khu-pho-1", "cho"))
+    both.verify(env.to_bytes(), parse_topic(Topics.group_command("cho", "speaker.play")))
+    # The same envelope on its other zone's topic is a copy: refused as a replay, so the agent acts once.
+    with pytest.raises(ProtocolError, match="replayed"):
+        both.verify(env.to_bytes(), parse_topic(Topics.group_command("khu-pho-1", "speaker.play")))
+    # Not on a topic of a zone it does not name, nor on an agent's own topic.
+    for topic in (Topics.group_command("khu-pho-2", "speaker.play"), Topics.command("loa-01", "speaker.play")):
+        with pytest.raises(ProtocolError, match="wrong_target"):
+            verifier(signer, zones=("khu-pho-1", "khu-pho-2")).verify(env.to_bytes(), parse_topic(topic))
+    with pytest.raises(ProtocolError, match="wrong_target"):
+        verifier(signer, zones=("khu-pho-2",)).verify(env.to_bytes())
+    everyone = signer.command("speaker.play", order(), to=zone_target([ALL_ZONE]), ttl_ms=60_000)
+    verifier(signer, zones=()).verify(everyone.to_bytes(), parse_topic(Topics.group_command("all", "speaker.play")))
+    assert "lp/v1/group/all/cmd/+" in Topics.agent_subscriptions("loa-01", [])
+    assert target_zones("zone:a,B") == frozenset() and target_zones("loa-01") == frozenset()
+    with pytest.raises(ProtocolError, match="bad_target"):
+        zone_target([])
+
+
+def test_inline_audio_must_be_base64_of_the_declared_size() -> None:
+    audio = bytes(range(256)) * 4
+    text = base64.b64encode(audio).decode()
+    assert order(size=len(audio), inline=text).inline_bytes() == audio
+    for bad in ({"size": len(audio) + 1, "inline": text}, {"size": len(audio), "inline": text[:-4]},
+                {"size": 3, "inline": "AAA"}):
+        with pytest.raises(ValidationError):
+            order(**bad)
+    with pytest.raises(ValueError, match="not base64"):
+        order(size=3, inline="A!A=").inline_bytes()
+    with pytest.raises(ValidationError):
+        order(size=INLINE_MAX_BYTES + 3, inline="A" * ((INLINE_MAX_BYTES + 3) // 3 * 4))
 
 
 @pytest.mark.parametrize(("mutate", "reason"), [

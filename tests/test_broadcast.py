@@ -1,0 +1,124 @@
+"""Broadcast now: announcements to zones and to everyone go as one group command each, alarms carry their
+audio, stored recordings can be announced; real Mosquitto, controller and agents."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from controller.local_stack import http_json
+from devices.protocol import Priority, SpeakerPlay, Topics, now_ms
+from tests.conftest import AgentFactory, ControllerHandle
+from tests.helpers import decode_pcm, iso_ms, wav_frames
+from tests.mqtt_tools import controller_signer, publish
+from tests.test_api import _upload, messages
+from tests.test_e2e import fetch_media
+
+
+def _starts(agent: Any) -> list[dict[str, Any]]:
+    return [line for line in agent.sink_lines() if line["event"] == "start"]
+
+
+def test_emergency_to_a_zone_is_one_group_command_with_the_audio_inline(
+        controller: ControllerHandle, agents: AgentFactory, tmp_path: Path) -> None:
+    a1 = agents("loa-01", zones=("khu-pho-1",))
+    a2 = agents("loa-02", zones=("khu-pho-1", "cho"))  # in both zones the alarm names: acts once
+    a3 = agents("loa-03", zones=("khu-pho-2",))
+
+    status, accepted = controller.post("/api/v1/announcements", {
+        "text": "Khẩn cấp: cháy tại chợ phường, đề nghị bà con sơ tán.", "priority": "emergency",
+        "targets": {"zones": ["khu-pho-1", "cho"]}})
+    assert status == 202, accepted
+    assert sorted(accepted["targets"]) == ["loa-01", "loa-02"]
+    ann = controller.wait_deliveries(accepted["id"], {"played"}, timeout=40)
+    # One signed envelope reached both agents: the deliveries share its id.
+    assert len({d["command_id"] for d in ann["deliveries"]}) == 1
+    assert sorted(d["agent_id"] for d in ann["deliveries"]) == ["loa-01", "loa-02"]
+    media = ann["media"]
+    expected = decode_pcm(fetch_media(controller, media["sha256"], controller.token), tmp_path)
+    start_ms = iso_ms(ann["start_at"])
+    for agent in (a1, a2):
+        starts = _starts(agent)
+        assert len(starts) == 1, (agent.agent_id, agent.sink_lines())
+        assert abs(starts[0]["actual_start"] - start_ms) <= 50
+        assert wav_frames(agent.files.sink_dir / starts[0]["file"]) == expected
+        log = agent.log()
+        assert "arrived inline" in log and "cached media" not in log, log[-3000:]
+    assert "replayed" in a2.log()  # the second copy, on its other zone's topic, was dropped
+    assert _starts(a3) == []
+    status, plays = controller.get(f"/api/v1/plays?announcement_id={accepted['id']}")
+    assert sorted(p["agent_id"] for p in plays) == ["loa-01", "loa-02"]
+    assert all(p["outcome"] == "completed" for p in plays)
+
+
+def test_everyone_and_a_stored_recording(controller: ControllerHandle, agents: AgentFactory,
+                                         tmp_path: Path) -> None:
+    a1 = agents("loa-01", zones=("khu-pho-1",))
+    a2 = agents("loa-02", zones=("khu-pho-2",))
+    siren = tmp_path / "siren.wav"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    "sine=frequency=700:duration=2", "-ar", "48000", "-ac", "1", str(siren)], check=True, timeout=60)
+    status, stored = _upload(controller, siren.read_bytes())
+    assert status == 201, stored
+
+    status, accepted = controller.post("/api/v1/announcements", {
+        "recording": stored["sha256"], "text": "Còi báo cháy", "priority": "emergency", "targets": {"all": True}})
+    assert status == 202, accepted
+    ann = controller.wait_deliveries(accepted["id"], {"played"}, timeout=40)
+    assert ann["media"]["sha256"] == stored["sha256"] and ann["engine"] is None
+    assert ann["spoken_text"] is None and ann["text"] == "Còi báo cháy"
+    expected = decode_pcm(fetch_media(controller, stored["sha256"], controller.token), tmp_path)
+    for agent in (a1, a2):
+        starts = _starts(agent)
+        assert len(starts) == 1 and starts[0]["sha256"] == stored["sha256"]
+        assert wav_frames(agent.files.sink_dir / starts[0]["file"]) == expected
+
+    # A normal announcement carries no audio (the agents download it; loa-02 has it from the alarm).
+    status, normal = controller.post("/api/v1/announcements",
+                                     {"recording": stored["sha256"], "targets": {"zones": ["khu-pho-2"]}})
+    assert status == 202
+    controller.wait_deliveries(normal["id"], {"played"}, timeout=40)
+    assert len(_starts(a2)) == 2 and len(_starts(a1)) == 1
+    assert a2.log().count("arrived inline") == 1
+
+
+def test_bad_targets_and_recordings_get_clear_422s(controller: ControllerHandle, agents: AgentFactory) -> None:
+    agents("loa-01", zones=("khu-pho-1",))
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"text": "A", "targets": {"zones": ["khong-co"]}}, "unknown zone(s): khong-co"),
+        ({"text": "A", "targets": {"zones": ["all"]}}, "whole fleet"),
+        ({"text": "A", "targets": {"all": True, "zones": ["khu-pho-1"]}}, "either"),
+        ({"text": "A", "targets": {}}, "either"),
+        ({"text": "A", "targets": {"agents": ["loa-09"]}}, "unknown agent(s): loa-09"),
+        ({"recording": "0" * 64, "targets": {"all": True}}, "no stored recording"),
+        ({"recording": "not-a-hash", "targets": {"all": True}}, "pattern"),
+        ({"targets": {"all": True}}, "text is empty"),
+    ]
+    for body, needle in cases:
+        status, err = controller.post("/api/v1/announcements", body)
+        assert status == 422, (body, err)
+        assert needle in messages(err), (body, err)
+    status, err = controller.post("/api/v1/devices", {"id": "loa-05", "zones": ["all"]})
+    assert status == 422 and "whole fleet" in messages(err)
+    status, err = http_json("PUT", controller.api + "/api/v1/zones/all", controller.token, {"name": "Cả phường"})
+    assert status == 422 and "whole fleet" in messages(err)
+    status, listed = controller.get("/api/v1/announcements")
+    assert status == 200 and listed == []
+
+
+def test_inline_audio_that_does_not_match_its_hash_is_refused(controller: ControllerHandle,
+                                                               agents: AgentFactory) -> None:
+    agent = agents("loa-01", zones=("khu-pho-1",))
+    audio = b"OggS" + bytes(200)
+    order = SpeakerPlay(sha256=hashlib.sha256(b"something else").hexdigest(), size=len(audio), duration_ms=1000,
+                        priority=Priority.EMERGENCY, start_at=now_ms() + 1000,
+                        inline=base64.b64encode(audio).decode())
+    signer = controller_signer(controller.data_dir)
+    env = signer.command("speaker.play", order, to="zone:khu-pho-1", ttl_ms=60_000)
+    publish(controller.mqtt_port, Topics.group_command("khu-pho-1", "speaker.play"), env.to_bytes())
+    controller.wait_for(lambda: "hash_mismatch" in controller.proc.log_text(), 15, "the agent reports the bad audio")
+    assert f"command {env.id} refused" in agent.log()
+    assert _starts(agent) == []
