@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import select
 import socket
+import struct
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -41,30 +44,69 @@ class DiscoveryError(OSError):
     """The probe could not be sent (no network, no multicast route…)."""
 
 
+# Linux interface flags and ioctls (linux/if.h, linux/sockios.h): enough to list LAN addresses with the
+# standard library alone, so the agent needs no netifaces/psutil.
+_IFF_UP, _IFF_LOOPBACK, _IFF_POINTOPOINT, _IFF_MULTICAST = 0x1, 0x8, 0x10, 0x1000
+_SIOCGIFFLAGS, _SIOCGIFADDR = 0x8913, 0x8915
+
+
+def lan_addresses() -> list[str]:
+    """IPv4 addresses of the interfaces a camera can sit behind: up, multicast-capable, not loopback and
+    not point-to-point (a 3G/4G modem or a VPN tunnel). Empty when they cannot be listed (not Linux)."""
+    if not sys.platform.startswith("linux"):
+        return []
+    import fcntl
+
+    found: list[str] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _index, name in socket.if_nameindex():
+            packed = struct.pack("256s", name.encode()[:15])
+            try:
+                flags = struct.unpack_from("H", fcntl.ioctl(sock.fileno(), _SIOCGIFFLAGS, packed), 16)[0]
+                if not flags & _IFF_UP or flags & (_IFF_LOOPBACK | _IFF_POINTOPOINT) or not flags & _IFF_MULTICAST:
+                    continue
+                addr = socket.inet_ntoa(fcntl.ioctl(sock.fileno(), _SIOCGIFADDR, packed)[20:24])
+            except OSError:  # no IPv4 address, or gone meanwhile
+                continue
+            if addr not in found:
+                found.append(addr)
+    return found
+
+
 def probe_lan(timeout_s: float, *, interface: str | None = None, ttl: int = 1,
               max_replies: int = MAX_REPLIES, stop: threading.Event | None = None) -> ProbeResult:
     """Sends a WS-Discovery Probe to 239.255.255.250:3702 and collects answers for ``timeout_s``.
 
-    Blocking; call it on a worker thread. ``interface`` is the local IPv4 address to probe from (the
-    routing table's choice when None); ``ttl`` 1 keeps the probe on the local segment; setting ``stop``
-    ends the wait early (the agent is shutting down).
+    Blocking; call it on a worker thread. ``interface`` is the local IPv4 address to probe from; when
+    None the probe leaves by every LAN interface (:func:`lan_addresses`) — not by the routing table's
+    choice, which on a Pi with a 4G uplink is the modem — or, if there is none, as the routing table
+    says. ``ttl`` 1 keeps the probe on the local segment; setting ``stop`` ends the wait early.
     """
     message_id = new_message_id()
     probe = build_probe(message_id)
     result = ProbeResult()
+    sources: list[str | None] = [interface] if interface else [*lan_addresses()] or [None]
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM, socket.IPPROTO_UDP)
     try:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, ttl)
-        if interface:
-            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(interface))
+        # Bound to every address: answers come back unicast to this port whichever interface they use.
         sock.bind((interface or "", 0))
-        try:
-            for i in range(PROBE_REPEATS):
-                if i:
-                    time.sleep(_REPEAT_GAP_S)
-                sock.sendto(probe, (MULTICAST_GROUP, PORT))
-        except OSError as exc:
-            raise DiscoveryError(exc.errno, f"cannot send the WS-Discovery probe: {exc.strerror or exc}") from None
+        sent, errors = 0, []
+        for i in range(PROBE_REPEATS):
+            if i:
+                time.sleep(_REPEAT_GAP_S)
+            for source in sources:
+                try:
+                    if source:
+                        sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(source))
+                    sock.sendto(probe, (MULTICAST_GROUP, PORT))
+                    sent += 1
+                except OSError as exc:
+                    errors.append(f"{source or 'default route'}: {exc.strerror or exc}")
+        if not sent:
+            raise DiscoveryError(errno.ENETUNREACH, f"cannot send the WS-Discovery probe ({'; '.join(errors[:4])})")
+        for err in dict.fromkeys(errors):
+            log.info("probe not sent from %s", err)
         deadline = time.monotonic() + timeout_s
         replies = 0
         while replies < max_replies and not (stop is not None and stop.is_set()):

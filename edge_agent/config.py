@@ -59,7 +59,7 @@ class CamerasSection(_Strict):
     discover_interval_s: int | None = Field(default=None, ge=60, le=7 * 24 * 3600)
     #: How long a periodic probe collects answers.
     probe_timeout_ms: int = Field(default=3000, ge=200, le=30_000)
-    #: Local IPv4 address whose interface the probe leaves by; absent: the routing table decides.
+    #: Local IPv4 address whose interface the probe leaves by; absent: every LAN interface.
     interface: str | None = None
     #: Multicast TTL of the probe; 1 keeps it on the local segment.
     ttl: int = Field(default=1, ge=1, le=8)

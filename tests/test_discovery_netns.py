@@ -252,3 +252,17 @@ def test_real_discovery_to_registration(net: Lan, controller: ControllerHandle, 
         finally:
             agent.stop()
             responder.stop()
+
+
+def test_lan_addresses_in_namespaces(net: Lan) -> None:
+    """The probe leaves by LAN interfaces (here the veth), never loopback."""
+    from tests.netns import bare_namespace
+
+    code = "from edge_agent.camera_finder import lan_addresses; print(lan_addresses())"
+    inside = subprocess.run([*net.prefix(net.agent_ns), sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=30, env=_ENV, cwd=REPO, check=True)
+    assert inside.stdout.strip() == f"['{net.agent_ip}']"
+    with bare_namespace() as ns:
+        bare = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=30, env=_ENV, cwd=REPO, check=True)
+    assert bare.stdout.strip() == "[]"
