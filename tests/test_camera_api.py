@@ -291,7 +291,7 @@ class SseClient:
 
 
 def test_motion_event_listed_streamed_and_published(cam_controller: ControllerHandle, tokens: dict[str, str],
-                                                    rtsp: RtspServer, broker: Broker) -> None:
+                                                    rtsp: RtspServer, broker: Broker, controller_factory: Any) -> None:
     ctl, guard = cam_controller, tokens["security"]
     assert register_rtsp(ctl, tokens["technician"], rtsp)[0] == 201
     watcher = MqttWatcher(broker.port, "lp/v1/controller/camera/+/event/+")
@@ -324,6 +324,13 @@ def test_motion_event_listed_streamed_and_published(cam_controller: ControllerHa
     finally:
         sse.close()
         watcher.close()
+    # After a restart, motion detection is back on by itself: a reader runs with nobody watching.
+    ctl.proc.stop()
+    again = start_cam_controller(controller_factory, broker)
+    again.wait_for(lambda: (again.get("/api/v1/cameras/cong-phuong/status")[1]["reader"] or {}).get("online"), 20,
+                   "the motion reader after a restart")
+    status, st = again.get("/api/v1/cameras/cong-phuong/status", token=guard)
+    assert status == 200 and st["reader"]["motion"] and st["reader"]["viewers"] == 0
 
 
 def test_camera_that_stops_answering_raises_a_fault_and_viewers_resume(
