@@ -323,3 +323,11 @@ def test_command_line_reads_a_camera(emu: OnvifEmulator) -> None:
                          env={**os.environ, "LOAPHUONG_CAMERA_PASSWORD": "sai-roi-1"})
     assert bad.returncode == 2 and json.loads(bad.stderr)["error"] == "auth"
     assert "sai-roi-1" not in bad.stderr + bad.stdout
+
+
+async def test_camera_that_faults_on_its_clock(emu: OnvifEmulator) -> None:
+    emu.faults["GetSystemDateAndTime"] = ("ter:ActionNotSupported", "no clock here")
+    desc = await describe(emu.host, emu.port, emu.username, emu.password, timeout_s=10)
+    assert desc.info.serial == emu.serial
+    async with PtzControl(emu.host, emu.port, emu.username, emu.password) as ptz:
+        await ptz.stop("prof0")

@@ -292,7 +292,7 @@ async def describe(host: str, port: int, username: str, password: str, *, timeou
 
 async def _describe(cam: ONVIFCamera, where: str, secrets: _Secrets) -> CameraDescription:
     step_timeout = None  # describe()'s overall timeout bounds every step
-    await _guarded(cam.update_xaddrs(), "reading the service list", where, secrets, step_timeout)
+    await _read_services(cam, where, secrets, step_timeout)
     devicemgmt = await _guarded(cam.create_devicemgmt_service(), "opening the device service", where, secrets,
                                 step_timeout)
     raw_info = await _guarded(devicemgmt.GetDeviceInformation(), "GetDeviceInformation", where, secrets,
@@ -380,6 +380,20 @@ async def _snapshot_uri(media: Any, token: str, where: str, secrets: _Secrets) -
             log.info("camera %s profile %s: snapshot URI is not http(s); ignored", where, token)
         return None
     return uri
+
+
+async def _read_services(cam: ONVIFCamera, where: str, secrets: _Secrets, timeout_s: float | None) -> None:
+    """The camera's clock, then its service addresses; a camera that fails the clock step is read without it."""
+    try:
+        await _guarded(cam.update_xaddrs(), "reading the service list", where, secrets, timeout_s)
+    except CameraError as exc:
+        if exc.reason not in ("fault", "malformed") or not cam.adjust_time:
+            raise
+        # Some cameras fault on GetSystemDateAndTime or answer it without a UTC time; such a camera is
+        # read with tokens dated by our clock, which works when its clock is right.
+        log.info("camera %s: reading its clock failed (%s); going on without it", where, exc.reason)
+        cam.adjust_time = False
+        await _guarded(cam.update_xaddrs(), "reading the service list", where, secrets, timeout_s)
 
 
 async def _close(cam: ONVIFCamera) -> None:
@@ -483,7 +497,7 @@ class PtzControl:
         cam = _new_camera(self._host, self._port, self._username, self._password)
         self._cam = cam
         try:
-            await self._call(cam.update_xaddrs(), "reading the service list")
+            await _read_services(cam, self._where, self._secrets, self._timeout_s)
             if PTZ_NS not in cam.xaddrs:
                 raise CameraError("fault", f"{self._where} offers no ONVIF PTZ service")
             self._where = _service_where(cam.xaddrs[PTZ_NS], self._where)
