@@ -331,3 +331,15 @@ async def test_camera_that_faults_on_its_clock(emu: OnvifEmulator) -> None:
     assert desc.info.serial == emu.serial
     async with PtzControl(emu.host, emu.port, emu.username, emu.password) as ptz:
         await ptz.stop("prof0")
+
+
+def test_every_reason_has_console_text() -> None:
+    from typing import get_args
+
+    from controller.cameras.onvif import REASON_TEXT, Reason, reason_text
+
+    for lang in ("vi", "en"):
+        assert set(REASON_TEXT[lang]) == set(get_args(Reason))
+    assert reason_text("auth") == "Camera từ chối tên đăng nhập hoặc mật khẩu."
+    assert reason_text("auth", "en").startswith("The camera refused")
+    assert reason_text("auth", "fr") == reason_text("auth")

@@ -73,6 +73,33 @@ class CameraError(Exception):
         return f"{self.reason}: {self.message}"
 
 
+#: One sentence per reason for the console (Vietnamese by default, English available); the error's own
+#: message adds the detail.
+REASON_TEXT: Final[dict[str, dict[str, str]]] = {
+    "vi": {
+        "unreachable": "Không kết nối được tới camera (sai địa chỉ hoặc cổng, camera tắt, hoặc mạng không thông).",
+        "auth": "Camera từ chối tên đăng nhập hoặc mật khẩu.",
+        "fault": "Camera báo lỗi khi xử lý yêu cầu ONVIF.",
+        "malformed": "Camera trả lời không đúng định dạng ONVIF.",
+        "no_h264": "Camera không có luồng video H.264 nào.",
+        "bad_uri": "Địa chỉ luồng video của camera không phải RTSP.",
+    },
+    "en": {
+        "unreachable": "Cannot reach the camera (wrong address or port, camera off, or no network path).",
+        "auth": "The camera refused the username or password.",
+        "fault": "The camera reported an error handling the ONVIF request.",
+        "malformed": "The camera's answer is not valid ONVIF.",
+        "no_h264": "The camera has no H.264 video stream.",
+        "bad_uri": "The camera's video stream address is not RTSP.",
+    },
+}
+
+
+def reason_text(reason: str, lang: str = "vi") -> str:
+    """The console's sentence for a :class:`CameraError` reason (``vi`` or ``en``)."""
+    return REASON_TEXT.get(lang, REASON_TEXT["vi"]).get(reason, reason)
+
+
 @dataclass(frozen=True)
 class DeviceInfo:
     """What GetDeviceInformation says about the camera."""
