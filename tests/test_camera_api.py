@@ -464,3 +464,34 @@ def test_snapshot_retention_by_count_age_and_size(tmp_path: Path) -> None:
         assert store.enforce(s, "cam-b") == 2  # the oldest go first until 7 kB is reached
     assert sorted(p.name for p in (tmp_path / "snaps").rglob("*.jpg")) == ["a4.jpg", "b0.jpg"]
     db.dispose()
+
+
+def test_a_replaced_secret_key_costs_only_the_passwords(cam_controller: ControllerHandle, tokens: dict[str, str],
+                                                        rtsp: RtspServer, broker: Broker,
+                                                        controller_factory: Any) -> None:
+    from controller.cameras.secrets import KEY_FILE
+    from controller.keys import write_private
+
+    ctl = cam_controller
+    assert register_rtsp(ctl, tokens["technician"], rtsp)[0] == 201
+    status, _ = http_json("PUT", ctl.api + "/api/v1/cameras/cong-phuong/motion", tokens["security"],
+                          {"enabled": True})
+    assert status == 200
+    ctl.proc.stop()
+    from cryptography.fernet import Fernet
+
+    write_private(ctl.data_dir / KEY_FILE, Fernet.generate_key())  # e.g. a restore without the key file
+    again = start_cam_controller(controller_factory, broker)
+    assert "cannot be decrypted" in again.proc.log_text(), "the operator is told why motion did not start"
+    status, cam = again.get("/api/v1/cameras/cong-phuong", token=tokens["security"])
+    assert status == 200 and cam["has_password"]
+    status, jpeg, _ = get_bytes(again, "/api/v1/cameras/cong-phuong/snapshot.jpg", tokens["security"])
+    assert status == 422 and b"secret_lost" in jpeg
+    status, body = http_json("PATCH", again.api + "/api/v1/cameras/cong-phuong", tokens["technician"],
+                             {"password": PASSWORD})
+    assert status == 200, body
+    status, jpeg, _ = get_bytes(again, "/api/v1/cameras/cong-phuong/snapshot.jpg", tokens["security"])
+    assert status == 200 and decode(jpeg).shape == (360, 640, 3)
+    # With its password back, its motion detection runs again.
+    again.wait_for(lambda: (again.get("/api/v1/cameras/cong-phuong/status")[1]["reader"] or {}).get("motion"), 15,
+                   "motion detection back on")

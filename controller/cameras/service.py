@@ -194,26 +194,42 @@ class CameraService:
 
     # access ------------------------------------------------------------------------------------------
 
-    def _access(self, camera: Camera) -> CameraAccess:
+    def _access(self, camera: Camera, *, tolerate_lost_secret: bool = False) -> CameraAccess:
+        try:
+            password = self.secrets.decrypt(camera.password_enc)
+        except ValueError:
+            # The key file was replaced or lost: this camera needs its password again (PATCH), nothing else breaks.
+            if not tolerate_lost_secret:
+                raise RegistrationError("secret_lost", f"the stored password of camera {camera.id} cannot be "
+                                        "decrypted with this controller's camera-secrets.key; give it again "
+                                        "(PATCH password)") from None
+            password = ""
         return CameraAccess(
             id=camera.id, agent_id=camera.agent_id, zone=camera.zone, host=camera.host, port=camera.port,
-            username=camera.username, password=self.secrets.decrypt(camera.password_enc), onvif=camera.onvif,
+            username=camera.username, password=password, onvif=camera.onvif,
             stream_uri=camera.stream_uri, snapshot_uri=camera.snapshot_uri, profile_token=camera.profile_token,
             ptz=camera.ptz, motion=MotionSettings.model_validate(camera.motion or {}))
 
-    async def access(self, camera_id: str) -> CameraAccess:
-        """The camera's access details, or CameraNotFound."""
+    async def access(self, camera_id: str, *, tolerate_lost_secret: bool = False) -> CameraAccess:
+        """The camera's access details, or CameraNotFound (RegistrationError if its password is unreadable)."""
         def load(session: Session) -> CameraAccess:
             camera = session.get(Camera, camera_id)
             if camera is None:
                 raise CameraNotFound(f"no camera {camera_id!r}")
-            return self._access(camera)
+            return self._access(camera, tolerate_lost_secret=tolerate_lost_secret)
         return await self._db(load)
 
     def _motion_cameras(self) -> list[CameraAccess]:
+        found = []
         with self.db.session() as session:
-            cams = session.scalars(select(Camera).order_by(Camera.id))
-            return [a for a in (self._access(c) for c in cams) if a.motion.enabled]
+            for camera in session.scalars(select(Camera).order_by(Camera.id)):
+                if not (camera.motion or {}).get("enabled"):
+                    continue
+                try:
+                    found.append(self._access(camera))
+                except RegistrationError as exc:
+                    log.error("camera %s: motion detection not started: %s", camera.id, exc.message)
+        return found
 
     async def _stream_spec(self, camera_id: str) -> StreamSpec:
         access = await self.access(camera_id)
@@ -318,8 +334,8 @@ class CameraService:
 
     async def update(self, camera_id: str, body: CameraUpdate, user: User) -> CameraPublic:
         """Changes placement or credentials; new credentials or profile are checked against the camera."""
-        access = await self.access(camera_id)
         given = body.model_fields_set
+        access = await self.access(camera_id, tolerate_lost_secret="password" in given)
         fields: dict[str, Any] = {}
         username = body.username if "username" in given and body.username is not None else access.username
         password = body.password if "password" in given and body.password is not None else access.password
@@ -351,7 +367,10 @@ class CameraService:
             return camera_public(camera)
         public = await self._db(apply)
         if reconnect:
-            await self.gateway.restart(camera_id)
+            if public.motion.enabled:
+                await self.gateway.pin(camera_id, await self._stream_spec(camera_id))  # (re)starts detection
+            else:
+                await self.gateway.restart(camera_id)
         return public
 
     async def delete(self, camera_id: str, user: User) -> None:
@@ -517,7 +536,8 @@ class CameraService:
         while True:
             started = time.monotonic()
             try:
-                cameras = await self._db(lambda s: [self._access(c) for c in s.scalars(select(Camera))])
+                cameras = await self._db(lambda s: [self._access(c, tolerate_lost_secret=True)
+                                                     for c in s.scalars(select(Camera))])
                 limit = asyncio.Semaphore(HEALTH_CHECKS_AT_ONCE)
                 await asyncio.gather(*(self._check_health(a, limit) for a in cameras))
             except asyncio.CancelledError:
