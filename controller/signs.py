@@ -88,6 +88,14 @@ class SignNotFound(LookupError):
     """No such sign, content or item."""
 
 
+class SignForbidden(PermissionError):
+    """The caller's role does not allow this."""
+
+
+#: Who may approve sign items (when the site requires approval, as for speaker items).
+APPROVER_ROLES: Final = frozenset({"admin", "approver"})
+
+
 # inputs -------------------------------------------------------------------------------------------------
 
 
@@ -316,10 +324,26 @@ class SignService:
                        priority=body.priority.value, targets=body.targets.model_dump(mode="json"),
                        start_local=start.isoformat(), rrule=rule_text,
                        until_local=until.isoformat() if until else None, duration_ms=body.duration_ms,
-                       status="active", created_by=user.id)
+                       status="pending" if self.settings.require_approval else "active", created_by=user.id)
         session.add(row)
         session.flush()
         self.request_after_commit(session, self._agents_of(session, body.targets))
+        return row
+
+    def decide(self, session: Session, item_id: str, user: User, approve: bool) -> SignItem:
+        """An approver (not the item's author) puts a pending item on the signs, or rejects it."""
+        row = session.get(SignItem, item_id)
+        if row is None:
+            raise SignNotFound(f"no sign item {item_id!r}")
+        if user.role not in APPROVER_ROLES:
+            raise SignForbidden("only an approver or an admin may approve or reject")
+        if row.status != "pending":
+            raise SignInputError("status", f"sign item {item_id} is {row.status}, not pending")
+        if row.created_by == user.id:
+            raise SignForbidden("a sign item must be approved by someone other than the person who wrote it")
+        row.status = "active" if approve else "rejected"
+        if approve:
+            self.request_after_commit(session, self._agents_of(session, SignTargets.model_validate(row.targets)))
         return row
 
     def cancel_item(self, session: Session, item_id: str) -> SignItem:

@@ -130,3 +130,26 @@ def test_bad_items_are_refused_with_the_field(service: SignService) -> None:
     with pytest.raises(ValueError, match="not both"):
         SignTargets.model_validate({"all": True, "zones": ["khu-1"]})
     assert json.dumps(SignTargets(zones=["khu-1"]).model_dump())
+
+
+def test_with_approval_required_items_wait_for_another_approver(service: SignService) -> None:
+    from controller.signs import SignForbidden
+
+    service.settings = service.settings.model_copy(update={"require_approval": True})
+    with service.db.session() as session:
+        session.add(User(id=2, username="approver", password_hash="x", role="approver"))
+        service.attach(session, SignAttach(agent_id="loa-01", name="cong", width=96, height=16))
+    content = _content(service, "Thông báo")
+    item_id = _item(service, content, {"all": True})
+    out = {o.agent_id: o for o in service.build(None)}
+    assert _playlist(service, out["loa-01"].payload, "loa-01").entries == []  # pending: not on the signs
+    with service.db.session() as session:
+        officer, approver = session.get(User, 1), session.get(User, 2)
+        assert officer is not None and approver is not None
+        with pytest.raises(SignForbidden):
+            service.decide(session, item_id, officer, True)  # not an approver (and its author)
+        service.decide(session, item_id, approver, True)
+        with pytest.raises(SignInputError):
+            service.decide(session, item_id, approver, True)  # no longer pending
+    out = {o.agent_id: o for o in service.build(None)}
+    assert [e.item_id for e in _playlist(service, out["loa-01"].payload, "loa-01").entries] == [item_id]

@@ -151,6 +151,11 @@ def test_preview_and_input_errors(controller: ControllerHandle) -> None:
     assert status == 422
     status, body = controller.post("/api/v1/signs", {"agent_id": "nobody", "name": "x", "width": 96, "height": 16})
     assert status == 422
+    status, item = controller.post("/api/v1/sign-items", {"content_id": content["id"], "start": "2026-12-01T08:00:00",
+                                                          "duration_ms": 60_000, "targets": {"all": True}})
+    assert status == 201 and item["status"] == "active"  # this site does not require approval
+    status, body = controller.post(f"/api/v1/sign-items/{item['id']}/approve", {})
+    assert status == 409, body
     # a PNG upload is checked by decoding it
     png = io.BytesIO()
     Image.new("RGB", (40, 20), (255, 0, 0)).save(png, format="PNG")

@@ -13,17 +13,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller import audit
 from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, TechnicianDep
-from controller.models import Sign, SignContent, SignItem
+from controller.models import Sign, SignContent, SignItem, User
 from controller.signs import (
     MAX_IMAGE_BYTES,
     SignAttach,
     SignContentInput,
+    SignForbidden,
     SignInputError,
     SignItemInput,
     SignNotFound,
@@ -285,13 +286,50 @@ def create_item(body: SignItemInput, session: SessionDep, controller: Controller
     return item_public(row, controller.settings.timezone)
 
 
+class SignDecision(BaseModel):
+    """An approver's answer to a pending sign item."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Field(default="", max_length=500)
+
+
+def _decide(item_id: str, approve: bool, body: SignDecision, session: Session, controller: ControllerDep,
+            user: User) -> SignItemPublic:
+    try:
+        row = controller.signs.decide(session, item_id, user, approve)
+    except SignNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except SignForbidden as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    except SignInputError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, exc.message) from None
+    audit.record(session, user, "sign_item.approve" if approve else "sign_item.reject", item_id,
+                 {"reason": body.reason} if body.reason else {})
+    return item_public(row, controller.settings.timezone)
+
+
+@router.post("/sign-items/{item_id}/approve")
+def approve_item(item_id: str, session: SessionDep, controller: ControllerDep, user: StaffDep,
+                 body: SignDecision | None = None) -> SignItemPublic:
+    """Puts a pending item on the signs (an approver or admin other than its author)."""
+    return _decide(item_id, True, body or SignDecision(), session, controller, user)
+
+
+@router.post("/sign-items/{item_id}/reject")
+def reject_item(item_id: str, session: SessionDep, controller: ControllerDep, user: StaffDep,
+                body: SignDecision | None = None) -> SignItemPublic:
+    """Refuses a pending item; the reason goes into the audit trail."""
+    return _decide(item_id, False, body or SignDecision(), session, controller, user)
+
+
 @router.get("/sign-items")
 def list_items(session: SessionDep, controller: ControllerDep, _user: StaffDep,
                include_cancelled: bool = False) -> list[SignItemPublic]:
-    """Sign items, newest first."""
+    """Sign items, newest first (pending and active; ``include_cancelled`` adds cancelled and rejected)."""
     query = select(SignItem).order_by(SignItem.created_at.desc())
     if not include_cancelled:
-        query = query.where(SignItem.status == "active")
+        query = query.where(SignItem.status.in_(("active", "pending")))
     return [item_public(r, controller.settings.timezone) for r in session.scalars(query)]
 
 
