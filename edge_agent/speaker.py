@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -51,6 +52,21 @@ FetchFn = Callable[[str, int], Path]
 
 #: Media is fetched and decoded this long before a play's start.
 PREPARE_LEAD_MS = 120_000
+#: The event loop wakes this long before a start and takes the speaker; the last stretch is timed in the
+#: output's own thread, so a busy loop or a thread hand-off does not make speakers start apart.
+START_AHEAD_MS = 40
+#: The final wait ends in a spin this long: sleeping to the millisecond overshoots by the scheduler's slack.
+_SPIN_S = 0.0015
+
+
+def wait_precisely_until(at_ms: int) -> None:
+    """Blocks until the wall clock reaches ``at_ms`` (sleep, then a short spin). Run in a worker thread."""
+    target = at_ms / 1000
+    remaining = target - time.time()
+    if remaining > _SPIN_S:
+        time.sleep(remaining - _SPIN_S)
+    while time.time() < target:
+        pass
 
 _T = TypeVar("_T")
 
@@ -281,7 +297,7 @@ class Speaker:
             if error is not None:
                 await self._finish(job, _Attempt(None, PlayOutcome.FAILED, error))
                 return PlayOutcome.FAILED
-            if job.attempt == 0 and not await self._sleep_until(job, job.start_at):
+            if job.attempt == 0 and not await self._sleep_until(job, job.start_at - START_AHEAD_MS):
                 return await self._cancelled_before_start(job)
             attempt = await self._attempt(job, prepared)
             if attempt.outcome is not PlayOutcome.PREEMPTED:
@@ -374,8 +390,10 @@ class Speaker:
         try:
             for index in range(job.segment_index, len(job.segments)):
                 seg = job.segments[index]
+                # Only the first start of a play is due at an instant; later segments follow at once.
+                at_ms = job.start_at if job.attempt == 0 and result.actual_start is None else None
                 try:
-                    playback = await self._start_segment(job, index, seg, prepared, volume)
+                    playback = await self._start_segment(job, index, seg, prepared, volume, at_ms)
                 except OutputError as exc:
                     await self._emit("error", AgentError(code="output_error", message=str(exc)[:1000],
                                                          ref=job.play_id, announcement_id=job.announcement_id))
@@ -410,14 +428,24 @@ class Speaker:
         return result
 
     async def _start_segment(self, job: PlayJob, index: int, seg: MediaSegment | RelaySegment,
-                             prepared: dict[str, Path], volume: int) -> Playback:
+                             prepared: dict[str, Path], volume: int, at_ms: int | None) -> Playback:
         if isinstance(seg, MediaSegment):
             path = prepared[seg.sha256]
-            return await self._in_thread(lambda: self.output.start(path, play_id=job.play_id, sha256=seg.sha256,
-                                                                   volume=volume))
-        until = job.relay_until.setdefault(index, now_ms() + seg.duration_ms)
-        return await self._in_thread(lambda: self.output.start_relay(seg.url, play_id=job.play_id, volume=volume,
-                                                                     until_ms=until))
+
+            def start() -> Playback:
+                if at_ms is not None:
+                    wait_precisely_until(at_ms)
+                return self.output.start(path, play_id=job.play_id, sha256=seg.sha256, volume=volume)
+
+            return await self._in_thread(start)
+
+        def start_relay() -> Playback:
+            if at_ms is not None:
+                wait_precisely_until(at_ms)
+            until = job.relay_until.setdefault(index, now_ms() + seg.duration_ms)
+            return self.output.start_relay(seg.url, play_id=job.play_id, volume=volume, until_ms=until)
+
+        return await self._in_thread(start_relay)
 
     async def _finish(self, job: PlayJob, attempt: _Attempt) -> None:
         await self._emit("play.finished", PlayFinished(
