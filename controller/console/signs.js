@@ -20,6 +20,7 @@ const STRINGS = {
     col_fault: "Lỗi", items_title: "Lịch bảng", cancel: "Huỷ", zone: "Khu vực",
     online: "trực tuyến", offline: "mất kết nối", stopped: "đã dừng", unknown: "chưa kết nối",
     s_playlist: "lịch", s_announcement: "thông báo đang phát", s_idle: "tắt", nothing: "—",
+    approve: "Duyệt", st_active: "đang áp dụng", st_pending: "chờ duyệt", col_state: "Trạng thái",
   },
   en: {
     tagline: "LED information signs", back: "← Speakers", lang: "Tiếng Việt", login_needed: "Please log in first.",
@@ -39,6 +40,7 @@ const STRINGS = {
     col_fault: "Fault", items_title: "Sign schedule", cancel: "Cancel", zone: "Zone",
     online: "online", offline: "offline", stopped: "stopped", unknown: "never connected",
     s_playlist: "schedule", s_announcement: "announcement playing", s_idle: "dark", nothing: "—",
+    approve: "Approve", st_active: "active", st_pending: "awaiting approval", col_state: "State",
   },
 };
 
@@ -170,7 +172,19 @@ function renderItems(list) {
     cell(row, item.rrule || t("r_none"));
     const tg = item.targets;
     cell(row, tg.all ? t("all_signs") : [...tg.zones.map((z) => `${t("zone")} ${z}`), ...tg.agents, ...tg.signs].join(", "));
+    cell(row, t("st_" + item.status));
     const td = cell(row, "");
+    if (item.status === "pending") {
+      const ok = document.createElement("button");
+      ok.className = "small";
+      ok.textContent = t("approve");
+      ok.addEventListener("click", async () => {
+        const resp = await api("POST", `/api/v1/sign-items/${item.id}/approve`, {});
+        if (!resp.ok) alert(errorText(await resp.json()));
+        refresh();
+      });
+      td.appendChild(ok);
+    }
     const btn = document.createElement("button");
     btn.className = "small";
     btn.textContent = t("cancel");
