@@ -2,8 +2,8 @@
 
 Render: a two-line Vietnamese page (static) and a scrolling page at 192×96 and 1920×1080 through our
 renderer (layout search + drawing), against the raw tool in the same run — one Pillow ``ImageDraw.text``
-call with the same font at the size our layout chose (no layout, no coverage check). Best and median of
-``--repeat`` runs.
+call with the same font at the size our layout chose, onto an image of the same size (no layout, no
+coverage check). Best and median of ``--repeat`` runs; also the size of what a scroll keeps in memory.
 
 Serial: the packets our Alpha driver sends for one 96×16 page as a DOTS picture (what makes Vietnamese
 diacritics show) and, for comparison, as transliterated ASCII text; the time each takes at 9,600 baud
@@ -63,18 +63,21 @@ def bench_render(renderer: Renderer, repeat: int) -> None:
             font = renderer.font.at(rendered.font_px)
             text = "\n".join(rendered.lines)
 
-            width = panel.width if mode is SignMode.STATIC else rendered.strip.width
+            # The raw tool draws onto an image the size of ours: the panel, or the text strip of a scroll.
+            canvas = rendered.strip.size
 
-            def raw(text: str = text, size: tuple[int, int] = (width, panel.height), font: object = font) -> None:
+            def raw(text: str = text, size: tuple[int, int] = canvas, font: object = font) -> None:
                 img = Image.new("RGB", size)
                 ImageDraw.Draw(img).text((0, 0), text, font=font, fill=(255, 176, 0))  # type: ignore[arg-type]
 
             base = timed(raw, repeat)
-            print(f"  {size:>10}  {mode.value:<12} {ours[0]:7.1f} / {ours[1]:6.1f}  {base[0]:7.1f} / {base[1]:6.1f}"
-                  f"  {rendered.font_px:>4}  ({rendered.frame_count} frame(s) at {1000 // rendered.frame_ms} fps)"
-                  if mode is SignMode.SCROLL_LEFT else
-                  f"  {size:>10}  {mode.value:<12} {ours[0]:7.1f} / {ours[1]:6.1f}  {base[0]:7.1f} / {base[1]:6.1f}"
-                  f"  {rendered.font_px:>4}")
+            line = (f"  {size:>10}  {mode.value:<12} {ours[0]:7.1f} / {ours[1]:6.1f}  {base[0]:7.1f} / {base[1]:6.1f}"
+                    f"  {rendered.font_px:>4}")
+            if mode is SignMode.SCROLL_LEFT:
+                sw, sh = rendered.strip.size
+                line += (f"  ({rendered.frame_count} frames at {1000 // rendered.frame_ms} fps; strip {sw}x{sh}"
+                         f" = {sw * sh * 3 / 1e6:.1f} MB)")
+            print(line)
 
 
 def bench_serial(renderer: Renderer) -> None:

@@ -147,8 +147,7 @@ def test_scrolling_page_is_the_text_strip_in_rotate_mode(pair: SerialPair, sign:
         assert text.mode == "rotate"
         assert text.calls == [str(i + 1) for i in range(len(text.calls))] and len(text.calls) >= 2
         joined = ["".join(sign.state.pictures[label].rows[y] for label in text.calls) for y in range(16)]
-        strip = renderer.render_text(page, panel).strip
-        want = strip.crop((96, 0, strip.width - 96, 16))
+        want = renderer.render_text(page, panel).text_image()
         assert joined == expected_rows(want, "1")  # red
     finally:
         driver.close()

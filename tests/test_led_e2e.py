@@ -92,9 +92,9 @@ def test_sign_content_reaches_virtual_and_alpha_signs(tmp_path: Path, controller
         assert emulator.wait_for(lambda s: "A" in s.texts, timeout=20), agent.log_text()[-3000:]
         text = emulator.state.texts["A"]
         assert text.mode == "rotate"
-        strip = Renderer().render_text(TextPage.model_validate(PAGE), Panel(width=96, height=16)).strip
+        whole = Renderer().render_text(TextPage.model_validate(PAGE), Panel(width=96, height=16)).text_image()
         joined = ["".join(emulator.state.pictures[label].rows[y] for label in text.calls) for y in range(16)]
-        assert joined == expected_rows(strip.crop((96, 0, strip.width - 96, 16)), "1")
+        assert joined == expected_rows(whole, "1")
 
         def now_view() -> list[dict[str, Any]] | None:
             status, body = controller.get("/api/v1/signs/now")

@@ -43,10 +43,13 @@ class LayoutError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class RenderedPage:
-    """A page drawn for one panel: frames are cut from ``strip`` on demand.
+    """A page drawn for one panel; frames are made from ``strip`` on demand.
 
-    ``offset_step`` moves the window ``step`` pixels per frame (x for scroll left, y for scroll up);
-    flashing alternates the strip with a dark frame.
+    Static and flashing pages: ``strip`` is the panel-sized image (flashing alternates it with a dark
+    frame). Scrolls: ``strip`` holds only the text — one line as tall as its ink for ``scroll_left``, the
+    wrapped block as wide as the panel for ``scroll_up`` — and frame ``i`` places it at
+    :meth:`position` (``origin`` moved ``step`` pixels per frame), so a 1920×1080 scroll keeps a few
+    megabytes, not hundreds of frames or a strip padded with two empty screens.
     """
 
     panel: Panel
@@ -55,6 +58,8 @@ class RenderedPage:
     frame_ms: int
     frame_count: int
     step: int = 0
+    #: Where the strip's top-left corner is on the panel in frame 0 (scrolls).
+    origin: tuple[int, int] = (0, 0)
     font_px: int = 0
     lines: tuple[str, ...] = ()
     unsupported: tuple[str, ...] = ()
@@ -62,18 +67,27 @@ class RenderedPage:
     smooth: bool = False
     warnings: tuple[str, ...] = field(default=())
 
+    def position(self, index: int) -> tuple[int, int]:
+        """Top-left corner of the strip on the panel in frame ``index``."""
+        x, y = self.origin
+        if self.mode is SignMode.SCROLL_LEFT:
+            return x - index * self.step, y
+        if self.mode is SignMode.SCROLL_UP:
+            return x, y - index * self.step
+        return x, y
+
+    def _placed(self, at: tuple[int, int]) -> Image.Image:
+        canvas = Image.new("RGB", (self.panel.width, self.panel.height), BLACK)
+        canvas.paste(self.strip, at)
+        return canvas
+
     def frame(self, index: int) -> Image.Image:
         """Frame ``index`` (0-based) exactly as the board shows it."""
-        w, h = self.panel.width, self.panel.height
         index %= self.frame_count
-        if self.mode is SignMode.SCROLL_LEFT:
-            x = index * self.step
-            return self.strip.crop((x, 0, x + w, h))
-        if self.mode is SignMode.SCROLL_UP:
-            y = index * self.step
-            return self.strip.crop((0, y, w, y + h))
+        if self.mode in (SignMode.SCROLL_LEFT, SignMode.SCROLL_UP):
+            return self._placed(self.position(index))
         if self.mode is SignMode.FLASH and index % 2:
-            return Image.new("RGB", (w, h), BLACK)
+            return Image.new("RGB", (self.panel.width, self.panel.height), BLACK)
         return self.strip
 
     def frames(self) -> Iterator[Image.Image]:
@@ -83,11 +97,18 @@ class RenderedPage:
 
     def preview(self) -> Image.Image:
         """The still a person checks: the page itself, or for a scroll the moment its start reaches the edge."""
-        w, h = self.panel.width, self.panel.height
         if self.mode is SignMode.SCROLL_LEFT:
-            return self.strip.crop((w, 0, 2 * w, h))
+            return self._placed((0, self.origin[1]))
         if self.mode is SignMode.SCROLL_UP:
-            return self.strip.crop((0, h, w, 2 * h))
+            return self._placed((self.origin[0], 0))
+        return self.strip
+
+    def text_image(self) -> Image.Image:
+        """A scroll's whole text at panel height (left) or panel width (up); the page itself otherwise."""
+        if self.mode is SignMode.SCROLL_LEFT:
+            full = Image.new("RGB", (self.strip.width, self.panel.height), BLACK)
+            full.paste(self.strip, (0, self.origin[1]))
+            return full
         return self.strip
 
     @property
@@ -174,13 +195,14 @@ class Renderer:
                               f"(panel too short for {self.min_font_px} px text)")
         width, line_h, top = self._measure([text], size, smooth)
         w, h = panel.width, panel.height
-        strip = Image.new("RGB", (2 * w + width, h), BLACK)
+        strip = Image.new("RGB", (max(1, width), line_h), BLACK)
         fit = _Fit(size, [text], top, line_h, 0)
-        self._draw_lines(strip, fit, (h - line_h) // 2, Align.LEFT, colour, smooth, x0=w, box_w=width)
+        self._draw_lines(strip, fit, 0, Align.LEFT, colour, smooth, x0=0, box_w=width)
         step = max(1, band // 16)  # a line height a second and a half
         count = (w + width) // step + 1
-        return RenderedPage(strip=strip, frame_ms=FRAME_MS, frame_count=count, step=step, font_px=size,
-                            lines=(text,), **common)  # type: ignore[arg-type]
+        return RenderedPage(strip=strip, frame_ms=FRAME_MS, frame_count=count, step=step,
+                            origin=(w, (h - line_h) // 2), font_px=size, lines=(text,),
+                            **common)  # type: ignore[arg-type]
 
     def _scroll_up(self, lines: list[str], panel: Panel, colour: tuple[int, int, int], smooth: bool,
                    common: dict[str, object]) -> RenderedPage:
@@ -201,12 +223,12 @@ class Renderer:
         _width, line_h, top = self._measure(wrapped, size, smooth)
         gap = max(1, size // 6)
         block_h = len(wrapped) * line_h + (len(wrapped) - 1) * gap
-        strip = Image.new("RGB", (w, 2 * h + block_h), BLACK)
-        self._draw_lines(strip, _Fit(size, wrapped, top, line_h, gap), h, Align.CENTER, colour, smooth)
+        strip = Image.new("RGB", (w, block_h), BLACK)
+        self._draw_lines(strip, _Fit(size, wrapped, top, line_h, gap), 0, Align.CENTER, colour, smooth)
         step = max(1, band // 16)  # a line height a second and a half
         count = (h + block_h) // step + 1
-        return RenderedPage(strip=strip, frame_ms=FRAME_MS, frame_count=count, step=step, font_px=size,
-                            lines=tuple(wrapped), **common)  # type: ignore[arg-type]
+        return RenderedPage(strip=strip, frame_ms=FRAME_MS, frame_count=count, step=step, origin=(0, h),
+                            font_px=size, lines=tuple(wrapped), **common)  # type: ignore[arg-type]
 
     # layout helpers -------------------------------------------------------------------------------------
 

@@ -135,21 +135,20 @@ class AlphaSerialDriver(SignDriver):
     def pictures(self, rendered: RenderedPage) -> list[Image.Image]:
         """The DOTS pictures for a rendered page; the sign scrolls or flashes them itself."""
         w, h = self.panel.width, self.panel.height
-        strip = rendered.strip
         if rendered.mode is SignMode.SCROLL_LEFT:
             # Only the text: the sign's "rotate" mode brings it in from the right edge itself.
-            text = strip.crop((w, 0, strip.width - w, h))
+            text = rendered.text_image()
             pieces = [text.crop((x, 0, min(x + alpha.DOTS_PIECE_WIDTH, text.width), h))
                       for x in range(0, text.width, alpha.DOTS_PIECE_WIDTH)]
         elif rendered.mode is SignMode.SCROLL_UP:
-            block = strip.crop((0, h, w, strip.height - h))
+            block = rendered.text_image()
             pieces = []
             for y in range(0, block.height, h):
                 piece = Image.new("RGB", (w, h))
                 piece.paste(block.crop((0, y, w, min(y + h, block.height))), (0, 0))
                 pieces.append(piece)
         else:
-            pieces = [strip]
+            pieces = [rendered.strip]
         if len(pieces) > len(alpha.DOTS_LABELS):
             raise alpha.AlphaError(
                 f"trang này cần {len(pieces)} ảnh DOTS, bảng chỉ giữ {len(alpha.DOTS_LABELS)} "

@@ -1,7 +1,8 @@
 """A full-screen HDMI / framebuffer display through pygame (the ``screen`` extra).
 
 pygame (SDL) belongs to the thread that opened it: the sign runner gives each sign its own thread, and
-every call here happens on it. Scrolling blits a window of the strip surface, so no frame is copied.
+every call here happens on it. Scrolling blits the text surface at each frame's position, so no frame is
+copied.
 """
 
 from __future__ import annotations
@@ -55,16 +56,13 @@ class ScreenDriver(SignDriver):
         r = showing.rendered
         strip = r.strip.convert("RGB")
         surface = pg.image.frombuffer(strip.tobytes(), strip.size, "RGB")
-        w, h = self.panel.width, self.panel.height
         deadline = time.monotonic() + showing.hold_ms / 1000
         index = 0
         try:
             while True:
                 screen.fill((0, 0, 0))
-                if r.mode is SignMode.SCROLL_LEFT:
-                    screen.blit(surface, (0, 0), pg.Rect(index * r.step, 0, w, h))
-                elif r.mode is SignMode.SCROLL_UP:
-                    screen.blit(surface, (0, 0), pg.Rect(0, index * r.step, w, h))
+                if r.mode in (SignMode.SCROLL_LEFT, SignMode.SCROLL_UP):
+                    screen.blit(surface, r.position(index))  # SDL clips what lies off the panel
                 elif not (r.mode is SignMode.FLASH and index % 2):
                     screen.blit(surface, (0, 0))
                 pg.display.flip()
