@@ -416,22 +416,29 @@ class SignService:
         """Every sign with what its agent last said it shows and what the controller planned for now."""
         devices = {d.id: d for d in session.scalars(select(Device))}
         planned = self._planned_now(session)
+        statuses: dict[str, list[DeviceEvent]] = {}
         out = []
         for sign in session.scalars(select(Sign).order_by(Sign.id)):
             device = devices.get(sign.agent_id)
             state = (device.state or {}) if device is not None else {}
             reported = next((s for s in state.get("signs", []) if s.get("sign") == sign.name), None)
-            last_fault = session.scalar(
-                select(DeviceEvent).where(DeviceEvent.agent_id == sign.agent_id, DeviceEvent.type == "sign.status")
-                .order_by(DeviceEvent.ts_ms.desc()).limit(1))
-            fault = None
-            if last_fault is not None and last_fault.data.get("sign") == sign.name and not last_fault.data.get("ok"):
-                fault = last_fault.data
+            fault = self._last_status(session, sign.agent_id, sign.name, statuses)
             out.append({"sign": sign, "agent_status": device.status if device else "unknown",
                         "reported": reported, "state_ts": state.get("ts"),
                         "playlist_version": state.get("sign_playlist_version"),
                         "planned": planned.get(sign.id), "last_fault": fault})
         return out
+
+    @staticmethod
+    def _last_status(session: Session, agent_id: str, name: str,
+                     cache: dict[str, list[DeviceEvent]]) -> dict[str, Any] | None:
+        """The sign's latest ``sign.status`` if it is a fault (a recovery clears it)."""
+        if agent_id not in cache:
+            cache[agent_id] = list(session.scalars(
+                select(DeviceEvent).where(DeviceEvent.agent_id == agent_id, DeviceEvent.type == "sign.status")
+                .order_by(DeviceEvent.ts_ms.desc()).limit(200)))
+        latest = next((e for e in cache[agent_id] if e.data.get("sign") == name), None)
+        return None if latest is None or latest.data.get("ok") else dict(latest.data)
 
     def _planned_now(self, session: Session) -> dict[str, dict[str, Any]]:
         now = now_ms()

@@ -153,3 +153,23 @@ def test_with_approval_required_items_wait_for_another_approver(service: SignSer
             service.decide(session, item_id, approver, True)  # no longer pending
     out = {o.agent_id: o for o in service.build(None)}
     assert [e.item_id for e in _playlist(service, out["loa-01"].payload, "loa-01").entries] == [item_id]
+
+
+def test_now_shows_each_signs_own_last_fault(service: SignService) -> None:
+    from controller.models import DeviceEvent
+
+    with service.db.session() as session:
+        for name in ("cong", "cho"):
+            service.attach(session, SignAttach(agent_id="loa-01", name=name, width=96, height=16))
+        session.add(DeviceEvent(id="e1", agent_id="loa-01", type="sign.status", ts_ms=1,
+                                data={"sign": "cong", "ok": False, "code": "port_lost", "message": "gone"}))
+        session.add(DeviceEvent(id="e2", agent_id="loa-01", type="sign.status", ts_ms=2,
+                                data={"sign": "cho", "ok": True, "code": "recovered", "message": ""}))
+    with service.db.session() as session:
+        faults = {n["sign"].id: n["last_fault"] for n in service.now(session)}
+    assert faults["loa-01.cong"]["code"] == "port_lost" and faults["loa-01.cho"] is None
+    with service.db.session() as session:
+        session.add(DeviceEvent(id="e3", agent_id="loa-01", type="sign.status", ts_ms=3,
+                                data={"sign": "cong", "ok": True, "code": "recovered", "message": ""}))
+    with service.db.session() as session:
+        assert all(n["last_fault"] is None for n in service.now(session))
