@@ -2,8 +2,8 @@
 
 Shared by the controller (it validates what officers compose and signs it into playlists) and the agent
 (it renders and shows it), so both read one model. Text is kept as typed; the renderer normalises it.
-Priority and the time a sign shows content belong to the playlist entry (``devices.protocol``), which
-imports this module, so nothing here imports the protocol.
+Priority and the validity window (``start_at``/``end_at``) belong to the playlist entry that carries the
+pages (``devices.protocol.SignPlaylistEntry``); the protocol imports this module, never the reverse.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import unicodedata
 from enum import StrEnum
 from typing import Annotated, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 #: Largest panel the renderer lays out for (a full-HD screen).
 MAX_PANEL: Final = (1920, 1080)
@@ -113,27 +113,6 @@ class ImagePage(BaseModel):
 
 
 SignPage = Annotated[TextPage | ImagePage, Field(discriminator="kind")]
-
-
-class SignContent(BaseModel):
-    """Pages shown in turn, inside an optional validity window (ms since epoch)."""
-
-    model_config = _STRICT
-
-    pages: list[SignPage] = Field(min_length=1, max_length=MAX_PAGES)
-    valid_from: int | None = None
-    valid_until: int | None = None
-
-    @model_validator(mode="after")
-    def _window(self) -> SignContent:
-        if self.valid_from is not None and self.valid_until is not None and self.valid_until <= self.valid_from:
-            raise ValueError("valid_until must be after valid_from")
-        return self
-
-    def valid_at(self, now_ms: int) -> bool:
-        """True while ``now_ms`` is inside the validity window."""
-        return (self.valid_from is None or self.valid_from <= now_ms) and (
-            self.valid_until is None or now_ms < self.valid_until)
 
 
 class Panel(BaseModel):
