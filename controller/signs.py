@@ -40,6 +40,7 @@ from controller.models import (
 )
 from controller.settings import Settings
 from devices.led.content import ImagePage, Panel, SignPage, TextPage
+from devices.led.fonts import FontError
 from devices.led.render import LayoutError, RenderedPage, Renderer, image_mime, open_image, png_bytes
 from devices.mqtt_link import MqttLink, NotConnected
 from devices.protocol import (
@@ -237,6 +238,10 @@ class SignService:
     def warnings(self, pages: list[dict[str, Any]]) -> list[str]:
         """Characters the sign font lacks (they show as a placeholder), named for the officer."""
         out: list[str] = []
+        try:
+            _ = self.renderer
+        except FontError as exc:
+            return [f"không kiểm tra được phông chữ (cannot check the sign font): {exc}"]
         for i, page in enumerate(_PAGES.validate_python(pages)):
             if isinstance(page, TextPage):
                 for ch in self.renderer.substitute(" ".join(page.lines))[1]:

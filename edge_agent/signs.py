@@ -25,6 +25,7 @@ from pydantic import BaseModel
 
 from devices.led.content import ImagePage, SignColour, SignMode, TextPage
 from devices.led.drivers import Showing, SignDriver, SignFault, build_driver
+from devices.led.fonts import FontError
 from devices.led.render import LayoutError, RenderedPage, Renderer
 from devices.led.settings import SignSettings
 from devices.protocol import (
@@ -259,7 +260,7 @@ class SignRunner:
 
     def __init__(self, signs: list[SignSettings], data_dir: Path, emit: Emit, on_change: Callable[[], None],
                  fetch_media: FetchMedia, renderer: Renderer | None = None) -> None:
-        self.renderer = renderer or Renderer()
+        self._renderer = renderer
         self.data_dir = data_dir
         self.fetch_media = fetch_media
         self._emit = emit
@@ -269,6 +270,16 @@ class SignRunner:
         self.playlist: SignPlaylist | None = None
         self.playing: NowPlaying | None = None
         self.workers = [SignWorker(s, self) for s in signs]
+
+    @property
+    def renderer(self) -> Renderer:
+        """The renderer, made on first use; a missing font is a sign fault (reported, retried), not a crash."""
+        if self._renderer is None:
+            try:
+                self._renderer = Renderer()
+            except FontError as exc:
+                raise SignFault("no_font", str(exc)) from None
+        return self._renderer
 
     # lifecycle (on the loop) -------------------------------------------------------------------------------
 

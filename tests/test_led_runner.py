@@ -213,3 +213,22 @@ async def test_accepted_playlist_survives_a_restart_without_the_controller(tmp_p
         await wait_until(lambda: any(r.get("lines") == ["Lịch tiêm chủng"] for r in shown(tmp_path / "after" / "cong")))
     finally:
         await second.stop()
+
+
+async def test_missing_font_is_a_sign_fault_not_a_crash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from devices.led.fonts import FONT_ENV, load_font
+
+    load_font.cache_clear()
+    monkeypatch.setenv(FONT_ENV, str(tmp_path / "no-such-font.ttf"))
+    events = Events()
+    runner = SignRunner([virtual("cong", tmp_path)], tmp_path, events, lambda: None, no_media)
+    await runner.start()
+    try:
+        runner.set_playlist(playlist(1, entry("e1", ["Họp"])))
+        await wait_until(lambda: any(t == "sign.status" for t, _ in events.items))
+        status = events.items[0][1]
+        assert isinstance(status, SignStatus) and status.code == "no_font" and FONT_ENV in status.message
+    finally:
+        await runner.stop()
+        monkeypatch.delenv(FONT_ENV)
+        load_font.cache_clear()

@@ -31,6 +31,7 @@ from controller.signs import (
     validate_image,
 )
 from devices.led.content import Panel
+from devices.led.fonts import FontError
 from devices.led.render import LayoutError
 
 router = APIRouter(prefix="/api/v1", tags=["signs"])
@@ -137,6 +138,8 @@ def _preview(session: Session, controller: ControllerDep, content_id: str, page:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except LayoutError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except FontError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
     return _png(data, rendered.warnings, rendered.font_px)
 
 
