@@ -188,7 +188,8 @@ class Agent:
     async def _publish_info(self) -> None:
         info = InfoPayload(agent_id=self.cfg.agent_id, version=loaphuong.__version__, hostname=socket.gethostname(),
                            capabilities=["speaker", "schedule", "relay",
-                                         *(["camera_discovery"] if self.cameras is not None else [])],
+                                         *(["camera_discovery"] if self.cameras is not None else []),
+                                         *(["signs"] if self.signs is not None else [])],
                            zones=self.cfg.zones,
                            outputs=[OutputInfo(name=self.output.name, kind=self.output.kind)])
         await self.link.publish(Topics.info(self.cfg.agent_id), info.model_dump_json().encode(), retain=True)
