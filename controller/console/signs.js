@@ -20,6 +20,7 @@ const STRINGS = {
     col_fault: "Lỗi", items_title: "Lịch bảng", cancel: "Huỷ", zone: "Khu vực",
     online: "trực tuyến", offline: "mất kết nối", stopped: "đã dừng", unknown: "chưa kết nối",
     s_playlist: "lịch", s_announcement: "thông báo đang phát", s_idle: "tắt", nothing: "—",
+    image: "Thêm ảnh (PNG/JPEG, ≤ 1 MB)", need_something: "Hãy nhập chữ hoặc chọn ảnh.",
     approve: "Duyệt", st_active: "đang áp dụng", st_pending: "chờ duyệt", col_state: "Trạng thái",
   },
   en: {
@@ -40,6 +41,7 @@ const STRINGS = {
     col_fault: "Fault", items_title: "Sign schedule", cancel: "Cancel", zone: "Zone",
     online: "online", offline: "offline", stopped: "stopped", unknown: "never connected",
     s_playlist: "schedule", s_announcement: "announcement playing", s_idle: "dark", nothing: "—",
+    image: "Add a picture (PNG/JPEG, ≤ 1 MB)", need_something: "Type some text or choose a picture.",
     approve: "Approve", st_active: "active", st_pending: "awaiting approval", col_state: "State",
   },
 };
@@ -103,36 +105,41 @@ async function loadSigns() {
   for (const s of signs) checkbox(`sign:${s.id}`, `${s.id} (${s.width}×${s.height})`, $("#target-signs"));
 }
 
-async function showPreviews() {
+async function previewFigure(sign, page, pageCount) {
+  const fig = document.createElement("figure");
+  const cap = document.createElement("figcaption");
+  cap.textContent = `${sign.id} — ${sign.width}×${sign.height}${pageCount > 1 ? ` — ${page + 1}/${pageCount}` : ""}`;
+  fig.appendChild(cap);
+  const resp = await api("GET",
+    `/api/v1/signs/${encodeURIComponent(sign.id)}/preview.png?content_id=${contentId}&page=${page}`);
+  if (resp.ok) {
+    const url = URL.createObjectURL(await resp.blob());
+    previewUrls.push(url);
+    const img = document.createElement("img");
+    img.src = url;
+    img.alt = sign.id;
+    // Show every LED dot: scale up without smoothing, several screen pixels per dot on small boards.
+    const scale = Math.max(1, Math.min(8, Math.floor(480 / sign.width)));
+    img.width = sign.width * scale;
+    img.style.imageRendering = "pixelated";
+    img.style.background = "#000";
+    fig.appendChild(img);
+  } else {
+    const p = document.createElement("p");
+    p.className = "error";
+    p.textContent = errorText(await resp.json());
+    fig.appendChild(p);
+  }
+  return fig;
+}
+
+async function showPreviews(pageCount) {
   const box = $("#previews");
   box.replaceChildren();
   previewUrls.splice(0).forEach((u) => URL.revokeObjectURL(u));
   if (!signs.length) { box.textContent = t("no_signs"); return; }
-  for (const s of signs) {
-    const fig = document.createElement("figure");
-    const cap = document.createElement("figcaption");
-    cap.textContent = `${s.id} — ${s.width}×${s.height}`;
-    fig.appendChild(cap);
-    const resp = await api("GET", `/api/v1/signs/${encodeURIComponent(s.id)}/preview.png?content_id=${contentId}`);
-    if (resp.ok) {
-      const url = URL.createObjectURL(await resp.blob());
-      previewUrls.push(url);
-      const img = document.createElement("img");
-      img.src = url;
-      img.alt = s.id;
-      // Show every LED dot: scale up without smoothing, at least 4 screen pixels per dot on small boards.
-      const scale = Math.max(1, Math.min(8, Math.floor(480 / s.width)));
-      img.width = s.width * scale;
-      img.style.imageRendering = "pixelated";
-      img.style.background = "#000";
-      fig.appendChild(img);
-    } else {
-      const p = document.createElement("p");
-      p.className = "error";
-      p.textContent = errorText(await resp.json());
-      fig.appendChild(p);
-    }
-    box.appendChild(fig);
+  for (const sign of signs) {
+    for (let page = 0; page < pageCount; page++) box.appendChild(await previewFigure(sign, page, pageCount));
   }
 }
 
@@ -212,21 +219,33 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("#compose").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const form = new FormData(ev.target);
-    const page = {
-      kind: "text", lines: String(form.get("lines")).split("\n").filter((l) => l.trim()),
-      mode: form.get("mode"), colour: form.get("colour"), align: form.get("align"),
-      dwell_ms: Math.round(Number(form.get("dwell")) * 1000),
-    };
-    const body = { title: form.get("title"), pages: [page] };
+    const out = $("#compose-result");
+    const dwell = Math.round(Number(form.get("dwell")) * 1000);
+    const lines = String(form.get("lines")).split("\n").filter((l) => l.trim());
+    const pages = [];
+    if (lines.length) {
+      pages.push({ kind: "text", lines, mode: form.get("mode"), colour: form.get("colour"),
+                   align: form.get("align"), dwell_ms: dwell });
+    }
+    const file = form.get("image");
+    if (file && file.size) {
+      // Uploaded as the raw body; the controller decodes it to check it is really a PNG or JPEG.
+      const up = await fetch("/api/v1/sign-images", { method: "POST", headers: { Authorization: `Bearer ${token}` },
+                                                       body: file });
+      const image = await up.json();
+      if (!up.ok) { out.className = "error"; out.textContent = errorText(image); return; }
+      pages.push({ kind: "image", sha256: image.sha256, size: image.size, mime: image.mime, dwell_ms: dwell });
+    }
+    if (!pages.length) { out.className = "error"; out.textContent = t("need_something"); return; }
+    const body = { title: form.get("title"), pages };
     const resp = contentId ? await api("PUT", `/api/v1/sign-contents/${contentId}`, body)
       : await api("POST", "/api/v1/sign-contents", body);
-    const out = $("#compose-result");
     const result = await resp.json();
     if (!resp.ok) { out.className = "error"; out.textContent = errorText(result); return; }
     contentId = result.id;
     out.className = result.warnings.length ? "error" : "";
     out.textContent = [...result.warnings, t("saved")].join(" ");
-    await showPreviews();
+    await showPreviews(result.pages.length);
   });
   // Edited after saving: it must be saved again (as new content, so items already using the old stay as they are).
   $("#compose").addEventListener("input", () => { contentId = null; });
