@@ -49,7 +49,7 @@ class VirtualDriverSettings(_Strict):
     kind: Literal["virtual"]
     directory: Path
     #: Frames of one page written at most (a scroll has many); the rest are skipped, the log says how many.
-    max_frames: int = Field(default=400, ge=1, le=100_000)
+    max_frames: int = Field(default=100, ge=1, le=100_000)
 
 
 DriverSettings = Annotated[AlphaDriverSettings | ScreenDriverSettings | VirtualDriverSettings,
