@@ -5,7 +5,7 @@ zone, and runs N simulated agents in this process. Each simulated agent does wha
 between the broker and its loudspeaker, with the real code where it matters: it subscribes to its
 own topics (with gmqtt: aiomqtt, which the real agent uses, would be the limit of a thousand clients in
 one process, not the system under test), checks every command with the protocol's
-``Verifier`` (signature, target, expiry, replay), takes the audio inline or fetches
+``Verifier`` (signature, target, expiry, replay), takes the audio attached to the command or fetches
 ``/media/{sha256}`` with its own device token and checks the hash, answers the command, and "starts
 playing" when its clock reaches ``start_at`` (it records the instant instead of opening a sound card).
 
@@ -152,10 +152,11 @@ class SimAgent:
         except ProtocolError:
             return 0
         if info.kind == "cmd" and info.msg_type == "speaker.play":
-            asyncio.get_running_loop().create_task(self.on_play(info, payload))
+            self.on_play(info, payload)
         return 0
 
-    async def on_play(self, info: Any, payload: bytes) -> None:
+    def on_play(self, info: Any, payload: bytes) -> None:
+        """What the agent's inbox worker does with a ``speaker.play``, minus the sound card."""
         rnd = self.bench.current
         if rnd is None:
             return
@@ -164,36 +165,47 @@ class SimAgent:
         try:
             cmd = self.verifier.verify(payload, info)
         except ProtocolError as exc:
-            rnd.errors.append(f"{self.agent_id}: {exc}")
-            self.bench.check_done()
+            self.failed(rnd, str(exc))
             return
         order = cmd.data
         assert isinstance(order, SpeakerPlay)
-        try:
-            if order.inline is not None:
-                data = order.inline_bytes()
-                rnd.inline += 1
-            else:
-                resp = await self.bench.http.get(f"/media/{order.sha256}",
-                                                 headers={"Authorization": f"Bearer {self.token}"})
-                resp.raise_for_status()
-                data = resp.content
-                rnd.fetched += 1
-            if hashlib.sha256(data).hexdigest() != order.sha256:
-                raise ValueError("hash mismatch")
-        except (httpx.HTTPError, ValueError) as exc:
-            rnd.errors.append(f"{self.agent_id}: media: {exc}")
-            self.bench.check_done()
+        if cmd.attachment is None:
+            asyncio.get_running_loop().create_task(self.fetch_then_schedule(rnd, cmd.envelope.id, order))
             return
+        rnd.inline += 1
+        try:
+            self.schedule(rnd, cmd.envelope.id, order, cmd.attachment)
+        except ValueError as exc:
+            self.failed(rnd, f"attached media: {exc}")
+
+    async def fetch_then_schedule(self, rnd: Round, command_id: str, order: SpeakerPlay) -> None:
+        try:
+            resp = await self.bench.http.get(f"/media/{order.sha256}",
+                                             headers={"Authorization": f"Bearer {self.token}"})
+            resp.raise_for_status()
+            rnd.fetched += 1
+            self.schedule(rnd, command_id, order, resp.content)
+        except (httpx.HTTPError, ValueError) as exc:
+            self.failed(rnd, f"media: {exc}")
+
+    def schedule(self, rnd: Round, command_id: str, order: SpeakerPlay, media: bytes) -> None:
+        """Checks the audio, answers the command and starts "playing" at ``start_at``."""
+        if hashlib.sha256(media).hexdigest() != order.sha256:
+            raise ValueError("hash mismatch")
         rnd.ready[self.agent_id] = time.time() * 1000
         assert self.client is not None
-        reply = Reply(id=cmd.envelope.id, status="ok", ts=now_ms())
+        reply = Reply(id=command_id, status="ok", ts=now_ms())
         self.client.publish(Topics.reply(self.agent_id), reply.model_dump_json(exclude_none=True).encode(), qos=1)
-        delay = (order.start_at - time.time() * 1000) / 1000
-        if delay > 0:
-            await asyncio.sleep(delay)
+        loop = asyncio.get_running_loop()
+        loop.call_at(loop.time() + max(0.0, order.start_at / 1000 - time.time()), self.playing, rnd, order.start_at)
+
+    def playing(self, rnd: Round, start_at: int) -> None:
         rnd.playing[self.agent_id] = time.time() * 1000
-        rnd.start_at[self.agent_id] = order.start_at
+        rnd.start_at[self.agent_id] = start_at
+        self.bench.check_done()
+
+    def failed(self, rnd: Round, why: str) -> None:
+        rnd.errors.append(f"{self.agent_id}: {why}")
         self.bench.check_done()
 
 
@@ -385,7 +397,7 @@ def report(results: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         p99, raw, ready = r["playing_ms"]["p99"], r["raw_ms"]["p99"], r["ready_ms"]["p99"]
-        how = f"{r['command_bytes'] / 1024:.0f} KiB, {'inline' if r['inline'] else 'fetched'}"
+        how = f"{r['command_bytes'] / 1024:.0f} KiB, {'audio attached' if r['inline'] else 'audio fetched'}"
         verdict = []
         if r["agents"] >= 1000:
             verdict.append("PASS ≤ 1 s" if p99 <= 1000 else "FAIL (> 1 s)")

@@ -7,7 +7,6 @@ stores it under its hash, then writes one delivery per target with its signed ``
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import logging
 import unicodedata
@@ -26,7 +25,7 @@ from controller.models import Announcement, Delivery, GroupCommand, MediaFile
 from controller.schedule_items import agent_zones, known_zones
 from controller.settings import Settings
 from controller.speech import SpeechService, StoredAudio
-from devices.protocol import ALL_ZONE, INLINE_MAX_BYTES, Priority, Signer, SpeakerPlay, Topics, now_ms, zone_target
+from devices.protocol import ALL_ZONE, ATTACHMENT_MAX_BYTES, Priority, Signer, SpeakerPlay, Topics, now_ms, zone_target
 
 log = logging.getLogger(__name__)
 
@@ -208,11 +207,11 @@ class AnnouncementService:
                 self._fail(ann_id, f"speech rendering failed: {exc}")
                 return []
             how = f"speech by {speech.source}{' (cached)' if rendered.cached else ''}"
-        inline: str | None = None
-        if priority is Priority.EMERGENCY and speech.size <= INLINE_MAX_BYTES:
+        attachment: bytes | None = None
+        if priority is Priority.EMERGENCY and speech.size <= ATTACHMENT_MAX_BYTES:
             # The alarm carries its audio: no speaker waits on a download, the broker alone fans it out.
             path = self.speech.media.path_for(speech.sha256)
-            inline = base64.b64encode(path.read_bytes()).decode() if path is not None else None
+            attachment = path.read_bytes() if path is not None else None
         # An alarm waits only as long as the fleet needs to take it in; everything else leaves time to download.
         lead = self.settings.emergency_lead_ms if priority is Priority.EMERGENCY else self.settings.play_lead_ms
         now = now_ms()
@@ -230,16 +229,15 @@ class AnnouncementService:
             ann.media_sha256, ann.start_ms, ann.status = speech.sha256, start, "sent"
             ann.engine = None if recording is not None else speech.source  # a recording was spoken by no engine
             order = SpeakerPlay(announcement_id=ann_id, sha256=speech.sha256, size=speech.size,
-                                duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start,
-                                inline=inline)
-            outgoing = self._sign(session, ann_id, order, ttl, targets, agent_ids)
+                                duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start)
+            outgoing = self._sign(session, ann_id, order, ttl, targets, agent_ids, attachment)
         log.info("announcement %s: %.1f s of %s, %d target(s) in %d command(s)%s, start %d", ann_id,
                  speech.duration_ms / 1000, how, len(agent_ids), len(outgoing),
-                 " with the audio inline" if inline else "", start)
+                 " with the audio attached" if attachment else "", start)
         return outgoing
 
     def _sign(self, session: Session, ann_id: str, order: SpeakerPlay, ttl: int, targets: Sequence[str],
-              agent_ids: Sequence[str]) -> list[Outgoing]:
+              agent_ids: Sequence[str], attachment: bytes | None) -> list[Outgoing]:
         """One group command for the zones (or everyone) named, one command per agent named on its own."""
         zones = [ALL_ZONE] if ALL in targets else \
             [t.removeprefix(ZONE_PREFIX) for t in dict.fromkeys(targets) if t.startswith(ZONE_PREFIX)]
@@ -247,7 +245,7 @@ class AnnouncementService:
         reached = {a for a in agent_ids if ALL_ZONE in zones or any(z in fleet.get(a, ()) for z in zones)}
         outgoing: list[Outgoing] = []
         if reached:
-            env = self.signer.command("speaker.play", order, to=zone_target(zones), ttl_ms=ttl)
+            env = self.signer.command("speaker.play", order, to=zone_target(zones), ttl_ms=ttl, attachment=attachment)
             group = GroupCommand(id=env.id, announcement_id=ann_id, payload=env.to_bytes().decode(),
                                  topics=[Topics.group_command(z, "speaker.play") for z in zones],
                                  exp_ms=env.exp or 0, status="queued")
@@ -261,7 +259,7 @@ class AnnouncementService:
         for agent_id in agent_ids:
             if agent_id in reached:
                 continue
-            env = self.signer.command("speaker.play", order, to=agent_id, ttl_ms=ttl)
+            env = self.signer.command("speaker.play", order, to=agent_id, ttl_ms=ttl, attachment=attachment)
             direct.append(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=env.id,
                                    topic=Topics.command(agent_id, "speaker.play"),
                                    payload=env.to_bytes().decode(), exp_ms=env.exp or 0, status="queued"))

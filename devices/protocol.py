@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 import json
 import re
@@ -22,7 +23,7 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from devices.led.content import MAX_PAGES, SignPage
 
@@ -50,9 +51,9 @@ ALL_ZONE: Final = "all"
 #: ``to`` of a command for zones: ``zone:{name}`` or ``zone:{a},{b}`` (one envelope, sent to each zone's topic).
 ZONE_TARGET_PREFIX: Final = "zone:"
 MAX_TARGET_CHARS: Final = 4096
-#: Largest recording a ``speaker.play`` may carry inline (an alarm then needs no download: one publish
-#: reaches every speaker). The base64 text stays well under the payload ceiling.
-INLINE_MAX_BYTES: Final = 128 * 1024
+#: Largest attachment a command may carry (an alarm's audio: then no speaker waits on a download and one
+#: publish reaches them all). Its base64 text stays well under the payload ceiling.
+ATTACHMENT_MAX_BYTES: Final = 128 * 1024
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -346,27 +347,6 @@ class SpeakerPlay(_Strict):
     start_at: int = Field(description="absolute start, ms since epoch; every speaker starts together")
     volume: int | None = Field(default=None, ge=0, le=100)
     title: str = Field(default="", max_length=200)
-    #: The whole recording, base64, for alarms (``INLINE_MAX_BYTES`` at most); absent = fetch ``/media/{sha256}``.
-    inline: str | None = Field(default=None, max_length=(INLINE_MAX_BYTES + 2) // 3 * 4)
-
-    @model_validator(mode="after")
-    def _inline_matches(self) -> SpeakerPlay:
-        # The size follows from the base64 text's length; decoding (and the hash check) is done once, by the agent.
-        if self.inline is not None:
-            text = self.inline
-            decoded = len(text) // 4 * 3 - len(text) + len(text.rstrip("="))
-            if len(text) % 4 or decoded != self.size:
-                raise ValueError("inline audio is not base64 of the declared size")
-        return self
-
-    def inline_bytes(self) -> bytes:
-        """The inline recording decoded (empty when there is none); ValueError if it is not base64."""
-        if self.inline is None:
-            return b""
-        try:
-            return base64.b64decode(self.inline, validate=True)
-        except binascii.Error as exc:
-            raise ValueError(f"inline audio is not base64: {exc}") from None
 
 
 class SpeakerStop(_Strict):
@@ -676,6 +656,9 @@ class Envelope(_Strict):
     sender: str | None = Field(default=None, alias="from", max_length=80)
     data: dict[str, Any] = Field(default_factory=dict)
     sig: str | None = None
+    #: Commands that name media (``data.sha256``/``data.size``) may bring it along, standard base64. The
+    #: signature covers it through that hash, not byte by byte: checking a 100 KB alarm costs one SHA-256.
+    att: str | None = Field(default=None, max_length=(ATTACHMENT_MAX_BYTES + 2) // 3 * 4)
 
     # Strict: the signature covers the parsed form, so nothing may be coerced on the way in.
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
@@ -691,9 +674,29 @@ class Envelope(_Strict):
         return json.dumps(self.wire(), ensure_ascii=False, separators=(",", ":")).encode()
 
     def signing_bytes(self) -> bytes:
-        """Canonical form that is signed: sorted keys, no spaces, UTF-8, without ``sig``."""
-        body = {k: v for k, v in self.wire().items() if k != "sig"}
+        """Canonical form that is signed: sorted keys, no spaces, UTF-8, without ``sig`` and ``att``."""
+        body = {k: v for k, v in self.wire().items() if k not in _UNSIGNED_FIELDS}
         return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+#: Envelope fields outside the signed bytes: the signature itself, and the attachment (bound by its hash).
+_UNSIGNED_FIELDS: Final = frozenset({"sig", "att"})
+#: Command types whose data names the media an attachment must be (``sha256`` and ``size``).
+ATTACHMENT_TYPES: Final = frozenset({"speaker.play"})
+
+
+def _attachment(env: Envelope, data: BaseModel) -> bytes:
+    """The attachment's bytes once they are proven to be the media the signed data names."""
+    if env.type not in ATTACHMENT_TYPES:
+        raise ProtocolError("bad_attachment", f"{env.type} carries no attachment")
+    assert env.att is not None
+    try:
+        raw = base64.b64decode(env.att, validate=True)
+    except binascii.Error:
+        raise ProtocolError("bad_attachment", f"{env.id}: not base64") from None
+    if len(raw) != getattr(data, "size", None) or hashlib.sha256(raw).hexdigest() != getattr(data, "sha256", None):
+        raise ProtocolError("bad_attachment", f"{env.id}: not the media its signed data names")
+    return raw
 
 
 class Reply(_Strict):
@@ -785,8 +788,12 @@ class Signer:
         ttl_ms: int,
         msg_id: str | None = None,
         ts: int | None = None,
+        attachment: bytes | None = None,
     ) -> Envelope:
-        """A signed command of ``msg_type`` for ``to`` (an agent id or ``zone:{name}``)."""
+        """A signed command of ``msg_type`` for ``to`` (an agent id or ``zone:{a}[,{b}…]``).
+
+        ``attachment`` is the media the data names (a ``speaker.play``'s recording), sent along.
+        """
         if msg_type not in COMMAND_MODELS or not isinstance(data, COMMAND_MODELS[msg_type]):
             raise ProtocolError("bad_type", f"{msg_type} with {type(data).__name__}")
         ts = now_ms() if ts is None else ts
@@ -797,7 +804,10 @@ class Signer:
             exp=ts + ttl_ms,
             to=to,
             data=data.model_dump(mode="json"),
+            att=base64.b64encode(attachment).decode() if attachment is not None else None,
         )
+        if attachment is not None:
+            _attachment(unsigned, data)  # refuse to send what every agent would refuse
         sig = base64.urlsafe_b64encode(self._key.sign(unsigned.signing_bytes())).decode().rstrip("=")
         return unsigned.model_copy(update={"sig": sig})
 
@@ -808,6 +818,8 @@ class VerifiedCommand:
 
     envelope: Envelope
     data: BaseModel
+    #: The attachment's bytes, already checked against the media the data names.
+    attachment: bytes | None = None
 
 
 class Verifier:
@@ -866,10 +878,11 @@ class Verifier:
         if model is None:
             raise ProtocolError("unknown_type", env.type)
         data = parse_model(model, env.data)
+        attachment = _attachment(env, data) if env.att is not None else None
         # Replay last: a forged copy of a real id must not poison the seen-set before it is verified.
         if self._seen(env.id, env.exp):
             raise ProtocolError("replayed", env.id)
-        return VerifiedCommand(env, data)
+        return VerifiedCommand(env, data, attachment)
 
 
 def make_event(agent_id: str, msg_type: str, data: BaseModel, msg_id: str | None = None) -> Envelope:

@@ -227,6 +227,7 @@ class Agent:
             cmd: VerifiedCommand = await self._in_thread(self.verifier.verify, payload, info)
         except ProtocolError as exc:
             # A command for two of this agent's zones arrives on both topics: the second copy is a replay.
+            # A bad attachment gets silence too: it is not signed, so anyone on the path could have spoilt it.
             level = logging.INFO if exc.reason == "replayed" else logging.WARNING
             log.log(level, "rejected command on %s: %s", f"{info.kind}/{info.msg_type}", exc)
             if exc.reason in _REPLY_REASONS:
@@ -250,10 +251,10 @@ class Agent:
 
     async def _cmd_play(self, cmd: VerifiedCommand) -> None:
         order = _as(cmd.data, SpeakerPlay)
-        if order.inline is not None:
+        if cmd.attachment is not None:
             # An alarm brings its audio along: into the cache now, so nothing is downloaded before it plays.
             try:
-                await self._in_thread(self._store_inline, order)
+                await self._in_thread(self.media.put, order.sha256, cmd.attachment)
             except MediaError as exc:
                 log.error("command %s refused: %s", cmd.envelope.id, exc)
                 await self.emit("error", AgentError(code=exc.code, message=str(exc)[:1000], ref=cmd.envelope.id,
@@ -263,13 +264,6 @@ class Agent:
         await self._in_thread(self.store.add_pending, cmd.envelope.id, cmd.envelope.to_bytes(), order.start_at)
         self._schedule(cmd)
         await self._reply(cmd.envelope.id)
-
-    def _store_inline(self, order: SpeakerPlay) -> None:
-        try:
-            data = order.inline_bytes()
-        except ValueError as exc:
-            raise MediaError("bad_inline", str(exc)) from None
-        self.media.put(order.sha256, data)
 
     def _schedule(self, cmd: VerifiedCommand) -> None:
         order = _as(cmd.data, SpeakerPlay)

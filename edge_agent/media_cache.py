@@ -87,13 +87,13 @@ class MediaCache:
         return target
 
     def put(self, sha256: str, data: bytes) -> Path:
-        """Stores bytes that came inside a command, after checking they hash to ``sha256``. Blocks."""
+        """Stores media that came with its command, after checking it hashes to ``sha256``. Blocks."""
         target = self.path(sha256)
         got = hashlib.sha256(data).hexdigest()
         if got != sha256:
-            raise MediaError("hash_mismatch", f"inline media hashes to {got}, not {sha256}")
+            raise MediaError("hash_mismatch", f"attached media hashes to {got}, not {sha256}")
         if len(data) > self._max:
-            raise MediaError("too_large", f"inline media of {len(data)} bytes exceeds {self._max}")
+            raise MediaError("too_large", f"attached media of {len(data)} bytes exceeds {self._max}")
         if target.exists():
             os.utime(target)
             return target
@@ -103,8 +103,8 @@ class MediaCache:
             tmp.replace(target)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise MediaError("io_error", f"storing inline media {sha256[:12]}: {exc}") from None
-        log.info("media %s (%d bytes) arrived inline", sha256[:12], len(data))
+            raise MediaError("io_error", f"storing attached media {sha256[:12]}: {exc}") from None
+        log.info("media %s (%d bytes) arrived with its command", sha256[:12], len(data))
         self.evict(keep={sha256})
         return target
 

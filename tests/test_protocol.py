@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -11,23 +12,24 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
-from pydantic import ValidationError
 
 from devices.protocol import (
     ALL_ZONE,
+    ATTACHMENT_MAX_BYTES,
     COMMAND_MODELS,
     EVENT_MODELS,
-    INLINE_MAX_BYTES,
     EventsAck,
     PlayStarted,
     Priority,
     ProtocolError,
     Signer,
     SpeakerPlay,
+    SpeakerStop,
     Topics,
     Verifier,
     make_event,
     now_ms,
+    parse_envelope,
     parse_event,
     parse_topic,
     public_key_from_text,
@@ -125,18 +127,33 @@ def test_one_envelope_for_several_zones_and_for_everyone(signer: Signer) -> None
         zone_target([])
 
 
-def test_inline_audio_must_be_base64_of_the_declared_size() -> None:
+def test_an_attachment_must_be_the_media_the_signed_data_names(signer: Signer) -> None:
     audio = bytes(range(256)) * 4
-    text = base64.b64encode(audio).decode()
-    assert order(size=len(audio), inline=text).inline_bytes() == audio
-    for bad in ({"size": len(audio) + 1, "inline": text}, {"size": len(audio), "inline": text[:-4]},
-                {"size": 3, "inline": "AAA"}):
-        with pytest.raises(ValidationError):
-            order(**bad)
-    with pytest.raises(ValueError, match="not base64"):
-        order(size=3, inline="A!A=").inline_bytes()
-    with pytest.raises(ValidationError):
-        order(size=INLINE_MAX_BYTES + 3, inline="A" * ((INLINE_MAX_BYTES + 3) // 3 * 4))
+    play = order(sha256=hashlib.sha256(audio).hexdigest(), size=len(audio))
+    env = signer.command("speaker.play", play, to="loa-01", ttl_ms=60_000, attachment=audio)
+    # The attachment is outside the signed bytes: the signature covers it through data.sha256.
+    assert env.signing_bytes() == env.model_copy(update={"att": None}).signing_bytes()
+    assert verifier(signer).verify(env.to_bytes()).attachment == audio
+    plain = signer.command("speaker.play", play, to="loa-01", ttl_ms=60_000)
+    assert verifier(signer).verify(plain.to_bytes()).attachment is None
+
+    def tampered(att: str) -> bytes:
+        wire = json.loads(env.to_bytes())
+        wire["att"] = att
+        return json.dumps(wire).encode()
+
+    other = bytes(reversed(audio))
+    for att in (base64.b64encode(other).decode(), base64.b64encode(audio[:-1]).decode(), "!!!!"):
+        v = verifier(signer)
+        with pytest.raises(ProtocolError, match="bad_attachment"):
+            v.verify(tampered(att))
+        v.verify(env.to_bytes())  # a spoilt copy does not burn the genuine command's id
+    with pytest.raises(ProtocolError, match="bad_attachment"):  # only types that name media carry one
+        signer.command("speaker.stop", SpeakerStop(), to="loa-01", ttl_ms=60_000, attachment=audio)
+    with pytest.raises(ProtocolError, match="bad_attachment"):  # nor does the controller send a wrong one
+        signer.command("speaker.play", play, to="loa-01", ttl_ms=60_000, attachment=other)
+    with pytest.raises(ProtocolError, match="bad_envelope"):
+        parse_envelope(tampered("A" * ((ATTACHMENT_MAX_BYTES + 2) // 3 * 4 + 4)))
 
 
 @pytest.mark.parametrize(("mutate", "reason"), [
