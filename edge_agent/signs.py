@@ -51,6 +51,8 @@ BACKOFF_MAX_S = 60.0
 #: Longest a sign with nothing to show sleeps before looking at the clock again.
 IDLE_CHECK_S = 60.0
 PLAYLIST_FILE = "sign_playlist.json"
+#: Drawn pages a sign keeps (a 1920×1080 scroll is a few MB; LED pages are tiny).
+DRAWN_CACHE = 16
 #: An image page whose file is not downloaded yet is tried again after this long.
 RETRY_MEDIA_S = 10.0
 
@@ -121,6 +123,8 @@ class SignWorker:
         self.now = SignNow(sign=settings.name, width=settings.width, height=settings.height, source="idle",
                            since=now_ms())
         self._refused: set[str] = set()
+        #: Pages already drawn for this sign, least recently used first.
+        self._drawn: dict[str, RenderedPage] = {}
         self._thread = threading.Thread(target=self._run, name=f"sign-{settings.name}", daemon=True)
         self._key = ""
         self._cursor = 0
@@ -226,6 +230,20 @@ class SignWorker:
 
     def _render(self, page: TextPage | ImagePage, choice: _Choice) -> RenderedPage | None:
         key = self._page_key(choice, self._cursor - 1 if choice.pages else 0)
+        # Pages come round again and again: draw each once (a Pi Zero takes a good part of a second).
+        cache_key = page.model_dump_json()
+        cached = self._drawn.pop(cache_key, None)
+        if cached is not None:
+            self._drawn[cache_key] = cached  # most recently used last
+            return cached
+        rendered = self._draw(page, key)
+        if rendered is not None:
+            self._drawn[cache_key] = rendered
+            while len(self._drawn) > DRAWN_CACHE:
+                self._drawn.pop(next(iter(self._drawn)))
+        return rendered
+
+    def _draw(self, page: TextPage | ImagePage, key: str) -> RenderedPage | None:
         try:
             if isinstance(page, TextPage):
                 rendered = self.runner.renderer.render_text(page, self.settings.panel, smooth=self.settings.smooth)

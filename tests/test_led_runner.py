@@ -232,3 +232,24 @@ async def test_missing_font_is_a_sign_fault_not_a_crash(tmp_path: Path, monkeypa
         await runner.stop()
         monkeypatch.delenv(FONT_ENV)
         load_font.cache_clear()
+
+
+async def test_a_page_shown_again_is_not_drawn_again(tmp_path: Path) -> None:
+    from devices.led.content import Panel, TextPage
+    from devices.led.render import RenderedPage, Renderer
+
+    class Counting(Renderer):
+        calls = 0
+
+        def render_text(self, page: TextPage, panel: Panel, smooth: bool | None = None) -> RenderedPage:
+            Counting.calls += 1
+            return super().render_text(page, panel, smooth)
+
+    runner = SignRunner([virtual("cong", tmp_path)], tmp_path, Events(), lambda: None, no_media, renderer=Counting())
+    await runner.start()
+    try:
+        runner.set_playlist(playlist(1, entry("e1", ["Họp"], dwell_ms=500)))
+        await wait_until(lambda: len(shown(tmp_path / "cong")) >= 3)
+        assert Counting.calls == 1
+    finally:
+        await runner.stop()
