@@ -12,7 +12,7 @@ import logging
 import socket
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -52,9 +52,11 @@ from devices.protocol import (
 from edge_agent.camera_finder import CameraFinder
 from edge_agent.config import AgentConfig, FileOutputSection
 from edge_agent.media_cache import MediaCache, MediaError
-from edge_agent.signs import SignRunner
 from edge_agent.speaker import PlayJob, Speaker
 from edge_agent.store import AgentStore
+
+if TYPE_CHECKING:
+    from edge_agent.signs import SignRunner
 
 log = logging.getLogger(__name__)
 
@@ -95,8 +97,11 @@ class Agent:
         self._state_dirty = asyncio.Event()
         self._stop = asyncio.Event()
         #: LED signs (``[[signs]]``): a thread each, fed the signed playlist and what the speaker plays.
-        self.signs = SignRunner(cfg.signs, cfg.data_dir, self.emit, self._state_dirty.set,
-                                self.media.fetch) if cfg.signs else None
+        self.signs: SignRunner | None = None
+        if cfg.signs:
+            from edge_agent.signs import SignRunner  # Pillow and the sign drivers load only where there are signs
+
+            self.signs = SignRunner(cfg.signs, cfg.data_dir, self.emit, self._state_dirty.set, self.media.fetch)
         self.speaker = Speaker(self.output, cfg.volume, self.emit, self._play_done, self._speaker_changed,
                                self._executor, self.media.fetch)
         #: Plays of the current schedule window that the speaker holds, by play id.

@@ -253,3 +253,14 @@ async def test_a_page_shown_again_is_not_drawn_again(tmp_path: Path) -> None:
         assert Counting.calls == 1
     finally:
         await runner.stop()
+
+
+def test_an_agent_without_signs_loads_no_sign_code() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, edge_agent.agent, edge_agent.cli, edge_agent.config; "
+            "bad = [m for m in ('PIL', 'serial', 'pygame', 'edge_agent.signs') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr

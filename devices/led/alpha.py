@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass
-from typing import Final
-
-from PIL import Image
+from typing import TYPE_CHECKING, Final
 
 from devices.led.content import SignColour, SignMode
+
+if TYPE_CHECKING:  # the agent's config reads this module's limits without loading Pillow
+    from PIL import Image
 
 NUL: Final = 0x00
 SOH: Final = 0x01
