@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     camera_snapshot_max_per_camera: int = Field(default=1000, ge=1)
     camera_snapshot_max_days: float = Field(default=30.0, gt=0)
     camera_snapshot_max_bytes: int = Field(default=2 * 1024**3, gt=0)
+    #: Camera events (rows) older than this are deleted, with any snapshot they still have.
+    camera_event_max_days: float = Field(default=365.0, gt=0)
+    #: Live views open at once across all cameras; one more gets 503 (each costs a little CPU and bandwidth).
+    camera_max_viewers: int = Field(default=200, ge=1)
 
     @field_validator("timezone")
     @classmethod

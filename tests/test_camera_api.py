@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(_gst_available() is not None, reason=str(_gst_av
 
 PASSWORD = "Kh0ng-ai-biet-9"
 CAMERA_ENV = {"LP_CAMERA_VIEWER_GRACE_S": "1", "LP_CAMERA_FAULT_AFTER_S": "1", "LP_CAMERA_RECONNECT_MAX_S": "1",
-              "LP_CAMERA_HEALTH_INTERVAL_S": "2"}
+              "LP_CAMERA_HEALTH_INTERVAL_S": "2", "LP_CAMERA_MAX_VIEWERS": "3"}
 
 
 @pytest.fixture
@@ -159,6 +159,11 @@ def test_live_view_two_viewers_one_reader_snapshot_and_no_password_anywhere(
         status, jpeg, ctype = get_bytes(ctl, "/api/v1/cameras/cong-phuong/snapshot.jpg", tokens["security"])
         assert status == 200 and ctype == "image/jpeg"
         assert decode(jpeg).shape == (360, 640, 3)
+        # The site allows 3 live views at once (LP_CAMERA_MAX_VIEWERS): a third is served, a fourth is not.
+        viewers.append(MjpegClient(ctl.api, "/api/v1/cameras/cong-phuong/live.mjpeg", tokens["security"]))
+        decode(viewers[-1].frame()[1])
+        status, body, _ = get_bytes(ctl, "/api/v1/cameras/cong-phuong/live.mjpeg", tokens["security"])
+        assert status == 503 and b"too many live views" in body
     finally:
         for v in viewers:
             v.close()
@@ -463,6 +468,13 @@ def test_snapshot_retention_by_count_age_and_size(tmp_path: Path) -> None:
     with db.session() as s:
         assert store.enforce(s, "cam-b") == 2  # the oldest go first until 7 kB is reached
     assert sorted(p.name for p in (tmp_path / "snaps").rglob("*.jpg")) == ["a4.jpg", "b0.jpg"]
+    # Rows themselves go after camera_event_max_days, with any picture they still have.
+    with db.session() as s:
+        s.add(CameraEvent(id="ancient", camera_id="cam-b", type="camera.fault", ts_ms=now - 400 * 86_400_000))
+        s.flush()
+        assert store.prune_events(s, 365) == 1
+        assert store.prune_events(s, 1) == 1  # "old" (two days)
+        assert {e.id for e in s.query(CameraEvent)} == {"a0", "a1", "a2", "a3", "a4", "b0"}
     db.dispose()
 
 

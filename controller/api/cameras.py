@@ -28,7 +28,7 @@ from controller.api.deps import (
 )
 from controller.auth import user_for_token
 from controller.cameras.events import CameraEventMessage, EventHub, event_message
-from controller.cameras.gateway import MJPEG_BOUNDARY, CameraGateway
+from controller.cameras.gateway import MJPEG_BOUNDARY, CameraGateway, GatewayFull
 from controller.cameras.motion import MotionSettings
 from controller.cameras.onvif import CameraError
 from controller.cameras.schemas import (
@@ -115,8 +115,8 @@ def _errors() -> Iterator[None]:
     except CameraError as exc:
         # The camera itself failed an operation (PTZ, snapshot): a bad gateway, not a bad request.
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, {"reason": exc.reason, "message": exc.message}) from None
-    except LinkDown as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    except (LinkDown, GatewayFull) as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "10"}) from None
 
 
 CAMERA_PATHS = ("/api/v1/camera",)
@@ -244,6 +244,9 @@ async def live(camera_id: str, cameras: CamerasDep, _user: WatcherDep) -> Stream
     """The camera live as MJPEG (``multipart/x-mixed-replace``); every viewer shares one reader."""
     with _errors():
         await cameras.access(camera_id)
+    if not cameras.gateway.has_room():
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "too many live views are open; try again later",
+                            headers={"Retry-After": "10"})
     return StreamingResponse(_mjpeg(cameras.gateway, camera_id),
                              media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

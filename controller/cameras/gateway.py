@@ -77,6 +77,8 @@ class GatewayConfig:
     backoff_max_s: float = 10.0
     #: A watched camera without a frame for this long is reported as faulty.
     fault_after_s: float = 15.0
+    #: Viewers at once over all feeds.
+    max_viewers: int = 200
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,10 @@ class FeedStatus:
     motion: bool
     reconnects: int
     error: str | None
+
+
+class GatewayFull(Exception):
+    """As many viewers as the gateway serves are watching already."""
 
 
 HealthCallback = Callable[[str, bool, str | None], None]
@@ -385,10 +391,21 @@ class CameraGateway:
         if feed is not None and not feed.wanted and not feed.running:
             del self._feeds[camera_id]
 
+    @property
+    def viewers(self) -> int:
+        """Viewers at once over all feeds."""
+        return sum(f.viewers for f in self._feeds.values())
+
+    def has_room(self) -> bool:
+        """True while one more viewer is within ``max_viewers``."""
+        return self.viewers < self.config.max_viewers
+
     @asynccontextmanager
     async def viewer(self, camera_id: str) -> AsyncIterator[Feed]:
         """A viewer of one camera for the duration of the block (starts the reader if needed)."""
         spec = await self._resolve(camera_id)  # raises for an unknown camera before anything starts
+        if not self.has_room():
+            raise GatewayFull(f"{self.config.max_viewers} live views are open already")
         feed = self._feed(camera_id)
         feed.viewers += 1
         try:

@@ -162,7 +162,7 @@ class CameraService:
             self._stream_spec,
             GatewayConfig(grace_s=settings.camera_viewer_grace_s, jpeg_quality=settings.camera_jpeg_quality,
                           backoff_max_s=settings.camera_reconnect_max_s,
-                          fault_after_s=settings.camera_fault_after_s),
+                          fault_after_s=settings.camera_fault_after_s, max_viewers=settings.camera_max_viewers),
             self._on_health, self._on_motion)
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -540,6 +540,7 @@ class CameraService:
                                                      for c in s.scalars(select(Camera))])
                 limit = asyncio.Semaphore(HEALTH_CHECKS_AT_ONCE)
                 await asyncio.gather(*(self._check_health(a, limit) for a in cameras))
+                await self._db(lambda s: self.snapshots.prune_events(s, self.settings.camera_event_max_days))
             except asyncio.CancelledError:
                 raise
             except Exception:

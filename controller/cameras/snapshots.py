@@ -91,3 +91,14 @@ class SnapshotStore:
         if removed:
             log.info("snapshot retention removed %d snapshot(s)", len(removed))
         return len(removed)
+
+    def prune_events(self, session: Session, max_days: float) -> int:
+        """Deletes events older than ``max_days`` with their snapshots; returns how many went."""
+        cutoff_ms = int((utcnow() - timedelta(days=max_days)).timestamp() * 1000)
+        rows = list(session.scalars(select(CameraEvent).where(CameraEvent.ts_ms < cutoff_ms).limit(10_000)))
+        self._drop(session, rows)
+        for row in rows:
+            session.delete(row)
+        if rows:
+            log.info("event retention removed %d camera event(s) older than %g days", len(rows), max_days)
+        return len(rows)
