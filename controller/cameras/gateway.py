@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 #: FFmpeg options for every capture: TCP (no lost UDP packets on busy links), small probe, no buffering.
 FFMPEG_CAPTURE_OPTIONS = "rtsp_transport;tcp|analyzeduration;200000|probesize;32768|fflags;nobuffer"
+# OpenCV reads this from the environment each time a capture opens. Set once here, at import (on the
+# main thread), rather than from the reader threads: the environment is not safe to change concurrently.
+os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_CAPTURE_OPTIONS)
 
 
 #: Boundary between the parts of a ``multipart/x-mixed-replace`` live view.
@@ -133,8 +136,6 @@ class _Reader(threading.Thread):
     def run(self) -> None:
         import cv2
 
-        # OpenCV reads this when a capture opens; set here so only the gateway's captures depend on it.
-        os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_CAPTURE_OPTIONS)
         cfg = self.config
         backoff = cfg.backoff_min_s
         down_since = time.monotonic()
@@ -187,7 +188,6 @@ def probe_stream(url: str, timeout_s: float) -> tuple[int, int] | None:
     """Opens a stream and reads one frame (blocking); its (width, height), or None if no video came."""
     import cv2
 
-    os.environ.setdefault("OPENCV_FFMPEG_CAPTURE_OPTIONS", FFMPEG_CAPTURE_OPTIONS)
     ms = int(timeout_s * 1000)
     cap = cv2.VideoCapture(url, cv2.CAP_FFMPEG, [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms,
                                                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms])
