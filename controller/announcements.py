@@ -208,7 +208,8 @@ class AnnouncementService:
                 return []
             how = f"speech by {speech.source}{' (cached)' if rendered.cached else ''}"
         attachment: bytes | None = None
-        if priority is Priority.EMERGENCY and speech.size <= ATTACHMENT_MAX_BYTES:
+        standby = recording is not None and recording.standby  # every agent has it already
+        if priority is Priority.EMERGENCY and speech.size <= ATTACHMENT_MAX_BYTES and not standby:
             # The alarm carries its audio: no speaker waits on a download, the broker alone fans it out.
             path = self.speech.media.path_for(speech.sha256)
             attachment = path.read_bytes() if path is not None else None

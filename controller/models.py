@@ -17,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -112,6 +113,8 @@ class MediaFile(Base):
     mime: Mapped[str] = mapped_column(String(64))
     source: Mapped[str] = mapped_column(String(64))
     loudness_lufs: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: A standby alarm: every agent keeps it, so an emergency with it needs neither download nor attachment.
+    standby: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

@@ -35,6 +35,10 @@ def load_speech_config(settings: Settings) -> SpeechConfig:
     return SpeechConfig.from_toml(settings.speech_config_file)
 
 
+#: ``MediaFile.source`` of an uploaded recording (speech is ``engine:voice``).
+RECORDING_SOURCE = "upload"
+
+
 @dataclass(frozen=True, slots=True)
 class StoredAudio:
     """Audio now in the media store."""
@@ -81,7 +85,7 @@ class SpeechService:
             audio = postprocess(upload, Path(tmp), settings, self.cache.chime_dir)
             staged = Path(tmp) / "staged.ogg"
             shutil.move(audio.opus_path, staged)
-            return self._store(staged, audio.sha256, audio.size, audio.duration_ms, "audio/ogg", "upload",
+            return self._store(staged, audio.sha256, audio.size, audio.duration_ms, "audio/ogg", RECORDING_SOURCE,
                                audio.loudness_lufs)
 
     def _store(self, file: Path, sha256: str, size: int, duration_ms: int, mime: str, source: str,

@@ -16,16 +16,19 @@ from dataclasses import dataclass
 
 from pydantic import TypeAdapter
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from controller.db import Database
-from controller.models import AgentSchedule, Device, ScheduleItem, Zone, utcnow
+from controller.models import AgentSchedule, Device, MediaFile, ScheduleItem, Zone, utcnow
 from controller.schedule_items import agent_zones, to_model
 from controller.settings import Settings
 from devices.mqtt_link import MqttLink, NotConnected
 from devices.protocol import (
     MAX_PAYLOAD_BYTES,
+    MAX_STANDBY,
     MAX_WINDOW_PLAYS,
     SCHEDULE_TYPE,
+    MediaSegment,
     ScheduledPlay,
     ScheduleWindow,
     Segment,
@@ -50,6 +53,13 @@ class _Outgoing:
     version: int
     topic: str
     payload: bytes
+
+
+def standby_segments(session: Session) -> list[MediaSegment]:
+    """The standby alarm recordings every agent keeps, oldest first (at most ``MAX_STANDBY``)."""
+    rows = session.scalars(select(MediaFile).where(MediaFile.standby.is_(True))
+                           .order_by(MediaFile.created_at, MediaFile.sha256).limit(MAX_STANDBY))
+    return [MediaSegment(sha256=r.sha256, size=r.size, duration_ms=r.duration_ms, mime=r.mime) for r in rows]
 
 
 def zone_policies(rows: Iterable[Zone]) -> dict[str, sm.ZonePolicy]:
@@ -175,6 +185,7 @@ class WindowPublisher:
         queued = {p.item_id for plays in result.plays.values() for p in plays}  # filled below per play
         outgoing: list[_Outgoing] = []
         with self.db.session() as session:
+            standby = standby_segments(session)
             queue_items = set(session.scalars(select(ScheduleItem.id).where(ScheduleItem.queue.is_(True),
                                                                              ScheduleItem.id.in_(queued))))
             for agent_id in sorted(targets):
@@ -191,14 +202,16 @@ class WindowPublisher:
                                   volume=p.volume,
                                   title=p.title)
                     for p in plays]
-                digest = hashlib.sha256(json.dumps([s.model_dump(mode="json") for s in scheduled],
+                digest = hashlib.sha256(json.dumps([[s.model_dump(mode="json") for s in scheduled],
+                                                    [s.model_dump(mode="json") for s in standby]],
                                                    sort_keys=True).encode()).hexdigest()
                 row = session.get(AgentSchedule, agent_id)
                 if row is not None and row.digest == digest and row.window_end_ms - now > RESEND_BEFORE_EXPIRY_MS:
                     continue
                 version = (row.version if row is not None else 0) + 1
                 env = self.signer.command(SCHEDULE_TYPE, ScheduleWindow(version=version, window_start=now,
-                                                                        window_end=window_end, plays=scheduled),
+                                                                        window_end=window_end, plays=scheduled,
+                                                                        standby=standby),
                                           to=agent_id, ttl_ms=window_end - now)
                 payload = env.to_bytes()
                 if len(payload) > MAX_PAYLOAD_BYTES:

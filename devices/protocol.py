@@ -433,6 +433,8 @@ class ScheduledPlay(_Strict):
 
 #: Plays one window may carry; a window that would hold more ends earlier (it still fits the payload cap).
 MAX_WINDOW_PLAYS: Final = 400
+#: Standby alarm recordings a window may name (every agent keeps them, ready for an emergency).
+MAX_STANDBY: Final = 20
 
 
 class ScheduleWindow(_Strict):
@@ -446,6 +448,8 @@ class ScheduleWindow(_Strict):
     window_start: int
     window_end: int
     plays: list[ScheduledPlay] = Field(default_factory=list, max_length=MAX_WINDOW_PLAYS)
+    #: Alarm recordings to download now and keep, so an emergency that plays one needs nothing more.
+    standby: list[MediaSegment] = Field(default_factory=list, max_length=MAX_STANDBY)
 
 
 # Events (agent → controller) ------------------------------------------------------------------------
@@ -691,8 +695,9 @@ def _attachment(env: Envelope, data: BaseModel) -> bytes:
         raise ProtocolError("bad_attachment", f"{env.type} carries no attachment")
     assert env.att is not None
     try:
-        raw = base64.b64decode(env.att, validate=True)
-    except binascii.Error:
+        # strict_mode is checked in C; b64decode(validate=True) runs a regex over the whole text first.
+        raw = binascii.a2b_base64(env.att, strict_mode=True)
+    except (binascii.Error, ValueError):
         raise ProtocolError("bad_attachment", f"{env.id}: not base64") from None
     if len(raw) != getattr(data, "size", None) or hashlib.sha256(raw).hexdigest() != getattr(data, "sha256", None):
         raise ProtocolError("bad_attachment", f"{env.id}: not the media its signed data names")

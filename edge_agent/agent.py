@@ -87,7 +87,7 @@ class Agent:
         self.store = AgentStore(cfg.data_dir / "agent.sqlite3")
         self.media = MediaCache(cfg.data_dir / "media", str(cfg.controller_url), cfg.read_token(),
                                 cfg.max_media_bytes, capacity_bytes=cfg.media_cache_bytes,
-                                in_use=lambda: self.speaker.shas_in_use())
+                                in_use=lambda: self.speaker.shas_in_use() | set(self._standby))
         self.output = build_output(cfg)
         # Downloads, decoding and player waits each hold a thread; keep them off the default pool.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent-io")
@@ -106,6 +106,8 @@ class Agent:
                                self._executor, self.media.fetch)
         #: Plays of the current schedule window that the speaker holds, by play id.
         self._scheduled: dict[str, ScheduledPlay] = {}
+        #: Standby alarm recordings the window names: kept in the cache, never evicted.
+        self._standby: dict[str, MediaSegment] = {}
         self._schedule_version: int | None = None
         self._prefetch_wanted = asyncio.Event()
         self.link = MqttLink(
@@ -339,8 +341,9 @@ class Agent:
                                         volume=play.volume, item_id=play.item_id, title=play.title))
             added += 1
         self._schedule_version = window.version
-        log.info("schedule window v%d: %d plays (%d new, %d withdrawn, %d missed) until %d", window.version,
-                 len(wanted), added, withdrawn, missed, window.window_end)
+        self._standby = {seg.sha256: seg for seg in window.standby}
+        log.info("schedule window v%d: %d plays (%d new, %d withdrawn, %d missed) until %d, %d standby alarm(s)",
+                 window.version, len(wanted), added, withdrawn, missed, window.window_end, len(self._standby))
         self._prefetch_wanted.set()
         self._state_dirty.set()
 
@@ -357,8 +360,9 @@ class Agent:
         while True:
             await self._prefetch_wanted.wait()
             self._prefetch_wanted.clear()
-            todo: list[MediaSegment] = []
-            seen: set[str] = set()
+            # Standby alarms first: an emergency can come at any moment, the next bulletin has its time.
+            todo: list[MediaSegment] = list(self._standby.values())
+            seen: set[str] = set(self._standby)
             for play in sorted(self._scheduled.values(), key=lambda p: p.start_at):
                 for seg in play.segments:
                     if isinstance(seg, MediaSegment) and seg.sha256 not in seen:

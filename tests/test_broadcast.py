@@ -130,3 +130,44 @@ def _siren(directory: Path) -> bytes:
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
                     "sine=frequency=700:duration=2", "-ar", "48000", "-ac", "1", str(wav)], check=True, timeout=60)
     return wav.read_bytes()
+
+
+def test_standby_alarms_are_kept_by_every_agent_and_need_no_attachment(controller: ControllerHandle,
+                                                                        agents: AgentFactory,
+                                                                        tmp_path: Path) -> None:
+    a1 = agents("loa-01", zones=("khu-pho-1",))
+    status, stored = _upload(controller, _siren(tmp_path))
+    assert status == 201, stored
+    sha = stored["sha256"]
+    status, marked = http_json("PUT", f"{controller.api}/api/v1/media/{sha}/standby", controller.token,
+                               {"standby": True})
+    assert status == 200 and marked["standby"] is True, marked
+    # The window tells every agent to keep it: it is downloaded before any emergency asks for it.
+    controller.wait_for(lambda: f"cached media {sha[:12]}" in a1.log(), 20, "loa-01 fetches the standby alarm")
+    a2 = agents("loa-02", zones=("khu-pho-2",))  # a new agent gets it with its first window
+    controller.wait_for(lambda: f"cached media {sha[:12]}" in a2.log(), 20, "loa-02 fetches the standby alarm")
+    status, listed = controller.get("/api/v1/media/standby")
+    assert status == 200 and [m["sha256"] for m in listed] == [sha]
+
+    status, accepted = controller.post("/api/v1/announcements", {
+        "recording": sha, "text": "Còi báo cháy", "priority": "emergency", "targets": {"all": True}})
+    assert status == 202, accepted
+    controller.wait_deliveries(accepted["id"], {"played"}, timeout=40)
+    for agent in (a1, a2):
+        assert len(_starts(agent)) == 1
+        assert "arrived with its command" not in agent.log()  # the command was small: no attachment
+
+    # Unknown hashes are 404; an officer may mark, a viewer may not.
+    status, _ = http_json("PUT", f"{controller.api}/api/v1/media/{'0' * 64}/standby", controller.token,
+                            {"standby": True})
+    assert status == 404
+    status, user = controller.post("/api/v1/users", {"username": "xem", "password": "mat-khau-dai-1", "role": "viewer"})
+    assert status == 201, user
+    status, login = controller.post("/api/v1/auth/login", {"username": "xem", "password": "mat-khau-dai-1"}, token=None)
+    assert status == 200, login
+    status, _err = http_json("PUT", f"{controller.api}/api/v1/media/{sha}/standby", login["token"], {"standby": False})
+    assert status == 403
+    status, unmarked = http_json("PUT", f"{controller.api}/api/v1/media/{sha}/standby", controller.token,
+                                 {"standby": False})
+    assert status == 200 and unmarked["standby"] is False
+    controller.wait_for(lambda: "0 standby alarm(s)" in a1.log(), 20, "loa-01 told the alarm is no longer standby")

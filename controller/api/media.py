@@ -8,13 +8,16 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
+from sqlalchemy import func, select
 
 from audio.probe import ProbeError
 from audio.speech import SpeechError
-from controller.api.deps import ControllerDep, SessionDep, StaffDep, StaffOrDeviceDep
-from controller.api.schemas import MediaPublic
+from controller import audit
+from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, StaffOrDeviceDep
+from controller.api.schemas import MediaPublic, StandbyUpdate
 from controller.models import MediaFile
-from controller.speech import StoredAudio
+from controller.speech import RECORDING_SOURCE, StoredAudio
+from devices.protocol import MAX_STANDBY
 
 router = APIRouter(tags=["media"])
 
@@ -24,7 +27,36 @@ UPLOAD_PATH = "/api/v1/media"
 def media_public(row: MediaFile | StoredAudio, base_url: str) -> MediaPublic:
     """The public view of a stored file (its database row, or what the speech service just stored)."""
     return MediaPublic(sha256=row.sha256, size=row.size, duration_ms=row.duration_ms, mime=row.mime,
-                       url=f"{base_url}/media/{row.sha256}", source=row.source, loudness_lufs=row.loudness_lufs)
+                       url=f"{base_url}/media/{row.sha256}", source=row.source, loudness_lufs=row.loudness_lufs,
+                       standby=isinstance(row, MediaFile) and row.standby)
+
+
+@router.get(f"{UPLOAD_PATH}/standby")
+def list_standby(session: SessionDep, controller: ControllerDep, _user: StaffDep) -> list[MediaPublic]:
+    """The standby alarm recordings: every agent keeps these, so an emergency with one starts at once."""
+    base = controller.settings.resolved_public_url()
+    return [media_public(m, base) for m in session.scalars(select(MediaFile).where(MediaFile.standby.is_(True))
+                                                          .order_by(MediaFile.created_at, MediaFile.sha256))]
+
+
+@router.put(f"{UPLOAD_PATH}/{{sha256}}/standby")
+def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, controller: ControllerDep,
+                user: OfficerDep) -> MediaPublic:
+    """Makes a stored recording a standby alarm (or not); every agent gets a window saying so."""
+    row = session.get(MediaFile, sha256)
+    if row is None or row.source != RECORDING_SOURCE:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no stored recording {sha256}")
+    if body.standby and not row.standby:
+        count = session.scalar(select(func.count()).select_from(MediaFile).where(MediaFile.standby.is_(True))) or 0
+        if count >= MAX_STANDBY:
+            raise HTTPException(status.HTTP_409_CONFLICT,
+                                f"{MAX_STANDBY} standby alarms already; take one off before adding another")
+    if row.standby != body.standby:
+        row.standby = body.standby
+        audit.record(session, user, "media.standby", sha256, {"standby": body.standby})
+        session.flush()
+        controller.windows.request(None)  # the list is in every agent's window
+    return media_public(row, controller.settings.resolved_public_url())
 
 
 @router.get("/media/{sha256}")

@@ -122,6 +122,13 @@ class MediaPublic(BaseModel):
     url: str
     source: str = Field(description="engine:voice for speech, upload for recordings")
     loudness_lufs: float | None
+    standby: bool = Field(default=False, description="a standby alarm every agent keeps, ready to play")
+
+
+class StandbyUpdate(_In):
+    """Whether every agent keeps this recording ready for an emergency."""
+
+    standby: bool
 
 
 class SpeechPreviewRequest(_In):

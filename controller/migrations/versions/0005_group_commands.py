@@ -1,4 +1,5 @@
-"""group commands: one signed command for zones or everyone, tracked per agent by its deliveries
+"""group commands: one signed command for zones or everyone, tracked per agent by its deliveries;
+standby alarm recordings that every agent keeps
 
 Revision ID: 0005
 Revises: 0004
@@ -16,6 +17,8 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('media', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('standby', sa.Boolean(), server_default=sa.false(), nullable=False))
     op.create_table('group_commands',
     sa.Column('id', sa.String(length=64), nullable=False),
     sa.Column('announcement_id', sa.String(length=32), nullable=False),
@@ -59,3 +62,5 @@ def downgrade() -> None:
     with op.batch_alter_table('group_commands', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_group_commands_announcement_id'))
     op.drop_table('group_commands')
+    with op.batch_alter_table('media', schema=None) as batch_op:
+        batch_op.drop_column('standby')
