@@ -9,13 +9,16 @@ one process, not the system under test), checks every command with the protocol'
 ``/media/{sha256}`` with its own device token and checks the hash, answers the command, and "starts
 playing" when its clock reaches ``start_at`` (it records the instant instead of opening a sound card).
 
-Each round posts one emergency announcement with fresh text to the zone (so the speech is really
-rendered) and records, per agent: command received, audio in hand, playing. Beside it, in the same
-run and with the same N subscribers: raw ``mosquitto_pub -q 1`` of a payload of the command's size
-to a topic they all subscribe to (receipt time − the moment before ``mosquitto_pub`` was started).
+Each round posts one emergency announcement to the zone and records, per agent: command received,
+audio in hand, playing. Three kinds of alarm (``--content``): a **standby** alarm recording every agent
+keeps (the command is small; the simulated agents hold the file as a real one does once its window
+named it), an ordinary recording sent **attached** to the command, and fresh **speech** (really rendered,
+then attached). Beside each round, in the same run and with the same N subscribers: raw
+``mosquitto_pub -q 1`` of a payload of the command's size to a topic they all subscribe to (receipt
+time − the moment before ``mosquitto_pub`` was started).
 
-    .venv/bin/python bench/fanout.py                     # N = 100 and 1,000, 5 rounds each
-    .venv/bin/python bench/fanout.py --agents 100 --rounds 3 --json fanout.json
+    .venv/bin/python bench/fanout.py                     # N = 100 and 1,000, 5 rounds of each kind
+    .venv/bin/python bench/fanout.py --agents 100 --rounds 3 --content standby --json fanout.json
 
 Targets (issue 4): p99 of API → playing ≤ 1 s at N = 1,000 and within 2× of the raw broker.
 Progress goes to stderr, the report to stdout.
@@ -95,6 +98,7 @@ class Round:
     playing: dict[str, float] = field(default_factory=dict)
     start_at: dict[str, int] = field(default_factory=dict)
     inline: int = 0
+    kept: int = 0
     payload_bytes: int = 0
     fetched: int = 0
     errors: list[str] = field(default_factory=list)
@@ -170,7 +174,12 @@ class SimAgent:
         order = cmd.data
         assert isinstance(order, SpeakerPlay)
         if cmd.attachment is None:
-            asyncio.get_running_loop().create_task(self.fetch_then_schedule(rnd, cmd.envelope.id, order))
+            kept = self.bench.standby.get(order.sha256)
+            if kept is not None:  # a standby alarm: the agent downloaded it when its window named it
+                rnd.kept += 1
+                self.schedule(rnd, cmd.envelope.id, order, kept)
+            else:
+                asyncio.get_running_loop().create_task(self.fetch_then_schedule(rnd, cmd.envelope.id, order))
             return
         rnd.inline += 1
         try:
@@ -220,6 +229,8 @@ class Bench:
         self.mqtt_port = mqtt_port
         self.agents: list[SimAgent] = []
         self.current: Round | None = None
+        #: Standby alarms every agent holds (each real agent downloads them when its window names them).
+        self.standby: dict[str, bytes] = {}
         self.raw: dict[str, float] = {}
         self.raw_done = asyncio.Event()
         self.http = httpx.AsyncClient(base_url=api, timeout=30,
@@ -290,7 +301,7 @@ def register(api: str, admin_token: str, sizes: list[int]) -> tuple[dict[str, st
     return tokens, zones, key_text
 
 
-async def run_mode(bench: Bench, mode: str, rounds: int, recording: str) -> dict[str, Any]:
+async def run_mode(bench: Bench, mode: str, rounds: int, recordings: dict[str, str]) -> dict[str, Any]:
     """``rounds`` broadcasts of one kind (fresh speech each time, or a stored recording), each followed by
     the raw broker round with the same subscribers and a payload of the same size."""
     n = bench.n
@@ -301,18 +312,19 @@ async def run_mode(bench: Bench, mode: str, rounds: int, recording: str) -> dict
     raw: list[float] = []
     lead: list[float] = []
     sizes: list[int] = []
-    inline = fetched = 0
+    inline = fetched = kept = 0
     errors: list[str] = []
     for r in range(rounds):
         if mode == "speech":
             content = {"text": f"Khẩn cấp, lần {r + 1} lúc {time.strftime('%H giờ %M phút %S giây')}: cháy tại tổ "
                                f"dân phố số {n % 97 + r}, đề nghị bà con khẩn trương sơ tán."}
         else:
-            content = {"recording": recording, "text": "Còi báo cháy"}
+            content = {"recording": recordings[mode], "text": "Còi báo cháy"}
         rnd = await bench.broadcast(content)
         errors += rnd.errors
         inline += rnd.inline
         fetched += rnd.fetched
+        kept += rnd.kept
         latency += [v - rnd.t0 for v in rnd.playing.values()]
         received += [v - rnd.t0 for v in rnd.received.values()]
         ready += [v - rnd.t0 for v in rnd.ready.values()]
@@ -326,7 +338,7 @@ async def run_mode(bench: Bench, mode: str, rounds: int, recording: str) -> dict
         await asyncio.sleep(1.0)
     return {
         "agents": n, "content": mode, "rounds": rounds, "errors": errors[:10], "error_count": len(errors),
-        "inline": inline, "fetched": fetched, "command_bytes": max(sizes, default=0),
+        "inline": inline, "fetched": fetched, "kept": kept, "command_bytes": max(sizes, default=0),
         "playing_ms": {"p50": pct(latency, 50), "p99": pct(latency, 99), "max": max(latency, default=0)},
         "received_ms": {"p50": pct(received, 50), "p99": pct(received, 99)},
         "ready_ms": {"p50": pct(ready, 50), "p99": pct(ready, 99)},
@@ -337,23 +349,26 @@ async def run_mode(bench: Bench, mode: str, rounds: int, recording: str) -> dict
 
 
 async def run_size(n: int, rounds: int, api: str, admin_token: str, mqtt_port: int, key_text: str,
-                   tokens: dict[str, str], zones: dict[str, list[str]], recording: str,
+                   tokens: dict[str, str], zones: dict[str, list[str]], recordings: dict[str, str],
                    modes: list[str]) -> list[dict[str, Any]]:
     bench = Bench(n, api, admin_token, mqtt_port, zones)
     log(f"N={n}: connecting {n} simulated agents")
     try:
         await bench.start(key_text, tokens)
+        alarm = await bench.http.get(f"/media/{recordings['standby']}",
+                                     headers={"Authorization": f"Bearer {admin_token}"})
+        bench.standby[recordings["standby"]] = alarm.raise_for_status().content
         await asyncio.sleep(1.0)
-        return [await run_mode(bench, mode, rounds, recording) for mode in modes]
+        return [await run_mode(bench, mode, rounds, recordings) for mode in modes]
     finally:
         await bench.stop()
 
 
-def upload_siren(api: str, admin_token: str, work: Path) -> str:
-    """A stored alarm recording (a two-tone siren and a spoken line), uploaded as staff would."""
-    wav = work / "siren.wav"
+def upload_siren(api: str, admin_token: str, work: Path, low: int, high: int) -> str:
+    """A stored alarm recording (a two-tone siren), uploaded as staff would."""
+    wav = work / f"siren-{low}.wav"
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    "sine=frequency=660:duration=3", "-f", "lavfi", "-i", "sine=frequency=880:duration=3",
+                    f"sine=frequency={low}:duration=3", "-f", "lavfi", "-i", f"sine=frequency={high}:duration=3",
                     "-filter_complex", "[0][1]concat=n=2:v=0:a=1", "-ar", "48000", "-ac", "1", str(wav)],
                    check=True, timeout=60)
     req = urllib.request.Request(f"{api}/api/v1/media", data=wav.read_bytes(), method="POST",
@@ -379,11 +394,17 @@ async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
             api = f"http://{LOOPBACK}:{http_port}"
             admin_token = (data / "admin.token").read_text().strip()
             tokens, zones, key_text = await asyncio.to_thread(register, api, admin_token, sizes)
-            recording = await asyncio.to_thread(upload_siren, api, admin_token, root)
+            # Two sirens: one a standby alarm every agent keeps, one an ordinary recording (sent attached).
+            recordings = {"standby": await asyncio.to_thread(upload_siren, api, admin_token, root, 660, 880),
+                          "attached": await asyncio.to_thread(upload_siren, api, admin_token, root, 550, 770)}
+            status, body = http_json("PUT", f"{api}/api/v1/media/{recordings['standby']}/standby", admin_token,
+                                     {"standby": True})
+            if status != 200:
+                raise RuntimeError(f"standby refused: {status} {body}")
             for n in sizes:
                 chosen = {a: t for a, t in tokens.items() if zone_for(n) in zones[a]}
                 results += await run_size(n, args.rounds, api, admin_token, mqtt_port, key_text, chosen, zones,
-                                          recording, args.content.split(","))
+                                          recordings, args.content.split(","))
         finally:
             for proc in reversed(procs):
                 proc.stop()
@@ -397,7 +418,8 @@ def report(results: list[dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         p99, raw, ready = r["playing_ms"]["p99"], r["raw_ms"]["p99"], r["ready_ms"]["p99"]
-        how = f"{r['command_bytes'] / 1024:.0f} KiB, {'audio attached' if r['inline'] else 'audio fetched'}"
+        held = 'audio attached' if r['inline'] else 'audio kept (standby)' if r['kept'] else 'audio fetched'
+        how = f"{r['command_bytes'] / 1024:.1f} KiB, {held}"
         verdict = []
         if r["agents"] >= 1000:
             verdict.append("PASS ≤ 1 s" if p99 <= 1000 else "FAIL (> 1 s)")
@@ -412,8 +434,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--agents", default="100,1000", help="comma-separated N (default 100,1000)")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--content", default="recording,speech",
-                        help="what the alarm carries: a stored recording, fresh speech, or both (default)")
+    parser.add_argument("--content", default="standby,attached,speech",
+                        help="what the alarm plays: a standby alarm every agent keeps, a recording sent "
+                             "attached, fresh speech (sent attached); default all three")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
