@@ -59,6 +59,15 @@ class AcceptedAnnouncement:
     targets: list[str]
 
 
+def _title(text: str) -> str:
+    """What signs show while the announcement plays: its text on one line, cut at a word near 200 characters."""
+    line = " ".join(text.split())
+    if len(line) <= 200:
+        return line
+    cut = line[:199].rsplit(" ", 1)[0]
+    return cut + "…"
+
+
 class AnnouncementService:
     """Validation, persistence and the render/dispatch worker."""
 
@@ -230,7 +239,8 @@ class AnnouncementService:
             ann.media_sha256, ann.start_ms, ann.status = speech.sha256, start, "sent"
             ann.engine = None if recording is not None else speech.source  # a recording was spoken by no engine
             order = SpeakerPlay(announcement_id=ann_id, sha256=speech.sha256, size=speech.size,
-                                duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start)
+                                duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start,
+                                title=_title(text))
             outgoing = self._sign(session, ann_id, order, ttl, targets, agent_ids, attachment)
         log.info("announcement %s: %.1f s of %s, %d target(s) in %d command(s)%s, start %d", ann_id,
                  speech.duration_ms / 1000, how, len(agent_ids), len(outgoing),

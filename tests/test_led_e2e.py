@@ -210,9 +210,8 @@ def test_signs_show_the_announcement_while_it_plays_then_return(tmp_path: Path, 
         status, ann = controller.post("/api/v1/announcements", {"text": "Thông báo cắt điện sáng mai.",
                                                                 "targets": ["bang-02"], "priority": "normal"})
         assert status == 202, ann
-        # The speaker's now-playing reaches the sign: it shows the play's title (announcements carry none
-        # yet, so the generic "Thông báo"), and the agent's state says so.
-        controller.wait_for(lambda: any(r.get("lines") == ["Thông báo"] for r in shown()), 40,
+        # The speaker's now-playing reaches the sign: it shows the announcement's text while it plays.
+        controller.wait_for(lambda: any(r.get("lines") == ["Thông báo cắt điện sáng mai."] for r in shown()), 40,
                             "the sign showing the announcement")
         controller.wait_deliveries(ann["id"], {"played"}, timeout=40)
         seen = len(shown())
