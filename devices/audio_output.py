@@ -93,9 +93,13 @@ class AudioOutput(ABC):
         """Called once when a relay ends (after its last connection); outputs that log plays close here."""
         return None  # a speaker keeps no per-relay record
 
-    def start_relay(self, url: str, *, play_id: str, volume: int, until_ms: int) -> Playback:
-        """Plays ``url`` until ``until_ms``, reconnecting with back-off whenever the stream drops."""
-        playback = _RelayPlayback(self, url, play_id, volume, until_ms)
+    def start_relay(self, url: str, *, play_id: str, volume: int, until_ms: int,
+                    give_up_ms: int | None = None) -> Playback:
+        """Plays ``url`` until ``until_ms``, reconnecting with back-off whenever the stream drops.
+
+        With ``give_up_ms`` (a live session) a stream lost for that long ends the play early.
+        """
+        playback = _RelayPlayback(self, url, play_id, volume, until_ms, give_up_ms)
         playback.begin()
         return playback
 
@@ -130,8 +134,10 @@ def relay_input_args(url: str, realtime: bool) -> list[str]:
 class _RelayPlayback(Playback):
     """A relay window: connects, plays, reconnects after drops, ends at ``until_ms`` or on stop."""
 
-    def __init__(self, output: AudioOutput, url: str, play_id: str, volume: int, until_ms: int) -> None:
+    def __init__(self, output: AudioOutput, url: str, play_id: str, volume: int, until_ms: int,
+                 give_up_ms: int | None = None) -> None:
         super().__init__(_now_ms())
+        self._give_up_ms = give_up_ms
         self._output = output
         self._url = url
         self._play_id = play_id
@@ -184,10 +190,16 @@ class _RelayPlayback(Playback):
                     lost_at = _now_ms()
                     self.drops += 1
                     log.warning("relay %s: stream dropped (%s); reconnecting", self._play_id, last_error[:200])
-                self._stopped.wait(min(backoff, max(self._remaining_s(), 0)))
-                backoff = min(backoff * 2, RELAY_BACKOFF_S[1])
+                if self._give_up_ms is not None and _now_ms() - lost_at >= self._give_up_ms:
+                    # A live session's stream is gone: stop, so the schedule resumes.
+                    self.error = f"live stream lost for {self._give_up_ms} ms: {last_error[:200]}"
+                    break
+                # A live stream is retried quickly and never past its give-up time.
+                cap = RELAY_BACKOFF_S[1] if self._give_up_ms is None else 0.5
+                self._stopped.wait(min(backoff, cap, max(self._remaining_s(), 0)))
+                backoff = min(backoff * 2, cap)
         finally:
-            if not self._stopped.is_set():
+            if not self._stopped.is_set() and self.error is None:
                 if lost_at is not None:
                     self.error = (f"relay stream lost at {lost_at} ms and not back before the window ended "
                                   f"({self.drops} drop(s)): {last_error[:200]}" if ever_heard else

@@ -371,6 +371,37 @@ class CameraDiscover(_Strict):
     timeout_ms: int = Field(default=3000, ge=200, le=30_000, description="how long to collect answers")
 
 
+class SpeakerLive(_Strict):
+    """``speaker.live``: play a live session's Icecast mount now, pre-empting lower priorities.
+
+    The agent listens on ``url`` with ``?token=`` + ``token`` (Icecast asks the controller whether the
+    token opens that mount). The play's id is ``live-`` + ``session_id``. If the stream is lost for
+    ``give_up_ms`` the agent stops and its schedule resumes; it never plays longer than ``max_duration_ms``.
+    """
+
+    session_id: str = Field(min_length=8, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+    url: str = Field(max_length=2000)
+    token: str = Field(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
+    priority: Priority = Priority.PRIORITY
+    max_duration_ms: int = Field(default=3 * 3600 * 1000, gt=0, le=24 * 3600 * 1000)
+    give_up_ms: int = Field(default=4000, ge=500, le=60_000)
+    volume: int | None = Field(default=None, ge=0, le=100)
+    title: str = Field(default="", max_length=200)
+
+    @field_validator("url")
+    @classmethod
+    def _http_only(cls, value: str) -> str:
+        if not valid_relay_url(value) or "?" in value or "#" in value:
+            raise ValueError("live url must be an absolute http(s) URL with a host and no query")
+        return value
+
+
+class SpeakerLiveEnd(_Strict):
+    """``speaker.live_end``: the live session ended; stop its play now."""
+
+    session_id: str = Field(min_length=8, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")
+
+
 def valid_relay_url(url: str) -> bool:
     """True for an absolute http(s) URL with a host and nothing that could smuggle a second argument."""
     if len(url) > 2000 or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in url):
@@ -621,12 +652,66 @@ class SignStatus(_Strict):
     message: str = Field(default="", max_length=1000)
 
 
+# remote operations ----------------------------------------------------------------------------------
+
+
+class OpsVolume(_Strict):
+    """``ops.volume``: the agent's default volume from now on, kept across restarts."""
+
+    volume: int = Field(ge=0, le=100)
+
+
+class OpsTone(_Strict):
+    """``ops.tone``: a generated sine tone through the real output, with proof of play like any play."""
+
+    frequency_hz: int = Field(default=1000, ge=50, le=8000)
+    duration_ms: int = Field(default=2000, ge=100, le=30_000)
+    priority: Priority = Priority.NORMAL
+    volume: int | None = Field(default=None, ge=0, le=100)
+
+
+class OpsRestart(_Strict):
+    """``ops.restart``: the agent replies, stops cleanly and exits with ``RESTART_EXIT_CODE``."""
+
+    reason: str = Field(default="", max_length=200)
+
+
+class OpsReload(_Strict):
+    """``ops.reload``: re-read the config file and apply what can change while running."""
+
+
+class OpsAmplifier(_Strict):
+    """``ops.amp``: switch the amplifier's power relay on (held until switched off) or off."""
+
+    on: bool
+
+
+class OpsLogs(_Strict):
+    """``ops.logs``: the last ``lines`` lines of the agent's own log, in the reply's ``data``."""
+
+    lines: int = Field(default=100, ge=1, le=500)
+
+
+#: An agent asked to restart exits with this code (EX_TEMPFAIL); systemd's Restart=always starts it again.
+RESTART_EXIT_CODE: Final = 75
+#: A reply's ``data`` object is at most this big once serialised (a log tail is cut to fit).
+MAX_REPLY_DATA_BYTES: Final = 64 * 1024
+
+
 COMMAND_MODELS: Final[Mapping[str, type[BaseModel]]] = {
     "speaker.play": SpeakerPlay,
     "speaker.stop": SpeakerStop,
+    "speaker.live": SpeakerLive,
+    "speaker.live_end": SpeakerLiveEnd,
     "events.ack": EventsAck,
     "agent.ping": Ping,
     "camera.discover": CameraDiscover,
+    "ops.volume": OpsVolume,
+    "ops.tone": OpsTone,
+    "ops.restart": OpsRestart,
+    "ops.reload": OpsReload,
+    "ops.amp": OpsAmplifier,
+    "ops.logs": OpsLogs,
     SCHEDULE_TYPE: ScheduleWindow,
     SIGNS_TYPE: SignPlaylist,
 }
@@ -711,6 +796,8 @@ class Reply(_Strict):
     status: Literal["ok", "error"]
     error: str | None = None
     ts: int
+    #: What a remote operation returns (``ops.*``): the new volume, a log tail…; absent otherwise.
+    data: dict[str, Any] | None = None
 
 
 def new_message_id() -> str:

@@ -30,9 +30,12 @@ from devices.protocol import (
     PlayFinished,
     PlayOutcome,
     ProtocolError,
+    RelaySegment,
     Reply,
     ScheduledPlay,
     ScheduleWindow,
+    SpeakerLive,
+    SpeakerLiveEnd,
     SpeakerPlay,
     SpeakerStop,
     StatePayload,
@@ -130,6 +133,8 @@ class Agent:
         self._command_handlers: dict[str, CommandHandler] = {
             "speaker.play": self._cmd_play,
             "speaker.stop": self._cmd_stop,
+            "speaker.live": self._cmd_live,
+            "speaker.live_end": self._cmd_live_end,
             "events.ack": self._cmd_ack,
             "agent.ping": self._cmd_ping,
         }
@@ -194,7 +199,7 @@ class Agent:
 
     async def _publish_info(self) -> None:
         info = InfoPayload(agent_id=self.cfg.agent_id, version=loaphuong.__version__, hostname=socket.gethostname(),
-                           capabilities=["speaker", "schedule", "relay",
+                           capabilities=["speaker", "schedule", "relay", "live",
                                          *(["camera_discovery"] if self.cameras is not None else []),
                                          *(["signs"] if self.signs is not None else [])],
                            zones=self.cfg.zones,
@@ -397,6 +402,27 @@ class Agent:
     async def _cmd_stop(self, cmd: VerifiedCommand) -> None:
         stopped = await self.speaker.stop(_as(cmd.data, SpeakerStop).priority)
         log.info("stop command ended %d play(s)", stopped)
+        await self._reply(cmd.envelope.id)
+
+    async def _cmd_live(self, cmd: VerifiedCommand) -> None:
+        # A live session is now or never: it is not kept for after a restart, and it goes through the
+        # speaker like a relay so pre-emption and proof of play follow the same rules.
+        order = _as(cmd.data, SpeakerLive)
+        now = now_ms()
+        url = f"{order.url}?token={order.token}"
+        job = PlayJob(play_id=f"live-{order.session_id}", priority=order.priority, start_at=now,
+                      latest_start=now + order.give_up_ms,
+                      segments=[RelaySegment(url=url, duration_ms=order.max_duration_ms, title=order.title)],
+                      volume=order.volume, title=order.title, give_up_ms=order.give_up_ms)
+        if not self.speaker.submit(job):
+            await self._reply(cmd.envelope.id, f"live session {order.session_id} already playing")
+            return
+        await self._reply(cmd.envelope.id)
+
+    async def _cmd_live_end(self, cmd: VerifiedCommand) -> None:
+        session_id = _as(cmd.data, SpeakerLiveEnd).session_id
+        ended = await self.speaker.end(f"live-{session_id}")
+        log.info("live session %s ended (%s)", session_id, "stopped" if ended else "was not playing")
         await self._reply(cmd.envelope.id)
 
     async def _cmd_ack(self, cmd: VerifiedCommand) -> None:

@@ -94,6 +94,8 @@ class PlayJob:
     segment_index: int = 0
     #: Wall-clock end of each relay segment once it first started (a rejoin keeps the same end).
     relay_until: dict[int, int] = field(default_factory=dict)
+    #: A live session: its stream lost this long ends the play (None: a relay keeps retrying to its end).
+    give_up_ms: int | None = None
 
     @property
     def rank(self) -> int:
@@ -191,6 +193,17 @@ class Speaker:
                     await self._in_thread(job.playback.stop)
                 count += 1
         return count
+
+    async def end(self, play_id: str) -> bool:
+        """Stops one play (sounding or waiting); False if it is not known."""
+        entry = self._jobs.get(play_id)
+        if entry is None:
+            return False
+        job = entry[0]
+        job.cancelled.set()
+        if job.playback is not None:
+            await self._in_thread(job.playback.stop)
+        return True
 
     def now_playing(self) -> NowPlaying | None:
         """What sounds now, for the state topic."""
@@ -443,7 +456,8 @@ class Speaker:
             if at_ms is not None:
                 wait_precisely_until(at_ms)
             until = job.relay_until.setdefault(index, now_ms() + seg.duration_ms)
-            return self.output.start_relay(seg.url, play_id=job.play_id, volume=volume, until_ms=until)
+            return self.output.start_relay(seg.url, play_id=job.play_id, volume=volume, until_ms=until,
+                                           give_up_ms=job.give_up_ms)
 
         return await self._in_thread(start_relay)
 
