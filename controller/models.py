@@ -100,6 +100,12 @@ class Device(Base):
     outputs: Mapped[list[Any]] = mapped_column(default=list)
     state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    #: Mosquitto ``$7$`` hash of its broker password (username: its id); none: no broker access.
+    mqtt_password_hash: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: Name of its board profile in firmware_configs/ (sent to it at enrolment).
+    board_profile: Mapped[str | None] = mapped_column(String(63), nullable=True)
+    #: Set when revoked: broker access and token withdrawn until it is enrolled again.
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class MediaFile(Base):
@@ -435,3 +441,17 @@ class CameraDiscovery(Base):
     types: Mapped[list[Any]] = mapped_column(default=list)
     first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class EnrolmentCode(Base):
+    """A one-time code a technician types (or scans) on a new Pi; only its SHA-256 is kept."""
+
+    __tablename__ = "enrolment_codes"
+
+    code_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    device_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), index=True)
+    created_by: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    #: When it was used (or superseded by a newer code / a revocation); a used code never works again.
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
