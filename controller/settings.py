@@ -26,6 +26,17 @@ class Settings(BaseSettings):
     mqtt_username: str | None = None
     mqtt_password: str | None = None
     mqtt_tls_ca_file: str | None = None
+    #: Broker security the controller manages (docs/security.md): Mosquitto's password and ACL files, which it
+    #: rewrites from the device registry, and the pid file of the broker it sends SIGHUP to reload them.
+    broker_password_file: Path | None = None
+    broker_acl_file: Path | None = None
+    broker_pid_file: Path | None = None
+    #: The broker address and CA certificate given to agents at enrolment (default: mqtt_host/mqtt_port, no TLS).
+    agent_mqtt_host: str = ""
+    agent_mqtt_port: int | None = Field(default=None, ge=1, le=65535)
+    agent_mqtt_ca_file: Path | None = None
+    #: Enrolment codes expire this long after they are issued.
+    enrolment_code_minutes: int = Field(default=24 * 60, ge=1, le=30 * 24 * 60)
     #: Announcements without a start time start this long after their speech is ready, so every
     #: speaker has time to download and all start together.
     play_lead_ms: int = Field(default=3000, ge=0, le=600_000)
