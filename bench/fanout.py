@@ -47,6 +47,7 @@ from gmqtt import Message, Subscription
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stats import percentile
 from controller.local_stack import (
     LOOPBACK,
     ManagedProcess,
@@ -77,15 +78,6 @@ RAW_TOPIC = "bench/raw"
 
 def log(msg: str) -> None:
     print(f"[fanout] {msg}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
 
 
 @dataclass
@@ -333,18 +325,18 @@ async def run_mode(bench: Bench, mode: str, rounds: int, recordings: dict[str, s
         await asyncio.sleep(0.5)
         sizes.append(rnd.payload_bytes)
         raw += list((await bench.raw_round(rnd.payload_bytes)).values())
-        log(f"N={n} {mode} round {r + 1}: playing p99 {pct(latency[-n:], 99):.0f} ms, ready p99 "
-            f"{pct(ready[-n:], 99):.0f} ms, raw p99 {pct(raw[-n:], 99):.0f} ms, errors {len(rnd.errors)}")
+        log(f"N={n} {mode} round {r + 1}: playing p99 {percentile(latency[-n:], 99):.0f} ms, ready p99 "
+            f"{percentile(ready[-n:], 99):.0f} ms, raw p99 {percentile(raw[-n:], 99):.0f} ms, errors {len(rnd.errors)}")
         await asyncio.sleep(1.0)
     return {
         "agents": n, "content": mode, "rounds": rounds, "errors": errors[:10], "error_count": len(errors),
         "inline": inline, "fetched": fetched, "kept": kept, "command_bytes": max(sizes, default=0),
-        "playing_ms": {"p50": pct(latency, 50), "p99": pct(latency, 99), "max": max(latency, default=0)},
-        "received_ms": {"p50": pct(received, 50), "p99": pct(received, 99)},
-        "ready_ms": {"p50": pct(ready, 50), "p99": pct(ready, 99)},
-        "start_at_after_call_ms": {"p50": pct(lead, 50), "min": min(lead, default=0)},
-        "start_skew_ms": {"p50": pct(skew, 50), "p99": pct(skew, 99), "max": max(skew, default=0)},
-        "raw_ms": {"p50": pct(raw, 50), "p99": pct(raw, 99)},
+        "playing_ms": {"p50": percentile(latency, 50), "p99": percentile(latency, 99), "max": max(latency, default=0)},
+        "received_ms": {"p50": percentile(received, 50), "p99": percentile(received, 99)},
+        "ready_ms": {"p50": percentile(ready, 50), "p99": percentile(ready, 99)},
+        "start_at_after_call_ms": {"p50": percentile(lead, 50), "min": min(lead, default=0)},
+        "start_skew_ms": {"p50": percentile(skew, 50), "p99": percentile(skew, 99), "max": max(skew, default=0)},
+        "raw_ms": {"p50": percentile(raw, 50), "p99": percentile(raw, 99)},
     }
 
 

@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stats import percentile
 from controller.local_stack import (
     LOOPBACK,
     ManagedProcess,
@@ -66,14 +67,6 @@ print(json.dumps(woke))
 
 def log(msg: str) -> None:
     print(f"[start_skew] {msg}", file=sys.stderr, flush=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, -(-len(ordered) * p // 100) - 1))]
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> Any:
@@ -142,8 +135,9 @@ def summarise(rows: list[dict[str, Any]], key: str) -> dict[str, Any]:
             by_occurrence.setdefault(str(p[key]), []).append(p["start_offset_ms"])
     spreads = [max(v) - min(v) for v in by_occurrence.values()]
     return {"plays": len(rows), "started": len(offsets),
-            "offset_ms": {"p50": pct(offsets, 50), "p99": pct(offsets, 99), "max": max(offsets, default=0)},
-            "spread_across_agents_ms": {"p50": pct(spreads, 50), "max": max(spreads, default=0)},
+            "offset_ms": {"p50": percentile(offsets, 50), "p99": percentile(offsets, 99),
+                          "max": max(offsets, default=0)},
+            "spread_across_agents_ms": {"p50": percentile(spreads, 50), "max": max(spreads, default=0)},
             "outcomes": sorted({p["outcome"] or "" for p in rows})}
 
 
@@ -159,9 +153,9 @@ def raw_floor(n: int, rounds: int) -> dict[str, Any]:
         woke.append(json.loads(out))
     offsets = [abs(v) for row in woke for v in row]
     spreads = [max(row[i] for row in woke) - min(row[i] for row in woke) for i in range(rounds)]
-    return {"plays": len(offsets), "offset_ms": {"p50": pct(offsets, 50), "p99": pct(offsets, 99),
+    return {"plays": len(offsets), "offset_ms": {"p50": percentile(offsets, 50), "p99": percentile(offsets, 99),
                                                   "max": max(offsets)},
-            "spread_across_agents_ms": {"p50": pct(spreads, 50), "max": max(spreads)}}
+            "spread_across_agents_ms": {"p50": percentile(spreads, 50), "max": max(spreads)}}
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
