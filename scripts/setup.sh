@@ -25,8 +25,10 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 # --- Debian packages ---------------------------------------------------------------------------
 PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg opus-tools mpv alsa-utils python3-venv
       fonts-dejavu-core)  # the LED sign font (Vietnamese coverage; licence in docs/signs.md)
+PKGS+=(icecast2)  # the live-audio hub (phát trực tiếp, docs/live.md); loaphuong writes its own config
 if [[ $WITH_TEST == 1 ]]; then
     PKGS+=(socat sox procps)
+    PKGS+=(chromium)  # the console under Playwright (executable_path; never `playwright install`)
     PKGS+=(iproute2)  # ip netns: WS-Discovery tests run in their own network namespaces
     # A real H.264 RTSP camera stream (GStreamer's RTSP server, x264); PyGObject builds against these.
     PKGS+=(gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-base gstreamer1.0-plugins-good
