@@ -21,6 +21,7 @@ from controller.api import (
     devices,
     health,
     media,
+    ops,
     plays,
     schedule,
     signs,
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
 
     for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras,
-                   signs):
+                   signs, ops):
         app.include_router(module.router)
     app.add_exception_handler(RequestValidationError, cameras.validation_errors_without_input)
 

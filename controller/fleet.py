@@ -83,6 +83,8 @@ class FleetRecorder:
         self.db = db
         #: Told which agents' zones or registration changed (their schedule windows need rebuilding).
         self.on_device_change: Callable[[Iterable[str] | None], None] = lambda _ids: None
+        #: Told of every reply (agent id, reply), from this worker thread: remote operations wait on them.
+        self.on_reply: Callable[[str, Reply], None] = lambda _agent, _reply: None
         self._handlers: dict[str, Handler] = {
             "status": self._status,
             "info": self._info,
@@ -136,6 +138,7 @@ class FleetRecorder:
 
     def _reply(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
         body = parse_model(Reply, parse_json_object(payload))
+        self.on_reply(device.id, body)
         delivery = self._delivery(session, device, body.id)
         if delivery is None:
             return  # replies to commands that were not deliveries (acks, pings) need no bookkeeping

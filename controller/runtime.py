@@ -19,6 +19,7 @@ from controller.fleet import FleetRecorder, HandleResult
 from controller.jobs import bind, start_scheduler
 from controller.keys import load_or_create_signing_key
 from controller.media_store import MediaStore
+from controller.ops import OpsService
 from controller.schedule_items import ScheduleService
 from controller.settings import Settings
 from controller.signs import SignService
@@ -75,6 +76,9 @@ class Controller:
         self.signs = SignService(settings, self.db, self.media, self.signer, self.link)
         self.fleet.on_device_change = self._device_changed
         self.cameras = CameraService(settings, self.db, self.link, self.signer)
+        #: Remote operations (``POST /api/v1/devices/{id}/ops/{op}``), answered through the fleet's replies.
+        self.ops = OpsService(self.link, self.signer)
+        self.fleet.on_reply = self.ops.resolve_threadsafe
         self._scheduler: AsyncIOScheduler | None = None
         self._connected_once = False
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=_INBOX_LIMIT)

@@ -10,8 +10,10 @@ import asyncio
 import contextlib
 import logging
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
@@ -52,9 +54,12 @@ from devices.protocol import (
     parse_topic,
     status_payload,
 )
+from edge_agent.amplifier import Amplifier
 from edge_agent.camera_finder import CameraFinder
 from edge_agent.config import AgentConfig, FileOutputSection
 from edge_agent.media_cache import MediaCache, MediaError
+from edge_agent.remote_ops import RemoteOps, install_log_ring
+from edge_agent.sd_notify import Notifier
 from edge_agent.speaker import PlayJob, Speaker
 from edge_agent.store import AgentStore
 
@@ -68,6 +73,8 @@ RESEND_AFTER_MS = 20_000
 #: Signed-but-unusable commands get an error reply; forged or misaddressed ones get silence.
 _REPLY_REASONS = frozenset({"expired", "unknown_type", "bad_data", "from_future", "type_mismatch"})
 _INBOX_LIMIT = 1000
+#: The watchdog is not fed while one inbox message has been handled for longer than this.
+_STUCK_AFTER_S = 120
 
 CommandHandler = Callable[[VerifiedCommand], Awaitable[None]]
 TopicHandler = Callable[[TopicInfo, bytes, bool], Awaitable[None]]
@@ -84,7 +91,7 @@ def build_output(cfg: AgentConfig) -> AudioOutput:
 class Agent:
     """One agent; :meth:`run` until :meth:`request_stop`."""
 
-    def __init__(self, cfg: AgentConfig) -> None:
+    def __init__(self, cfg: AgentConfig, config_path: Path | None = None) -> None:
         self.cfg = cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = AgentStore(cfg.data_dir / "agent.sqlite3")
@@ -105,8 +112,16 @@ class Agent:
             from edge_agent.signs import SignRunner  # Pillow and the sign drivers load only where there are signs
 
             self.signs = SignRunner(cfg.signs, cfg.data_dir, self.emit, self._state_dirty.set, self.media.fetch)
-        self.speaker = Speaker(self.output, cfg.volume, self.emit, self._play_done, self._speaker_changed,
-                               self._executor, self.media.fetch)
+        #: The amplifier's power relay, switched around plays (``[amplifier]``).
+        self.amp = Amplifier(cfg.amplifier, self._in_thread) if cfg.amplifier is not None else None
+        #: Remote operations (``ops.*``); ``ops.exit_code`` is what the process exits with.
+        self.ops = RemoteOps(self, config_path, install_log_ring())
+        self.speaker = Speaker(self.output, self.ops.saved_volume(cfg.volume), self.emit, self._play_done,
+                               self._speaker_changed, self._executor, self.media.fetch, amp=self.amp)
+        #: systemd's notify socket: READY=1 once running, WATCHDOG=1 while the loop is healthy.
+        self.notifier = Notifier()
+        self._busy_since: float | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
         #: Plays of the current schedule window that the speaker holds, by play id.
         self._scheduled: dict[str, ScheduledPlay] = {}
         #: Standby alarm recordings the window names: kept in the cache, never evicted.
@@ -142,6 +157,7 @@ class Agent:
         self.cameras = CameraFinder(cfg.cameras, self.emit) if cfg.cameras is not None else None
         if self.cameras is not None:
             self._command_handlers["camera.discover"] = self._cmd_camera_discover
+        self._command_handlers.update(self.ops.handlers())
 
     # lifecycle --------------------------------------------------------------------------------------
 
@@ -159,9 +175,16 @@ class Agent:
             ("prefetch", self._prefetch_worker()), ("housekeeping", self._housekeeping()))]
         if self.cameras is not None:
             tasks.append(asyncio.create_task(self.cameras.run(), name="cameras"))
+        self._tasks = list(tasks)
+        if self.notifier.watchdog_interval_s is not None:
+            tasks.append(asyncio.create_task(self._watchdog(self.notifier.watchdog_interval_s), name="watchdog"))
+        self.notifier.notify("READY=1")
         await self._stop.wait()
         log.info("agent %s stopping", self.cfg.agent_id)
+        self.notifier.notify("STOPPING=1")
         await self.speaker.shutdown()
+        if self.amp is not None:
+            await self.amp.close()
         if self.signs is not None:
             await self.signs.stop()
         await self.link.close([(Topics.status(self.cfg.agent_id), status_payload(AgentStatus.STOPPED), True)])
@@ -173,6 +196,7 @@ class Agent:
         if self.cameras is not None:
             self.cameras.close()
         self.store.close()
+        self.notifier.close()
 
     def request_stop(self) -> None:
         """Asks :meth:`run` to finish (signal handlers call this)."""
@@ -180,6 +204,30 @@ class Agent:
 
     async def _in_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def in_thread(self, fn: Callable[[], _T]) -> _T:
+        """Runs blocking ``fn`` on the agent's executor (remote operations use it)."""
+        result: _T = await self._in_thread(fn)
+        return result
+
+    def mark_state_dirty(self) -> None:
+        """Asks for a fresh state message (volume or amplifier changed)."""
+        self._state_dirty.set()
+
+    def healthy(self) -> bool:
+        """True while every worker runs and no message has been stuck in a handler (feeds the watchdog)."""
+        if any(task.done() for task in self._tasks):
+            return False
+        return self._busy_since is None or time.monotonic() - self._busy_since < _STUCK_AFTER_S
+
+    async def _watchdog(self, interval_s: float) -> None:
+        # Runs on the event loop itself: a blocked loop stops the pings, and systemd restarts the agent.
+        while True:
+            if self.healthy():
+                self.notifier.notify("WATCHDOG=1")
+            else:
+                log.error("agent unhealthy (a worker ended or a handler is stuck); not feeding the watchdog")
+            await asyncio.sleep(interval_s)
 
     # MQTT -------------------------------------------------------------------------------------------
 
@@ -199,7 +247,8 @@ class Agent:
 
     async def _publish_info(self) -> None:
         info = InfoPayload(agent_id=self.cfg.agent_id, version=loaphuong.__version__, hostname=socket.gethostname(),
-                           capabilities=["speaker", "schedule", "relay", "live",
+                           capabilities=["speaker", "schedule", "relay", "live", "ops",
+                                         *(["amplifier"] if self.amp is not None else []),
                                          *(["camera_discovery"] if self.cameras is not None else []),
                                          *(["signs"] if self.signs is not None else [])],
                            zones=self.cfg.zones,
@@ -209,6 +258,7 @@ class Agent:
     async def _inbox_worker(self) -> None:
         while True:
             topic, payload, retained = await self._inbox.get()
+            self._busy_since = time.monotonic()
             try:
                 info = parse_topic(topic)
                 handler = self._topic_handlers.get(info.kind)
@@ -221,6 +271,8 @@ class Agent:
                 log.warning("could not answer message on %s: link down (%s)", topic, exc)
             except Exception:
                 log.exception("handler failed for message on %s; carrying on", topic)
+            finally:
+                self._busy_since = None
 
     async def _handle_controller_status(self, info: TopicInfo, payload: bytes, retained: bool) -> None:
         if not payload:
@@ -256,7 +308,11 @@ class Agent:
         await handler(cmd)
 
     async def _reply(self, msg_id: str, error: str | None = None) -> None:
-        body = Reply(id=msg_id, status="error" if error else "ok", error=error, ts=now_ms())
+        await self.reply(msg_id, error)
+
+    async def reply(self, msg_id: str, error: str | None = None, data: dict[str, Any] | None = None) -> None:
+        """Answers command ``msg_id``: ``ok`` (with ``data`` for remote operations) or the error."""
+        body = Reply(id=msg_id, status="error" if error else "ok", error=error, ts=now_ms(), data=data)
         await self.link.publish(Topics.reply(self.cfg.agent_id), body.model_dump_json(exclude_none=True).encode())
 
     # commands ---------------------------------------------------------------------------------------
@@ -515,6 +571,7 @@ class Agent:
 
 
 _M = TypeVar("_M", bound=BaseModel)
+_T = TypeVar("_T")
 
 
 def _as(data: BaseModel, model: type[_M]) -> _M:

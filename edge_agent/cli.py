@@ -13,7 +13,7 @@ from edge_agent.config import ConfigError, load_config
 
 
 def main(argv: list[str]) -> int:
-    """Runs an agent until SIGINT/SIGTERM; exit 2 on a bad config."""
+    """Runs an agent until SIGINT/SIGTERM; exit 2 on a bad config, 75 when asked to restart (``ops.restart``)."""
     parser = argparse.ArgumentParser(prog="loaphuong agent", description="Run a loaphuong edge agent.")
     parser.add_argument("--config", "-c", type=Path, required=True, help="agent TOML file")
     args = parser.parse_args(argv)
@@ -26,12 +26,12 @@ def main(argv: list[str]) -> int:
                         format=f"%(asctime)s %(levelname)s agent[{cfg.agent_id}] %(name)s: %(message)s")
     from edge_agent.agent import Agent
 
-    async def run() -> None:
-        agent = Agent(cfg)
+    async def run() -> int:
+        agent = Agent(cfg, args.config)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, agent.request_stop)
         await agent.run()
+        return agent.ops.exit_code
 
-    asyncio.run(run())
-    return 0
+    return asyncio.run(run())

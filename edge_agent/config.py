@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationError, fie
 
 from devices.led.settings import SignSettings, VirtualDriverSettings
 from devices.protocol import ID_PATTERN, public_key_from_text
+from edge_agent.amplifier import AmplifierSection
 
 
 class _Strict(BaseModel):
@@ -94,6 +95,8 @@ class AgentConfig(_Strict):
     #: LED signs and screens this agent drives (``[[signs]]``, see docs/agent.md and docs/signs.md).
     signs: list[SignSettings] = Field(default_factory=list, max_length=16)
     cameras: CamerasSection | None = None
+    #: The amplifier's power relay (``[amplifier]``, see docs/operations.md); absent: no relay to switch.
+    amplifier: AmplifierSection | None = None
 
     @field_validator("controller_public_key")
     @classmethod

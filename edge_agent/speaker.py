@@ -42,6 +42,7 @@ from devices.protocol import (
     RelaySegment,
     now_ms,
 )
+from edge_agent.amplifier import Amplifier, GpioError
 from edge_agent.media_cache import MediaError
 from schedules.priority import AfterPreemption, after_preemption, preempts
 
@@ -131,8 +132,11 @@ class Speaker:
     """Serialises plays on one output."""
 
     def __init__(self, output: AudioOutput, volume: int, emit: EmitFn, on_done: DoneFn,
-                 on_change: Callable[[], None], executor: Executor, fetch: FetchFn) -> None:
+                 on_change: Callable[[], None], executor: Executor, fetch: FetchFn,
+                 amp: Amplifier | None = None) -> None:
         self.output = output
+        #: The amplifier's relay: on and warmed up before sound, off after an idle delay.
+        self._amp = amp
         self.volume = volume
         self._emit = emit
         self._on_done = on_done
@@ -310,6 +314,14 @@ class Speaker:
             if error is not None:
                 await self._finish(job, _Attempt(None, PlayOutcome.FAILED, error))
                 return PlayOutcome.FAILED
+            if job.attempt == 0 and self._amp is not None:
+                # Power the amplifier up early enough that its warm-up does not delay the start.
+                if not await self._sleep_until(job, job.start_at - START_AHEAD_MS - self._amp.cfg.warm_up_ms):
+                    return await self._cancelled_before_start(job)
+                try:
+                    await self._amp.prewarm()
+                except GpioError as exc:
+                    log.error("play %s: amplifier: %s", job.play_id, exc)
             if job.attempt == 0 and not await self._sleep_until(job, job.start_at - START_AHEAD_MS):
                 return await self._cancelled_before_start(job)
             attempt = await self._attempt(job, prepared)
@@ -400,7 +412,14 @@ class Speaker:
             return refused
         result = _Attempt()
         volume = self._volume(job)
+        amp_held = False
         try:
+            if self._amp is not None:
+                try:
+                    await self._amp.acquire()  # returns once the amplifier has warmed up
+                    amp_held = True
+                except GpioError as exc:  # sound anyway: a stuck relay must not silence an alarm's log
+                    log.error("play %s: amplifier: %s", job.play_id, exc)
             for index in range(job.segment_index, len(job.segments)):
                 seg = job.segments[index]
                 # Only the first start of a play is due at an instant; later segments follow at once.
@@ -435,6 +454,8 @@ class Speaker:
                     result.outcome, result.reason = PlayOutcome.FAILED, playback.error
                     break
         finally:
+            if amp_held and self._amp is not None:
+                self._amp.release()
             await self._release(job)
         if result.outcome is PlayOutcome.COMPLETED and result.notes:
             result.reason = "; ".join(result.notes)[:500]
