@@ -14,6 +14,7 @@ _USAGE = """usage: loaphuong <command> [options]
 commands:
   controller   run the central controller (API, MQTT link, media store)
   agent        run an edge agent: loaphuong agent --config agent.toml
+  install      place the systemd units and a default config: loaphuong install agent [--root DIR]
   demo         run Mosquitto, a controller and three agents on this machine
   tts          speak Vietnamese text to an audio file: loaphuong tts "Xin chào" -o out.ogg
   sign         draw what an LED board shows: loaphuong sign render "Thông báo" --size 96x16 -o page.png
@@ -28,6 +29,12 @@ def _controller(argv: list[str]) -> int:
 
 def _agent(argv: list[str]) -> int:
     from edge_agent.cli import main
+
+    return main(argv)
+
+
+def _install(argv: list[str]) -> int:
+    from controller.install import main
 
     return main(argv)
 
@@ -53,6 +60,7 @@ def _sign(argv: list[str]) -> int:
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "controller": _controller,
     "agent": _agent,
+    "install": _install,
     "demo": _demo,
     "tts": _tts,
     "sign": _sign,
