@@ -189,13 +189,13 @@ class Amplifier:
             self._idle.cancel()
             self._idle = None
 
-    def _arm_idle(self) -> None:
+    def _arm_idle(self, extra_s: float = 0.0) -> None:
         self._cancel_idle()
         if self._users == 0 and not self._held:
-            self._idle = asyncio.create_task(self._off_when_idle(), name="amp-idle")
+            self._idle = asyncio.create_task(self._off_when_idle(self.cfg.idle_off_s + extra_s), name="amp-idle")
 
-    async def _off_when_idle(self) -> None:
-        await asyncio.sleep(self.cfg.idle_off_s)
+    async def _off_when_idle(self, delay_s: float) -> None:
+        await asyncio.sleep(delay_s)
         if self._users == 0 and not self._held:
             try:
                 await self._switch(False)
@@ -206,7 +206,9 @@ class Amplifier:
         """Switches on ahead of a scheduled start; off again after the idle delay if nothing plays."""
         await self._switch(True)
         if self._users == 0:
-            self._arm_idle()
+            # The play takes the amplifier one warm-up from now; count the idle delay from then, or a
+            # short idle delay would switch it off before the start and the warm-up would begin again.
+            self._arm_idle(self.cfg.warm_up_ms / 1000 + 1.0)
 
     async def acquire(self) -> None:
         """A play is about to sound: on, and warmed up, before returning. Raises GpioError."""
