@@ -19,6 +19,7 @@ from controller.api import (
     auth,
     cameras,
     devices,
+    enrolment,
     health,
     media,
     ops,
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras,
                    signs, ops):
         app.include_router(module.router)
+    app.include_router(enrolment.router)
     app.add_exception_handler(RequestValidationError, cameras.validation_errors_without_input)
 
     @app.get("/", include_in_schema=False)

@@ -9,12 +9,23 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controller.keys import load_or_create_signing_key
+from controller.local_stack import broker_security
 from devices.protocol import Envelope, Signer, SpeakerPlay, now_ms
 
 
-def publish(port: int, topic: str, payload: bytes, retain: bool = False) -> None:
-    """Publishes one QoS 1 message to the broker on 127.0.0.1 and waits for the broker's ack."""
+def client_for(port: int) -> mqtt.Client:
+    """A paho v5 client logged in with the controller's account of the broker this process started on ``port``
+    (anonymous access is off); not connected yet."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    sec = broker_security(port)
+    if sec is not None:
+        client.username_pw_set(sec.username, sec.password)
+    return client
+
+
+def publish(port: int, topic: str, payload: bytes, retain: bool = False) -> None:
+    """Publishes one QoS 1 message to the broker on 127.0.0.1 (as the controller) and waits for the broker's ack."""
+    client = client_for(port)
     client.connect("127.0.0.1", port, keepalive=10)
     client.loop_start()
     try:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import paho.mqtt.client as mqtt
 import pytest
 
 from controller.local_stack import free_port, http_json, register_agent
@@ -25,7 +24,7 @@ from devices.protocol import (
     public_key_from_text,
 )
 from tests.conftest import Broker, ControllerHandle
-from tests.mqtt_tools import publish
+from tests.mqtt_tools import client_for, publish
 from tests.rtsp_server import RtspServer
 from tests.test_camera_gateway import _gst_available
 
@@ -249,7 +248,7 @@ class MqttWatcher:
     def __init__(self, port: int, topic: str) -> None:
         self.messages: list[tuple[str, bytes]] = []
         self._ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = client_for(port)
         self.client.on_connect = lambda c, *_a: c.subscribe(topic, qos=1)
         self.client.on_subscribe = lambda *_a: self._ready.set()
         self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))

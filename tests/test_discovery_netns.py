@@ -22,7 +22,7 @@ import pytest
 from controller.local_stack import register_agent, write_agent_config
 from devices.protocol import CameraDiscover, Topics
 from tests.conftest import ControllerHandle
-from tests.mqtt_tools import controller_signer, publish
+from tests.mqtt_tools import client_for, controller_signer, publish
 from tests.netns import Lan, lan, netns_unavailable, start_agent_in_namespace
 from tests.onvif_emulator import BAD_REPLIES
 from tests.onvif_fixtures import REPO, IpycamHandle, ipycam_available, start_emulator_process, start_ipycam
@@ -90,7 +90,7 @@ class _Events:
     def __init__(self, port: int, agent_id: str) -> None:
         self.items: list[tuple[str, dict[str, Any]]] = []
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.client = client_for(port)
         self.client.on_message = self._on_message
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.subscribe(Topics.event(agent_id, "camera.discovered"), qos=1)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import event, select
 
-from controller.api.deps import AdminDep, ControllerDep, SessionDep, StaffDep
+from controller.api.deps import ControllerDep, SessionDep, StaffDep, TechnicianDep
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceRegistered
-from controller.auth import new_token, token_hash
+from controller.audit import record
+from controller.enrolment import rotate_credentials
 from controller.models import Device
+from firmware_configs.profiles import ProfileError, get_profile
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
@@ -19,7 +21,8 @@ def device_public(device: Device) -> DevicePublic:
                         status=device.status, online=device.status == "online",
                         status_changed_at=device.status_changed_at, last_seen_at=device.last_seen_at,
                         version=device.version, hostname=device.hostname,
-                        capabilities=list(device.capabilities), outputs=list(device.outputs), state=device.state)
+                        capabilities=list(device.capabilities), outputs=list(device.outputs), state=device.state,
+                        board_profile=device.board_profile, revoked_at=device.revoked_at)
 
 
 @router.get("")
@@ -39,17 +42,36 @@ def get_device(device_id: str, session: SessionDep, _user: StaffDep) -> DevicePu
 
 @router.post("", status_code=status.HTTP_201_CREATED)
 def register_device(body: DeviceCreate, session: SessionDep, controller: ControllerDep,
-                    _admin: AdminDep) -> DeviceRegistered:
-    """Registers an agent and returns its token (once) and what its config needs."""
+                    user: TechnicianDep) -> DeviceRegistered:
+    """Registers an agent and returns its token and broker password (once) and what its config needs.
+
+    A technician may instead ask for an enrolment code (``POST /{id}/enrolment``) and let the Pi fetch
+    its identity itself (``loaphuong agent enroll``), which rotates both secrets.
+    """
     if session.get(Device, body.id) is not None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"device {body.id!r} already exists")
-    token = new_token()
-    device = Device(id=body.id, name=body.name, zones=list(dict.fromkeys(body.zones)), token_hash=token_hash(token))
+    if body.id == controller.settings.mqtt_username:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"{body.id!r} is the controller's broker account")
+    if body.board_profile is not None:
+        try:
+            get_profile(body.board_profile)
+        except ProfileError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+    device = Device(id=body.id, name=body.name, zones=list(dict.fromkeys(body.zones)), token_hash="",
+                    board_profile=body.board_profile)
+    secrets = rotate_credentials(device)
     session.add(device)
+    record(session, user, "device.register", body.id, {"zones": device.zones, "board_profile": body.board_profile})
     session.flush()
-    # A new agent gets its window (its zones may already have items) once the row is committed.
-    event.listen(session, "after_commit", lambda _s: controller.windows.request([body.id]), once=True)
+
+    def committed(_s: object) -> None:
+        # A new agent gets its window (its zones may already have items), and its broker account.
+        controller.windows.request([body.id])
+        controller.broker.sync()
+
+    event.listen(session, "after_commit", committed, once=True)
     s = controller.settings
-    return DeviceRegistered(device=device_public(device), token=token,
+    return DeviceRegistered(device=device_public(device), token=secrets.token,
                             controller_public_key=controller.public_key_text,
-                            controller_url=s.resolved_public_url(), mqtt_host=s.mqtt_host, mqtt_port=s.mqtt_port)
+                            controller_url=s.resolved_public_url(), mqtt_host=s.mqtt_host, mqtt_port=s.mqtt_port,
+                            mqtt_username=device.id, mqtt_password=secrets.mqtt_password)

@@ -171,6 +171,8 @@ class DeviceCreate(_In):
     id: str = Field(pattern=ID_PATTERN, description="agent id, also its MQTT topic segment")
     name: str = Field(default="", max_length=200)
     zones: list[ZoneName] = Field(default_factory=list, max_length=50)
+    #: A board profile from firmware_configs/ (sent to the device at enrolment).
+    board_profile: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
 class DevicePublic(BaseModel):
@@ -189,6 +191,9 @@ class DevicePublic(BaseModel):
     capabilities: list[str]
     outputs: list[dict[str, Any]]
     state: dict[str, Any] | None
+    board_profile: str | None = None
+    #: When it was revoked (no broker access, no token) until it is enrolled again.
+    revoked_at: datetime | None = None
 
 
 class DeviceRegistered(BaseModel):
@@ -200,6 +205,9 @@ class DeviceRegistered(BaseModel):
     controller_url: str
     mqtt_host: str
     mqtt_port: int
+    #: Its broker account (username = its id); the password is shown once, only its hash is kept.
+    mqtt_username: str
+    mqtt_password: str
 
 
 class LoginRequest(_In):
