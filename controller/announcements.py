@@ -19,9 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
+from controller import audit
 from controller.db import Database
 from controller.dispatch import CommandSender, Outgoing
-from controller.models import Announcement, Delivery, GroupCommand, MediaFile
+from controller.models import Announcement, Delivery, GroupCommand, MediaFile, User
 from controller.schedule_items import agent_zones, known_zones
 from controller.settings import Settings
 from controller.speech import SpeechService, StoredAudio
@@ -126,6 +127,9 @@ class AnnouncementService:
                                targets=list(targets), media_sha256=recording,
                                requested_start_ms=requested_ms, status="rendering", created_by=user_id)
             session.add(ann)
+            audit.record(session, session.get(User, user_id) if user_id is not None else None, "announcement.create",
+                         ann.id, {"text": text[:500], "targets": list(targets), "priority": priority.value,
+                                  "recording": recording})
         return AcceptedAnnouncement(ann.id, agent_ids)
 
     def _resolve_targets(self, session: Session, targets: Sequence[str]) -> list[str]:
@@ -242,6 +246,8 @@ class AnnouncementService:
                                 duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start,
                                 title=_title(text))
             outgoing = self._sign(session, ann_id, order, ttl, targets, agent_ids, attachment)
+            audit.record(session, session.get(User, ann.created_by) if ann.created_by is not None else None,
+                         "announcement.send", ann_id, {"agents": agent_ids, "start_ms": start})
         log.info("announcement %s: %.1f s of %s, %d target(s) in %d command(s)%s, start %d", ann_id,
                  speech.duration_ms / 1000, how, len(agent_ids), len(outgoing),
                  " with the audio attached" if attachment else "", start)

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import loaphuong
 from controller.api import (
     announcements,
+    audit,
     auth,
     cameras,
     devices,
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
 
     for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras,
-                   signs, ops):
+                   signs, ops, audit):
         app.include_router(module.router)
     app.include_router(enrolment.router)
     app.add_exception_handler(RequestValidationError, cameras.validation_errors_without_input)

@@ -26,6 +26,7 @@ _hasher = PasswordHasher()
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
 ADMIN_TOKEN_FILE = "admin.token"  # noqa: S105
 ADMIN_PASSWORD_FILE = "admin.password"  # noqa: S105
+MIN_PASSWORD_LENGTH = 10
 
 
 def new_token() -> str:
@@ -57,7 +58,8 @@ def ensure_first_admin(session: Session, username: str, data_dir: Path) -> Boots
         return None
     password = secrets.token_urlsafe(12)
     token = new_token()
-    user = User(username=username, password_hash=_hasher.hash(password), role="admin")
+    user = User(username=username, password_hash=_hasher.hash(password))
+    user.set_roles(["admin"])
     session.add(user)
     session.flush()
     session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), name="first admin"))
@@ -101,11 +103,12 @@ def verify_password(session: Session, username: str, password: str) -> User | No
     return user
 
 
-def issue_session_token(session: Session, user: User, lifetime: timedelta) -> tuple[str, datetime]:
+def issue_session_token(session: Session, user: User, lifetime: timedelta,
+                        name: str = "console session") -> tuple[str, datetime]:
     """A console session: an API token that expires."""
     token = new_token()
     expires = utcnow() + lifetime
-    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), name="console session", expires_at=expires))
+    session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), name=name, expires_at=expires))
     return token, expires
 
 
@@ -158,11 +161,43 @@ def device_for_token(session: Session, token: str) -> Device | None:
     return device if device is not None and device.enabled else None
 
 
-def create_user(session: Session, username: str, password: str, role: str) -> User:
-    """A new member of staff with an argon2 hash of the password; ValueError if the name is taken."""
+def check_password_policy(username: str, password: str) -> None:
+    """ValueError when the password is too weak: under 10 characters, or the username itself."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValueError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if password.strip().lower() == username.strip().lower():
+        raise ValueError("password must not be the username")
+
+
+def create_user(session: Session, username: str, password: str, role: str | None = None,
+                roles: list[str] | None = None, zones: list[str] | None = None) -> User:
+    """A new member of staff with an argon2 hash of the password; ValueError if the name is taken or the
+    password breaks the policy. ``role`` is shorthand for ``roles=[role]``."""
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise ValueError(f"user {username!r} already exists")
-    user = User(username=username, password_hash=_hasher.hash(password), role=role)
+    check_password_policy(username, password)
+    user = User(username=username, password_hash=_hasher.hash(password), zones=list(zones or []))
+    user.set_roles(list(roles or []) + ([role] if role else []))
     session.add(user)
     session.flush()
     return user
+
+
+def set_password(session: Session, user: User, password: str) -> None:
+    """Replaces the password (after the policy check) and ends every console session of the user.
+
+    Script tokens stay: they are managed separately and a password reset is not a token leak.
+    """
+    check_password_policy(user.username, password)
+    user.password_hash = _hasher.hash(password)
+    for row in session.scalars(select(ApiToken).where(ApiToken.user_id == user.id,
+                                                      ApiToken.expires_at.is_not(None))):
+        session.delete(row)
+
+
+def password_matches(user: User, password: str) -> bool:
+    """Whether ``password`` is this user's current password."""
+    try:
+        return _hasher.verify(user.password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False

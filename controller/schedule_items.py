@@ -158,7 +158,7 @@ class ScheduleService:
     def decide(self, session: Session, item_id: str, user: User, approve: bool, reason: str = "") -> ScheduleItem:
         """An approver approves or rejects a pending item (never their own)."""
         row = self.get(session, item_id)
-        if user.role not in APPROVER_ROLES:
+        if not user.role_set & APPROVER_ROLES:
             raise ItemForbidden("only an approver or an admin may approve or reject")
         if row.status != "pending":
             raise ItemStateError(f"item {item_id} is {row.status}, not pending")

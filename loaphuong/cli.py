@@ -19,6 +19,7 @@ commands:
   demo         run Mosquitto, a controller and three agents on this machine
   tts          speak Vietnamese text to an audio file: loaphuong tts "Xin chào" -o out.ogg
   sign         draw what an LED board shows: loaphuong sign render "Thông báo" --size 96x16 -o page.png
+  audit        check the audit log's hash chain: loaphuong audit verify [--data-dir DIR]
 """
 
 
@@ -64,6 +65,12 @@ def _sign(argv: list[str]) -> int:
     return main(argv)
 
 
+def _audit(argv: list[str]) -> int:
+    from controller.audit_cli import main
+
+    return main(argv)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "controller": _controller,
     "agent": _agent,
@@ -72,6 +79,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "demo": _demo,
     "tts": _tts,
     "sign": _sign,
+    "audit": _audit,
 }
 
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import func, select
 
 from controller.announcements import InvalidAnnouncement
-from controller.api.deps import ControllerDep, SessionDep, StaffDep
+from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep
 from controller.api.media import media_public
 from controller.api.plays import play_public
 from controller.api.schemas import (
@@ -32,7 +32,7 @@ def _unprocessable(field: str, message: str) -> HTTPException:
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
 async def create_announcement(body: AnnouncementCreate, controller: ControllerDep,
-                              user: StaffDep) -> AnnouncementAccepted:
+                              user: OfficerDep) -> AnnouncementAccepted:
     """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress)."""
     try:
         accepted = await controller.announcements.submit(body.text, body.target_names(), body.priority, body.start_at,

@@ -18,15 +18,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from sqlalchemy import select
 
+from controller import audit
 from controller.api.deps import (
     ControllerDep,
     CredentialsDep,
     SecurityDep,
     SessionDep,
     TechnicianDep,
+    authenticate,
+    declare_roles,
     require_roles,
 )
-from controller.auth import user_for_token
 from controller.cameras.events import CameraEventMessage, EventHub, event_message
 from controller.cameras.gateway import MJPEG_BOUNDARY, CameraGateway, GatewayFull
 from controller.cameras.motion import MotionSettings
@@ -68,8 +70,6 @@ async def _cameras(request: Request) -> CameraService:
 
 
 CamerasDep = Annotated[CameraService, Depends(_cameras)]
-_UNAUTHORIZED = HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required",
-                              headers={"WWW-Authenticate": "Bearer"})
 _WATCH_ROLES = frozenset({"security", "admin"})
 
 
@@ -80,24 +80,32 @@ async def _watcher(request: Request, credentials: CredentialsDep) -> User:
     once): the token is looked up and the session closed inside one worker-thread call, so no request
     holds a pooled connection or a thread-pool slot while it waits for another.
     """
-    if credentials is None:
-        raise _UNAUTHORIZED
     db = request.app.state.controller.db
 
-    def lookup() -> User | None:
+    def lookup() -> User:
         with db.session() as session:
-            return user_for_token(session, credentials.credentials)
+            return authenticate(session, request, credentials)
 
     user = await asyncio.to_thread(lookup)
-    if user is None:
-        raise _UNAUTHORIZED
-    if user.role not in _WATCH_ROLES:
+    if not user.role_set & _WATCH_ROLES:
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs one of the roles: {', '.join(sorted(_WATCH_ROLES))}")
     return user
 
 
+declare_roles(_watcher, _WATCH_ROLES)
 #: Security staff for the long-lived camera requests (live view, snapshots, the event stream).
 WatcherDep = Annotated[User, Depends(_watcher)]
+
+
+async def _audit(request: Request, user: User, action: str, camera_id: str, detail: dict[str, object]) -> None:
+    """Records a camera being watched or moved, in a short session of its own off the event loop."""
+    db = request.app.state.controller.db
+
+    def write() -> None:
+        with db.session() as session:
+            audit.record(session, user, action, camera_id, dict(detail))
+
+    await asyncio.to_thread(write)
 
 
 @contextmanager
@@ -240,13 +248,14 @@ async def _mjpeg(gateway: CameraGateway, camera_id: str) -> AsyncIterator[bytes]
 
 
 @router.get("/api/v1/cameras/{camera_id}/live.mjpeg", response_class=StreamingResponse)
-async def live(camera_id: str, cameras: CamerasDep, _user: WatcherDep) -> StreamingResponse:
+async def live(camera_id: str, request: Request, cameras: CamerasDep, user: WatcherDep) -> StreamingResponse:
     """The camera live as MJPEG (``multipart/x-mixed-replace``); every viewer shares one reader."""
     with _errors():
         await cameras.access(camera_id)
     if not cameras.gateway.has_room():
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "too many live views are open; try again later",
                             headers={"Retry-After": "10"})
+    await _audit(request, user, "camera.view", camera_id, {})
     return StreamingResponse(_mjpeg(cameras.gateway, camera_id),
                              media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
@@ -264,13 +273,15 @@ async def snapshot(camera_id: str, cameras: CamerasDep, _user: WatcherDep) -> Re
 
 
 @router.post("/api/v1/cameras/{camera_id}/ptz/move", status_code=status.HTTP_204_NO_CONTENT)
-async def ptz_move(camera_id: str, body: PtzMove, cameras: CamerasDep, _user: SecurityDep) -> Response:
+async def ptz_move(camera_id: str, body: PtzMove, request: Request, cameras: CamerasDep,
+                   user: SecurityDep) -> Response:
     """Starts a continuous pan/tilt/zoom move (until stop, or ``timeout_s``)."""
     with _errors():
         access = await cameras.ptz_access(camera_id)
         assert access.profile_token is not None
         async with access.ptz_control() as ptz:
             await ptz.continuous_move(access.profile_token, body.pan, body.tilt, body.zoom, body.timeout_s)
+    await _audit(request, user, "camera.move", camera_id, {"pan": body.pan, "tilt": body.tilt, "zoom": body.zoom})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -309,13 +320,15 @@ async def ptz_set_preset(camera_id: str, body: PresetCreate, cameras: CamerasDep
 
 
 @router.post("/api/v1/cameras/{camera_id}/ptz/presets/{preset_token}/goto", status_code=status.HTTP_204_NO_CONTENT)
-async def ptz_goto(camera_id: str, preset_token: str, cameras: CamerasDep, _user: SecurityDep) -> Response:
+async def ptz_goto(camera_id: str, preset_token: str, request: Request, cameras: CamerasDep,
+                   user: SecurityDep) -> Response:
     """Moves to a stored position."""
     with _errors():
         access = await cameras.ptz_access(camera_id)
         assert access.profile_token is not None
         async with access.ptz_control() as ptz:
             await ptz.goto_preset(access.profile_token, preset_token)
+    await _audit(request, user, "camera.move", camera_id, {"preset": preset_token})
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

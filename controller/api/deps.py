@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -36,44 +38,88 @@ def get_session(controller: ControllerDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
-_UNAUTHORIZED = HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid bearer token is required",
+_UNAUTHORIZED = HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid bearer token or session cookie is required",
                               headers={"WWW-Authenticate": "Bearer"})
 
+#: The console's session cookie (HttpOnly) and its CSRF companion (readable by the page's script).
+SESSION_COOKIE = "lp_session"
+CSRF_COOKIE = "lp_csrf"
+CSRF_HEADER = "X-CSRF-Token"
+#: Methods that change nothing need no CSRF token.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
-def current_staff(session: SessionDep, credentials: CredentialsDep) -> User:
-    """The member of staff the bearer token belongs to, or 401."""
-    if credentials is None:
+
+def csrf_for(session_token: str) -> str:
+    """The CSRF token bound to a session: a cookie planted by another site cannot match a session it lacks."""
+    return hmac.new(session_token.encode(), b"loaphuong csrf", hashlib.sha256).hexdigest()
+
+
+def check_csrf(request: Request, session_token: str) -> None:
+    """403 unless a state-changing request carries the session's CSRF token in header and cookie alike."""
+    if request.method in SAFE_METHODS:
+        return
+    header = request.headers.get(CSRF_HEADER, "")
+    cookie = request.cookies.get(CSRF_COOKIE, "")
+    expected = csrf_for(session_token)
+    if not header or not (hmac.compare_digest(header, cookie) and hmac.compare_digest(header, expected)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"missing or wrong CSRF token: send the {CSRF_COOKIE} cookie's value in the "
+                            f"{CSRF_HEADER} header with every change made with a session cookie")
+
+
+def authenticate(session: Session, request: Request, credentials: HTTPAuthorizationCredentials | None) -> User:
+    """The member of staff behind a bearer token or, failing that, a console session cookie (CSRF-checked)."""
+    if credentials is not None:
+        user = user_for_token(session, credentials.credentials)
+        if user is None:
+            raise _UNAUTHORIZED
+        return user
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
         raise _UNAUTHORIZED
-    user = user_for_token(session, credentials.credentials)
+    user = user_for_token(session, cookie)
     if user is None:
         raise _UNAUTHORIZED
+    check_csrf(request, cookie)
     return user
+
+
+def current_staff(session: SessionDep, request: Request, credentials: CredentialsDep) -> User:
+    """The member of staff the bearer token or session cookie belongs to, or 401 (403 without CSRF token)."""
+    return authenticate(session, request, credentials)
 
 
 StaffDep = Annotated[User, Depends(current_staff)]
 
-
-def require_admin(user: StaffDep) -> User:
-    """Only admins (finer roles arrive with the console issue)."""
-    if user.role != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "admin only")
-    return user
+#: Policy attribute the role matrix test reads from each route's dependencies.
+POLICY_ATTR = "__lp_roles__"
+#: Policy of a dependency that lets any signed-in member of staff through.
+ANY_STAFF = frozenset({"admin", "approver", "officer", "security", "technician", "viewer"})
 
 
-AdminDep = Annotated[User, Depends(require_admin)]
+def declare_roles(dependency: Callable[..., object], roles: frozenset[str]) -> None:
+    """Records which roles a dependency lets through, for the role matrix test and the docs."""
+    setattr(dependency, POLICY_ATTR, roles)
+
+
+declare_roles(current_staff, ANY_STAFF)
 
 
 def require_roles(*allowed: str) -> Callable[[User], User]:
-    """A dependency letting through admins and the given roles; anyone else gets 403."""
+    """A dependency letting through admins and holders of any of the given roles; anyone else gets 403."""
     permitted = frozenset(allowed) | {"admin"}
 
     def check(user: StaffDep) -> User:
-        if user.role not in permitted:
+        if not user.role_set & permitted:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs one of the roles: {', '.join(sorted(permitted))}")
         return user
 
+    declare_roles(check, permitted)
     return check
 
+
+require_admin = require_roles()
+AdminDep = Annotated[User, Depends(require_admin)]
 
 #: Security staff watch cameras, move PTZ and handle motion events.
 SecurityDep = Annotated[User, Depends(require_roles("security"))]
@@ -83,15 +129,16 @@ TechnicianDep = Annotated[User, Depends(require_roles("technician"))]
 OfficerDep = Annotated[User, Depends(require_roles("officer", "approver"))]
 
 
-def staff_or_device(session: SessionDep, credentials: CredentialsDep) -> User | Device:
-    """A member of staff or an agent presenting its own device token, or 401."""
-    if credentials is None:
-        raise _UNAUTHORIZED
-    who: User | Device | None = user_for_token(session, credentials.credentials) \
-        or device_for_token(session, credentials.credentials)
-    if who is None:
-        raise _UNAUTHORIZED
-    return who
+def staff_or_device(session: SessionDep, request: Request, credentials: CredentialsDep) -> User | Device:
+    """A member of staff (token or session cookie) or an agent presenting its own device token, or 401."""
+    if credentials is not None:
+        device = device_for_token(session, credentials.credentials)
+        if device is not None:
+            return device
+    return authenticate(session, request, credentials)
+
+
+declare_roles(staff_or_device, ANY_STAFF)
 
 
 StaffOrDeviceDep = Annotated[User | Device, Depends(staff_or_device)]
