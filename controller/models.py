@@ -53,39 +53,17 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
-#: Every staff role, most powerful first: a user's ``role`` column holds the first of their roles in this order.
-ROLES: tuple[str, ...] = ("admin", "approver", "officer", "security", "technician", "viewer")
-
-
 class User(Base):
-    """A member of staff holding one or more roles, optionally limited to some zones."""
+    """A member of staff. Roles beyond ``admin`` arrive with the console issue."""
 
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
-    #: The most powerful of ``roles`` (kept so ``user.role == "admin"`` checks stay right).
     role: Mapped[str] = mapped_column(String(32), default="admin")
-    #: Every role held; empty on rows written before roles were a list (then ``role`` alone counts).
-    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
-    #: Zones the user is limited to; empty means every zone.
-    zones: Mapped[list[Any]] = mapped_column(JSON, default=list)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    @property
-    def role_set(self) -> frozenset[str]:
-        """Every role this user holds."""
-        return frozenset(self.roles or ()) | {self.role}
-
-    def set_roles(self, roles: list[str] | tuple[str, ...] | frozenset[str]) -> None:
-        """Sets the roles (deduplicated, most powerful first) and the primary ``role`` with them."""
-        ordered = [r for r in ROLES if r in set(roles)]
-        if not ordered:
-            raise ValueError("a user needs at least one role")
-        self.roles = ordered
-        self.role = ordered[0]
 
 
 class ApiToken(Base):
@@ -324,9 +302,6 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(100), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    #: SHA-256 of the previous row's ``hash`` ("" for the first row) and of this row (controller/audit.py).
-    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SignContent(Base):
@@ -480,3 +455,35 @@ class EnrolmentCode(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     #: When it was used (or superseded by a newer code / a revocation); a used code never works again.
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class LiveSession(Base):
+    """A live broadcast (phát trực tiếp from a microphone, or a relay started on demand) and its record."""
+
+    __tablename__ = "live_sessions"
+    __table_args__ = (Index("ix_live_sessions_started_at", "started_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    #: Kept as text too: the record says who spoke even after the account is gone.
+    username: Mapped[str] = mapped_column(String(100))
+    #: ``microphone`` or ``relay``.
+    source: Mapped[str] = mapped_column(String(16))
+    relay_url: Mapped[str | None] = mapped_column(String(2000), nullable=True)
+    priority: Mapped[str] = mapped_column(String(16))
+    title: Mapped[str] = mapped_column(String(200), default="")
+    zones: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: Agent ids the session was aimed at (after zones were resolved).
+    targets: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: ``starting`` → ``live`` → ``ended`` | ``failed``.
+    status: Mapped[str] = mapped_column(String(16), default="starting")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    live_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: Take-overs, in both directions: ``{"at", "kind": "took_over"|"taken_over", "session", "agents"}``.
+    notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: The Opus recording, relative to the data directory; null once retention removed it.
+    recording: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    recording_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    recording_deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

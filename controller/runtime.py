@@ -15,10 +15,10 @@ from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
 from controller.cameras.service import CameraService
 from controller.db import Database
 from controller.dispatch import CommandSender
-from controller.enrolment import AttemptLimiter, BrokerAccess
 from controller.fleet import FleetRecorder, HandleResult
 from controller.jobs import bind, start_scheduler
 from controller.keys import load_or_create_signing_key
+from controller.live.hub import LiveHub
 from controller.media_store import MediaStore
 from controller.ops import OpsService
 from controller.schedule_items import ScheduleService
@@ -60,11 +60,6 @@ class Controller:
             self.bootstrap: Bootstrap | None = ensure_first_admin(session, settings.admin_username,
                                                                   settings.data_dir)
         self.login_throttle = LoginThrottle()
-        self.enrol_limiter = AttemptLimiter()
-        # The broker's password/ACL files follow the registry (docs/security.md); rewritten now so a
-        # changed controller password or a registry restored from backup takes effect before we connect.
-        self.broker = BrokerAccess(settings, self.db)
-        self.broker.sync()
         self.fleet = FleetRecorder(self.db)
         self.link = MqttLink(
             LinkSettings(host=settings.mqtt_host, port=settings.mqtt_port, client_id="loaphuong-controller",
@@ -82,6 +77,7 @@ class Controller:
         self.signs = SignService(settings, self.db, self.media, self.signer, self.link)
         self.fleet.on_device_change = self._device_changed
         self.cameras = CameraService(settings, self.db, self.link, self.signer)
+        self.live = LiveHub(settings, self.db, self.signer, self.link)
         #: Remote operations (``POST /api/v1/devices/{id}/ops/{op}``), answered through the fleet's replies.
         self.ops = OpsService(self.link, self.signer)
         self.fleet.on_reply = self.ops.resolve_threadsafe
@@ -108,6 +104,7 @@ class Controller:
         bind(self.db, self.speech, self.windows)
         self._scheduler = start_scheduler(self.settings, self.db)
         await self.cameras.start()
+        await self.live.start()
         # Time has passed while we were down: every window rolls forward now.
         self.windows.request(None)
 
@@ -116,6 +113,7 @@ class Controller:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
         await self.cameras.stop()
+        await self.live.stop()
         await self.link.close([(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.STOPPED), True)])
         for task in self._tasks:
             if task.get_name() != "controller-mqtt":

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     camera_event_max_days: float = Field(default=365.0, gt=0)
     #: Live views open at once across all cameras; one more gets 503 (each costs a little CPU and bandwidth).
     camera_max_viewers: int = Field(default=200, ge=1)
+    #: Icecast access file (written with its config by ``controller.icecast``); without it live is off.
+    icecast_file: Path | None = None
+    #: Live session recordings are deleted this many days after the session.
+    live_recording_days: float = Field(default=90.0, gt=0)
+    #: A live session ends on its own after this long, or after this long without audio.
+    live_max_seconds: int = Field(default=3 * 3600, ge=10, le=24 * 3600)
+    live_idle_seconds: float = Field(default=5.0, ge=1.0, le=600.0)
 
     @field_validator("timezone")
     @classmethod

@@ -461,7 +461,10 @@ def _end_process(proc: subprocess.Popen[bytes], done: threading.Event | None = N
             proc.wait(3)
     if done is not None:
         done.wait(3)
-    err = proc.stderr.read().decode(errors="replace")[-300:].strip() if proc.stderr else ""
+    try:
+        err = proc.stderr.read().decode(errors="replace")[-300:].strip() if proc.stderr else ""
+    except ValueError:  # a stop from the event loop and the relay thread closed it at the same moment
+        err = ""
     for pipe in (proc.stdout, proc.stderr):
         if pipe is not None:
             pipe.close()

@@ -1,0 +1,313 @@
+"""``/api/v1/live``: live broadcasting (phát trực tiếp) — sessions, the microphone WebSocket, Icecast's
+listener check, the record of every session and its recording. Protocol and formats: docs/live.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import urllib.parse
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, status
+from fastapi.responses import FileResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, require_roles
+from controller.api.plays import play_public
+from controller.api.schemas import PlayPublic
+from controller.auth import user_for_token
+from controller.live.hub import ActiveSession, LiveError
+from controller.live.source import PCM_SAMPLE_BYTES
+from controller.models import LiveSession, Play, User
+from devices.protocol import Priority
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["live"])
+
+#: Largest audio frame the WebSocket takes (about 340 ms of 48 kHz mono PCM); more closes it (1009).
+MAX_FRAME_BYTES = 32 * 1024
+#: The first message (the bearer token) must come within this long.
+AUTH_TIMEOUT_S = 5.0
+_LIVE_ROLES = frozenset({"officer", "approver", "admin"})
+
+ApproverDep = Annotated[User, Depends(require_roles("approver"))]
+
+
+class LiveStart(BaseModel):
+    """A request to go live: targets, priority, and where the audio comes from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agents: list[str] = Field(default_factory=list, max_length=1000)
+    zones: list[str] = Field(default_factory=list, max_length=200)
+    priority: Priority = Priority.PRIORITY
+    title: str = Field(default="", max_length=200)
+    source: Literal["microphone", "relay"] = "microphone"
+    relay_url: str | None = Field(default=None, max_length=2000)
+
+
+class LiveNote(BaseModel):
+    """A take-over written in a session's record."""
+
+    at: str
+    kind: Literal["took_over", "taken_over"]
+    session: str
+    username: str
+    priority: str
+    agents: list[str]
+
+
+class LivePublic(BaseModel):
+    """A live session and its record."""
+
+    id: str
+    username: str
+    source: str
+    relay_url: str | None
+    priority: str
+    title: str
+    zones: list[str]
+    targets: list[str]
+    status: str
+    started_at: datetime
+    live_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+    notes: list[LiveNote]
+    recording_available: bool
+    recording_bytes: int
+    recording_deleted_at: datetime | None
+    ws_path: str
+    plays: list[PlayPublic] = Field(default_factory=list)
+
+
+class LiveAvailability(BaseModel):
+    """Whether a session could go live now, and if not why."""
+
+    available: bool
+    error: str | None = None
+
+
+def _public(row: LiveSession, plays: list[Play] | None = None) -> LivePublic:
+    return LivePublic(id=row.id, username=row.username, source=row.source, relay_url=row.relay_url,
+                      priority=row.priority, title=row.title, zones=list(row.zones), targets=list(row.targets),
+                      status=row.status, started_at=row.started_at, live_at=row.live_at, ended_at=row.ended_at,
+                      end_reason=row.end_reason, notes=[LiveNote.model_validate(n) for n in row.notes],
+                      recording_available=row.recording is not None and row.status in ("ended", "failed"),
+                      recording_bytes=row.recording_bytes, recording_deleted_at=row.recording_deleted_at,
+                      ws_path=f"/api/v1/live/sessions/{row.id}/audio",
+                      plays=[play_public(p) for p in plays or []])
+
+
+@router.get("/api/v1/live/status", response_model=LiveAvailability)
+async def live_status(controller: ControllerDep, _user: OfficerDep) -> LiveAvailability:
+    """Whether Icecast answers: the console says so before the officer tries to go live."""
+    problem = await controller.live.availability()
+    return LiveAvailability(available=problem is None, error=problem)
+
+
+@router.post("/api/v1/live/sessions", response_model=LivePublic, status_code=status.HTTP_201_CREATED)
+async def start_session(body: LiveStart, controller: ControllerDep, user: OfficerDep,
+                        session: SessionDep) -> LivePublic | JSONResponse:
+    """Creates a session: a relay goes live at once, a microphone once its WebSocket sends audio."""
+    if body.source == "microphone" and body.priority is Priority.NORMAL:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a live microphone is priority or emergency")
+    if not body.agents and not body.zones:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "choose at least one agent or zone")
+    try:
+        sess = await controller.live.create(user, body.agents, body.zones, body.priority, body.title, body.source,
+                                            body.relay_url)
+    except LiveError as exc:
+        content: dict[str, Any] = {"detail": exc.message}
+        if exc.holder is not None:
+            content["holder"] = exc.holder
+        return JSONResponse(content, status_code=exc.status)
+    row = session.get(LiveSession, sess.id)
+    assert row is not None
+    return _public(row)
+
+
+@router.get("/api/v1/live/sessions", response_model=list[LivePublic])
+def list_sessions(session: SessionDep, _user: StaffDep,
+                  limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[LivePublic]:
+    """The record of live sessions, newest first (the live part of the reports)."""
+    rows = session.scalars(select(LiveSession).order_by(LiveSession.started_at.desc()).limit(limit))
+    return [_public(r) for r in rows]
+
+
+@router.get("/api/v1/live/sessions/{session_id}", response_model=LivePublic)
+def get_session(session_id: str, session: SessionDep, _user: StaffDep) -> LivePublic:
+    """One session with the proof of play of every agent it reached."""
+    row = session.get(LiveSession, session_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such live session")
+    plays = list(session.scalars(select(Play).where(Play.play_id == f"live-{row.id}")
+                                 .order_by(Play.agent_id, Play.attempt)))
+    return _public(row, plays)
+
+
+@router.post("/api/v1/live/sessions/{session_id}/end", response_model=LivePublic)
+async def end_session(session_id: str, controller: ControllerDep, user: OfficerDep) -> LivePublic:
+    """Ends a session (its owner, or an admin)."""
+    sess = controller.live.get(session_id)
+    if sess is not None:
+        if sess.owner_id != user.id and user.role != "admin":
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "not your live session")
+        await controller.live.end(sess, f"ended by {user.username}")
+    with controller.db.session() as session:
+        row = session.get(LiveSession, session_id)
+        if row is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such live session")
+        return _public(row)
+
+
+@router.get("/api/v1/live/sessions/{session_id}/recording")
+def recording(session_id: str, controller: ControllerDep, session: SessionDep, _user: ApproverDep) -> FileResponse:
+    """The session's Opus recording (approvers and admins)."""
+    row = session.get(LiveSession, session_id)
+    if row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such live session")
+    if row.status not in ("ended", "failed"):
+        raise HTTPException(status.HTTP_409_CONFLICT, "the session is still on air")
+    path = controller.live.recording_path(row)
+    if path is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no recording kept for this session")
+    return FileResponse(path, media_type="audio/ogg", filename=f"live-{row.id}.ogg")
+
+
+@router.post("/api/v1/live/icecast-auth", include_in_schema=False)
+async def icecast_auth(request: Request, controller: ControllerDep) -> Response:
+    """Icecast's URL authentication (``listener_add``): a listener needs the live session's token."""
+    body = await request.body()
+    fields = urllib.parse.parse_qs(body.decode("utf-8", errors="replace")[:8192])
+    action = fields.get("action", [""])[0]
+    mount = fields.get("mount", [""])[0]
+    if action == "listener_add" and controller.live.listener_allowed(mount):
+        return Response(status_code=200, headers={"icecast-auth-user": "1"})
+    log.info("icecast listener refused on %s", mount.partition("?")[0][:100])
+    return Response(status_code=200, headers={"icecast-auth-message": "not a valid live session token"})
+
+
+# ------------------------------------------------------------------------------------------ WebSocket
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    if ws.application_state != WebSocketState.DISCONNECTED and ws.client_state != WebSocketState.DISCONNECTED:
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            await ws.close(code, reason[:120])
+
+
+def _user_for(controller: Any, token: str) -> tuple[int, str, str] | None:
+    with controller.db.session() as session:
+        user = user_for_token(session, token)
+        return None if user is None else (user.id, user.username, user.role)
+
+
+async def _authenticate(ws: WebSocket, controller: Any, session_id: str) -> ActiveSession | None:
+    """The first message names the caller; the session must be theirs and not yet connected."""
+    try:
+        first = await asyncio.wait_for(ws.receive(), AUTH_TIMEOUT_S)
+    except TimeoutError:
+        await _close(ws, 1008, "no token within 5 s")
+        return None
+    text = first.get("text")
+    try:
+        token = json.loads(text)["token"] if text else None
+    except (ValueError, KeyError, TypeError):
+        token = None
+    if not isinstance(token, str) or not token or len(token) > 200:
+        await _close(ws, 1008, 'first message must be {"token": "..."}')
+        return None
+    who = await asyncio.to_thread(_user_for, controller, token)
+    if who is None or who[2] not in _LIVE_ROLES:
+        await _close(ws, 1008, "not allowed to broadcast live")
+        return None
+    sess: ActiveSession | None = controller.live.get(session_id)
+    if sess is None or sess.owner_id != who[0]:
+        await _close(ws, 1008, "no such live session of yours")
+        return None
+    if sess.connected or sess.source != "microphone":
+        await _close(ws, 1008, "this session already has its audio")
+        return None
+    return sess
+
+
+@router.websocket("/api/v1/live/sessions/{session_id}/audio")
+async def audio_socket(ws: WebSocket, session_id: str) -> None:
+    """The microphone: a token message, then binary PCM frames (s16le, 48 kHz, mono); ``{"end": true}`` ends."""
+    controller = ws.app.state.controller
+    await ws.accept()
+    sess = await _authenticate(ws, controller, session_id)
+    if sess is None:
+        return
+    hub = controller.live
+    sess.connected = True
+    sess.last_audio = time.monotonic()
+    if not await hub.start_source(sess):
+        await _close(ws, 1011, sess.end_reason)
+        return
+    sess.tasks.append(asyncio.create_task(hub.announce(sess), name=f"live-announce-{sess.id}"))
+
+    async def report_live() -> None:
+        # Tell the page once the agents have been told (or why it failed).
+        waits = [asyncio.ensure_future(sess.on_air.wait()), asyncio.ensure_future(sess.ended.wait())]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            if sess.on_air.is_set() and not sess.ended.is_set():
+                await ws.send_text(json.dumps({"status": "live", "targets": sorted(sess.targets)}))
+
+    reporter = asyncio.create_task(report_live())
+    ended = asyncio.create_task(sess.ended.wait())
+    reason, code = "browser disconnected", 1000
+    try:
+        while True:
+            receive = asyncio.create_task(ws.receive())
+            done, _ = await asyncio.wait({receive, ended}, return_when=asyncio.FIRST_COMPLETED)
+            if receive not in done:
+                receive.cancel()
+                await asyncio.gather(receive, return_exceptions=True)
+                break
+            message = receive.result()
+            if message["type"] == "websocket.disconnect":
+                break
+            data = message.get("bytes")
+            if data is None:
+                if _is_end(message.get("text")):
+                    reason = "ended by the officer"
+                else:
+                    reason, code = "unexpected text frame", 1003
+                break
+            if len(data) > MAX_FRAME_BYTES:
+                reason, code = f"audio frame over {MAX_FRAME_BYTES} bytes", 1009
+                break
+            if len(data) % PCM_SAMPLE_BYTES:
+                reason, code = "audio frame is not whole 16-bit samples", 1003
+                break
+            if not await hub.feed(sess, data):
+                break
+    finally:
+        reporter.cancel()
+        ended.cancel()
+        # Ended by the hub (stream failed, timed out, taken down by an admin): its reason stands.
+        await hub.end(sess, reason, failed=code != 1000)
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect, OSError):
+            await ws.send_text(json.dumps({"status": "ended", "reason": sess.end_reason}))
+        await _close(ws, code, sess.end_reason)
+
+
+def _is_end(text: str | None) -> bool:
+    try:
+        return bool(text) and json.loads(text or "").get("end") is True
+    except (ValueError, AttributeError):
+        return False

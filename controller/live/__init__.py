@@ -1,0 +1,1 @@
+"""Live broadcasting: sessions, their Icecast source and their records (see docs/live.md)."""

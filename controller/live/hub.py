@@ -1,0 +1,401 @@
+"""Live sessions: who may speak to which speakers now, feeding Icecast, telling agents, keeping the record.
+
+A session is created (targets resolved, Icecast checked, "one voice per speaker" enforced), then goes
+live: its ffmpeg source connects to Icecast on ``/live-{id}.ogg``; once the mount is up, every target
+agent gets a signed ``speaker.live`` with the mount URL and the session's listener token. The session
+ends when the officer ends it, the browser goes away or falls silent, the relay's upstream is lost, or
+it reaches its longest duration: the source stops (the recording is closed) and the agents get
+``speaker.live_end``. A session of higher priority aimed at an agent that is already live takes it over
+(the older session gets ``speaker.live_end`` on those agents); both records say so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import secrets
+import time
+import urllib.parse
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+
+from controller.db import Database
+from controller.icecast import IcecastAccess, icecast_up, mount_up
+from controller.live.source import (
+    PCM_CHANNELS,
+    PCM_RATE,
+    PCM_SAMPLE_BYTES,
+    SourceFeeder,
+    microphone_input,
+    relay_input,
+    source_command,
+)
+from controller.models import Device, LiveSession, User, utcnow
+from controller.settings import Settings
+from devices.mqtt_link import MqttLink, NotConnected
+from devices.protocol import Priority, Signer, SpeakerLive, SpeakerLiveEnd, Topics, valid_relay_url
+
+log = logging.getLogger(__name__)
+
+#: How long a live session's commands are valid: they act now or never.
+_COMMAND_TTL_MS = 30_000
+#: How long the source has to appear on Icecast before the session is called failed.
+MOUNT_TIMEOUT_S = 8.0
+_RETENTION_EVERY_S = 3600.0
+
+
+class LiveError(Exception):
+    """A session that cannot be created or joined; ``status`` is the HTTP status to answer with."""
+
+    def __init__(self, status: int, message: str, holder: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.holder = holder
+
+
+@dataclass(eq=False)
+class ActiveSession:
+    """A session not yet ended, in memory."""
+
+    id: str
+    token: str
+    priority: Priority
+    owner_id: int | None
+    owner_name: str
+    source: str
+    relay_url: str | None
+    title: str
+    targets: set[str]
+    all_targets: set[str]
+    feeder: SourceFeeder | None = None
+    live: bool = False
+    connected: bool = False
+    ended: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set once the agents have been told to play the mount.
+    on_air: asyncio.Event = field(default_factory=asyncio.Event)
+    last_audio: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=time.monotonic)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    end_reason: str = ""
+    #: Audio bytes taken from the browser (logged at the end: how much was spoken).
+    bytes_in: int = 0
+
+    @property
+    def mount(self) -> str:
+        """The session's Icecast mount."""
+        return f"/live-{self.id}.ogg"
+
+
+def new_session_id() -> str:
+    """A session id: short, URL- and topic-safe."""
+    return "L" + secrets.token_hex(8)
+
+
+class LiveHub:
+    """Owns every live session of this controller."""
+
+    def __init__(self, settings: Settings, db: Database, signer: Signer, link: MqttLink) -> None:
+        self.settings = settings
+        self.db = db
+        self.signer = signer
+        self.link = link
+        self.directory = settings.data_dir / "live"
+        self._sessions: dict[str, ActiveSession] = {}
+        self._lock = asyncio.Lock()
+        self._retention: asyncio.Task[None] | None = None
+
+    # life ---------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Marks sessions a previous run left open as failed, and starts the retention sweeper."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        await asyncio.to_thread(self._close_orphans)
+        self._retention = asyncio.create_task(self._retention_loop(), name="live-retention")
+
+    async def stop(self) -> None:
+        """Ends every session (agents are told) and stops the sweeper."""
+        for sess in list(self._sessions.values()):
+            await self.end(sess, "controller stopping", failed=True)
+        if self._retention is not None:
+            self._retention.cancel()
+            await asyncio.gather(self._retention, return_exceptions=True)
+
+    def _close_orphans(self) -> None:
+        with self.db.session() as session:
+            for row in session.scalars(select(LiveSession).where(LiveSession.status.in_(("starting", "live")))):
+                row.status, row.ended_at = "failed", utcnow()
+                row.end_reason = "controller restarted during the session"
+
+    # Icecast ------------------------------------------------------------------------------------------
+
+    def access(self) -> IcecastAccess | None:
+        """Icecast's address and source password, or None when live broadcasting is not set up."""
+        path = self.settings.icecast_file
+        if path is None:
+            return None
+        try:
+            return IcecastAccess.load(path)
+        except ValueError as exc:
+            log.error("icecast access file unusable: %s", exc)
+            return None
+
+    async def availability(self) -> str | None:
+        """None if a session can go live now, else why not (shown before the officer presses the button)."""
+        access = self.access()
+        if access is None:
+            return "live broadcasting is not set up on this controller (no Icecast configured)"
+        problem = await asyncio.to_thread(icecast_up, access)
+        return None if problem is None else f"Icecast is down: {problem}"
+
+    def listener_allowed(self, mount_with_query: str) -> bool:
+        """Icecast's URL auth: does this ``/live-{id}.ogg?token=…`` open a session that is live?"""
+        path, _, query = mount_with_query.partition("?")
+        if not (path.startswith("/live-") and path.endswith(".ogg")):
+            return False
+        sess = self._sessions.get(path[len("/live-"):-len(".ogg")])
+        token = urllib.parse.parse_qs(query).get("token", [""])[0]
+        return sess is not None and not sess.ended.is_set() and hmac.compare_digest(token, sess.token)
+
+    # sessions -----------------------------------------------------------------------------------------
+
+    def get(self, session_id: str) -> ActiveSession | None:
+        """An active session by id."""
+        return self._sessions.get(session_id)
+
+    async def create(self, user: User, agents: list[str], zones: list[str], priority: Priority, title: str,
+                     source: str, relay_url: str | None) -> ActiveSession:
+        """Creates a session (not yet live); raises :class:`LiveError` with the reason it cannot."""
+        if source == "relay" and (relay_url is None or not valid_relay_url(relay_url)):
+            raise LiveError(422, "a relay needs an absolute http(s) upstream URL")
+        problem = await self.availability()
+        if problem is not None:
+            raise LiveError(503, problem)
+        targets = await asyncio.to_thread(self._resolve_targets, agents, zones)
+        sess = ActiveSession(id=new_session_id(), token=secrets.token_urlsafe(24), priority=priority,
+                             owner_id=user.id, owner_name=user.username, source=source, relay_url=relay_url,
+                             title=title, targets=set(targets), all_targets=set(targets))
+        async with self._lock:
+            taken: list[tuple[ActiveSession, set[str]]] = []
+            for other in self._sessions.values():
+                overlap = other.targets & sess.targets
+                if not overlap:
+                    continue
+                if sess.priority.rank > other.priority.rank:
+                    taken.append((other, overlap))
+                    continue
+                holder = {"session_id": other.id, "username": other.owner_name, "priority": other.priority.value,
+                          "agents": sorted(overlap)}
+                raise LiveError(409, f"{', '.join(sorted(overlap))} đang phát trực tiếp bởi {other.owner_name} "
+                                     f"(phiên {other.id}, {other.priority.value}) / already live from "
+                                     f"{other.owner_name}", holder)
+            await asyncio.to_thread(self._insert, sess, zones)
+            self._sessions[sess.id] = sess
+            for other, overlap in taken:
+                other.targets -= overlap
+                await asyncio.to_thread(self._note_takeover, sess, other, overlap)
+                await self._tell(overlap, "speaker.live_end", SpeakerLiveEnd(session_id=other.id))
+                log.info("live session %s (%s) takes %s over from %s", sess.id, sess.priority, sorted(overlap),
+                         other.id)
+        sess.tasks.append(asyncio.create_task(self._watch(sess), name=f"live-watch-{sess.id}"))
+        if source == "relay":
+            sess.tasks.append(asyncio.create_task(self.go_live(sess), name=f"live-go-{sess.id}"))
+        return sess
+
+    def _resolve_targets(self, agents: list[str], zones: list[str]) -> list[str]:
+        with self.db.session() as session:
+            found: set[str] = set()
+            for agent_id in agents:
+                device = session.get(Device, agent_id)
+                if device is None:
+                    raise LiveError(422, f"unknown agent {agent_id}")
+                if device.enabled:
+                    found.add(device.id)
+            if zones:
+                wanted = set(zones)
+                for device in session.scalars(select(Device).where(Device.enabled.is_(True))):
+                    if wanted & set(device.zones):
+                        found.add(device.id)
+        if not found:
+            raise LiveError(422, "no enabled agent among the chosen agents and zones")
+        return sorted(found)
+
+    def _insert(self, sess: ActiveSession, zones: list[str]) -> None:
+        with self.db.session() as session:
+            session.add(LiveSession(id=sess.id, user_id=sess.owner_id, username=sess.owner_name, source=sess.source,
+                                    relay_url=sess.relay_url, priority=sess.priority.value, title=sess.title,
+                                    zones=sorted(set(zones)), targets=sorted(sess.targets), status="starting",
+                                    notes=[], recording=f"live/{sess.id}.ogg", recording_bytes=0))
+
+    def _note_takeover(self, new: ActiveSession, old: ActiveSession, agents: set[str]) -> None:
+        at = utcnow().isoformat()
+        with self.db.session() as session:
+            for row_id, kind, other in ((new.id, "took_over", old), (old.id, "taken_over", new)):
+                row = session.get(LiveSession, row_id)
+                if row is not None:
+                    row.notes = [*row.notes, {"at": at, "kind": kind, "session": other.id,
+                                              "username": other.owner_name, "priority": other.priority.value,
+                                              "agents": sorted(agents)}]
+
+    async def go_live(self, sess: ActiveSession) -> None:
+        """Starts the source and, once its mount is on Icecast, tells the agents."""
+        if await self.start_source(sess):
+            await self.announce(sess)
+
+    async def start_source(self, sess: ActiveSession) -> bool:
+        """Starts the session's ffmpeg (audio may be fed from now on); False if it cannot."""
+        access = self.access()
+        if access is None:
+            await self.end(sess, "Icecast is not configured", failed=True)
+            return False
+        parts = urllib.parse.urlsplit(access.source_url)
+        ice = (f"icecast://source:{urllib.parse.quote(access.source_password, safe='')}@{parts.hostname}:"
+               f"{parts.port}{sess.mount}")
+        inputs = microphone_input() if sess.source == "microphone" else relay_input(sess.relay_url or "")
+        feeder = SourceFeeder(source_command(inputs, ice, self.directory / f"{sess.id}.ogg"),
+                              self.directory / f"{sess.id}.log", takes_stdin=sess.source == "microphone")
+        try:
+            await feeder.start()
+        except OSError as exc:
+            await self.end(sess, f"cannot start ffmpeg: {exc}", failed=True)
+            return False
+        sess.feeder = feeder
+        sess.tasks.append(asyncio.create_task(self._watch_feeder(sess, feeder), name=f"live-src-{sess.id}"))
+        return True
+
+    async def announce(self, sess: ActiveSession) -> None:
+        """Waits for the mount on Icecast, then sends ``speaker.live`` to the targets."""
+        access = self.access()
+        feeder = sess.feeder
+        if access is None or feeder is None:
+            return
+        deadline = time.monotonic() + MOUNT_TIMEOUT_S
+        while not await asyncio.to_thread(mount_up, access, sess.mount):
+            if sess.ended.is_set():
+                return
+            if time.monotonic() > deadline or not feeder.running:
+                await self.end(sess, f"the stream did not reach Icecast: {feeder.error_tail() or 'no audio'}",
+                               failed=True)
+                return
+            await asyncio.sleep(0.05)
+        if sess.ended.is_set():
+            return
+        sess.live = True
+        await asyncio.to_thread(self._mark_live, sess.id)
+        order = SpeakerLive(session_id=sess.id, url=access.resolved_listen_url() + sess.mount, token=sess.token,
+                            priority=sess.priority, max_duration_ms=self.settings.live_max_seconds * 1000,
+                            title=sess.title or "phát trực tiếp")
+        await self._tell(sess.targets, "speaker.live", order)
+        sess.on_air.set()
+        log.info("live session %s by %s is on air to %s", sess.id, sess.owner_name, sorted(sess.targets))
+
+    def _mark_live(self, session_id: str) -> None:
+        with self.db.session() as session:
+            row = session.get(LiveSession, session_id)
+            if row is not None:
+                row.status, row.live_at = "live", utcnow()
+
+    async def feed(self, sess: ActiveSession, chunk: bytes) -> bool:
+        """Audio from the browser; False once the source is gone."""
+        sess.last_audio = time.monotonic()
+        sess.bytes_in += len(chunk)
+        return sess.feeder is not None and await sess.feeder.write(chunk)
+
+    async def end(self, sess: ActiveSession, reason: str, failed: bool = False) -> None:
+        """Ends a session once: the source stops, agents stop, the record is closed."""
+        if sess.ended.is_set():
+            return
+        sess.ended.set()
+        sess.end_reason = reason
+        self._sessions.pop(sess.id, None)
+        if sess.targets:
+            await self._tell(sess.targets, "speaker.live_end", SpeakerLiveEnd(session_id=sess.id))
+        if sess.feeder is not None:
+            await sess.feeder.close()
+        current = asyncio.current_task()
+        for task in sess.tasks:
+            if task is not current:
+                task.cancel()
+        await asyncio.to_thread(self._close_record, sess.id, reason, failed)
+        log.info("live session %s ended after %.1f s of audio in: %s", sess.id,
+                 sess.bytes_in / (PCM_RATE * PCM_SAMPLE_BYTES * PCM_CHANNELS), reason)
+
+    def _close_record(self, session_id: str, reason: str, failed: bool) -> None:
+        path = self.directory / f"{session_id}.ogg"
+        size = path.stat().st_size if path.exists() else 0
+        with self.db.session() as session:
+            row = session.get(LiveSession, session_id)
+            if row is None:
+                return
+            row.status = "failed" if failed else "ended"
+            row.ended_at, row.end_reason = utcnow(), reason[:1000]
+            row.recording_bytes = size
+            if size == 0:
+                row.recording = None
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    async def _tell(self, agents: set[str], msg_type: str, data: SpeakerLive | SpeakerLiveEnd) -> None:
+        for agent_id in sorted(agents):
+            env = self.signer.command(msg_type, data, to=agent_id, ttl_ms=_COMMAND_TTL_MS)
+            try:
+                await self.link.publish(Topics.command(agent_id, msg_type), env.to_bytes())
+            except NotConnected:
+                log.warning("%s for %s not sent: MQTT link down", msg_type, agent_id)
+
+    async def _watch(self, sess: ActiveSession) -> None:
+        """Ends a session that never connects, falls silent or runs past its longest duration."""
+        while not sess.ended.is_set():
+            await asyncio.sleep(0.5)
+            now = time.monotonic()
+            if now - sess.started > self.settings.live_max_seconds:
+                await self.end(sess, "longest duration reached")
+            elif sess.source == "microphone" and now - sess.last_audio > self.settings.live_idle_seconds \
+                    and (sess.connected or now - sess.started > 30):
+                await self.end(sess, "no audio from the browser" if sess.connected else "the browser never connected",
+                               failed=not sess.live)
+
+    async def _watch_feeder(self, sess: ActiveSession, feeder: SourceFeeder) -> None:
+        code = await feeder.wait()
+        if not sess.ended.is_set():
+            what = "upstream stream lost" if sess.source == "relay" else "encoder stopped"
+            await self.end(sess, f"{what} (ffmpeg exit {code}): {feeder.error_tail()}", failed=True)
+
+    # retention ----------------------------------------------------------------------------------------
+
+    async def _retention_loop(self) -> None:
+        while True:
+            try:
+                removed = await asyncio.to_thread(self.sweep_recordings)
+                if removed:
+                    log.info("deleted %d live recording(s) past retention", removed)
+            except Exception:
+                log.exception("live recording retention failed; retrying later")
+            await asyncio.sleep(_RETENTION_EVERY_S)
+
+    def sweep_recordings(self) -> int:
+        """Deletes recordings of sessions that ended more than ``live_recording_days`` ago."""
+        cutoff = utcnow() - timedelta(days=self.settings.live_recording_days)
+        removed = 0
+        with self.db.session() as session:
+            rows = session.scalars(select(LiveSession).where(LiveSession.recording.is_not(None),
+                                                             LiveSession.ended_at < cutoff))
+            for row in rows:
+                with contextlib.suppress(FileNotFoundError):
+                    (self.settings.data_dir / str(row.recording)).unlink()
+                row.recording, row.recording_deleted_at = None, utcnow()
+                removed += 1
+        return removed
+
+    def recording_path(self, row: LiveSession) -> Path | None:
+        """The recording file of a session, if it is still kept."""
+        if row.recording is None:
+            return None
+        path = self.settings.data_dir / row.recording
+        return path if path.is_file() else None

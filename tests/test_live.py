@@ -1,0 +1,313 @@
+"""Live broadcast against real components: Mosquitto, the controller, Icecast 2, two file-sink agents.
+
+The microphone here is a WebSocket client sending the same PCM the console page sends (the browser
+test is tests/test_live_browser.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from controller.local_stack import ManagedProcess
+from tests.conftest import Broker, ControllerHandle, _start_controller
+from tests.test_live_support import heard_tone, relay_files, start_icecast_for, tone_pcm, wav_samples
+
+FRAME = 1920  # 20 ms of 48 kHz mono s16le
+
+
+class LiveStack:
+    """A controller that knows its Icecast."""
+
+    def __init__(self, ctl: ControllerHandle, ice_dir: Path) -> None:
+        self.ctl = ctl
+        self.ice_dir = ice_dir
+        self.icecast: ManagedProcess | None = None
+        self.ice_port = 0
+
+    def start_icecast(self) -> None:
+        self.icecast, self.ice_port = start_icecast_for(self.ctl.api, self.ice_dir)
+
+    def stop_icecast(self) -> None:
+        if self.icecast is not None:
+            self.icecast.stop()
+            self.icecast = None
+
+
+@pytest.fixture
+def live(tmp_path: Path, broker: Broker) -> Iterator[LiveStack]:
+    ice_dir = tmp_path / "icecast"
+    handle = _start_controller(tmp_path, broker.port, env={"LP_ICECAST_FILE": str(ice_dir / "icecast.json"),
+                                                           "LP_LIVE_IDLE_SECONDS": "2"})
+    stack = LiveStack(handle, ice_dir)
+    try:
+        handle.wait_for(lambda: handle.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
+        stack.start_icecast()
+        yield stack
+    finally:
+        stack.stop_icecast()
+        handle.proc.stop()
+
+
+@pytest.fixture
+def controller(live: LiveStack) -> ControllerHandle:
+    """The shared ``agents`` fixture registers agents against this controller."""
+    return live.ctl
+
+
+def ws_url(ctl: ControllerHandle, session_id: str) -> str:
+    return ctl.api.replace("http://", "ws://") + f"/api/v1/live/sessions/{session_id}/audio"
+
+
+def open_mic(ctl: ControllerHandle, session_id: str, token: str | None = None) -> ClientConnection:
+    ws = connect(ws_url(ctl, session_id), open_timeout=5, close_timeout=5)
+    ws.send(json.dumps({"token": token or ctl.token}))
+    return ws
+
+
+class Speaker(threading.Thread):
+    """Sends PCM at real-time pace until told to stop."""
+
+    def __init__(self, ws: ClientConnection, pcm: bytes) -> None:
+        super().__init__(daemon=True)
+        self.ws, self.pcm = ws, pcm
+        self.halt = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        try:
+            for i, off in enumerate(range(0, len(self.pcm), FRAME)):
+                if self.halt.is_set():
+                    return
+                self.ws.send(self.pcm[off:off + FRAME])
+                delay = t0 + (i + 1) * 0.02 - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        except ConnectionClosed as exc:
+            self.error = exc
+
+
+def wait_status(ws: ClientConnection, wanted: str, timeout: float = 15) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = json.loads(ws.recv(timeout=max(0.1, deadline - time.monotonic())))
+        if msg.get("status") == wanted:
+            return dict(msg)
+        if msg.get("status") == "ended":
+            raise AssertionError(f"session ended: {msg}")
+    raise AssertionError(f"no {wanted} status")
+
+
+def session(ctl: ControllerHandle, body: dict[str, Any], token: str | None = "") -> dict[str, Any]:
+    status, created = ctl.post("/api/v1/live/sessions", body, token=token)
+    assert status == 201, created
+    return dict(created)
+
+
+def finished_plays(ctl: ControllerHandle, session_id: str, count: int) -> list[dict[str, Any]]:
+    def done() -> list[dict[str, Any]] | None:
+        status, body = ctl.get(f"/api/v1/live/sessions/{session_id}")
+        plays = [p for p in body["plays"] if p["ended_at"]] if status == 200 else []
+        return plays if len(plays) >= count else None
+    result: list[dict[str, Any]] = ctl.wait_for(done, 20, f"{count} finished live plays")
+    return result
+
+
+def test_microphone_reaches_two_agents_is_recorded_and_reported(live: LiveStack, agents: Any,
+                                                                tmp_path: Path) -> None:
+    ctl = live.ctl
+    a1, a2 = agents("loa-01"), agents("loa-02", zones=("khu-pho-2",))
+    created = session(ctl, {"agents": ["loa-01"], "zones": ["khu-pho-2"], "priority": "priority",
+                            "title": "Thông báo khẩn"})
+    assert created["status"] == "starting" and created["targets"] == ["loa-01", "loa-02"]
+    ws = open_mic(ctl, created["id"])
+    talker = Speaker(ws, tone_pcm(6.0))
+    talker.start()
+    live_msg = wait_status(ws, "live")
+    assert live_msg["targets"] == ["loa-01", "loa-02"]
+    talker.join(15)
+    ws.send(json.dumps({"end": True}))
+    assert wait_status(ws, "ended")["reason"] == "ended by the officer"
+    plays = finished_plays(ctl, created["id"], 2)
+    assert {p["agent_id"] for p in plays} == {"loa-01", "loa-02"}
+    assert all(p["outcome"] == "stopped" and p["priority"] == "priority" for p in plays), plays
+    for agent in (a1, a2):
+        files = relay_files(agent.files.sink_dir, f"live-{created['id']}")
+        assert files, agent.log()
+        assert heard_tone(files[0]) >= 2.0, f"{agent.agent_id} heard too little of the tone"
+    # The record: who, when, to whom, and the recording (the same tone, about as long as spoken).
+    status, listed = ctl.get("/api/v1/live/sessions")
+    assert status == 200
+    row = next(r for r in listed if r["id"] == created["id"])
+    assert row["username"] == "admin" and row["status"] == "ended" and row["recording_available"]
+    rec = tmp_path / "rec.ogg"
+    import urllib.request
+    req = urllib.request.Request(ctl.api + f"/api/v1/live/sessions/{created['id']}/recording",
+                                 headers={"Authorization": f"Bearer {ctl.token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert resp.headers["Content-Type"] == "audio/ogg"
+        rec.write_bytes(resp.read())
+    wav = tmp_path / "rec.wav"
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(rec), "-ar", "48000", "-ac", "1", str(wav)],
+                   check=True, timeout=30)
+    samples, rate = wav_samples(wav)
+    assert 5.0 <= len(samples) / rate <= 7.5
+    assert heard_tone(wav) >= 4.5
+
+
+def test_icecast_down_is_said_before_going_live(live: LiveStack, agents: Any) -> None:
+    ctl = live.ctl
+    agents("loa-01")
+    live.stop_icecast()
+    status, body = ctl.get("/api/v1/live/status")
+    assert status == 200 and body["available"] is False and "Icecast" in body["error"]
+    status, body = ctl.post("/api/v1/live/sessions", {"agents": ["loa-01"]})
+    assert status == 503 and "Icecast" in body["detail"]
+    status, listed = ctl.get("/api/v1/live/sessions")
+    assert listed == []
+
+
+def test_listener_without_a_valid_token_is_refused_by_icecast(live: LiveStack, agents: Any) -> None:
+    ctl = live.ctl
+    agents("loa-01")
+    created = session(ctl, {"agents": ["loa-01"]})
+    ws = open_mic(ctl, created["id"])
+    talker = Speaker(ws, tone_pcm(8.0))
+    talker.start()
+    try:
+        wait_status(ws, "live")
+        mount = f"http://127.0.0.1:{live.ice_port}/live-{created['id']}.ogg"
+        for url in (mount, mount + "?token=" + "x" * 32):
+            out = subprocess.run(["ffmpeg", "-loglevel", "error", "-t", "0.5", "-i", url, "-f", "null", "-"],
+                                 capture_output=True, timeout=20)
+            assert out.returncode != 0 and b"401" in out.stderr, out.stderr
+    finally:
+        talker.halt.set()
+        talker.join(5)
+        ws.close()
+
+
+def test_tab_gone_stops_agents_within_5_s_and_the_schedule_resumes(live: LiveStack, agents: Any) -> None:
+    ctl = live.ctl
+    agent = agents("loa-01")
+    created = session(ctl, {"agents": ["loa-01"], "priority": "emergency"})
+    ws = open_mic(ctl, created["id"])
+    talker = Speaker(ws, tone_pcm(20.0))
+    talker.start()
+    wait_status(ws, "live")
+    ctl.wait_for(lambda: relay_files(agent.files.sink_dir, f"live-{created['id']}"), 10, "agent playing")
+    time.sleep(1.0)
+    talker.halt.set()
+    talker.join(5)
+    # The tab closes without a word: the TCP connection just goes.
+    ws.socket.close()
+    gone = time.monotonic()
+    plays = finished_plays(ctl, created["id"], 1)
+    assert time.monotonic() - gone < 5, "agents must stop within 5 s of the tab going away"
+    assert plays[0]["outcome"] == "stopped"
+    # The agent's speaker is free again: an ordinary announcement plays right after.
+    status, ann = ctl.post("/api/v1/announcements", {"text": "Xin chào", "targets": {"agents": ["loa-01"]}})
+    assert status in (201, 202), ann
+    ctl.wait_deliveries(ann["id"], {"played"}, timeout=40)
+    status, body = ctl.get(f"/api/v1/live/sessions/{created['id']}")
+    assert body["status"] == "ended" and body["end_reason"] == "browser disconnected"
+
+
+def test_one_voice_per_speaker_and_a_higher_priority_takes_over(live: LiveStack, agents: Any) -> None:
+    ctl = live.ctl
+    agents("loa-01")
+    first = session(ctl, {"agents": ["loa-01"], "priority": "priority"})
+    ws1 = open_mic(ctl, first["id"])
+    t1 = Speaker(ws1, tone_pcm(20.0))
+    t1.start()
+    try:
+        wait_status(ws1, "live")
+        status, refused = ctl.post("/api/v1/live/sessions", {"agents": ["loa-01"], "priority": "priority"})
+        assert status == 409 and refused["holder"]["username"] == "admin", refused
+        assert refused["holder"]["session_id"] == first["id"]
+        second = session(ctl, {"agents": ["loa-01"], "priority": "emergency"})
+        ws2 = open_mic(ctl, second["id"])
+        t2 = Speaker(ws2, tone_pcm(3.0, freq=1500))
+        t2.start()
+        wait_status(ws2, "live")
+        t2.join(10)
+        ws2.send(json.dumps({"end": True}))
+        wait_status(ws2, "ended")
+        notes_first = ctl.get(f"/api/v1/live/sessions/{first['id']}")[1]["notes"]
+        notes_second = ctl.get(f"/api/v1/live/sessions/{second['id']}")[1]["notes"]
+        assert notes_first[0]["kind"] == "taken_over" and notes_first[0]["session"] == second["id"]
+        assert notes_second[0]["kind"] == "took_over" and notes_second[0]["session"] == first["id"]
+        plays = finished_plays(ctl, first["id"], 1)
+        assert plays[0]["outcome"] == "stopped"
+    finally:
+        t1.halt.set()
+        t1.join(5)
+        ws1.close()
+
+
+def _closed(ws: ClientConnection, timeout: float = 8) -> int | None:
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+    except ConnectionClosed as exc:
+        return exc.rcvd.code if exc.rcvd is not None else None
+    except TimeoutError:
+        return None
+    return None
+
+
+def test_bad_websockets_are_closed_cleanly_and_others_carry_on(live: LiveStack, agents: Any) -> None:
+    ctl = live.ctl
+    agents("loa-01")
+    agents("loa-02")
+    good = session(ctl, {"agents": ["loa-01"]})
+    ws_good = open_mic(ctl, good["id"])
+    talker = Speaker(ws_good, tone_pcm(25.0))
+    talker.start()
+    try:
+        wait_status(ws_good, "live")
+        other = session(ctl, {"agents": ["loa-02"]})
+        # Garbage instead of the token.
+        ws = connect(ws_url(ctl, other["id"]), open_timeout=5)
+        ws.send(b"\x00\xff garbage")
+        assert _closed(ws) == 1008
+        # Nothing at all.
+        ws = connect(ws_url(ctl, other["id"]), open_timeout=5)
+        assert _closed(ws) == 1008
+        # A user without the role.
+        status, _ = ctl.post("/api/v1/users", {"username": "bao-ve", "password": "mat-khau-dai-1",
+                                               "role": "security"})
+        assert status == 201
+        status, login = ctl.post("/api/v1/auth/login", {"username": "bao-ve", "password": "mat-khau-dai-1"},
+                                 token=None)
+        assert _closed(open_mic(ctl, other["id"], login["token"])) == 1008
+        # Someone else's session: an officer who did not create it.
+        status, _ = ctl.post("/api/v1/users", {"username": "can-bo", "password": "mat-khau-dai-1", "role": "officer"})
+        status, login = ctl.post("/api/v1/auth/login", {"username": "can-bo", "password": "mat-khau-dai-1"},
+                                 token=None)
+        assert _closed(open_mic(ctl, other["id"], login["token"])) == 1008
+        # The owner, but an oversized frame.
+        ws = open_mic(ctl, other["id"])
+        ws.send(b"\x00" * 40_000)
+        assert _closed(ws) == 1009
+        status, body = ctl.get(f"/api/v1/live/sessions/{other['id']}")
+        assert body["status"] in ("ended", "failed")
+        # The good session never noticed.
+        assert talker.is_alive() and talker.error is None
+        status, body = ctl.get(f"/api/v1/live/sessions/{good['id']}")
+        assert body["status"] == "live"
+    finally:
+        talker.halt.set()
+        talker.join(5)
+        ws_good.close()
