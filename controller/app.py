@@ -16,9 +16,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 import loaphuong
 from controller.api import (
     announcements,
+    audit,
     auth,
     cameras,
     devices,
+    enrolment,
     health,
     live,
     media,
@@ -81,8 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit)
 
     for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras,
-                   signs, ops, live):
+                   signs, ops, audit, live):
         app.include_router(module.router)
+    app.include_router(enrolment.router)
     app.add_exception_handler(RequestValidationError, cameras.validation_errors_without_input)
 
     @app.get("/", include_in_schema=False)

@@ -53,17 +53,39 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, list[Any]: JSON}
 
 
+#: Every staff role, most powerful first: a user's ``role`` column holds the first of their roles in this order.
+ROLES: tuple[str, ...] = ("admin", "approver", "officer", "security", "technician", "viewer")
+
+
 class User(Base):
-    """A member of staff. Roles beyond ``admin`` arrive with the console issue."""
+    """A member of staff holding one or more roles, optionally limited to some zones."""
 
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
+    #: The most powerful of ``roles`` (kept so ``user.role == "admin"`` checks stay right).
     role: Mapped[str] = mapped_column(String(32), default="admin")
+    #: Every role held; empty on rows written before roles were a list (then ``role`` alone counts).
+    roles: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    #: Zones the user is limited to; empty means every zone.
+    zones: Mapped[list[Any]] = mapped_column(JSON, default=list)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    @property
+    def role_set(self) -> frozenset[str]:
+        """Every role this user holds."""
+        return frozenset(self.roles or ()) | {self.role}
+
+    def set_roles(self, roles: list[str] | tuple[str, ...] | frozenset[str]) -> None:
+        """Sets the roles (deduplicated, most powerful first) and the primary ``role`` with them."""
+        ordered = [r for r in ROLES if r in set(roles)]
+        if not ordered:
+            raise ValueError("a user needs at least one role")
+        self.roles = ordered
+        self.role = ordered[0]
 
 
 class ApiToken(Base):
@@ -302,6 +324,9 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(100), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: SHA-256 of the previous row's ``hash`` ("" for the first row) and of this row (controller/audit.py).
+    prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class SignContent(Base):

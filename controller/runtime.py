@@ -15,6 +15,7 @@ from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
 from controller.cameras.service import CameraService
 from controller.db import Database
 from controller.dispatch import CommandSender
+from controller.enrolment import AttemptLimiter, BrokerAccess
 from controller.fleet import FleetRecorder, HandleResult
 from controller.jobs import bind, start_scheduler
 from controller.keys import load_or_create_signing_key
@@ -60,6 +61,11 @@ class Controller:
             self.bootstrap: Bootstrap | None = ensure_first_admin(session, settings.admin_username,
                                                                   settings.data_dir)
         self.login_throttle = LoginThrottle()
+        self.enrol_limiter = AttemptLimiter()
+        # The broker's password/ACL files follow the registry (docs/security.md); rewritten now so a
+        # changed controller password or a registry restored from backup takes effect before we connect.
+        self.broker = BrokerAccess(settings, self.db)
+        self.broker.sync()
         self.fleet = FleetRecorder(self.db)
         self.link = MqttLink(
             LinkSettings(host=settings.mqtt_host, port=settings.mqtt_port, client_id="loaphuong-controller",
