@@ -18,6 +18,7 @@ from controller.api import (
     announcements,
     audit,
     auth,
+    bundle,
     cameras,
     devices,
     enrolment,
@@ -86,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                    signs, ops, audit, live):
         app.include_router(module.router)
     app.include_router(enrolment.router)
+    app.include_router(bundle.router)
     app.add_exception_handler(RequestValidationError, cameras.validation_errors_without_input)
 
     @app.get("/", include_in_schema=False)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 import zipfile
 from pathlib import Path
 
@@ -13,6 +16,7 @@ import yaml
 
 from firmware_configs.cloud_init import ENROL_ENV, BundleError, BundleOptions, render, zip_bytes
 from firmware_configs.profiles import get_profile, list_profiles, parse_profile
+from tests.conftest import ControllerHandle
 
 URL = "https://loa.example.vn"
 
@@ -108,3 +112,43 @@ def test_cli_writes_the_bundle(tmp_path: Path) -> None:
     assert bad.returncode == 2 and "no board profile 'pi9-nothing'" in bad.stderr
     bad = _cli("bundle", "--profile", "pi4-usb", "--controller", "nope", "--code", "ACDE-FGHJ", "-o", str(tmp_path))
     assert bad.returncode == 2 and "controller:" in bad.stderr
+
+
+def _post_zip(api: str, path: str, token: str, body: dict[str, object]) -> tuple[int, bytes, str]:
+    req = urllib.request.Request(api + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, resp.read(), resp.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read(), exc.headers.get("Content-Type", "")
+
+
+def test_api_bundle_carries_a_working_one_time_code(controller: ControllerHandle) -> None:
+    status, body = controller.post("/api/v1/devices", {"id": "loa_bundle", "zones": ["khu-pho-1"],
+                                                       "board_profile": "pi4-usb"})
+    assert status == 201, body
+    status, raw, ctype = _post_zip(controller.api, "/api/v1/devices/loa_bundle/bundle.zip", controller.token, {})
+    assert status == 200 and ctype == "application/zip", raw[:300]
+    with zipfile.ZipFile(io.BytesIO(raw)) as zf:
+        user_data = zf.read("user-data").decode()
+    assert user_data.startswith("#cloud-config\n")
+    user = yaml.safe_load(user_data)
+    assert user["hostname"] == "loa-bundle"
+    env = next(f for f in user["write_files"] if f["path"] == ENROL_ENV)["content"]
+    code = env.split("LP_CODE='")[1].split("'")[0]
+    # the code in the bundle is the device's real one-time code: it enrols once, then never again
+    status, identity = controller.post("/api/v1/enrol", {"code": code}, token=None)
+    assert status == 200, identity
+    assert controller.post("/api/v1/enrol", {"code": code}, token=None)[0] == 403
+    # no profile, an unknown profile, a bad option: 422 naming it, and no code is issued
+    controller.post("/api/v1/devices", {"id": "loa-bare", "zones": []})
+    status, raw, _ = _post_zip(controller.api, "/api/v1/devices/loa-bare/bundle.zip", controller.token, {})
+    assert status == 422 and b"profile" in raw
+    status, raw, _ = _post_zip(controller.api, "/api/v1/devices/loa-bare/bundle.zip", controller.token,
+                               {"profile": "pi4-usb", "hostname": "Not_A_Host"})
+    assert status == 422 and b"hostname" in raw
+    status, raw, _ = _post_zip(controller.api, "/api/v1/devices/nobody/bundle.zip", controller.token, {})
+    assert status == 404
+    status, raw, _ = _post_zip(controller.api, "/api/v1/devices/loa-bare/bundle.zip", "wrong", {})
+    assert status == 401
