@@ -46,6 +46,12 @@ class AmplifierSection(BaseModel):
     gpio_chip: Path = Path("/dev/gpiochip0")
 
 
+def section_from_profile(relay_gpio: int, active_high: bool, warmup_ms: int, hold_s: float) -> AmplifierSection:
+    """The agent's ``[amplifier]`` for a board profile's ``amplifier`` (firmware_configs/profiles.py names differ)."""
+    return AmplifierSection(gpio_pin=relay_gpio, active_low=not active_high, warm_up_ms=warmup_ms,
+                            idle_off_s=max(hold_s, 0.1))
+
+
 class GpioError(RuntimeError):
     """The pin could not be set up or written."""
 

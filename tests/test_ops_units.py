@@ -19,7 +19,15 @@ from pydantic import BaseModel, ValidationError
 
 from devices.audio_output import FileSink
 from devices.protocol import MAX_REPLY_DATA_BYTES, MediaSegment, PlayFinished, PlayOutcome, Priority, now_ms
-from edge_agent.amplifier import Amplifier, AmplifierBusy, AmplifierSection, GpioError, SysfsRelay, make_driver
+from edge_agent.amplifier import (
+    Amplifier,
+    AmplifierBusy,
+    AmplifierSection,
+    GpioError,
+    SysfsRelay,
+    make_driver,
+    section_from_profile,
+)
 from edge_agent.remote_ops import LogRing, PersistedOps, tone_wav
 from edge_agent.speaker import PlayJob, Speaker
 
@@ -78,6 +86,16 @@ def test_config_section_refuses_bad_values() -> None:
                 {"gpio_pin": 4, "driver": "wiringpi"}):
         with pytest.raises(ValidationError):
             AmplifierSection.model_validate(bad)
+
+
+def test_section_from_board_profile() -> None:
+    from firmware_configs.profiles import get_profile
+
+    amp = get_profile("pi4-usb").amplifier
+    assert amp is not None
+    section = section_from_profile(amp.relay_gpio, amp.active_high, amp.warmup_ms, amp.hold_s)
+    assert (section.gpio_pin, section.active_low, section.warm_up_ms, section.idle_off_s) == (
+        amp.relay_gpio, not amp.active_high, amp.warmup_ms, amp.hold_s)
 
 
 def test_driver_choice(tmp_path: Path) -> None:
