@@ -52,12 +52,12 @@ def device_bundle(device_id: str, body: BundleRequest, session: SessionDep, cont
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
     name = body.profile or device.board_profile
     if name is None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY,
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             "profile: the device has no board profile; name one")
     try:
         profile = get_profile(name)
     except ProfileError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"profile: {exc}") from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"profile: {exc}") from None
     settings = controller.settings
     issued = issue_code(session, device, user.username, timedelta(minutes=settings.enrolment_code_minutes))
     try:
@@ -67,7 +67,7 @@ def device_bundle(device_id: str, body: BundleRequest, session: SessionDep, cont
             wifi_ssid=body.wifi_ssid, wifi_password=body.wifi_password))
     except BundleError as exc:
         # Raising rolls the session back: the code just issued is never stored.
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     record(session, user, "device.bundle", device.id,
            {"profile": profile.name, "expires_at": issued.expires_at.isoformat()})
     return Response(zip_bytes(files), media_type="application/zip",

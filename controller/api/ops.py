@@ -20,7 +20,7 @@ router = APIRouter(prefix="/api/v1/devices", tags=["operations"])
 
 _STATUS = {
     "unknown_op": status.HTTP_404_NOT_FOUND,
-    "bad_data": status.HTTP_422_UNPROCESSABLE_ENTITY,
+    "bad_data": status.HTTP_422_UNPROCESSABLE_CONTENT,
     "busy": status.HTTP_503_SERVICE_UNAVAILABLE,
     "link_down": status.HTTP_503_SERVICE_UNAVAILABLE,
     "timeout": status.HTTP_504_GATEWAY_TIMEOUT,
