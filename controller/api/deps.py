@@ -104,6 +104,18 @@ def declare_roles(dependency: Callable[..., object], roles: frozenset[str]) -> N
 
 declare_roles(current_staff, ANY_STAFF)
 
+#: Routes with no role dependency, each checking who calls it in its own way (or serving everyone).
+#: The role matrix test fails for any other route without a declared policy.
+OWN_AUTH_ROUTES: dict[str, str] = {
+    "/": "the console page itself; its data needs a login",
+    "/openapi.json": "the API description",
+    "/healthz": "liveness for monitoring, no data",
+    "/api/v1/auth/login": "the login itself (throttled)",
+    "/api/v1/enrol": "a new Pi presents its one-time enrolment code",
+    "/api/v1/live/icecast-auth": "Icecast's listener callback presents a live session's token",
+    "/api/v1/live/sessions/{session_id}/audio": "the microphone WebSocket sends a staff token as its first message",
+}
+
 
 def require_roles(*allowed: str) -> Callable[[User], User]:
     """A dependency letting through admins and holders of any of the given roles; anyone else gets 403."""
@@ -127,6 +139,8 @@ SecurityDep = Annotated[User, Depends(require_roles("security"))]
 TechnicianDep = Annotated[User, Depends(require_roles("technician"))]
 #: Officers compose and schedule content; approvers may too.
 OfficerDep = Annotated[User, Depends(require_roles("officer", "approver"))]
+#: Approvers (and admins) approve or reject what officers wrote.
+ApproverDep = Annotated[User, Depends(require_roles("approver"))]
 
 
 def staff_or_device(session: SessionDep, request: Request, credentials: CredentialsDep) -> User | Device:

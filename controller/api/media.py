@@ -72,7 +72,7 @@ def get_media(sha256: str, session: SessionDep, controller: ControllerDep, _who:
 
 
 @router.post(UPLOAD_PATH, status_code=status.HTTP_201_CREATED)
-async def upload_recording(request: Request, controller: ControllerDep, _user: StaffDep) -> MediaPublic:
+async def upload_recording(request: Request, controller: ControllerDep, _user: OfficerDep) -> MediaPublic:
     """A recorded bulletin as the request body (any audio type): checked, normalised like speech, stored.
 
     413 over the size limit, 415 for anything that is not one audio recording; nothing is kept then.

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.deps import ControllerDep, StaffDep
+from controller.api.deps import ApproverDep, ControllerDep, OfficerDep, StaffDep
 from controller.api.schemas import (
     BlockedPublic,
     ConflictPublic,
@@ -99,7 +99,7 @@ async def _run(controller: Controller, work: Callable[[Session], _T]) -> _T:
 
 
 @router.post("/items", status_code=status.HTTP_201_CREATED)
-async def create_item(body: ScheduleItemCreate, controller: ControllerDep, user: StaffDep) -> ScheduleItemPublic:
+async def create_item(body: ScheduleItemCreate, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
     """Creates an item: speech is rendered now, conflicts refused with 409 unless ``queue`` is set."""
     return await _run(controller, lambda s: item_public(controller.schedule.create(s, _input(body), user), s,
                                                         controller))
@@ -126,20 +126,20 @@ async def get_item(item_id: str, controller: ControllerDep, _user: StaffDep) -> 
 
 @router.put("/items/{item_id}")
 async def replace_item(item_id: str, body: ScheduleItemCreate, controller: ControllerDep,
-                       user: StaffDep) -> ScheduleItemPublic:
+                       user: OfficerDep) -> ScheduleItemPublic:
     """A new revision of an item; only the agents it touches get new windows."""
     return await _run(controller, lambda s: item_public(controller.schedule.replace(s, item_id, _input(body), user),
                                                         s, controller))
 
 
 @router.delete("/items/{item_id}")
-async def cancel_item(item_id: str, controller: ControllerDep, user: StaffDep) -> ScheduleItemPublic:
+async def cancel_item(item_id: str, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
     """Cancels an item: it leaves every window; its history and proof of play stay."""
     return await _run(controller, lambda s: item_public(controller.schedule.cancel(s, item_id, user), s, controller))
 
 
 @router.post("/items/{item_id}/approve")
-async def approve_item(item_id: str, controller: ControllerDep, user: StaffDep) -> ScheduleItemPublic:
+async def approve_item(item_id: str, controller: ControllerDep, user: ApproverDep) -> ScheduleItemPublic:
     """An approver lets a pending item go out."""
     return await _run(controller, lambda s: item_public(controller.schedule.decide(s, item_id, user, True), s,
                                                         controller))
@@ -147,7 +147,7 @@ async def approve_item(item_id: str, controller: ControllerDep, user: StaffDep) 
 
 @router.post("/items/{item_id}/reject")
 async def reject_item(item_id: str, body: RejectRequest, controller: ControllerDep,
-                      user: StaffDep) -> ScheduleItemPublic:
+                      user: ApproverDep) -> ScheduleItemPublic:
     """An approver sends a pending item back, with the reason."""
     return await _run(controller, lambda s: item_public(
         controller.schedule.decide(s, item_id, user, False, body.reason), s, controller))

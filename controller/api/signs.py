@@ -18,7 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller import audit
-from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, TechnicianDep
+from controller.api.deps import ApproverDep, ControllerDep, OfficerDep, SessionDep, StaffDep, TechnicianDep
 from controller.models import Sign, SignContent, SignItem, User
 from controller.signs import (
     MAX_IMAGE_BYTES,
@@ -313,14 +313,14 @@ def _decide(item_id: str, approve: bool, body: SignDecision, session: Session, c
 
 
 @router.post("/sign-items/{item_id}/approve")
-def approve_item(item_id: str, session: SessionDep, controller: ControllerDep, user: StaffDep,
+def approve_item(item_id: str, session: SessionDep, controller: ControllerDep, user: ApproverDep,
                  body: SignDecision | None = None) -> SignItemPublic:
     """Puts a pending item on the signs (an approver or admin other than its author)."""
     return _decide(item_id, True, body or SignDecision(), session, controller, user)
 
 
 @router.post("/sign-items/{item_id}/reject")
-def reject_item(item_id: str, session: SessionDep, controller: ControllerDep, user: StaffDep,
+def reject_item(item_id: str, session: SessionDep, controller: ControllerDep, user: ApproverDep,
                 body: SignDecision | None = None) -> SignItemPublic:
     """Refuses a pending item; the reason goes into the audit trail."""
     return _decide(item_id, False, body or SignDecision(), session, controller, user)

@@ -9,7 +9,7 @@ from audio.engines import AllEnginesFailed
 from audio.pipeline import NothingToSay
 from audio.speech import SpeechError
 from controller.announcements import normalise_text
-from controller.api.deps import ControllerDep, StaffDep
+from controller.api.deps import ControllerDep, OfficerDep
 from controller.api.media import media_public
 from controller.api.schemas import SpeechPreview, SpeechPreviewRequest
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/api/v1/speech", tags=["speech"])
 
 
 @router.post("/preview")
-async def preview(body: SpeechPreviewRequest, controller: ControllerDep, _user: StaffDep) -> SpeechPreview:
+async def preview(body: SpeechPreviewRequest, controller: ControllerDep, _user: OfficerDep) -> SpeechPreview:
     """Normalises and renders ``text`` exactly as an announcement would be; returns a playable URL."""
     text = normalise_text(body.text)
     limit = controller.settings.text_max_chars
