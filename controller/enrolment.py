@@ -152,6 +152,9 @@ def revoke(session: Session, device: Device, now: datetime | None = None) -> Non
     device.token_hash = token_hash(new_token())
     device.revoked_at = now
     device.enabled = False
+    # Mosquitto sends no last will for a session it drops on reload, so the registry says it here.
+    device.status = "offline"
+    device.status_changed_at = now
     session.execute(update(EnrolmentCode).where(EnrolmentCode.device_id == device.id,
                                                 EnrolmentCode.used_at.is_(None)).values(used_at=now))
 
@@ -225,9 +228,11 @@ class BrokerAccess:
                 agents = [BrokerAccount(d.id, d.mqtt_password_hash, tuple(d.zones)) for d in session.scalars(
                     select(Device).where(Device.mqtt_password_hash.is_not(None), Device.revoked_at.is_(None))
                     .order_by(Device.id)) if d.mqtt_password_hash]
+                revoked = list(session.scalars(select(Device.id).where(Device.revoked_at.is_not(None))
+                                               .order_by(Device.id)))
             controller = BrokerAccount(self.settings.mqtt_username, hash_password(self.settings.mqtt_password))
             try:
-                signalled = self.files.write(controller, agents)
+                signalled = self.files.write(controller, agents, revoked)
             except OSError as exc:
                 # The registry change stands; the broker keeps its old files until the next change or restart.
                 log.error("could not rewrite the broker's password/ACL files: %s", exc)

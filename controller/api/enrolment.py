@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
+import anyio.from_thread
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import event
@@ -21,6 +23,8 @@ from controller.audit import record
 from controller.enrolment import EnrolmentRefused, enrol_uri, issue_code, qr_svg, redeem, revoke
 from controller.models import Device
 from controller.runtime import Controller
+from devices.mqtt_link import NotConnected
+from devices.protocol import AgentStatus, Topics, status_payload
 from firmware_configs.profiles import ProfileError, get_profile
 
 log = logging.getLogger(__name__)
@@ -103,6 +107,14 @@ def revoke_device(device_id: str, session: SessionDep, controller: ControllerDep
     record(session, user, "device.revoke", device.id)
     log.warning("device %s revoked by %s", device.id, user.username)
     _after_commit_sync(session, controller)
+    try:
+        # Overwrites its retained "online" (the broker sends no will for a session a reload drops), so a
+        # restarted controller does not read it back as online.
+        anyio.from_thread.run(partial(controller.link.publish, Topics.status(device.id),
+                                      status_payload(AgentStatus.OFFLINE), retain=True))
+    except NotConnected as exc:
+        log.warning("device %s revoked while the broker is unreachable; its retained status stays: %s",
+                    device.id, exc)
     return device_public(device)
 
 
