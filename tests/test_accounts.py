@@ -192,3 +192,22 @@ def test_oversized_body_is_413(app: App) -> None:
                                headers={"Authorization": f"Bearer {app.admin_token}",
                                         "Content-Type": "application/json"})
     assert response.status_code == 413 and "bytes" in response.json()["detail"]
+
+
+def test_zone_scoped_officer_reaches_only_their_zones(app: App) -> None:
+    for agent, zone in (("loa-01", "khu-pho-1"), ("loa-02", "khu-pho-2")):
+        assert app.call("POST", "/api/v1/devices", app.admin_token, {"id": agent, "zones": [zone]})[0] == 201
+    app.add_user("to-1", ["officer"], zones=["khu-pho-1"])
+    token = app.login("to-1")["token"]
+    beyond = ({"zones": ["khu-pho-2"]}, {"all": True}, ["all"], ["loa-02"], {"zones": ["khu-pho-1", "khu-pho-2"]})
+    for targets in beyond:
+        status, err = app.call("POST", "/api/v1/announcements", token, {"text": "Xin chào", "targets": targets})
+        assert status == 403 and "khu-pho-1" in err["detail"], (targets, err)
+    status, accepted = app.call("POST", "/api/v1/announcements", token,
+                                {"text": "Xin chào", "targets": {"zones": ["khu-pho-1"]}})
+    assert status == 202 and accepted["targets"] == ["loa-01"]
+    # an unscoped officer reaches everyone
+    app.add_user("phuong", ["officer"])
+    status, _ = app.call("POST", "/api/v1/announcements", app.login("phuong")["token"],
+                         {"text": "Xin chào", "targets": {"all": True}})
+    assert status == 202

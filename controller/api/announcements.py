@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import func, select
 
 from controller.announcements import InvalidAnnouncement
-from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep
+from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, check_zone_scope
 from controller.api.media import media_public
 from controller.api.plays import play_public
 from controller.api.schemas import (
@@ -34,6 +34,9 @@ def _unprocessable(field: str, message: str) -> HTTPException:
 async def create_announcement(body: AnnouncementCreate, controller: ControllerDep,
                               user: OfficerDep) -> AnnouncementAccepted:
     """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress)."""
+    names = body.target_names()
+    check_zone_scope(user, "all" in names, [n.removeprefix("zone:") for n in names if n.startswith("zone:")],
+                     [n for n in names if n != "all" and not n.startswith("zone:")])
     try:
         accepted = await controller.announcements.submit(body.text, body.target_names(), body.priority, body.start_at,
                                                          user.id, body.recording)

@@ -143,6 +143,22 @@ OfficerDep = Annotated[User, Depends(require_roles("officer", "approver"))]
 ApproverDep = Annotated[User, Depends(require_roles("approver"))]
 
 
+def check_zone_scope(user: User, everyone: bool, zones: list[str], agents: list[str]) -> None:
+    """403 when a user limited to some zones aims content beyond them (everyone, single agents, other zones).
+
+    Users with no zones (and admins) reach every target.
+    """
+    scope = set(user.zones or ())
+    if not scope or "admin" in user.role_set:
+        return
+    outside = sorted(set(zones) - scope)
+    if everyone or agents or outside or not zones:
+        what = "every agent" if everyone else (f"agents {', '.join(agents)}" if agents
+                                               else f"zones {', '.join(outside)}")
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"you may only reach your zones ({', '.join(sorted(scope))}), not {what}")
+
+
 def staff_or_device(session: SessionDep, request: Request, credentials: CredentialsDep) -> User | Device:
     """A member of staff (token or session cookie) or an agent presenting its own device token, or 401."""
     if credentials is not None:

@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.deps import ApproverDep, ControllerDep, OfficerDep, StaffDep
+from controller.api.deps import ApproverDep, ControllerDep, OfficerDep, StaffDep, check_zone_scope
 from controller.api.schemas import (
     BlockedPublic,
     ConflictPublic,
@@ -101,6 +101,7 @@ async def _run(controller: Controller, work: Callable[[Session], _T]) -> _T:
 @router.post("/items", status_code=status.HTTP_201_CREATED)
 async def create_item(body: ScheduleItemCreate, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
     """Creates an item: speech is rendered now, conflicts refused with 409 unless ``queue`` is set."""
+    check_zone_scope(user, body.targets.all, list(body.targets.zones), list(body.targets.agents))
     return await _run(controller, lambda s: item_public(controller.schedule.create(s, _input(body), user), s,
                                                         controller))
 
@@ -128,6 +129,7 @@ async def get_item(item_id: str, controller: ControllerDep, _user: StaffDep) -> 
 async def replace_item(item_id: str, body: ScheduleItemCreate, controller: ControllerDep,
                        user: OfficerDep) -> ScheduleItemPublic:
     """A new revision of an item; only the agents it touches get new windows."""
+    check_zone_scope(user, body.targets.all, list(body.targets.zones), list(body.targets.agents))
     return await _run(controller, lambda s: item_public(controller.schedule.replace(s, item_id, _input(body), user),
                                                         s, controller))
 
