@@ -194,3 +194,33 @@ def test_camera_and_user_changes_are_audited(app: App) -> None:
     app.call("PATCH", f"/api/v1/users/{user['id']}", app.admin_token, {"zones": ["khu-pho-2"]})
     actions = [(r["action"], r["subject"]) for r in app.call("GET", "/api/v1/audit?action=user", app.admin_token)[1]]
     assert actions == [("user.create", "bao-ve"), ("user.update", "bao-ve")]
+
+
+def test_migration_0008_chains_old_rows_and_fills_roles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from alembic import command
+
+    from controller.migrate import alembic_config
+
+    db = _db(tmp_path)
+    try:
+        cfg = alembic_config(str(db.engine.url))
+        with db.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "0007")
+        with db.engine.begin() as conn:
+            conn.execute(text("INSERT INTO users (id, username, password_hash, role, disabled, created_at) "
+                              "VALUES (1, 'cu', 'x', 'approver', 0, '2026-11-01 08:00:00.000000')"))
+            for i in range(3):
+                conn.execute(text("INSERT INTO audit_events (at, user_id, username, action, subject, detail) VALUES "
+                                  f"('2026-11-0{i + 1} 08:00:00.123456', 1, 'cu', 'old.event', 's{i}', "
+                                  f"'{{\"n\": {i}, \"chữ\": \"ô\"}}')"))
+        upgrade(db.engine)
+        with db.session() as session:
+            assert session.execute(text("SELECT roles FROM users")).scalar_one() == '["approver"]'
+            assert audit.verify(session) == (3, None)
+            audit.record(session, None, "new.event")
+        with db.session() as session:
+            assert audit.verify(session) == (4, None)
+    finally:
+        db.engine.dispose()
+    assert _verify(tmp_path, capsys)[0] == 0
