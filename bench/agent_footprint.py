@@ -540,6 +540,7 @@ class Stack:
     agent: ManagedProcess | None = None
     agent_data: Path = Path()  #: the agent's data dir (its decoded WAVs are in ``decoded/``)
     capture: Path | None = None  #: the ALSA run's captured WAV
+    agent_password: str = ""  #: the agent's broker password (the raw subscriber logs in with it)
 
     def get(self, path: str) -> Any:
         """GET an API path; raises on anything but 200."""
@@ -598,6 +599,7 @@ def bring_up(stack: Stack) -> None:
     files = write_agent_config(stack.work / "agent", registered, ZONES, output=stack.output,
                                extra=f"volume = {VOLUME}\n")
     stack.agent_data = files.data_dir
+    stack.agent_password = registered["mqtt_password"]
     env = None
     if stack.output == "alsa":
         assert stack.player is not None
@@ -626,7 +628,9 @@ def idle_phase(stack: Stack, sampler: TreeSampler, idle_s: float, settle_s: floa
     mosquitto_sub = shutil.which("mosquitto_sub")
     if mosquitto_sub is None:
         raise FileNotFoundError("mosquitto_sub is not installed (apt-get install mosquitto-clients)")
-    sub = stack.spawn("mosquitto_sub", [mosquitto_sub, "-h", LOOPBACK, "-p", str(stack.mqtt_port),
+    # Logged in as the agent itself (anonymous access is off), so it sits under the same ACL as the agent.
+    login = ["-u", AGENT_ID, "-P", stack.agent_password] if stack.agent_password else []
+    sub = stack.spawn("mosquitto_sub", [mosquitto_sub, "-h", LOOPBACK, "-p", str(stack.mqtt_port), *login,
                                         "-t", f"lp/v1/agent/{AGENT_ID}/cmd/#", "-q", "1"])
     sleeper = stack.spawn("python-sleep", [sys.executable, "-c", f"import time; time.sleep({idle_s + settle_s + 60})"])
     sampler.watch("agent", stack.agent.pid)

@@ -51,6 +51,7 @@ from bench.stats import percentile
 from controller.local_stack import (
     LOOPBACK,
     ManagedProcess,
+    broker_security,
     free_port,
     http_json,
     start_controller,
@@ -73,7 +74,9 @@ from devices.protocol import (
 def zone_for(n: int) -> str:
     """The zone that holds the first ``n`` simulated agents."""
     return f"first-{n}"
-RAW_TOPIC = "bench/raw"
+# The raw round goes where every agent already listens (the whole fleet's group topic), since the broker's
+# ACLs let an agent read nothing else; the simulated agents tell it apart by its message type.
+RAW_TOPIC = Topics.group_command("all", "bench.raw")
 
 
 def log(msg: str) -> None:
@@ -100,8 +103,10 @@ class Round:
 class SimAgent:
     """One simulated agent: real MQTT session, real verification, real media fetch, no sound card."""
 
-    def __init__(self, agent_id: str, token: str, key_text: str, zones: list[str], bench: Bench) -> None:
+    def __init__(self, agent_id: str, token: str, key_text: str, zones: list[str], bench: Bench,
+                 password: str) -> None:
         self.agent_id = agent_id
+        self.password = password
         self.zones = zones
         self.token = token
         self.bench = bench
@@ -122,6 +127,7 @@ class SimAgent:
         will = Message(Topics.status(self.agent_id), status_payload(AgentStatus.OFFLINE, with_ts=False), qos=1,
                        retain=True)
         client = MQTTClient(f"agent-{self.agent_id}", will_message=will)
+        client.set_auth_credentials(self.agent_id, self.password)  # its own broker account, as a real agent
         subscribed = asyncio.Event()
         client.on_message = self.on_message
         client.on_subscribe = lambda *_: subscribed.set()
@@ -129,7 +135,7 @@ class SimAgent:
         self.client = client
         # Retained messages (the controller's status, old windows) are not part of a broadcast: not sent at all.
         subs = [Subscription(t, qos=1, retain_handling_options=2)
-                for t in [*Topics.agent_subscriptions(self.agent_id, self.zones), RAW_TOPIC]]
+                for t in Topics.agent_subscriptions(self.agent_id, self.zones)]
         client.subscribe(subs)
         await subscribed.wait()
         client.publish(Topics.status(self.agent_id), status_payload(AgentStatus.ONLINE), qos=1, retain=True)
@@ -238,9 +244,9 @@ class Bench:
         if len(self.raw) >= self.n:
             self.raw_done.set()
 
-    async def start(self, key_text: str, tokens: dict[str, str]) -> None:
+    async def start(self, key_text: str, tokens: dict[str, str], passwords: dict[str, str]) -> None:
         for agent_id, token in tokens.items():
-            self.agents.append(SimAgent(agent_id, token, key_text, self.zones[agent_id], self))
+            self.agents.append(SimAgent(agent_id, token, key_text, self.zones[agent_id], self, passwords[agent_id]))
         for i in range(0, len(self.agents), 50):  # a few at a time: don't overflow the broker's accept backlog
             await asyncio.wait_for(asyncio.gather(*(a.run(self.mqtt_port) for a in self.agents[i:i + 50])), 60)
 
@@ -267,18 +273,22 @@ class Bench:
         with tempfile.NamedTemporaryFile(suffix=".bin") as f:
             f.write(b"x" * size)
             f.flush()
+            sec = broker_security(self.mqtt_port)
+            login = ["-u", sec.username, "-P", sec.password] if sec else []
             t0 = time.time() * 1000
             proc = await asyncio.create_subprocess_exec(
-                "mosquitto_pub", "-h", LOOPBACK, "-p", str(self.mqtt_port), "-q", "1", "-t", RAW_TOPIC,
+                "mosquitto_pub", "-h", LOOPBACK, "-p", str(self.mqtt_port), *login, "-q", "1", "-t", RAW_TOPIC,
                 "-f", f.name, "-V", "mqttv5")
             await asyncio.wait_for(proc.wait(), timeout=30)
             await asyncio.wait_for(self.raw_done.wait(), timeout=60)
         return {k: v - t0 for k, v in self.raw.items()}
 
 
-def register(api: str, admin_token: str, sizes: list[int]) -> tuple[dict[str, str], dict[str, list[str]], str]:
+def register(api: str, admin_token: str,
+             sizes: list[int]) -> tuple[dict[str, str], dict[str, list[str]], str, dict[str, str]]:
     """Registers max(sizes) agents; agent i is in the zone of every size larger than i."""
     tokens: dict[str, str] = {}
+    passwords: dict[str, str] = {}
     zones: dict[str, list[str]] = {}
     key_text = ""
     for i in range(max(sizes)):
@@ -289,8 +299,9 @@ def register(api: str, admin_token: str, sizes: list[int]) -> tuple[dict[str, st
         if status != 201:
             raise RuntimeError(f"registering {agent_id}: {status} {body}")
         tokens[agent_id] = body["token"]
+        passwords[agent_id] = body["mqtt_password"]
         key_text = body["controller_public_key"]
-    return tokens, zones, key_text
+    return tokens, zones, key_text, passwords
 
 
 async def run_mode(bench: Bench, mode: str, rounds: int, recordings: dict[str, str]) -> dict[str, Any]:
@@ -342,11 +353,11 @@ async def run_mode(bench: Bench, mode: str, rounds: int, recordings: dict[str, s
 
 async def run_size(n: int, rounds: int, api: str, admin_token: str, mqtt_port: int, key_text: str,
                    tokens: dict[str, str], zones: dict[str, list[str]], recordings: dict[str, str],
-                   modes: list[str]) -> list[dict[str, Any]]:
+                   modes: list[str], passwords: dict[str, str]) -> list[dict[str, Any]]:
     bench = Bench(n, api, admin_token, mqtt_port, zones)
     log(f"N={n}: connecting {n} simulated agents")
     try:
-        await bench.start(key_text, tokens)
+        await bench.start(key_text, tokens, passwords)
         alarm = await bench.http.get(f"/media/{recordings['standby']}",
                                      headers={"Authorization": f"Bearer {admin_token}"})
         bench.standby[recordings["standby"]] = alarm.raise_for_status().content
@@ -385,7 +396,7 @@ async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
             procs.append(start_controller(data, http_port, mqtt_port, root / "controller.log", env))
             api = f"http://{LOOPBACK}:{http_port}"
             admin_token = (data / "admin.token").read_text().strip()
-            tokens, zones, key_text = await asyncio.to_thread(register, api, admin_token, sizes)
+            tokens, zones, key_text, passwords = await asyncio.to_thread(register, api, admin_token, sizes)
             # Two sirens: one a standby alarm every agent keeps, one an ordinary recording (sent attached).
             recordings = {"standby": await asyncio.to_thread(upload_siren, api, admin_token, root, 660, 880),
                           "attached": await asyncio.to_thread(upload_siren, api, admin_token, root, 550, 770)}
@@ -396,7 +407,7 @@ async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
             for n in sizes:
                 chosen = {a: t for a, t in tokens.items() if zone_for(n) in zones[a]}
                 results += await run_size(n, args.rounds, api, admin_token, mqtt_port, key_text, chosen, zones,
-                                          recordings, args.content.split(","))
+                                          recordings, args.content.split(","), passwords)
         finally:
             for proc in reversed(procs):
                 proc.stop()
