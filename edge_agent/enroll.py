@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from edge_agent.amplifier import section_from_profile
 from edge_agent.config import ConfigError, load_config
 from firmware_configs.profiles import BoardProfile, ProfileError, parse_profile
 
@@ -149,6 +150,12 @@ def render_config(identity: Identity, profile: BoardProfile | None, data_dir: Pa
     else:
         device = profile.audio.alsa_device if profile else "default"
         lines += ['kind = "alsa"', 'name = "speaker"', f"device = {_q(device)}"]
+    if profile is not None and profile.amplifier is not None:
+        amp = profile.amplifier
+        section = section_from_profile(amp.relay_gpio, amp.active_high, amp.warmup_ms, amp.hold_s)
+        lines += ["", "[amplifier]", f"gpio_pin = {section.gpio_pin}",
+                  f"active_low = {str(section.active_low).lower()}", f"warm_up_ms = {section.warm_up_ms}",
+                  f"idle_off_s = {section.idle_off_s}"]
     if profile is not None and profile.sign is not None:
         sign = profile.sign
         lines += ["", "[[signs]]", 'name = "sign"', f"width = {sign.width}", f"height = {sign.height}",

@@ -146,9 +146,11 @@ def test_enrol_run_revoke(tmp_path: Path, controller: ControllerHandle) -> None:
     assert cfg.agent_id == "loa-e" and cfg.zones == ["khu-1"] and cfg.mqtt.username == "loa-e"
     assert cfg.mqtt.tls_ca_file is not None and cfg.mqtt.tls_ca_file.name == "broker-ca.crt"
     assert [s.driver.kind for s in cfg.signs] == ["alpha"]  # from the pi4-usb profile
+    assert cfg.amplifier is not None and cfg.amplifier.gpio_pin == 17 and cfg.amplifier.warm_up_ms == 1500
     # The broker CA is the project's; the test broker listens without TLS here, so the agent uses plain TCP.
     text = config.read_text().replace('tls_ca_file = "broker-ca.crt"\n', "")
-    text = text.replace("[[signs]]", "[[unused]]").split("[[unused]]")[0]  # no serial port on this machine
+    # No serial sign nor GPIO relay on this machine: run it with the speaker part only.
+    text = text.replace("[[signs]]", "[[unused]]").replace("[amplifier]", "[[unused]]").split("[[unused]]")[0]
     config.write_text(text)
     password = load_config(config).mqtt.password
     assert password is not None
