@@ -6,6 +6,8 @@ test is tests/test_live_browser.py).
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import subprocess
 import threading
@@ -131,10 +133,16 @@ def test_microphone_reaches_two_agents_is_recorded_and_reported(live: LiveStack,
                             "title": "Thông báo khẩn"})
     assert created["status"] == "starting" and created["targets"] == ["loa-01", "loa-02"]
     ws = open_mic(ctl, created["id"])
-    talker = Speaker(ws, tone_pcm(6.0))
+    talker = Speaker(ws, tone_pcm(4.0))
     talker.start()
     live_msg = wait_status(ws, "live")
     assert live_msg["targets"] == ["loa-01", "loa-02"]
+    # Only the session's token opens its mount: Icecast asks the controller and refuses anyone else.
+    mount = f"http://127.0.0.1:{live.ice_port}/live-{created['id']}.ogg"
+    for url in (mount, mount + "?token=" + "x" * 32):
+        out = subprocess.run(["ffmpeg", "-loglevel", "error", "-t", "0.5", "-i", url, "-f", "null", "-"],
+                             capture_output=True, timeout=20)
+        assert out.returncode != 0 and b"401" in out.stderr, out.stderr
     talker.join(15)
     ws.send(json.dumps({"end": True}))
     assert wait_status(ws, "ended")["reason"] == "ended by the officer"
@@ -144,7 +152,7 @@ def test_microphone_reaches_two_agents_is_recorded_and_reported(live: LiveStack,
     for agent in (a1, a2):
         files = relay_files(agent.files.sink_dir, f"live-{created['id']}")
         assert files, agent.log()
-        assert heard_tone(files[0]) >= 2.0, f"{agent.agent_id} heard too little of the tone"
+        assert heard_tone(files[0]) >= 1.5, f"{agent.agent_id} heard too little of the tone"
     # The record: who, when, to whom, and the recording (the same tone, about as long as spoken).
     status, listed = ctl.get("/api/v1/live/sessions")
     assert status == 200
@@ -161,77 +169,103 @@ def test_microphone_reaches_two_agents_is_recorded_and_reported(live: LiveStack,
     subprocess.run(["ffmpeg", "-loglevel", "error", "-i", str(rec), "-ar", "48000", "-ac", "1", str(wav)],
                    check=True, timeout=30)
     samples, rate = wav_samples(wav)
-    assert 5.0 <= len(samples) / rate <= 7.5
-    assert heard_tone(wav) >= 4.5
+    assert 3.5 <= len(samples) / rate <= 5.0
+    assert heard_tone(wav) >= 3.0
 
 
-def test_icecast_down_is_said_before_going_live(live: LiveStack, agents: Any) -> None:
-    ctl = live.ctl
-    agents("loa-01")
-    live.stop_icecast()
-    status, body = ctl.get("/api/v1/live/status")
-    assert status == 200 and body["available"] is False and "Icecast" in body["error"]
-    status, body = ctl.post("/api/v1/live/sessions", {"agents": ["loa-01"]})
-    assert status == 503 and "Icecast" in body["detail"]
-    status, listed = ctl.get("/api/v1/live/sessions")
-    assert listed == []
+@pytest.fixture
+def upstream(tmp_path: Path) -> Iterator[str]:
+    """An upstream radio on 127.0.0.1: a 1 kHz tone as an Ogg Opus stream (served whole; the relay paces it)."""
+    tone = tmp_path / "upstream.ogg"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=1000:duration=20:sample_rate=48000", "-ac", "1", "-c:a", "libopus", str(tone)],
+                   check=True, timeout=30)
 
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = tone.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/ogg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(data)
 
-def test_listener_without_a_valid_token_is_refused_by_icecast(live: LiveStack, agents: Any) -> None:
-    ctl = live.ctl
-    agents("loa-01")
-    created = session(ctl, {"agents": ["loa-01"]})
-    ws = open_mic(ctl, created["id"])
-    talker = Speaker(ws, tone_pcm(8.0))
-    talker.start()
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
     try:
-        wait_status(ws, "live")
-        mount = f"http://127.0.0.1:{live.ice_port}/live-{created['id']}.ogg"
-        for url in (mount, mount + "?token=" + "x" * 32):
-            out = subprocess.run(["ffmpeg", "-loglevel", "error", "-t", "0.5", "-i", url, "-f", "null", "-"],
-                                 capture_output=True, timeout=20)
-            assert out.returncode != 0 and b"401" in out.stderr, out.stderr
+        yield f"http://127.0.0.1:{server.server_address[1]}/vov1.ogg"
     finally:
-        talker.halt.set()
-        talker.join(5)
-        ws.close()
+        server.shutdown()
+        server.server_close()
 
 
-def test_tab_gone_stops_agents_within_5_s_and_the_schedule_resumes(live: LiveStack, agents: Any) -> None:
+def test_relay_on_demand_goes_through_the_same_path(live: LiveStack, agents: Any, upstream: str) -> None:
     ctl = live.ctl
     agent = agents("loa-01")
-    created = session(ctl, {"agents": ["loa-01"], "priority": "emergency"})
-    ws = open_mic(ctl, created["id"])
-    talker = Speaker(ws, tone_pcm(20.0))
-    talker.start()
-    wait_status(ws, "live")
-    ctl.wait_for(lambda: relay_files(agent.files.sink_dir, f"live-{created['id']}"), 10, "agent playing")
-    time.sleep(1.0)
-    talker.halt.set()
-    talker.join(5)
-    # The tab closes without a word: the TCP connection just goes.
-    ws.socket.close()
-    gone = time.monotonic()
-    plays = finished_plays(ctl, created["id"], 1)
-    assert time.monotonic() - gone < 5, "agents must stop within 5 s of the tab going away"
-    assert plays[0]["outcome"] == "stopped"
-    # The agent's speaker is free again: an ordinary announcement plays right after.
-    status, ann = ctl.post("/api/v1/announcements", {"text": "Xin chào", "targets": {"agents": ["loa-01"]}})
-    assert status in (201, 202), ann
-    ctl.wait_deliveries(ann["id"], {"played"}, timeout=40)
-    status, body = ctl.get(f"/api/v1/live/sessions/{created['id']}")
-    assert body["status"] == "ended" and body["end_reason"] == "browser disconnected"
+    created = session(ctl, {"agents": ["loa-01"], "source": "relay", "relay_url": upstream, "priority": "normal",
+                            "title": "Tiếp sóng VOV1"})
+    sid = created["id"]
+    ctl.wait_for(lambda: ctl.get(f"/api/v1/live/sessions/{sid}")[1]["status"] == "live", 15, "relay on air")
+    ctl.wait_for(lambda: relay_files(agent.files.sink_dir, f"live-{sid}"), 10, "agent relaying")
+    time.sleep(3.0)
+    status, ended = ctl.post(f"/api/v1/live/sessions/{sid}/end", {})
+    assert status == 200 and ended["status"] == "ended" and ended["end_reason"] == "ended by admin"
+    plays = finished_plays(ctl, sid, 1)
+    assert plays[0]["outcome"] == "stopped" and plays[0]["priority"] == "normal"
+    assert heard_tone(relay_files(agent.files.sink_dir, f"live-{sid}")[0]) >= 1.5
+    # A relay needs an upstream URL; a microphone is never "normal".
+    status, _ = ctl.post("/api/v1/live/sessions", {"agents": ["loa-01"], "source": "relay"})
+    assert status == 422
+    status, _ = ctl.post("/api/v1/live/sessions", {"agents": ["loa-01"], "priority": "normal"})
+    assert status == 422
 
 
-def test_one_voice_per_speaker_and_a_higher_priority_takes_over(live: LiveStack, agents: Any) -> None:
+def test_bad_websockets_refused_one_voice_per_speaker_and_take_over(live: LiveStack, agents: Any) -> None:
+    """Bad sockets are closed cleanly with the live session unaffected; then a second voice for the same
+    speaker is refused naming who holds it, and an emergency takes over, both records saying so."""
     ctl = live.ctl
     agents("loa-01")
+    agents("loa-02")
     first = session(ctl, {"agents": ["loa-01"], "priority": "priority"})
     ws1 = open_mic(ctl, first["id"])
     t1 = Speaker(ws1, tone_pcm(20.0))
     t1.start()
     try:
         wait_status(ws1, "live")
+        other = session(ctl, {"agents": ["loa-02"]})
+        # Garbage instead of the token.
+        ws = connect(ws_url(ctl, other["id"]), open_timeout=5)
+        ws.send(b"\x00\xff garbage")
+        assert _closed(ws) == 1008
+        # Nothing at all.
+        ws = connect(ws_url(ctl, other["id"]), open_timeout=5)
+        assert _closed(ws) == 1008
+        # A user without the role.
+        status, _ = ctl.post("/api/v1/users", {"username": "bao-ve", "password": "mat-khau-dai-1",
+                                               "role": "security"})
+        assert status == 201
+        status, login = ctl.post("/api/v1/auth/login", {"username": "bao-ve", "password": "mat-khau-dai-1"},
+                                 token=None)
+        assert _closed(open_mic(ctl, other["id"], login["token"])) == 1008
+        # Someone else's session: an officer who did not create it.
+        status, _ = ctl.post("/api/v1/users", {"username": "can-bo", "password": "mat-khau-dai-1", "role": "officer"})
+        status, login = ctl.post("/api/v1/auth/login", {"username": "can-bo", "password": "mat-khau-dai-1"},
+                                 token=None)
+        assert _closed(open_mic(ctl, other["id"], login["token"])) == 1008
+        # The owner, but an oversized frame.
+        ws = open_mic(ctl, other["id"])
+        ws.send(b"\x00" * 40_000)
+        assert _closed(ws) == 1009
+        status, body = ctl.get(f"/api/v1/live/sessions/{other['id']}")
+        assert body["status"] in ("ended", "failed")
+        # The live session never noticed.
+        assert t1.is_alive() and t1.error is None
+        assert ctl.get(f"/api/v1/live/sessions/{first['id']}")[1]["status"] == "live"
         status, refused = ctl.post("/api/v1/live/sessions", {"agents": ["loa-01"], "priority": "priority"})
         assert status == 409 and refused["holder"]["username"] == "admin", refused
         assert refused["holder"]["session_id"] == first["id"]
@@ -267,47 +301,3 @@ def _closed(ws: ClientConnection, timeout: float = 8) -> int | None:
     return None
 
 
-def test_bad_websockets_are_closed_cleanly_and_others_carry_on(live: LiveStack, agents: Any) -> None:
-    ctl = live.ctl
-    agents("loa-01")
-    agents("loa-02")
-    good = session(ctl, {"agents": ["loa-01"]})
-    ws_good = open_mic(ctl, good["id"])
-    talker = Speaker(ws_good, tone_pcm(25.0))
-    talker.start()
-    try:
-        wait_status(ws_good, "live")
-        other = session(ctl, {"agents": ["loa-02"]})
-        # Garbage instead of the token.
-        ws = connect(ws_url(ctl, other["id"]), open_timeout=5)
-        ws.send(b"\x00\xff garbage")
-        assert _closed(ws) == 1008
-        # Nothing at all.
-        ws = connect(ws_url(ctl, other["id"]), open_timeout=5)
-        assert _closed(ws) == 1008
-        # A user without the role.
-        status, _ = ctl.post("/api/v1/users", {"username": "bao-ve", "password": "mat-khau-dai-1",
-                                               "role": "security"})
-        assert status == 201
-        status, login = ctl.post("/api/v1/auth/login", {"username": "bao-ve", "password": "mat-khau-dai-1"},
-                                 token=None)
-        assert _closed(open_mic(ctl, other["id"], login["token"])) == 1008
-        # Someone else's session: an officer who did not create it.
-        status, _ = ctl.post("/api/v1/users", {"username": "can-bo", "password": "mat-khau-dai-1", "role": "officer"})
-        status, login = ctl.post("/api/v1/auth/login", {"username": "can-bo", "password": "mat-khau-dai-1"},
-                                 token=None)
-        assert _closed(open_mic(ctl, other["id"], login["token"])) == 1008
-        # The owner, but an oversized frame.
-        ws = open_mic(ctl, other["id"])
-        ws.send(b"\x00" * 40_000)
-        assert _closed(ws) == 1009
-        status, body = ctl.get(f"/api/v1/live/sessions/{other['id']}")
-        assert body["status"] in ("ended", "failed")
-        # The good session never noticed.
-        assert talker.is_alive() and talker.error is None
-        status, body = ctl.get(f"/api/v1/live/sessions/{good['id']}")
-        assert body["status"] == "live"
-    finally:
-        talker.halt.set()
-        talker.join(5)
-        ws_good.close()

@@ -31,11 +31,12 @@ def sessions(ctl: ControllerHandle) -> list[dict[str, Any]]:
     return list(body)
 
 
-def test_console_microphone_reaches_two_agents(live: LiveStack, agents: Any,  # noqa: F811
+def test_console_goes_live_ends_tab_closes_and_icecast_down(live: LiveStack, agents: Any,  # noqa: F811
                                                browser_factory: BrowserFactory, tmp_path: Path) -> None:  # noqa: F811
     ctl = live.ctl
     a1, a2 = agents("loa-01"), agents("loa-02")
-    page = open_console(browser_factory, ctl, write_wav(tmp_path / "tone.wav", tone_pcm(4.0)))
+    tone_wav = write_wav(tmp_path / "tone.wav", tone_pcm(4.0))
+    page = open_console(browser_factory, ctl, tone_wav)
     page.locator("input[name=agent][value=loa-01]").check()
     page.locator("input[name=agent][value=loa-02]").check()
     page.locator("#go-live").click()
@@ -56,35 +57,28 @@ def test_console_microphone_reaches_two_agents(live: LiveStack, agents: Any,  # 
     expect(page.locator(f"tr[data-session={session_id}]")).to_contain_text("admin")
     expect(page.locator(f"tr[data-session={session_id}] button")).to_have_text("Nghe")
 
-
-def test_console_tab_closed_mid_broadcast_stops_agents(live: LiveStack, agents: Any,  # noqa: F811
-                                                       browser_factory: BrowserFactory,  # noqa: F811
-                                                       tmp_path: Path) -> None:
-    ctl = live.ctl
-    agents("loa-01")
-    page = open_console(browser_factory, ctl, write_wav(tmp_path / "tone.wav", tone_pcm(4.0)))
-    page.locator("input[name=agent][value=loa-01]").check()
+    # Again, as an emergency, and the tab closes mid-broadcast: the agents stop within 5 s and their
+    # speaker is free for the schedule again (an announcement plays right after).
     page.locator("#priority").select_option("emergency")
     page.locator("#go-live").click()
     expect(page.locator("#live-state")).to_contain_text("Đang phát trực tiếp", timeout=15_000)
-    time.sleep(1.0)
+    second = sessions(ctl)[0]["id"]
+    ctl.wait_for(lambda: relay_files(a1.files.sink_dir, f"live-{second}"), 10, "agents playing the second session")
     page.close()
     gone = time.monotonic()
-    session_id = sessions(ctl)[0]["id"]
-    plays = finished_plays(ctl, session_id, 1)
+    plays = finished_plays(ctl, second, 2)
     assert time.monotonic() - gone < 5, "agents must stop within 5 s of the tab closing"
-    assert plays[0]["outcome"] == "stopped" and plays[0]["priority"] == "emergency"
+    assert all(p["outcome"] == "stopped" and p["priority"] == "emergency" for p in plays), plays
+    assert ctl.get(f"/api/v1/live/sessions/{second}")[1]["end_reason"] == "browser disconnected"
+    status, ann = ctl.post("/api/v1/announcements", {"text": "Xin chào", "targets": {"agents": ["loa-01"]}})
+    assert status in (201, 202), ann
+    ctl.wait_deliveries(ann["id"], {"played"}, timeout=40)
 
-
-def test_console_says_icecast_is_down_before_going_live(live: LiveStack, agents: Any,  # noqa: F811
-                                                        browser_factory: BrowserFactory,  # noqa: F811
-                                                        tmp_path: Path) -> None:
-    ctl = live.ctl
-    agents("loa-01")
+    # Icecast goes down: a fresh page says so before anyone tries, and going live is refused with the reason.
     live.stop_icecast()
-    page = open_console(browser_factory, ctl, write_wav(tmp_path / "tone.wav", tone_pcm(1.0)))
+    page = open_console(browser_factory, ctl, tone_wav)
     expect(page.locator("#hub-status")).to_contain_text("Icecast")
     page.locator("input[name=agent][value=loa-01]").check()
     page.locator("#go-live").click()
     expect(page.locator("#live-state")).to_contain_text("Icecast")
-    assert sessions(ctl) == []
+    assert len(sessions(ctl)) == 2

@@ -27,8 +27,12 @@ def microphone_input() -> list[str]:
 
 
 def relay_input(url: str) -> list[str]:
-    """ffmpeg input arguments for an upstream stream; a stall of 5 s counts as lost."""
-    return ["-rw_timeout", "5000000", "-i", url]
+    """ffmpeg arguments for an upstream stream; a stall of 5 s counts as lost.
+
+    ``-re``: an upstream that bursts (a file served whole, a server's burst-on-connect) is still sent on
+    at the pace it is heard, so Icecast's listeners never fall behind or run ahead.
+    """
+    return ["-re", "-rw_timeout", "5000000", "-i", url]
 
 
 def source_command(input_args: list[str], icecast_url: str, recording: Path) -> list[str]:
