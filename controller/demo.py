@@ -12,6 +12,7 @@ import shutil
 import signal
 import sys
 import time
+import tomllib
 from pathlib import Path
 from types import FrameType
 
@@ -56,6 +57,15 @@ def _agent_files(var: Path, api: str, admin_token: str, mqtt_port: int, agent_id
     key = public_key_to_text(load_or_create_signing_key(var / "controller").public_key())
     known = {"device": {"id": agent_id}, "token": token_file.read_text().strip(), "controller_url": api,
              "controller_public_key": key, "mqtt_host": "127.0.0.1", "mqtt_port": mqtt_port}
+    # Its broker account was issued at registration (the broker allows no anonymous client): keep it.
+    try:
+        mqtt = tomllib.loads((directory / "agent.toml").read_text(encoding="utf-8")).get("mqtt", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        mqtt = {}
+    if not (mqtt.get("username") and mqtt.get("password")):
+        raise RuntimeError(f"{agent_id} has no broker account in {directory / 'agent.toml'} (made before the broker "
+                           f"required one); delete {var} to start afresh")
+    known |= {"mqtt_username": mqtt["username"], "mqtt_password": mqtt["password"]}
     return write_agent_config(directory, known, zones)
 
 
