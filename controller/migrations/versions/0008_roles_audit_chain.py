@@ -1,4 +1,4 @@
-"""accounts hold several roles and optional zones; the audit log is hash-chained
+"""accounts hold several roles and optional zones; audit rows are chained by SHA-256 digests
 
 Revision ID: 0008
 Revises: 0007
