@@ -6,6 +6,7 @@ import os
 import stat
 import subprocess
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -23,10 +24,11 @@ from controller.enrolment import (
     redeem,
     revoke,
 )
-from controller.local_stack import AgentFiles, loaphuong_command, start_agent
+from controller.local_stack import AgentFiles, http_json, loaphuong_command, start_agent
 from controller.models import Device, EnrolmentCode
 from edge_agent.config import load_config
 from tests.conftest import ControllerHandle
+from tests.mqtt_tools import publish
 
 
 def test_codes_look_right_and_normalise() -> None:
@@ -176,3 +178,39 @@ def test_enrol_run_revoke(tmp_path: Path, controller: ControllerHandle) -> None:
         assert status == 401
     finally:
         agent.stop()
+
+
+def test_zone_change_rewrites_the_acl(tmp_path: Path, controller: ControllerHandle) -> None:
+    status, body = controller.post("/api/v1/devices", {"id": "loa-z", "zones": ["khu-1"]})
+    assert status == 201, body
+    password = body["mqtt_password"]
+    acl = tmp_path / "mosquitto" / "acl"
+    assert "topic read lp/v1/group/khu-1/cmd/+" in acl.read_text()
+    status, moved = http_json("PATCH", controller.api + "/api/v1/devices/loa-z", controller.token,
+                              {"zones": ["khu-2"], "board_profile": "pi3-hifiberry-amp"})
+    assert status == 200 and moved["zones"] == ["khu-2"] and moved["board_profile"] == "pi3-hifiberry-amp"
+    text = acl.read_text()
+    assert "topic read lp/v1/group/khu-2/cmd/+" in text and "group/khu-1/" not in text
+    # The broker took it: the device now hears khu-2's group commands and no longer khu-1's.
+    got: list[bytes] = []
+    ready = threading.Event()
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set("loa-z", password)
+    client.on_connect = lambda c, *_a: c.subscribe([("lp/v1/group/khu-1/cmd/+", 1), ("lp/v1/group/khu-2/cmd/+", 1)])
+    client.on_subscribe = lambda *_a: ready.set()
+    client.on_message = lambda _c, _u, m: got.append(m.payload)
+    client.connect("127.0.0.1", controller.mqtt_port, keepalive=10)
+    client.loop_start()
+    try:
+        assert ready.wait(5)
+        publish(controller.mqtt_port, "lp/v1/group/khu-1/cmd/test.x", b"old-zone")
+        publish(controller.mqtt_port, "lp/v1/group/khu-2/cmd/test.x", b"new-zone")
+        controller.wait_for(lambda: got, 5, "the new zone's message")
+        time.sleep(0.3)
+        assert got == [b"new-zone"]
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    status, body = http_json("PATCH", controller.api + "/api/v1/devices/loa-z", controller.token,
+                             {"board_profile": "pi9"})
+    assert status == 422 and "no board profile 'pi9'" in str(body)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import event, select
 
 from controller.api.deps import ControllerDep, SessionDep, StaffDep, TechnicianDep
-from controller.api.schemas import DeviceCreate, DevicePublic, DeviceRegistered
+from controller.api.schemas import DeviceCreate, DevicePublic, DeviceRegistered, DeviceUpdate
 from controller.audit import record
 from controller.enrolment import rotate_credentials
 from controller.models import Device
@@ -75,3 +75,38 @@ def register_device(body: DeviceCreate, session: SessionDep, controller: Control
                             controller_public_key=controller.public_key_text,
                             controller_url=s.resolved_public_url(), mqtt_host=s.mqtt_host, mqtt_port=s.mqtt_port,
                             mqtt_username=device.id, mqtt_password=secrets.mqtt_password)
+
+
+@router.patch("/{device_id}")
+def update_device(device_id: str, body: DeviceUpdate, session: SessionDep, controller: ControllerDep,
+                  user: TechnicianDep) -> DevicePublic:
+    """Renames an agent, moves it between zones or changes its board profile.
+
+    New zones change what it may read on the broker: the ACL file is rewritten and the broker reloads,
+    and its schedule window and sign playlist are rebuilt. (The agent subscribes to the zones in its own
+    config; enrolling it again writes them there.)
+    """
+    device = session.get(Device, device_id)
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
+    if body.board_profile is not None:
+        try:
+            get_profile(body.board_profile)
+        except ProfileError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+        device.board_profile = body.board_profile
+    if body.name is not None:
+        device.name = body.name
+    zones_changed = body.zones is not None and list(dict.fromkeys(body.zones)) != list(device.zones)
+    if body.zones is not None:
+        device.zones = list(dict.fromkeys(body.zones))
+    record(session, user, "device.update", device.id, body.model_dump(exclude_none=True))
+
+    def committed(_s: object) -> None:
+        if zones_changed:
+            controller.broker.sync()
+            controller.windows.request([device_id])
+            controller.signs.request([device_id])
+
+    event.listen(session, "after_commit", committed, once=True)
+    return device_public(device)

@@ -175,6 +175,14 @@ class DeviceCreate(_In):
     board_profile: str | None = Field(default=None, pattern=ID_PATTERN)
 
 
+class DeviceUpdate(_In):
+    """Changes to a registered agent; absent fields stay as they are."""
+
+    name: str | None = Field(default=None, max_length=200)
+    zones: list[ZoneName] | None = Field(default=None, max_length=50)
+    board_profile: str | None = Field(default=None, pattern=ID_PATTERN)
+
+
 class DevicePublic(BaseModel):
     """An agent as the fleet registry knows it."""
 
