@@ -47,6 +47,9 @@ def test_several_roles_and_role_shorthand(app: App) -> None:
     status, err = app.call("POST", "/api/v1/users", app.admin_token,
                            {"username": "ai-do", "password": PASSWORD, "roles": ["superuser"]})
     assert status == 422
+    status, err = app.call("POST", "/api/v1/users", app.admin_token,
+                           {"username": "ai-do", "password": PASSWORD, "roles": ["officer"], "zones": ["../x"]})
+    assert status == 422 and err["detail"][0]["loc"] == ["body", "zones", 0]
 
 
 def test_password_policy_and_change(app: App) -> None:

@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from controller import audit
 from controller.api.deps import AdminDep, SessionDep
+from controller.api.schemas import ZoneName
 from controller.auth import create_user, set_password
 from controller.models import User
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
 Role = Literal["admin", "approver", "officer", "security", "technician", "viewer"]
-ZoneName = str
 
 
 class UserCreate(BaseModel):
