@@ -17,6 +17,7 @@ from pathlib import Path
 from types import FrameType
 
 from controller.auth import ADMIN_PASSWORD_FILE, ADMIN_TOKEN_FILE
+from controller.icecast import start_icecast
 from controller.keys import load_or_create_signing_key, write_private
 from controller.local_stack import (
     AgentFiles,
@@ -38,6 +39,11 @@ DEMO_AGENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("loa-02", "Loa chợ phường", ("khu-pho-1",)),
     ("loa-03", "Loa nhà văn hóa khu phố 2", ("khu-pho-2",)),
 )
+
+
+def icecast_binary_found() -> bool:
+    """True if Debian's icecast2 (the live-broadcast hub) is installed."""
+    return shutil.which("icecast2") is not None or shutil.which("icecast") is not None
 
 
 def _pick_port(preferred: int) -> int:
@@ -98,8 +104,16 @@ def main(argv: list[str]) -> int:
         mqtt_port = _pick_port(args.mqtt_port)
         procs.append(start_mosquitto(var / "mosquitto", mqtt_port))
         http_port = _pick_port(args.http_port)
-        procs.append(start_controller(var / "controller", http_port, mqtt_port, var / "logs" / "controller.log"))
+        # Live broadcast: the controller finds Icecast through this file, written when Icecast starts below.
+        icecast_file = var / "icecast" / "icecast.json"
+        procs.append(start_controller(var / "controller", http_port, mqtt_port, var / "logs" / "controller.log",
+                                      extra_env={"LP_ICECAST_FILE": str(icecast_file)}))
         api = f"http://127.0.0.1:{http_port}"
+        live_line = "not available: icecast2 is not installed (make demo installs it)"
+        if icecast_binary_found():
+            ice_port = _pick_port(8000)
+            procs.append(start_icecast(var / "icecast", ice_port, f"{api}/api/v1/live/icecast-auth"))
+            live_line = f"{api}/console/live.html (Icecast on 127.0.0.1:{ice_port})"
         admin_token = (var / "controller" / ADMIN_TOKEN_FILE).read_text().strip()
         write_private(var / "admin.token", (admin_token + "\n").encode())
         password_file = var / "controller" / ADMIN_PASSWORD_FILE
@@ -125,6 +139,7 @@ loaphuong demo is running (state in {var}).
   First admin login:          {login[0]} / {login[1]}
   Admin API token:            {var / 'admin.token'} (mode 0600)
   MQTT broker:                127.0.0.1:{mqtt_port}
+  Live (phát trực tiếp):      {live_line}
   Agents (file sinks):        {', '.join(f'{f.agent_id} → {f.sink_dir}' for f in files)}
   Logs:                       {var / 'logs'}
 
