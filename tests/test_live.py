@@ -204,7 +204,8 @@ def upstream(tmp_path: Path) -> Iterator[str]:
         server.server_close()
 
 
-def test_relay_on_demand_goes_through_the_same_path(live: LiveStack, agents: Any, upstream: str) -> None:
+def test_relay_on_demand_goes_through_the_same_path(live: LiveStack, agents: Any, upstream: str,
+                                                    broker: Broker) -> None:
     ctl = live.ctl
     agent = agents("loa-01")
     created = session(ctl, {"agents": ["loa-01"], "source": "relay", "relay_url": upstream, "priority": "normal",
@@ -218,7 +219,25 @@ def test_relay_on_demand_goes_through_the_same_path(live: LiveStack, agents: Any
     plays = finished_plays(ctl, sid, 1)
     assert plays[0]["outcome"] == "stopped" and plays[0]["priority"] == "normal"
     assert heard_tone(relay_files(agent.files.sink_dir, f"live-{sid}")[0]) >= 1.5
-    # A relay needs an upstream URL; a microphone is never "normal".
+    # The stream dies and the controller cannot say so (broker and Icecast gone): the agent gives up on
+    # its own within a few seconds and its speaker is free again.
+    again = session(ctl, {"agents": ["loa-01"], "source": "relay", "relay_url": upstream, "priority": "normal"})
+    ctl.wait_for(lambda: relay_files(agent.files.sink_dir, f"live-{again['id']}"), 15, "agent relaying again")
+    broker.stop()
+    live.stop_icecast()
+    lost = time.monotonic()
+
+    def agent_stopped() -> bool:
+        return any(x.get("event") == "end" and x.get("play_id") == f"live-{again['id']}" for x in agent.sink_lines())
+
+    ctl.wait_for(agent_stopped, 10, "the agent giving up on a dead live stream")
+    assert time.monotonic() - lost < 8
+    broker.start()
+    # Proof of play arrives once the link is back: the play failed because its stream was lost.
+    lost_play = finished_plays(ctl, again["id"], 1)[0]
+    assert lost_play["outcome"] == "failed" and "live stream lost" in lost_play["reason"], lost_play
+    live.start_icecast()
+
     status, _ = ctl.post("/api/v1/live/sessions", {"agents": ["loa-01"], "source": "relay"})
     assert status == 422
     status, _ = ctl.post("/api/v1/live/sessions", {"agents": ["loa-01"], "priority": "normal"})
