@@ -16,6 +16,7 @@ from controller.broker_security import (
     BrokerAccount,
     BrokerFiles,
     agent_acl,
+    ensure_tls,
     hash_password,
     verify_password,
 )
@@ -215,5 +216,12 @@ def test_tls_listener_verifies_against_the_project_ca(secured: SecuredBroker) ->
     untrusting.username_pw_set("loa-a", secured.passwords["loa-a"])
     with pytest.raises(ssl.SSLCertVerificationError):
         untrusting.connect("127.0.0.1", secured.sec.tls_port, keepalive=10)
-    # And a client trusting the CA still needs a valid account.
-    assert secured.client(None, tls=True, ca=secured.sec.tls.ca_cert).connect() != 0
+    # And a client trusting the CA still needs a valid account: a certificate the project never issued
+    # (its own CA, presented as a client certificate) gets it nowhere, with or without a username.
+    forged = ensure_tls(secured.sec.tls.ca_cert.parent.parent / "forged", ["loa-a"])
+    for user in (None, "loa-a"):
+        c = secured.client(user, "not-issued" if user else None, tls=True)
+        c.client.tls_set(ca_certs=str(secured.sec.tls.ca_cert), certfile=str(forged.server_cert),
+                         keyfile=str(forged.server_key))
+        assert c.connect() != 0
+    assert secured.client("loa-a", tls=True, ca=secured.sec.tls.ca_cert).connect() == 0  # others unaffected
