@@ -204,10 +204,10 @@ async def _close(ws: WebSocket, code: int, reason: str) -> None:
             await ws.close(code, reason[:120])
 
 
-def _user_for(controller: Any, token: str) -> tuple[int, str, str] | None:
+def _user_for(controller: Any, token: str) -> tuple[int, str, frozenset[str]] | None:
     with controller.db.session() as session:
         user = user_for_token(session, token)
-        return None if user is None else (user.id, user.username, user.role)
+        return None if user is None else (user.id, user.username, user.role_set)
 
 
 async def _authenticate(ws: WebSocket, controller: Any, session_id: str) -> ActiveSession | None:
@@ -226,7 +226,7 @@ async def _authenticate(ws: WebSocket, controller: Any, session_id: str) -> Acti
         await _close(ws, 1008, 'first message must be {"token": "..."}')
         return None
     who = await asyncio.to_thread(_user_for, controller, token)
-    if who is None or who[2] not in _LIVE_ROLES:
+    if who is None or not who[2] & _LIVE_ROLES:
         await _close(ws, 1008, "not allowed to broadcast live")
         return None
     sess: ActiveSession | None = controller.live.get(session_id)
