@@ -138,7 +138,8 @@ loaphuong demo is running (state in {var}).
   Console (bảng điều khiển):  {api}/
   First admin login:          {login[0]} / {login[1]}
   Admin API token:            {var / 'admin.token'} (mode 0600)
-  MQTT broker:                127.0.0.1:{mqtt_port}
+  MQTT broker:                127.0.0.1:{mqtt_port} (no anonymous access; the controller's account is in
+                              {var / 'mosquitto' / 'controller-account.json'}, see docs/security.md)
   Live (phát trực tiếp):      {live_line}
   Agents (file sinks):        {', '.join(f'{f.agent_id} → {f.sink_dir}' for f in files)}
   Logs:                       {var / 'logs'}
