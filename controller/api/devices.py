@@ -56,7 +56,7 @@ def register_device(body: DeviceCreate, session: SessionDep, controller: Control
         try:
             get_profile(body.board_profile)
         except ProfileError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     device = Device(id=body.id, name=body.name, zones=list(dict.fromkeys(body.zones)), token_hash="",
                     board_profile=body.board_profile)
     secrets = rotate_credentials(device)
@@ -93,7 +93,7 @@ def update_device(device_id: str, body: DeviceUpdate, session: SessionDep, contr
         try:
             get_profile(body.board_profile)
         except ProfileError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
         device.board_profile = body.board_profile
     if body.name is not None:
         device.name = body.name
