@@ -15,7 +15,8 @@ commands:
   controller   run the central controller (API, MQTT link, media store)
   agent        run an edge agent: loaphuong agent --config agent.toml
   install      place the systemd units and a default config: loaphuong install agent [--root DIR]
-  firmware     first-boot bundle for an SD card: loaphuong firmware bundle --profile pi4-usb --controller URL --code XXXX-XXXX -o DIR
+  firmware     first-boot bundle for an SD card:
+               loaphuong firmware bundle --profile pi4-usb --controller URL --code XXXX-XXXX -o DIR
   demo         run Mosquitto, a controller and three agents on this machine
   tts          speak Vietnamese text to an audio file: loaphuong tts "Xin chào" -o out.ogg
   sign         draw what an LED board shows: loaphuong sign render "Thông báo" --size 96x16 -o page.png

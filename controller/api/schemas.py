@@ -218,22 +218,6 @@ class DeviceRegistered(BaseModel):
     mqtt_password: str
 
 
-class LoginRequest(_In):
-    """Console login."""
-
-    username: str = Field(min_length=1, max_length=64)
-    password: str = Field(min_length=1, max_length=256)
-
-
-class LoginResult(BaseModel):
-    """A session token for the console."""
-
-    token: str
-    expires_at: datetime
-    username: str
-    role: str
-
-
 class AnnouncementSummary(BaseModel):
     """One line of the announcements list."""
 
@@ -428,21 +412,3 @@ class ItemReport(BaseModel):
     item_id: str
     title: str
     occurrences: list[dict[str, Any]]
-
-
-class UserCreate(_In):
-    """A new member of staff (admins only)."""
-
-    username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
-    password: str = Field(min_length=10, max_length=256)
-    role: Literal["admin", "approver", "officer", "security", "technician", "viewer"]
-
-
-class UserPublic(BaseModel):
-    """A member of staff (never the password hash)."""
-
-    id: int
-    username: str
-    role: str
-    disabled: bool
-    created_at: datetime
