@@ -16,7 +16,6 @@ import json
 import logging
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo
@@ -38,11 +37,12 @@ from controller.models import (
     User,
     utcnow,
 )
+from controller.retained import RetainedDoc, publish_retained
 from controller.settings import Settings
 from devices.led.content import ImagePage, Panel, SignPage, TextPage
 from devices.led.fonts import FontError
 from devices.led.render import LayoutError, RenderedPage, Renderer, image_mime, open_image, png_bytes
-from devices.mqtt_link import MqttLink, NotConnected
+from devices.mqtt_link import MqttLink
 from devices.protocol import (
     ID_PATTERN,
     MAX_PAYLOAD_BYTES,
@@ -180,13 +180,6 @@ def local_naive(value: datetime, tz: ZoneInfo) -> datetime:
 
 
 # the service --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    agent_id: str
-    version: int
-    payload: bytes
 
 
 class SignService:
@@ -505,30 +498,13 @@ class SignService:
                 continue
             await self._publish(outgoing)
 
-    def _stored(self) -> list[_Outgoing]:
+    def _stored(self) -> list[RetainedDoc]:
         with self.db.session() as session:
-            return [_Outgoing(r.agent_id, r.version, r.payload.encode())
+            return [RetainedDoc(r.agent_id, r.version, Topics.signs(r.agent_id), r.payload.encode())
                     for r in session.scalars(select(AgentSignPlaylist))]
 
-    async def _publish(self, outgoing: list[_Outgoing]) -> None:
-        for item in outgoing:
-            while True:
-                await self.link.connected.wait()
-                try:
-                    await self.link.publish(Topics.signs(item.agent_id), item.payload, qos=1, retain=True)
-                    break
-                except NotConnected:
-                    await asyncio.sleep(0.5)
-        if outgoing:
-            await asyncio.to_thread(self._mark_published, [(o.agent_id, o.version) for o in outgoing])
-            log.info("published sign playlists to %d agent(s)", len(outgoing))
-
-    def _mark_published(self, done: list[tuple[str, int]]) -> None:
-        with self.db.session() as session:
-            for agent_id, version in done:
-                row = session.get(AgentSignPlaylist, agent_id)
-                if row is not None and row.version == version:
-                    row.published = True
+    async def _publish(self, outgoing: list[RetainedDoc]) -> None:
+        await publish_retained(self.link, self.db, AgentSignPlaylist, outgoing, "sign playlists")
 
     def _entries(self, session: Session, start_ms: int, end_ms: int,
                  agent_ids: set[str] | None) -> dict[str, list[SignPlaylistEntry]]:
@@ -562,12 +538,12 @@ class SignService:
             entries.sort(key=lambda e: (e.start_at, e.entry_id))
         return result
 
-    def build(self, agent_ids: set[str] | None) -> list[_Outgoing]:
+    def build(self, agent_ids: set[str] | None) -> list[RetainedDoc]:
         """New playlists for these agents (None: all with signs) where they changed; stored, then returned."""
         self.builds += 1
         now = now_ms()
         end = now + self.settings.schedule_window_hours * 3_600_000
-        outgoing: list[_Outgoing] = []
+        outgoing: list[RetainedDoc] = []
         with self.db.session() as session:
             with_signs = set(session.scalars(select(Sign.agent_id)))
             stored_for = set(session.scalars(select(AgentSignPlaylist.agent_id)))
@@ -599,7 +575,7 @@ class SignService:
                     session.add(row)
                 row.version, row.digest, row.window_end_ms = version, digest, window_end
                 row.payload, row.pushed_at, row.published = payload.decode(), utcnow(), False
-                outgoing.append(_Outgoing(agent_id, version, payload))
+                outgoing.append(RetainedDoc(agent_id, version, Topics.signs(agent_id), payload))
         return outgoing
 
     def _sign(self, agent_id: str, version: int, now: int, window_end: int,

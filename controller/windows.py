@@ -12,7 +12,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from pydantic import TypeAdapter
 from sqlalchemy import select
@@ -20,9 +19,10 @@ from sqlalchemy.orm import Session
 
 from controller.db import Database
 from controller.models import AgentSchedule, Device, MediaFile, ScheduleItem, Zone, utcnow
+from controller.retained import RetainedDoc, publish_retained
 from controller.schedule_items import agent_zones, to_model
 from controller.settings import Settings
-from devices.mqtt_link import MqttLink, NotConnected
+from devices.mqtt_link import MqttLink
 from devices.protocol import (
     MAX_PAYLOAD_BYTES,
     MAX_STANDBY,
@@ -45,14 +45,6 @@ _SEGMENT: TypeAdapter[Segment] = TypeAdapter(Segment)
 
 #: A window is sent again, changed or not, once less than this is left before it expires.
 RESEND_BEFORE_EXPIRY_MS = 24 * 3600 * 1000
-
-
-@dataclass(frozen=True, slots=True)
-class _Outgoing:
-    agent_id: str
-    version: int
-    topic: str
-    payload: bytes
 
 
 def standby_segments(session: Session) -> list[MediaSegment]:
@@ -124,30 +116,13 @@ class WindowPublisher:
         rows = await asyncio.to_thread(self._stored)
         await self._publish(rows)
 
-    def _stored(self) -> list[_Outgoing]:
+    def _stored(self) -> list[RetainedDoc]:
         with self.db.session() as session:
-            return [_Outgoing(r.agent_id, r.version, Topics.schedule(r.agent_id), r.payload.encode())
+            return [RetainedDoc(r.agent_id, r.version, Topics.schedule(r.agent_id), r.payload.encode())
                     for r in session.scalars(select(AgentSchedule))]
 
-    async def _publish(self, outgoing: list[_Outgoing]) -> None:
-        for item in outgoing:
-            while True:
-                await self.link.connected.wait()
-                try:
-                    await self.link.publish(item.topic, item.payload, qos=1, retain=True)
-                    break
-                except NotConnected:
-                    await asyncio.sleep(0.5)
-        if outgoing:
-            await asyncio.to_thread(self._mark_published, [(o.agent_id, o.version) for o in outgoing])
-            log.info("published schedule windows to %d agent(s)", len(outgoing))
-
-    def _mark_published(self, done: list[tuple[str, int]]) -> None:
-        with self.db.session() as session:
-            for agent_id, version in done:
-                row = session.get(AgentSchedule, agent_id)
-                if row is not None and row.version == version:
-                    row.published = True
+    async def _publish(self, outgoing: list[RetainedDoc]) -> None:
+        await publish_retained(self.link, self.db, AgentSchedule, outgoing, "schedule windows")
 
     # building ---------------------------------------------------------------------------------------
 
@@ -170,7 +145,7 @@ class WindowPublisher:
         saved = {r.id: r.saved_ms for r in rows}
         return plan(items, agents, policies, start_ms, end_ms, self.settings.tz), saved
 
-    def build(self, agent_ids: set[str] | None) -> list[_Outgoing]:
+    def build(self, agent_ids: set[str] | None) -> list[RetainedDoc]:
         """New windows for these agents (None: all) where their plays changed; stored before they are sent."""
         self.builds += 1
         now = now_ms()
@@ -183,7 +158,7 @@ class WindowPublisher:
         result, saved = self.compute(now, end, targets)
         grace = self.settings.schedule_grace_ms
         queued = {p.item_id for plays in result.plays.values() for p in plays}  # filled below per play
-        outgoing: list[_Outgoing] = []
+        outgoing: list[RetainedDoc] = []
         with self.db.session() as session:
             standby = standby_segments(session)
             queue_items = set(session.scalars(select(ScheduleItem.id).where(ScheduleItem.queue.is_(True),
@@ -224,5 +199,5 @@ class WindowPublisher:
                 row.version, row.digest, row.plays = version, digest, len(scheduled)
                 row.window_end_ms, row.payload, row.pushed_at, row.published = window_end, payload.decode(), \
                     utcnow(), False
-                outgoing.append(_Outgoing(agent_id, version, Topics.schedule(agent_id), payload))
+                outgoing.append(RetainedDoc(agent_id, version, Topics.schedule(agent_id), payload))
         return outgoing
