@@ -60,6 +60,13 @@ class AcceptedAnnouncement:
     targets: list[str]
 
 
+def split_targets(targets: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Stored targets as (zone names, agent ids), each without repeats, in the order given."""
+    unique = list(dict.fromkeys(targets))
+    return ([t.removeprefix(ZONE_PREFIX) for t in unique if t.startswith(ZONE_PREFIX)],
+            [t for t in unique if not t.startswith(ZONE_PREFIX)])
+
+
 def _title(text: str) -> str:
     """What signs show while the announcement plays: its text on one line, cut at a word near 200 characters."""
     line = " ".join(text.split())
@@ -143,8 +150,7 @@ class AnnouncementService:
             if not fleet:
                 raise InvalidAnnouncement("targets", "no agents are registered")
             return sorted(fleet)
-        zones = [t.removeprefix(ZONE_PREFIX) for t in dict.fromkeys(targets) if t.startswith(ZONE_PREFIX)]
-        agents = [t for t in dict.fromkeys(targets) if not t.startswith(ZONE_PREFIX)]
+        zones, agents = split_targets(targets)
         existing = known_zones(session) if zones else set()
         unknown_zones = [z for z in zones if z not in existing]
         if unknown_zones:
@@ -256,8 +262,7 @@ class AnnouncementService:
     def _sign(self, session: Session, ann_id: str, order: SpeakerPlay, ttl: int, targets: Sequence[str],
               agent_ids: Sequence[str], attachment: bytes | None) -> list[Outgoing]:
         """One group command for the zones (or everyone) named, one command per agent named on its own."""
-        zones = [ALL_ZONE] if ALL in targets else \
-            [t.removeprefix(ZONE_PREFIX) for t in dict.fromkeys(targets) if t.startswith(ZONE_PREFIX)]
+        zones = [ALL_ZONE] if ALL in targets else split_targets(targets)[0]
         fleet = agent_zones(session)
         reached = {a for a in agent_ids if ALL_ZONE in zones or any(z in fleet.get(a, ()) for z in zones)}
         outgoing: list[Outgoing] = []
