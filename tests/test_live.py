@@ -320,3 +320,82 @@ def _closed(ws: ClientConnection, timeout: float = 8) -> int | None:
     return None
 
 
+
+
+def _login(ctl: ControllerHandle, username: str, role: str, zones: list[str] | None = None) -> str:
+    status, body = ctl.post("/api/v1/users", {"username": username, "password": "mat-khau-dai-1", "role": role,
+                                              "zones": zones or []})
+    assert status == 201, body
+    status, login = ctl.post("/api/v1/auth/login", {"username": username, "password": "mat-khau-dai-1"}, token=None)
+    assert status == 200, login
+    return str(login["token"])
+
+
+def test_failed_take_over_leaves_the_agents_with_their_session_and_scope_is_enforced(live: LiveStack,
+                                                                                      agents: Any) -> None:
+    """An emergency aimed at an agent already live, whose socket never brings valid audio, takes nothing:
+    the agent keeps playing the first session and both records say the take-over failed. Then: users
+    limited to some zones cannot go live beyond them, and recordings are for approvers and admins."""
+    ctl = live.ctl
+    agent = agents("loa-01")
+    agents("loa-02", zones=("khu-pho-2",))
+    first = session(ctl, {"agents": ["loa-01"], "priority": "priority"})
+    ws1 = open_mic(ctl, first["id"])
+    t1 = Speaker(ws1, tone_pcm(20.0))
+    t1.start()
+    try:
+        wait_status(ws1, "live")
+        ctl.wait_for(lambda: relay_files(agent.files.sink_dir, f"live-{first['id']}"), 10, "agent playing")
+        second = session(ctl, {"agents": ["loa-01"], "priority": "emergency"})
+        ws2 = open_mic(ctl, second["id"])
+        ws2.send(b"\x00" * 40_000)  # its first audio is refused: the session fails before it is on air
+        assert _closed(ws2) == 1009
+        failed = ctl.get(f"/api/v1/live/sessions/{second['id']}")[1]
+        assert failed["status"] == "failed" and failed["plays"] == []
+        assert [n["kind"] for n in failed["notes"]] == ["takeover_failed"], failed["notes"]
+        assert failed["notes"][0]["session"] == first["id"] and "over 32768 bytes" in failed["notes"][0]["reason"]
+        kept = ctl.get(f"/api/v1/live/sessions/{first['id']}")[1]
+        assert kept["status"] == "live" and [n["kind"] for n in kept["notes"]] == ["takeover_failed"]
+        assert kept["notes"][0]["session"] == second["id"] and kept["notes"][0]["priority"] == "emergency"
+        # The agent never stopped: the first session's play is still sounding, and still growing.
+        wav = relay_files(agent.files.sink_dir, f"live-{first['id']}")[0]
+        size = wav.stat().st_size
+        time.sleep(1.5)
+        assert wav.stat().st_size > size and not any(
+            x.get("event") == "end" and x.get("play_id") == f"live-{first['id']}" for x in agent.sink_lines())
+
+        # Zone scope: an officer of khu-pho-2 only.
+        scoped = _login(ctl, "can-bo-kp2", "officer", ["khu-pho-2"])
+        for body in ({"zones": ["khu-pho-1"]}, {"zones": ["khu-pho-2", "khu-pho-1"]}, {"agents": ["loa-01"]},
+                     {"agents": ["loa-02", "loa-01"]}, {"agents": ["loa-02"], "zones": ["khu-pho-1"]}):
+            status, refused = ctl.post("/api/v1/live/sessions", {**body, "priority": "emergency"}, token=scoped)
+            assert status == 403 and "khu-pho-2" in refused["detail"], (body, refused)
+        own = session(ctl, {"agents": ["loa-02"], "zones": ["khu-pho-2"], "priority": "priority"}, token=scoped)
+        assert own["targets"] == ["loa-02"]
+        status, _ = ctl.post(f"/api/v1/live/sessions/{own['id']}/end", {}, token=scoped)
+        assert status == 200
+    finally:
+        t1.halt.set()
+        t1.join(5)
+        with contextlib.suppress(ConnectionClosed):
+            ws1.send(json.dumps({"end": True}))
+        ws1.close()
+    ctl.wait_for(lambda: ctl.get(f"/api/v1/live/sessions/{first['id']}")[1]["recording_available"], 15,
+                 "first session's recording")
+    # Recordings: approvers and admins, not a plain officer.
+    path = f"/api/v1/live/sessions/{first['id']}/recording"
+    for role, wanted in (("officer", 403), ("approver", 200), ("admin", 200)):
+        token = _login(ctl, f"nghe-{role}", role)
+        assert _status(ctl, path, token) == wanted, role
+
+
+def _status(ctl: ControllerHandle, path: str, token: str) -> int:
+    import urllib.error
+    import urllib.request
+    req = urllib.request.Request(ctl.api + path, headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            resp.read()
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)

@@ -51,18 +51,23 @@ def _hub(tmp_path: Path) -> LiveHub:
     return LiveHub(settings, db, Signer(load_or_create_signing_key(tmp_path)), link)
 
 
-def test_listener_check_needs_the_token_of_a_session_on_air(tmp_path: Path) -> None:
+def test_listener_check_needs_an_agents_token_while_that_agent_is_in_the_session(tmp_path: Path) -> None:
     hub = _hub(tmp_path)
-    sess = ActiveSession(id="Labcdef0123456789", token="t" * 32, priority=Priority.PRIORITY, owner_id=1,
-                         owner_name="admin", source="microphone", relay_url=None, title="", targets={"a"},
-                         all_targets={"a"})
+    sess = ActiveSession(id="Labcdef0123456789", tokens={"a": "t" * 32, "b": "u" * 32}, priority=Priority.PRIORITY,
+                         owner_id=1, owner_name="admin", source="microphone", relay_url=None, title="",
+                         targets={"a", "b"}, all_targets={"a", "b"})
     hub._sessions[sess.id] = sess
-    assert hub.listener_allowed(f"/live-{sess.id}.ogg?token={'t' * 32}")
-    for mount in (f"/live-{sess.id}.ogg", f"/live-{sess.id}.ogg?token={'u' * 32}", f"/live-{sess.id}.ogg?token=",
+    assert hub.listener_agent(f"/live-{sess.id}.ogg?token={'t' * 32}") == "a"
+    assert hub.listener_agent(f"/live-{sess.id}.ogg?token={'u' * 32}&ip=x") == "b"
+    for mount in (f"/live-{sess.id}.ogg", f"/live-{sess.id}.ogg?token={'v' * 32}", f"/live-{sess.id}.ogg?token=",
                   f"/other.ogg?token={'t' * 32}", f"/live-Lnope.ogg?token={'t' * 32}", "", "?token=" + "t" * 32):
         assert not hub.listener_allowed(mount), mount
+    # An agent taken out of the session (taken over, say): its token no longer opens the mount; the other's does.
+    sess.targets.discard("a")
+    assert hub.listener_agent(f"/live-{sess.id}.ogg?token={'t' * 32}") is None
+    assert hub.listener_allowed(f"/live-{sess.id}.ogg?token={'u' * 32}")
     sess.ended.set()
-    assert not hub.listener_allowed(f"/live-{sess.id}.ogg?token={'t' * 32}")
+    assert not hub.listener_allowed(f"/live-{sess.id}.ogg?token={'u' * 32}")
     hub.db.dispose()
 
 

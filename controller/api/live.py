@@ -19,13 +19,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, require_roles
+from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, check_zone_scope, require_roles
 from controller.api.plays import play_public
 from controller.api.schemas import PlayPublic
 from controller.auth import user_for_token
+from controller.db import Database
 from controller.live.hub import ActiveSession, LiveError
 from controller.live.source import PCM_SAMPLE_BYTES
-from controller.models import LiveSession, Play, User
+from controller.models import Device, LiveSession, Play, User
 from devices.protocol import Priority
 
 log = logging.getLogger(__name__)
@@ -54,14 +55,15 @@ class LiveStart(BaseModel):
 
 
 class LiveNote(BaseModel):
-    """A take-over written in a session's record."""
+    """A take-over written in a session's record (``takeover_failed``: it never got on air, and why)."""
 
     at: str
-    kind: Literal["took_over", "taken_over"]
+    kind: Literal["took_over", "taken_over", "takeover_failed"]
     session: str
     username: str
     priority: str
     agents: list[str]
+    reason: str | None = None
 
 
 class LivePublic(BaseModel):
@@ -121,6 +123,8 @@ async def start_session(body: LiveStart, controller: ControllerDep, user: Office
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a live microphone is priority or emergency")
     if not body.agents and not body.zones:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "choose at least one agent or zone")
+    # Its own short read (in a thread): the request's session must hold no lock while the hub writes.
+    await asyncio.to_thread(_check_scope, controller.db, user, body.agents, body.zones)
     try:
         sess = await controller.live.create(user, body.agents, body.zones, body.priority, body.title, body.source,
                                             body.relay_url)
@@ -132,6 +136,28 @@ async def start_session(body: LiveStart, controller: ControllerDep, user: Office
     row = session.get(LiveSession, sess.id)
     assert row is not None
     return _public(row)
+
+
+def _check_scope(db: Database, user: User, agents: list[str], zones: list[str]) -> None:
+    """403 when a user limited to some zones aims beyond them: other zones, or an agent in none of theirs.
+
+    An agent is in scope if it is in one of the user's zones — the same agents going live on those
+    zones would reach (a zone reaches every agent that lists it).
+    """
+    if zones:
+        check_zone_scope(user, False, zones, [])
+    scope = set(user.zones or ())
+    if not scope or "admin" in user.role_set:
+        return
+    outside = []
+    with db.session() as session:
+        for agent_id in agents:
+            device = session.get(Device, agent_id)
+            if device is not None and not scope & set(device.zones or ()):
+                outside.append(agent_id)
+    if outside:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may only reach your zones ({', '.join(sorted(scope))}), "
+                                                       f"not agents {', '.join(sorted(outside))}")
 
 
 @router.get("/api/v1/live/sessions", response_model=list[LivePublic])
@@ -189,9 +215,15 @@ async def icecast_auth(request: Request, controller: ControllerDep) -> Response:
     fields = urllib.parse.parse_qs(body.decode("utf-8", errors="replace")[:8192])
     action = fields.get("action", [""])[0]
     mount = fields.get("mount", [""])[0]
-    if action == "listener_add" and controller.live.listener_allowed(mount):
+    where = mount.partition("?")[0][:100]
+    # Icecast says where the listener connects from: with one token per agent, a token used from an
+    # unexpected address names the agent whose token leaked.
+    ip = fields.get("ip", [""])[0][:64]
+    agent = controller.live.listener_agent(mount) if action == "listener_add" else None
+    if agent is not None:
+        log.info("icecast listener on %s admitted: agent %s from %s", where, agent, ip or "?")
         return Response(status_code=200, headers={"icecast-auth-user": "1"})
-    log.info("icecast listener refused on %s", mount.partition("?")[0][:100])
+    log.info("icecast listener refused on %s (from %s)", where, ip or "?")
     return Response(status_code=200, headers={"icecast-auth-message": "not a valid live session token"})
 
 

@@ -6,7 +6,12 @@ agent gets a signed ``speaker.live`` with the mount URL and the session's listen
 ends when the officer ends it, the browser goes away or falls silent, the relay's upstream is lost, or
 it reaches its longest duration: the source stops (the recording is closed) and the agents get
 ``speaker.live_end``. A session of higher priority aimed at an agent that is already live takes it over
-(the older session gets ``speaker.live_end`` on those agents); both records say so.
+once it is itself on air (the older session gets ``speaker.live_end`` on those agents); both records say
+so. A take-over that never gets on air takes nothing: the older session keeps its agents, and both
+records say the take-over failed and why.
+
+Each target agent gets its own listener token for the session: Icecast's listener check names the
+agent a token belongs to, and a token stops opening the mount once its agent leaves the session.
 """
 
 from __future__ import annotations
@@ -14,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
+import os
 import secrets
 import time
 import urllib.parse
@@ -65,7 +72,8 @@ class ActiveSession:
     """A session not yet ended, in memory."""
 
     id: str
-    token: str
+    #: Listener token per target agent (Icecast's check answers only for an agent still in the session).
+    tokens: dict[str, str]
     priority: Priority
     owner_id: int | None
     owner_name: str
@@ -86,6 +94,11 @@ class ActiveSession:
     end_reason: str = ""
     #: Audio bytes taken from the browser (logged at the end: how much was spoken).
     bytes_in: int = 0
+    #: Take-overs this session will make once on air: (the other session, the agents it would take).
+    planned: list[tuple[ActiveSession, set[str]]] = field(default_factory=list)
+    #: Timing trace (bench hook, only with ``LP_LIVE_TRACE``): (first byte, received, written) per frame.
+    trace: list[tuple[int, float, float]] | None = None
+    on_air_at: float | None = None
 
     @property
     def mount(self) -> str:
@@ -96,6 +109,11 @@ class ActiveSession:
 def new_session_id() -> str:
     """A session id: short, URL- and topic-safe."""
     return "L" + secrets.token_hex(8)
+
+
+def new_listener_token() -> str:
+    """A listener token for one agent in one session (URL-safe, 32 characters)."""
+    return secrets.token_urlsafe(24)
 
 
 class LiveHub:
@@ -110,6 +128,10 @@ class LiveHub:
         self._sessions: dict[str, ActiveSession] = {}
         self._lock = asyncio.Lock()
         self._retention: asyncio.Task[None] | None = None
+        #: Bench hook: a directory where each session's frame timing is written when it ends. Off (None)
+        #: in production, where the only cost is this attribute test per frame.
+        trace = os.environ.get("LP_LIVE_TRACE", "")
+        self._trace_dir = Path(trace) if trace else None
 
     # life ---------------------------------------------------------------------------------------------
 
@@ -154,14 +176,26 @@ class LiveHub:
         problem = await asyncio.to_thread(icecast_up, access)
         return None if problem is None else f"Icecast is down: {problem}"
 
-    def listener_allowed(self, mount_with_query: str) -> bool:
-        """Icecast's URL auth: does this ``/live-{id}.ogg?token=…`` open a session that is live?"""
+    def listener_agent(self, mount_with_query: str) -> str | None:
+        """Icecast's URL auth: the agent whose token this ``/live-{id}.ogg?token=…`` carries, if the
+        session is live and the agent still in it; None refuses the listener."""
         path, _, query = mount_with_query.partition("?")
         if not (path.startswith("/live-") and path.endswith(".ogg")):
-            return False
+            return None
         sess = self._sessions.get(path[len("/live-"):-len(".ogg")])
         token = urllib.parse.parse_qs(query).get("token", [""])[0]
-        return sess is not None and not sess.ended.is_set() and hmac.compare_digest(token, sess.token)
+        if sess is None or sess.ended.is_set() or not token:
+            return None
+        found = None
+        for agent_id, issued in sess.tokens.items():
+            # Every token is compared (no early exit), so timing does not tell which agent came close.
+            if hmac.compare_digest(token.encode(), issued.encode()):
+                found = agent_id
+        return found if found in sess.targets else None
+
+    def listener_allowed(self, mount_with_query: str) -> bool:
+        """True if :meth:`listener_agent` names an agent."""
+        return self.listener_agent(mount_with_query) is not None
 
     # sessions -----------------------------------------------------------------------------------------
 
@@ -178,17 +212,19 @@ class LiveHub:
         if problem is not None:
             raise LiveError(503, problem)
         targets = await asyncio.to_thread(self._resolve_targets, agents, zones)
-        sess = ActiveSession(id=new_session_id(), token=secrets.token_urlsafe(24), priority=priority,
-                             owner_id=user.id, owner_name=user.username, source=source, relay_url=relay_url,
-                             title=title, targets=set(targets), all_targets=set(targets))
+        sess = ActiveSession(id=new_session_id(), tokens={a: new_listener_token() for a in targets},
+                             priority=priority, owner_id=user.id, owner_name=user.username, source=source,
+                             relay_url=relay_url, title=title, targets=set(targets), all_targets=set(targets))
+        if self._trace_dir is not None:
+            sess.trace = []
         async with self._lock:
-            taken: list[tuple[ActiveSession, set[str]]] = []
             for other in self._sessions.values():
                 overlap = other.targets & sess.targets
                 if not overlap:
                     continue
                 if sess.priority.rank > other.priority.rank:
-                    taken.append((other, overlap))
+                    # Taken only once this session is on air: if it never gets there, the other keeps them.
+                    sess.planned.append((other, overlap))
                     continue
                 holder = {"session_id": other.id, "username": other.owner_name, "priority": other.priority.value,
                           "agents": sorted(overlap)}
@@ -197,12 +233,6 @@ class LiveHub:
                                      f"{other.owner_name}", holder)
             await asyncio.to_thread(self._insert, sess, zones)
             self._sessions[sess.id] = sess
-            for other, overlap in taken:
-                other.targets -= overlap
-                await asyncio.to_thread(self._note_takeover, sess, other, overlap)
-                await self._tell(overlap, "speaker.live_end", SpeakerLiveEnd(session_id=other.id))
-                log.info("live session %s (%s) takes %s over from %s", sess.id, sess.priority, sorted(overlap),
-                         other.id)
         sess.tasks.append(asyncio.create_task(self._watch(sess), name=f"live-watch-{sess.id}"))
         if source == "relay":
             sess.tasks.append(asyncio.create_task(self.go_live(sess), name=f"live-go-{sess.id}"))
@@ -233,15 +263,34 @@ class LiveHub:
                                     zones=sorted(set(zones)), targets=sorted(sess.targets), status="starting",
                                     notes=[], recording=f"live/{sess.id}.ogg", recording_bytes=0))
 
-    def _note_takeover(self, new: ActiveSession, old: ActiveSession, agents: set[str]) -> None:
+    def _note_takeover(self, new: ActiveSession, old: ActiveSession, agents: set[str], failed: str = "") -> None:
+        """Writes a take-over in both records; ``failed`` (why) when the new session never got on air."""
         at = utcnow().isoformat()
+        kinds = (("took_over", "taken_over") if not failed else ("takeover_failed", "takeover_failed"))
         with self.db.session() as session:
-            for row_id, kind, other in ((new.id, "took_over", old), (old.id, "taken_over", new)):
+            for row_id, kind, other in ((new.id, kinds[0], old), (old.id, kinds[1], new)):
                 row = session.get(LiveSession, row_id)
                 if row is not None:
-                    row.notes = [*row.notes, {"at": at, "kind": kind, "session": other.id,
-                                              "username": other.owner_name, "priority": other.priority.value,
-                                              "agents": sorted(agents)}]
+                    note: dict[str, Any] = {"at": at, "kind": kind, "session": other.id,
+                                            "username": other.owner_name, "priority": other.priority.value,
+                                            "agents": sorted(agents)}
+                    if failed:
+                        note["reason"] = failed[:300]
+                    row.notes = [*row.notes, note]
+
+    async def _take_over(self, sess: ActiveSession) -> None:
+        """At going on air: takes the agents of lower-priority sessions it aims at (planned or not)."""
+        async with self._lock:
+            sess.planned.clear()
+            for other in list(self._sessions.values()):
+                overlap = other.targets & sess.targets
+                if other is sess or not overlap or other.priority.rank >= sess.priority.rank:
+                    continue
+                other.targets -= overlap  # their listener tokens stop opening the mount too
+                await asyncio.to_thread(self._note_takeover, sess, other, overlap)
+                await self._tell(overlap, "speaker.live_end", SpeakerLiveEnd(session_id=other.id))
+                log.info("live session %s (%s) takes %s over from %s", sess.id, sess.priority, sorted(overlap),
+                         other.id)
 
     async def go_live(self, sess: ActiveSession) -> None:
         """Starts the source and, once its mount is on Icecast, tells the agents."""
@@ -287,11 +336,15 @@ class LiveHub:
         if sess.ended.is_set():
             return
         sess.live = True
+        await self._take_over(sess)
         await asyncio.to_thread(self._mark_live, sess.id)
-        order = SpeakerLive(session_id=sess.id, url=access.resolved_listen_url() + sess.mount, token=sess.token,
-                            priority=sess.priority, max_duration_ms=self.settings.live_max_seconds * 1000,
-                            title=sess.title or "phát trực tiếp")
-        await self._tell(sess.targets, "speaker.live", order)
+        url = access.resolved_listen_url() + sess.mount
+        for agent_id in sorted(sess.targets):
+            order = SpeakerLive(session_id=sess.id, url=url, token=sess.tokens[agent_id], priority=sess.priority,
+                                max_duration_ms=self.settings.live_max_seconds * 1000,
+                                title=sess.title or "phát trực tiếp")
+            await self._tell({agent_id}, "speaker.live", order)
+        sess.on_air_at = time.time()
         sess.on_air.set()
         log.info("live session %s by %s is on air to %s", sess.id, sess.owner_name, sorted(sess.targets))
 
@@ -304,8 +357,14 @@ class LiveHub:
     async def feed(self, sess: ActiveSession, chunk: bytes) -> bool:
         """Audio from the browser; False once the source is gone."""
         sess.last_audio = time.monotonic()
+        offset = sess.bytes_in
         sess.bytes_in += len(chunk)
-        return sess.feeder is not None and await sess.feeder.write(chunk)
+        if sess.trace is None:
+            return sess.feeder is not None and await sess.feeder.write(chunk)
+        received = time.time()
+        ok = sess.feeder is not None and await sess.feeder.write(chunk)
+        sess.trace.append((offset, received, time.time()))
+        return ok
 
     async def end(self, sess: ActiveSession, reason: str, failed: bool = False) -> None:
         """Ends a session once: the source stops, agents stop, the record is closed."""
@@ -323,8 +382,21 @@ class LiveHub:
             if task is not current:
                 task.cancel()
         await asyncio.to_thread(self._close_record, sess.id, reason, failed)
+        if sess.planned and not sess.on_air.is_set():
+            # A take-over that never got on air: the other sessions kept their agents; both records say so.
+            for other, agents in sess.planned:
+                await asyncio.to_thread(self._note_takeover, sess, other, agents, reason)
+            sess.planned.clear()
+        if sess.trace is not None and self._trace_dir is not None:
+            await asyncio.to_thread(self._write_trace, sess)
         log.info("live session %s ended after %.1f s of audio in: %s", sess.id,
                  sess.bytes_in / (PCM_RATE * PCM_SAMPLE_BYTES * PCM_CHANNELS), reason)
+
+    def _write_trace(self, sess: ActiveSession) -> None:
+        assert self._trace_dir is not None and sess.trace is not None
+        self._trace_dir.mkdir(parents=True, exist_ok=True)
+        doc = {"session": sess.id, "on_air_at": sess.on_air_at, "frames": sess.trace}
+        (self._trace_dir / f"{sess.id}.json").write_text(json.dumps(doc), encoding="utf-8")
 
     def _close_record(self, session_id: str, reason: str, failed: bool) -> None:
         path = self.directory / f"{session_id}.ogg"
