@@ -7,13 +7,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import loaphuong
+from controller import web
 from controller.api import (
     announcements,
     audit,
@@ -88,12 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(enrolment.router)
     app.include_router(bundle.router)
-    app.add_exception_handler(RequestValidationError, cameras.validation_errors_without_input)
-
-    @app.get("/", include_in_schema=False)
-    def console() -> FileResponse:
-        """The console page (it talks to the API with a session token)."""
-        return FileResponse(CONSOLE_DIR / "index.html", headers={"Cache-Control": "no-cache"})
-
+    web.install(app, api_validation_handler=cameras.validation_errors_without_input)
+    # The pages still served as static files (sign designer, live broadcast) until they move to templates.
     app.mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console")
     return app

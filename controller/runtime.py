@@ -13,6 +13,7 @@ from controller import migrate
 from controller.announcements import AnnouncementService
 from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
 from controller.cameras.service import CameraService
+from controller.changes import ChangeFeed
 from controller.db import Database
 from controller.dispatch import CommandSender
 from controller.enrolment import AttemptLimiter, BrokerAccess
@@ -44,6 +45,11 @@ log = logging.getLogger(__name__)
 _INBOX_LIMIT = 10_000
 _BATCH = 200
 _ACK_TTL_MS = 120_000
+#: What the console's live pages should look at again after a message on each kind of agent topic.
+_CHANGES_BY_TOPIC: dict[str, tuple[str, ...]] = {
+    "status": ("fleet",), "info": ("fleet",), "state": ("fleet",), "event": ("fleet", "plays"),
+    "reply": ("fleet",),
+}
 
 
 class Controller:
@@ -61,6 +67,8 @@ class Controller:
             self.bootstrap: Bootstrap | None = ensure_first_admin(session, settings.admin_username,
                                                                   settings.data_dir)
         self.login_throttle = LoginThrottle()
+        #: Change counters the console's event stream watches (controller/changes.py).
+        self.changes = ChangeFeed()
         self.enrol_limiter = AttemptLimiter()
         # The broker's password/ACL files follow the registry (docs/security.md); rewritten now so a
         # changed controller password or a registry restored from backup takes effect before we connect.
@@ -148,17 +156,22 @@ class Controller:
 
     def _handle_batch(self, batch: list[tuple[str, bytes]]) -> dict[str, list[str]]:
         acks: dict[str, list[str]] = defaultdict(list)
+        changed: set[str] = set()
         for topic, payload in batch:
             try:
-                result: HandleResult | None = self.fleet.handle(parse_topic(topic), payload)
+                info = parse_topic(topic)
+                result: HandleResult | None = self.fleet.handle(info, payload)
             except ProtocolError as exc:
                 log.warning("dropped message on %s: %s", topic, exc)
                 continue
             except Exception:
                 log.exception("failed to record message on %s; carrying on", topic)
                 continue
+            changed.update(_CHANGES_BY_TOPIC.get(info.kind, ()))
             if result is not None and result.ack_agent:
                 acks[result.ack_agent].extend(result.ack_ids)
+        if changed:
+            self.changes.bump(*sorted(changed))
         return acks
 
     async def _inbox_worker(self) -> None:

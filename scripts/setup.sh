@@ -26,6 +26,8 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg opus-tools mpv alsa-utils python3-venv
       fonts-dejavu-core)  # the LED sign font (Vietnamese coverage; licence in docs/signs.md)
 PKGS+=(icecast2)  # the live-audio hub (phát trực tiếp, docs/live.md); loaphuong writes its own config
+# The console's htmx comes from the npm registry (below); Debian's nodejs/npm when the machine has no npm.
+command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 if [[ $WITH_TEST == 1 ]]; then
     PKGS+=(socat sox procps)
     PKGS+=(chromium)  # the console under Playwright (executable_path; never `playwright install`)
@@ -103,5 +105,26 @@ if [[ $WITH_TEST == 1 ]] && ! "$VENV/bin/python" -c 'import ipycam' >/dev/null 2
     # and OpenCV, which the extras already bring as opencv-python-headless, so it goes in without its deps.
     say "installing ipycam 1.3.0 (test camera, --no-deps)"
     "$VENV/bin/python" -m pip install -q --no-deps ipycam==1.3.0
+fi
+# --- the console's front-end packages (npm), into a git-ignored folder ---------------------------
+# htmx and its SSE extension are third-party files: installed from the npm registry at set-up, never
+# committed. Versions are pinned here; bump them together with the console's tests.
+VENDOR=controller/static/vendor
+HTMX=2.0.11
+HTMX_SSE=2.2.4
+if [[ ! -f $VENDOR/.stamp-$HTMX-$HTMX_SSE ]]; then
+    command -v npm >/dev/null 2>&1 || die "npm not found; install Debian's nodejs and npm"
+    say "installing htmx.org@$HTMX and htmx-ext-sse@$HTMX_SSE from npm into $VENDOR"
+    npmdir=$(mktemp -d)
+    trap 'rm -rf "$npmdir"' EXIT
+    (cd "$npmdir" && npm install --silent --no-audit --no-fund --no-save --ignore-scripts \
+        "htmx.org@$HTMX" "htmx-ext-sse@$HTMX_SSE" >/dev/null) || die "npm install of htmx failed"
+    rm -rf "$VENDOR"
+    mkdir -p "$VENDOR"
+    cp "$npmdir/node_modules/htmx.org/dist/htmx.min.js" "$VENDOR/htmx.min.js"
+    cp "$npmdir/node_modules/htmx-ext-sse/dist/sse.min.js" "$VENDOR/htmx-ext-sse.min.js" 2>/dev/null \
+        || cp "$npmdir/node_modules/htmx-ext-sse/sse.js" "$VENDOR/htmx-ext-sse.min.js"
+    cp "$npmdir/node_modules/htmx.org/LICENSE" "$VENDOR/htmx.LICENSE"
+    touch "$VENDOR/.stamp-$HTMX-$HTMX_SSE"
 fi
 say "ok"

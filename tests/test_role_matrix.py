@@ -1,5 +1,8 @@
 """Every route of the real app × every role: a declared policy, 403 where the role is not allowed, never
-401/403 where it is, and 401 with no credentials at all.
+401/403 where it is, and 401 with no credentials at all (the console's pages: a redirect to its login).
+
+API routes are called with bearer tokens; console routes (``/console/…``) with a session cookie and its
+CSRF header, as the console's pages send them.
 
 The policy is read from the routes' dependencies (``require_roles`` and ``current_staff`` declare theirs,
 see ``controller.api.deps.declare_roles``); routes that check callers their own way are listed in
@@ -13,6 +16,7 @@ import re
 import secrets
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,8 +27,9 @@ import pytest
 import uvicorn
 from fastapi import routing
 from fastapi.dependencies.models import Dependant
+from starlette.routing import Mount
 
-from controller.api.deps import ANY_STAFF, OWN_AUTH_ROUTES, POLICY_ATTR
+from controller.api.deps import ANY_STAFF, CSRF_COOKIE, CSRF_HEADER, OWN_AUTH_ROUTES, POLICY_ATTR, SESSION_COOKIE, csrf_for
 from controller.app import create_app
 from controller.auth import create_user, token_hash
 from controller.db import Database
@@ -42,6 +47,11 @@ class Case:
     method: str
     path: str
     allowed: frozenset[str]
+
+    @property
+    def console(self) -> bool:
+        """A console route (session cookie) rather than the API (bearer token)."""
+        return self.path.startswith("/console")
 
     def url(self) -> str:
         """The path with every parameter filled with a value no row has."""
@@ -73,8 +83,8 @@ def route_cases(app: Any) -> tuple[list[Case], list[str]]:
     undeclared: list[str] = []
     for route in routing.iter_route_contexts(app.routes):
         path = route.path
-        if path is None or path.startswith("/console"):
-            continue  # the console's static files
+        if path is None or isinstance(route.route, Mount):
+            continue  # static files
         dependant = getattr(route, "dependant", None)
         policy = policy_of(dependant) if dependant is not None else None
         if policy is None:
@@ -122,19 +132,41 @@ def _tokens(data_dir: Path, count: int) -> dict[str, list[str]]:
             for role in ROLES:
                 user = create_user(session, f"matrix-{role}", secrets.token_urlsafe(16), role=role)
                 tokens[role] = [secrets.token_urlsafe(32) for _ in range(count)]
-                session.add_all(ApiToken(user_id=user.id, token_hash=token_hash(t), name="matrix")
-                                for t in tokens[role])
+                # expiring tokens, like the console's sessions (the cookie's value is such a token)
+                expires = datetime.now(UTC) + timedelta(hours=1)
+                session.add_all(ApiToken(user_id=user.id, token_hash=token_hash(t), name="matrix",
+                                         expires_at=expires) for t in tokens[role])
     finally:
         db.engine.dispose()
     return tokens
 
 
 def _status(client: httpx.Client, case: Case, token: str | None) -> int:
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    body: dict[str, Any] | None = {} if case.method in BODY_METHODS else None
+    client.cookies.clear()
+    if case.console:
+        # the console's way: the session cookie, and the CSRF token in cookie and header alike
+        headers = {CSRF_HEADER: csrf_for(token)} if token else {}
+        cookies = {SESSION_COOKIE: token, CSRF_COOKIE: csrf_for(token)} if token else {}
+        form: dict[str, str] | None = {} if case.method in BODY_METHODS else None
+        request = client.build_request(case.method, case.url(), data=form, headers=headers, cookies=cookies)
+    else:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        body: dict[str, Any] | None = {} if case.method in BODY_METHODS else None
+        request = client.build_request(case.method, case.url(), json=body, headers=headers)
     # streamed: a live view or event stream answers its status line and is closed unread
-    with client.stream(case.method, case.url(), json=body, headers=headers) as response:
+    response = client.send(request, stream=True)
+    try:
         return response.status_code
+    finally:
+        response.close()
+
+
+def _anonymous_expected(case: Case) -> int:
+    """No credentials: the API says 401; a console page sends the browser to the login form (303), and a
+    console change without a session is a 401 page."""
+    if case.console:
+        return 303 if case.method == "GET" else 401
+    return 401
 
 
 def test_every_route_declares_a_policy_and_enforces_it(served: tuple[str, Any, Path]) -> None:
@@ -144,16 +176,18 @@ def test_every_route_declares_a_policy_and_enforces_it(served: tuple[str, Any, P
         f"{undeclared}"
     assert len(cases) > 60  # the whole API, not an empty walk
     paths = {c.path for c in cases}
-    for expected in ("/api/v1/users", "/api/v1/audit", "/api/v1/announcements", "/api/v1/cameras/{camera_id}/ptz/move"):
+    for expected in ("/api/v1/users", "/api/v1/audit", "/api/v1/announcements", "/api/v1/cameras/{camera_id}/ptz/move",
+                     "/console/account", "/console/events"):
         assert expected in paths
     tokens = _tokens(data_dir, len(cases))
     wrong: list[str] = []
     seen: dict[int, int] = {}
-    with httpx.Client(base_url=base, timeout=20) as client:
+    with httpx.Client(base_url=base, timeout=20, follow_redirects=False) as client:
         for n, case in enumerate(cases):
             anonymous = _status(client, case, None)
-            if anonymous != 401:
-                wrong.append(f"{case.method} {case.path} without credentials: {anonymous}, expected 401")
+            if anonymous != _anonymous_expected(case):
+                wrong.append(f"{case.method} {case.path} without credentials: {anonymous}, "
+                             f"expected {_anonymous_expected(case)}")
             for role in ROLES:
                 status = _status(client, case, tokens[role][n])
                 seen[status] = seen.get(status, 0) + 1

@@ -107,7 +107,10 @@ declare_roles(current_staff, ANY_STAFF)
 #: Routes with no role dependency, each checking who calls it in its own way (or serving everyone).
 #: The role matrix test fails for any other route without a declared policy.
 OWN_AUTH_ROUTES: dict[str, str] = {
-    "/": "the console page itself; its data needs a login",
+    "/": "sends the browser to the console",
+    "/console": "sends the browser to the console's dashboard",
+    "/console/login": "the console's login form (throttled like the API's)",
+    "/console/lang/{code}": "remembers the chosen language (a cookie), for anyone",
     "/openapi.json": "the API description",
     "/healthz": "liveness for monitoring, no data",
     "/api/v1/auth/login": "the login itself (throttled)",
