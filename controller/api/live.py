@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import json
 import logging
 import time
@@ -19,7 +20,16 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
-from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, check_zone_scope, require_roles
+from controller.api.deps import (
+    SESSION_COOKIE,
+    ControllerDep,
+    OfficerDep,
+    SessionDep,
+    StaffDep,
+    check_zone_scope,
+    csrf_for,
+    require_roles,
+)
 from controller.api.plays import play_public
 from controller.api.schemas import PlayPublic
 from controller.auth import user_for_token
@@ -251,11 +261,21 @@ async def _authenticate(ws: WebSocket, controller: Any, session_id: str) -> Acti
         return None
     text = first.get("text")
     try:
-        token = json.loads(text)["token"] if text else None
-    except (ValueError, KeyError, TypeError):
-        token = None
+        message = json.loads(text) if text else None
+    except ValueError:
+        message = None
+    token = message.get("token") if isinstance(message, dict) else None
+    if isinstance(message, dict) and isinstance(message.get("csrf"), str):
+        # The console's page: its HttpOnly session cookie came with the handshake. Like a POST made with
+        # that cookie, it must prove it is our page: the CSRF token only our pages can read, sent from
+        # our own origin (a cross-site page could open the socket, never read the token).
+        cookie = ws.cookies.get(SESSION_COOKIE, "")
+        host = ws.headers.get("host", "")
+        same_origin = bool(host) and urllib.parse.urlsplit(ws.headers.get("origin", "")).netloc == host
+        if cookie and same_origin and hmac.compare_digest(message["csrf"].encode(), csrf_for(cookie).encode()):
+            token = cookie
     if not isinstance(token, str) or not token or len(token) > 200:
-        await _close(ws, 1008, 'first message must be {"token": "..."}')
+        await _close(ws, 1008, 'first message must be {"token": "..."} (or the console\'s {"csrf": "..."})')
         return None
     who = await asyncio.to_thread(_user_for, controller, token)
     if who is None or not who[2] & _LIVE_ROLES:
