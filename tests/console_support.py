@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 import secrets
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -32,19 +33,18 @@ def create_staff(ctl: ControllerHandle, username: str, roles: Sequence[str],
     return password
 
 
-def console_client(ctl: ControllerHandle, username: str, password: str) -> httpx.Client:
-    """An HTTP client signed in through the console's login form, sending the CSRF header as htmx does.
-
-    The caller closes it (``with console_client(...) as client:``).
-    """
-    client = httpx.Client(base_url=ctl.api, timeout=20, follow_redirects=False)
-    response = client.post("/console/login", data={"username": username, "password": password, "next": ""})
-    assert response.status_code == 303, response.text[:2000]
-    csrf = client.cookies.get("lp_csrf")
-    assert csrf
-    client.headers["X-CSRF-Token"] = csrf
-    client.headers["HX-Request"] = "true"
-    return client
+@contextmanager
+def console_client(ctl: ControllerHandle, username: str, password: str) -> Iterator[httpx.Client]:
+    """An HTTP client signed in through the console's login form, sending the CSRF header and
+    ``HX-Request`` as htmx does (``with console_client(...) as client:``; closed on leaving)."""
+    with httpx.Client(base_url=ctl.api, timeout=20, follow_redirects=False) as client:
+        response = client.post("/console/login", data={"username": username, "password": password, "next": ""})
+        assert response.status_code == 303, response.text[:2000]
+        csrf = client.cookies.get("lp_csrf")
+        assert csrf
+        client.headers["X-CSRF-Token"] = csrf
+        client.headers["HX-Request"] = "true"
+        yield client
 
 
 def browser_page(browser: Browser, ctl: ControllerHandle, username: str, password: str,
