@@ -113,7 +113,7 @@ def main(argv: list[str]) -> int:
         if icecast_binary_found():
             ice_port = _pick_port(8000)
             procs.append(start_icecast(var / "icecast", ice_port, f"{api}/api/v1/live/icecast-auth"))
-            live_line = f"{api}/console/live.html (Icecast on 127.0.0.1:{ice_port})"
+            live_line = f"{api}/console/live (Icecast on 127.0.0.1:{ice_port})"
         admin_token = (var / "controller" / ADMIN_TOKEN_FILE).read_text().strip()
         write_private(var / "admin.token", (admin_token + "\n").encode())
         password_file = var / "controller" / ADMIN_PASSWORD_FILE
@@ -135,7 +135,7 @@ def main(argv: list[str]) -> int:
         print(f"""
 loaphuong demo is running (state in {var}).
 
-  Console (bảng điều khiển):  {api}/
+  Console (bảng điều khiển):  {api}/console/
   First admin login:          {login[0]} / {login[1]}
   Admin API token:            {var / 'admin.token'} (mode 0600)
   MQTT broker:                127.0.0.1:{mqtt_port} (no anonymous access; the controller's account is in
