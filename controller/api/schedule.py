@@ -98,12 +98,18 @@ async def _run(controller: Controller, work: Callable[[Session], _T]) -> _T:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
+def _changed(controller: Controller, item: ScheduleItemPublic) -> ScheduleItemPublic:
+    """Tells the console's open pages that an item was added or changed state (approval queue, lists)."""
+    controller.changes.bump("announcements")
+    return item
+
+
 @router.post("/items", status_code=status.HTTP_201_CREATED)
 async def create_item(body: ScheduleItemCreate, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
     """Creates an item: speech is rendered now, conflicts refused with 409 unless ``queue`` is set."""
     check_zone_scope(user, body.targets.all, list(body.targets.zones), list(body.targets.agents))
-    return await _run(controller, lambda s: item_public(controller.schedule.create(s, _input(body), user), s,
-                                                        controller))
+    return _changed(controller, await _run(controller, lambda s: item_public(
+        controller.schedule.create(s, _input(body), user), s, controller)))
 
 
 @router.get("/items")
@@ -130,29 +136,30 @@ async def replace_item(item_id: str, body: ScheduleItemCreate, controller: Contr
                        user: OfficerDep) -> ScheduleItemPublic:
     """A new revision of an item; only the agents it touches get new windows."""
     check_zone_scope(user, body.targets.all, list(body.targets.zones), list(body.targets.agents))
-    return await _run(controller, lambda s: item_public(controller.schedule.replace(s, item_id, _input(body), user),
-                                                        s, controller))
+    return _changed(controller, await _run(controller, lambda s: item_public(
+        controller.schedule.replace(s, item_id, _input(body), user), s, controller)))
 
 
 @router.delete("/items/{item_id}")
 async def cancel_item(item_id: str, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
     """Cancels an item: it leaves every window; its history and proof of play stay."""
-    return await _run(controller, lambda s: item_public(controller.schedule.cancel(s, item_id, user), s, controller))
+    return _changed(controller, await _run(controller, lambda s: item_public(
+        controller.schedule.cancel(s, item_id, user), s, controller)))
 
 
 @router.post("/items/{item_id}/approve")
 async def approve_item(item_id: str, controller: ControllerDep, user: ApproverDep) -> ScheduleItemPublic:
     """An approver lets a pending item go out."""
-    return await _run(controller, lambda s: item_public(controller.schedule.decide(s, item_id, user, True), s,
-                                                        controller))
+    return _changed(controller, await _run(controller, lambda s: item_public(
+        controller.schedule.decide(s, item_id, user, True), s, controller)))
 
 
 @router.post("/items/{item_id}/reject")
 async def reject_item(item_id: str, body: RejectRequest, controller: ControllerDep,
                       user: ApproverDep) -> ScheduleItemPublic:
     """An approver sends a pending item back, with the reason."""
-    return await _run(controller, lambda s: item_public(
-        controller.schedule.decide(s, item_id, user, False, body.reason), s, controller))
+    return _changed(controller, await _run(controller, lambda s: item_public(
+        controller.schedule.decide(s, item_id, user, False, body.reason), s, controller)))
 
 
 @router.get("/upcoming")
