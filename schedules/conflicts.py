@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from schedules.model import ScheduleItem
+from schedules.plan import PlannedPlay
 from schedules.recurrence import occurrences
 from schedules.targets import TargetIndex
 
@@ -100,3 +101,39 @@ def find_conflicts(
             if len(conflicts) >= limit:
                 return conflicts
     return conflicts
+
+
+@dataclass(frozen=True, slots=True)
+class Overlap:
+    """Plays ``first`` and ``second`` (play ids, ``first`` starting no later) overlap on ``agent_id``.
+
+    ``same_level``: equal priority, the case :func:`find_conflicts` refuses — one has to wait for the
+    other. Otherwise the higher level pre-empts the lower, which is cut short.
+    """
+
+    agent_id: str
+    first: str
+    second: str
+    same_level: bool
+
+
+def play_overlaps(plays: Iterable[PlannedPlay]) -> list[Overlap]:
+    """Every pair of planned plays that overlap in time on the same agent (half-open intervals).
+
+    Used to show an expanded plan (what will play where) with its clashes marked. Sorted by agent, then
+    by the plays' starts; each pair once.
+    """
+    by_agent: dict[str, list[PlannedPlay]] = {}
+    for play in plays:
+        by_agent.setdefault(play.agent_id, []).append(play)
+    found: list[Overlap] = []
+    for agent in sorted(by_agent):
+        ordered = sorted(by_agent[agent], key=lambda p: (p.start_ms, p.end_ms, p.play_id))
+        running: list[PlannedPlay] = []
+        for play in ordered:
+            # Plays that ended by this start can overlap nothing from here on (starts only grow).
+            running = [other for other in running if other.end_ms > play.start_ms]
+            for other in running:
+                found.append(Overlap(agent, other.play_id, play.play_id, other.priority == play.priority))
+            running.append(play)
+    return found
