@@ -60,9 +60,16 @@ def console_user(request: Request, session: SessionDep) -> User:
         expected = csrf_for(token)
         if not sent or not (hmac.compare_digest(sent, cookie) and hmac.compare_digest(sent, expected)):
             raise CsrfRejected()
-    request.state.user = user
+    request.state.user = _layout_copy(user)
     request.state.csrf_token = csrf_for(token)
     return user
+
+
+def _layout_copy(user: User) -> User:
+    """The user as the layout shows them, bound to no database session: an error in a route rolls the
+    request's session back, which expires the loaded user, and the error page still needs the menu."""
+    return User(id=user.id, username=user.username, role=user.role, roles=list(user.roles or ()),
+                zones=list(user.zones or ()), disabled=user.disabled)
 
 
 declare_roles(console_user, ANY_STAFF)
