@@ -1,0 +1,181 @@
+"""Cameras for security staff: a grid of live views, one camera with its PTZ pad, and motion events.
+
+Pictures come straight from the camera API (``/api/v1/cameras/{id}/live.mjpeg``, event snapshots): an
+``<img>`` sends the console's session cookie and a GET needs no CSRF token, so the API's own checks,
+viewer limit and audit record ("camera viewed") apply unchanged. PTZ moves are posted by the page's
+script to the API too (press and hold, release to stop). What the console renders itself — the grid,
+status, presets, the event list — comes from the same functions the API routes use.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, Response
+from pydantic import ValidationError
+from sqlalchemy import func, select
+
+from controller.api import cameras as camera_api
+from controller.api.deps import ControllerDep, SessionDep
+from controller.cameras.events import CameraEventMessage
+from controller.cameras.schemas import PresetCreate
+from controller.models import Camera, User
+from controller.web.forms import field_errors
+from controller.web.i18n import N_, speaking_to
+from controller.web.session import ConsoleSecurityDep
+from controller.web.templating import render
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+#: Live tiles per grid page. Each tile holds one HTTP connection open, and a browser keeps at most six
+#: per site over HTTP/1.1 (the page's event stream takes one more, htmx needs one for its requests);
+#: behind an HTTP/2 proxy that limit goes away and ``?per_page=`` shows more at once.
+TILES_PER_PAGE = 4
+MAX_TILES_PER_PAGE = 16
+#: Events shown in a list; older ones stay in the API (``/api/v1/camera-events``).
+EVENTS_SHOWN = 20
+
+CameraId = Annotated[str, Path(min_length=1, max_length=63, pattern=r"^[a-z0-9_-]+$")]
+PresetToken = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
+
+#: A camera's health as staff read it (msgids).
+STATUS_LABELS: dict[str, str] = {
+    "online": N_("Online"),
+    "fault": N_("Fault"),
+    "unknown": N_("Not checked yet"),
+}
+#: Event types as shown (msgids).
+EVENT_LABELS: dict[str, str] = {
+    "camera.motion": N_("Motion"),
+    "camera.fault": N_("Camera fault"),
+    "camera.recovered": N_("Camera back online"),
+}
+#: The camera API's errors, said for staff (msgids); the API's own reason (English) follows as detail.
+_API_ERRORS: dict[int, str] = {
+    404: N_("There is no such camera. It may have been removed."),
+    409: N_("This camera has no PTZ: it cannot be moved."),
+    422: N_("The camera's stored settings cannot be used. Ask a technician to check it."),
+    502: N_("The camera did not carry out the command."),
+    503: N_("The camera cannot be reached right now. Try again in a moment."),
+}
+
+
+def _api_error(exc: HTTPException) -> tuple[str, str | None]:
+    """A sentence (msgid) for a camera API error, and the API's own reason as a detail."""
+    detail = exc.detail
+    reason = str(detail.get("message", "")) if isinstance(detail, dict) else (str(detail) if detail else "")
+    return _API_ERRORS.get(exc.status_code, N_("The camera did not carry out the command.")), reason or None
+
+
+def _event_rows(session: SessionDep, user: User, camera_id: str | None) -> list[dict[str, object]]:
+    """The newest events as the API lists them, with their time as a datetime and their camera's name."""
+    events: list[CameraEventMessage] = camera_api.list_events(session, user, camera_id=camera_id, limit=EVENTS_SHOWN)
+    names = dict(session.execute(select(Camera.id, Camera.name)).tuples().all()) if events else {}
+    return [{"event": e, "at": datetime.fromtimestamp(e.ts / 1000, tz=UTC), "camera_name": names.get(e.camera_id)
+             or e.camera_id, "label": EVENT_LABELS.get(e.type, e.type)} for e in events]
+
+
+def _camera(session: SessionDep, camera_id: str) -> Camera:
+    camera = session.get(Camera, camera_id)
+    if camera is None:
+        raise HTTPException(404, N_("There is no such camera. It may have been removed."))
+    return camera
+
+
+@router.get("/cameras")
+def camera_grid(request: Request, session: SessionDep, user: ConsoleSecurityDep,
+                page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+                per_page: Annotated[int, Query(ge=1, le=MAX_TILES_PER_PAGE)] = TILES_PER_PAGE) -> Response:
+    """Live views of every camera, a few per page, with the newest events beside them."""
+    total = session.scalar(select(func.count()).select_from(Camera)) or 0
+    pages = max(1, math.ceil(total / per_page))
+    page = min(page, pages)
+    cameras = list(session.scalars(select(Camera).order_by(Camera.zone, Camera.name, Camera.id)
+                                   .offset((page - 1) * per_page).limit(per_page)))
+    return render(request, "cameras/grid.html", {
+        "cameras": cameras, "total": total, "page": page, "pages": pages, "per_page": per_page,
+        "default_per_page": TILES_PER_PAGE, "status_labels": STATUS_LABELS,
+        "events": _event_rows(session, user, None), "event_camera": None})
+
+
+@router.get("/camera-events")
+def event_list(request: Request, session: SessionDep, user: ConsoleSecurityDep,
+               camera: Annotated[str | None, Query(max_length=63, pattern=r"^[a-z0-9_-]+$")] = None) -> Response:
+    """The event list fragment (refetched when the camera event stream says something happened)."""
+    return render(request, "cameras/_events.html", {"events": _event_rows(session, user, camera),
+                                                     "event_camera": camera})
+
+
+@router.get("/cameras/{camera_id}")
+def camera_view(camera_id: CameraId, request: Request, session: SessionDep, controller: ControllerDep,
+                user: ConsoleSecurityDep) -> Response:
+    """One camera large, its status, PTZ pad and presets (if it has PTZ) and its own events."""
+    camera = _camera(session, camera_id)
+    status = camera_api.camera_status(camera_id, session, controller, user)
+    return render(request, "cameras/view.html", {
+        "camera": camera, "status": status, "status_labels": STATUS_LABELS,
+        "events": _event_rows(session, user, camera_id), "event_camera": camera_id})
+
+
+@router.get("/cameras/{camera_id}/status")
+def camera_status(camera_id: CameraId, request: Request, session: SessionDep, controller: ControllerDep,
+                  user: ConsoleSecurityDep, part: Annotated[str, Query(pattern="^(facts|badge)$")] = "facts",
+                  ) -> Response:
+    """A status fragment — the facts of the single view, or a grid tile's badge — refetched when the camera
+    event stream reports a fault or a recovery."""
+    camera = _camera(session, camera_id)
+    status = camera_api.camera_status(camera_id, session, controller, user)
+    template = "cameras/_status.html" if part == "facts" else "cameras/_badge.html"
+    return render(request, template, {"camera": camera, "status": status, "status_labels": STATUS_LABELS})
+
+
+@router.get("/cameras/{camera_id}/presets")
+async def presets(camera_id: CameraId, request: Request, controller: ControllerDep,
+                  user: ConsoleSecurityDep) -> Response:
+    """The camera's stored positions, read from the camera itself (so loaded after the page)."""
+    try:
+        found = await camera_api.ptz_presets(camera_id, controller.cameras, user)
+    except HTTPException as exc:
+        message, reason = _api_error(exc)
+        return render(request, "cameras/_presets.html", {"camera_id": camera_id, "presets": [],
+                                                          "error": message, "reason": reason})
+    return render(request, "cameras/_presets.html", {"camera_id": camera_id, "presets": found, "error": None,
+                                                      "reason": None})
+
+
+@router.post("/cameras/{camera_id}/presets/{preset_token}/goto")
+async def goto_preset(camera_id: CameraId, preset_token: PresetToken, request: Request, controller: ControllerDep,
+                      user: ConsoleSecurityDep) -> Response:
+    """Moves the camera to a stored position (audited by the API's function) and says so."""
+    try:
+        await camera_api.ptz_goto(camera_id, preset_token, request, controller.cameras, user)
+    except HTTPException as exc:
+        message, reason = _api_error(exc)
+        return render(request, "cameras/_notice.html", {"level": "error", "message": message, "reason": reason})
+    return render(request, "cameras/_notice.html", {"level": "ok", "message": N_("The camera is moving there."),
+                                                    "reason": None})
+
+
+@router.post("/cameras/{camera_id}/presets")
+async def save_preset(camera_id: CameraId, request: Request, controller: ControllerDep, user: ConsoleSecurityDep,
+                      name: Annotated[str, Form(max_length=1024)] = "") -> Response:
+    """Stores where the camera points now under a name (the API's model checks the name)."""
+    context: dict[str, object] = {"camera_id": camera_id, "name": name[:64], "notice": None, "reason": None}
+    try:
+        body = PresetCreate(name=name.strip())
+    except ValidationError as exc:
+        with speaking_to(request):
+            errors = field_errors(exc)
+        return render(request, "cameras/_preset_form.html", {**context, "errors": errors}, status_code=422)
+    try:
+        await camera_api.ptz_set_preset(camera_id, body, controller.cameras, user)
+    except HTTPException as exc:
+        message, reason = _api_error(exc)
+        return render(request, "cameras/_preset_form.html",
+                      {**context, "errors": {"__all__": [message]}, "reason": reason}, status_code=422)
+    # The presets list reloads itself on this event (hx-trigger="presets-changed from:body").
+    return render(request, "cameras/_preset_form.html",
+                  {**context, "name": "", "errors": {}, "notice": N_("Position stored.")},
+                  headers={"HX-Trigger": "presets-changed"})
