@@ -5,12 +5,14 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import Response
 from sqlalchemy import Select, select
+from sqlalchemy.orm import Session
 
 from controller.api.deps import SessionDep, StaffDep
 from controller.api.schemas import ItemReport, PlayPublic, ms_iso
@@ -35,27 +37,71 @@ def play_public(play: Play) -> PlayPublic:
                       outcome=play.outcome, reason=play.reason)
 
 
-def _filtered(session: SessionDep, agent_id: str | None, zone: str | None, announcement_id: str | None,
-              item_id: str | None, outcome: str | None, since: datetime | None,
-              until: datetime | None) -> Select[Play]:
+#: What a play was, for reports: an announcement, an occurrence of a schedule item, or a live session.
+PlayKind = Literal["announcement", "schedule", "live"]
+#: A play's outcome once it ended; ``playing`` selects plays not finished yet (no outcome).
+OutcomeFilter = Literal["completed", "preempted", "stopped", "expired", "failed", "playing"]
+#: Live sessions' plays are named after the session (``live-{session id}``, as the agent names them).
+LIVE_PLAY_PREFIX = "live-"
+
+
+@dataclass(frozen=True, slots=True)
+class PlayFilters:
+    """Which plays a listing or a report covers; every field unset means every play."""
+
+    agent_id: str | None = None
+    zone: str | None = None
+    announcement_id: str | None = None
+    item_id: str | None = None
+    outcome: OutcomeFilter | None = None
+    kind: PlayKind | None = None
+    #: Scheduled start at or after / before (aware datetimes).
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+def play_kind(play: Play) -> PlayKind | None:
+    """What a play was (None for one that names neither an announcement, an item nor a live session)."""
+    if play.play_id.startswith(LIVE_PLAY_PREFIX):
+        return "live"
+    if play.announcement_id:
+        return "announcement"
+    if play.item_id:
+        return "schedule"
+    return None
+
+
+def filtered_plays(session: Session, filters: PlayFilters) -> Select[Play]:
+    """The plays matching ``filters``, newest scheduled first: the API's listing and the console's reports
+    share this query, so both count the same plays."""
     query = select(Play)
-    if agent_id:
-        query = query.where(Play.agent_id == agent_id)
-    if zone:
+    if filters.agent_id:
+        query = query.where(Play.agent_id == filters.agent_id)
+    if filters.zone:
         # Zones are a JSON list on the device: resolved here so the query stays portable.
-        members = [d.id for d in session.scalars(select(Device)) if zone in d.zones]
+        members = [d.id for d in session.scalars(select(Device)) if filters.zone in d.zones]
         query = query.where(Play.agent_id.in_(members))
-    if announcement_id:
-        query = query.where(Play.announcement_id == announcement_id)
-    if item_id:
-        query = query.where(Play.item_id == item_id)
-    if outcome:
-        query = query.where(Play.outcome == outcome)
-    if since:
-        query = query.where(Play.scheduled_start_ms >= int(since.timestamp() * 1000))
-    if until:
-        query = query.where(Play.scheduled_start_ms < int(until.timestamp() * 1000))
-    return query
+    if filters.announcement_id:
+        query = query.where(Play.announcement_id == filters.announcement_id)
+    if filters.item_id:
+        query = query.where(Play.item_id == filters.item_id)
+    if filters.outcome == "playing":
+        query = query.where(Play.outcome.is_(None))
+    elif filters.outcome:
+        query = query.where(Play.outcome == filters.outcome)
+    if filters.kind == "live":
+        query = query.where(Play.play_id.startswith(LIVE_PLAY_PREFIX, autoescape=True))
+    elif filters.kind == "announcement":
+        query = query.where(Play.announcement_id.is_not(None),
+                            ~Play.play_id.startswith(LIVE_PLAY_PREFIX, autoescape=True))
+    elif filters.kind == "schedule":
+        query = query.where(Play.item_id.is_not(None), Play.announcement_id.is_(None),
+                            ~Play.play_id.startswith(LIVE_PLAY_PREFIX, autoescape=True))
+    if filters.since:
+        query = query.where(Play.scheduled_start_ms >= int(filters.since.timestamp() * 1000))
+    if filters.until:
+        query = query.where(Play.scheduled_start_ms < int(filters.until.timestamp() * 1000))
+    return query.order_by(Play.scheduled_start_ms.desc(), Play.id.desc())
 
 
 @router.get("/api/v1/plays", response_model=list[PlayPublic])
@@ -74,8 +120,8 @@ def list_plays(
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
     """Plays, newest scheduled first, filtered by agent, zone, announcement, item, outcome and time."""
-    query = _filtered(session, agent_id, zone, announcement_id, item_id, outcome, since, until) \
-        .order_by(Play.scheduled_start_ms.desc(), Play.id.desc())
+    query = filtered_plays(session, PlayFilters(agent_id=agent_id, zone=zone, announcement_id=announcement_id,
+                                                item_id=item_id, outcome=outcome, since=since, until=until))
     if format == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=_CSV_FIELDS)
