@@ -1,0 +1,322 @@
+"""Devices: the fleet's status, remote operations on one agent, and provisioning (register, enrolment
+code with its QR, first-boot bundle, revoke) — for technicians.
+
+Every change goes through the API's own route functions (controller/api/devices.py, ops.py,
+enrolment.py, bundle.py), so validation, the broker's accounts and the audit trail are the same as for
+scripts; this module only turns their answers and errors into fragments in the user's language.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from pydantic import ValidationError
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+
+from controller.api.bundle import BundleRequest, device_bundle
+from controller.api.deps import ControllerDep, SessionDep
+from controller.api.devices import device_public, register_device, update_device
+from controller.api.enrolment import create_enrolment, revoke_device
+from controller.api.ops import run_op
+from controller.api.schemas import DeviceCreate, DevicePublic, DeviceUpdate
+from controller.models import Device
+from controller.ops import OPS
+from controller.schedule_items import known_zones
+from controller.web.forms import field_errors
+from controller.web.i18n import N_, gettext, speaking_to
+from controller.web.session import ConsoleTechnicianDep
+from controller.web.templating import render
+from firmware_configs.profiles import ProfileError, list_profiles
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+#: How long the page waits for an agent's reply; the operation's own expiry on the agent is longer.
+OP_WAIT_S = 10.0
+
+#: Agent status words (controller/fleet.py) → what staff read.
+STATUS_LABELS: dict[str, str] = {
+    "online": N_("Online"),
+    "offline": N_("Offline"),
+    "stopped": N_("Stopped"),
+    "unknown": N_("Never seen"),
+}
+
+#: The console's operation buttons → the form fields each one sends (the rest are fixed in the template).
+_OP_FIELDS: dict[str, tuple[str, ...]] = {
+    "volume": ("volume",),
+    "tone": ("frequency_hz", "duration_ms"),
+    "amp": ("on",),
+    "logs": ("lines",),
+    "restart": (),
+    "reload": (),
+}
+#: Operations with a form of their own, where a bad value is shown under its field.
+_FORM_OPS = frozenset({"volume", "tone"})
+#: Errors the remote-operation API answers with → a sentence for staff.
+_OP_STATUS_TEXT: dict[int, str] = {
+    status.HTTP_404_NOT_FOUND: N_("There is no such device."),
+    status.HTTP_409_CONFLICT: N_("This device is revoked: enrol it again before operating it."),
+    status.HTTP_503_SERVICE_UNAVAILABLE: N_("The controller cannot reach the message broker right now."),
+    status.HTTP_504_GATEWAY_TIMEOUT: N_("The device did not answer in time. It may be offline or busy."),
+}
+
+#: What an agent's refusal starts with (edge_agent/remote_ops.py) → a sentence for staff.
+_AGENT_ERRORS: dict[str, str] = {
+    "no_amplifier": N_("This device has no amplifier relay in its configuration."),
+    "busy": N_("The amplifier is in use by a broadcast; try again when it ends."),
+    "gpio_error": N_("The amplifier relay could not be switched (a wiring or permission fault)."),
+    "unsupported": N_("This agent was not started from a configuration file, so it cannot reload one."),
+    "config_invalid": N_("The configuration file has an error; the device keeps the running configuration."),
+    "io_error": N_("The device could not save the setting (its storage may be full or read-only)."),
+    "duplicate": N_("The device already received this command."),
+}
+
+
+def agent_error_text(error: str | None) -> str:
+    """The msgid explaining an agent's refusal (its own text is shown beside it as the detail)."""
+    code = (error or "").split(":", 1)[0].strip()
+    return _AGENT_ERRORS.get(code, N_("The device refused the operation."))
+
+
+def split_zones(checked: list[str], extra: str) -> list[str]:
+    """Zones from a form: the ticked known zones and any typed in (separated by commas or spaces), in order,
+    each once. Validation (the zone pattern) is left to the API's model, so errors say which is wrong."""
+    typed = [part for part in re.split(r"[,\s]+", extra.strip()) if part]
+    return list(dict.fromkeys([*checked, *typed]))
+
+
+def _zone_choices(session: SessionDep, *also: list[str]) -> list[str]:
+    found = set(known_zones(session))
+    for zones in also:
+        found.update(zones)
+    return sorted(found)
+
+
+def _get_device(session: SessionDep, device_id: str) -> Device:
+    device = session.get(Device, device_id)
+    if device is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND)
+    return device
+
+
+def _devices(session: SessionDep) -> list[DevicePublic]:
+    return [device_public(d) for d in session.scalars(select(Device).order_by(Device.id))]
+
+
+def _profiles() -> list[tuple[str, str]]:
+    # A broken profile file must not take the page down: the API refuses it when it is chosen.
+    try:
+        return [(p.name, p.title) for p in list_profiles()]
+    except (ProfileError, OSError):
+        return []
+
+
+def _register_context(session: SessionDep, values: dict[str, Any] | None = None,
+                      errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {"values": values or {"id": "", "name": "", "zones": [], "zones_extra": "", "board_profile": ""},
+            "errors": errors or {}, "zone_choices": _zone_choices(session), "profiles": _profiles(),
+            "status_labels": STATUS_LABELS}
+
+
+@router.get("/devices")
+def devices_page(request: Request, session: SessionDep, _user: ConsoleTechnicianDep) -> Response:
+    """Every agent with its status, and the form registering a new one."""
+    return render(request, "devices/index.html", {"devices": _devices(session), **_register_context(session)})
+
+
+@router.get("/devices/table")
+def devices_table(request: Request, session: SessionDep, _user: ConsoleTechnicianDep) -> Response:
+    """The fleet table alone (the page fetches it again when the fleet changes)."""
+    return render(request, "devices/_table.html", {"devices": _devices(session), "status_labels": STATUS_LABELS})
+
+
+@router.post("/devices")
+def devices_register(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleTechnicianDep,
+                     id: Annotated[str, Form(max_length=200)] = "",
+                     name: Annotated[str, Form(max_length=1000)] = "",
+                     zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 - FastAPI copies it
+                     zones_extra: Annotated[str, Form(max_length=4000)] = "",
+                     board_profile: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Registers an agent (as ``POST /api/v1/devices``) and shows its secrets once."""
+    values = {"id": id, "name": name, "zones": zones, "zones_extra": zones_extra, "board_profile": board_profile}
+    with speaking_to(request):
+        try:
+            body = DeviceCreate(id=id.strip(), name=name.strip(), zones=split_zones(zones, zones_extra),
+                                board_profile=board_profile or None)
+        except ValidationError as exc:
+            return render(request, "devices/_register.html", _register_context(session, values, field_errors(exc)),
+                          status_code=422)
+        try:
+            registered = register_device(body, session, controller, user)
+        except HTTPException as exc:
+            if exc.status_code == status.HTTP_409_CONFLICT:
+                errors = {"id": [gettext("This id is already taken.")]}
+            else:
+                errors = {"board_profile": [gettext("There is no such board profile.")]}
+            return render(request, "devices/_register.html", _register_context(session, values, errors),
+                          status_code=422)
+    # The table listens for this event and fetches itself again.
+    return render(request, "devices/_registered.html", {"registered": registered},
+                  headers={"HX-Trigger": "devices-changed"})
+
+
+def _device_context(session: SessionDep, device: Device) -> dict[str, Any]:
+    public = device_public(device)
+    return {"device": public, "status_labels": STATUS_LABELS, "profiles": _profiles(),
+            "zone_choices": _zone_choices(session, list(device.zones)), "errors": {},
+            "values": {"name": device.name, "zones": list(device.zones), "zones_extra": ""},
+            "volume": (device.state or {}).get("volume"), "op_errors": {}, "op_values": {}}
+
+
+@router.get("/devices/{device_id}")
+def device_page(device_id: str, request: Request, session: SessionDep, _user: ConsoleTechnicianDep) -> Response:
+    """One agent: its status, remote operations, zones and provisioning."""
+    device = _get_device(session, device_id)
+    return render(request, "devices/device.html", _device_context(session, device))
+
+
+@router.get("/devices/{device_id}/status")
+def device_status(device_id: str, request: Request, session: SessionDep, _user: ConsoleTechnicianDep) -> Response:
+    """The agent's status block alone (fetched again when the fleet changes)."""
+    device = _get_device(session, device_id)
+    return render(request, "devices/_status.html", _device_context(session, device))
+
+
+def _op_body(op: str, form: dict[str, str]) -> dict[str, Any]:
+    # An empty box means "the operation's default"; the model validates (and converts) the rest.
+    return {name: form[name] for name in _OP_FIELDS[op] if form.get(name, "").strip() != ""}
+
+
+@router.post("/devices/{device_id}/ops/{op}")
+async def device_op(device_id: str, op: str, request: Request, session: SessionDep, controller: ControllerDep,
+                    user: ConsoleTechnicianDep) -> Response:
+    """Runs a remote operation (as ``POST /api/v1/devices/{id}/ops/{op}``) and shows the agent's answer.
+
+    A bad value goes back to its form with the error under the field (422); everything else — the reply,
+    a refusal, no answer in time — is shown in the page's result area.
+    """
+    if op not in OPS or op not in _OP_FIELDS:
+        raise HTTPException(status.HTTP_404_NOT_FOUND)
+    raw = await request.form()
+    form = {key: str(value)[:200] for key, value in raw.items() if isinstance(value, str)}
+    body = _op_body(op, form)
+    with speaking_to(request):
+        try:
+            OPS[op][1].model_validate(body)
+        except ValidationError as exc:
+            if op not in _FORM_OPS:  # the buttons send fixed values: only a hand-made request gets here
+                return render(request, "devices/_op_result.html", {"outcome": {
+                    "op": op, "status": "failed", "message": N_("The operation was refused.")}}, status_code=422)
+            device = await run_in_threadpool(_read_device, controller, device_id)
+            context = {"device": device, "op_errors": {op: field_errors(exc)}, "op_values": {op: form},
+                       "volume": form.get("volume")}
+            return render(request, f"devices/_op_{op}.html", context, status_code=422,
+                          headers={"HX-Retarget": f"#op-{op}", "HX-Reswap": "outerHTML"})
+    outcome: dict[str, Any] = {"op": op}
+    try:
+        reply = await run_op(device_id, op, session, controller, user, body or None, OP_WAIT_S)
+    except HTTPException as exc:
+        outcome.update(status="failed", message=_OP_STATUS_TEXT.get(exc.status_code,
+                                                                     N_("The operation was refused.")))
+    else:
+        outcome.update(status=reply.status, error=reply.error, data=reply.data or {},
+                       command_id=reply.command_id, message=agent_error_text(reply.error))
+    return render(request, "devices/_op_result.html", {"outcome": outcome})
+
+
+def _read_device(controller: ControllerDep, device_id: str) -> DevicePublic | None:
+    """The device's public view in a session of its own (for the async operation route's worker thread)."""
+    with controller.db.session() as session:
+        device = session.get(Device, device_id)
+        return device_public(device) if device is not None else None
+
+
+@router.patch("/devices/{device_id}")
+def device_update(device_id: str, request: Request, session: SessionDep, controller: ControllerDep,
+                  user: ConsoleTechnicianDep,
+                  name: Annotated[str, Form(max_length=1000)] = "",
+                  zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 - FastAPI copies it
+                  zones_extra: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    """Renames the agent and sets its zones (as ``PATCH /api/v1/devices/{id}``)."""
+    device = _get_device(session, device_id)
+    values = {"name": name, "zones": zones, "zones_extra": zones_extra}
+    with speaking_to(request):
+        try:
+            body = DeviceUpdate(name=name.strip(), zones=split_zones(zones, zones_extra))
+        except ValidationError as exc:
+            context = {**_device_context(session, device), "values": values, "errors": field_errors(exc)}
+            return render(request, "devices/_zones.html", context, status_code=422)
+    update_device(device_id, body, session, controller, user)
+    session.flush()
+    context = {**_device_context(session, device), "saved": True}
+    return render(request, "devices/_zones.html", context, headers={"HX-Trigger": "devices-changed"})
+
+
+@router.post("/devices/{device_id}/enrolment")
+def device_enrolment(device_id: str, request: Request, session: SessionDep, controller: ControllerDep,
+                     user: ConsoleTechnicianDep) -> Response:
+    """A one-time enrolment code and its QR code (as ``POST /api/v1/devices/{id}/enrolment``)."""
+    issued = create_enrolment(device_id, session, controller, user)
+    qr = "data:image/svg+xml;base64," + base64.b64encode(issued.qr_svg.encode()).decode()
+    return render(request, "devices/_enrolment.html", {"issued": issued, "qr": qr})
+
+
+@router.post("/devices/{device_id}/revoke")
+def device_revoke(device_id: str, request: Request, session: SessionDep, controller: ControllerDep,
+                  user: ConsoleTechnicianDep) -> Response:
+    """Withdraws the device's broker access and token (as ``POST /api/v1/devices/{id}/revoke``)."""
+    revoke_device(device_id, session, controller, user)
+    controller.changes.bump("fleet")
+    # The whole page changes (no operations on a revoked device): load it again.
+    return Response(status_code=204, headers={"HX-Refresh": "true"})
+
+
+@router.post("/devices/{device_id}/bundle")
+def device_bundle_download(device_id: str, request: Request, session: SessionDep, controller: ControllerDep,
+                           user: ConsoleTechnicianDep,
+                           profile: Annotated[str, Form(max_length=200)] = "",
+                           hostname: Annotated[str, Form(max_length=200)] = "",
+                           wifi_ssid: Annotated[str, Form(max_length=200)] = "",
+                           wifi_password: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """The first-boot bundle (zip, as ``POST /api/v1/devices/{id}/bundle.zip``), or the form with errors.
+
+    The page's script sends this with fetch() and saves the zip, since htmx cannot download a file.
+    """
+    device = _get_device(session, device_id)
+    values = {"profile": profile, "hostname": hostname, "wifi_ssid": wifi_ssid}
+    context: dict[str, Any] = {"device": device_public(device), "profiles": _profiles(), "bundle_values": values}
+    with speaking_to(request):
+        try:
+            body = BundleRequest(profile=profile or None, hostname=hostname.strip() or None,
+                                 wifi_ssid=wifi_ssid or None, wifi_password=wifi_password or None)
+        except ValidationError as exc:
+            return render(request, "devices/_bundle.html", {**context, "bundle_errors": field_errors(exc)},
+                          status_code=422)
+        try:
+            return device_bundle(device_id, body, session, controller, user)
+        except HTTPException as exc:
+            if exc.status_code != status.HTTP_422_UNPROCESSABLE_CONTENT:
+                raise
+            field, message = _bundle_error(str(exc.detail))
+            return render(request, "devices/_bundle.html",
+                          {**context, "bundle_errors": {field: [gettext(message)]}}, status_code=422)
+
+
+def _bundle_error(detail: str) -> tuple[str, str]:
+    """The form field and message (msgid) for the bundle API's 422 detail, which starts with the field."""
+    field = detail.split(":", 1)[0].strip()
+    if field == "hostname":
+        return field, N_("Not a host name: use a-z, 0-9 and '-', at most 63 characters.")
+    if field == "wifi_password":
+        return field, N_("A Wi-Fi password has 8 to 63 characters.")
+    if field == "wifi_ssid":
+        if "not Wi-Fi" in detail:
+            return field, N_("This board profile does not use Wi-Fi: leave the network name empty.")
+        return field, N_("This board connects over Wi-Fi: enter the network's name.")
+    if "no board profile" in detail:
+        return "profile", N_("Choose a board profile for this device.")
+    return "profile", N_("There is no such board profile.")
