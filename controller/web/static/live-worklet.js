@@ -1,4 +1,4 @@
-// loaphuong console, live microphone: runs on the audio thread; turns the microphone into 20 ms frames of
+// Live broadcast page, microphone: runs on the audio thread; turns the microphone into 20 ms frames of
 // 16-bit PCM (what the controller's WebSocket takes, see docs/live.md) and reports the level.
 "use strict";
 

@@ -1,0 +1,134 @@
+"""Live broadcast (phát trực tiếp): the officer's microphone, or an upstream relay, to chosen zones and
+speakers, and the record of every live session with its recording (issue 9).
+
+The microphone path stays in the browser: the page's script creates the session through the live API,
+captures the microphone (AudioWorklet → 20 ms PCM frames) and sends it over the API's WebSocket, which
+accepts the console's session cookie with the CSRF token as first message. The relay form, the session
+list and ending a session are server-rendered here, through the API's own functions.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form, HTTPException, Path, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+
+from controller.api import devices as devices_api
+from controller.api import live as live_api
+from controller.api import zones as zones_api
+from controller.api.deps import ControllerDep, SessionDep
+from controller.models import User
+from controller.web.forms import field_errors
+from controller.web.i18n import N_, gettext, speaking_to
+from controller.web.session import ConsoleOfficerDep
+from controller.web.templating import render
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+#: Sessions listed on the page; the rest are in the API and the reports.
+SESSIONS_SHOWN = 30
+SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+PRIORITY_LABELS: dict[str, str] = {"normal": N_("Normal"), "priority": N_("Priority"),
+                                   "emergency": N_("Emergency")}
+STATUS_LABELS: dict[str, str] = {"starting": N_("Starting"), "live": N_("On air"), "ended": N_("Ended"),
+                                 "failed": N_("Failed")}
+SOURCE_LABELS: dict[str, str] = {"microphone": N_("Microphone"), "relay": N_("Relay")}
+NOTE_LABELS: dict[str, str] = {"took_over": N_("took over from"), "taken_over": N_("taken over by"),
+                               "takeover_failed": N_("take-over failed, with")}
+
+
+def _may_listen(user: User) -> bool:
+    """Recordings are for approvers and admins (the API's rule)."""
+    return bool(user.role_set & {"approver", "admin"})
+
+
+def _targets(session: SessionDep, user: User) -> tuple[list[object], list[object]]:
+    """Zones and agents to choose from; a user limited to some zones sees only those (the API refuses others)."""
+    zones = zones_api.list_zones(session, user)
+    agents = devices_api.list_devices(session, user)
+    scope = set(user.zones or ())
+    if scope and "admin" not in user.role_set:
+        zones = [z for z in zones if z.id in scope]
+        agents = [a for a in agents if scope & set(a.zones)]
+    return list(zones), list(agents)
+
+
+def _session_rows(session: SessionDep, user: User) -> dict[str, object]:
+    return {"sessions": live_api.list_sessions(session, user, limit=SESSIONS_SHOWN), "may_listen": _may_listen(user),
+            "priority_labels": PRIORITY_LABELS, "status_labels": STATUS_LABELS, "source_labels": SOURCE_LABELS,
+            "note_labels": NOTE_LABELS}
+
+
+@router.get("/live")
+async def live_page(request: Request, session: SessionDep, controller: ControllerDep,
+                    user: ConsoleOfficerDep) -> Response:
+    """The live broadcast page: targets, priority, the microphone controls, a relay, the record."""
+    problem = await controller.live.availability()
+    zones, agents = _targets(session, user)
+    return render(request, "live/page.html", {
+        "problem": problem, "zones": zones, "agents": agents, "errors": {}, "relay_url": "", "notice": None,
+        **_session_rows(session, user)})
+
+
+@router.get("/live/sessions")
+def sessions_fragment(request: Request, session: SessionDep, user: ConsoleOfficerDep) -> Response:
+    """The record of live sessions (refetched as sessions start and end)."""
+    return render(request, "live/_sessions.html", _session_rows(session, user))
+
+
+@router.get("/live/sessions/{session_id}/player")
+def player(session_id: SessionId, request: Request, session: SessionDep, user: ConsoleOfficerDep) -> Response:
+    """An audio player on the session's recording (served by the API to approvers and admins)."""
+    if not _may_listen(user):
+        raise HTTPException(403, N_("Only approvers and administrators may listen to recordings."))
+    row = live_api.get_session(session_id, session, user)
+    return render(request, "live/_player.html", {"row": row})
+
+
+@router.post("/live/sessions/{session_id}/end")
+async def end(session_id: SessionId, request: Request, session: SessionDep, controller: ControllerDep,
+              user: ConsoleOfficerDep) -> Response:
+    """Ends a session (its owner, or an admin — the API's rule), then shows the record again."""
+    await live_api.end_session(session_id, controller, user)
+    controller.changes.bump("live")
+    return render(request, "live/_sessions.html", _session_rows(session, user))
+
+
+@router.post("/live/relay")
+async def relay(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleOfficerDep,
+                zone: Annotated[list[str] | None, Form(max_length=200)] = None,
+                agent: Annotated[list[str] | None, Form(max_length=1000)] = None,
+                priority: Annotated[str, Form(max_length=20)] = "priority",
+                title: Annotated[str, Form(max_length=1000)] = "",
+                relay_url: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    """Relays an upstream stream (tiếp sóng) now, to the chosen targets, through the live API."""
+    url = relay_url.strip()
+    context: dict[str, object] = {"relay_url": url[:2000], "notice": None}
+    with speaking_to(request):
+        try:
+            body = live_api.LiveStart.model_validate({
+                "zones": zone or [], "agents": agent or [], "priority": priority, "title": title.strip(),
+                "source": "relay", "relay_url": url or None})
+            errors: dict[str, list[str]] = {}
+        except ValidationError as exc:
+            errors = field_errors(exc)
+        if not url:
+            errors.setdefault("relay_url", []).append(gettext("This field is required."))
+        elif not url.lower().startswith(("http://", "https://")):
+            errors.setdefault("relay_url", []).append(gettext("Enter an address starting with http:// or https://."))
+        if not (zone or agent):
+            errors.setdefault("targets", []).append(gettext("Choose at least one zone or speaker."))
+    if errors:
+        return render(request, "live/_relay.html", {**context, "errors": errors}, status_code=422)
+    created = await live_api.start_session(body, controller, user, session)  # its HTTP errors become pages
+    if isinstance(created, JSONResponse):
+        # Refused by the hub (Icecast down, speakers held by someone else): said in the page's message
+        # area with the hub's reason, which names who holds the speakers.
+        raise HTTPException(created.status_code, str(json.loads(bytes(created.body)).get("detail", "")))
+    controller.changes.bump("live")
+    return render(request, "live/_relay.html", {"relay_url": "", "errors": {}, "notice": N_("Relay started.")},
+                  headers={"HX-Trigger": "live-changed"})
