@@ -368,7 +368,8 @@ def _panel(request: Request, panel: str, session: Session, controller: Controlle
 
 
 def _labels() -> dict[str, Any]:
-    return {"priority_labels": PRIORITY_LABELS, "status_labels": STATUS_LABELS, "kind_labels": KIND_LABELS}
+    return {"priority_labels": PRIORITY_LABELS, "status_labels": STATUS_LABELS, "kind_labels": KIND_LABELS,
+            "short": short}
 
 
 @router.get("/")

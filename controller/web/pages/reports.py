@@ -271,8 +271,8 @@ def reports(request: Request, session: SessionDep, controller: ControllerDep, us
 
 #: CSV columns: header (msgid) and how each row fills it.
 _CSV_COLUMNS: tuple[str, ...] = (
-    N_("Scheduled start"), N_("Actual start"), N_("Ended"), N_("Speaker point"), N_("Speaker point name"), N_("Zones"),
-    N_("Kind"), N_("Content"), N_("Priority"), N_("Outcome"), N_("Reason"), N_("Start offset (ms)"),
+    N_("Scheduled start"), N_("Actual start"), N_("Ended at"), N_("Speaker point"), N_("Speaker point name"),
+    N_("Zones"), N_("Kind"), N_("Content"), N_("Priority"), N_("Outcome"), N_("Reason"), N_("Start offset (ms)"),
     N_("Duration (s)"), N_("Play id"), N_("Attempt"),
 )
 #: Cells starting with these would be formulas in a spreadsheet: announcement text is typed by staff.
