@@ -122,9 +122,10 @@ def test_sign_content_reaches_virtual_and_alpha_signs(tmp_path: Path, controller
 
 
 def test_preview_and_input_errors(controller: ControllerHandle) -> None:
-    with urllib.request.urlopen(controller.api + "/console/signs.html", timeout=10) as resp:
-        page = resp.read().decode()
-    assert "/console/signs.js" in page and 'lang="vi"' in page
+    # The console's signs page is a server-rendered page behind the sign-in (tests/test_console_signs.py).
+    with urllib.request.urlopen(controller.api + "/console/signs", timeout=10) as resp:
+        assert "/console/login?next=%2Fconsole%2Fsigns" in resp.url
+        assert 'lang="vi"' in resp.read().decode()
     status, body = controller.post("/api/v1/sign-contents", {"pages": [{"kind": "text", "lines": ["  "]}]})
     assert status == 422
     status, body = controller.post("/api/v1/sign-contents", {"pages": [{"kind": "text", "lines": ["Ủy ban"],

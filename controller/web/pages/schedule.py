@@ -58,6 +58,8 @@ PRIORITY_LABELS: dict[str, str] = {"normal": N_("Normal"), "priority": N_("Prior
 #: Item states as staff read them (msgids).
 STATUS_LABELS: dict[str, str] = {"pending": N_("Awaiting approval"), "approved": N_("Approved"),
                                  "rejected": N_("Rejected"), "cancelled": N_("Cancelled")}
+#: What the rows of the grid are (msgids).
+ROWS_LABELS: dict[str, str] = {"zone": N_("By zone"), "agent": N_("By speaker")}
 #: The row that gathers agents in no zone (msgid).
 NO_ZONE = N_("No zone")
 _DAY_MS = 86_400_000
@@ -286,7 +288,8 @@ def _context(session: Session, controller: Controller, view: View, day: date | N
     return {
         "view": view, "rows_by": rows_by, "zone": zone, "zones": expansion.zones, "rows": rows, "days": days,
         "today": today, "chosen": chosen, "weekdays": WEEKDAYS, "priority_labels": PRIORITY_LABELS,
-        "status_labels": STATUS_LABELS, "slots_by_day": slots_by_day, "conflict_count": conflicts,
+        "status_labels": STATUS_LABELS, "rows_labels": ROWS_LABELS, "slots_by_day": slots_by_day,
+        "conflict_count": conflicts,
         "held_back": held_back(expansion, tz, zone),
         "hours": list(range(0, 24, 3)),
         "prev_link": _link(view, chosen - timedelta(days=step), zone, rows_by),

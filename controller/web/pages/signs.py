@@ -1,0 +1,424 @@
+"""The LED signs page: compose sign content, see it exactly as each board will show it, put it on signs,
+approve sign items, and watch what every sign shows now.
+
+Previews are the API's own ``preview.png`` (drawn by the renderer the agents use), so what the officer
+sees is the board's image dot for dot. Content and items are saved through the API's route functions, so
+validation, approval and the audit trail are those of ``/api/v1/sign-*``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Final
+from urllib.parse import quote, urlencode
+
+from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from controller import audit
+from controller.api import signs as signs_api
+from controller.api.deps import ControllerDep, SessionDep
+from controller.models import Sign, SignContent, SignItem, User
+from controller.runtime import Controller
+from controller.schedule_items import known_zones
+from controller.signs import (
+    APPROVER_ROLES,
+    MAX_IMAGE_BYTES,
+    SignContentInput,
+    SignInputError,
+    SignItemInput,
+    validate_image,
+)
+from controller.web.errors import error_page
+from controller.web.forms import field_errors, translate_error
+from controller.web.i18n import N_, gettext, speaking_to
+from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep, ConsoleUserDep
+from controller.web.templating import render
+from devices.led.content import Align, ImagePage, Panel, SignColour, SignMode, SignPage, TextPage
+from devices.led.fonts import FontError
+from devices.led.render import LayoutError
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+#: Effects, colours and alignments as staff read them (msgids), in the order offered.
+MODE_LABELS: dict[str, str] = {SignMode.STATIC: N_("Still"), SignMode.SCROLL_LEFT: N_("Scroll to the left"),
+                               SignMode.SCROLL_UP: N_("Scroll up"), SignMode.FLASH: N_("Flash")}
+COLOUR_LABELS: dict[str, str] = {SignColour.AMBER: N_("Amber"), SignColour.RED: N_("Red"),
+                                 SignColour.GREEN: N_("Green"), SignColour.YELLOW: N_("Yellow"),
+                                 SignColour.WHITE: N_("White"), SignColour.BLUE: N_("Blue")}
+ALIGN_LABELS: dict[str, str] = {Align.CENTER: N_("Centre"), Align.LEFT: N_("Left"), Align.RIGHT: N_("Right")}
+PRIORITY_LABELS: dict[str, str] = {"normal": N_("Normal"), "priority": N_("Priority"),
+                                   "emergency": N_("Emergency")}
+STATUS_LABELS: dict[str, str] = {"active": N_("Showing as scheduled"), "pending": N_("Awaiting approval"),
+                                 "rejected": N_("Rejected"), "cancelled": N_("Cancelled")}
+REPEAT_LABELS: dict[str, str] = {"": N_("Once"), "FREQ=DAILY": N_("Every day"), "FREQ=WEEKLY": N_("Every week")}
+AGENT_LABELS: dict[str, str] = {"online": N_("online"), "offline": N_("offline"), "stopped": N_("stopped"),
+                                "unknown": N_("never connected")}
+SOURCE_LABELS: dict[str, str] = {"playlist": N_("Schedule"), "announcement": N_("Announcement playing"),
+                                 "idle": N_("Dark")}
+#: Board sizes offered for a preview besides the attached signs' own (common LED modules and screens).
+PREVIEW_SIZES: Final = ("64x16", "96x16", "128x32", "192x64", "192x96", "320x160")
+DEFAULT_SIZE: Final = "128x32"
+#: The largest a preview is drawn on the page (CSS pixels); small boards are scaled up so each LED shows.
+_PREVIEW_WIDTH: Final = 480
+
+_SIZE_MESSAGE = N_("Write the size as width x height, for example 96x16.")
+_NOTHING_MESSAGE = N_("Type some text or choose a picture.")
+_IMAGE_MESSAGE = N_("The picture must be a PNG or JPEG file of at most %(kb)s KB.")
+_FOUR_EYES = N_("A sign item must be approved by someone other than the person who wrote it.")
+_NO_TARGET = N_("Choose all signs, or at least one zone or sign.")
+_NOT_PENDING = N_("This item is no longer awaiting approval.")
+
+
+@dataclass(frozen=True)
+class Preview:
+    """One page of content as one board shows it: the API's PNG, or why it does not fit."""
+
+    label: str
+    url: str
+    width: int
+    height: int
+    page: int
+    pages: int
+    problem: str | None
+
+    @property
+    def scale(self) -> int:
+        """Screen pixels per LED dot: whole numbers, so every dot stays sharp."""
+        return max(1, min(8, _PREVIEW_WIDTH // self.width))
+
+
+def _can_compose(user: User) -> bool:
+    return bool(user.role_set & {"admin", "officer", "approver"})
+
+
+def _can_decide(user: User) -> bool:
+    return bool(user.role_set & APPROVER_ROLES)
+
+
+def _panel_of(text: str) -> Panel | None:
+    try:
+        return Panel.parse(text)
+    except (ValueError, ValidationError):
+        return None
+
+
+def previews(session: Session, controller: Controller, content: SignContent, size: str) -> list[Preview]:
+    """Every page of ``content`` on every attached sign and on a board of ``size``.
+
+    Each is drawn once here to know whether it fits (the renderer says why not); the page then loads the
+    API's ``preview.png``, the same drawing, as its image.
+    """
+    boards: list[tuple[str, Panel, str]] = []
+    for sign in session.scalars(select(Sign).order_by(Sign.id)):
+        boards.append((f"{sign.id} ({sign.width}×{sign.height})", Panel(width=sign.width, height=sign.height),
+                       f"/api/v1/signs/{quote(sign.id)}/preview.png?" + urlencode({"content_id": content.id})))
+    panel = _panel_of(size)
+    # A size some attached sign already has adds nothing: that sign's preview is the same image.
+    if panel is not None and all((b.width, b.height) != (panel.width, panel.height) for _l, b, _u in boards):
+        boards.append((gettext("A %(size)s board") % {"size": f"{panel.width}×{panel.height}"}, panel,
+                       f"/api/v1/sign-contents/{quote(content.id)}/preview.png?" + urlencode({"size": str(panel)})))
+    pages = len(content.pages)
+    found: list[Preview] = []
+    for label, board, url in boards:
+        for page in range(pages):
+            problem: str | None = None
+            try:
+                controller.signs.preview_png(session, content.id, page, board)
+            except LayoutError:
+                problem = N_("Does not fit this board: shorten the text or split it into pages.")
+            except FontError:
+                problem = N_("The sign font is missing on the controller; tell your administrator.")
+            found.append(Preview(label, f"{url}&page={page}", board.width, board.height, page, pages, problem))
+    return found
+
+
+def _sizes(session: Session) -> list[str]:
+    own = [f"{s.width}x{s.height}" for s in session.scalars(select(Sign))]
+    return sorted(set(PREVIEW_SIZES) | set(own), key=lambda s: tuple(int(n) for n in s.split("x")))
+
+
+def _local(text: str | None) -> str:
+    """Stored local wall time (ISO) as staff write it."""
+    if not text:
+        return "—"
+    return datetime.fromisoformat(text).strftime("%d/%m/%Y %H:%M")
+
+
+def _compose_defaults() -> dict[str, Any]:
+    return {"title": "", "lines": "", "mode": SignMode.STATIC.value, "colour": SignColour.AMBER.value,
+            "align": Align.CENTER.value, "dwell_s": "8", "size": DEFAULT_SIZE}
+
+
+def _assign_defaults() -> dict[str, Any]:
+    return {"content_id": "", "title": "", "target_all": True, "zones": [], "signs": [], "priority": "normal",
+            "start": "", "duration_min": "60", "repeat": ""}
+
+
+def _labels() -> dict[str, Any]:
+    return {"mode_labels": MODE_LABELS, "colour_labels": COLOUR_LABELS, "align_labels": ALIGN_LABELS,
+            "priority_labels": PRIORITY_LABELS, "status_labels": STATUS_LABELS, "repeat_labels": REPEAT_LABELS,
+            "agent_labels": AGENT_LABELS, "source_labels": SOURCE_LABELS}
+
+
+def _items(session: Session) -> list[dict[str, Any]]:
+    contents = {c.id: c.title for c in session.scalars(select(SignContent))}
+    rows = session.scalars(select(SignItem).where(SignItem.status.in_(("active", "pending")))
+                           .order_by(SignItem.created_at.desc()).limit(200))
+    return [{"row": r, "content_title": contents.get(r.content_id, ""), "start": _local(r.start_local),
+             "until": _local(r.until_local) if r.until_local else None,
+             "minutes": max(1, round(r.duration_ms / 60_000))} for r in rows]
+
+
+def _assign_context(session: Session, values: dict[str, Any], errors: dict[str, list[str]],
+                    notice: str | None = None) -> dict[str, Any]:
+    return {"contents": list(session.scalars(select(SignContent).order_by(SignContent.created_at.desc())
+                                             .limit(100))),
+            "signs": list(session.scalars(select(Sign).order_by(Sign.id))),
+            "zones": sorted(known_zones(session)), "values": values, "errors": errors, "notice": notice,
+            **_labels()}
+
+
+@router.get("/signs")
+def signs_page(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleUserDep) -> Response:
+    """The signs page: what each sign shows now, composing, putting content on signs, the sign items."""
+    context = {
+        "now_rows": controller.signs.now(session), "items": _items(session), "sizes": _sizes(session),
+        "can_compose": _can_compose(user), "can_decide": _can_decide(user), "compose": _compose_defaults(),
+        "previews": [], "warnings": [], "saved": None, **_assign_context(session, _assign_defaults(), {}),
+    }
+    context["compose_errors"] = {}
+    return render(request, "signs/page.html", context)
+
+
+@router.get("/signs/now")
+def signs_now(request: Request, session: SessionDep, controller: ControllerDep, _user: ConsoleUserDep) -> Response:
+    """What each sign shows now (fetched again when agents report)."""
+    return render(request, "signs/_now.html", {"now_rows": controller.signs.now(session), **_labels()})
+
+
+@router.get("/signs/items")
+def signs_items(request: Request, session: SessionDep, user: ConsoleUserDep) -> Response:
+    """The sign items (pending and active)."""
+    return render(request, "signs/_items.html", {"items": _items(session), "can_compose": _can_compose(user),
+                                                 "can_decide": _can_decide(user), **_labels()})
+
+
+@router.get("/signs/previews")
+def signs_previews(request: Request, session: SessionDep, controller: ControllerDep, _user: ConsoleUserDep,
+                   content_id: str = "", size: str = DEFAULT_SIZE) -> Response:
+    """Previews of stored content (chosen in the "put on signs" form)."""
+    row = session.get(SignContent, content_id) if content_id else None
+    found = previews(session, controller, row, size[:20]) if row is not None else []
+    return render(request, "signs/_previews.html", {"previews": found, "saved": row, "warnings": []})
+
+
+# composing -----------------------------------------------------------------------------------------------
+
+
+class ComposeForm(BaseModel):
+    """The compose form's own fields (the page's text goes through the API's models)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(default="", max_length=200)
+    lines: str = Field(default="", max_length=10_000)
+    mode: SignMode
+    colour: SignColour
+    align: Align
+    dwell_s: int = Field(ge=1, le=3600)
+    size: str = Field(max_length=20)
+
+
+def _page_errors(exc: ValidationError) -> dict[str, list[str]]:
+    """A page model's errors under the form's field names (``dwell_ms`` is typed in seconds)."""
+    errors = field_errors(exc)
+    if "dwell_ms" in errors:
+        errors["dwell_s"] = errors.pop("dwell_ms")
+    return errors
+
+
+def _compose_response(request: Request, values: dict[str, Any], errors: dict[str, list[str]],
+                      sizes: list[str]) -> Response:
+    return render(request, "signs/_compose.html",
+                  {"compose": values, "compose_errors": errors, "sizes": sizes, "previews": [], "warnings": [],
+                   "saved": None, **_labels()}, status_code=422)
+
+
+@router.post("/signs/compose")
+def compose(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleOfficerDep,
+            title: Annotated[str, Form(max_length=1000)] = "", lines: Annotated[str, Form(max_length=20_000)] = "",
+            mode: Annotated[str, Form(max_length=40)] = "", colour: Annotated[str, Form(max_length=40)] = "",
+            align: Annotated[str, Form(max_length=40)] = "", dwell_s: Annotated[str, Form(max_length=20)] = "",
+            size: Annotated[str, Form(max_length=40)] = DEFAULT_SIZE,
+            image: Annotated[UploadFile | None, File()] = None) -> Response:
+    """Saves new content from the form (text page, picture page or both) and shows its previews."""
+    values = {"title": title, "lines": lines, "mode": mode, "colour": colour, "align": align, "dwell_s": dwell_s,
+              "size": size}
+    sizes = _sizes(session)
+    with speaking_to(request):
+        errors: dict[str, list[str]] = {}
+        try:
+            form = ComposeForm.model_validate(values)
+        except ValidationError as exc:
+            errors.update(field_errors(exc))
+        if "size" not in errors and _panel_of(size) is None:
+            errors["size"] = [gettext(_SIZE_MESSAGE)]
+        text_lines = [line for line in lines.splitlines() if line.strip()]
+        data = image.file.read(MAX_IMAGE_BYTES + 1) if image is not None and image.filename else b""
+        if not text_lines and not data:
+            errors.setdefault("lines", []).append(gettext(_NOTHING_MESSAGE))
+        if errors:
+            return _compose_response(request, values, errors, sizes)
+        pages: list[SignPage] = []
+        if text_lines:
+            try:
+                pages.append(TextPage(lines=text_lines, mode=form.mode, colour=form.colour, align=form.align,
+                                      dwell_ms=form.dwell_s * 1000))
+            except ValidationError as exc:
+                errors.update(_page_errors(exc))
+        if data:
+            try:
+                if len(data) > MAX_IMAGE_BYTES:
+                    raise SignInputError("image", "too large")
+                mime, _width, _height = validate_image(data)
+                stored = controller.signs.store_image(session, data)
+                audit.record(session, user, "sign_image.upload", stored.sha256, {"size": stored.size})
+                pages.append(ImagePage(sha256=stored.sha256, size=stored.size, mime=mime,  # type: ignore[arg-type]
+                                       dwell_ms=form.dwell_s * 1000))
+            except (SignInputError, LayoutError, ValidationError):
+                errors["image"] = [gettext(_IMAGE_MESSAGE) % {"kb": MAX_IMAGE_BYTES // 1024}]
+        if errors:
+            return _compose_response(request, values, errors, sizes)
+        try:
+            body = SignContentInput(title=form.title, pages=pages)
+            saved = signs_api.create_content(body, session, controller, user)
+        except ValidationError as exc:
+            return _compose_response(request, values, _page_errors(exc), sizes)
+        except HTTPException as exc:
+            details: list[dict[str, Any]] = exc.detail if isinstance(exc.detail, list) else []
+            return _compose_response(request, values, field_errors(details) or {
+                "__all__": [translate_error({"type": "value_error", "msg": str(exc.detail)})]}, sizes)
+        row = controller.signs.content(session, saved.id)
+        found = previews(session, controller, row, form.size)
+        assign = _assign_context(session, {**_assign_defaults(), "content_id": row.id, "title": row.title}, {})
+        return render(request, "signs/_compose.html", {
+            "compose": values, "compose_errors": {}, "sizes": sizes, "previews": found,
+            "warnings": saved.warnings, "saved": row, "oob_assign": True, **assign})
+
+
+# putting content on signs ------------------------------------------------------------------------------------
+
+
+class AssignForm(BaseModel):
+    """The "put on signs" form's own fields (the item itself is checked by the API's model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: datetime | None = None
+    duration_min: int = Field(ge=1, le=527_040)
+    repeat: str = Field(default="", pattern=r"^(|FREQ=DAILY|FREQ=WEEKLY)$")
+
+
+_ITEM_FIELDS: Final = {"duration_ms": "duration_min", "rrule": "repeat", "zones": "targets", "signs": "targets",
+                       "agents": "targets", "all": "targets"}
+
+
+def _item_errors(errors: dict[str, list[str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for name, messages in errors.items():
+        out.setdefault(_ITEM_FIELDS.get(name, name), []).extend(messages)
+    return out
+
+
+@router.post("/signs/items")
+def assign(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleOfficerDep,
+           content_id: Annotated[str, Form(max_length=64)] = "", title: Annotated[str, Form(max_length=1000)] = "",
+           target_all: Annotated[str, Form(max_length=10)] = "",
+           zones: Annotated[list[str] | None, Form(max_length=1000)] = None,
+           signs: Annotated[list[str] | None, Form(max_length=1000)] = None,
+           priority: Annotated[str, Form(max_length=20)] = "normal", start: Annotated[str, Form(max_length=40)] = "",
+           duration_min: Annotated[str, Form(max_length=20)] = "",
+           repeat: Annotated[str, Form(max_length=40)] = "") -> Response:
+    """Puts content on signs from a time for some minutes, once or repeating (pending if approval is on)."""
+    values: dict[str, Any] = {"content_id": content_id, "title": title, "target_all": bool(target_all),
+                              "zones": list(zones or []), "signs": list(signs or []), "priority": priority,
+                              "start": start, "duration_min": duration_min, "repeat": repeat}
+    tz = controller.settings.tz
+
+    def refuse(errors: dict[str, list[str]]) -> Response:
+        return render(request, "signs/_assign.html", _assign_context(session, values, errors), status_code=422)
+
+    with speaking_to(request):
+        try:
+            form = AssignForm.model_validate({"start": start or None, "duration_min": duration_min,
+                                              "repeat": repeat})
+        except ValidationError as exc:
+            return refuse(field_errors(exc))
+        if not target_all and not values["zones"] and not values["signs"]:
+            return refuse({"targets": [gettext(_NO_TARGET)]})
+        targets: dict[str, Any] = {"all": True} if target_all else {"zones": values["zones"],
+                                                                    "signs": values["signs"]}
+        when = form.start if form.start is not None else datetime.now(tz).replace(tzinfo=None)
+        try:
+            body = SignItemInput.model_validate({
+                "content_id": content_id, "title": title, "priority": priority, "targets": targets,
+                "start": when, "rrule": form.repeat or None, "duration_ms": form.duration_min * 60_000})
+        except ValidationError as exc:
+            return refuse(_item_errors(field_errors(exc)))
+        try:
+            signs_api.create_item(body, session, controller, user)
+        except HTTPException as exc:
+            details: list[dict[str, Any]] = exc.detail if isinstance(exc.detail, list) else []
+            return refuse(_item_errors(field_errors(details)) or {
+                "__all__": [translate_error({"type": "value_error", "msg": str(exc.detail)})]})
+    fresh = _assign_defaults()
+    fresh["content_id"] = content_id
+    notice = N_("Sent for approval.") if controller.settings.require_approval else N_("Put on the signs.")
+    return render(request, "signs/_assign.html", _assign_context(session, fresh, {}, notice),
+                  headers={"HX-Trigger": "signs-changed"})
+
+
+def _decided(request: Request, session: Session, controller: Controller, user: User, call: Any) -> Response:
+    """Runs an API action on a sign item; answers with the refreshed item list or a translated refusal."""
+    try:
+        call()
+    except HTTPException as exc:
+        detail = str(exc.detail)
+        if exc.status_code == 403:
+            return error_page(request, 403, _FOUR_EYES if "someone other" in detail else None)
+        if exc.status_code == 409:
+            return error_page(request, 409, _NOT_PENDING)
+        return error_page(request, exc.status_code)
+    controller.changes.bump("signs")
+    return render(request, "signs/_items.html", {"items": _items(session), "can_compose": _can_compose(user),
+                                                 "can_decide": _can_decide(user), **_labels()},
+                  headers={"HX-Trigger": "signs-changed"})
+
+
+@router.post("/signs/items/{item_id}/approve")
+def approve(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleApproverDep,
+            item_id: str) -> Response:
+    """An approver (not the author) puts a pending item on the signs."""
+    return _decided(request, session, controller, user,
+                    lambda: signs_api.approve_item(item_id, session, controller, user, None))
+
+
+@router.post("/signs/items/{item_id}/reject")
+def reject(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleApproverDep,
+           item_id: str) -> Response:
+    """An approver refuses a pending item."""
+    return _decided(request, session, controller, user,
+                    lambda: signs_api.reject_item(item_id, session, controller, user, None))
+
+
+@router.delete("/signs/items/{item_id}")
+def cancel(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleOfficerDep,
+           item_id: str) -> Response:
+    """Takes an item off every sign (its record stays)."""
+    return _decided(request, session, controller, user,
+                    lambda: signs_api.cancel_item(item_id, session, controller, user))
+
