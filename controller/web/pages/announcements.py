@@ -346,7 +346,7 @@ def describe_rrule(rrule: str | None) -> list[str]:
 def _queue_response(request: Request, controller: Controller, errors: dict[str, dict[str, list[str]]],
                     notice: str | None, queue: list[ScheduleItemPublic], status_code: int = 200) -> Response:
     return render(request, "announcements/_queue.html",
-                  {"queue": queue, "queue_errors": errors, "queue_notice": notice, **_labels()},
+                  {"queue": queue, "queue_errors": errors, "queue_notice": notice, "queue_oob": True, **_labels()},
                   status_code=status_code, headers={"HX-Trigger": REFRESH_EVENT} if status_code == 200 else None)
 
 
@@ -370,7 +370,7 @@ def announcements_page(request: Request, session: SessionDep, controller: Contro
         options = _options(session, user, controller.settings.text_max_chars)
         context.update(_compose_context(_blank_values(controller), {}, options))
     context.update({"queue": _queue(session, controller) if can_approve else [], "queue_errors": {},
-                    "queue_notice": None})
+                    "queue_notice": None, "queue_oob": False})
     return render(request, "announcements/page.html", context)
 
 
@@ -386,7 +386,8 @@ def queue_fragment(request: Request, session: SessionDep, controller: Controller
                    _user: ConsoleApproverDep) -> Response:
     """The approval queue (fetched again when an item is added or decided)."""
     return render(request, "announcements/_queue.html",
-                  {"queue": _queue(session, controller), "queue_errors": {}, "queue_notice": None, **_labels()})
+                  {"queue": _queue(session, controller), "queue_errors": {}, "queue_notice": None, "queue_oob": False,
+                   **_labels()})
 
 
 @router.post("/announcements/preview")
