@@ -23,7 +23,7 @@ from controller.api.deps import ControllerDep, SessionDep
 from controller.models import User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
-from controller.web.session import ConsoleOfficerDep
+from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep
 from controller.web.templating import render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -81,10 +81,8 @@ def sessions_fragment(request: Request, session: SessionDep, user: ConsoleOffice
 
 
 @router.get("/live/sessions/{session_id}/player")
-def player(session_id: SessionId, request: Request, session: SessionDep, user: ConsoleOfficerDep) -> Response:
+def player(session_id: SessionId, request: Request, session: SessionDep, user: ConsoleApproverDep) -> Response:
     """An audio player on the session's recording (served by the API to approvers and admins)."""
-    if not _may_listen(user):
-        raise HTTPException(403, N_("Only approvers and administrators may listen to recordings."))
     row = live_api.get_session(session_id, session, user)
     return render(request, "live/_player.html", {"row": row})
 
