@@ -8,7 +8,8 @@ import csv
 import io
 import re
 import secrets
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from playwright.sync_api import expect
@@ -20,6 +21,8 @@ from tests.conftest import ControllerHandle
 from tests.console_support import browser_page, console_client, create_staff, screenshot
 
 PARTIAL = {"HX-Target": "report"}
+#: The test controller's time zone (the default setting): report days are its local days.
+SITE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 def _error(html: str, field: str) -> str:
@@ -93,13 +96,14 @@ def _filters_and_csv(controller: ControllerHandle) -> None:
     assert anonymous.status_code == 303 and "/console/login" in anonymous.headers["location"]
 
 
-def _add_live_session(controller: ControllerHandle, title: str) -> str:
-    """A finished live session with a recording, written into the controller's database as the hub would."""
+def _add_live_session(controller: ControllerHandle, title: str) -> tuple[str, date]:
+    """A finished live session with a recording, written into the controller's database as the hub would;
+    its id and its local day."""
     session_id = secrets.token_hex(8)
+    start = datetime.now(UTC) - timedelta(minutes=10)
     db = Database(f"sqlite:///{controller.data_dir / 'loaphuong.sqlite3'}")
     try:
         with db.session() as session:
-            start = datetime.now(UTC) - timedelta(minutes=10)
             session.add(LiveSession(id=session_id, username="canbo", source="microphone", priority="priority",
                                     title=title, zones=["khu-pho-1"], targets=["loa-a", "loa-b"], status="ended",
                                     started_at=start, live_at=start + timedelta(seconds=2),
@@ -108,12 +112,12 @@ def _add_live_session(controller: ControllerHandle, title: str) -> str:
                                     recording_bytes=1234))
     finally:
         db.engine.dispose()
-    return session_id
+    return session_id, start.astimezone(SITE_TZ).date()
 
 
 def _live_record_and_browser(controller: ControllerHandle, browser_factory: BrowserFactory) -> None:  # noqa: F811
     """The live sessions' record (a player for approvers only), and the filter form in a phone's browser."""
-    session_id = _add_live_session(controller, "Tin <img src=x onerror=alert(1)> khẩn")
+    session_id, day = _add_live_session(controller, "Tin <img src=x onerror=alert(1)> khẩn")
     approver = create_staff(controller, "duyet", ["approver"])
     viewer = create_staff(controller, "xem2", ["viewer"])
 
@@ -135,8 +139,8 @@ def _live_record_and_browser(controller: ControllerHandle, browser_factory: Brow
 
     # A backwards period: the message is under the end date, in Vietnamese, without leaving the page.
     page.evaluate("window.lpNotReloaded = true")
-    page.fill("#date_from", "2026-12-02")
-    page.fill("#date_to", "2026-12-01")
+    page.fill("#date_from", (day + timedelta(days=1)).isoformat())
+    page.fill("#date_to", day.isoformat())
     page.click("#report-filters button[type=submit]")
     expect(page.locator("#date_to-error")).to_have_text("Ngày kết thúc đang trước ngày bắt đầu.")
     expect(page.locator("#date_to")).to_have_attribute("aria-invalid", "true")
@@ -144,8 +148,11 @@ def _live_record_and_browser(controller: ControllerHandle, browser_factory: Brow
     screenshot(page, "reports-filter-error-phone")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390 + 1
 
-    page.fill("#date_to", "2026-12-03")
+    first, last = day.isoformat(), (day + timedelta(days=1)).isoformat()
+    page.fill("#date_from", first)
+    page.fill("#date_to", last)
     page.click("#report-filters button[type=submit]")
     expect(page.locator("#date_to-error")).to_have_count(0)
-    expect(page).to_have_url(re.compile(r"date_from=2026-12-02&date_to=2026-12-03"))
-    expect(page.locator("#report .muted")).to_have_text("Không có lượt phát nào khớp với bộ lọc này.")
+    expect(page).to_have_url(re.compile(rf"date_from={first}&date_to={last}"))
+    expect(page.locator("#report p.empty")).to_have_text("Không có lượt phát nào khớp với bộ lọc này.")
+    expect(page.locator(f'tr[data-session="{session_id}"]')).to_have_count(1)  # in the period: still listed
