@@ -10,6 +10,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from controller.local_stack import register_agent
+from devices.protocol import Priority
+from schedules.conflicts import Overlap, play_overlaps
+from schedules.plan import PlannedPlay
 from tests.browser import BrowserFactory, browser_factory  # noqa: F401
 from tests.conftest import Broker, ControllerHandle
 from tests.console_support import browser_page, console_client, create_staff, screenshot
@@ -133,3 +136,13 @@ def test_changes_keep_roles_rules_and_escaping(broker: Broker, controller_factor
         assert approver.get(f"/console/schedule/grid?date={day}").text.count("data-item=") == 0
     status, stored = controller.get(f"/api/v1/schedule/items/{item['id']}")
     assert status == 200 and stored["status"] == "cancelled" and stored["decided_by"] == "duyet"
+
+
+def test_play_overlaps_pairs_each_clash_once_per_agent() -> None:
+    def play(pid: str, agent: str, start: int, end: int, level: Priority = Priority.NORMAL) -> PlannedPlay:
+        return PlannedPlay(pid, agent, pid, 0, start, end, level, (), None, pid)
+
+    plays = [play("a", "loa-1", 0, 100), play("b", "loa-1", 50, 150), play("c", "loa-1", 150, 200),
+             play("d", "loa-1", 120, 130, Priority.EMERGENCY), play("a", "loa-2", 0, 100),
+             play("e", "loa-2", 100, 110)]
+    assert play_overlaps(plays) == [Overlap("loa-1", "a", "b", True), Overlap("loa-1", "b", "d", False)]
