@@ -46,8 +46,9 @@ class ChainStatus(BaseModel):
     reason: str | None = None
 
 
-def _query(start: datetime | None, end: datetime | None, user: str | None,
-           action: str | None) -> Select[AuditEvent]:
+def audit_query(start: datetime | None, end: datetime | None, user: str | None,
+                action: str | None) -> Select[AuditEvent]:
+    """Audit events oldest first, filtered as the list and the console's page filter them."""
     q = select(AuditEvent).order_by(AuditEvent.id)
     if start is not None:
         q = q.where(AuditEvent.at >= start)
@@ -77,7 +78,7 @@ def list_audit(session: SessionDep, controller: ControllerDep, _admin: AdminDep,
                after_id: Annotated[int, Query(ge=0)] = 0) -> list[AuditRow] | StreamingResponse:
     """Audit events oldest first, filtered by time (``from`` inclusive, ``to`` exclusive), username and
     action (exact or prefix such as ``camera``); ``format=csv`` exports every match as a download."""
-    q = _query(start, end, user, action)
+    q = audit_query(start, end, user, action)
     if fmt == "json":
         return [_row(e) for e in session.scalars(q.where(AuditEvent.id > after_id).limit(limit))]
 

@@ -89,7 +89,8 @@ def split_zones(checked: list[str], extra: str) -> list[str]:
     return list(dict.fromkeys([*checked, *typed]))
 
 
-def _zone_choices(session: SessionDep, *also: list[str]) -> list[str]:
+def zone_choices(session: SessionDep, *also: list[str]) -> list[str]:
+    """The zones a form offers as checkboxes: every known zone and those in ``also`` (already chosen)."""
     found = set(known_zones(session))
     for zones in also:
         found.update(zones)
@@ -118,7 +119,7 @@ def _profiles() -> list[tuple[str, str]]:
 def _register_context(session: SessionDep, values: dict[str, Any] | None = None,
                       errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
     return {"values": values or {"id": "", "name": "", "zones": [], "zones_extra": "", "board_profile": ""},
-            "errors": errors or {}, "zone_choices": _zone_choices(session), "profiles": _profiles(),
+            "errors": errors or {}, "zone_choices": zone_choices(session), "profiles": _profiles(),
             "status_labels": STATUS_LABELS}
 
 
@@ -167,7 +168,7 @@ def devices_register(request: Request, session: SessionDep, controller: Controll
 def _device_context(session: SessionDep, device: Device) -> dict[str, Any]:
     public = device_public(device)
     return {"device": public, "status_labels": STATUS_LABELS, "profiles": _profiles(),
-            "zone_choices": _zone_choices(session, list(device.zones)), "errors": {},
+            "zone_choices": zone_choices(session, list(device.zones)), "errors": {},
             "values": {"name": device.name, "zones": list(device.zones), "zones_extra": ""},
             "volume": (device.state or {}).get("volume"), "op_errors": {}, "op_values": {}}
 

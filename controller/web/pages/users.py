@@ -1,0 +1,200 @@
+"""Users: staff accounts, their roles and zones — for admins.
+
+Creating, editing, disabling and resetting passwords call the API's own functions
+(controller/api/users.py), so the password policy, the guard against an admin locking themselves out and
+the audit records are the same as for scripts. Errors are shown under their field, in the user's language.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, HTTPException, Request, Response, status
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from controller.api.deps import SessionDep
+from controller.api.users import (
+    PasswordReset,
+    UserCreate,
+    UserPublic,
+    UserUpdate,
+    add_user,
+    reset_password,
+    update_user,
+    user_public,
+)
+from controller.models import ROLES, User
+from controller.web.forms import field_errors
+from controller.web.i18n import N_, gettext, speaking_to
+from controller.web.pages.devices import split_zones, zone_choices
+from controller.web.session import ConsoleAdminDep
+from controller.web.templating import render
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+#: What each role may do, shown beside its checkbox (msgids).
+ROLE_HINTS: dict[str, str] = {
+    "admin": N_("Everything, including accounts and the audit log."),
+    "approver": N_("Approves announcements and schedules before they go out."),
+    "officer": N_("Writes announcements and schedules them."),
+    "security": N_("Watches cameras, moves them and handles motion alerts."),
+    "technician": N_("Installs and looks after devices."),
+    "viewer": N_("Sees what plays and where; changes nothing."),
+}
+_PASSWORD_RULE = N_("At least 10 characters, and not the same as the username.")
+
+
+def _users(session: SessionDep) -> list[UserPublic]:
+    return [user_public(u) for u in session.scalars(select(User).order_by(User.username))]
+
+
+def _get(session: SessionDep, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND)
+    return user
+
+
+def _role_errors(errors: dict[str, list[str]], roles: list[str]) -> dict[str, list[str]]:
+    """The "at least one role" rule belongs under the roles, not at the top of the form."""
+    if not roles:
+        errors.pop("__all__", None)
+        errors["roles"] = [gettext("Choose at least one role.")]
+    return errors
+
+
+def _form_context(session: SessionDep, values: dict[str, Any] | None = None,
+                  errors: dict[str, list[str]] | None = None, created: str | None = None) -> dict[str, Any]:
+    chosen = list((values or {}).get("zones", []))
+    return {"values": values or {"username": "", "roles": [], "zones": [], "zones_extra": ""},
+            "errors": errors or {}, "roles_all": ROLES, "role_hints": ROLE_HINTS,
+            "zone_choices": zone_choices(session, chosen), "created": created}
+
+
+@router.get("/users")
+def users_page(request: Request, session: SessionDep, _admin: ConsoleAdminDep) -> Response:
+    """Every account, and the form creating one."""
+    return render(request, "users/index.html", {"users": _users(session), **_form_context(session)})
+
+
+@router.get("/users/table")
+def users_table(request: Request, session: SessionDep, _admin: ConsoleAdminDep) -> Response:
+    """The accounts table alone (fetched again after a change)."""
+    return render(request, "users/_table.html", {"users": _users(session)})
+
+
+@router.post("/users")
+def users_create(request: Request, session: SessionDep, admin: ConsoleAdminDep,
+                 username: Annotated[str, Form(max_length=200)] = "",
+                 password: Annotated[str, Form(max_length=1024)] = "",
+                 roles: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006 - FastAPI copies it
+                 zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006
+                 zones_extra: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    """Creates an account (as ``POST /api/v1/users``): username, password, one or more roles, zones."""
+    values = {"username": username, "roles": roles, "zones": zones, "zones_extra": zones_extra}
+    with speaking_to(request):
+        try:
+            body = UserCreate.model_validate({"username": username.strip(), "password": password, "roles": roles,
+                                              "zones": split_zones(zones, zones_extra)})
+        except ValidationError as exc:
+            errors = _role_errors(field_errors(exc), roles)
+            return render(request, "users/_create.html", _form_context(session, values, errors), status_code=422)
+        try:
+            created = add_user(body, session, admin)
+        except HTTPException as exc:
+            if exc.status_code == status.HTTP_409_CONFLICT:
+                errors = {"username": [gettext("This username is already taken.")]}
+            else:
+                errors = {"password": [gettext(_PASSWORD_RULE)]}
+            return render(request, "users/_create.html", _form_context(session, values, errors), status_code=422)
+    return render(request, "users/_create.html", _form_context(session, created=created.username),
+                  headers={"HX-Trigger": "users-changed"})
+
+
+def _edit_context(session: SessionDep, user: User, values: dict[str, Any] | None = None,
+                  errors: dict[str, list[str]] | None = None, saved: str | None = None) -> dict[str, Any]:
+    public = user_public(user)
+    current = {"roles": public.roles, "zones": public.zones, "zones_extra": ""}
+    chosen = list((values or current).get("zones", []))
+    return {"account": public, "values": values or current, "errors": errors or {}, "roles_all": ROLES,
+            "role_hints": ROLE_HINTS, "zone_choices": zone_choices(session, chosen), "saved": saved,
+            "password_errors": {}}
+
+
+@router.get("/users/{user_id}")
+def user_page(user_id: int, request: Request, session: SessionDep, _admin: ConsoleAdminDep) -> Response:
+    """One account: roles and zones, disable/enable, password reset."""
+    return render(request, "users/user.html", _edit_context(session, _get(session, user_id)))
+
+
+def _self_lockout(request: Request) -> dict[str, list[str]]:
+    with speaking_to(request):
+        return {"__all__": [gettext("You cannot disable your own account or take away your own administrator "
+                                    "role. Ask another administrator.")]}
+
+
+@router.patch("/users/{user_id}")
+def user_update(user_id: int, request: Request, session: SessionDep, admin: ConsoleAdminDep,
+                roles: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006 - FastAPI copies it
+                zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006
+                zones_extra: Annotated[str, Form(max_length=4000)] = "") -> Response:
+    """Sets the account's roles and zones (as ``PATCH /api/v1/users/{id}``)."""
+    user = _get(session, user_id)
+    values = {"roles": roles, "zones": zones, "zones_extra": zones_extra}
+    with speaking_to(request):
+        try:
+            body = UserUpdate.model_validate({"roles": roles, "zones": split_zones(zones, zones_extra)})
+        except ValidationError as exc:
+            errors = _role_errors(field_errors(exc), roles)
+            return render(request, "users/_edit.html", _edit_context(session, user, values, errors), status_code=422)
+    try:
+        update_user(user_id, body, session, admin)
+    except HTTPException as exc:
+        if exc.status_code != status.HTTP_409_CONFLICT:
+            raise
+        return render(request, "users/_edit.html", _edit_context(session, user, values, _self_lockout(request)),
+                      status_code=422)
+    return render(request, "users/_edit.html", _edit_context(session, user, saved="roles"),
+                  headers={"HX-Trigger": "users-changed"})
+
+
+@router.post("/users/{user_id}/status")
+def user_status(user_id: int, request: Request, session: SessionDep, admin: ConsoleAdminDep,
+                disabled: Annotated[str, Form(max_length=10)] = "") -> Response:
+    """Disables (``disabled=true``) or enables (``false``) the account; a disabled account cannot sign in
+    and its sessions stop working."""
+    user = _get(session, user_id)
+    if disabled not in ("true", "false"):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT)
+    try:
+        update_user(user_id, UserUpdate(disabled=disabled == "true"), session, admin)
+    except HTTPException as exc:
+        if exc.status_code != status.HTTP_409_CONFLICT:
+            raise
+        return render(request, "users/_status.html", {"account": user_public(user), "errors": _self_lockout(request)},
+                      status_code=422)
+    return render(request, "users/_status.html", {"account": user_public(user), "errors": {}, "changed": True},
+                  headers={"HX-Trigger": "users-changed"})
+
+
+@router.post("/users/{user_id}/password")
+def user_password(user_id: int, request: Request, session: SessionDep, admin: ConsoleAdminDep,
+                  password: Annotated[str, Form(max_length=1024)] = "") -> Response:
+    """Sets a new password (as ``POST /api/v1/users/{id}/password``); the user's console sessions end."""
+    user = _get(session, user_id)
+    context: dict[str, Any] = {"account": user_public(user)}
+    with speaking_to(request):
+        try:
+            body = PasswordReset(password=password)
+            reset_password(user_id, body, session, admin)
+        except ValidationError as exc:
+            return render(request, "users/_password.html", {**context, "password_errors": field_errors(exc)},
+                          status_code=422)
+        except HTTPException as exc:
+            if exc.status_code != status.HTTP_422_UNPROCESSABLE_CONTENT:
+                raise
+            errors = {"password": [gettext(_PASSWORD_RULE)]}
+            return render(request, "users/_password.html", {**context, "password_errors": errors},
+                          status_code=422)
+    return render(request, "users/_password.html", {**context, "password_errors": {}, "reset": True})
