@@ -91,6 +91,7 @@ class Controller:
         self.signs = SignService(settings, self.db, self.media, self.signer, self.link)
         self.fleet.on_device_change = self._device_changed
         self.cameras = CameraService(settings, self.db, self.link, self.signer)
+        self.cameras.on_event = lambda m: self.changes.bump("motion" if m.type == "camera.motion" else "cameras")
         self.live = LiveHub(settings, self.db, self.signer, self.link)
         #: Remote operations (``POST /api/v1/devices/{id}/ops/{op}``), answered through the fleet's replies.
         self.ops = OpsService(self.link, self.signer)

@@ -158,6 +158,8 @@ class CameraService:
                                                  settings.camera_snapshot_max_days,
                                                  settings.camera_snapshot_max_bytes))
         self.hub = EventHub()
+        #: Told of every event as it is published (the console's change feed: motion, camera health).
+        self.on_event: Callable[[CameraEventMessage], None] = lambda _message: None
         self.gateway = CameraGateway(
             self._stream_spec,
             GatewayConfig(grace_s=settings.camera_viewer_grace_s, jpeg_quality=settings.camera_jpeg_quality,
@@ -515,6 +517,7 @@ class CameraService:
 
     async def _emit(self, message: CameraEventMessage) -> None:
         self.hub.publish(message)
+        self.on_event(message)
         try:
             await self.link.publish(camera_event_topic(message.camera_id, message.type),
                                     message.model_dump_json().encode(), qos=1)
