@@ -112,6 +112,14 @@ def test_sign_changes_keep_roles_errors_escaping_and_approval(
         not_image = officer.post("/console/signs/compose", data=compose,
                                  files={"image": ("a.png", b"<svg onload=alert(1)>", "image/png")})
         assert not_image.status_code == 422 and 'id="image-error"' in not_image.text
+        picture = io.BytesIO()
+        Image.new("RGB", (32, 16), (255, 0, 0)).save(picture, format="PNG")
+        with_picture = officer.post("/console/signs/compose", data={**compose, "lines": ""},
+                                    files={"image": ("co.png", picture.getvalue(), "image/png")})
+        assert with_picture.status_code == 200, with_picture.text
+        assert "/api/v1/signs/bang-01.cho/preview.png" in with_picture.text
+        status, contents = controller.get("/api/v1/sign-contents")
+        assert [p["kind"] for p in contents[0]["pages"]] == ["image"]
         hostile = "<img src=x onerror=alert(1)>"
         saved = officer.post("/console/signs/compose", data={**compose, "title": hostile, "lines": "<b>Chợ</b>"})
         assert saved.status_code == 200, saved.text
