@@ -76,6 +76,8 @@ def test_compose_preview_and_put_on_signs(controller: ControllerHandle,
     phone.goto(controller.api + "/console/signs")
     phone.select_option("#content_id", content_id)
     phone.locator("#assign-previews img.preview").first.wait_for()
+    phone.wait_for_function("() => [...document.querySelectorAll('#assign-previews img.preview')]"
+                            ".every((img) => img.complete && img.naturalWidth > 0)")
     screenshot(phone, "signs-phone")
     # Nothing sticks out sideways on a phone (tables scroll inside their own box).
     wide = phone.evaluate("() => [...document.querySelectorAll('body *')]"
