@@ -375,6 +375,7 @@ def assign(request: Request, session: SessionDep, controller: ControllerDep, use
             details: list[dict[str, Any]] = exc.detail if isinstance(exc.detail, list) else []
             return refuse(_item_errors(field_errors(details)) or {
                 "__all__": [translate_error({"type": "value_error", "msg": str(exc.detail)})]})
+    controller.changes.bump("signs")
     fresh = _assign_defaults()
     fresh["content_id"] = content_id
     notice = N_("Sent for approval.") if controller.settings.require_approval else N_("Put on the signs.")
