@@ -18,11 +18,12 @@ from tests.conftest import Broker, ControllerHandle
 from tests.console_support import browser_page, console_client, create_staff, screenshot
 from tests.onvif_emulator import OnvifEmulator
 from tests.rtsp_server import RtspServer
+from tests.test_camera_api import MjpegClient
 from tests.test_camera_gateway import _gst_available
 
 pytestmark = pytest.mark.skipif(_gst_available() is not None, reason=str(_gst_available()))
 
-#: Short camera timings; one live view at a time, so the grid's second tile is refused (the gateway's limit).
+#: Short camera timings; one live view at a time (the gateway's limit), to see a refused tile.
 CAMERA_ENV = {"LP_CAMERA_VIEWER_GRACE_S": "1", "LP_CAMERA_FAULT_AFTER_S": "2", "LP_CAMERA_RECONNECT_MAX_S": "1",
               "LP_CAMERA_HEALTH_INTERVAL_S": "2", "LP_CAMERA_MAX_VIEWERS": "1"}
 
@@ -87,19 +88,30 @@ def test_security_watches_the_grid_moves_a_ptz_camera_and_sees_motion(
     password = create_staff(ctl, "bao-ve", ["security"])
     browser = browser_factory()
     page = browser_page(browser, ctl, "bao-ve", password)
-    page.goto(ctl.api + "/console/cameras")
-    expect(page.locator("h1")).to_have_text("Camera")
-    tiles = page.locator(".camera-tile")
-    expect(tiles).to_have_count(2)
-    # One live view is allowed (LP_CAMERA_MAX_VIEWERS=1): one tile plays, the other says why it does not.
-    refused = page.locator(".tile-message:not([hidden])")
-    expect(refused).to_have_count(1)
-    expect(refused).to_contain_text("Quá nhiều luồng xem")
-    expect(refused.locator("button.retry")).to_have_text("Thử lại")
+    # Someone else holds the one live view allowed (LP_CAMERA_MAX_VIEWERS=1): every tile says why it
+    # shows nothing; once that view closes, "Thử lại" brings the picture.
+    other = MjpegClient(ctl.api, "/api/v1/cameras/cong-phuong/live.mjpeg", ctl.token)
+    try:
+        other.frame()
+        page.goto(ctl.api + "/console/cameras")
+        expect(page.locator("h1")).to_have_text("Camera")
+        expect(page.locator(".camera-tile")).to_have_count(2)
+        refused = page.locator(".tile-message:not([hidden])")
+        expect(refused).to_have_count(2, timeout=15_000)
+        expect(refused.first).to_contain_text("Quá nhiều luồng xem")
+    finally:
+        other.close()
+    tile = page.locator(".camera-tile[data-camera=nga-tu]")
     deadline = time.monotonic() + 15
-    while not any(has_picture(page, f".camera-tile[data-camera={c}] img.live") for c in ("nga-tu", "cong-phuong")):
-        assert time.monotonic() < deadline, "no tile shows a live picture"
-        time.sleep(0.2)
+    while True:  # the controller frees the view once it notices the other viewer left
+        tile.get_by_role("button", name="Thử lại").click()
+        try:
+            wait_picture(page, ".camera-tile[data-camera=nga-tu] img.live", timeout=3)
+            break
+        except AssertionError:
+            assert time.monotonic() < deadline, "the tile never got its picture back"
+            tile.get_by_role("button", name="Thử lại").wait_for(state="visible")
+    expect(tile.locator(".tile-message")).to_be_hidden()
     expect(page.locator(".camera-tile[data-camera=nga-tu] .badge")).to_have_text("Đang hoạt động")
     screenshot(page, "cameras-grid-desktop")
 
@@ -107,13 +119,13 @@ def test_security_watches_the_grid_moves_a_ptz_camera_and_sees_motion(
     page.click("a[href='/console/cameras/nga-tu']")
     expect(page.locator("h1")).to_have_text("Ngã tư chợ")
     wait_picture(page, ".camera-main img.live")
-    right = page.get_by_role("button", name="Sang phải")
-    right.dispatch_event("pointerdown", {"pointerId": 1, "isPrimary": True})
+    page.get_by_role("button", name="Sang phải", exact=True).hover()  # → (pan 0.5)
+    page.mouse.down()
     deadline = time.monotonic() + 10
     while not emu.operations("ContinuousMove"):
         assert time.monotonic() < deadline, "the camera got no ContinuousMove"
         time.sleep(0.1)
-    right.dispatch_event("pointerup", {"pointerId": 1, "isPrimary": True})
+    page.mouse.up()
     deadline = time.monotonic() + 10
     while not emu.operations("Stop"):
         assert time.monotonic() < deadline, "the camera got no Stop"
@@ -137,13 +149,16 @@ def test_security_watches_the_grid_moves_a_ptz_camera_and_sees_motion(
     event = page.locator("#camera-events li.event-camera-motion").first
     expect(event).to_contain_text("Chuyển động", timeout=15_000)
     expect(event.locator("img")).to_be_visible()
-    assert page.eval_on_selector("#camera-events li.event-camera-motion img",
-                                 "img => img.complete && img.naturalWidth > 0")
+    event.scroll_into_view_if_needed()  # thumbnails load lazily
+    page.wait_for_function("(() => { const img = document.querySelector('#camera-events li.event-camera-motion img');"
+                           " return img && img.complete && img.naturalWidth > 0; })()")
     screenshot(page, "camera-view-desktop")
 
+    page.close()  # frees the one live view for the phone
     phone = browser_page(browser, ctl, "bao-ve", password, viewport=(390, 844))
     phone.goto(ctl.api + "/console/cameras/nga-tu")
     expect(phone.locator(".ptz-pad")).to_be_visible()
+    wait_picture(phone, ".camera-main img.live")
     screenshot(phone, "camera-view-phone")
     phone.goto(ctl.api + "/console/cameras")
     expect(phone.locator(".camera-tile")).to_have_count(2)

@@ -42,7 +42,7 @@
   }
 
   function watch(img) {
-    const started = Date.now();
+    let started = Date.now();
     img.addEventListener("error", () => explainFailure(img));
     const timer = setInterval(() => {
       if (!img.isConnected) { clearInterval(timer); return; }
@@ -54,6 +54,7 @@
     if (retry) {
       retry.addEventListener("click", () => {
         delete img.dataset.failed;
+        started = Date.now();
         tileMessage(img, TEXT.waiting, false);
         const base = img.src.split("?")[0];
         img.src = `${base}?retry=${Date.now()}`;
@@ -105,7 +106,9 @@
     pad.querySelectorAll("button").forEach((button) => {
       button.addEventListener("pointerdown", (ev) => {
         ev.preventDefault();
-        button.setPointerCapture(ev.pointerId);
+        // Keep receiving the pointer's events when a finger slides off the button, so the release
+        // still stops the camera.
+        try { button.setPointerCapture(ev.pointerId); } catch (err) { /* a synthetic pointer */ }
         start(button);
       });
       button.addEventListener("pointerup", () => { if (moving) stop(); });
