@@ -15,7 +15,7 @@ import httpx
 from playwright.sync_api import expect
 
 from controller.db import Database
-from controller.models import LiveSession
+from controller.models import Announcement, LiveSession, Play
 from tests.browser import BrowserFactory, browser_factory  # noqa: F401
 from tests.conftest import ControllerHandle
 from tests.console_support import browser_page, console_client, create_staff, screenshot
@@ -35,6 +35,7 @@ def test_reports_filters_csv_live_record_and_browser(controller: ControllerHandl
                                                      browser_factory: BrowserFactory) -> None:  # noqa: F811
     # One controller for both halves: starting one costs more than either half.
     _filters_and_csv(controller)
+    _pages_and_formulas(controller)
     _live_record_and_browser(controller, browser_factory)
 
 
@@ -96,6 +97,41 @@ def _filters_and_csv(controller: ControllerHandle) -> None:
     assert anonymous.status_code == 303 and "/console/login" in anonymous.headers["location"]
 
 
+def _pages_and_formulas(controller: ControllerHandle) -> None:
+    """60 plays: two pages on screen, all 60 in the CSV, and a formula typed as text stays text there."""
+    status, body = controller.post("/api/v1/devices", {"id": "loa-p", "zones": ["khu-pho-9"]})
+    assert status == 201, body
+    text = '=HYPERLINK("http://example.invalid","Bấm vào đây")'
+    base = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
+    db = Database(f"sqlite:///{controller.data_dir / 'loaphuong.sqlite3'}")
+    try:
+        with db.session() as session:
+            # Rows as the fleet recorder writes them from agents' play events.
+            session.add(Announcement(id="ann-formula", text=text, priority="normal", targets=["loa-p"],
+                                     status="sent"))
+            session.add_all(Play(agent_id="loa-p", play_id=f"cmd-{n}", attempt=0, announcement_id="ann-formula",
+                                 priority="normal", output="file", scheduled_start_ms=base + n * 1000,
+                                 actual_start_ms=base + n * 1000 + 20, ended_at_ms=base + n * 1000 + 5020,
+                                 outcome="completed") for n in range(60))
+    finally:
+        db.engine.dispose()
+    password = create_staff(controller, "baocao", ["officer"])
+    with console_client(controller, "baocao", password) as client:
+        first = client.get("/console/reports", params={"zone": "khu-pho-9"}, headers=PARTIAL).text
+        assert "Tìm thấy 60 lượt phát · trang 1/2" in first
+        assert first.count('<tr data-agent="loa-p"') == 50
+        assert 'href="/console/reports?zone=khu-pho-9&amp;page=2"' in first
+        second = client.get("/console/reports", params={"zone": "khu-pho-9", "page": "2"}, headers=PARTIAL).text
+        assert second.count('<tr data-agent="loa-p"') == 10 and 'rel="prev"' in second
+        beyond = client.get("/console/reports", params={"zone": "khu-pho-9", "page": "9"}, headers=PARTIAL)
+        assert beyond.status_code == 200 and "trang 2/2" in beyond.text  # past the end: the last page
+        exported = client.get("/console/reports/plays.csv", params={"zone": "khu-pho-9"})
+    rows = list(csv.DictReader(io.StringIO(exported.content.decode("utf-8-sig"))))
+    assert len(rows) == 60
+    assert {r["Nội dung"] for r in rows} == {"'" + text}
+    assert {r["Lệch so với lịch (ms)"] for r in rows} == {"20"} and {r["Thời lượng (giây)"] for r in rows} == {"5.0"}
+
+
 def _add_live_session(controller: ControllerHandle, title: str) -> tuple[str, date]:
     """A finished live session with a recording, written into the controller's database as the hub would;
     its id and its local day."""
@@ -151,8 +187,9 @@ def _live_record_and_browser(controller: ControllerHandle, browser_factory: Brow
     first, last = day.isoformat(), (day + timedelta(days=1)).isoformat()
     page.fill("#date_from", first)
     page.fill("#date_to", last)
+    page.select_option("#kind", "live")  # no agent played this session (it was written, not broadcast)
     page.click("#report-filters button[type=submit]")
     expect(page.locator("#date_to-error")).to_have_count(0)
-    expect(page).to_have_url(re.compile(rf"date_from={first}&date_to={last}"))
+    expect(page).to_have_url(re.compile(rf"date_from={first}&date_to={last}&kind=live"))
     expect(page.locator("#report p.empty")).to_have_text("Không có lượt phát nào khớp với bộ lọc này.")
     expect(page.locator(f'tr[data-session="{session_id}"]')).to_have_count(1)  # in the period: still listed

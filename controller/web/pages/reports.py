@@ -265,8 +265,14 @@ def reports(request: Request, session: SessionDep, controller: ControllerDep, us
                     "live_status_labels": LIVE_STATUS_LABELS, "live_source_labels": LIVE_SOURCE_LABELS,
                     "may_listen": bool(user.role_set & RECORDING_ROLES)})
     partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "report"
+    headers: dict[str, str] = {}
+    if partial:
+        # The address bar gets the filters without the form's empty boxes; a refused form changes nothing.
+        filters = context["filters"]
+        headers["HX-Push-Url"] = "false" if filters is None else \
+            "/console/reports" + (f"?{q}" if (q := filters.query(context["page"])) else "")
     return render(request, "reports/_report.html" if partial else "reports/index.html", context,
-                  status_code=status)
+                  status_code=status, headers=headers)
 
 
 #: CSV columns: header (msgid) and how each row fills it.
