@@ -131,6 +131,12 @@ def test_users_and_audit_refuse_validate_export_and_escape(controller: Controlle
         bad_date = admin.get("/console/audit", params={"date_from": "31/12/2026"})
         assert bad_date.status_code == 422 and 'id="date_from-error"' in bad_date.text
 
+        # newest first; a page further back starts before a given entry
+        ids = [int(n) for n in re.findall(r'id="audit-(\d+)"', admin.get("/console/audit").text)]
+        assert len(ids) > 5 and ids == sorted(ids, reverse=True)
+        older = admin.get("/console/audit", params={"before": ids[2]}).text
+        assert [int(n) for n in re.findall(r'id="audit-(\d+)"', older)] == ids[3:]
+
         export = admin.get("/console/audit/export.csv", params={"action": "user"})
         assert export.status_code == 200 and export.headers["content-type"].startswith("text/csv")
         assert export.content.startswith(b"\xef\xbb\xbf")
