@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import threading
 import time
+import urllib.parse
 import uuid
 import wave
 from abc import ABC, abstractmethod
@@ -27,6 +28,8 @@ SINK_RATE = 48_000
 SINK_CHANNELS = 1
 SINK_WIDTH = 2
 _CHUNK_S = 0.1
+#: The file sink's stand-in for a sound card's buffer when it plays a stream (see _FileStreamPlayer).
+STREAM_LEAD_S = 0.1
 
 
 class OutputError(RuntimeError):
@@ -126,9 +129,16 @@ RELAY_BACKOFF_S = (0.5, 5.0)
 
 
 def relay_input_args(url: str, realtime: bool) -> list[str]:
-    """ffmpeg arguments that read a live stream; a stall of 5 s counts as a drop."""
+    """ffmpeg arguments that read a live stream; a stall of 5 s counts as a drop.
+
+    A URL whose path ends in ``.ogg``/``.opus`` (every live session's Icecast mount) is read as Ogg
+    without probing: probing a live Ogg stream held its first ~1–2 s and dumped them at once, a delay
+    that then stayed for the whole play (measured by bench/live_delay.py).
+    """
+    path = urllib.parse.urlsplit(url).path.lower()
+    fmt = ["-f", "ogg"] if path.endswith((".ogg", ".opus")) else []
     return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *(["-re"] if realtime else []),
-            "-rw_timeout", "5000000", "-i", url, "-map", "0:a:0", "-vn"]
+            "-rw_timeout", "5000000", *fmt, "-i", url, "-map", "0:a:0", "-vn"]
 
 
 class _RelayPlayback(Playback):
@@ -375,8 +385,10 @@ class FileSink(AudioOutput):
         return playback
 
     def open_stream(self, url: str, *, play_id: str, volume: int) -> StreamPlayer:
-        # ffmpeg paces itself (-re): a stream served faster than real time is still written as heard.
-        cmd = [*relay_input_args(url, realtime=True), "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE),
+        # ffmpeg decodes as fast as the stream comes; the sink paces the writing itself (see
+        # _FileStreamPlayer). ffmpeg's -re held an Ogg stream joined mid-way about a second back, a delay
+        # a real speaker (aplay paced by the card) does not have.
+        cmd = [*relay_input_args(url, realtime=False), "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE),
                "-f", "s16le", "-"]
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -428,9 +440,24 @@ class _FileStreamPlayer(StreamPlayer):
     def _pump(self) -> None:
         assert self._proc.stdout is not None
         chunk = int(SINK_RATE * _CHUNK_S) * SINK_WIDTH * SINK_CHANNELS
+        #: When sample 0 of this connection sounds (monotonic); moved on after an underrun, as a card's is.
+        clock: float | None = None
         try:
             while data := self._proc.stdout.read1(chunk):  # type: ignore[attr-defined]
                 whole = len(data) - len(data) % (SINK_WIDTH * SINK_CHANNELS)
+                # Written when it would be heard, like a sound card with a STREAM_LEAD_S buffer: a stream
+                # served faster than real time (a file served whole) waits here; a live stream that comes
+                # in real time is written STREAM_LEAD_S after its first bytes, with room for jitter.
+                now = time.monotonic()
+                if clock is None:
+                    clock = now + STREAM_LEAD_S
+                elif now > clock + self._frames / SINK_RATE:
+                    late = now - (clock + self._frames / SINK_RATE)
+                    clock += late
+                    log.warning("file sink relay: underrun, stream %.0f ms late", late * 1000)
+                due = clock + self._frames / SINK_RATE
+                if due > now:
+                    time.sleep(due - now)
                 with self._dst_lock:
                     self._dst.writeframes(data[:whole])
                 self._frames += whole // (SINK_WIDTH * SINK_CHANNELS)
