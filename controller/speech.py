@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.exc import IntegrityError
+
 from audio.cache import SpeechCache
 from audio.engines import EspeakEngineConfig
 from audio.normalize import load_abbreviations, normalize
@@ -91,8 +93,14 @@ class SpeechService:
     def _store(self, file: Path, sha256: str, size: int, duration_ms: int, mime: str, source: str,
                loudness: float | None) -> StoredAudio:
         self.media.add(file, sha256)
-        with self.db.session() as session:
-            if session.get(MediaFile, sha256) is None:
-                session.add(MediaFile(sha256=sha256, size=size, duration_ms=duration_ms, mime=mime, source=source,
-                                      loudness_lufs=loudness))
+        try:
+            with self.db.session() as session:
+                if session.get(MediaFile, sha256) is None:
+                    session.add(MediaFile(sha256=sha256, size=size, duration_ms=duration_ms, mime=mime,
+                                          source=source, loudness_lufs=loudness))
+        except IntegrityError:
+            # The same audio rendered at the same moment elsewhere (an announcement and a schedule item of
+            # one text, a preview) was stored between our look and our insert: content-addressed, so the
+            # row it wrote is this one.
+            pass
         return StoredAudio(sha256, size, duration_ms, mime, source, loudness)
