@@ -132,7 +132,7 @@ def test_changes_keep_roles_rules_and_escaping(broker: Broker, controller_factor
         late = approver.post(f"/console/schedule/items/{item['id']}/reject", data={"reason": "muộn"})
         assert late.status_code == 409 and "không còn chờ duyệt" in late.text
         gone = approver.delete(f"/console/schedule/items/{item['id']}")
-        assert gone.status_code == 200 and "Đã huỷ." in gone.text
+        assert gone.status_code == 200 and "Đã hủy." in gone.text
         assert approver.get(f"/console/schedule/grid?date={day}").text.count("data-item=") == 0
     status, stored = controller.get(f"/api/v1/schedule/items/{item['id']}")
     assert status == 200 and stored["status"] == "cancelled" and stored["decided_by"] == "duyet"
