@@ -51,6 +51,15 @@ def test_technician_sets_volume_plays_a_tone_and_enrols(controller: ControllerHa
     assert qr.evaluate("img => img.complete && img.naturalWidth > 0")
     screenshot(page, "device-page-desktop")
 
+    # the first-boot bundle: without a board profile the form says so under the field; with one, a zip
+    page.get_by_role("button", name="Tải bộ cài đặt").click()
+    page.locator("#profile-error").filter(has_text="cấu hình bo mạch").wait_for()
+    page.select_option("#bundle-profile", "pi4-usb")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Tải bộ cài đặt").click()
+    assert download.value.suggested_filename == "loa-cho-first-boot.zip"
+    assert "user-data" in zipfile.ZipFile(download.value.path()).namelist()
+
     phone = browser_page(browser, controller, "ky-thuat", password, viewport=(390, 844))
     phone.goto(controller.api + "/console/devices/loa-cho")
     phone.get_by_role("button", name="Cấp mã đăng ký").click()
