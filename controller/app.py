@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import loaphuong
@@ -36,6 +38,7 @@ from controller.api import (
 from controller.api.media import UPLOAD_PATH
 from controller.runtime import Controller
 from controller.settings import Settings
+from controller.web.errors import error_page, is_console
 
 #: Largest request body the API reads (announcement text is far smaller; uploads get their own limit).
 MAX_BODY_BYTES = 1024 * 1024
@@ -57,7 +60,14 @@ class BodyLimit:
             # recordings (UPLOAD_PATH) have their own, larger limit, enforced while streaming
             length = Headers(scope=scope).get("content-length")
             if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
-                response = JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"}, status_code=413)
+                request = Request(scope)
+                response: Response
+                if is_console(request):
+                    # the console's own 413 (a page, or a message at the top of the page for htmx)
+                    response = error_page(request, 413, f"{MAX_BODY_BYTES // 1024} KiB")
+                else:
+                    response = JSONResponse({"detail": f"request body over {MAX_BODY_BYTES} bytes"},
+                                            status_code=413)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -285,8 +285,9 @@ def loaphuong_command() -> list[str]:
 
 
 def start_controller(data_dir: Path, http_port: int, mqtt_port: int, log_path: Path,
-                     extra_env: Mapping[str, str] | None = None, timeout: float = 30.0) -> ManagedProcess:
-    """Starts ``loaphuong controller`` and waits for ``/healthz``."""
+                     extra_env: Mapping[str, str] | None = None, timeout: float = 60.0) -> ManagedProcess:
+    """Starts ``loaphuong controller`` and waits for ``/healthz`` (a minute: its imports are heavy, and a
+    loaded CI machine running three test processes has seen 25 s)."""
     sec = broker_security(mqtt_port)
     env = {**os.environ, "LP_LOG_LEVEL": "INFO", **(sec.controller_env() if sec else {}), **(extra_env or {})}
     cmd = [*loaphuong_command(), "controller", "--data-dir", str(data_dir), "--host", LOOPBACK,
