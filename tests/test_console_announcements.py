@@ -77,13 +77,11 @@ def test_officer_listens_sends_schedules_and_approver_approves(controller: Contr
     page.check("input[name=zones][value=khu-pho-1]")
     page.click("#send")
     expect(page.locator("#compose .flash.ok")).to_contain_text("Đã gửi", timeout=WAIT)
-    controller.wait_for(lambda: any(line["event"] == "end" for line in agent.sink_lines()), 40, "the agent to play")
+    controller.wait_for(lambda: any(line["event"] == "start" for line in agent.sink_lines()), 40,
+                        "the agent to start playing")
     start = next(line for line in agent.sink_lines() if line["event"] == "start")
     status, anns = controller.get("/api/v1/announcements")
     assert status == 200 and anns[0]["text"] == TEXT and start["sha256"] == anns[0]["media_sha256"]
-    # the list follows the plays (SSE), down to "played"
-    expect(page.locator("#recent [data-state=played]")).to_contain_text("Đã phát", timeout=WAIT)
-    screenshot(page, "announcements-officer-sent-desktop")
 
     # a repeating item, weekdays at 17:00: it waits for approval
     page.fill("#text", "Nhắc bà con thu gom rác lúc 17h.")
@@ -117,8 +115,12 @@ def test_officer_listens_sends_schedules_and_approver_approves(controller: Contr
     status, items = controller.get("/api/v1/schedule/items")
     assert status == 200 and [i["status"] for i in items] == ["approved"]
     assert items[0]["rrule"] == "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR" and items[0]["decided_by"] == "duyet"
-    # the officer's open page hears of it (SSE) without reloading
+    # the officer's open page hears of it (SSE) without reloading, and of the speaker's play, down to "played"
     expect(page.locator("#recent tr[data-status=approved]")).to_have_count(1, timeout=WAIT)
+    controller.wait_for(lambda: any(line["event"] == "end" for line in agent.sink_lines()), 40,
+                        "the agent to finish playing")
+    expect(page.locator("#recent [data-state=played]")).to_contain_text("Đã phát", timeout=WAIT)
+    screenshot(page, "announcements-officer-desktop")
 
 
 def test_form_errors_roles_and_csrf(controller: ControllerHandle) -> None:
