@@ -434,6 +434,7 @@ class _FileStreamPlayer(StreamPlayer):
         self._dst_lock = lock
         self._frames = 0
         self._done = threading.Event()
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._pump, name="filesink-relay", daemon=True)
         self._thread.start()
 
@@ -456,8 +457,12 @@ class _FileStreamPlayer(StreamPlayer):
                     clock += late
                     log.warning("file sink relay: underrun, stream %.0f ms late", late * 1000)
                 due = clock + self._frames / SINK_RATE
-                if due > now:
-                    time.sleep(due - now)
+                if self._closing.wait(max(0.0, due - now)):
+                    # Stopped: what was not yet heard is not written, but ffmpeg's output is still read
+                    # to its end, so ffmpeg is never stuck on a full pipe when told to exit.
+                    while self._proc.stdout.read1(chunk):  # type: ignore[attr-defined]
+                        pass
+                    break
                 with self._dst_lock:
                     self._dst.writeframes(data[:whole])
                 self._frames += whole // (SINK_WIDTH * SINK_CHANNELS)
@@ -474,6 +479,7 @@ class _FileStreamPlayer(StreamPlayer):
         return self._done.wait(timeout)
 
     def close(self) -> str:
+        self._closing.set()
         return _end_process(self._proc, self._done)
 
 

@@ -305,6 +305,9 @@ async def audio_socket(ws: WebSocket, session_id: str) -> None:
     if not await hub.start_source(sess):
         await _close(ws, 1011, sess.end_reason)
         return
+    # The silence clock starts once the encoder can take audio: starting ffmpeg on a busy machine must
+    # not count as the browser falling silent (its frames wait in the socket meanwhile).
+    sess.last_audio = time.monotonic()
     sess.tasks.append(asyncio.create_task(hub.announce(sess), name=f"live-announce-{sess.id}"))
 
     async def report_live() -> None:
