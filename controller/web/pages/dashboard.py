@@ -9,6 +9,7 @@ may see. A zone-limited user's zones come first.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -225,6 +226,34 @@ def _now_playing(session: Session, devices: list[Device], now: int) -> dict[str,
     return found
 
 
+#: How long a computed plan serves every open dashboard: the fleet's reports refetch the panel up to twice
+#: a second per page, and planning a day for a large fleet is not free. A newly approved item shows up
+#: as "next" within this.
+PLAN_TTL_MS = 10_000
+_plan_lock = threading.Lock()
+_plan_cache: dict[tuple[int, tuple[str, ...]], tuple[int, dict[str, list[tuple[int, Activity]]]]] = {}
+
+
+def _planned(controller: Controller, agent_ids: list[str], now: int) -> dict[str, list[tuple[int, Activity]]]:
+    """agent → its first few planned plays (start ms, what) from now until a day ahead, cached briefly."""
+    if not agent_ids:
+        return {}
+    key = (id(controller), tuple(sorted(agent_ids)))
+    with _plan_lock:
+        cached = _plan_cache.get(key)
+        if cached is not None and now < cached[0]:
+            return cached[1]
+        # The plan the agents' windows are built from (blocking; routes run in a worker thread). It covers
+        # the cache's lifetime too, so "next" stays right until it is computed again.
+        result, saved = controller.windows.compute(now, now + NEXT_HOURS * 3_600_000 + PLAN_TTL_MS, agent_ids)
+        plans = {agent: [(p.start_ms, Activity(p.title, p.priority.value, _ms_time(p.start_ms), "schedule"))
+                         for p in plays if p.start_ms >= saved.get(p.item_id, 0)][:5]
+                 for agent, plays in result.plays.items()}
+        _plan_cache.clear()  # one fleet per controller: the newest entry is the only one worth keeping
+        _plan_cache[key] = (now + PLAN_TTL_MS, plans)
+        return plans
+
+
 def _upcoming(session: Session, controller: Controller, devices: list[Device],
               now: int) -> dict[str, Activity]:
     """agent → the next thing it will play: the schedule's next occurrence or an announcement set for later."""
@@ -234,16 +263,11 @@ def _upcoming(session: Session, controller: Controller, devices: list[Device],
         if agent_id not in nexts or start < nexts[agent_id][0]:
             nexts[agent_id] = (start, activity)
 
-    enabled = [d.id for d in devices if d.enabled]
-    if enabled:
-        # The plan the agents' windows are built from (blocking; this runs in a worker thread).
-        result, saved = controller.windows.compute(now, now + NEXT_HOURS * 3_600_000, enabled)
-        for agent_id, plays in result.plays.items():
-            for p in plays:
-                if p.start_ms > now and p.start_ms >= saved.get(p.item_id, 0):
-                    offer(agent_id, p.start_ms, Activity(p.title, p.priority.value, _ms_time(p.start_ms),
-                                                         "schedule"))
-                    break
+    for agent_id, plays in _planned(controller, [d.id for d in devices if d.enabled], now).items():
+        for start, planned in plays:
+            if start > now:
+                offer(agent_id, start, planned)
+                break
     rows = session.execute(select(Delivery.agent_id, Announcement.start_ms, Announcement.text, Announcement.priority)
                            .join(Announcement, Announcement.id == Delivery.announcement_id)
                            .where(Announcement.start_ms > now,
