@@ -168,7 +168,12 @@ def test_form_errors_roles_and_csrf(controller: ControllerHandle) -> None:
         # an officer cannot approve: 403 page
         response = client.post(f"{PAGE}/items/{item_id}/approve")
         assert response.status_code == 403
-        assert 'class="approve"' not in client.get(PAGE).text
+        page = client.get(PAGE).text
+        assert 'class="approve"' not in page and f"/items/{item_id}/cancel" in page
+        # but may cancel it
+        response = client.post(f"{PAGE}/items/{item_id}/cancel")
+        assert response.status_code == 200 and 'data-status="cancelled"' in response.text
+        assert controller.get(f"/api/v1/schedule/items/{item_id}")[1]["status"] == "cancelled"
         # English on request
         client.cookies.set("lp_lang", "en")
         response = client.post(PAGE, data={"text": ""})
@@ -187,6 +192,8 @@ def test_form_errors_roles_and_csrf(controller: ControllerHandle) -> None:
         response = client.post(PAGE + "/preview", data={"text": "Họp"})
         assert response.status_code == 403
         assert client.get(PAGE + "/queue").status_code == 403
+        assert client.post(f"{PAGE}/items/{item_id}/cancel").status_code == 403
+        assert "/cancel" not in client.get(PAGE + "/recent").text
 
 
 def test_zone_scope_rejection_and_escaping(controller: ControllerHandle) -> None:

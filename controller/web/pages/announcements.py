@@ -22,7 +22,7 @@ from starlette.datastructures import FormData
 from controller.announcements import ZONE_PREFIX, normalise_text, split_targets
 from controller.api.announcements import create_announcement, list_announcements
 from controller.api.deps import ControllerDep, SessionDep
-from controller.api.schedule import approve_item, create_item, item_public, reject_item
+from controller.api.schedule import approve_item, cancel_item, create_item, item_public, reject_item
 from controller.api.schemas import (
     AnnouncementCreate,
     RejectRequest,
@@ -378,7 +378,22 @@ def announcements_page(request: Request, session: SessionDep, controller: Contro
 def recent_fragment(request: Request, session: SessionDep, controller: ControllerDep,
                     user: ConsoleUserDep) -> Response:
     """The recent announcements and schedule items (fetched again when something changes)."""
-    return render(request, "announcements/_recent.html", {**_labels(), **_recent(session, controller, user)})
+    return render(request, "announcements/_recent.html", {**_labels(), **_recent(session, controller, user),
+                                                          "can_compose": bool(user.role_set & COMPOSERS)})
+
+
+@router.post("/announcements/items/{item_id}/cancel")
+async def cancel(item_id: str, request: Request, controller: ControllerDep, user: ConsoleOfficerDep) -> Response:
+    """Withdraws a scheduled announcement from every speaker (the API's cancel; its history stays)."""
+    await cancel_item(item_id, controller, user)
+
+    def lists() -> dict[str, Any]:
+        with controller.db.session() as session:
+            return _recent(session, controller, user)
+
+    return render(request, "announcements/_recent.html",
+                  {**_labels(), **await run_in_threadpool(lists), "can_compose": True},
+                  headers={"HX-Trigger": REFRESH_EVENT})
 
 
 @router.get("/announcements/queue")
