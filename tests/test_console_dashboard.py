@@ -91,16 +91,26 @@ def test_announcement_plays_live_on_dashboard_then_reports_show_it(
 
 
 def test_dashboard_roles_next_offline_and_escaping(controller: ControllerHandle) -> None:
-    # A registered agent that never connected: offline in its zone, with an announcement waiting for it.
-    status, body = controller.post("/api/v1/devices", {"id": "loa-xa", "name": "Loa <i>chợ</i>",
-                                                       "zones": ["khu-pho-3"]})
-    assert status == 201, body
+    # Registered agents that never connected: offline in their zones, with plays waiting for them — for
+    # loa-xa an announcement in two hours and, earlier, a schedule item ("next" is the earlier); for loa-xb
+    # the announcement only.
+    for agent_id, name, zone in (("loa-xa", "Loa <i>chợ</i>", "khu-pho-3"), ("loa-xb", "", "khu-pho-4")):
+        status, body = controller.post("/api/v1/devices", {"id": agent_id, "name": name, "zones": [zone]})
+        assert status == 201, body
     later = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
     status, accepted = controller.post("/api/v1/announcements", {
-        "text": "Họp tổ dân phố <script>alert('x')</script> lúc tám giờ tối.", "targets": ["loa-xa"],
+        "text": "Họp tổ dân phố <script>alert('x')</script> lúc tám giờ tối.", "targets": ["loa-xa", "loa-xb"],
         "start_at": later})
     assert status == 202, accepted
-    controller.wait_for(lambda: controller.announcement(accepted["id"])["deliveries"], 30, "a delivery to loa-xa")
+    controller.wait_for(lambda: len(controller.announcement(accepted["id"])["deliveries"]) == 2, 30,
+                        "deliveries to loa-xa and loa-xb")
+    status, item = controller.post("/api/v1/schedule/items", {
+        "title": "Bản tin <u>sáng</u>", "content": [{"kind": "tts", "text": "Bản tin của phường."}],
+        "targets": {"zones": ["khu-pho-3"]}, "start": (datetime.now(UTC) + timedelta(hours=1)).isoformat()})
+    assert status == 201, item
+    if item["status"] == "pending":
+        status, item = controller.post(f"/api/v1/schedule/items/{item['id']}/approve", {})
+        assert status == 200, item
 
     viewer = create_staff(controller, "xem", ["viewer"])
     security = create_staff(controller, "baove", ["security"])
@@ -116,10 +126,11 @@ def test_dashboard_roles_next_offline_and_escaping(controller: ControllerHandle)
         assert re.search(r'data-zone="khu-pho-3".*?0/1.*?Chưa kết nối lần nào', fleet, re.S)
 
         playing = client.get("/console/dashboard/playing").text
-        row = re.search(r'<tr data-agent="loa-xa".*?</tr>', playing, re.S)
-        assert row, playing
-        assert "Họp tổ dân phố &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in row.group(0)
-        assert "<script>" not in playing
+        rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr data-agent="(loa-x[ab])".*?</tr>', playing, re.S)}
+        assert set(rows) == {"loa-xa", "loa-xb"}, playing
+        assert "Bản tin &lt;u&gt;sáng&lt;/u&gt;" in rows["loa-xa"] and "Họp tổ dân phố" not in rows["loa-xa"]
+        assert "Họp tổ dân phố &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in rows["loa-xb"]
+        assert "<script>" not in playing and "<u>" not in playing
         assert client.get("/console/dashboard/faults").status_code == 200
 
         # The dashboard only reads; a change sent without the CSRF header (here: signing out) is refused.
