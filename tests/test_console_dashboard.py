@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import re
+import time
 from datetime import UTC, datetime, timedelta
 
 import httpx
 from playwright.sync_api import expect
 
+from controller.db import Database
+from controller.models import Camera, CameraEvent, Device, DeviceEvent
 from tests.browser import BrowserFactory, browser_factory  # noqa: F401
 from tests.conftest import AgentFactory, ControllerHandle
 from tests.console_support import browser_page, console_client, create_staff, screenshot
@@ -112,6 +115,8 @@ def test_dashboard_roles_next_offline_and_escaping(controller: ControllerHandle)
         status, item = controller.post(f"/api/v1/schedule/items/{item['id']}/approve", {})
         assert status == 200, item
 
+    _faults_and_motion(controller)
+
     viewer = create_staff(controller, "xem", ["viewer"])
     security = create_staff(controller, "baove", ["security"])
     with console_client(controller, "xem", viewer) as client:
@@ -131,7 +136,11 @@ def test_dashboard_roles_next_offline_and_escaping(controller: ControllerHandle)
         assert "Bản tin &lt;u&gt;sáng&lt;/u&gt;" in rows["loa-xa"] and "Họp tổ dân phố" not in rows["loa-xa"]
         assert "Họp tổ dân phố &lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in rows["loa-xb"]
         assert "<script>" not in playing and "<u>" not in playing
-        assert client.get("/console/dashboard/faults").status_code == 200
+        faults = client.get("/console/dashboard/faults").text
+        assert re.search(r"Bảng LED bị lỗi</td><td>loa-xa · bang-cho</td>.*?serial port &lt;gone&gt;", faults, re.S)
+        assert re.search(r"Camera bị lỗi</td><td>Cổng chợ \(khu-pho-3\)</td>.*?no answer", faults, re.S)
+        assert re.search(r"Thiết bị báo lỗi</td><td>loa-xb</td><td[^>]*>media_fetch: hash &lt;b&gt;", faults, re.S)
+        assert "<gone>" not in faults and "<b>" not in faults
 
         # The dashboard only reads; a change sent without the CSRF header (here: signing out) is refused.
         refused = client.post("/console/logout", headers={"X-CSRF-Token": ""})
@@ -143,7 +152,33 @@ def test_dashboard_roles_next_offline_and_escaping(controller: ControllerHandle)
         assert 'id="panel-motion"' in page.text
         assert 'sse-connect="/console/events?kinds=' in page.text and "motion" in page.text
         motion = client.get("/console/dashboard/motion")
-        assert motion.status_code == 200 and "Không phát hiện chuyển động nào." in motion.text
+        assert motion.status_code == 200
+        assert re.search(r'href="/console/cameras/cam-cho".*?Cổng chợ.*?12.5% vùng theo dõi có chuyển động',
+                         motion.text, re.S), motion.text
     # Not signed in: the login page, then back here.
     anonymous = httpx.get(controller.api + "/console/", follow_redirects=False, timeout=10)
     assert anonymous.status_code == 303 and "/console/login" in anonymous.headers["location"]
+
+
+def _faults_and_motion(controller: ControllerHandle) -> None:
+    """A sign fault in loa-xa's state, an error report from loa-xb, a camera in fault and its motion event,
+    written into the controller's database as the fleet recorder and the camera service write them."""
+    now = int(time.time() * 1000)
+    db = Database(f"sqlite:///{controller.data_dir / 'loaphuong.sqlite3'}")
+    try:
+        with db.session() as session:
+            device = session.get(Device, "loa-xa")
+            assert device is not None
+            device.state = {"volume": 80, "ts": now, "signs": [
+                {"sign": "bang-cho", "width": 64, "height": 16, "source": "idle", "since": now,
+                 "fault": "serial port <gone>"}]}
+            session.add(DeviceEvent(id="ev-err-1", agent_id="loa-xb", type="error", ts_ms=now - 60_000,
+                                    data={"code": "media_fetch", "message": "hash <b>mismatch</b>"}))
+            session.add(Camera(id="cam-cho", name="Cổng chợ", zone="khu-pho-3", host="192.0.2.10", port=80,
+                               password_enc="", stream_uri="rtsp://192.0.2.10/stream", status="fault",
+                               fault="no answer", status_changed_at=datetime.now(UTC)))
+            session.flush()
+            session.add(CameraEvent(id="mo-1", camera_id="cam-cho", type="camera.motion", ts_ms=now - 30_000,
+                                    zone="khu-pho-3", score=0.125, detail={}))
+    finally:
+        db.engine.dispose()
