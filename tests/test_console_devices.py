@@ -43,6 +43,12 @@ def test_technician_sets_volume_plays_a_tone_and_enrols(controller: ControllerHa
     assert start["volume"] == 55
     assert start["play_id"] in result.inner_text()
 
+    # the agent's log tail; a refusal (this agent has no amplifier relay) said in words, its own text beside
+    page.get_by_role("button", name="Nhật ký gần đây").click()
+    page.locator("#op-result pre.logs").filter(has_text="volume set to 55").wait_for()
+    page.get_by_role("button", name="Bật", exact=True).click()
+    page.locator("#op-result .flash.error").filter(has_text="không có rơ-le bộ khuếch đại").wait_for()
+
     page.get_by_role("button", name="Cấp mã đăng ký").click()
     code = page.locator("#enrolment-code")
     code.wait_for()
