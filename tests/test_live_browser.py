@@ -137,6 +137,9 @@ def test_live_page_roles_relay_form_errors_csrf_and_escaping(live: LiveStack, ag
         refused = client.post("/console/live/relay", data={"agent": "loa-01", "relay_url": "http://127.0.0.1:9/x"})
         assert refused.status_code == 403 and "Trang đã cũ" in refused.text
         client.headers["X-CSRF-Token"] = token
+        client.cookies.set("lp_lang", "en")
+        english = client.get("/console/live")
+        assert english.status_code == 200 and "Go live" in english.text and "Relay now" in english.text
     assert len(sessions(ctl)) == 1
     # The WebSocket takes the console's cookie (with the session's CSRF token) only from our own origin:
     # a page elsewhere that opens it with the admin's cookie is refused.

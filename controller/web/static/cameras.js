@@ -41,12 +41,18 @@
     tileMessage(img, message, true);
   }
 
+  // A finished <img> with no picture has failed (a refusal comes back before this script runs, so its
+  // error event may have fired already).
+  const broken = (img) => img.complete && img.naturalWidth === 0;
+
   function watch(img) {
     let started = Date.now();
-    img.addEventListener("error", () => explainFailure(img));
+    img.addEventListener("error", () => { if (!img.dataset.failed) explainFailure(img); });
+    if (broken(img)) explainFailure(img);
     const timer = setInterval(() => {
       if (!img.isConnected) { clearInterval(timer); return; }
       if (img.dataset.failed) return;
+      if (broken(img)) { explainFailure(img); return; }
       if (img.naturalWidth > 0) tileMessage(img, "", false);
       else if (Date.now() - started > WAIT_MS) tileMessage(img, `${TEXT.waiting} ${TEXT.dead}`, true);
     }, 1000);
