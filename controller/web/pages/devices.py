@@ -213,6 +213,8 @@ async def device_op(device_id: str, op: str, request: Request, session: SessionD
                 return render(request, "devices/_op_result.html", {"outcome": {
                     "op": op, "status": "failed", "message": N_("The operation was refused.")}}, status_code=422)
             device = await run_in_threadpool(_read_device, controller, device_id)
+            if device is None:
+                raise HTTPException(status.HTTP_404_NOT_FOUND) from None
             context = {"device": device, "op_errors": {op: field_errors(exc)}, "op_values": {op: form},
                        "volume": form.get("volume")}
             return render(request, f"devices/_op_{op}.html", context, status_code=422,
