@@ -11,7 +11,7 @@ import itertools
 import logging
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -88,6 +88,8 @@ class AnnouncementService:
         self.sender = sender
         # Emergency first: a long normal bulletin waiting to be rendered must not hold up a fire alarm.
         self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
+        #: Told when an announcement's status moved (the console's pages look again).
+        self.on_change: Callable[[], None] = lambda: None
         self._seq = itertools.count()
 
     # accept ---------------------------------------------------------------------------------------
@@ -193,9 +195,11 @@ class AnnouncementService:
             except Exception:
                 log.exception("announcement %s could not be processed", ann_id)
                 await asyncio.to_thread(self._fail, ann_id, "internal error while rendering")
+                self.on_change()
                 continue
             for out in outgoing:
                 self.sender.enqueue(out)
+            self.on_change()  # rendered and signed, or failed: either way its status moved
 
     def _fail(self, ann_id: str, reason: str) -> None:
         with self.db.session() as session:

@@ -86,6 +86,7 @@ class Controller:
         self.sender = CommandSender(self.db, self.link)
         self.speech = SpeechService(settings, self.db, self.media)
         self.announcements = AnnouncementService(settings, self.db, self.speech, self.signer, self.sender)
+        self.announcements.on_change = lambda: self.changes.bump("announcements")
         self.windows = WindowPublisher(settings, self.db, self.signer, self.link)
         self.schedule = ScheduleService(settings, self.speech, self.windows.request)
         self.signs = SignService(settings, self.db, self.media, self.signer, self.link)

@@ -223,3 +223,21 @@ def test_zone_scoped_officer_reaches_only_their_zones(app: App) -> None:
     status, _ = app.call("POST", "/api/v1/announcements", app.login("phuong")["token"],
                          {"text": "Xin chào", "targets": {"all": True}})
     assert status == 202
+
+
+def test_zone_scoped_staff_cannot_cancel_or_decide_items_beyond_their_zones(app: App) -> None:
+    for agent, zone in (("loa-11", "khu-pho-11"), ("loa-12", "khu-pho-12")):
+        assert app.call("POST", "/api/v1/devices", app.admin_token, {"id": agent, "zones": [zone]})[0] == 201
+    start = (utcnow() + timedelta(days=2)).replace(microsecond=0).isoformat()
+    status, item = app.call("POST", "/api/v1/schedule/items", app.admin_token,
+                            {"title": "Khu 12", "content": [{"kind": "tts", "text": "Xin chào khu phố mười hai."}], "start": start,
+                             "targets": {"zones": ["khu-pho-12"]}})
+    assert status == 201, item
+    app.add_user("duyet-11", ["approver", "officer"], zones=["khu-pho-11"])
+    token = app.login("duyet-11")["token"]
+    for method, path, body in (("DELETE", f"/api/v1/schedule/items/{item['id']}", None),
+                               ("POST", f"/api/v1/schedule/items/{item['id']}/approve", None),
+                               ("POST", f"/api/v1/schedule/items/{item['id']}/reject", {"reason": "không"})):
+        status, err = app.call(method, path, token, body)
+        assert status == 403 and "khu-pho-11" in err["detail"], (path, err)
+    assert app.call("GET", f"/api/v1/schedule/items/{item['id']}", token)[1]["status"] != "cancelled"

@@ -15,7 +15,8 @@ from controller.web.i18n import LOCALE_DIR, gettext, translations, using
 from controller.web.templating import TEMPLATES_DIR
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]")
-JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
+#: Jinja's own parts, whole ``{% trans %}…{% endtrans %}`` blocks first (their text is the msgid).
+JINJA = re.compile(r"\{%-?\s*trans\b.*?\{%-?\s*endtrans\s*-?%\}|\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
 ATTRIBUTES = re.compile(r'([\w-]+="[^"]*"\s*)+')
 #: Words that are the same in every language: the product's name, units and codes.
 ALLOWED_WORDS = {"loaphuong", "px", "ms", "kb", "kib", "mb", "mib", "db", "ok", "id", "mqtt", "rtsp", "onvif",
@@ -45,6 +46,24 @@ def test_the_catalogues_parse_and_keep_placeholders() -> None:
                 if text and set(PLACEHOLDER.findall(text)) != want:
                     wrong.append(f"{path.name}: {ids[0]!r} → {text!r}")
     assert not wrong, "translations that lose or add placeholders:\n" + "\n".join(wrong)
+
+
+def test_no_message_is_translated_two_ways() -> None:
+    """Every page keeps its own .po file, merged at start-up; the same msgid translated differently in two
+    files would make one page's wording depend on which file sorts last."""
+    seen: dict[str, tuple[str, str]] = {}
+    clashes: list[str] = []
+    for path in sorted((LOCALE_DIR / "vi" / "LC_MESSAGES").glob("*.po")):
+        with path.open("rb") as handle:
+            catalog = read_po(handle, locale="vi")
+        for entry in catalog:
+            if not entry.id or not entry.string:
+                continue
+            key, text = str(entry.id if isinstance(entry.id, str) else entry.id[0]), str(entry.string)
+            if key in seen and seen[key][1] != text:
+                clashes.append(f"{key!r}: {seen[key][0]} says {seen[key][1]!r}, {path.name} says {text!r}")
+            seen.setdefault(key, (path.name, text))
+    assert not clashes, "\n".join(clashes)
 
 
 def test_every_message_the_code_asks_for_is_found() -> None:

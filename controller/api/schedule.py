@@ -140,9 +140,19 @@ async def replace_item(item_id: str, body: ScheduleItemCreate, controller: Contr
         controller.schedule.replace(s, item_id, _input(body), user), s, controller)))
 
 
+async def _check_item_scope(controller: Controller, item_id: str, user: User) -> None:
+    """403 when a user limited to some zones acts on an item that reaches beyond them (as creating it would)."""
+    if not user.zones or "admin" in user.role_set:
+        return
+    targets = await _run(controller, lambda s: dict(controller.schedule.get(s, item_id).targets))
+    check_zone_scope(user, bool(targets.get("all")), list(targets.get("zones") or []),
+                     list(targets.get("agents") or []))
+
+
 @router.delete("/items/{item_id}")
 async def cancel_item(item_id: str, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
     """Cancels an item: it leaves every window; its history and proof of play stay."""
+    await _check_item_scope(controller, item_id, user)
     return _changed(controller, await _run(controller, lambda s: item_public(
         controller.schedule.cancel(s, item_id, user), s, controller)))
 
@@ -150,6 +160,7 @@ async def cancel_item(item_id: str, controller: ControllerDep, user: OfficerDep)
 @router.post("/items/{item_id}/approve")
 async def approve_item(item_id: str, controller: ControllerDep, user: ApproverDep) -> ScheduleItemPublic:
     """An approver lets a pending item go out."""
+    await _check_item_scope(controller, item_id, user)
     return _changed(controller, await _run(controller, lambda s: item_public(
         controller.schedule.decide(s, item_id, user, True), s, controller)))
 
@@ -158,6 +169,7 @@ async def approve_item(item_id: str, controller: ControllerDep, user: ApproverDe
 async def reject_item(item_id: str, body: RejectRequest, controller: ControllerDep,
                       user: ApproverDep) -> ScheduleItemPublic:
     """An approver sends a pending item back, with the reason."""
+    await _check_item_scope(controller, item_id, user)
     return _changed(controller, await _run(controller, lambda s: item_public(
         controller.schedule.decide(s, item_id, user, False, body.reason), s, controller)))
 

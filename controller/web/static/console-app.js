@@ -20,8 +20,11 @@ document.addEventListener("htmx:sendError", () => {
   }
 });
 
-// A new page or swap clears an old message once the user acts again.
-document.addEventListener("htmx:beforeRequest", () => {
+// An old message goes when the user changes something again; the refreshes a live page makes by itself
+// (GETs on SSE events or timers) leave it in place so it can be read.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const verb = (event.detail.requestConfig && event.detail.requestConfig.verb) || "get";
+  if (verb.toLowerCase() === "get") return;
   const area = document.getElementById("messages");
   if (area) area.replaceChildren();
 });
