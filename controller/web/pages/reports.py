@@ -179,31 +179,53 @@ class PlayRow:
         return (p.ended_at_ms - p.actual_start_ms) / 1000
 
 
-def describe(session: Session, plays: Iterable[Play]) -> list[PlayRow]:
+class Names:
+    """What plays refer to, looked up once per id however many plays name it: announcement texts, item
+    titles, live session titles (only the ids not seen yet are queried), and every agent's name and zones."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.texts: dict[str, str] = {}
+        self.titles: dict[str, str] = {}
+        self.lives: dict[str, str] = {}
+        self.devices = {d.id: (d.name, list(d.zones)) for d in session.scalars(select(Device))}
+
+    def learn(self, plays: list[Play]) -> None:
+        """Looks up what these plays name that is not known yet."""
+        ann = {p.announcement_id for p in plays if p.announcement_id} - self.texts.keys()
+        items = {p.item_id for p in plays if p.item_id} - self.titles.keys()
+        lives = {p.play_id.removeprefix(LIVE_PLAY_PREFIX) for p in plays
+                 if p.play_id.startswith(LIVE_PLAY_PREFIX)} - self.lives.keys()
+        if ann:
+            self.texts.update(dict.fromkeys(ann, ""))
+            self.texts.update(self.session.execute(select(Announcement.id, Announcement.text)
+                                                   .where(Announcement.id.in_(ann))).tuples().all())
+        if items:
+            self.titles.update(dict.fromkeys(items, ""))
+            self.titles.update(self.session.execute(select(ScheduleItem.id, ScheduleItem.title)
+                                                    .where(ScheduleItem.id.in_(items))).tuples().all())
+        if lives:
+            self.lives.update(dict.fromkeys(lives, ""))
+            self.lives.update(self.session.execute(select(LiveSession.id, LiveSession.title)
+                                                   .where(LiveSession.id.in_(lives))).tuples().all())
+
+
+def describe(session: Session, plays: Iterable[Play], names: Names | None = None) -> list[PlayRow]:
     """Plays with what they were (announcement text, item title or live session title) and their agent."""
     plays = list(plays)
-    ann_ids = {p.announcement_id for p in plays if p.announcement_id}
-    item_ids = {p.item_id for p in plays if p.item_id}
-    live_ids = {p.play_id.removeprefix(LIVE_PLAY_PREFIX) for p in plays if p.play_id.startswith(LIVE_PLAY_PREFIX)}
-    texts = {a.id: a.text for a in session.scalars(select(Announcement).where(Announcement.id.in_(ann_ids)))} \
-        if ann_ids else {}
-    titles = {i.id: i.title for i in session.scalars(select(ScheduleItem).where(ScheduleItem.id.in_(item_ids)))} \
-        if item_ids else {}
-    lives = {s.id: s.title for s in session.scalars(select(LiveSession).where(LiveSession.id.in_(live_ids)))} \
-        if live_ids else {}
-    devices = {d.id: d for d in session.scalars(select(Device).where(Device.id.in_({p.agent_id for p in plays})))} \
-        if plays else {}
+    names = names or Names(session)
+    names.learn(plays)
     rows = []
     for play in plays:
         kind = play_kind(play)
         if kind == "live":
-            content = lives.get(play.play_id.removeprefix(LIVE_PLAY_PREFIX), "")
+            content = names.lives.get(play.play_id.removeprefix(LIVE_PLAY_PREFIX), "")
         elif kind == "announcement":
-            content = texts.get(play.announcement_id or "", "")
+            content = names.texts.get(play.announcement_id or "", "")
         else:
-            content = titles.get(play.item_id or "", "")
-        device = devices.get(play.agent_id)
-        rows.append(PlayRow(play, kind, content, device.name if device else "", list(device.zones) if device else []))
+            content = names.titles.get(play.item_id or "", "")
+        agent_name, zones = names.devices.get(play.agent_id, ("", []))
+        rows.append(PlayRow(play, kind, content, agent_name, zones))
     return rows
 
 
@@ -303,7 +325,8 @@ def _csv(session: Session, plays: Iterable[Play], zone_info: ZoneInfo) -> bytes:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([gettext(c) for c in _CSV_COLUMNS])
-    for row in (r for chunk in _chunks(plays, 500) for r in describe(session, chunk)):
+    names = Names(session)
+    for row in (r for chunk in _chunks(plays, 500) for r in describe(session, chunk, names)):
         p = row.play
         writer.writerow([
             local(p.scheduled_start_ms), local(p.actual_start_ms), local(p.ended_at_ms), p.agent_id,
@@ -333,8 +356,10 @@ def plays_csv(request: Request, session: SessionDep, controller: ControllerDep, 
         detail = " ".join(m for messages in errors.values() for m in messages)
         return error_page(request, 422, detail)
     zone_info = controller.settings.tz
-    # Described a chunk at a time: the look-ups stay within the database's limit on query parameters.
-    plays = session.scalars(filtered_plays(session, filters.play_filters(zone_info)).limit(CSV_MAX_ROWS))
+    # Streamed and described a chunk at a time: memory stays flat, and the look-ups stay within the
+    # database's limit on query parameters.
+    plays = session.scalars(filtered_plays(session, filters.play_filters(zone_info)).limit(CSV_MAX_ROWS)
+                            .execution_options(yield_per=1000))
     with speaking_to(request):
         body = _csv(session, plays, zone_info)
     stamp = datetime.now(zone_info).strftime("%Y%m%d-%H%M")
