@@ -230,8 +230,8 @@ def test_zone_scoped_staff_cannot_cancel_or_decide_items_beyond_their_zones(app:
         assert app.call("POST", "/api/v1/devices", app.admin_token, {"id": agent, "zones": [zone]})[0] == 201
     start = (utcnow() + timedelta(days=2)).replace(microsecond=0).isoformat()
     status, item = app.call("POST", "/api/v1/schedule/items", app.admin_token,
-                            {"title": "Khu 12", "content": [{"kind": "tts", "text": "Xin chào khu phố mười hai."}], "start": start,
-                             "targets": {"zones": ["khu-pho-12"]}})
+                            {"title": "Khu 12", "content": [{"kind": "tts", "text": "Xin chào khu phố mười hai."}],
+                             "start": start, "targets": {"zones": ["khu-pho-12"]}})
     assert status == 201, item
     app.add_user("duyet-11", ["approver", "officer"], zones=["khu-pho-11"])
     token = app.login("duyet-11")["token"]

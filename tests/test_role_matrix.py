@@ -16,9 +16,9 @@ import re
 import secrets
 import threading
 import time
-from datetime import UTC, datetime, timedelta
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,15 @@ from fastapi import routing
 from fastapi.dependencies.models import Dependant
 from starlette.routing import Mount
 
-from controller.api.deps import ANY_STAFF, CSRF_COOKIE, CSRF_HEADER, OWN_AUTH_ROUTES, POLICY_ATTR, SESSION_COOKIE, csrf_for
+from controller.api.deps import (
+    ANY_STAFF,
+    CSRF_COOKIE,
+    CSRF_HEADER,
+    OWN_AUTH_ROUTES,
+    POLICY_ATTR,
+    SESSION_COOKIE,
+    csrf_for,
+)
 from controller.app import create_app
 from controller.auth import create_user, token_hash
 from controller.db import Database

@@ -116,7 +116,8 @@ OWN_AUTH_ROUTES: dict[str, str] = {
     "/api/v1/auth/login": "the login itself (throttled)",
     "/api/v1/enrol": "a new Pi presents its one-time enrolment code",
     "/api/v1/live/icecast-auth": "Icecast's listener callback presents a live session's token",
-    "/api/v1/live/sessions/{session_id}/audio": "the microphone WebSocket sends a staff token as its first message",
+    "/api/v1/live/sessions/{session_id}/audio": "the microphone WebSocket: its first message proves the caller "
+                                                "(a staff token, or the console's CSRF token with its cookie)",
 }
 
 
