@@ -375,8 +375,9 @@ class SpeakerLive(_Strict):
     """``speaker.live``: play a live session's Icecast mount now, pre-empting lower priorities.
 
     The agent listens on ``url`` with ``?token=`` + ``token``, a token issued to this agent for this
-    session (Icecast asks the controller whether the token opens that mount). The play's id is ``live-`` + ``session_id``. If the stream is lost for
-    ``give_up_ms`` the agent stops and its schedule resumes; it never plays longer than ``max_duration_ms``.
+    session (Icecast asks the controller whether the token opens that mount). The play's id is
+    ``live-`` + ``session_id``. If the stream is lost for ``give_up_ms`` the agent stops and its schedule
+    resumes; it never plays longer than ``max_duration_ms``.
     """
 
     session_id: str = Field(min_length=8, max_length=40, pattern=r"^[A-Za-z0-9_-]+$")

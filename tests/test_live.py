@@ -132,8 +132,9 @@ def test_microphone_reaches_two_agents_is_recorded_and_reported(live: LiveStack,
     created = session(ctl, {"agents": ["loa-01"], "zones": ["khu-pho-2"], "priority": "priority",
                             "title": "Thông báo khẩn"})
     assert created["status"] == "starting" and created["targets"] == ["loa-01", "loa-02"]
+    voice = tone_pcm(4.0)
     ws = open_mic(ctl, created["id"])
-    talker = Speaker(ws, tone_pcm(4.0))
+    talker = Speaker(ws, voice)
     talker.start()
     live_msg = wait_status(ws, "live")
     assert live_msg["targets"] == ["loa-01", "loa-02"]
@@ -250,9 +251,10 @@ def test_bad_websockets_refused_one_voice_per_speaker_and_take_over(live: LiveSt
     ctl = live.ctl
     agents("loa-01")
     agents("loa-02")
+    voice = tone_pcm(20.0)  # made before the socket opens: slow on a busy machine, and the socket times out
     first = session(ctl, {"agents": ["loa-01"], "priority": "priority"})
     ws1 = open_mic(ctl, first["id"])
-    t1 = Speaker(ws1, tone_pcm(20.0))
+    t1 = Speaker(ws1, voice)
     t1.start()
     try:
         wait_status(ws1, "live")
@@ -288,9 +290,10 @@ def test_bad_websockets_refused_one_voice_per_speaker_and_take_over(live: LiveSt
         status, refused = ctl.post("/api/v1/live/sessions", {"agents": ["loa-01"], "priority": "priority"})
         assert status == 409 and refused["holder"]["username"] == "admin", refused
         assert refused["holder"]["session_id"] == first["id"]
+        voice2 = tone_pcm(3.0, freq=1500)
         second = session(ctl, {"agents": ["loa-01"], "priority": "emergency"})
         ws2 = open_mic(ctl, second["id"])
-        t2 = Speaker(ws2, tone_pcm(3.0, freq=1500))
+        t2 = Speaker(ws2, voice2)
         t2.start()
         wait_status(ws2, "live")
         t2.join(10)
@@ -339,9 +342,10 @@ def test_failed_take_over_leaves_the_agents_with_their_session_and_scope_is_enfo
     ctl = live.ctl
     agent = agents("loa-01")
     agents("loa-02", zones=("khu-pho-2",))
+    voice = tone_pcm(20.0)  # made before the socket opens: slow on a busy machine, and the socket times out
     first = session(ctl, {"agents": ["loa-01"], "priority": "priority"})
     ws1 = open_mic(ctl, first["id"])
-    t1 = Speaker(ws1, tone_pcm(20.0))
+    t1 = Speaker(ws1, voice)
     t1.start()
     try:
         wait_status(ws1, "live")
