@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from controller.cameras.gateway import CameraGateway, GatewayConfig, StreamSpec, probe_stream
+from controller.cameras.gateway import CameraGateway, GatewayConfig, GatewayFull, StreamSpec, probe_stream
 from controller.cameras.motion import MotionDetector, MotionHit, MotionSettings, MotionZone
 from controller.local_stack import free_port
 from tests.rtsp_server import RtspServer
@@ -180,6 +180,27 @@ async def test_unknown_camera_and_dead_address() -> None:
     assert gateway.status("other") is None
     port = free_port()
     assert await asyncio.to_thread(probe_stream, f"rtsp://127.0.0.1:{port}/cam", 2.0) is None
+
+
+async def test_a_reserved_place_counts_until_its_stream_takes_it_or_it_lapses() -> None:
+    """The API promises a viewer place before its 200; a second request at the same moment is refused then,
+    not left with an empty stream."""
+    gateway = make_gateway("rtsp://127.0.0.1:9/none", Recorder(), max_viewers=1)
+    try:
+        first = gateway.reserve()
+        with pytest.raises(GatewayFull):
+            gateway.reserve()
+        async with gateway.viewer("cam", first):
+            assert gateway.viewers == 1
+            with pytest.raises(GatewayFull):
+                gateway.reserve()
+        assert gateway.has_room()
+        gateway.reserve(hold_seconds=0.05)  # a response that never began streaming
+        assert not gateway.has_room()
+        await asyncio.sleep(0.1)
+        assert gateway.has_room()
+    finally:
+        await gateway.close()
 
 
 def test_probe_stream_reads_the_size(rtsp: RtspServer) -> None:

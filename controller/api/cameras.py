@@ -236,8 +236,8 @@ async def set_motion(camera_id: str, body: MotionSettings, cameras: CamerasDep, 
 # live view ------------------------------------------------------------------------------------------
 
 
-async def _mjpeg(gateway: CameraGateway, camera_id: str) -> AsyncIterator[bytes]:
-    async with gateway.viewer(camera_id) as feed:
+async def _mjpeg(gateway: CameraGateway, camera_id: str, reservation: object) -> AsyncIterator[bytes]:
+    async with gateway.viewer(camera_id, reservation) as feed:
         seq = 0
         while not feed.closed:
             frame = await feed.next_frame(seq, None)  # woken by every frame, and when the feed closes
@@ -252,11 +252,13 @@ async def live(camera_id: str, request: Request, cameras: CamerasDep, user: Watc
     """The camera live as MJPEG (``multipart/x-mixed-replace``); every viewer shares one reader."""
     with _errors():
         await cameras.access(camera_id)
-    if not cameras.gateway.has_room():
+    try:
+        reservation = cameras.gateway.reserve()
+    except GatewayFull:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "too many live views are open; try again later",
-                            headers={"Retry-After": "10"})
+                            headers={"Retry-After": "10"}) from None
     await _audit(request, user, "camera.view", camera_id, {})
-    return StreamingResponse(_mjpeg(cameras.gateway, camera_id),
+    return StreamingResponse(_mjpeg(cameras.gateway, camera_id, reservation),
                              media_type=f"multipart/x-mixed-replace; boundary={MJPEG_BOUNDARY}",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 

@@ -378,6 +378,8 @@ class CameraGateway:
         self._on_health = on_health
         self._on_motion = on_motion
         self._feeds: dict[str, Feed] = {}
+        #: Viewer places promised to requests whose stream has not begun (token → monotonic deadline).
+        self._reserved: dict[object, float] = {}
 
     def _feed(self, camera_id: str) -> Feed:
         feed = self._feeds.get(camera_id)
@@ -393,18 +395,36 @@ class CameraGateway:
 
     @property
     def viewers(self) -> int:
-        """Viewers at once over all feeds."""
-        return sum(f.viewers for f in self._feeds.values())
+        """Viewers at once over all feeds, counting places promised to streams about to begin."""
+        now = time.monotonic()
+        for token in [t for t, deadline in self._reserved.items() if deadline < now]:
+            del self._reserved[token]  # a response that never started streaming gives its place back
+        return sum(f.viewers for f in self._feeds.values()) + len(self._reserved)
 
     def has_room(self) -> bool:
         """True while one more viewer is within ``max_viewers``."""
         return self.viewers < self.config.max_viewers
 
-    @asynccontextmanager
-    async def viewer(self, camera_id: str) -> AsyncIterator[Feed]:
-        """A viewer of one camera for the duration of the block (starts the reader if needed)."""
-        spec = await self._resolve(camera_id)  # raises for an unknown camera before anything starts
+    def reserve(self, hold_seconds: float = 10.0) -> object:
+        """Promises a viewer place now, for a stream that starts later (:meth:`viewer` with the token).
+
+        The API answers "too many live views" before it sends a 200; checking :meth:`has_room` then and
+        counting the viewer only when the stream began let two viewers arriving together both pass, the
+        second getting a 200 with no frames. GatewayFull when there is no room.
+        """
         if not self.has_room():
+            raise GatewayFull(f"{self.config.max_viewers} live views are open already")
+        token = object()
+        self._reserved[token] = time.monotonic() + hold_seconds
+        return token
+
+    @asynccontextmanager
+    async def viewer(self, camera_id: str, reservation: object | None = None) -> AsyncIterator[Feed]:
+        """A viewer of one camera for the duration of the block (starts the reader if needed); with a
+        ``reservation`` from :meth:`reserve` the place promised then is taken."""
+        held = reservation is not None and self._reserved.pop(reservation, None) is not None
+        spec = await self._resolve(camera_id)  # raises for an unknown camera before anything starts
+        if not held and not self.has_room():
             raise GatewayFull(f"{self.config.max_viewers} live views are open already")
         feed = self._feed(camera_id)
         feed.viewers += 1
