@@ -291,7 +291,8 @@ def measure_system(root: Path, pcm: bytes, starts: list[int]) -> dict[str, Any]:
         checks = {"sink_underruns": len(late), "sink_underrun_ms": sum(late),
                   "encoder_stream_bursts": _burst_check(decode_ogg(source.body_after_headers()), starts),
                   "listener_status": listener.status, "listener_agent": probe.agent_id,
-                  "on_air_after_first_frame_ms": (trace["on_air_at"] - sent[0]) * 1000 if trace["on_air_at"] else None,
+                  "going_on_air_ms": {**{step: (at - sent[0]) * 1000 for step, at in trace["steps"].items()},
+                                      "first page at the probe": (listener.tap.first_page_at() - sent[0]) * 1000},
                   "listener_bursts_decoded": len(onsets(decode_ogg(listener.tap.body_after_headers()), len(starts)))}
         return {"rows": rows, "checks": checks}
     finally:
@@ -478,7 +479,8 @@ def report(args: argparse.Namespace, system: dict[str, Any], raw: list[float], s
     print(f"checks: encoder stream decoded: {checks['encoder_stream_bursts']}; raw listener "
           f"({checks['listener_agent']}'s token): {checks['listener_status']}, "
           f"{checks['listener_bursts_decoded']} bursts decoded; "
-          f"on air {checks['on_air_after_first_frame_ms']:.0f} ms after the first frame; file sink underruns: "
+          f"going on air, ms after the first frame: "
+          f"{', '.join(f'{k} {v:.0f}' for k, v in checks['going_on_air_ms'].items())}; file sink underruns: "
           f"{checks['sink_underruns']} ({checks['sink_underrun_ms']:.0f} ms: later bursts' agent hop is overstated "
           f"by at most that)")
     if raw:

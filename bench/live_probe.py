@@ -67,6 +67,11 @@ class OggTap:
             pos = data.find(b"OggS", end)
         return out
 
+    def first_page_at(self) -> float:
+        """When the first audio page (after the two Opus header pages) arrived; NaN if none did."""
+        pages = self.pages()
+        return pages[2][2] if len(pages) > 2 else float("nan")
+
     def pre_skip(self) -> int:
         """The Opus pre-skip from the OpusHead packet (samples the decoder drops at the start)."""
         with self._lock:

@@ -98,7 +98,8 @@ class ActiveSession:
     planned: list[tuple[ActiveSession, set[str]]] = field(default_factory=list)
     #: Timing trace (bench hook, only with ``LP_LIVE_TRACE``): (first byte, received, written) per frame.
     trace: list[tuple[int, float, float]] | None = None
-    on_air_at: float | None = None
+    #: Wall times of the steps to going on air (written in the bench trace, LP_LIVE_TRACE).
+    steps: dict[str, float] = field(default_factory=dict)
 
     @property
     def mount(self) -> str:
@@ -315,6 +316,7 @@ class LiveHub:
             await self.end(sess, f"cannot start ffmpeg: {exc}", failed=True)
             return False
         sess.feeder = feeder
+        sess.steps["source started"] = time.time()
         sess.tasks.append(asyncio.create_task(self._watch_feeder(sess, feeder), name=f"live-src-{sess.id}"))
         return True
 
@@ -335,6 +337,7 @@ class LiveHub:
             await asyncio.sleep(0.05)
         if sess.ended.is_set():
             return
+        sess.steps["mount up"] = time.time()
         sess.live = True
         await self._take_over(sess)
         await asyncio.to_thread(self._mark_live, sess.id)
@@ -344,7 +347,7 @@ class LiveHub:
                                 max_duration_ms=self.settings.live_max_seconds * 1000,
                                 title=sess.title or "phát trực tiếp")
             await self._tell({agent_id}, "speaker.live", order)
-        sess.on_air_at = time.time()
+        sess.steps["agents told"] = time.time()
         sess.on_air.set()
         log.info("live session %s by %s is on air to %s", sess.id, sess.owner_name, sorted(sess.targets))
 
@@ -395,7 +398,7 @@ class LiveHub:
     def _write_trace(self, sess: ActiveSession) -> None:
         assert self._trace_dir is not None and sess.trace is not None
         self._trace_dir.mkdir(parents=True, exist_ok=True)
-        doc = {"session": sess.id, "on_air_at": sess.on_air_at, "frames": sess.trace}
+        doc = {"session": sess.id, "steps": sess.steps, "frames": sess.trace}
         (self._trace_dir / f"{sess.id}.json").write_text(json.dumps(doc), encoding="utf-8")
 
     def _close_record(self, session_id: str, reason: str, failed: bool) -> None:
