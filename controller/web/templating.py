@@ -54,6 +54,13 @@ NAV: tuple[NavItem, ...] = (
     NavItem("/console/audit", N_("Audit log"), frozenset(), "/console/audit"),
 )
 
+#: Priority levels as staff read them (msgids); every page that shows or offers a priority uses these.
+PRIORITY_LABELS: dict[str, str] = {
+    "normal": N_("Normal"),
+    "priority": N_("Priority"),
+    "emergency": N_("Emergency"),
+}
+
 #: Role names as shown to staff (msgids).
 ROLE_LABELS: dict[str, str] = {
     "admin": N_("Administrator"),

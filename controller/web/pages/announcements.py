@@ -38,7 +38,7 @@ from controller.schedule_items import known_zones
 from controller.web.forms import field_errors, translate_error
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep, ConsoleUserDep
-from controller.web.templating import render
+from controller.web.templating import PRIORITY_LABELS, render
 from devices.protocol import Priority
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -51,11 +51,6 @@ REFRESH_EVENT = "lp-announcements"
 COMPOSERS = frozenset({"officer", "approver", "admin"})
 APPROVERS = frozenset({"approver", "admin"})
 
-PRIORITY_LABELS: dict[str, str] = {
-    "normal": N_("Normal"),
-    "priority": N_("Priority"),
-    "emergency": N_("Emergency"),
-}
 WHEN_LABELS: dict[str, str] = {
     "now": N_("Now"),
     "at": N_("At a set time"),

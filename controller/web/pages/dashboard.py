@@ -37,17 +37,12 @@ from controller.models import (
 from controller.runtime import Controller
 from controller.web.i18n import N_
 from controller.web.session import ConsoleSecurityDep, ConsoleUserDep
-from controller.web.templating import render
+from controller.web.templating import PRIORITY_LABELS, render
 from devices.protocol import now_ms
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 #: Priority names as staff read them (msgids); reports use the same words.
-PRIORITY_LABELS: dict[str, str] = {
-    "normal": N_("Normal"),
-    "priority": N_("Priority"),
-    "emergency": N_("Emergency"),
-}
 #: An agent's link state as staff read it (msgids).
 STATUS_LABELS: dict[str, str] = {
     "online": N_("Online"),

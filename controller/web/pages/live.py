@@ -24,7 +24,7 @@ from controller.models import User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep
-from controller.web.templating import render
+from controller.web.templating import PRIORITY_LABELS, render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -32,8 +32,6 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 SESSIONS_SHOWN = 30
 SessionId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
-PRIORITY_LABELS: dict[str, str] = {"normal": N_("Normal"), "priority": N_("Priority"),
-                                   "emergency": N_("Emergency")}
 STATUS_LABELS: dict[str, str] = {"starting": N_("Starting"), "live": N_("On air"), "ended": N_("Ended"),
                                  "failed": N_("Failed")}
 SOURCE_LABELS: dict[str, str] = {"microphone": N_("Microphone"), "relay": N_("Relay")}

@@ -32,9 +32,9 @@ from controller.schedule_items import known_zones
 from controller.web.errors import error_page
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
-from controller.web.pages.dashboard import KIND_LABELS, PRIORITY_LABELS, short
+from controller.web.pages.dashboard import KIND_LABELS, short
 from controller.web.session import ConsoleUserDep
-from controller.web.templating import render
+from controller.web.templating import PRIORITY_LABELS, render
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 

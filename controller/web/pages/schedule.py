@@ -38,7 +38,7 @@ from controller.web.errors import error_page
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep, ConsoleUserDep
-from controller.web.templating import render
+from controller.web.templating import PRIORITY_LABELS, render
 from controller.windows import zone_policies
 from schedules.conflicts import play_overlaps
 from schedules.localtime import to_local, to_utc_ms
@@ -52,9 +52,6 @@ RowsBy = Literal["zone", "agent"]
 #: Weekday names, Monday first (msgids).
 WEEKDAYS: tuple[str, ...] = (N_("Monday"), N_("Tuesday"), N_("Wednesday"), N_("Thursday"), N_("Friday"),
                              N_("Saturday"), N_("Sunday"))
-#: Priority levels as staff read them (msgids).
-PRIORITY_LABELS: dict[str, str] = {"normal": N_("Normal"), "priority": N_("Priority"),
-                                   "emergency": N_("Emergency")}
 #: Item states as staff read them (msgids).
 STATUS_LABELS: dict[str, str] = {"pending": N_("Awaiting approval"), "approved": N_("Approved"),
                                  "rejected": N_("Rejected"), "cancelled": N_("Cancelled")}

@@ -36,7 +36,7 @@ from controller.web.errors import error_page
 from controller.web.forms import field_errors, translate_error
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep, ConsoleUserDep
-from controller.web.templating import render
+from controller.web.templating import PRIORITY_LABELS, render
 from devices.led.content import Align, ImagePage, Panel, SignColour, SignMode, SignPage, TextPage
 from devices.led.fonts import FontError
 from devices.led.render import LayoutError
@@ -50,8 +50,6 @@ COLOUR_LABELS: dict[str, str] = {SignColour.AMBER: N_("Amber"), SignColour.RED: 
                                  SignColour.GREEN: N_("Green"), SignColour.YELLOW: N_("Yellow"),
                                  SignColour.WHITE: N_("White"), SignColour.BLUE: N_("Blue")}
 ALIGN_LABELS: dict[str, str] = {Align.CENTER: N_("Centre"), Align.LEFT: N_("Left"), Align.RIGHT: N_("Right")}
-PRIORITY_LABELS: dict[str, str] = {"normal": N_("Normal"), "priority": N_("Priority"),
-                                   "emergency": N_("Emergency")}
 STATUS_LABELS: dict[str, str] = {"active": N_("Showing as scheduled"), "pending": N_("Awaiting approval"),
                                  "rejected": N_("Rejected"), "cancelled": N_("Cancelled")}
 REPEAT_LABELS: dict[str, str] = {"": N_("Once"), "FREQ=DAILY": N_("Every day"), "FREQ=WEEKLY": N_("Every week")}
