@@ -13,8 +13,9 @@ Each burst is timed at every hop, on this machine's one clock:
    of Icecast (the controller is given its address as the source URL) taps the source connection;
 4. **Icecast out** — that page reaches a raw HTTP listener on the mount, connected beside the agent with
    the token of an enrolled (second) agent that the session also targets, as the agent does;
-5. **speaker** — the burst sounds in the agent's file sink: the sink's last sample went out when the play
-   was stopped (its ``end`` line), so sample i sounded at ended_at − (frames − i)/rate.
+5. **speaker** — the burst sounds in the agent's file sink: its ``end`` line says when the last sample it
+   wrote sounded (``heard_until``), so sample i sounded at heard_until − (frames − i)/rate (the sink
+   writes each chunk when it would be heard; an underrun since would shift this, and is reported).
 
 Pages are matched to bursts by their Opus granule position (48 kHz samples from the first encoded sample,
 pre-skip included), and both captured streams are decoded with ffmpeg afterwards to check the bursts
@@ -272,7 +273,9 @@ def measure_system(root: Path, pcm: bytes, starts: list[int]) -> dict[str, Any]:
         with wave.open(str(files.sink_dir / start["file"]), "rb") as w:
             raw = w.readframes(w.getnframes())
         played = list(struct.unpack(f"<{len(raw) // 2}h", raw))
-        heard = heard_bursts(played, len(starts), lambda i: float(end["ended_at"] / 1000 - (end["frames"] - i) / RATE))
+        # The sink's end line says when its last written sample sounded; earlier samples, one by one before.
+        last = (end.get("heard_until") or end["ended_at"]) / 1000
+        heard = heard_bursts(played, len(starts), lambda i: float(last - (end["frames"] - i) / RATE))
         source = tap.taps.get(f"/live-{sid}.ogg")
         listener = probe.listener
         if source is None or listener is None:

@@ -17,6 +17,7 @@ import urllib.parse
 import uuid
 import wave
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -357,6 +358,8 @@ class FileSink(AudioOutput):
         self._lock = threading.Lock()
         self._relay_lock = threading.Lock()
         self._relays: dict[str, tuple[wave.Wave_write, Path]] = {}
+        #: Per relay play: when its last written sample sounds (ms), for the end line.
+        self._heard_until: dict[str, int] = {}
         self._seq = 0
         directory.mkdir(parents=True, exist_ok=True)
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -411,7 +414,10 @@ class FileSink(AudioOutput):
             _append_json_line(self.log_path, {"event": "start", "play_id": play_id, "sha256": None, "relay": url,
                                               "file": target[1].name, "volume": volume,
                                               "actual_start": _now_ms()}, self._lock)
-        return _FileStreamPlayer(proc, target[0], self._relay_lock)
+        def heard_until(at_ms: int) -> None:
+            self._heard_until[play_id] = at_ms
+
+        return _FileStreamPlayer(proc, target[0], self._relay_lock, heard_until)
 
     def stream_finished(self, play_id: str, stopped: bool) -> None:
         with self._lock:
@@ -421,15 +427,20 @@ class FileSink(AudioOutput):
         with self._relay_lock:
             frames = target[0].getnframes()
             target[0].close()
+        # heard_until: when the last sample sounded (closing ffmpeg afterwards takes a while, so ended_at
+        # is later); the timing of any sample i is heard_until − (frames − i)/rate, if no underrun since.
         _append_json_line(self.log_path, {"event": "end", "play_id": play_id, "ended_at": _now_ms(),
-                                          "frames": frames, "stopped": stopped}, self._lock)
+                                          "heard_until": self._heard_until.pop(play_id, None), "frames": frames,
+                                          "stopped": stopped}, self._lock)
 
 
 class _FileStreamPlayer(StreamPlayer):
     """ffmpeg decodes the stream at its real pace; a thread appends the samples to the relay's WAV."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], dst: wave.Wave_write, lock: threading.Lock) -> None:
+    def __init__(self, proc: subprocess.Popen[bytes], dst: wave.Wave_write, lock: threading.Lock,
+                 heard_until: Callable[[int], None]) -> None:
         self._proc = proc
+        self._heard_until = heard_until
         self._dst = dst
         self._dst_lock = lock
         self._frames = 0
@@ -466,6 +477,8 @@ class _FileStreamPlayer(StreamPlayer):
                 with self._dst_lock:
                     self._dst.writeframes(data[:whole])
                 self._frames += whole // (SINK_WIDTH * SINK_CHANNELS)
+                # Written at its start (due); its last sample sounds one chunk later.
+                self._heard_until(_now_ms() + round((clock + self._frames / SINK_RATE - time.monotonic()) * 1000))
         except (OSError, ValueError, wave.Error) as exc:
             log.warning("file sink relay: %s", exc)
         finally:
