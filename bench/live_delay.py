@@ -350,7 +350,7 @@ def measure_raw(root: Path, pcm: bytes, starts: list[int]) -> list[float]:
         stdin.write(bytes(FRAME_BYTES * 50))  # 1 s of silence so the mount exists before the player connects
         stdin.flush()
         time.sleep(1.0)
-        player = subprocess.Popen([*relay_input_args(f"http://127.0.0.1:{port}{mount}", realtime=False),
+        player = subprocess.Popen([*relay_input_args(f"http://127.0.0.1:{port}{mount}"),
                                    "-ac", "1", "-ar", str(RATE), "-f", "s16le", "-"],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         arrivals: list[tuple[float, int]] = []  # (wall time, samples so far) per chunk read

@@ -506,7 +506,8 @@ class LiveSession(Base):
     live_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     end_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
-    #: Take-overs, in both directions: ``{"at", "kind": "took_over"|"taken_over", "session", "agents"}``.
+    #: Take-overs, in both directions, and ones that never happened: ``{"at", "kind":
+    #: "took_over"|"taken_over"|"takeover_failed", "session", "agents"}`` (a failed one also says why).
     notes: Mapped[list[Any]] = mapped_column(JSON, default=list)
     #: The Opus recording, relative to the data directory; null once retention removed it.
     recording: Mapped[str | None] = mapped_column(String(300), nullable=True)

@@ -129,8 +129,8 @@ class StreamPlayer(ABC):
 RELAY_BACKOFF_S = (0.5, 5.0)
 
 
-def relay_input_args(url: str, realtime: bool) -> list[str]:
-    """ffmpeg arguments that read a live stream; a stall of 5 s counts as a drop.
+def relay_input_args(url: str) -> list[str]:
+    """ffmpeg arguments that read a live stream at the pace it arrives; a stall of 5 s counts as a drop.
 
     A URL whose path ends in ``.ogg``/``.opus`` (every live session's Icecast mount) is read as Ogg
     without probing: probing a live Ogg stream held its first ~1–2 s and dumped them at once, a delay
@@ -138,7 +138,7 @@ def relay_input_args(url: str, realtime: bool) -> list[str]:
     """
     path = urllib.parse.urlsplit(url).path.lower()
     fmt = ["-f", "ogg"] if path.endswith((".ogg", ".opus")) else []
-    return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", *(["-re"] if realtime else []),
+    return ["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error",
             "-rw_timeout", "5000000", *fmt, "-i", url, "-map", "0:a:0", "-vn"]
 
 
@@ -391,7 +391,7 @@ class FileSink(AudioOutput):
         # ffmpeg decodes as fast as the stream comes; the sink paces the writing itself (see
         # _FileStreamPlayer). ffmpeg's -re held an Ogg stream joined mid-way about a second back, a delay
         # a real speaker (aplay paced by the card) does not have.
-        cmd = [*relay_input_args(url, realtime=False), "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE),
+        cmd = [*relay_input_args(url), "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE),
                "-f", "s16le", "-"]
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -635,7 +635,7 @@ class AlsaOutput(AudioOutput):
 
     def open_stream(self, url: str, *, play_id: str, volume: int) -> StreamPlayer:
         # ffmpeg decodes (with the volume applied) into aplay, which the sound card paces.
-        decode = [*relay_input_args(url, realtime=False), "-af", f"volume={volume / 100:.2f}",
+        decode = [*relay_input_args(url), "-af", f"volume={volume / 100:.2f}",
                   "-ac", str(SINK_CHANNELS), "-ar", str(SINK_RATE), "-f", "s16le", "-"]
         play = ["aplay", "-q", "-D", self.settings.device, "-t", "raw", "-f", "S16_LE", "-r", str(SINK_RATE),
                 "-c", str(SINK_CHANNELS), "-"]

@@ -71,9 +71,9 @@ def test_a_stream_served_whole_is_written_in_real_time_and_a_stop_cuts_it(tmp_pa
 
 
 def test_ogg_mounts_are_read_without_probing() -> None:
-    live = relay_input_args("http://127.0.0.1:8000/live-Labc.ogg?token=t", realtime=False)
+    live = relay_input_args("http://127.0.0.1:8000/live-Labc.ogg?token=t")
     assert live[live.index("-i") - 2:live.index("-i")] == ["-f", "ogg"]
     assert "-re" not in live
     for url in ("http://radio.example/stream.mp3", "http://radio.example/ogg", "http://radio.example/live"):
-        args = relay_input_args(url, realtime=False)
+        args = relay_input_args(url)
         assert "-f" not in args[:args.index("-i")], url
