@@ -14,7 +14,7 @@ test:
 	bash scripts/setup.sh --test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q -n 3  # mostly waiting on real processes: three at once fit two cores
+	$(BIN)/python -m pytest -q -n 4  # mostly waiting on real processes: four at once keep two cores busy
 
 lint:
 	$(BIN)/ruff check .
