@@ -6,6 +6,7 @@ agent's reply, which the response carries. Every request is in the audit trail.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
@@ -47,24 +48,31 @@ async def run_op(device_id: str, op: str, session: SessionDep, controller: Contr
     404 for an unknown device or operation, 409 for a disabled device, 422 for a bad body, 503 when the
     broker is unreachable, 504 when the agent does not answer within ``wait_s`` seconds.
     """
-    device = session.get(Device, device_id)
-    if device is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
-    if not device.enabled:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"device {device_id!r} is disabled")
-    if op not in OPS:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown operation {op!r}; one of: {', '.join(OPS)}")
-    session.commit()  # end the read transaction: the wait below may take seconds
+    def check() -> None:
+        device = session.get(Device, device_id)
+        if device is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
+        if not device.enabled:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"device {device_id!r} is disabled")
+        if op not in OPS:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown operation {op!r}; one of: {', '.join(OPS)}")
+        session.commit()  # end the read transaction: the wait below may take seconds
+
+    def record(detail: dict[str, Any]) -> None:
+        audit.record(session, user, f"device.ops.{op}", device_id, {"body": body or {}, **detail})
+        session.commit()
+
+    # The database work runs in a worker thread, one step after another on the request's session: a
+    # SQLite write waiting for the lock must not hold up the event loop (every live stream, every reply).
+    await asyncio.to_thread(check)
     try:
         result = await controller.ops.run(device_id, op, body, wait_s)
     except OpError as exc:
         if exc.code in ("timeout", "link_down"):
-            audit.record(session, user, f"device.ops.{op}", device_id, {"body": body or {}, "error": exc.code})
-            session.commit()
+            await asyncio.to_thread(record, {"error": exc.code})
         raise HTTPException(_STATUS[exc.code], str(exc)) from None
     reply = result.reply
-    audit.record(session, user, f"device.ops.{op}", device_id,
-                 {"body": body or {}, "command_id": result.command_id, "status": reply.status,
-                  **({"error": reply.error} if reply.error else {})})
+    await asyncio.to_thread(record, {"command_id": result.command_id, "status": reply.status,
+                                     **({"error": reply.error} if reply.error else {})})
     return OpResponse(device_id=device_id, op=op, command_id=result.command_id, status=reply.status,
                       error=reply.error, data=reply.data)
