@@ -5,20 +5,18 @@ from GStreamer and our ONVIF PTZ emulator; Debian's chromium for the pages.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from controller.local_stack import free_port
 from tests.browser import BrowserFactory, browser_factory  # noqa: F401 - the fixture
 from tests.conftest import Broker, ControllerHandle
 from tests.console_support import browser_page, console_client, create_staff, screenshot
 from tests.onvif_emulator import OnvifEmulator
 from tests.rtsp_server import RtspServer
 from tests.test_camera_api import MjpegClient
+from tests.test_camera_api_onvif import emu, stream  # noqa: F401 - the RTSP stream and ONVIF camera fixtures
 from tests.test_camera_gateway import _gst_available
 
 pytestmark = pytest.mark.skipif(_gst_available() is not None, reason=str(_gst_available()))
@@ -35,29 +33,7 @@ def ctl(controller_factory: Any, broker: Broker) -> ControllerHandle:
     return handle
 
 
-@pytest.fixture
-def stream(tmp_path: Path) -> Iterator[RtspServer]:
-    """The emulator's first profile (``prof0``) as a real RTSP stream."""
-    server = RtspServer(free_port(), tmp_path / "rtsp.log", path="prof0")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def emu(stream: RtspServer) -> Iterator[OnvifEmulator]:
-    """An ONVIF PTZ camera whose stream is ``stream``; stopped in teardown."""
-    camera = OnvifEmulator(stream_base=f"rtsp://127.0.0.1:{stream.port}")
-    camera.start()
-    try:
-        yield camera
-    finally:
-        camera.stop()
-
-
-def register_cameras(ctl: ControllerHandle, emu: OnvifEmulator, stream: RtspServer,
+def register_cameras(ctl: ControllerHandle, emu: OnvifEmulator, stream: RtspServer,  # noqa: F811 - the fixtures
                      rtsp_name: str = "Cổng UBND phường") -> None:
     """A PTZ camera over ONVIF (zone khu-pho-2) and an RTSP-only one (khu-pho-1, shown first)."""
     status, body = ctl.post("/api/v1/cameras", {"id": "nga-tu", "name": "Ngã tư chợ", "zone": "khu-pho-2",
@@ -82,7 +58,7 @@ def wait_picture(page: Page, selector: str, timeout: float = 15) -> None:
 
 
 def test_security_watches_the_grid_moves_a_ptz_camera_and_sees_motion(
-        ctl: ControllerHandle, emu: OnvifEmulator, stream: RtspServer,
+        ctl: ControllerHandle, emu: OnvifEmulator, stream: RtspServer,  # noqa: F811 - the fixtures
         browser_factory: BrowserFactory) -> None:  # noqa: F811
     register_cameras(ctl, emu, stream)
     password = create_staff(ctl, "bao-ve", ["security"])
@@ -171,7 +147,7 @@ def test_security_watches_the_grid_moves_a_ptz_camera_and_sees_motion(
 
 
 def test_camera_pages_refuse_officers_escape_names_check_forms_and_csrf(
-        ctl: ControllerHandle, emu: OnvifEmulator, stream: RtspServer) -> None:
+        ctl: ControllerHandle, emu: OnvifEmulator, stream: RtspServer) -> None:  # noqa: F811 - the fixtures
     register_cameras(ctl, emu, stream, rtsp_name="<img src=x onerror=alert(1)>")
     officer = create_staff(ctl, "can-bo", ["officer"])
     with console_client(ctl, "can-bo", officer) as client:

@@ -7,7 +7,6 @@ test is tests/test_live_browser.py).
 from __future__ import annotations
 
 import contextlib
-import http.server
 import json
 import subprocess
 import threading
@@ -22,7 +21,14 @@ from websockets.sync.client import ClientConnection, connect
 
 from controller.local_stack import ManagedProcess
 from tests.conftest import Broker, ControllerHandle, _start_controller
-from tests.test_live_support import heard_tone, relay_files, start_icecast_for, tone_pcm, wav_samples
+from tests.test_live_support import (
+    heard_tone,
+    relay_files,
+    served_ogg_tone,
+    start_icecast_for,
+    tone_pcm,
+    wav_samples,
+)
 
 FRAME = 1920  # 20 ms of 48 kHz mono s16le
 
@@ -177,32 +183,8 @@ def test_microphone_reaches_two_agents_is_recorded_and_reported(live: LiveStack,
 @pytest.fixture
 def upstream(tmp_path: Path) -> Iterator[str]:
     """An upstream radio on 127.0.0.1: a 1 kHz tone as an Ogg Opus stream (served whole; the relay paces it)."""
-    tone = tmp_path / "upstream.ogg"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "sine=frequency=1000:duration=20:sample_rate=48000", "-ac", "1", "-c:a", "libopus", str(tone)],
-                   check=True, timeout=30)
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = tone.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/ogg")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            with contextlib.suppress(OSError):
-                self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/vov1.ogg"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served_ogg_tone(tmp_path, 20, "vov1.ogg") as url:
+        yield url
 
 
 def test_relay_on_demand_goes_through_the_same_path(live: LiveStack, agents: Any, upstream: str,

@@ -3,48 +3,21 @@ ffmpeg -re, which held live Ogg ~1 s back), stops writing at a stop, and reads O
 
 from __future__ import annotations
 
-import contextlib
-import http.server
-import subprocess
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from devices.audio_output import SINK_RATE, FileSink, relay_input_args
+from tests.test_live_support import served_ogg_tone
 
 
 @pytest.fixture
 def served_whole(tmp_path: Path) -> Iterator[str]:
     """An 8 s Ogg Opus tone served whole, as fast as the socket takes it (an upstream that bursts)."""
-    tone = tmp_path / "tone.ogg"
-    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
-                    "sine=frequency=1000:duration=8:sample_rate=48000", "-ac", "1", "-c:a", "libopus", str(tone)],
-                   check=True, timeout=30)
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            data = tone.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/ogg")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            with contextlib.suppress(OSError):
-                self.wfile.write(data)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/tone.ogg"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with served_ogg_tone(tmp_path, 8, "tone.ogg") as url:
+        yield url
 
 
 def test_a_stream_served_whole_is_written_in_real_time_and_a_stop_cuts_it(tmp_path: Path, served_whole: str) -> None:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import http.server
 import json
 import math
 import struct
+import subprocess
+import threading
 import wave
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,3 +84,34 @@ def relay_files(sink_dir: Path, play_id: str) -> list[Path]:
         return []
     lines: list[dict[str, Any]] = [json.loads(x) for x in log.read_text().splitlines() if x.strip()]
     return [sink_dir / str(x["file"]) for x in lines if x.get("event") == "start" and x.get("play_id") == play_id]
+
+
+@contextlib.contextmanager
+def served_ogg_tone(directory: Path, seconds: float, name: str) -> Iterator[str]:
+    """A 1 kHz mono Ogg Opus tone of ``seconds``, served whole (as fast as the socket takes it) by an HTTP
+    server on 127.0.0.1, as an upstream radio that bursts; yields its URL, the server stopped on leaving."""
+    tone = directory / name
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i",
+                    f"sine=frequency=1000:duration={seconds:g}:sample_rate=48000", "-ac", "1", "-c:a", "libopus",
+                    str(tone)], check=True, timeout=30)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            data = tone.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/ogg")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(data)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/{name}"
+    finally:
+        server.shutdown()
+        server.server_close()
