@@ -61,6 +61,15 @@ PRIORITY_LABELS: dict[str, str] = {
     "emergency": N_("Emergency"),
 }
 
+#: An agent's link state (controller/fleet.py) as staff read it (msgids): the dashboard and the devices pages
+#: name the same state the same way.
+AGENT_STATUS_LABELS: dict[str, str] = {
+    "online": N_("Online"),
+    "offline": N_("Offline"),
+    "stopped": N_("Switched off"),
+    "unknown": N_("Not seen yet"),
+}
+
 #: Role names as shown to staff (msgids).
 ROLE_LABELS: dict[str, str] = {
     "admin": N_("Administrator"),

@@ -37,19 +37,11 @@ from controller.models import (
 from controller.runtime import Controller
 from controller.web.i18n import N_
 from controller.web.session import ConsoleSecurityDep, ConsoleUserDep
-from controller.web.templating import PRIORITY_LABELS, render
+from controller.web.templating import AGENT_STATUS_LABELS, PRIORITY_LABELS, render
 from devices.protocol import now_ms
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
-#: Priority names as staff read them (msgids); reports use the same words.
-#: An agent's link state as staff read it (msgids).
-STATUS_LABELS: dict[str, str] = {
-    "online": N_("Online"),
-    "offline": N_("Offline"),
-    "stopped": N_("Switched off"),
-    "unknown": N_("Not seen yet"),
-}
 #: What a play is (msgids).
 KIND_LABELS: dict[str, str] = {
     "announcement": N_("Announcement"),
@@ -392,7 +384,7 @@ def _panel(request: Request, panel: str, session: Session, controller: Controlle
 
 
 def _labels() -> dict[str, Any]:
-    return {"priority_labels": PRIORITY_LABELS, "status_labels": STATUS_LABELS, "kind_labels": KIND_LABELS,
+    return {"priority_labels": PRIORITY_LABELS, "status_labels": AGENT_STATUS_LABELS, "kind_labels": KIND_LABELS,
             "short": short}
 
 

@@ -29,21 +29,13 @@ from controller.schedule_items import known_zones
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleTechnicianDep
-from controller.web.templating import render
+from controller.web.templating import AGENT_STATUS_LABELS, render
 from firmware_configs.profiles import ProfileError, list_profiles
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
 #: How long the page waits for an agent's reply; the operation's own expiry on the agent is longer.
 OP_WAIT_S = 10.0
-
-#: Agent status words (controller/fleet.py) → what staff read.
-STATUS_LABELS: dict[str, str] = {
-    "online": N_("Online"),
-    "offline": N_("Offline"),
-    "stopped": N_("Stopped"),
-    "unknown": N_("Never seen"),
-}
 
 #: The console's operation buttons → the form fields each one sends (the rest are fixed in the template).
 _OP_FIELDS: dict[str, tuple[str, ...]] = {
@@ -120,7 +112,7 @@ def _register_context(session: SessionDep, values: dict[str, Any] | None = None,
                       errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
     return {"values": values or {"id": "", "name": "", "zones": [], "zones_extra": "", "board_profile": ""},
             "errors": errors or {}, "zone_choices": zone_choices(session), "profiles": _profiles(),
-            "status_labels": STATUS_LABELS}
+            "status_labels": AGENT_STATUS_LABELS}
 
 
 @router.get("/devices")
@@ -132,7 +124,7 @@ def devices_page(request: Request, session: SessionDep, _user: ConsoleTechnician
 @router.get("/devices/table")
 def devices_table(request: Request, session: SessionDep, _user: ConsoleTechnicianDep) -> Response:
     """The fleet table alone (the page fetches it again when the fleet changes)."""
-    return render(request, "devices/_table.html", {"devices": _devices(session), "status_labels": STATUS_LABELS})
+    return render(request, "devices/_table.html", {"devices": _devices(session), "status_labels": AGENT_STATUS_LABELS})
 
 
 @router.post("/devices")
@@ -167,7 +159,7 @@ def devices_register(request: Request, session: SessionDep, controller: Controll
 
 def _device_context(session: SessionDep, device: Device) -> dict[str, Any]:
     public = device_public(device)
-    return {"device": public, "status_labels": STATUS_LABELS, "profiles": _profiles(),
+    return {"device": public, "status_labels": AGENT_STATUS_LABELS, "profiles": _profiles(),
             "zone_choices": zone_choices(session, list(device.zones)), "errors": {},
             "values": {"name": device.name, "zones": list(device.zones), "zones_extra": ""},
             "volume": (device.state or {}).get("volume"), "op_errors": {}, "op_values": {}}
