@@ -19,10 +19,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from devices.enrolment import EnrolmentIdentity
 from edge_agent.amplifier import section_from_profile
 from edge_agent.config import ConfigError, load_config
 from firmware_configs.profiles import BoardProfile, ProfileError, parse_profile
@@ -33,30 +33,6 @@ DEFAULT_DATA_DIR = Path("/var/lib/loaphuong/agent")
 
 class EnrolError(Exception):
     """Enrolment failed; the message says why (shown to the technician as is)."""
-
-
-class MqttIdentity(BaseModel):
-    """The broker account the controller issued."""
-
-    host: str
-    port: int
-    username: str
-    password: str
-    tls: bool
-    ca_certificate: str | None
-
-
-class Identity(BaseModel):
-    """The controller's answer (unknown extra fields from a newer controller are ignored)."""
-
-    agent_id: str
-    name: str
-    zones: list[str]
-    controller_url: str
-    controller_public_key: str
-    token: str
-    mqtt: MqttIdentity
-    board_profile: dict[str, Any] | None
 
 
 def parse_code(text: str, controller: str | None) -> tuple[str, str]:
@@ -88,7 +64,7 @@ def _check_url(url: str) -> None:
         raise EnrolError(f"{url}: the controller must be reached over https:// (http only to this machine)")
 
 
-def fetch_identity(controller: str, code: str, ca_file: Path | None = None, timeout: float = 30.0) -> Identity:
+def fetch_identity(controller: str, code: str, ca_file: Path | None = None, timeout: float = 30.0) -> EnrolmentIdentity:
     """Asks the controller for this device's identity; :class:`EnrolError` with its reason if refused."""
     _check_url(controller)
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
@@ -103,7 +79,7 @@ def fetch_identity(controller: str, code: str, ca_file: Path | None = None, time
     except (urllib.error.URLError, OSError) as exc:
         raise EnrolError(f"cannot reach {controller}: {exc}") from None
     try:
-        return Identity.model_validate_json(body)
+        return EnrolmentIdentity.model_validate_json(body)
     except ValidationError as exc:
         raise EnrolError(f"the controller's answer is not an identity: {exc}") from None
 
@@ -123,7 +99,7 @@ def _q(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False)
 
 
-def render_config(identity: Identity, profile: BoardProfile | None, data_dir: Path,
+def render_config(identity: EnrolmentIdentity, profile: BoardProfile | None, data_dir: Path,
                   file_output: Path | None = None) -> str:
     """The agent's TOML config for ``identity`` on a board described by ``profile``."""
     zones = ", ".join(_q(z) for z in identity.zones)
@@ -172,7 +148,7 @@ def _write(path: Path, data: str, mode: int) -> Path:
     return tmp
 
 
-def write_identity(identity: Identity, config: Path, data_dir: Path,
+def write_identity(identity: EnrolmentIdentity, config: Path, data_dir: Path,
                    file_output: Path | None = None) -> BoardProfile | None:
     """Writes config, token and CA next to ``config``; checks the config loads before replacing anything."""
     profile = None

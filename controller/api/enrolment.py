@@ -23,6 +23,7 @@ from controller.audit import record
 from controller.enrolment import EnrolmentRefused, enrol_uri, issue_code, qr_svg, redeem, revoke
 from controller.models import Device
 from controller.runtime import Controller
+from devices.enrolment import EnrolmentIdentity, MqttIdentity
 from devices.mqtt_link import NotConnected
 from devices.protocol import AgentStatus, Topics, status_payload
 from firmware_configs.profiles import ProfileError, get_profile
@@ -48,31 +49,6 @@ class EnrolRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     code: str = Field(min_length=1, max_length=64)
-
-
-class MqttIdentity(BaseModel):
-    """The device's broker account and how to reach the broker."""
-
-    host: str
-    port: int
-    username: str
-    password: str
-    tls: bool
-    #: PEM of the CA that signed the broker's certificate (null: plain TCP, e.g. on a trusted LAN).
-    ca_certificate: str | None
-
-
-class EnrolmentIdentity(BaseModel):
-    """Everything ``loaphuong agent enroll`` writes into the agent's config; secrets shown once."""
-
-    agent_id: str
-    name: str
-    zones: list[str]
-    controller_url: str
-    controller_public_key: str
-    token: str
-    mqtt: MqttIdentity
-    board_profile: dict[str, Any] | None
 
 
 def _device(session: SessionDep, device_id: str) -> Device:
