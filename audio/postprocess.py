@@ -82,6 +82,8 @@ _MIN_SLOPE = 0.25
 #: Candidate gains for the limiter search, as fractions of how far the plain gain would push peaks past the
 #: ceiling, added to that plain gain. On espeak-ng the target sits near 0.8-1.1 of it.
 _SEARCH_STEPS = (0.3, 0.6, 0.9, 1.2, 1.6)
+#: The profile row a render records when its peaks stay under the ceiling and the limiter search is skipped.
+LIMITER_NOT_NEEDED = "post: limiter search not needed (peaks under the ceiling)"
 #: alimiter's range ends at -24 dBFS.
 _LIMIT_FLOOR = 0.0625
 #: Speech longer than this is searched on a sample of it: the first second of every ``_SAMPLE_EVERY_S``.
@@ -413,6 +415,8 @@ def _plan(prepared: Path, measured: Loudness, name: str, settings: PostProcessSe
     ceiling_db = settings.true_peak_db - margin_db
     over = measured.true_peak_db + gain - ceiling_db
     if over <= 0:
+        # A profile row, so the render's stages show that no search ran (bench/tts.py prints it).
+        note(LIMITER_NOT_NEEDED, 0.0)
         if search is not None:
             search.cancel()
         if meanwhile is not None:

@@ -26,10 +26,13 @@ from typing import IO, Any
 from controller.broker_security import (
     BrokerAccount,
     BrokerFiles,
+    ServiceAccount,
     TlsFiles,
     ensure_tls,
     hash_password,
     new_password,
+    render_service_accounts,
+    write_atomically,
 )
 from controller.keys import write_private
 
@@ -182,6 +185,10 @@ class BrokerSecurity:
     pid_file: Path
     tls: TlsFiles
     tls_port: int | None = None
+    #: (username, password) of the tool accounts: read-write on ``lp/#`` like the controller, for tests and
+    #: benches that watch or inject traffic beside a running controller. The broker binds a client id to
+    #: its account, so each account holds one connection: a tool using the controller's would disconnect it.
+    tools: tuple[tuple[str, str], ...] = ()
 
     def controller_env(self) -> dict[str, str]:
         """``LP_*`` settings that let a controller log in and manage the broker's accounts."""
@@ -193,6 +200,8 @@ class BrokerSecurity:
 #: Brokers started by this process, by port: tests and benches look the controller's account up here.
 _BROKERS: dict[int, BrokerSecurity] = {}
 CONTROLLER_USERNAME = "loaphuong-controller"
+#: How many tool accounts each local broker has (one connection each; tests hold at most a few at once).
+TOOL_ACCOUNTS = 8
 
 
 def broker_security(port: int) -> BrokerSecurity | None:
@@ -209,9 +218,11 @@ def _broker_security(directory: Path, port: int, tls_port: int | None) -> Broker
     else:
         saved = {"username": CONTROLLER_USERNAME, "password": new_password()}
         write_private(account, json.dumps(saved).encode())
+    tools = _tool_accounts(directory)
     sec = BrokerSecurity(port=port, username=saved["username"], password=saved["password"],
                          password_file=directory / "passwd", acl_file=directory / "acl",
-                         pid_file=directory / "mosquitto.pid", tls=ensure_tls(directory / "tls"), tls_port=tls_port)
+                         pid_file=directory / "mosquitto.pid", tls=ensure_tls(directory / "tls"), tls_port=tls_port,
+                         tools=tools)
     if not sec.password_file.exists():
         # The controller account alone; the controller rewrites both files with its agents once it runs.
         BrokerFiles(sec.password_file, sec.acl_file, None).write(
@@ -220,9 +231,31 @@ def _broker_security(directory: Path, port: int, tls_port: int | None) -> Broker
     return sec
 
 
+def _tool_accounts(directory: Path) -> tuple[tuple[str, str], ...]:
+    """The tool accounts (created once per directory) and their lines in the broker's service-accounts file."""
+    saved_file = directory / "tool-accounts.json"
+    if saved_file.exists():
+        saved = json.loads(saved_file.read_text(encoding="utf-8"))
+    else:
+        saved = [{"username": f"loaphuong-tool-{i}", "password": new_password()} for i in range(1, TOOL_ACCOUNTS + 1)]
+        write_private(saved_file, json.dumps(saved).encode())
+    tools = tuple((t["username"], t["password"]) for t in saved)
+    services = BrokerFiles(directory / "passwd", directory / "acl", None).service_accounts_file
+    if not services.exists():
+        write_atomically(services, render_service_accounts(
+            [ServiceAccount(user, "readwrite", hash_password(password)) for user, password in tools]))
+    return tools
+
+
 def write_mosquitto_config(directory: Path, port: int, tls_port: int | None = None) -> Path:
     """A broker config for this machine only: loopback listeners, persistence in ``directory``, anonymous
-    access off, the password and ACL files the controller manages, and a TLS listener if ``tls_port``."""
+    access off, the password and ACL files the controller manages, and a TLS listener if ``tls_port``.
+
+    Every listener binds the client id to the account (``use_username_as_clientid``), as a site's config
+    does (controller/install.py): one account can never take over another's session. It is a listener
+    option in Mosquitto 2.0: written before the first ``listener`` line it would configure (and open) a
+    default listener on port 1883 of every interface instead, so it follows each ``listener`` line.
+    """
     directory.mkdir(parents=True, exist_ok=True)
     sec = _broker_security(directory, port, tls_port)
     lines = [
@@ -233,10 +266,11 @@ def write_mosquitto_config(directory: Path, port: int, tls_port: int | None = No
         f"acl_file {sec.acl_file}",
         f"pid_file {sec.pid_file}",
         f"listener {port} {LOOPBACK}",
+        "use_username_as_clientid true",
     ]
     if tls_port is not None:
-        lines += [f"listener {tls_port} {LOOPBACK}", f"cafile {sec.tls.ca_cert}", f"certfile {sec.tls.server_cert}",
-                  f"keyfile {sec.tls.server_key}", "tls_version tlsv1.2"]
+        lines += [f"listener {tls_port} {LOOPBACK}", "use_username_as_clientid true", f"cafile {sec.tls.ca_cert}",
+                  f"certfile {sec.tls.server_cert}", f"keyfile {sec.tls.server_key}", "tls_version tlsv1.2"]
     lines += [
         "persistence true",
         f"persistence_location {directory.resolve()}/",
@@ -287,7 +321,7 @@ def loaphuong_command() -> list[str]:
 def start_controller(data_dir: Path, http_port: int, mqtt_port: int, log_path: Path,
                      extra_env: Mapping[str, str] | None = None, timeout: float = 60.0) -> ManagedProcess:
     """Starts ``loaphuong controller`` and waits for ``/healthz`` (a minute: its imports are heavy, and a
-    loaded CI machine running three test processes has seen 25 s)."""
+    loaded CI machine running the suite's parallel test processes has seen 25 s)."""
     sec = broker_security(mqtt_port)
     env = {**os.environ, "LP_LOG_LEVEL": "INFO", **(sec.controller_env() if sec else {}), **(extra_env or {})}
     cmd = [*loaphuong_command(), "controller", "--data-dir", str(data_dir), "--host", LOOPBACK,

@@ -30,6 +30,7 @@ PKGS+=(icecast2)  # the live-audio hub (phát trực tiếp, docs/live.md); loap
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)
 if [[ $WITH_TEST == 1 ]]; then
     PKGS+=(socat sox procps)
+    PKGS+=(systemd)  # systemd-analyze verify checks the unit files (tests/test_systemd.py); no systemd needs to run
     PKGS+=(chromium)  # the console under Playwright (executable_path; never `playwright install`)
     PKGS+=(iproute2)  # ip netns: WS-Discovery tests run in their own network namespaces
     # A real H.264 RTSP camera stream (GStreamer's RTSP server, x264); PyGObject builds against these.

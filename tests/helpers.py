@@ -8,6 +8,11 @@ import wave
 from datetime import datetime
 from pathlib import Path
 
+#: How far from its start time a test accepts a play's first sample. Tests check that a play was aimed at its
+#: start time (not early, not a wrong clock or a missed schedule); how close speakers get to it, and to each other,
+#: is measured by bench/start_skew.py and bench/fanout.py, not asserted: a busy CI machine delays a wake-up.
+START_TOLERANCE_MS = 1000
+
 
 def iso_ms(value: str) -> int:
     """ISO 8601 from the API → ms since epoch."""

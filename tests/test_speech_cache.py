@@ -46,11 +46,8 @@ def test_a_repeat_render_comes_from_the_cache_without_tts(tmp_path: Path, synth_
     first = render("Xin chào bà con khu phố ba.", CONFIG, cache)
     assert not first.cached and synth_calls == ["Xin chào bà con khu phố ba."]
     assert (first.engine, first.voice, first.source) == ("espeak", "aav/vi", "espeak:aav/vi")
-    started = time.perf_counter()
     again = render("Xin chào bà con khu phố ba.", CONFIG, cache)
-    hit_s = time.perf_counter() - started
-    assert again.cached and len(synth_calls) == 1
-    assert hit_s < 0.020
+    assert again.cached and len(synth_calls) == 1  # a hit: no synthesis (the hit's cost is bench/tts.py's figure)
     assert (again.sha256, again.path, again.duration_ms) == (first.sha256, first.path, first.duration_ms)
     linked = again.link_into(tmp_path / "media")
     assert linked.read_bytes() == first.path.read_bytes()
@@ -157,6 +154,7 @@ def test_the_key_covers_text_chain_voice_files_and_post_processing(tmp_path: Pat
     assert k != cache_key("xin chào", base)
 
 
+@pytest.mark.may_skip_on_ci("shows the offline fallback, so it needs a machine where gTTS cannot reach Google")
 def test_pipeline_falls_back_offline_and_records_the_engine(tmp_path: Path) -> None:
     config = SpeechConfig(engines=[GttsEngineConfig(lang="vi"), EspeakEngineConfig(voice="vi")], mp3=True)
     result = render("Thông báo mất điện từ tám giờ đến mười giờ.", config, tmp_path / "cache")

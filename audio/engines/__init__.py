@@ -372,6 +372,24 @@ class _ServedWorker:
             raise EngineFailed(f"{self.kind}: {ready.get('error', 'the worker failed to start')}")
         self._ready = True
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Waits up to ``timeout_s`` for a started child to say it is ready; True once it has.
+
+        For callers that want a worker started ahead to be ready before they need it (tests, warm-up).
+        A child that fails to get ready is stopped, so the next request starts a clean one.
+        """
+        if self._ready and self.alive():
+            return True
+        if not self.alive():
+            return False
+        with self.lock:
+            try:
+                self._await_ready(timeout_s)
+            except EngineFailed:
+                self.stop()
+                return False
+        return True
+
     def speak(self, request: dict[str, Any], timeout_s: float, load_timeout_s: float) -> tuple[dict[str, Any], float]:
         """Sends one request: the reply, and the seconds spent starting the child (0 when it was running).
 
