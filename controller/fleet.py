@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from controller.cameras.discoveries import record_discovered
 from controller.db import Database
 from controller.models import Delivery, Device, DeviceEvent, Play, utcnow
+from controller.play_guard import PLAY_EVENTS, PlayGuard
 from controller.signs import record_sign_status
 from devices.protocol import (
     AgentError,
@@ -49,6 +50,8 @@ _OUTCOME_TO_DELIVERY = {
     PlayOutcome.STOPPED: "stopped",
     PlayOutcome.EXPIRED: "expired",
     PlayOutcome.FAILED: "failed",
+    # Only when final: the agent died mid-play and it was too late to play again (the reason says so).
+    PlayOutcome.CUT: "failed",
 }
 
 
@@ -92,6 +95,8 @@ class FleetRecorder:
             "event": self._event,
             "reply": self._reply,
         }
+        #: Proof of play only for plays the device was given; the rest is counted, not stored.
+        self.play_guard = PlayGuard()
         self._event_handlers: dict[str, EventHandler] = {
             "play.started": self._play_started,
             "play.finished": self._play_finished,
@@ -162,6 +167,9 @@ class FleetRecorder:
             log.error("dropped malformed event %s from %s: %s", bad_id, device.id, exc)
             return HandleResult(device.id, [bad_id])
         if session.get(DeviceEvent, env.id) is None:
+            if env.type in PLAY_EVENTS and not self.play_guard.admit(session, device, env,
+                                                                      getattr(data, "play_id", "")):
+                return HandleResult(device.id, [env.id])  # acknowledged, or a buggy agent resends it for ever
             session.add(DeviceEvent(id=env.id, agent_id=device.id, type=env.type, ts_ms=env.ts,
                                     data=env.data))
             self._event_handlers[env.type](session, device, env, data)
@@ -190,7 +198,14 @@ class FleetRecorder:
     def _play_started(self, session: Session, device: Device, env: Envelope, data: BaseModel) -> None:
         assert isinstance(data, PlayStarted)
         play = self._play_row(session, device, data)
-        play.actual_start_ms = data.actual_start
+        if play.actual_start_ms is None:
+            play.actual_start_ms = data.actual_start
+        elif play.actual_start_ms != data.actual_start:
+            # One attempt starts once: a second start (an agent that replayed without counting the attempt)
+            # must not erase the first one's record.
+            log.warning("agent %s: play %s attempt %d already started at %d; a start at %d ignored", device.id,
+                        data.play_id, data.attempt, play.actual_start_ms, data.actual_start)
+            return
         delivery = self._delivery(session, device, data.play_id)
         if delivery is not None:
             advance_delivery(delivery, "playing")
@@ -200,7 +215,12 @@ class FleetRecorder:
     def _play_finished(self, session: Session, device: Device, env: Envelope, data: BaseModel) -> None:
         assert isinstance(data, PlayFinished)
         play = self._play_row(session, device, data)
-        if data.actual_start is not None:
+        if play.outcome is not None:
+            # An attempt ends once; the first end recorded stands (as a delivery's first final state does).
+            log.warning("agent %s: play %s attempt %d already ended %s; a second end (%s) ignored", device.id,
+                        data.play_id, data.attempt, play.outcome, data.outcome.value)
+            return
+        if data.actual_start is not None and play.actual_start_ms is None:
             play.actual_start_ms = data.actual_start
         play.ended_at_ms = data.ended_at
         play.outcome = data.outcome.value

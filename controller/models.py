@@ -128,6 +128,11 @@ class Device(Base):
     board_profile: Mapped[str | None] = mapped_column(String(63), nullable=True)
     #: Set when revoked: broker access and token withdrawn until it is enrolled again.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Proof of play it sent for plays it was never given (controller/play_guard.py): not stored as plays.
+    suspicious_plays: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    suspicious_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    #: Messages of its own the controller's inbox dropped: over its rate or its share (controller/inbox.py).
+    inbox_dropped: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
 class MediaFile(Base):
@@ -161,7 +166,8 @@ class Announcement(Base):
     start_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     status: Mapped[str] = mapped_column(String(16), default="rendering")
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
-    media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media.sha256"), nullable=True)
+    #: Indexed: a device may download a file only if an announcement with it was delivered to it.
+    media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media.sha256"), nullable=True, index=True)
     engine: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -232,6 +238,22 @@ class Play(Base):
     outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+
+
+class GivenPlay(Base):
+    """A play the controller gave an agent other than by a delivery or a live session: an occurrence in
+    a schedule window it was sent, or a remote-operation tone. Proof of play is believed only for
+    deliveries, live sessions and these (controller/play_guard.py)."""
+
+    __tablename__ = "given_plays"
+    __table_args__ = (Index("ix_given_plays_start", "start_ms"),)
+
+    agent_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True)
+    play_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    #: ``window`` or ``tone``.
+    source: Mapped[str] = mapped_column(String(16))
+    start_ms: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class DeviceEvent(Base):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -44,6 +45,8 @@ OPS_TTL_MS: Final = 30_000
 MAX_WAIT_S: Final = 30.0
 #: Operations waiting for a reply at once (a bound on the registry).
 MAX_PENDING: Final = 1000
+#: Operations that make the agent play: the command id is the play id of its proof of play.
+PLAYING_OPS: Final = frozenset({"ops.tone"})
 
 
 class OpError(Exception):
@@ -71,6 +74,9 @@ class OpsService:
         self._signer = signer
         self._pending: dict[tuple[str, str], asyncio.Future[Reply]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
+        #: Told (agent id, command id), in a worker thread, before a playing operation goes out, so the
+        #: controller believes its proof of play (controller/play_guard.py).
+        self.on_play_given: Callable[[str, str], None] = lambda _agent, _command: None
 
     @staticmethod
     def parse(op: str, body: dict[str, Any] | None) -> tuple[str, BaseModel]:
@@ -101,6 +107,8 @@ class OpsService:
         future: asyncio.Future[Reply] = self._loop.create_future()
         self._pending[key] = future
         try:
+            if msg_type in PLAYING_OPS:
+                await asyncio.to_thread(self.on_play_given, agent_id, env.id)
             try:
                 await self._link.publish(Topics.command(agent_id, msg_type), env.to_bytes())
             except Exception as exc:  # NotConnected, or the broker not answering in time

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -18,11 +19,13 @@ from controller.db import Database
 from controller.dispatch import CommandSender
 from controller.enrolment import AttemptLimiter, BrokerAccess
 from controller.fleet import FleetRecorder, HandleResult
+from controller.inbox import FairInbox, InboxLimits, record_drops
 from controller.jobs import bind, start_scheduler
 from controller.keys import load_or_create_signing_key
 from controller.live.hub import LiveHub
 from controller.media_store import MediaStore
 from controller.ops import OpsService
+from controller.play_guard import give_plays
 from controller.schedule_items import ScheduleService
 from controller.settings import Settings
 from controller.signs import SignService
@@ -35,6 +38,7 @@ from devices.protocol import (
     ProtocolError,
     Signer,
     Topics,
+    now_ms,
     parse_topic,
     public_key_to_text,
     status_payload,
@@ -42,8 +46,9 @@ from devices.protocol import (
 
 log = logging.getLogger(__name__)
 
-_INBOX_LIMIT = 10_000
 _BATCH = 200
+#: How often per-agent inbox drops are written to the devices table (and idle lanes forgotten).
+_DROPS_EVERY_S = 5.0
 _ACK_TTL_MS = 120_000
 #: What the console's live pages should look at again after a message on each kind of agent topic.
 _CHANGES_BY_TOPIC: dict[str, tuple[str, ...]] = {
@@ -97,10 +102,19 @@ class Controller:
         #: Remote operations (``POST /api/v1/devices/{id}/ops/{op}``), answered through the fleet's replies.
         self.ops = OpsService(self.link, self.signer)
         self.fleet.on_reply = self.ops.resolve_threadsafe
+        self.ops.on_play_given = self._tone_given
         self._scheduler: AsyncIOScheduler | None = None
         self._connected_once = False
-        self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(maxsize=_INBOX_LIMIT)
+        #: Per-agent lanes served round-robin, each with its own rate and bound (controller/inbox.py).
+        self.inbox = FairInbox(InboxLimits(rate_per_s=settings.inbox_agent_rate, burst=settings.inbox_agent_burst,
+                                           agent_messages=settings.inbox_agent_queue,
+                                           total_messages=settings.inbox_total_queue))
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _tone_given(self, agent_id: str, command_id: str) -> None:
+        # A tone's play id is its command id: recorded before it goes out, so its proof of play is believed.
+        with self.db.session() as session:
+            give_plays(session, agent_id, [(command_id, now_ms())], "tone")
 
     def _device_changed(self, agent_ids: Iterable[str] | None) -> None:
         # A device's zones or enabled flag decide both its schedule window and which signs items reach.
@@ -151,10 +165,8 @@ class Controller:
             asyncio.get_running_loop().create_task(self.windows.republish_all(), name="controller-republish")
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
-        try:
-            self._inbox.put_nowait((topic, payload))
-        except asyncio.QueueFull:
-            log.warning("inbox full; dropped message on %s", topic)
+        # Enqueue only: the inbox counts and logs (rate-limited) what it drops.
+        self.inbox.put(topic, payload)
 
     def _handle_batch(self, batch: list[tuple[str, bytes]]) -> dict[str, list[str]]:
         acks: dict[str, list[str]] = defaultdict(list)
@@ -177,10 +189,19 @@ class Controller:
         return acks
 
     async def _inbox_worker(self) -> None:
+        next_drops = time.monotonic() + _DROPS_EVERY_S
         while True:
-            batch = [await self._inbox.get()]
-            while len(batch) < _BATCH and not self._inbox.empty():
-                batch.append(self._inbox.get_nowait())
+            batch = await self.inbox.get(_BATCH, timeout=_DROPS_EVERY_S)
+            if time.monotonic() >= next_drops:
+                next_drops = time.monotonic() + _DROPS_EVERY_S
+                drops = self.inbox.take_drops()
+                if drops:
+                    try:
+                        await asyncio.to_thread(record_drops, self.db, drops)
+                    except Exception:
+                        log.exception("could not record inbox drops %s; carrying on", drops)
+            if not batch:
+                continue
             acks = await asyncio.to_thread(self._handle_batch, batch)
             for agent_id, ids in acks.items():
                 for start in range(0, len(ids), 1000):

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from controller.db import Database
 from controller.models import AgentSchedule, Device, MediaFile, ScheduleItem, Zone, utcnow
+from controller.play_guard import give_plays, prune_given
 from controller.retained import RetainedDoc, publish_retained
 from controller.schedule_items import agent_zones, to_model
 from controller.settings import Settings
@@ -160,6 +161,8 @@ class WindowPublisher:
         queued = {p.item_id for plays in result.plays.values() for p in plays}  # filled below per play
         outgoing: list[RetainedDoc] = []
         with self.db.session() as session:
+            if agent_ids is None:  # the periodic roll-forward: a good moment to forget long-gone plays
+                prune_given(session, now)
             standby = standby_segments(session)
             queue_items = set(session.scalars(select(ScheduleItem.id).where(ScheduleItem.queue.is_(True),
                                                                              ScheduleItem.id.in_(queued))))
@@ -199,5 +202,7 @@ class WindowPublisher:
                 row.version, row.digest, row.plays = version, digest, len(scheduled)
                 row.window_end_ms, row.payload, row.pushed_at, row.published = window_end, payload.decode(), \
                     utcnow(), False
+                # Its plays are given to it from now on: their proof of play is believed (play_guard).
+                give_plays(session, agent_id, [(s.play_id, s.start_at) for s in scheduled], "window")
                 outgoing.append(RetainedDoc(agent_id, version, Topics.schedule(agent_id), payload))
         return outgoing

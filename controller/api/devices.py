@@ -22,7 +22,9 @@ def device_public(device: Device) -> DevicePublic:
                         status_changed_at=device.status_changed_at, last_seen_at=device.last_seen_at,
                         version=device.version, hostname=device.hostname,
                         capabilities=list(device.capabilities), outputs=list(device.outputs), state=device.state,
-                        board_profile=device.board_profile, revoked_at=device.revoked_at)
+                        board_profile=device.board_profile, revoked_at=device.revoked_at,
+                        suspicious_plays=device.suspicious_plays or 0, suspicious_at=device.suspicious_at,
+                        inbox_dropped=device.inbox_dropped or 0)
 
 
 @router.get("")

@@ -202,6 +202,11 @@ class DevicePublic(BaseModel):
     board_profile: str | None = None
     #: When it was revoked (no broker access, no token) until it is enrolled again.
     revoked_at: datetime | None = None
+    #: Proof of play it sent for plays it was never given (not stored as plays), and the last time.
+    suspicious_plays: int = 0
+    suspicious_at: datetime | None = None
+    #: Its messages the controller's inbox dropped, over its rate or its share (it resends events).
+    inbox_dropped: int = 0
 
 
 class DeviceRegistered(BaseModel):
