@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 
-import audio.engines as engines
 from audio.cache import SpeechCache
-from audio.engines import AllEnginesFailed, EspeakEngine, EspeakEngineConfig, shutdown_workers
+from audio.engines import AllEnginesFailed, EspeakEngine, EspeakEngineConfig, shutdown_workers, workers
 from audio.pipeline import NothingToSay, SpeechConfig, cache_key, render
 from audio.postprocess import LIMITER_NOT_NEEDED, PostProcessSettings, measure_loudness, postprocess
 from audio.profile import recording
@@ -77,7 +76,7 @@ def test_espeak_speaks_the_same_samples_as_the_cli_every_time(tmp_path: Path) ->
 def test_the_next_espeak_worker_waits_ready(tmp_path: Path) -> None:
     engine = EspeakEngine(EspeakEngineConfig(voice="vi"), 30)
     engine.synthesize("Xin chào.", tmp_path)
-    pool = engines._pools[tuple(engine.worker_command())]
+    pool = workers._pools[tuple(engine.worker_command())]
     ready = pool._next
     assert ready is not None and ready.alive()
     assert ready.wait_ready(30), "the worker started ahead never said it was ready"
@@ -90,7 +89,7 @@ def test_the_next_espeak_worker_waits_ready(tmp_path: Path) -> None:
     assert ready.alive() is False  # one request per worker: used once, then stopped
     assert pool._next is not None and pool._next is not ready
     shutdown_workers()
-    assert not engines._pools
+    assert not workers._pools
 
 
 def test_the_profile_names_every_stage(tmp_path: Path) -> None:

@@ -20,10 +20,9 @@ from audio.engines import (
     GttsEngineConfig,
     PiperEngine,
     PiperEngineConfig,
-    _piper_worker,
-    _piper_workers,
     shutdown_workers,
 )
+from audio.engines.workers import _piper_workers, piper_worker
 from audio.pipeline import SpeechConfig
 
 VI_TEXT = "Thông báo: sáng mai phường tổ chức tiêm chủng tại trạm y tế."
@@ -59,7 +58,7 @@ def test_piper_speaks_with_the_joe_voice_loaded_once(tmp_path: Path) -> None:
     model = _joe()
     engine = PiperEngine(PiperEngineConfig(model=model), timeout_s=60)
     first = engine.synthesize("Good morning, neighbours.", tmp_path)
-    worker = _piper_worker(engine.model, engine.voice_config)
+    worker = piper_worker(engine.model, engine.voice_config)
     pid = worker._proc.pid if worker._proc else None
     second = PiperEngine(PiperEngineConfig(model=model), timeout_s=60).synthesize("The market opens at seven.",
                                                                                  tmp_path)
@@ -75,7 +74,7 @@ def test_piper_timeout_kills_the_worker_and_the_next_call_recovers(tmp_path: Pat
     slow = PiperEngine(PiperEngineConfig(model=model, timeout_s=0.05), timeout_s=60)
     with pytest.raises(EngineFailed, match="timed out"):
         slow.synthesize(long_text, tmp_path)
-    assert _piper_worker(slow.model, slow.voice_config)._proc is None
+    assert piper_worker(slow.model, slow.voice_config)._proc is None
     ok = PiperEngine(PiperEngineConfig(model=model), timeout_s=60).synthesize("Back again.", tmp_path)
     assert _frames(ok.path)[0] > 0
 

@@ -219,5 +219,16 @@ def main(argv: list[str]) -> int:
     return 0 if reply.get("ok") else 1
 
 
+def _forget_own_folder() -> None:
+    """Takes this file's folder off ``sys.path``, where Python put it because the file was started by path.
+
+    The folder holds the parent's modules (``config.py``, ``base.py``, ``chain.py``...): a library that imports
+    a top-level module of the same name must find its own, never ours.
+    """
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if not (p and Path(p).resolve() == here)]
+
+
 if __name__ == "__main__":
+    _forget_own_folder()
     sys.exit(main(sys.argv[1:]))
