@@ -109,9 +109,10 @@ def test_hash_mismatch_means_no_playback_and_an_error_event(controller: Controll
     stored = controller.data_dir / "media" / media["sha256"][:2] / media["sha256"]
     stored.write_bytes(b"\x00" * media["size"])  # the store's copy is corrupted on disk
     a2 = agents("loa-02")
-    env = play_command(controller_signer(controller.data_dir), "loa-02", media["sha256"], media["size"],
-                       media["duration_ms"])
-    publish(controller.mqtt_port, Topics.command("loa-02", "speaker.play"), env.to_bytes())
+    # Sent by the controller (its proof of play is believed only for plays it gave): the same speech, so
+    # the same hash, whose stored copy is now corrupt.
+    status, body = controller.post("/api/v1/announcements", {"text": "Thử loa.", "targets": ["loa-02"]})
+    assert status == 202, body
     wait_for_text(a2.log, "hash_mismatch")
 
     def failed_play() -> list[dict[str, Any]]:
