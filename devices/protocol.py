@@ -495,6 +495,9 @@ class PlayOutcome(StrEnum):
     STOPPED = "stopped"
     EXPIRED = "expired"
     FAILED = "failed"
+    #: The agent died mid-play (crash, power loss): reported at its next start; ``ended_at`` is the last
+    #: moment it recorded the play still sounding.
+    CUT = "cut"
 
 
 class PlayStarted(_Strict):

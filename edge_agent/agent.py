@@ -58,10 +58,11 @@ from edge_agent.amplifier import Amplifier
 from edge_agent.camera_finder import CameraFinder
 from edge_agent.config import AgentConfig, FileOutputSection
 from edge_agent.media_cache import MediaCache, MediaError
+from edge_agent.play_journal import PlayJournal
 from edge_agent.remote_ops import RemoteOps, install_log_ring
 from edge_agent.sd_notify import Notifier
 from edge_agent.speaker import PlayJob, Speaker
-from edge_agent.store import AgentStore
+from edge_agent.store import AgentStore, PlayEnd
 
 if TYPE_CHECKING:
     from edge_agent.signs import SignRunner
@@ -95,7 +96,7 @@ class Agent:
         self.cfg = cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = AgentStore(cfg.data_dir / "agent.sqlite3")
-        self.media = MediaCache(cfg.data_dir / "media", str(cfg.controller_url), cfg.read_token(),
+        self.media = MediaCache(cfg.data_dir / "media", cfg.media_base_urls(), cfg.read_token(),
                                 cfg.max_media_bytes, capacity_bytes=cfg.media_cache_bytes,
                                 in_use=lambda: self.speaker.shas_in_use() | set(self._standby))
         self.output = build_output(cfg)
@@ -116,8 +117,11 @@ class Agent:
         self.amp = Amplifier(cfg.amplifier, self._in_thread) if cfg.amplifier is not None else None
         #: Remote operations (``ops.*``); ``ops.exit_code`` is what the process exits with.
         self.ops = RemoteOps(self, config_path, install_log_ring())
+        #: Which attempt of which play sounds, on disk: a play cut by a crash is reported and played again.
+        self.journal = PlayJournal(self.store, self._in_thread, self.emit)
         self.speaker = Speaker(self.output, self.ops.saved_volume(cfg.volume), self.emit, self._play_done,
-                               self._speaker_changed, self._executor, self.media.fetch, amp=self.amp)
+                               self._speaker_changed, self._executor, self.media.fetch, amp=self.amp,
+                               journal=self.journal)
         #: systemd's notify socket: READY=1 once running, WATCHDOG=1 while the loop is healthy.
         self.notifier = Notifier()
         self._busy_since: float | None = None
@@ -165,14 +169,19 @@ class Agent:
         """Runs until asked to stop, then says ``stopped`` and disconnects cleanly."""
         log.info("agent %s starting (zones: %s, output: %s/%s)", self.cfg.agent_id,
                  ",".join(self.cfg.zones) or "-", self.output.kind, self.output.name)
+        cut = await self.journal.recover()
         await self._restore_pending()
         await self._restore_schedule()
+        closed = await self.journal.close_unrestored()
+        if cut or closed:
+            log.warning("%d play(s) cut by the last stop reported; %d could not go on", cut, closed)
         if self.signs is not None:
             await self.signs.start()
         tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("mqtt", self.link.run()), ("inbox", self._inbox_worker()),
             ("outbox", self._outbox_worker()), ("state", self._state_worker()),
-            ("prefetch", self._prefetch_worker()), ("housekeeping", self._housekeeping()))]
+            ("prefetch", self._prefetch_worker()), ("housekeeping", self._housekeeping()),
+            ("journal", self.journal.heartbeat()))]
         if self.cameras is not None:
             tasks.append(asyncio.create_task(self.cameras.run(), name="cameras"))
         self._tasks = list(tasks)
@@ -339,7 +348,7 @@ class Agent:
                                title=order.title)
         job = PlayJob(play_id=cmd.envelope.id, priority=order.priority, start_at=order.start_at,
                       latest_start=cmd.envelope.exp or 0, segments=[segment], volume=order.volume,
-                      announcement_id=order.announcement_id, title=order.title)
+                      announcement_id=order.announcement_id, title=order.title, resumable=True)
         self.speaker.submit(job)
 
     # schedule window --------------------------------------------------------------------------------
@@ -392,6 +401,8 @@ class Agent:
                 self._scheduled.setdefault(play_id, play)
                 continue
             if play.latest_start <= now:
+                if self.journal.awaits(play_id):
+                    continue  # it sounded before a restart: the journal reports its last attempt
                 # Its time passed while this agent was off or unreachable: say so in proof of play, once.
                 await self._missed(play)
                 missed += 1
@@ -399,7 +410,8 @@ class Agent:
             self._scheduled[play_id] = play
             self.speaker.submit(PlayJob(play_id=play_id, priority=play.priority, start_at=play.start_at,
                                         latest_start=play.latest_start, segments=list(play.segments),
-                                        volume=play.volume, item_id=play.item_id, title=play.title))
+                                        volume=play.volume, item_id=play.item_id, title=play.title,
+                                        resumable=True))
             added += 1
         self._schedule_version = window.version
         self._standby = {seg.sha256: seg for seg in window.standby}
@@ -519,11 +531,14 @@ class Agent:
 
     # events and state -------------------------------------------------------------------------------
 
-    async def emit(self, msg_type: str, data: BaseModel) -> None:
-        """Queues an event on disk and wakes the sender; it goes out when the link allows."""
+    async def emit(self, msg_type: str, data: BaseModel, play_end: PlayEnd | None = None) -> None:
+        """Queues an event on disk and wakes the sender; it goes out when the link allows.
+
+        ``play_end``: what a ``play.finished`` does to the play's records, written in the same transaction.
+        """
         env = make_event(self.cfg.agent_id, msg_type, data)
         await self._in_thread(self.store.enqueue_event, env.id, Topics.event(self.cfg.agent_id, msg_type),
-                              env.to_bytes())
+                              env.to_bytes(), play_end)
         self._flush_now.set()
 
     async def _outbox_worker(self) -> None:

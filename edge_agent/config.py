@@ -78,7 +78,11 @@ class AgentConfig(_Strict):
 
     agent_id: str = Field(pattern=ID_PATTERN)
     zones: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list)
-    controller_url: HttpUrl
+    #: The controller the media is fetched from (``{controller_url}/media/{sha256}``).
+    controller_url: HttpUrl | None = None
+    #: More controller replicas serving the same media; a download moves to the next on a connection error
+    #: or a 5xx. Give ``controller_url``, ``controller_urls`` or both (``controller_url`` is tried first).
+    controller_urls: list[HttpUrl] = Field(default_factory=list, max_length=16)
     #: base64 of the controller's raw Ed25519 public key; only commands it signed are obeyed.
     controller_public_key: str
     token: str | None = Field(default=None, min_length=16)
@@ -117,6 +121,18 @@ class AgentConfig(_Strict):
         if (self.token is None) == (self.token_file is None):
             raise ValueError("give exactly one of token or token_file")
         return self
+
+    @model_validator(mode="after")
+    def _some_controller(self) -> AgentConfig:
+        if self.controller_url is None and not self.controller_urls:
+            raise ValueError("give controller_url or controller_urls")
+        return self
+
+    def media_base_urls(self) -> list[str]:
+        """Every controller address media may come from, ``controller_url`` first, without duplicates."""
+        urls = [str(u).rstrip("/") for u in ([self.controller_url] if self.controller_url else [])
+                + self.controller_urls]
+        return list(dict.fromkeys(urls))
 
     def public_key(self) -> Ed25519PublicKey:
         """The controller's verification key."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import os
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
 from devices.protocol import valid_sha256
@@ -17,29 +18,54 @@ log = logging.getLogger(__name__)
 
 
 class MediaError(RuntimeError):
-    """A download failed; ``code`` is ``hash_mismatch``, ``too_large``, ``http_error`` or ``io_error``."""
+    """A download failed; ``code`` is ``hash_mismatch``, ``too_large``, ``http_error``, ``io_error`` or ``bad_hash``.
 
-    def __init__(self, code: str, message: str) -> None:
+    ``retryable`` is True when trying again later (or at another replica) may work: the controller was
+    unreachable, answered 5xx/408/429, or the bytes arrived damaged. A 4xx or a file over the limit will not
+    get better by asking again.
+    """
+
+    def __init__(self, code: str, message: str, retryable: bool = False) -> None:
         super().__init__(message)
         self.code = code
+        self.retryable = retryable
+
+
+#: HTTP answers that say "not now" rather than "never".
+_RETRYABLE_HTTP = frozenset({408, 425, 429})
 
 
 class MediaCache:
-    """Files live at ``{root}/{sha256}``; a file is only ever renamed into place after its hash matched."""
+    """Files live at ``{root}/{sha256}``; a file is only ever renamed into place after its hash matched.
 
-    def __init__(self, root: Path, base_url: str, token: str, max_bytes: int, timeout_s: float = 30.0,
-                 capacity_bytes: int = 1024 * 1024 * 1024,
+    ``base_urls`` are controller replicas that all serve the same media. A download starts at the one that
+    answered last and moves on to the next on a connection error, a 5xx or a damaged transfer.
+    """
+
+    def __init__(self, root: Path, base_urls: str | Sequence[str], token: str, max_bytes: int,
+                 timeout_s: float = 30.0, capacity_bytes: int = 1024 * 1024 * 1024,
                  in_use: Callable[[], set[str]] = set) -> None:
         self.root = root
         self._capacity = capacity_bytes
         self._in_use = in_use
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"controller_url must be http(s): {base_url!r}")
-        self._base = base_url.rstrip("/")
+        bases = [base_urls] if isinstance(base_urls, str) else list(base_urls)
+        if not bases:
+            raise ValueError("at least one controller URL is needed")
+        for base in bases:
+            if not base.startswith(("http://", "https://")):
+                raise ValueError(f"controller_url must be http(s): {base!r}")
+        self._bases = [b.rstrip("/") for b in bases]
+        #: Index of the replica that answered last: the next download starts there.
+        self._preferred = 0
         self._token = token
         self._max = max_bytes
         self._timeout = timeout_s
         root.mkdir(parents=True, exist_ok=True)
+
+    @property
+    def base_urls(self) -> list[str]:
+        """The controller addresses downloads use, in configured order."""
+        return list(self._bases)
 
     def path(self, sha256: str) -> Path:
         """Where the file for ``sha256`` lives (whether or not it is there yet)."""
@@ -48,13 +74,37 @@ class MediaCache:
         return self.root / sha256
 
     def fetch(self, sha256: str, expected_size: int | None = None) -> Path:
-        """Returns the cached file, downloading it first if needed. Blocks; run in a thread."""
+        """Returns the cached file, downloading it first if needed. Blocks; run in a thread.
+
+        Each replica is tried once per call; the caller decides whether and when to call again
+        (``MediaError.retryable``).
+        """
         target = self.path(sha256)
         if target.exists():
             os.utime(target)  # recently used: last to be evicted
             return target
+        first = self._preferred
+        errors: list[MediaError] = []
+        for step in range(len(self._bases)):
+            index = (first + step) % len(self._bases)
+            try:
+                self._download(self._bases[index], sha256, target, expected_size)
+            except MediaError as exc:
+                if not exc.retryable:
+                    raise
+                errors.append(exc)
+                if len(self._bases) > 1:
+                    log.info("media %s: %s; trying the next controller", sha256[:12], exc)
+                continue
+            self._preferred = index
+            return target
+        last = errors[-1]
+        message = "; ".join(str(e) for e in errors) if len(errors) > 1 else str(last)
+        raise MediaError(last.code, message[:2000], retryable=True)
+
+    def _download(self, base: str, sha256: str, target: Path, expected_size: int | None) -> None:
         limit = self._max if expected_size is None else min(self._max, expected_size)
-        url = f"{self._base}/media/{sha256}"
+        url = f"{base}/media/{sha256}"
         req = urllib.request.Request(url, headers={"Authorization": f"Bearer {self._token}"})  # noqa: S310
         # The prefetcher and a play about to start may fetch the same file at once: never share a temp file.
         tmp = target.with_name(f".{sha256}.{os.getpid()}.{threading.get_ident()}.part")
@@ -70,21 +120,23 @@ class MediaCache:
                     out.write(chunk)
         except urllib.error.HTTPError as exc:
             tmp.unlink(missing_ok=True)
-            raise MediaError("http_error", f"GET {url}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError, TimeoutError) as exc:
+            retry = exc.code >= 500 or exc.code in _RETRYABLE_HTTP
+            raise MediaError("http_error", f"GET {url}: HTTP {exc.code}", retryable=retry) from None
+        except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
+            # HTTPException: the controller died mid-answer (IncompleteRead, a broken status line).
             tmp.unlink(missing_ok=True)
-            raise MediaError("io_error", f"GET {url}: {exc}") from None
+            raise MediaError("io_error", f"GET {url}: {str(exc) or repr(exc)}", retryable=True) from None
         except MediaError:
             tmp.unlink(missing_ok=True)
             raise
         got = digest.hexdigest()
         if got != sha256:
             tmp.unlink(missing_ok=True)
-            raise MediaError("hash_mismatch", f"{url}: content hashes to {got}")
+            # A cut or damaged transfer (a proxy, a replica mid-restart): another try may bring the right bytes.
+            raise MediaError("hash_mismatch", f"{url}: content hashes to {got}", retryable=True)
         tmp.replace(target)
-        log.info("cached media %s (%d bytes)", sha256[:12], size)
+        log.info("cached media %s (%d bytes) from %s", sha256[:12], size, base)
         self.evict(keep={sha256})
-        return target
 
     def put(self, sha256: str, data: bytes) -> Path:
         """Stores media that came with its command, after checking it hashes to ``sha256``. Blocks."""
@@ -131,3 +183,4 @@ class MediaCache:
         if removed:
             log.info("evicted %d cached media file(s); cache now %d bytes", removed, total)
         return removed
+

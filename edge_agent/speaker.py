@@ -13,7 +13,12 @@ Rules (docs/protocol.md, "Playback rules"; the priority rules themselves are ``s
 - a play of the same or lower priority waits until the speaker is free, then starts if it is not past
   its ``latest_start`` (outcome ``expired`` otherwise);
 - ``speaker.stop`` ends what plays and drops what waits at or below its priority;
-- a play withdrawn because a newer schedule no longer has it is dropped silently (it never was).
+- a play withdrawn because a newer schedule no longer has it is dropped silently (it never was);
+- a download that fails for a reason that may pass (controller unreachable, 5xx) is tried again with
+  jittered back-off until the play's ``latest_start``; media that comes late makes a late start, media that
+  never comes ends the play ``failed`` with the last error;
+- with a :class:`~edge_agent.play_journal.PlayJournal`, each sounding attempt is recorded on disk, so an
+  attempt cut by the agent's death is reported ``cut`` at the next start and the play goes on as a new attempt.
 """
 
 from __future__ import annotations
@@ -44,6 +49,9 @@ from devices.protocol import (
 )
 from edge_agent.amplifier import Amplifier, GpioError
 from edge_agent.media_cache import MediaError
+from edge_agent.media_retry import fetch_patiently
+from edge_agent.play_journal import PlayJournal
+from edge_agent.store import PlayEnd
 from schedules.priority import AfterPreemption, after_preemption, preempts
 
 log = logging.getLogger(__name__)
@@ -97,6 +105,9 @@ class PlayJob:
     relay_until: dict[int, int] = field(default_factory=dict)
     #: A live session: its stream lost this long ends the play (None: a relay keeps retrying to its end).
     give_up_ms: int | None = None
+    #: The play is restored after a restart (an accepted command, a schedule window's play), so an attempt
+    #: cut by the agent's death may be played again.
+    resumable: bool = False
 
     @property
     def rank(self) -> int:
@@ -133,7 +144,7 @@ class Speaker:
 
     def __init__(self, output: AudioOutput, volume: int, emit: EmitFn, on_done: DoneFn,
                  on_change: Callable[[], None], executor: Executor, fetch: FetchFn,
-                 amp: Amplifier | None = None) -> None:
+                 amp: Amplifier | None = None, journal: PlayJournal | None = None) -> None:
         self.output = output
         #: The amplifier's relay: on and warmed up before sound, off after an idle delay.
         self._amp = amp
@@ -143,6 +154,8 @@ class Speaker:
         self._on_change = on_change
         self._executor = executor
         self._fetch = fetch
+        #: Records sounding attempts on disk (None: a crash mid-play leaves no trace, as in unit tests).
+        self._journal = journal
         self._cond = asyncio.Condition()
         self._current: PlayJob | None = None
         self._waiting: list[PlayJob] = []
@@ -156,6 +169,12 @@ class Speaker:
         """Accepts a play; False if one with that id is already known."""
         if job.play_id in self._jobs:
             return False
+        point = self._journal.resume_point(job.play_id) if self._journal is not None else None
+        if point is not None:
+            # Restored after a restart that cut (or followed a pre-emption of) an earlier attempt.
+            job.attempt, job.segment_index = point.attempt, point.segment_index
+            if point.relay_until is not None:
+                job.relay_until[point.segment_index] = point.relay_until
         task = asyncio.create_task(self._run(job), name=f"play-{job.play_id}")
         self._jobs[job.play_id] = (job, task)
         play_id = job.play_id
@@ -287,13 +306,21 @@ class Speaker:
         self._on_change()
 
     async def _prepare(self, job: PlayJob, prepared: dict[str, Path]) -> str | None:
-        """Fetches and decodes every recording the play still needs; returns an error, or None."""
+        """Fetches and decodes every recording the play still needs; returns an error, or None.
+
+        None also when the play was cancelled meanwhile (the caller checks ``job.cancelled``).
+        """
         volume = self._volume(job)
         for seg in job.segments[job.segment_index:]:
             if not isinstance(seg, MediaSegment) or seg.sha256 in prepared:
                 continue
             try:
-                media = await self._in_thread(lambda s=seg: self._fetch(s.sha256, s.size))  # type: ignore[misc]
+                media = await fetch_patiently(
+                    lambda s=seg: self._fetch(s.sha256, s.size), self._in_thread,  # type: ignore[misc]
+                    lambda at: self._sleep_until(job, at), start_at=job.start_at, latest_start=job.latest_start,
+                    label=f"play {job.play_id}: media {seg.sha256[:12]}")
+                if media is None:
+                    return None
                 path = await self._in_thread(lambda m=media: self.output.prepare(m, volume))  # type: ignore[misc]
             except (MediaError, OutputError) as exc:
                 code = exc.code if isinstance(exc, MediaError) else "output_error"
@@ -311,6 +338,8 @@ class Speaker:
             return await self._cancelled_before_start(job)
         while True:
             error = await self._prepare(job, prepared)
+            if job.cancelled.is_set():
+                return await self._cancelled_before_start(job)
             if error is not None:
                 await self._finish(job, _Attempt(None, PlayOutcome.FAILED, error))
                 return PlayOutcome.FAILED
@@ -435,11 +464,18 @@ class Speaker:
                 self._on_change()
                 if result.actual_start is None:
                     result.actual_start = playback.actual_start_ms
-                    await self._emit("play.started", PlayStarted(
+                    started = PlayStarted(
                         play_id=job.play_id, announcement_id=job.announcement_id, item_id=job.item_id,
                         attempt=job.attempt, sha256=job.sha256, priority=job.priority,
                         scheduled_start=job.start_at, actual_start=playback.actual_start_ms,
-                        output=self.output.name))
+                        output=self.output.name)
+                    if self._journal is not None:
+                        # On disk before play.started: a crash from here on is reported as this attempt cut.
+                        await self._journal.started(started, segment_index=index, latest_start=job.latest_start,
+                                                    relay_until=job.relay_until.get(index), resumable=job.resumable)
+                    await self._emit("play.started", started)
+                elif self._journal is not None:
+                    await self._journal.segment(job.play_id, index, job.relay_until.get(index))
                 await self._in_thread(playback.wait)
                 if playback.note:
                     result.notes.append(playback.note)
@@ -483,9 +519,16 @@ class Speaker:
         return await self._in_thread(start_relay)
 
     async def _finish(self, job: PlayJob, attempt: _Attempt) -> None:
-        await self._emit("play.finished", PlayFinished(
+        finished = PlayFinished(
             play_id=job.play_id, announcement_id=job.announcement_id, item_id=job.item_id, attempt=job.attempt,
             sha256=job.sha256, priority=job.priority, scheduled_start=job.start_at,
             actual_start=attempt.actual_start, ended_at=now_ms(), outcome=attempt.outcome,
-            reason=attempt.reason, output=self.output.name, final=attempt.final))
+            reason=attempt.reason, output=self.output.name, final=attempt.final)
+        if self._journal is None:
+            await self._emit("play.finished", finished)
+        elif attempt.final:
+            await self._journal.finished(finished, PlayEnd(job.play_id))
+        else:
+            await self._journal.finished(finished, PlayEnd(job.play_id, job.attempt + 1, attempt.cut_at,
+                                                           job.relay_until.get(attempt.cut_at)))
         self._on_change()

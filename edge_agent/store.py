@@ -1,5 +1,5 @@
 """The agent's small on-disk memory (SQLite): seen command ids, the event outbox, accepted plays,
-the last schedule window and which scheduled plays are already done.
+the last schedule window, which scheduled plays are already done and which attempt of a play sounds.
 
 It is what lets an agent lose its link or restart without losing proof of play, replaying an old
 command or forgetting a broadcast it has already accepted. All methods block; call them from threads.
@@ -27,6 +27,17 @@ CREATE TABLE IF NOT EXISTS schedule (
     slot INTEGER PRIMARY KEY CHECK (slot = 1), version INTEGER NOT NULL, envelope BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS done_plays (play_id TEXT PRIMARY KEY, ended INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS attempts (
+    play_id TEXT PRIMARY KEY,
+    attempt INTEGER NOT NULL,
+    segment_index INTEGER NOT NULL,
+    latest_start INTEGER NOT NULL,
+    relay_until INTEGER,
+    resumable INTEGER NOT NULL,
+    started BLOB NOT NULL,
+    sounding INTEGER NOT NULL,
+    progress_at INTEGER NOT NULL
+);
 """
 
 #: Done scheduled plays are remembered this long (longer than any window), so none plays twice.
@@ -34,6 +45,40 @@ DONE_KEEP_MS = 4 * 24 * 3600 * 1000
 
 #: Outbox rows beyond this are the oldest to go: a months-long outage must not fill the SD card.
 OUTBOX_LIMIT = 50_000
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRow:
+    """A play that has sounded at least once and has not ended for good.
+
+    ``sounding``: attempt ``attempt`` was sounding when last recorded (a row still sounding at start-up was
+    cut by a crash or a power loss); otherwise ``attempt`` is the next one to make, from ``segment_index``.
+    ``started`` is the last ``play.started`` (JSON); ``progress_at`` the last time it was seen sounding.
+    """
+
+    play_id: str
+    attempt: int
+    segment_index: int
+    latest_start: int
+    relay_until: int | None
+    resumable: bool
+    started: bytes
+    sounding: bool
+    progress_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class PlayEnd:
+    """What an attempt's ``play.finished`` does to the play's records, in the same transaction as the event.
+
+    ``next_attempt`` None: the play is over (its attempt row, its accepted command go; a scheduled play is
+    marked done). Otherwise attempt ``next_attempt`` follows, from ``segment_index``.
+    """
+
+    play_id: str
+    next_attempt: int | None = None
+    segment_index: int = 0
+    relay_until: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,14 +122,35 @@ class AgentStore:
 
     # event outbox -----------------------------------------------------------------------------------
 
-    def enqueue_event(self, msg_id: str, topic: str, payload: bytes) -> None:
-        """Keeps an event on disk until :meth:`ack_events` names it."""
+    def enqueue_event(self, msg_id: str, topic: str, payload: bytes, play_end: PlayEnd | None = None) -> None:
+        """Keeps an event on disk until :meth:`ack_events` names it; with ``play_end``, in one transaction
+        with what the event means for the play (so a crash can neither report an end twice nor lose it)."""
         with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO outbox (id, topic, payload, created) VALUES (?,?,?,?)",
-                             (msg_id, topic, payload, now_ms()))
-            self._db.execute(
-                "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY created DESC LIMIT -1 OFFSET ?)",
-                (OUTBOX_LIMIT,))
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute("INSERT OR IGNORE INTO outbox (id, topic, payload, created) VALUES (?,?,?,?)",
+                                 (msg_id, topic, payload, now_ms()))
+                self._db.execute(
+                    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox ORDER BY created DESC LIMIT -1 OFFSET ?)",
+                    (OUTBOX_LIMIT,))
+                if play_end is not None:
+                    self._apply_play_end(play_end)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _apply_play_end(self, end: PlayEnd) -> None:
+        if end.next_attempt is None:
+            self._db.execute("DELETE FROM attempts WHERE play_id = ?", (end.play_id,))
+            self._db.execute("DELETE FROM pending WHERE play_id = ?", (end.play_id,))
+            # Harmless for a command's play id; for a scheduled play it keeps a later window from replaying it.
+            self._db.execute("INSERT OR REPLACE INTO done_plays (play_id, ended) VALUES (?, ?)",
+                             (end.play_id, now_ms()))
+        else:
+            self._db.execute("UPDATE attempts SET attempt = ?, segment_index = ?, relay_until = ?, sounding = 0 "
+                             "WHERE play_id = ?", (end.next_attempt, end.segment_index, end.relay_until,
+                                                   end.play_id))
 
     def events_due(self, resend_after_ms: int, limit: int = 200) -> list[OutboxRow]:
         """Events never sent, or sent ``resend_after_ms`` ago without an acknowledgement, oldest first."""
@@ -168,3 +234,40 @@ class AgentStore:
         """Forgets done plays older than any window could still name."""
         with self._lock:
             return self._db.execute("DELETE FROM done_plays WHERE ended < ?", (now_ms() - DONE_KEEP_MS,)).rowcount
+
+    # attempts in progress ---------------------------------------------------------------------------
+
+    def begin_attempt(self, row: AttemptRow) -> None:
+        """Records that attempt ``row.attempt`` sounds now (written before its ``play.started`` is sent)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO attempts (play_id, attempt, segment_index, latest_start, relay_until, "
+                "resumable, started, sounding, progress_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                (row.play_id, row.attempt, row.segment_index, row.latest_start, row.relay_until,
+                 int(row.resumable), row.started, int(row.sounding), row.progress_at))
+
+    def attempt_segment(self, play_id: str, segment_index: int, relay_until: int | None) -> None:
+        """The sounding attempt moved on to segment ``segment_index`` (a replay would start there)."""
+        with self._lock:
+            self._db.execute("UPDATE attempts SET segment_index = ?, relay_until = ?, progress_at = ? "
+                             "WHERE play_id = ?", (segment_index, relay_until, now_ms(), play_id))
+
+    def touch_attempts(self, play_ids: list[str], at_ms: int) -> None:
+        """These plays were still sounding at ``at_ms``."""
+        with self._lock:
+            self._db.executemany("UPDATE attempts SET progress_at = ? WHERE play_id = ? AND sounding = 1",
+                                 [(at_ms, i) for i in play_ids])
+
+    def drop_attempt(self, play_id: str) -> None:
+        """Forgets a play's attempt record (one that could not be read)."""
+        with self._lock:
+            self._db.execute("DELETE FROM attempts WHERE play_id = ?", (play_id,))
+
+    def attempts(self) -> list[AttemptRow]:
+        """Every play with an attempt row."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT play_id, attempt, segment_index, latest_start, relay_until, resumable, started, sounding, "
+                "progress_at FROM attempts ORDER BY play_id").fetchall()
+        return [AttemptRow(r[0], int(r[1]), int(r[2]), int(r[3]), None if r[4] is None else int(r[4]), bool(r[5]),
+                           bytes(r[6]), bool(r[7]), int(r[8])) for r in rows]

@@ -40,7 +40,7 @@ def play_public(play: Play) -> PlayPublic:
 #: What a play was, for reports: an announcement, an occurrence of a schedule item, or a live session.
 PlayKind = Literal["announcement", "schedule", "live"]
 #: A play's outcome once it ended; ``playing`` selects plays not finished yet (no outcome).
-OutcomeFilter = Literal["completed", "preempted", "stopped", "expired", "failed", "playing"]
+OutcomeFilter = Literal["completed", "preempted", "stopped", "expired", "failed", "cut", "playing"]
 #: Live sessions' plays are named after the session (``live-{session id}``, as the agent names them).
 LIVE_PLAY_PREFIX = "live-"
 
@@ -112,7 +112,7 @@ def list_plays(
     zone: str | None = None,
     announcement_id: str | None = None,
     item_id: str | None = None,
-    outcome: Literal["completed", "preempted", "stopped", "expired", "failed"] | None = None,
+    outcome: Literal["completed", "preempted", "stopped", "expired", "failed", "cut"] | None = None,
     since: Annotated[datetime | None, Query(description="scheduled start at or after")] = None,
     until: Annotated[datetime | None, Query(description="scheduled start before")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv: a spreadsheet of every match")] = "json",

@@ -54,6 +54,7 @@ OUTCOME_LABELS: dict[str, str] = {
     "stopped": N_("Stopped"),
     "expired": N_("Too late, not played"),
     "failed": N_("Failed"),
+    "cut": N_("Cut off when the speaker stopped mid-play"),
     "playing": N_("Playing"),
 }
 #: A live session's state (msgids).
