@@ -504,7 +504,7 @@ class PlayStarted(_Strict):
     """``play.started``: sound left the speaker at ``actual_start``.
 
     ``sha256`` is the first recording of the play (null for a relay); ``attempt`` counts restarts
-    after a pre-emption (0 = first time).
+    after a pre-emption or a cut (0 = first time).
     """
 
     play_id: str
@@ -533,7 +533,7 @@ class PlayFinished(_Strict):
     outcome: PlayOutcome
     reason: str = ""
     output: str
-    #: False when another attempt follows (a pre-empted recording that will play again).
+    #: False when another attempt follows (a pre-empted or cut recording that will play again).
     final: bool = True
 
 
