@@ -89,6 +89,7 @@ from typing import Any
 from controller.local_stack import (
     LOOPBACK,
     ManagedProcess,
+    broker_security,
     free_port,
     http_json,
     register_agent,
@@ -540,7 +541,6 @@ class Stack:
     agent: ManagedProcess | None = None
     agent_data: Path = Path()  #: the agent's data dir (its decoded WAVs are in ``decoded/``)
     capture: Path | None = None  #: the ALSA run's captured WAV
-    agent_password: str = ""  #: the agent's broker password (the raw subscriber logs in with it)
 
     def get(self, path: str) -> Any:
         """GET an API path; raises on anything but 200."""
@@ -599,7 +599,6 @@ def bring_up(stack: Stack) -> None:
     files = write_agent_config(stack.work / "agent", registered, ZONES, output=stack.output,
                                extra=f"volume = {VOLUME}\n")
     stack.agent_data = files.data_dir
-    stack.agent_password = registered["mqtt_password"]
     env = None
     if stack.output == "alsa":
         assert stack.player is not None
@@ -628,8 +627,10 @@ def idle_phase(stack: Stack, sampler: TreeSampler, idle_s: float, settle_s: floa
     mosquitto_sub = shutil.which("mosquitto_sub")
     if mosquitto_sub is None:
         raise FileNotFoundError("mosquitto_sub is not installed (apt-get install mosquitto-clients)")
-    # Logged in as the agent itself (anonymous access is off), so it sits under the same ACL as the agent.
-    login = ["-u", AGENT_ID, "-P", stack.agent_password] if stack.agent_password else []
+    # A tool account of its own (anonymous access is off): the broker binds a client id to its account, so
+    # logging in as the agent would disconnect the agent.
+    sec = broker_security(stack.mqtt_port)
+    login = ["-u", sec.tools[0][0], "-P", sec.tools[0][1]] if sec is not None and sec.tools else []
     sub = stack.spawn("mosquitto_sub", [mosquitto_sub, "-h", LOOPBACK, "-p", str(stack.mqtt_port), *login,
                                         "-t", f"lp/v1/agent/{AGENT_ID}/cmd/#", "-q", "1"])
     sleeper = stack.spawn("python-sleep", [sys.executable, "-c", f"import time; time.sleep({idle_s + settle_s + 60})"])

@@ -274,7 +274,8 @@ class Bench:
             f.write(b"x" * size)
             f.flush()
             sec = broker_security(self.mqtt_port)
-            login = ["-u", sec.username, "-P", sec.password] if sec else []
+            # A tool account: the controller's own would disconnect the running controller (one connection each).
+            login = ["-u", sec.tools[0][0], "-P", sec.tools[0][1]] if sec is not None and sec.tools else []
             t0 = time.time() * 1000
             proc = await asyncio.create_subprocess_exec(
                 "mosquitto_pub", "-h", LOOPBACK, "-p", str(self.mqtt_port), *login, "-q", "1", "-t", RAW_TOPIC,

@@ -8,6 +8,11 @@ is registered, enrolled, re-enrolled or revoked, and sends SIGHUP to the broker'
 ``pid_file`` Mosquitto writes). Why files and not the dynamic-security plugin: in 2.0.11 dynsec does not
 substitute ``%u`` in role ACLs, so it would need one role per agent managed over MQTT; two files
 rewritten atomically are simpler to read, back up and audit. See docs/security.md.
+
+Accounts the registry does not hold (another controller replica, a read-only monitor, test tools) are
+listed in a ``service-accounts`` file beside the password file; every rewrite carries them over. The
+broker binds each client id to its account (``use_username_as_clientid``), so every account holds at
+most one connection: two programs sharing an account would disconnect each other.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import hmac
 import ipaddress
 import logging
 import os
+import re
 import secrets
 import signal
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal, get_args
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -72,6 +79,60 @@ class BrokerAccount:
     zones: tuple[str, ...] = ()
 
 
+ServiceAccess = Literal["read", "readwrite"]
+#: The file of service accounts, in the directory of the password file (docs/security.md).
+SERVICE_ACCOUNTS_FILE = "service-accounts"
+#: What Mosquitto accepts as a username in both files without quoting trouble (no ``:``, no spaces).
+_SERVICE_USERNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """A broker account outside the device registry, with the whole ``lp/#`` tree to read or read and write."""
+
+    username: str
+    access: ServiceAccess
+    password_hash: str
+
+
+def render_service_accounts(accounts: Sequence[ServiceAccount]) -> str:
+    """The service-accounts file: ``username access hash`` per line."""
+    head = "# loaphuong broker service accounts: username, access (read | readwrite) on lp/#, password hash\n"
+    return head + "".join(f"{a.username} {a.access} {a.password_hash}\n" for a in accounts)
+
+
+def parse_service_accounts(text: str, source: str = SERVICE_ACCOUNTS_FILE) -> list[ServiceAccount]:
+    """The accounts of a service-accounts file; a malformed line is logged and skipped, never fatal.
+
+    A typo in a file an operator edits by hand must not stop the controller from keeping the device
+    accounts in step, so the bad line is left out (that account cannot log in) and named in the log.
+    """
+    accounts: list[ServiceAccount] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split()
+        problem = ""
+        if len(parts) != 3:
+            problem = "expected: username access hash"
+        elif not _SERVICE_USERNAME.fullmatch(parts[0]):
+            problem = f"unusable username {parts[0]!r}"
+        elif parts[1] not in get_args(ServiceAccess):
+            problem = f"access must be read or readwrite, not {parts[1]!r}"
+        elif not parts[2].startswith(("$7$", "$6$")):
+            problem = "the hash is not one Mosquitto reads ($7$ or $6$)"
+        elif parts[0] in seen:
+            problem = f"{parts[0]!r} is listed twice"
+        if problem:
+            log.error("%s line %d skipped: %s", source, number, problem)
+            continue
+        seen.add(parts[0])
+        accounts.append(ServiceAccount(parts[0], parts[1], parts[2]))  # type: ignore[arg-type]
+    return accounts
+
+
 def agent_acl(agent_id: str, zones: Iterable[str]) -> tuple[list[str], list[str]]:
     """(topics the agent may read, topics it may write): its own, its zones', ``all`` and the controller's."""
     # Exactly what the agent subscribes to (its commands, window, signs playlist, zones and ``all``).
@@ -89,8 +150,10 @@ def render_password_file(accounts: Sequence[BrokerAccount]) -> str:
     return "".join(f"{a.username}:{a.password_hash}\n" for a in accounts)
 
 
-def render_acl_file(controller_username: str, agents: Sequence[BrokerAccount], revoked: Sequence[str] = ()) -> str:
-    """The ACL file: the controller may use the whole tree; each agent only its own topics.
+def render_acl_file(controller_username: str, agents: Sequence[BrokerAccount], revoked: Sequence[str] = (),
+                    services: Sequence[ServiceAccount] = ()) -> str:
+    """The ACL file: the controller may use the whole tree; each agent only its own topics; each service
+    account the whole tree, read-only or read-write.
 
     A revoked device keeps one line, write to its own status topic: when the reload drops its session
     the broker publishes its last will (``offline``) under its name, and without that line the will would
@@ -105,6 +168,8 @@ def render_acl_file(controller_username: str, agents: Sequence[BrokerAccount], r
         lines += [f"topic read {t}" for t in read]
         lines += [f"topic write {t}" for t in write]
         lines.append("")
+    for service in services:
+        lines += [f"user {service.username}", f"topic {service.access} lp/#", ""]
     for agent_id in revoked:
         lines += ["# revoked: last will only (no password line)", f"user {agent_id}",
                   f"topic write {Topics.status(agent_id)}", ""]
@@ -143,10 +208,36 @@ class BrokerFiles:
     acl_file: Path
     pid_file: Path | None
 
+    @property
+    def service_accounts_file(self) -> Path:
+        """The service accounts carried over into every rewrite (beside the password file)."""
+        return self.password_file.parent / SERVICE_ACCOUNTS_FILE
+
+    def service_accounts(self, controller_username: str = "", devices: Iterable[str] = ()) -> list[ServiceAccount]:
+        """The service accounts on file, minus the controller's own and any a device's name has taken."""
+        try:
+            # Undecodable bytes become U+FFFD, so such a line is skipped as malformed instead of raising.
+            text = self.service_accounts_file.read_bytes().decode("utf-8", errors="replace")
+        except FileNotFoundError:
+            return []
+        taken = set(devices)
+        kept = []
+        for account in parse_service_accounts(text, str(self.service_accounts_file)):
+            if account.username in taken:
+                # A device registered under a service account's name must never inherit lp/# access.
+                log.error("service account %r skipped: a device has that name", account.username)
+            elif account.username != controller_username:
+                kept.append(account)
+        return kept
+
     def write(self, controller: BrokerAccount, agents: Sequence[BrokerAccount], revoked: Sequence[str] = ()) -> bool:
-        """Rewrites both files and asks the broker to reload; True if it was signalled."""
-        write_atomically(self.password_file, render_password_file([controller, *agents]))
-        write_atomically(self.acl_file, render_acl_file(controller.username, agents, revoked))
+        """Rewrites both files (with the service accounts) and asks the broker to reload; True if signalled."""
+        # Controller replicas share one service-accounts file listing all of them: each skips its own
+        # line (its password is in its settings) and carries the others over.
+        services = self.service_accounts(controller.username, [*(a.username for a in agents), *revoked])
+        service_logins = [BrokerAccount(s.username, s.password_hash) for s in services]
+        write_atomically(self.password_file, render_password_file([controller, *agents, *service_logins]))
+        write_atomically(self.acl_file, render_acl_file(controller.username, agents, revoked, services))
         if self.pid_file is None:
             return False
         return signal_reload(self.pid_file)

@@ -138,8 +138,9 @@ loaphuong demo is running (state in {var}).
   Console (bảng điều khiển):  {api}/console/
   First admin login:          {login[0]} / {login[1]}
   Admin API token:            {var / 'admin.token'} (mode 0600)
-  MQTT broker:                127.0.0.1:{mqtt_port} (no anonymous access; the controller's account is in
-                              {var / 'mosquitto' / 'controller-account.json'}, see docs/security.md)
+  MQTT broker:                127.0.0.1:{mqtt_port} (no anonymous access; to watch it with mosquitto_sub use a
+                              tool account from {var / 'mosquitto' / 'tool-accounts.json'}: one connection
+                              per account, and the controller's own would disconnect it; docs/security.md)
   Live (phát trực tiếp):      {live_line}
   Agents (file sinks):        {', '.join(f'{f.agent_id} → {f.sink_dir}' for f in files)}
   Logs:                       {var / 'logs'}

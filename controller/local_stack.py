@@ -277,7 +277,9 @@ def write_mosquitto_config(directory: Path, port: int, tls_port: int | None = No
         "autosave_interval 5",
         "max_packet_size 300000",
         "max_queued_messages 10000",
-        "log_dest stdout",
+        # Into the same file start_mosquitto sends its output to, but written by Mosquitto itself: it
+        # flushes every line there, while its stdout is block-buffered (lost on kill -9, late for tests).
+        f"log_dest file {directory.resolve()}/mosquitto.log",
         "log_type error",
         "log_type warning",
         "log_type notice",

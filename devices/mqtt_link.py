@@ -1,8 +1,13 @@
 """One MQTT session that survives broker restarts, used by the controller and by every agent.
 
-The link owns the reconnect loop (exponential back-off with jitter), the will, the birth message
-published on every (re)connect and the subscriptions. Incoming messages are handed to a plain
-callback that must only enqueue: handlers run elsewhere, so a slow handler never stalls the socket.
+The link owns the reconnect loop, the will, the birth message published on every (re)connect and the
+subscriptions. Incoming messages are handed to a plain callback that must only enqueue: handlers run
+elsewhere, so a slow handler never stalls the socket.
+
+Reconnecting (:class:`Backoff`): a connection that had been up for a while and then dropped is retried
+at once (within half a second), however long the outages before it were; jittered exponential back-off
+applies only across attempts that fail one after another, so a dead broker is not hammered and a fleet
+does not come back in lock-step.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import contextlib
 import logging
 import random
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -56,7 +62,42 @@ class LinkSettings:
     tls_ca_file: str | None = None
     backoff_min_s: float = 0.5
     backoff_max_s: float = 30.0
+    #: A session that lasted this long resets the back-off; one the broker ended sooner counts as a failure.
+    backoff_reset_after_s: float = 1.0
     subscriptions: Sequence[str] = field(default_factory=tuple)
+
+
+class Backoff:
+    """How long to wait before the next connection attempt.
+
+    Each wait is drawn from [ceiling/2, ceiling] (jitter, so a fleet that lost its broker together does
+    not reconnect together); the ceiling doubles after every failed attempt, up to ``max_s``. A session
+    that stayed up for ``reset_after_s`` puts the ceiling back to ``min_s``, so a drop after a healthy
+    link is retried within ``min_s`` whatever outages came before. A session the broker ends at once
+    (another client logged in with the same account, say) does not: it counts as a failed attempt, so
+    two clients fighting over one account back off instead of reconnecting twice a second forever.
+    """
+
+    def __init__(self, min_s: float, max_s: float, reset_after_s: float, rng: random.Random | None = None) -> None:
+        if not 0 < min_s <= max_s:
+            raise ValueError(f"back-off needs 0 < min_s <= max_s, got {min_s}, {max_s}")
+        self.min_s = min_s
+        self.max_s = max_s
+        self.reset_after_s = reset_after_s
+        self.ceiling = min_s
+        self._rng = rng if rng is not None else random.Random()  # noqa: S311 -- jitter, not a secret
+
+    def failed(self) -> float:
+        """A connection attempt failed: the wait before the next one (the one after waits up to twice as long)."""
+        delay = self._rng.uniform(self.ceiling / 2, self.ceiling)
+        self.ceiling = min(self.ceiling * 2, self.max_s)
+        return delay
+
+    def dropped(self, lasted_s: float) -> float:
+        """An established session ended after ``lasted_s`` seconds: the wait before reconnecting."""
+        if lasted_s >= self.reset_after_s:
+            self.ceiling = self.min_s
+        return self.failed()
 
 
 class MqttLink:
@@ -78,28 +119,41 @@ class MqttLink:
         self._stopping = asyncio.Event()
         self.connected = asyncio.Event()
         self.connections = 0
+        #: When the current session's CONNACK arrived (monotonic); None while not connected.
+        self._established_at: float | None = None
 
     async def run(self) -> None:
-        """Connects, serves and reconnects until :meth:`close` is called."""
-        delay = self.settings.backoff_min_s
+        """Connects, serves and reconnects until :meth:`close` is called; never ends on an error."""
+        s = self.settings
+        backoff = Backoff(s.backoff_min_s, s.backoff_max_s, s.backoff_reset_after_s)
         while not self._stopping.is_set():
+            self._established_at = None
+            reason = "closed by the broker"
             try:
                 await self._session()
-                delay = self.settings.backoff_min_s
             except aiomqtt.MqttError as exc:
-                if self._stopping.is_set():
-                    break
-                log.warning("mqtt %s:%s unreachable (%s); retrying in %.1fs",
-                            self.settings.host, self.settings.port, exc, delay)
+                reason = str(exc) or type(exc).__name__
+            except NotConnected as exc:
+                # The birth publish in on_connect met a link that had just dropped.
+                reason = f"dropped while starting: {exc}"
+            except Exception as exc:  # a bug in on_connect must not leave the process without its link
+                log.exception("mqtt session failed")
+                reason = type(exc).__name__
             finally:
                 self._client = None
                 self.connected.clear()
             if self._stopping.is_set():
                 break
-            # Full jitter keeps a fleet from reconnecting in lock-step after a broker restart.
+            if self._established_at is None:
+                delay = backoff.failed()
+                log.warning("mqtt %s:%s unreachable (%s); retrying in %.1fs", s.host, s.port, reason, delay)
+            else:
+                lasted = time.monotonic() - self._established_at
+                delay = backoff.dropped(lasted)
+                log.warning("mqtt connection to %s:%s lost after %.1fs (%s); reconnecting in %.1fs",
+                            s.host, s.port, lasted, reason, delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=random.uniform(delay / 2, delay))  # noqa: S311
-            delay = min(delay * 2, self.settings.backoff_max_s)
+                await asyncio.wait_for(self._stopping.wait(), timeout=delay)
 
     async def _session(self) -> None:
         s = self.settings
@@ -127,6 +181,7 @@ class MqttLink:
             timeout=10,
         )
         async with client:
+            self._established_at = time.monotonic()
             self._client = client
             self.connections += 1
             log.info("mqtt connected to %s:%s as %s", s.host, s.port, s.client_id)

@@ -1,34 +1,72 @@
-"""Test-side MQTT: publish raw payloads and sign commands with the controller's (or a forged) key."""
+"""Test-side MQTT: publish raw payloads and sign commands with the controller's (or a forged) key.
+
+Test clients log in with the local broker's tool accounts, never the controller's: the broker binds
+each client id to its account, so a test client using the controller's account would disconnect the
+running controller. Each account holds one connection, so a client leases one until it disconnects.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from paho.mqtt.enums import MQTTErrorCode
 
 from controller.keys import load_or_create_signing_key
 from controller.local_stack import broker_security
 from devices.protocol import Envelope, Signer, SpeakerPlay, now_ms
 
+_leases_lock = threading.Lock()
+#: Tool accounts in use, by the password file of their broker (unique per broker directory).
+_leased: dict[Path, set[str]] = {}
+
+
+class ToolClient(mqtt.Client):
+    """A paho v5 client on a leased tool account; :meth:`disconnect` gives the account back."""
+
+    def __init__(self, key: Path, username: str, password: str) -> None:
+        super().__init__(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+        self.username_pw_set(username, password)
+        self.account = username
+        self._key = key
+
+    def disconnect(self, *args: Any, **kwargs: Any) -> MQTTErrorCode:
+        """Disconnects and returns the account to the pool."""
+        try:
+            return super().disconnect(*args, **kwargs)
+        finally:
+            with _leases_lock:
+                _leased.get(self._key, set()).discard(self.account)
+
 
 def client_for(port: int) -> mqtt.Client:
-    """A paho v5 client logged in with the controller's account of the broker this process started on ``port``
-    (anonymous access is off); not connected yet."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    """A paho v5 client logged in with a free tool account (read-write on ``lp/#``) of the broker this
+    process started on ``port``; not connected yet. Call ``disconnect()`` when done: it frees the account."""
     sec = broker_security(port)
-    if sec is not None:
-        client.username_pw_set(sec.username, sec.password)
-    return client
+    if sec is None:
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    with _leases_lock:
+        used = _leased.setdefault(sec.password_file, set())
+        free = [(user, password) for user, password in sec.tools if user not in used]
+        if not free:
+            raise RuntimeError(f"all {len(sec.tools)} tool accounts of the broker on {port} are in use "
+                               "(a client was not disconnected?)")
+        user, password = free[0]
+        used.add(user)
+    return ToolClient(sec.password_file, user, password)
 
 
 def publish(port: int, topic: str, payload: bytes, retain: bool = False) -> None:
-    """Publishes one QoS 1 message to the broker on 127.0.0.1 (as the controller) and waits for the broker's ack."""
+    """Publishes one QoS 1 message to the broker on 127.0.0.1 (with a tool account, as the controller could)
+    and waits for the broker's ack."""
     client = client_for(port)
-    client.connect("127.0.0.1", port, keepalive=10)
-    client.loop_start()
     try:
+        client.connect("127.0.0.1", port, keepalive=10)
+        client.loop_start()
         info = client.publish(topic, payload, qos=1, retain=retain)
         info.wait_for_publish(timeout=5)
         assert info.is_published(), f"publish to {topic} not acknowledged"
