@@ -12,10 +12,7 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exception_handlers import request_validation_exception_handler
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
 from controller import audit
@@ -125,18 +122,6 @@ def _errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, {"reason": exc.reason, "message": exc.message}) from None
     except (LinkDown, GatewayFull) as exc:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc), headers={"Retry-After": "10"}) from None
-
-
-CAMERA_PATHS = ("/api/v1/camera",)
-
-
-async def validation_errors_without_input(request: Request, exc: Exception) -> Response:
-    """422s as usual, but for camera requests without the echoed input: it may hold a camera password."""
-    assert isinstance(exc, RequestValidationError)
-    if not request.url.path.startswith(CAMERA_PATHS):
-        return await request_validation_exception_handler(request, exc)
-    errors = [{k: v for k, v in e.items() if k not in ("input", "ctx")} for e in exc.errors()]
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 # registry -------------------------------------------------------------------------------------------

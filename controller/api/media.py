@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from audio.speech import SpeechError
 from controller import audit
 from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, StaffOrDeviceDep
 from controller.api.schemas import MediaPublic, StandbyUpdate
-from controller.models import MediaFile
+from controller.media_access import device_may_fetch
+from controller.models import Device, MediaFile
 from controller.speech import RECORDING_SOURCE, StoredAudio
 from devices.protocol import MAX_STANDBY
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(tags=["media"])
 
@@ -60,11 +64,18 @@ def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, controlle
 
 
 @router.get("/media/{sha256}")
-def get_media(sha256: str, session: SessionDep, controller: ControllerDep, _who: StaffOrDeviceDep) -> FileResponse:
-    """The file whose SHA-256 is ``sha256``; 404 for anything else."""
+def get_media(sha256: str, session: SessionDep, controller: ControllerDep, who: StaffOrDeviceDep) -> FileResponse:
+    """The file whose SHA-256 is ``sha256``; 404 for anything else.
+
+    Staff read any stored file; a device only what it was given to play or show (controller/
+    media_access.py), and the same 404 as for a missing file otherwise: existence is not confirmed.
+    """
     path = controller.media.path_for(sha256)
     row = session.get(MediaFile, sha256) if path is not None else None
     if path is None or row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media")
+    if isinstance(who, Device) and not device_may_fetch(session, who.id, row):
+        log.warning("device %s asked for media %s it was never given: refused as not found", who.id, sha256[:12])
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media")
     # Content-addressed: the bytes behind a URL never change.
     return FileResponse(path, media_type=row.mime, headers={"Cache-Control": "private, max-age=31536000, immutable",
@@ -75,22 +86,19 @@ def get_media(sha256: str, session: SessionDep, controller: ControllerDep, _who:
 async def upload_recording(request: Request, controller: ControllerDep, _user: OfficerDep) -> MediaPublic:
     """A recorded bulletin as the request body (any audio type): checked, normalised like speech, stored.
 
-    413 over the size limit, 415 for anything that is not one audio recording; nothing is kept then.
+    413 over the size limit (``upload_max_bytes``), 415 for anything that is not one audio recording;
+    nothing is kept then.
     """
-    limit = controller.settings.upload_max_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"recordings are limited to {limit // 2**20} MB")
     scratch = controller.media.root / "tmp"
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         upload = Path(tmp) / "upload"
         size = 0
         with upload.open("wb") as out:
+            # Chunk by chunk to disk, never whole in memory. The size limit is BodyLimit's (controller/
+            # body_limit.py): it counts the body as it arrives, chunked or not, and raises the 413 out of
+            # this loop the moment the limit is passed; the temporary directory goes with it.
             async for chunk in request.stream():
                 size += len(chunk)
-                if size > limit:
-                    raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
-                                        f"recordings are limited to {limit // 2**20} MB")
                 await run_in_threadpool(out.write, chunk)
         if size == 0:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the request body is empty; send the file")
