@@ -181,6 +181,7 @@ def test_huge_chunked_bodies_are_refused_early_and_memory_stays_flat(controller:
         assert answer.closed, "the connection is closed behind a refusal for size"
         # The rest of the body was never read: the server stopped taking it soon after the limit.
         assert MAX_BODY_BYTES < answer.sent < HUGE // 3, answer.sent
+        print(f"{path} {'with' if token else 'without'} a token: 413 after {answer.sent / 2**20:.1f} MiB sent")
     after = memory(pid)
     print(f"controller RSS {before['VmRSS'] / 2**20:.1f} → {after['VmRSS'] / 2**20:.1f} MiB, "
           f"peak {before['VmHWM'] / 2**20:.1f} → {after['VmHWM'] / 2**20:.1f} MiB over {len(cases)} × 300 MB chunked")
@@ -213,6 +214,8 @@ def test_a_body_passing_the_limit_after_the_response_started_stops_the_request(c
     before = reset_peak(pid)
     answer = send_body(controller, "GET", "/api/v1/camera-events/stream", token=controller.token, stream=True)
     after = memory(pid)
+    print(f"streaming answer: connection closed after {answer.sent / 2**20:.1f} MiB sent; controller peak "
+          f"{before['VmHWM'] / 2**20:.1f} → {after['VmHWM'] / 2**20:.1f} MiB")
     assert answer.status == 200 and answer.headers["content-type"].startswith("text/event-stream")
     assert answer.closed
     assert answer.sent < HUGE // 3
