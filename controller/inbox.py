@@ -48,8 +48,8 @@ OTHER: Final = ""
 class InboxLimits:
     """How much each agent, and everyone together, may have waiting, and each agent's rate."""
 
-    rate_per_s: float = 50.0
-    burst: int = 5000
+    rate_per_s: float = 20.0
+    burst: int = 2000
     agent_messages: int = 5000
     agent_bytes: int = 16 * 1024 * 1024
     total_messages: int = 100_000

@@ -66,6 +66,11 @@ pid_file /run/loaphuong-broker/mosquitto.pid
 persistence true
 persistence_location /var/lib/loaphuong/broker/
 log_dest stderr
+# QoS 1 messages queued for one client beyond those in flight. The controller's queue holds every agent's
+# events when a burst outruns it (a fleet resending after an outage, one device flooding): at Mosquitto's
+# default of 1000 the broker would drop other agents' replies and events. The bytes bound caps its memory.
+max_queued_messages 100000
+max_queued_bytes 134217728
 # Every listener binds the client id to the account (the broker replaces a client's id with its username),
 # so one account can never take over another's session (docs/security.md). It is a listener option: it
 # must follow each `listener` line (above the first one it would open a default listener on port 1883).

@@ -276,7 +276,10 @@ def write_mosquitto_config(directory: Path, port: int, tls_port: int | None = No
         f"persistence_location {directory.resolve()}/",
         "autosave_interval 5",
         "max_packet_size 300000",
-        "max_queued_messages 10000",
+        # The controller's queue at the broker holds every agent's events when a burst outruns it (one
+        # device flooding, a fleet resending after an outage): as on a site (install.py), deep but bounded.
+        "max_queued_messages 100000",
+        "max_queued_bytes 134217728",
         # Into the same file start_mosquitto sends its output to, but written by Mosquitto itself: it
         # flushes every line there, while its stdout is block-buffered (lost on kill -9, late for tests).
         f"log_dest file {directory.resolve()}/mosquitto.log",

@@ -96,8 +96,8 @@ class Settings(BaseSettings):
     #: Each agent's share of the controller's inbox (controller/inbox.py): events and replies per second
     #: and at once (an agent resends its whole unacknowledged outbox after an outage), messages waiting;
     #: and everyone's together. What is dropped over them an agent sends again 20 s later.
-    inbox_agent_rate: float = Field(default=50.0, gt=0)
-    inbox_agent_burst: int = Field(default=5000, ge=1)
+    inbox_agent_rate: float = Field(default=20.0, gt=0)
+    inbox_agent_burst: int = Field(default=2000, ge=1)
     inbox_agent_queue: int = Field(default=5000, ge=1)
     inbox_total_queue: int = Field(default=100_000, ge=1)
 
