@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 class MediaError(RuntimeError):
     """A download failed; ``code`` is ``hash_mismatch``, ``too_large``, ``http_error``, ``io_error`` or ``bad_hash``.
 
-    ``retryable`` is True when trying again later (or at another replica) may work: the controller was
-    unreachable, answered 5xx/408/429, or the bytes arrived damaged. A 4xx or a file over the limit will not
-    get better by asking again.
+    ``retryable`` is True when trying again later may work: the controller was unreachable, answered
+    5xx/408/425/429, or the answer broke off. A 4xx or a file over the limit will not get better by asking
+    again; nor will a complete answer with the wrong bytes (the controller's copy is damaged), though
+    another replica may have a good one.
     """
 
     def __init__(self, code: str, message: str, retryable: bool = False) -> None:
@@ -39,7 +40,7 @@ class MediaCache:
     """Files live at ``{root}/{sha256}``; a file is only ever renamed into place after its hash matched.
 
     ``base_urls`` are controller replicas that all serve the same media. A download starts at the one that
-    answered last and moves on to the next on a connection error, a 5xx or a damaged transfer.
+    answered last and moves on to the next on a connection error, a 5xx or wrong bytes.
     """
 
     def __init__(self, root: Path, base_urls: str | Sequence[str], token: str, max_bytes: int,
@@ -90,7 +91,7 @@ class MediaCache:
             try:
                 self._download(self._bases[index], sha256, target, expected_size)
             except MediaError as exc:
-                if not exc.retryable:
+                if not exc.retryable and exc.code != "hash_mismatch":
                     raise
                 errors.append(exc)
                 if len(self._bases) > 1:
@@ -100,7 +101,7 @@ class MediaCache:
             return target
         last = errors[-1]
         message = "; ".join(str(e) for e in errors) if len(errors) > 1 else str(last)
-        raise MediaError(last.code, message[:2000], retryable=True)
+        raise MediaError(last.code, message[:2000], retryable=any(e.retryable for e in errors))
 
     def _download(self, base: str, sha256: str, target: Path, expected_size: int | None) -> None:
         limit = self._max if expected_size is None else min(self._max, expected_size)
@@ -132,8 +133,9 @@ class MediaCache:
         got = digest.hexdigest()
         if got != sha256:
             tmp.unlink(missing_ok=True)
-            # A cut or damaged transfer (a proxy, a replica mid-restart): another try may bring the right bytes.
-            raise MediaError("hash_mismatch", f"{url}: content hashes to {got}", retryable=True)
+            # A whole answer with the wrong bytes: that replica's copy is bad (a transfer cut short is an
+            # io_error), so asking it again will not help; another replica may have a good copy.
+            raise MediaError("hash_mismatch", f"{url}: content hashes to {got}")
         tmp.replace(target)
         log.info("cached media %s (%d bytes) from %s", sha256[:12], size, base)
         self.evict(keep={sha256})

@@ -143,7 +143,7 @@ class _Server:
         self.httpd.server_close()
 
 
-def test_download_moves_to_the_next_replica_on_5xx_or_connection_error(tmp_path: Path) -> None:
+def test_download_moves_to_the_next_replica_on_5xx_connection_error_or_wrong_bytes(tmp_path: Path) -> None:
     body = os.urandom(5000)
     sha = hashlib.sha256(body).hexdigest()
     failing, good = _Server(b"", 503), _Server(body, 200)
@@ -160,6 +160,16 @@ def test_download_moves_to_the_next_replica_on_5xx_or_connection_error(tmp_path:
             assert info.value.code == "http_error" and not info.value.retryable and good.hits == 1
         finally:
             missing.close()
+        # Wrong bytes: that replica's copy is bad, another may be good; wrong everywhere is not worth retrying.
+        corrupt = _Server(b"\x00" * len(body), 200)
+        try:
+            healed = MediaCache(tmp_path / "m4", [corrupt.url, good.url], "t" * 20, max_bytes=10_000)
+            assert healed.fetch(sha, len(body)).read_bytes() == body and good.hits == 2
+            with pytest.raises(MediaError) as info:
+                MediaCache(tmp_path / "m5", [corrupt.url], "t" * 20, max_bytes=10_000).fetch(sha)
+            assert info.value.code == "hash_mismatch" and not info.value.retryable
+        finally:
+            corrupt.close()
         # Every replica down: one retryable error naming them.
         with pytest.raises(MediaError) as info:
             MediaCache(tmp_path / "m3", [refused, failing.url], "t" * 20, max_bytes=10_000).fetch(sha)
