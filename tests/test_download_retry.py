@@ -199,3 +199,57 @@ def test_single_url_config_stays_valid_and_urls_are_merged(tmp_path: Path) -> No
     assert both.media_base_urls() == ["http://10.0.0.1:8080", "http://10.0.0.2:8080"]
     with pytest.raises(ValueError, match="controller_url"):
         AgentConfig.model_validate(base)
+
+
+def test_a_play_whose_media_never_comes_fails_at_its_latest_start_and_a_stop_ends_the_tries(tmp_path: Path) -> None:
+    """The speaker's side, against a controller port that refuses: tries until ``latest_start``, then one
+    ``error`` and ``failed`` with the reason; a stop while it tries ends the play ``stopped``, with no error."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pydantic import BaseModel
+
+    from devices.audio_output import FileSink
+    from devices.protocol import AgentError, MediaSegment, PlayFinished, PlayOutcome, Priority
+    from edge_agent.speaker import PlayJob, Speaker
+
+    cache = MediaCache(tmp_path / "media", f"http://127.0.0.1:{free_port()}", "t" * 20, max_bytes=10_000)
+    events: list[BaseModel] = []
+    finished = asyncio.Queue[PlayFinished]()
+
+    async def emit(_msg_type: str, data: BaseModel) -> None:
+        events.append(data)
+        if isinstance(data, PlayFinished):
+            finished.put_nowait(data)
+
+    async def done(_job: PlayJob, _outcome: PlayOutcome | None) -> None:
+        return None
+
+    def job(play_id: str, latest_in_ms: int) -> PlayJob:
+        start = now_ms() + 200
+        return PlayJob(play_id=play_id, priority=Priority.NORMAL, start_at=start, latest_start=start + latest_in_ms,
+                       segments=[MediaSegment(sha256="ab" * 32, size=1000, duration_ms=1000)], resumable=True)
+
+    async def scenario() -> None:
+        with ThreadPoolExecutor(4) as pool:
+            speaker = Speaker(FileSink("file", tmp_path / "sink", tmp_path / "decoded"), 80, emit, done,
+                              lambda: None, pool, cache.fetch)
+            speaker.submit(job("gives-up", 1500))
+            gave_up = await asyncio.wait_for(finished.get(), 20)
+            assert (gave_up.play_id, gave_up.outcome, gave_up.actual_start) == ("gives-up", PlayOutcome.FAILED, None)
+            assert gave_up.reason.startswith("io_error:") and "gave up after" in gave_up.reason, gave_up.reason
+            tries = int(gave_up.reason.split("gave up after ")[1].split()[0])
+            assert tries >= 2, gave_up.reason  # it tried again (the last try is at the latest start itself)
+            errors = [e for e in events if isinstance(e, AgentError)]
+            assert [(e.code, e.ref) for e in errors] == [("io_error", "gives-up")]  # one error, when it gave up
+
+            speaker.submit(job("stopped", 600_000))
+            await asyncio.sleep(1.0)  # tries are failing now
+            assert await speaker.stop(Priority.NORMAL) == 1
+            stopped = await asyncio.wait_for(finished.get(), 10)
+            assert (stopped.play_id, stopped.outcome, stopped.reason) == ("stopped", PlayOutcome.STOPPED,
+                                                                           "stopped before start")
+            assert len([e for e in events if isinstance(e, AgentError)]) == 1
+            await speaker.shutdown()
+
+    asyncio.run(asyncio.wait_for(scenario(), 40))
