@@ -8,14 +8,23 @@ on its own event topic, which its ACL allows.
 
 from __future__ import annotations
 
+import json
+import sqlite3
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+import sqlalchemy as sa
+from alembic import command
 
+from controller import migrate
+from controller.db import Database
 from controller.local_stack import http_json, register_agent
+from controller.models import Announcement, Delivery, Device, GivenPlay, LiveSession
+from controller.play_guard import GIVEN_RETENTION_MS, give_plays, prune_given, was_given
 from devices.protocol import PlayFinished, PlayOutcome, PlayStarted, Priority, Topics, make_event, now_ms
 from tests.conftest import AgentFactory, ControllerHandle
 
@@ -122,8 +131,12 @@ def test_forged_proof_of_play_is_counted_not_stored(controller: ControllerHandle
     assert device["suspicious_at"] is not None
     assert plays_of(controller, "&agent_id=loa-01") == []
     assert [(p["agent_id"], p["play_id"]) for p in plays_of(controller)] == [("loa-02", real_play)]
-    # Logged, but once a minute per device, not once per forged event.
+    # Logged and recorded, but once a minute per device, not once per forged event.
     assert 1 <= controller.proc.log_text().count("was never given") <= 2
+    with sqlite3.connect(f"file:{controller.data_dir / 'loaphuong.sqlite3'}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT data FROM device_events WHERE agent_id = 'loa-01' "
+                          "AND type = 'play.suspicious'").fetchall()
+    assert 1 <= len(rows) <= 2 and all(json.loads(r[0])["count"] >= 1 for r in rows), rows
 
     # The real device's proof of play is stored as before.
     ann_id = announce(controller, "loa-02", "Thông báo thứ hai.")
@@ -168,3 +181,60 @@ def test_a_flooding_device_does_not_crowd_out_the_others(controller: ControllerH
           f"dropped {device['inbox_dropped']}, plays stored for loa-01: 0; loa-02's volume op answered in "
           f"{op_took * 1000:.0f} ms with {acked_at_op} of the flood in; its announcement played "
           f"({play['start_offset_ms']} ms from its start) and its proof of play is stored")
+
+
+# ------------------------------------------------------------------ the rule itself, on a real database
+
+
+def test_was_given_knows_deliveries_windows_tones_and_live_sessions(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path / 'x.sqlite3'}")
+    migrate.upgrade(db.engine)
+    now = now_ms()
+    with db.session() as session:
+        session.add_all([Device(id="loa-01", token_hash="a"), Device(id="loa-02", token_hash="b")])
+        session.add(Announcement(id="a1", text="t", priority="normal", targets=["khu-pho-1"]))
+        session.flush()
+        session.add(Delivery(announcement_id="a1", agent_id="loa-01", command_id="c" * 32, exp_ms=now))
+        session.add(LiveSession(id="s1", username="u", source="microphone", priority="normal",
+                                targets=["loa-01"]))
+        assert give_plays(session, "loa-01", [("item-0-1", now), ("t" * 32, now)], "window") == 2
+        assert give_plays(session, "loa-01", [("item-0-1", now), ("item-0-2", now)], "window") == 1
+    with db.session() as session:
+        for play_id in ("c" * 32, "item-0-1", "item-0-2", "t" * 32, "live-s1"):
+            assert was_given(session, "loa-01", play_id), play_id
+            assert not was_given(session, "loa-02", play_id), play_id
+        assert not was_given(session, "loa-01", "live-s2")
+        assert not was_given(session, "loa-01", "d" * 32)
+        assert not was_given(session, "loa-01", "item-0-3")
+    with db.session() as session:
+        session.add(GivenPlay(agent_id="loa-02", play_id="old-0-1", source="window",
+                              start_ms=now - GIVEN_RETENTION_MS - 1))
+    with db.session() as session:
+        assert prune_given(session, now) == 1
+        assert was_given(session, "loa-01", "item-0-1")
+
+
+def test_upgrade_gives_the_plays_of_windows_already_sent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.sqlite3'}"
+    engine = sa.create_engine(url)
+    cfg = migrate.alembic_config(url)
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0008")
+    window = {"v": 1, "id": "w", "type": "schedule.window", "ts": 1,
+              "data": {"version": 3, "plays": [{"play_id": "it1-0-1000", "start_at": 1000},
+                                               {"play_id": "it1-0-2000", "start_at": 2000}]}}
+    with engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO devices (id, name, zones, token_hash, enabled, status, capabilities, "
+                             "outputs, created_at) VALUES ('loa-01', '', '[]', 'h', 1, 'unknown', '[]', '[]', "
+                             "'2026-01-01 00:00:00')"))
+        conn.execute(sa.text("INSERT INTO agent_schedules (agent_id, version, digest, plays, window_end_ms, payload, "
+                             "pushed_at, published) VALUES ('loa-01', 3, 'd', 2, 3000, :p, '2026-01-01 00:00:00', 1)"),
+                     {"p": json.dumps(window)})
+    engine.dispose()
+    db = Database(url)
+    migrate.upgrade(db.engine)
+    with db.session() as session:
+        assert was_given(session, "loa-01", "it1-0-1000") and was_given(session, "loa-01", "it1-0-2000")
+        device = session.get(Device, "loa-01")
+        assert device is not None and device.suspicious_plays == 0 and device.inbox_dropped == 0
