@@ -149,7 +149,7 @@ def tight_controller(broker: Broker, controller_factory: Callable[..., Controlle
 
 def test_an_agent_over_its_burst_loses_nothing(tight_controller: ControllerHandle, tmp_path: Path) -> None:
     controller = tight_controller
-    backlog = 600
+    backlog = 400
     registered = register_agent(controller.api, controller.token, "loa-01", ["khu-pho-1"])
     files = write_agent_config(tmp_path / "agents" / "loa-01", registered, ["khu-pho-1"])
     # What a long outage leaves on the agent's disk: events the controller never acknowledged.
