@@ -10,18 +10,29 @@ the body field at fault (``("rrule",)``, ``("until",)``, ``("targets",)``, ``("s
 reports at that field with our message; ``ScheduleError.from_validation`` turns a ``ValidationError``
 back into one ``ScheduleError`` for the API layer. Plain functions (``validate_rrule``,
 ``resolve_targets``) raise ``ScheduleError`` directly.
+
+A programme's segments (``MediaSegment``, ``RelaySegment``) and their limits are the protocol's
+(``devices.protocol.segments``), re-exported here: what the schedule accepts is exactly what an agent's
+window carries.
 """
 
 from __future__ import annotations
 
-import unicodedata
-import urllib.parse
 from datetime import datetime, time
-from typing import Annotated, Final, Literal
+from typing import Annotated, Final
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from devices.protocol import ID_PATTERN, Priority, Sha256Hex
+from devices.protocol import (
+    ID_PATTERN,
+    MAX_SEGMENT_MS,
+    MAX_SEGMENTS,
+    MediaSegment,
+    Priority,
+    RelaySegment,
+    Segment,
+    Title,
+)
 from schedules.errors import ScheduleError
 from schedules.rrules import check_fires, parse_rule
 
@@ -38,71 +49,13 @@ __all__ = [
     "ZonePolicy",
 ]
 
-#: Longest single segment: a relay window of a whole day.
-MAX_SEGMENT_MS: Final = 24 * 3600 * 1000
-MAX_SEGMENTS: Final = 50
-MAX_URL: Final = 2000
 #: Longest schedule item id: ``{id}-{revision}-{start ms}`` must stay a 64-character play id.
 MAX_ITEM_ID: Final = 32
 #: Years a schedule may name; keeps date arithmetic far from datetime's limits.
 _YEARS: Final = (1970, 9000)
 
 _STRICT = ConfigDict(extra="forbid", frozen=True)
-Title = Annotated[str, Field(max_length=200)]
 ZoneId = Annotated[str, Field(pattern=ID_PATTERN)]
-DurationMs = Annotated[int, Field(gt=0, le=MAX_SEGMENT_MS)]
-
-
-class MediaSegment(BaseModel):
-    """A stored recording or rendered announcement, played whole."""
-
-    model_config = _STRICT
-
-    kind: Literal["media"] = "media"
-    sha256: Sha256Hex
-    size: int = Field(gt=0)
-    duration_ms: DurationMs
-    mime: str = Field(default="audio/ogg", min_length=1, max_length=100)
-    title: Title = ""
-
-
-class RelaySegment(BaseModel):
-    """A window of an upper-level station's live stream (tiếp sóng); ``duration_ms`` is the window length."""
-
-    model_config = _STRICT
-
-    kind: Literal["relay"] = "relay"
-    url: str
-    duration_ms: DurationMs
-    title: Title = ""
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        _check_relay_url(value)
-        return value
-
-
-def _check_relay_url(url: str) -> None:
-    # The agent hands this URL to its player, so anything but a plain http(s) address is refused here:
-    # file:, javascript:, data: or an option-like string must never reach it.
-    bad = "relay url must be http(s)"
-    if len(url) > MAX_URL:
-        raise ScheduleError("url", f"{bad} and at most {MAX_URL} characters")
-    if any(ch.isspace() or unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Zs") for ch in url):
-        raise ScheduleError("url", f"{bad} without spaces or control characters")
-    try:
-        parts = urllib.parse.urlsplit(url)
-        _ = parts.port  # raises on a port that is not a number in range
-    except ValueError as exc:
-        raise ScheduleError("url", f"{bad}: {exc}") from exc
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ScheduleError("url", f"{bad}, not {parts.scheme or 'a scheme-less address'}")
-    if not parts.hostname:
-        raise ScheduleError("url", f"{bad} with a host name")
-
-
-Segment = Annotated[MediaSegment | RelaySegment, Field(discriminator="kind")]
 
 
 class Targets(BaseModel):

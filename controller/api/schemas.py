@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from devices.protocol import ALL_ZONE, ID_PATTERN, Priority, valid_relay_url
+from devices.protocol import ALL_ZONE, ID_PATTERN, MAX_SEGMENT_MS, Priority, RelayUrl, Sha256Hex, Title
 
 
 def ms_iso(ms: int | None) -> datetime | None:
@@ -248,36 +248,33 @@ class Health(BaseModel):
 # ---------------------------------------------------------------------------------------- schedules
 
 
+# What an item's content may be, before the controller resolves it into the protocol's segments
+# (devices.protocol.segments): the limits here are those segments' limits.
+
+
 class TtsContentIn(_In):
     """Text the controller turns into speech when the item is saved."""
 
     kind: Literal["tts"]
     text: str = Field(min_length=1, max_length=5000)
-    title: str = Field(default="", max_length=200)
+    title: Title = ""
 
 
 class RecordingContentIn(_In):
     """A recording already uploaded (``POST /api/v1/media``), by its hash."""
 
     kind: Literal["media"]
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
-    title: str = Field(default="", max_length=200)
+    sha256: Sha256Hex
+    title: Title = ""
 
 
 class RelayContentIn(_In):
     """A live upstream stream (tiếp sóng) played for ``duration_s`` seconds."""
 
     kind: Literal["relay"]
-    url: str = Field(max_length=2000)
-    duration_s: int = Field(gt=0, le=24 * 3600)
-    title: str = Field(default="", max_length=200)
-
-    @field_validator("url")
-    @classmethod
-    def _http_only(cls, value: str) -> str:
-        if not valid_relay_url(value):
-            raise ValueError("relay url must be an absolute http(s) URL with a host")
-        return value
+    url: RelayUrl
+    duration_s: int = Field(gt=0, le=MAX_SEGMENT_MS // 1000)
+    title: Title = ""
 
 
 ContentIn = Annotated[TtsContentIn | RecordingContentIn | RelayContentIn, Field(discriminator="kind")]

@@ -7,7 +7,7 @@ from typing import Final
 from pydantic import Field
 
 from devices.protocol.fields import PlayId, Priority, Strict
-from devices.protocol.segments import MediaSegment, Segment
+from devices.protocol.segments import MAX_SEGMENTS, MediaSegment, Segment, Title
 
 
 class ScheduledPlay(Strict):
@@ -19,9 +19,9 @@ class ScheduledPlay(Strict):
     start_at: int = Field(description="absolute start, ms since epoch")
     #: Latest moment the play may still start (or restart after a pre-emption); later it is skipped.
     latest_start: int
-    segments: list[Segment] = Field(min_length=1, max_length=50)
+    segments: list[Segment] = Field(min_length=1, max_length=MAX_SEGMENTS)
     volume: int | None = Field(default=None, ge=0, le=100)
-    title: str = Field(default="", max_length=200)
+    title: Title = ""
 
     @property
     def duration_ms(self) -> int:

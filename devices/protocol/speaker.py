@@ -7,20 +7,25 @@ from enum import StrEnum
 from pydantic import Field
 
 from devices.protocol.fields import Priority, Sha256Hex, Strict
+from devices.protocol.segments import DurationMs, MediaSize, Mime, Title
 
 
 class SpeakerPlay(Strict):
-    """``speaker.play``: fetch ``/media/{sha256}`` from the controller and play it at ``start_at``."""
+    """``speaker.play``: fetch ``/media/{sha256}`` from the controller and play it at ``start_at``.
+
+    The agent plays it as one :class:`~devices.protocol.segments.MediaSegment`, so the media fields have
+    that segment's limits.
+    """
 
     announcement_id: str | None = None
     sha256: Sha256Hex
-    size: int = Field(gt=0, le=512 * 1024 * 1024)
-    duration_ms: int = Field(gt=0, le=24 * 3600 * 1000)
-    mime: str = "audio/ogg"
+    size: MediaSize
+    duration_ms: DurationMs
+    mime: Mime = "audio/ogg"
     priority: Priority = Priority.NORMAL
     start_at: int = Field(description="absolute start, ms since epoch; every speaker starts together")
     volume: int | None = Field(default=None, ge=0, le=100)
-    title: str = Field(default="", max_length=200)
+    title: Title = ""
 
 
 class SpeakerStop(Strict):
