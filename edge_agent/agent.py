@@ -1,7 +1,10 @@
 """The agent process: wires the MQTT link, the verifier, the store, the media cache and the speaker.
 
 The MQTT callback only enqueues; one worker task takes messages off the queue and routes them through
-a handler table (by topic kind, then by command type). Anything malformed is logged and dropped.
+a handler table (by topic kind, then by command type). Anything malformed is logged and dropped. The
+schedule window is kept by :class:`~edge_agent.window.WindowKeeper`, events wait in
+:class:`~edge_agent.event_outbox.EventOutbox`, remote operations run in
+:class:`~edge_agent.remote_ops.RemoteOps` through the narrow :class:`~edge_agent.remote_ops.OpsHost`.
 """
 
 from __future__ import annotations
@@ -16,37 +19,25 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from pydantic import BaseModel
-
 import loaphuong
 from devices.audio_output import AlsaOutput, AlsaSettings, AudioOutput, FileSink
 from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
 from devices.protocol import (
-    AgentError,
     AgentStatus,
     CameraDiscover,
     EventsAck,
     InfoPayload,
-    MediaSegment,
     OutputInfo,
-    PlayFinished,
     PlayOutcome,
     ProtocolError,
-    RelaySegment,
     Reply,
-    ScheduledPlay,
     ScheduleWindow,
-    SpeakerLive,
-    SpeakerLiveEnd,
-    SpeakerPlay,
-    SpeakerStop,
     StatePayload,
     StatusPayload,
     TopicInfo,
     Topics,
     VerifiedCommand,
     Verifier,
-    make_event,
     now_ms,
     parse_envelope,
     parse_json_object,
@@ -57,20 +48,21 @@ from devices.protocol import (
 from edge_agent.amplifier import Amplifier
 from edge_agent.camera_finder import CameraFinder
 from edge_agent.config import AgentConfig, FileOutputSection
-from edge_agent.media_cache import MediaCache, MediaError
+from edge_agent.event_outbox import EventOutbox
+from edge_agent.media_cache import MediaCache
 from edge_agent.play_journal import PlayJournal
 from edge_agent.remote_ops import RemoteOps, install_log_ring
 from edge_agent.sd_notify import Notifier
 from edge_agent.speaker import PlayJob, Speaker
-from edge_agent.store import AgentStore, PlayEnd
+from edge_agent.speaker_commands import SpeakerCommands
+from edge_agent.store import AgentStore
+from edge_agent.window import WindowKeeper
 
 if TYPE_CHECKING:
     from edge_agent.signs import SignRunner
 
 log = logging.getLogger(__name__)
 
-#: Unacknowledged events are sent again after this long.
-RESEND_AFTER_MS = 20_000
 #: Signed-but-unusable commands get an error reply; forged or misaddressed ones get silence.
 _REPLY_REASONS = frozenset({"expired", "unknown_type", "bad_data", "from_future", "type_mismatch"})
 _INBOX_LIMIT = 1000
@@ -93,45 +85,20 @@ class Agent:
     """One agent; :meth:`run` until :meth:`request_stop`."""
 
     def __init__(self, cfg: AgentConfig, config_path: Path | None = None) -> None:
+        #: The configuration the agent started with (what reloads applied since is ``ops.config``).
         self.cfg = cfg
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.store = AgentStore(cfg.data_dir / "agent.sqlite3")
         self.media = MediaCache(cfg.data_dir / "media", cfg.media_base_urls(), cfg.read_token(),
                                 cfg.max_media_bytes, capacity_bytes=cfg.media_cache_bytes,
-                                in_use=lambda: self.speaker.shas_in_use() | set(self._standby))
+                                in_use=lambda: self.speaker.shas_in_use() | self.window.standby_shas())
         self.output = build_output(cfg)
         # Downloads, decoding and player waits each hold a thread; keep them off the default pool.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent-io")
         self.verifier = Verifier(cfg.public_key(), cfg.agent_id, cfg.zones, self.store.check_and_remember)
         self._inbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(maxsize=_INBOX_LIMIT)
-        self._flush_now = asyncio.Event()
         self._state_dirty = asyncio.Event()
         self._stop = asyncio.Event()
-        #: LED signs (``[[signs]]``): a thread each, fed the signed playlist and what the speaker plays.
-        self.signs: SignRunner | None = None
-        if cfg.signs:
-            from edge_agent.signs import SignRunner  # Pillow and the sign drivers load only where there are signs
-
-            self.signs = SignRunner(cfg.signs, cfg.data_dir, self.emit, self._state_dirty.set, self.media.fetch)
-        #: The amplifier's power relay, switched around plays (``[amplifier]``).
-        self.amp = Amplifier(cfg.amplifier, self._in_thread) if cfg.amplifier is not None else None
-        #: Remote operations (``ops.*``); ``ops.exit_code`` is what the process exits with.
-        self.ops = RemoteOps(self, config_path, install_log_ring())
-        #: Which attempt of which play sounds, on disk: a play cut by a crash is reported and played again.
-        self.journal = PlayJournal(self.store, self._in_thread, self.emit)
-        self.speaker = Speaker(self.output, self.ops.saved_volume(cfg.volume), self.emit, self._play_done,
-                               self._speaker_changed, self._executor, self.media.fetch, amp=self.amp,
-                               journal=self.journal)
-        #: systemd's notify socket: READY=1 once running, WATCHDOG=1 while the loop is healthy.
-        self.notifier = Notifier()
-        self._busy_since: float | None = None
-        self._tasks: list[asyncio.Task[Any]] = []
-        #: Plays of the current schedule window that the speaker holds, by play id.
-        self._scheduled: dict[str, ScheduledPlay] = {}
-        #: Standby alarm recordings the window names: kept in the cache, never evicted.
-        self._standby: dict[str, MediaSegment] = {}
-        self._schedule_version: int | None = None
-        self._prefetch_wanted = asyncio.Event()
         self.link = MqttLink(
             LinkSettings(host=cfg.mqtt.host, port=cfg.mqtt.port, client_id=f"agent-{cfg.agent_id}",
                          username=cfg.mqtt.username, password=cfg.mqtt.password, keepalive=cfg.mqtt.keepalive,
@@ -142,6 +109,35 @@ class Agent:
             will=Will(Topics.status(cfg.agent_id), status_payload(AgentStatus.OFFLINE, with_ts=False)),
             on_connect=self._on_connect,
         )
+        #: Events wait on disk until the controller acknowledges them.
+        self.outbox = EventOutbox(cfg.agent_id, self.store, self.link, self._in_thread, self._state_dirty.set)
+        #: LED signs (``[[signs]]``): a thread each, fed the signed playlist and what the speaker plays.
+        self.signs: SignRunner | None = None
+        if cfg.signs:
+            from edge_agent.signs import SignRunner  # Pillow and the sign drivers load only where there are signs
+
+            self.signs = SignRunner(cfg.signs, cfg.data_dir, self.outbox.emit, self._state_dirty.set,
+                                    self.media.fetch)
+        #: The amplifier's power relay, switched around plays (``[amplifier]``).
+        self.amp = Amplifier(cfg.amplifier, self._in_thread) if cfg.amplifier is not None else None
+        #: Remote operations (``ops.*``); ``ops.exit_code`` is what the process exits with.
+        self.ops = RemoteOps(self, cfg, config_path, install_log_ring())
+        #: Which attempt of which play sounds, on disk: a play cut by a crash is reported and played again.
+        self.journal = PlayJournal(self.store, self._in_thread, self.outbox.emit)
+        self.speaker = Speaker(self.output, self.ops.saved_volume(cfg.volume), self.outbox.emit, self._play_done,
+                               self._speaker_changed, self._executor, self.media.fetch, amp=self.amp,
+                               journal=self.journal)
+        #: ``speaker.*`` commands, and the accepted plays kept on disk until they have played.
+        self.speaker_commands = SpeakerCommands(self.speaker, self.store, self.media.put, in_thread=self._in_thread,
+                                                emit=self.outbox.emit, reply=self._reply)
+        #: The plays of the latest schedule window, held by the speaker.
+        self.window = WindowKeeper(self.store, self.speaker, self.journal, in_thread=self._in_thread,
+                                   emit=self.outbox.emit, fetch=self.media.fetch, output_name=self.output.name,
+                                   on_change=self._state_dirty.set)
+        #: systemd's notify socket: READY=1 once running, WATCHDOG=1 while the loop is healthy.
+        self.notifier = Notifier()
+        self._busy_since: float | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
         self._topic_handlers: dict[str, TopicHandler] = {
             "cmd": self._handle_command,
             "schedule": self._handle_schedule,
@@ -150,15 +146,12 @@ class Agent:
         if self.signs is not None:
             self._topic_handlers["signs"] = self._handle_signs
         self._command_handlers: dict[str, CommandHandler] = {
-            "speaker.play": self._cmd_play,
-            "speaker.stop": self._cmd_stop,
-            "speaker.live": self._cmd_live,
-            "speaker.live_end": self._cmd_live_end,
+            **self.speaker_commands.handlers(),
             "events.ack": self._cmd_ack,
             "agent.ping": self._cmd_ping,
         }
         #: WS-Discovery of ONVIF cameras, when the config has a [cameras] section.
-        self.cameras = CameraFinder(cfg.cameras, self.emit) if cfg.cameras is not None else None
+        self.cameras = CameraFinder(cfg.cameras, self.outbox.emit) if cfg.cameras is not None else None
         if self.cameras is not None:
             self._command_handlers["camera.discover"] = self._cmd_camera_discover
         self._command_handlers.update(self.ops.handlers())
@@ -170,8 +163,8 @@ class Agent:
         log.info("agent %s starting (zones: %s, output: %s/%s)", self.cfg.agent_id,
                  ",".join(self.cfg.zones) or "-", self.output.kind, self.output.name)
         cut = await self.journal.recover()
-        await self._restore_pending()
-        await self._restore_schedule()
+        await self.speaker_commands.restore()
+        await self.window.restore()
         closed = await self.journal.close_unrestored()
         if cut or closed:
             log.warning("%d play(s) cut by the last stop reported; %d could not go on", cut, closed)
@@ -179,8 +172,8 @@ class Agent:
             await self.signs.start()
         tasks = [asyncio.create_task(coro, name=name) for name, coro in (
             ("mqtt", self.link.run()), ("inbox", self._inbox_worker()),
-            ("outbox", self._outbox_worker()), ("state", self._state_worker()),
-            ("prefetch", self._prefetch_worker()), ("housekeeping", self._housekeeping()),
+            ("outbox", self.outbox.run()), ("state", self._state_worker()),
+            ("prefetch", self.window.prefetch()), ("housekeeping", self._housekeeping()),
             ("journal", self.journal.heartbeat()))]
         if self.cameras is not None:
             tasks.append(asyncio.create_task(self.cameras.run(), name="cameras"))
@@ -223,6 +216,18 @@ class Agent:
         """Asks for a fresh state message (volume or amplifier changed)."""
         self._state_dirty.set()
 
+    def set_volume(self, volume: int) -> None:
+        """The speaker's volume for plays that name none (remote operations set it)."""
+        self.speaker.volume = volume
+
+    def keep_media(self, sha256: str, data: bytes) -> None:
+        """Puts a recording into the media cache (a remote operation's test tone). Blocks."""
+        self.media.put(sha256, data)
+
+    def submit(self, job: PlayJob) -> bool:
+        """Hands a play to the speaker; False if one with that id is already known."""
+        return self.speaker.submit(job)
+
     def healthy(self) -> bool:
         """True while every worker runs and no message has been stuck in a handler (feeds the watchdog)."""
         if any(task.done() for task in self._tasks):
@@ -250,9 +255,7 @@ class Agent:
         await link.publish(Topics.status(self.cfg.agent_id), status_payload(AgentStatus.ONLINE), retain=True)
         await self._publish_info()
         self._state_dirty.set()
-        # Whatever was sent on the previous connection may have died with it.
-        await self._in_thread(self.store.mark_all_unsent)
-        self._flush_now.set()
+        await self.outbox.resend_all()
 
     async def _publish_info(self) -> None:
         info = InfoPayload(agent_id=self.cfg.agent_id, version=loaphuong.__version__, hostname=socket.gethostname(),
@@ -292,8 +295,7 @@ class Agent:
             log.info("controller came online; republishing info and state")
             await self._publish_info()
             self._state_dirty.set()
-            await self._in_thread(self.store.mark_all_unsent)
-            self._flush_now.set()
+            await self.outbox.resend_all()
 
     async def _handle_command(self, info: TopicInfo, payload: bytes, retained: bool) -> None:
         try:
@@ -324,34 +326,7 @@ class Agent:
         body = Reply(id=msg_id, status="error" if error else "ok", error=error, ts=now_ms(), data=data)
         await self.link.publish(Topics.reply(self.cfg.agent_id), body.model_dump_json(exclude_none=True).encode())
 
-    # commands ---------------------------------------------------------------------------------------
-
-    async def _cmd_play(self, cmd: VerifiedCommand) -> None:
-        order = _as(cmd.data, SpeakerPlay)
-        if cmd.attachment is not None:
-            # An alarm brings its audio along: into the cache now, so nothing is downloaded before it plays.
-            try:
-                await self._in_thread(self.media.put, order.sha256, cmd.attachment)
-            except MediaError as exc:
-                log.error("command %s refused: %s", cmd.envelope.id, exc)
-                await self.emit("error", AgentError(code=exc.code, message=str(exc)[:1000], ref=cmd.envelope.id,
-                                                    announcement_id=order.announcement_id))
-                await self._reply(cmd.envelope.id, f"media_failed: {exc}"[:300])
-                return
-        await self._in_thread(self.store.add_pending, cmd.envelope.id, cmd.envelope.to_bytes(), order.start_at)
-        self._schedule(cmd)
-        await self._reply(cmd.envelope.id)
-
-    def _schedule(self, cmd: VerifiedCommand) -> None:
-        order = _as(cmd.data, SpeakerPlay)
-        segment = MediaSegment(sha256=order.sha256, size=order.size, duration_ms=order.duration_ms, mime=order.mime,
-                               title=order.title)
-        job = PlayJob(play_id=cmd.envelope.id, priority=order.priority, start_at=order.start_at,
-                      latest_start=cmd.envelope.exp or 0, segments=[segment], volume=order.volume,
-                      announcement_id=order.announcement_id, title=order.title, resumable=True)
-        self.speaker.submit(job)
-
-    # schedule window --------------------------------------------------------------------------------
+    # schedule window and signs ----------------------------------------------------------------------
 
     async def _handle_schedule(self, info: TopicInfo, payload: bytes, retained: bool) -> None:
         if not payload:
@@ -363,94 +338,8 @@ class Agent:
             level = logging.DEBUG if exc.reason == "replayed" else logging.WARNING
             log.log(level, "schedule window not taken: %s", exc)
             return
-        window = _as(cmd.data, ScheduleWindow)
-        if self._schedule_version is not None and window.version <= self._schedule_version:
-            log.info("schedule window v%d ignored: v%d is newer", window.version, self._schedule_version)
-            await self._reply(cmd.envelope.id)
-            return
-        await self._in_thread(self.store.save_schedule, window.version, payload)
-        await self._apply_window(window)
+        await self.window.take(cmd.data_as(ScheduleWindow), payload)
         await self._reply(cmd.envelope.id)
-
-    async def _restore_schedule(self) -> None:
-        """Plays from the last window accepted before a restart (its signature was checked on arrival)."""
-        stored = await self._in_thread(self.store.schedule)
-        if stored is None:
-            return
-        try:
-            window = parse_model(ScheduleWindow, parse_envelope(stored[1]).data)
-        except ProtocolError as exc:
-            log.error("stored schedule window unreadable, waiting for a new one: %s", exc)
-            return
-        await self._apply_window(window)
-
-    async def _apply_window(self, window: ScheduleWindow) -> None:
-        """Makes the speaker hold exactly the window's plays that have not been played yet."""
-        wanted = {p.play_id: p for p in window.plays}
-        withdrawn = 0
-        for play_id in list(self._scheduled):
-            if play_id not in wanted:
-                if self.speaker.withdraw(play_id):
-                    withdrawn += 1
-                self._scheduled.pop(play_id, None)
-        done = await self._in_thread(self.store.done_among, list(wanted))
-        now = now_ms()
-        added = missed = 0
-        for play_id, play in wanted.items():
-            if play_id in done or self.speaker.known(play_id):
-                self._scheduled.setdefault(play_id, play)
-                continue
-            if play.latest_start <= now:
-                if self.journal.awaits(play_id):
-                    continue  # it sounded before a restart: the journal reports its last attempt
-                # Its time passed while this agent was off or unreachable: say so in proof of play, once.
-                await self._missed(play)
-                missed += 1
-                continue
-            self._scheduled[play_id] = play
-            self.speaker.submit(PlayJob(play_id=play_id, priority=play.priority, start_at=play.start_at,
-                                        latest_start=play.latest_start, segments=list(play.segments),
-                                        volume=play.volume, item_id=play.item_id, title=play.title,
-                                        resumable=True))
-            added += 1
-        self._schedule_version = window.version
-        self._standby = {seg.sha256: seg for seg in window.standby}
-        log.info("schedule window v%d: %d plays (%d new, %d withdrawn, %d missed) until %d, %d standby alarm(s)",
-                 window.version, len(wanted), added, withdrawn, missed, window.window_end, len(self._standby))
-        self._prefetch_wanted.set()
-        self._state_dirty.set()
-
-    async def _missed(self, play: ScheduledPlay) -> None:
-        first_media = next((s.sha256 for s in play.segments if isinstance(s, MediaSegment)), None)
-        await self.emit("play.finished", PlayFinished(
-            play_id=play.play_id, item_id=play.item_id, sha256=first_media, priority=play.priority,
-            scheduled_start=play.start_at, actual_start=None, ended_at=now_ms(), outcome=PlayOutcome.EXPIRED,
-            reason="missed: the agent was not running at its start time", output=self.output.name))
-        await self._in_thread(self.store.mark_done, play.play_id)
-
-    async def _prefetch_worker(self) -> None:
-        """Downloads every recording the window needs, soonest first, so a dropped link later costs nothing."""
-        while True:
-            await self._prefetch_wanted.wait()
-            self._prefetch_wanted.clear()
-            # Standby alarms first: an emergency can come at any moment, the next bulletin has its time.
-            todo: list[MediaSegment] = list(self._standby.values())
-            seen: set[str] = set(self._standby)
-            for play in sorted(self._scheduled.values(), key=lambda p: p.start_at):
-                for seg in play.segments:
-                    if isinstance(seg, MediaSegment) and seg.sha256 not in seen:
-                        seen.add(seg.sha256)
-                        todo.append(seg)
-            failed = 0
-            for seg in todo:
-                try:
-                    await self._in_thread(self.media.fetch, seg.sha256, seg.size)
-                except MediaError as exc:
-                    failed += 1
-                    log.warning("prefetch of %s failed (%s); retrying later", seg.sha256[:12], exc)
-            if failed:
-                await asyncio.sleep(30)
-                self._prefetch_wanted.set()
 
     def _speaker_changed(self) -> None:
         self._state_dirty.set()
@@ -467,35 +356,9 @@ class Agent:
 
         await self.signs.handle(info, payload, retained, verify, self._reply)
 
-    async def _cmd_stop(self, cmd: VerifiedCommand) -> None:
-        stopped = await self.speaker.stop(_as(cmd.data, SpeakerStop).priority)
-        log.info("stop command ended %d play(s)", stopped)
-        await self._reply(cmd.envelope.id)
-
-    async def _cmd_live(self, cmd: VerifiedCommand) -> None:
-        # A live session is now or never: it is not kept for after a restart, and it goes through the
-        # speaker like a relay so pre-emption and proof of play follow the same rules.
-        order = _as(cmd.data, SpeakerLive)
-        now = now_ms()
-        url = f"{order.url}?token={order.token}"
-        job = PlayJob(play_id=f"live-{order.session_id}", priority=order.priority, start_at=now,
-                      latest_start=now + order.give_up_ms,
-                      segments=[RelaySegment(url=url, duration_ms=order.max_duration_ms, title=order.title)],
-                      volume=order.volume, title=order.title, give_up_ms=order.give_up_ms)
-        if not self.speaker.submit(job):
-            await self._reply(cmd.envelope.id, f"live session {order.session_id} already playing")
-            return
-        await self._reply(cmd.envelope.id)
-
-    async def _cmd_live_end(self, cmd: VerifiedCommand) -> None:
-        session_id = _as(cmd.data, SpeakerLiveEnd).session_id
-        ended = await self.speaker.end(f"live-{session_id}")
-        log.info("live session %s ended (%s)", session_id, "stopped" if ended else "was not playing")
-        await self._reply(cmd.envelope.id)
-
     async def _cmd_ack(self, cmd: VerifiedCommand) -> None:
-        ids = _as(cmd.data, EventsAck).ids
-        known = await self._in_thread(self.store.ack_events, ids)
+        ids = cmd.data_as(EventsAck).ids
+        known = await self.outbox.ack(ids)
         log.debug("controller acknowledged %d event(s), %d known", len(ids), known)
         self._state_dirty.set()
 
@@ -506,58 +369,14 @@ class Agent:
         # Answered at once; the probe runs on the finder's thread and reports by event.
         assert self.cameras is not None
         await self._reply(cmd.envelope.id)
-        self.cameras.request(_as(cmd.data, CameraDiscover).timeout_ms, cmd.envelope.id)
-
-    async def _restore_pending(self) -> None:
-        """Re-arms plays accepted before a restart (their signatures were checked when they came)."""
-        for raw in await self._in_thread(self.store.pending):
-            try:
-                env = parse_envelope(raw)
-                order = parse_model(SpeakerPlay, env.data)
-            except ProtocolError as exc:
-                log.error("dropping unreadable stored play: %s", exc)
-                continue
-            if (env.exp or 0) <= now_ms():
-                await self._in_thread(self.store.remove_pending, env.id)
-                continue
-            log.info("restoring accepted play %s starting at %d", env.id, order.start_at)
-            self._schedule(VerifiedCommand(env, order))
+        self.cameras.request(cmd.data_as(CameraDiscover).timeout_ms, cmd.envelope.id)
 
     async def _play_done(self, job: PlayJob, outcome: PlayOutcome | None) -> None:
-        await self._in_thread(self.store.remove_pending, job.play_id)
-        if job.play_id in self._scheduled and outcome is not None:
-            await self._in_thread(self.store.mark_done, job.play_id)
-            self._scheduled.pop(job.play_id, None)
+        await self.speaker_commands.play_ended(job.play_id)
+        if outcome is not None:  # None: withdrawn from the window, never played
+            await self.window.play_ended(job.play_id)
 
-    # events and state -------------------------------------------------------------------------------
-
-    async def emit(self, msg_type: str, data: BaseModel, play_end: PlayEnd | None = None) -> None:
-        """Queues an event on disk and wakes the sender; it goes out when the link allows.
-
-        ``play_end``: what a ``play.finished`` does to the play's records, written in the same transaction.
-        """
-        env = make_event(self.cfg.agent_id, msg_type, data)
-        await self._in_thread(self.store.enqueue_event, env.id, Topics.event(self.cfg.agent_id, msg_type),
-                              env.to_bytes(), play_end)
-        self._flush_now.set()
-
-    async def _outbox_worker(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), timeout=RESEND_AFTER_MS / 1000)
-            self._flush_now.clear()
-            if not self.link.connected.is_set():
-                continue
-            try:
-                while rows := await self._in_thread(self.store.events_due, RESEND_AFTER_MS):
-                    for row in rows:
-                        await self.link.publish(row.topic, row.payload)
-                    await self._in_thread(self.store.mark_sent, [r.id for r in rows])
-                    if len(rows) < 200:
-                        break
-            except NotConnected:
-                log.info("link dropped while sending events; they stay queued")
-            self._state_dirty.set()
+    # state ------------------------------------------------------------------------------------------
 
     async def _state_worker(self) -> None:
         while True:
@@ -567,8 +386,8 @@ class Agent:
                 continue
             state = StatePayload(volume=self.speaker.volume, now_playing=self.speaker.now_playing(),
                                  pending=self.speaker.pending_count,
-                                 unacked_events=await self._in_thread(self.store.unacked_count),
-                                 schedule_version=self._schedule_version, ts=now_ms(),
+                                 unacked_events=await self.outbox.unacked_count(),
+                                 schedule_version=self.window.version, ts=now_ms(),
                                  signs=self.signs.states() if self.signs is not None else [],
                                  sign_playlist_version=self.signs.playlist_version if self.signs else None)
             with contextlib.suppress(NotConnected):
@@ -585,13 +404,7 @@ class Agent:
             log.debug("pruned %d expired command ids and %d old done plays", pruned, done)
 
 
-_M = TypeVar("_M", bound=BaseModel)
 _T = TypeVar("_T")
-
-
-def _as(data: BaseModel, model: type[_M]) -> _M:
-    assert isinstance(data, model)
-    return data
 
 
 def _envelope_id(payload: bytes) -> str | None:

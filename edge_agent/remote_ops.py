@@ -18,9 +18,7 @@ import wave
 from collections import deque
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
-
-from pydantic import BaseModel
+from typing import Any, Protocol, TypeVar
 
 from devices.protocol import (
     MAX_REPLY_DATA_BYTES,
@@ -34,12 +32,9 @@ from devices.protocol import (
     VerifiedCommand,
     now_ms,
 )
-from edge_agent.amplifier import AmplifierBusy, GpioError
+from edge_agent.amplifier import Amplifier, AmplifierBusy, GpioError
 from edge_agent.config import AgentConfig, ConfigError, load_config
 from edge_agent.speaker import PlayJob
-
-if TYPE_CHECKING:
-    from edge_agent.agent import Agent
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +47,44 @@ _TONE_LEAD_MS = 300
 #: Settings a reload applies at once; any other change is reported as needing a restart.
 _LIVE_FIELDS = ("volume", "log_level", "amplifier")
 
-ReplyFn = Callable[[str, str | None, dict[str, Any] | None], Awaitable[None]]
+_T = TypeVar("_T")
+
+
+class OpsHost(Protocol):
+    """What remote operations may do to the agent they run in, and nothing more."""
+
+    @property
+    def amp(self) -> Amplifier | None:
+        """The amplifier's power relay, if the agent has one."""
+        ...
+
+    async def reply(self, msg_id: str, error: str | None = None, data: dict[str, Any] | None = None) -> None:
+        """Answers command ``msg_id``: ``ok`` with ``data``, or the error."""
+        ...
+
+    async def in_thread(self, fn: Callable[[], _T]) -> _T:
+        """Runs blocking ``fn`` off the event loop."""
+        ...
+
+    def set_volume(self, volume: int) -> None:
+        """The speaker's volume for plays that name none, from now on."""
+        ...
+
+    def keep_media(self, sha256: str, data: bytes) -> None:
+        """Puts a recording into the media cache. Blocks."""
+        ...
+
+    def submit(self, job: PlayJob) -> bool:
+        """Hands a play to the speaker; False if one with that id is already known."""
+        ...
+
+    def mark_state_dirty(self) -> None:
+        """Asks for a fresh state message."""
+        ...
+
+    def request_stop(self) -> None:
+        """Asks the agent to stop cleanly."""
+        ...
 
 
 class LogRing(logging.Handler):
@@ -142,13 +174,17 @@ class PersistedOps:
 
 
 class RemoteOps:
-    """The ``ops.*`` handlers of one agent."""
+    """The ``ops.*`` handlers of one agent.
 
-    def __init__(self, agent: Agent, config_path: Path | None, ring: LogRing) -> None:
-        self._agent = agent
+    ``config`` is the running configuration: the one the agent started with, plus what reloads applied.
+    """
+
+    def __init__(self, host: OpsHost, config: AgentConfig, config_path: Path | None, ring: LogRing) -> None:
+        self._host = host
+        self.config = config
         self._config_path = config_path
         self._ring = ring
-        self.persisted = PersistedOps(agent.cfg.data_dir / "ops.json")
+        self.persisted = PersistedOps(config.data_dir / "ops.json")
         #: Exit code :func:`edge_agent.cli.main` returns once the agent has stopped.
         self.exit_code = 0
 
@@ -170,25 +206,25 @@ class RemoteOps:
 
     async def _reply(self, cmd: VerifiedCommand, error: str | None = None,
                      data: dict[str, Any] | None = None) -> None:
-        await self._agent.reply(cmd.envelope.id, error, data)
+        await self._host.reply(cmd.envelope.id, error, data)
 
     async def _volume(self, cmd: VerifiedCommand) -> None:
-        volume = _as(cmd.data, OpsVolume).volume
+        volume = cmd.data_as(OpsVolume).volume
         try:
-            await self._agent.in_thread(lambda: self.persisted.save(volume=volume))
+            await self._host.in_thread(lambda: self.persisted.save(volume=volume))
         except OSError as exc:
             await self._reply(cmd, f"io_error: cannot save the volume: {exc}"[:300])
             return
-        self._agent.speaker.volume = volume
-        self._agent.mark_state_dirty()
+        self._host.set_volume(volume)
+        self._host.mark_state_dirty()
         log.info("volume set to %d by remote operation", volume)
         await self._reply(cmd, data={"volume": volume})
 
     async def _tone(self, cmd: VerifiedCommand) -> None:
-        order = _as(cmd.data, OpsTone)
-        wav = await self._agent.in_thread(lambda: tone_wav(order.frequency_hz, order.duration_ms))
+        order = cmd.data_as(OpsTone)
+        wav = await self._host.in_thread(lambda: tone_wav(order.frequency_hz, order.duration_ms))
         sha = hashlib.sha256(wav).hexdigest()
-        await self._agent.in_thread(lambda: self._agent.media.put(sha, wav))
+        await self._host.in_thread(lambda: self._host.keep_media(sha, wav))
         title = f"Thử loa {order.frequency_hz} Hz"
         segment = MediaSegment(sha256=sha, size=len(wav), duration_ms=order.duration_ms, mime="audio/wav",
                                title=title)
@@ -196,17 +232,17 @@ class RemoteOps:
         job = PlayJob(play_id=cmd.envelope.id, priority=order.priority, start_at=start,
                       latest_start=max(start, cmd.envelope.exp or 0), segments=[segment], volume=order.volume,
                       title=title)
-        if not self._agent.speaker.submit(job):
+        if not self._host.submit(job):
             await self._reply(cmd, f"duplicate: play {cmd.envelope.id} already known")
             return
         await self._reply(cmd, data={"play_id": cmd.envelope.id})
 
     async def _restart(self, cmd: VerifiedCommand) -> None:
-        reason = _as(cmd.data, OpsRestart).reason
+        reason = cmd.data_as(OpsRestart).reason
         log.warning("restart requested by remote operation%s", f": {reason}" if reason else "")
         self.exit_code = RESTART_EXIT_CODE
         await self._reply(cmd, data={"exit_code": RESTART_EXIT_CODE})
-        self._agent.request_stop()
+        self._host.request_stop()
 
     async def _reload(self, cmd: VerifiedCommand) -> None:
         if self._config_path is None:
@@ -214,7 +250,7 @@ class RemoteOps:
             return
         path = self._config_path
         try:
-            new: AgentConfig = await self._agent.in_thread(lambda: load_config(path))
+            new: AgentConfig = await self._host.in_thread(lambda: load_config(path))
         except ConfigError as exc:
             log.error("reload refused, keeping the running config: %s", exc)
             await self._reply(cmd, f"config_invalid: {exc}"[:300])
@@ -225,42 +261,43 @@ class RemoteOps:
         await self._reply(cmd, data={"applied": applied, "restart_needed": restart_needed})
 
     def _apply(self, new: AgentConfig) -> tuple[list[str], list[str]]:
-        agent = self._agent
-        old = agent.cfg
+        host = self._host
+        old = self.config
         applied: list[str] = []
         restart_needed = sorted(name for name in AgentConfig.model_fields
                                 if name not in _LIVE_FIELDS and getattr(old, name) != getattr(new, name))
         if new.volume != old.volume:
             # A new volume in the file is a deliberate change: it wins over one set remotely before.
-            agent.speaker.volume = new.volume
+            host.set_volume(new.volume)
             self.persisted.save(volume=new.volume)
             applied.append("volume")
         if new.log_level != old.log_level:
             logging.getLogger().setLevel(new.log_level)
             applied.append("log_level")
         if new.amplifier != old.amplifier:
-            live = agent.amp is not None and new.amplifier is not None and all(
-                getattr(new.amplifier, f) == getattr(agent.amp.cfg, f)
+            amp = host.amp
+            live = amp is not None and new.amplifier is not None and all(
+                getattr(new.amplifier, f) == getattr(amp.cfg, f)
                 for f in ("gpio_pin", "active_low", "driver", "gpio_root", "gpio_chip"))
-            if live and agent.amp is not None and new.amplifier is not None:
-                agent.amp.update(new.amplifier)
+            if live and amp is not None and new.amplifier is not None:
+                amp.update(new.amplifier)
                 applied.extend(f"amplifier.{f}" for f in ("warm_up_ms", "idle_off_s")
                                if getattr(new.amplifier, f) != getattr(old.amplifier, f))
             else:
                 restart_needed.append("amplifier")
         # Only what was applied is taken over; the rest waits for a restart with the file as it is then.
-        agent.cfg = old.model_copy(update={"volume": new.volume, "log_level": new.log_level,
+        self.config = old.model_copy(update={"volume": new.volume, "log_level": new.log_level,
                                            "amplifier": new.amplifier if "amplifier" not in restart_needed
                                            else old.amplifier})
-        agent.mark_state_dirty()
+        host.mark_state_dirty()
         return applied, sorted(restart_needed)
 
     async def _amp(self, cmd: VerifiedCommand) -> None:
-        amp = self._agent.amp
+        amp = self._host.amp
         if amp is None:
             await self._reply(cmd, "no_amplifier: this agent's config has no [amplifier] section")
             return
-        on = _as(cmd.data, OpsAmplifier).on
+        on = cmd.data_as(OpsAmplifier).on
         try:
             await amp.hold(on)
         except AmplifierBusy as exc:
@@ -273,13 +310,5 @@ class RemoteOps:
         await self._reply(cmd, data={"on": amp.is_on})
 
     async def _logs(self, cmd: VerifiedCommand) -> None:
-        lines, truncated = self._ring.tail(_as(cmd.data, OpsLogs).lines)
+        lines, truncated = self._ring.tail(cmd.data_as(OpsLogs).lines)
         await self._reply(cmd, data={"lines": lines, "truncated": truncated})
-
-
-_M = TypeVar("_M", bound=BaseModel)
-
-
-def _as(data: BaseModel, model: type[_M]) -> _M:
-    assert isinstance(data, model)
-    return data

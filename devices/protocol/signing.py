@@ -11,7 +11,7 @@ import binascii
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -22,6 +22,8 @@ from devices.protocol.errors import ProtocolError
 from devices.protocol.fields import now_ms
 from devices.protocol.messages import ATTACHMENT_TYPES, COMMAND_MODELS
 from devices.protocol.topics import ALL_ZONE, TopicInfo, target_zones
+
+_M = TypeVar("_M", bound=BaseModel)
 
 #: Tolerated difference between the controller's and an agent's clocks when checking ``ts``.
 CLOCK_SKEW_MS: Final = 120_000
@@ -110,6 +112,12 @@ class VerifiedCommand:
     data: BaseModel
     #: The attachment's bytes, already checked against the media the data names.
     attachment: bytes | None = None
+
+    def data_as(self, model: type[_M]) -> _M:
+        """The data as the model its type carries (a handler is routed by type, so this is that model)."""
+        if not isinstance(self.data, model):
+            raise TypeError(f"{self.envelope.type} carries {type(self.data).__name__}, not {model.__name__}")
+        return self.data
 
 
 class Verifier:
