@@ -49,6 +49,7 @@ from edge_agent.amplifier import Amplifier
 from edge_agent.camera_finder import CameraFinder
 from edge_agent.config import AgentConfig, FileOutputSection
 from edge_agent.event_outbox import EventOutbox
+from edge_agent.hooks import CommandHandler
 from edge_agent.media_cache import MediaCache
 from edge_agent.play_journal import PlayJournal
 from edge_agent.remote_ops import RemoteOps, install_log_ring
@@ -69,7 +70,6 @@ _INBOX_LIMIT = 1000
 #: The watchdog is not fed while one inbox message has been handled for longer than this.
 _STUCK_AFTER_S = 120
 
-CommandHandler = Callable[[VerifiedCommand], Awaitable[None]]
 TopicHandler = Callable[[TopicInfo, bytes, bool], Awaitable[None]]
 
 

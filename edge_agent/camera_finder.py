@@ -19,18 +19,15 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-
-from pydantic import BaseModel
 
 from devices.camera.discovery import MAX_REPLY_BYTES, MULTICAST_GROUP, PORT, ProbeResult, build_probe, new_message_id
 from devices.protocol import MAX_CAMERAS_PER_EVENT, AgentError, CameraDiscovered
 from edge_agent.config import CamerasSection
+from edge_agent.hooks import EmitFn
 
 log = logging.getLogger(__name__)
 
-Emit = Callable[[str, BaseModel], Awaitable[None]]
 #: Answers read per probe at most; a LAN with more ONVIF devices than this is not a ward's.
 MAX_REPLIES = 1024
 #: SOAP-over-UDP sends a multicast message more than once, since UDP may drop it.
@@ -131,7 +128,7 @@ def probe_lan(timeout_s: float, *, interface: str | None = None, ttl: int = 1,
 class CameraFinder:
     """Runs probes one at a time on its own thread and emits what they find."""
 
-    def __init__(self, cfg: CamerasSection, emit: Emit) -> None:
+    def __init__(self, cfg: CamerasSection, emit: EmitFn) -> None:
         self.cfg = cfg
         self._emit = emit
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camera-finder")

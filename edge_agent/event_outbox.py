@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
-from typing import Any
 
 from pydantic import BaseModel
 
 from devices.mqtt_link import MqttLink, NotConnected
 from devices.protocol import Topics, make_event
+from edge_agent.hooks import InThread
 from edge_agent.store import AgentStore, PlayEnd
 
 log = logging.getLogger(__name__)
@@ -26,9 +26,6 @@ log = logging.getLogger(__name__)
 RESEND_AFTER_MS = 20_000
 #: Events sent per store round trip; a full batch is followed by the next at once.
 _BATCH = 200
-
-#: Runs a blocking call on the agent's worker threads.
-InThread = Callable[[Callable[[], Any]], Awaitable[Any]]
 
 
 class EventOutbox:

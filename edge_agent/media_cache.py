@@ -185,4 +185,3 @@ class MediaCache:
         if removed:
             log.info("evicted %d cached media file(s); cache now %d bytes", removed, total)
         return removed
-

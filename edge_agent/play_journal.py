@@ -23,11 +23,12 @@ import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
 from devices.protocol import PlayFinished, PlayOutcome, PlayStarted, now_ms
+from edge_agent.hooks import InThread
 from edge_agent.store import AgentStore, AttemptRow, PlayEnd
 from schedules.priority import AfterPreemption, after_preemption
 
@@ -36,7 +37,6 @@ log = logging.getLogger(__name__)
 #: A sounding play's progress is written this often: the most a cut play's reported length can fall short.
 HEARTBEAT_MS = 1000
 
-InThread = Callable[[Callable[[], Any]], Awaitable[Any]]
 #: Queues an event on disk, with what it does to the play's records in the same transaction.
 EmitEndFn = Callable[[str, BaseModel, PlayEnd | None], Awaitable[None]]
 

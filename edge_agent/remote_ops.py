@@ -16,7 +16,7 @@ import os
 import struct
 import wave
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -34,7 +34,8 @@ from devices.protocol import (
 )
 from edge_agent.amplifier import Amplifier, AmplifierBusy, GpioError
 from edge_agent.config import AgentConfig, ConfigError, load_config
-from edge_agent.speaker import PlayJob
+from edge_agent.hooks import CommandHandler
+from edge_agent.play_job import PlayJob
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +189,7 @@ class RemoteOps:
         #: Exit code :func:`edge_agent.cli.main` returns once the agent has stopped.
         self.exit_code = 0
 
-    def handlers(self) -> dict[str, Callable[[VerifiedCommand], Awaitable[None]]]:
+    def handlers(self) -> dict[str, CommandHandler]:
         """Command type → handler, merged into the agent's table."""
         return {
             "ops.volume": self._volume,

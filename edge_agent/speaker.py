@@ -26,14 +26,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
-
-from pydantic import BaseModel
 
 from devices.audio_output import AudioOutput, OutputError, Playback
 from devices.protocol import (
@@ -48,16 +44,18 @@ from devices.protocol import (
     now_ms,
 )
 from edge_agent.amplifier import Amplifier, GpioError
-from edge_agent.media_cache import MediaError
-from edge_agent.media_retry import fetch_patiently
+from edge_agent.hooks import EmitFn, FetchFn
+from edge_agent.play_job import Attempt, DoneFn, PlayJob
 from edge_agent.play_journal import PlayJournal
+from edge_agent.play_media import PlayMedia
 from edge_agent.store import PlayEnd
 from schedules.priority import AfterPreemption, after_preemption, preempts
 
+#: ``PlayJob`` lives in ``edge_agent.play_job``; it is named here too, as what the speaker takes.
+__all__ = ["PREPARE_LEAD_MS", "START_AHEAD_MS", "PlayJob", "Speaker", "wait_precisely_until"]
+
 log = logging.getLogger(__name__)
 
-EmitFn = Callable[[str, BaseModel], Awaitable[None]]
-FetchFn = Callable[[str, int], Path]
 
 #: Media is fetched and decoded this long before a play's start.
 PREPARE_LEAD_MS = 120_000
@@ -77,66 +75,8 @@ def wait_precisely_until(at_ms: int) -> None:
     while time.time() < target:
         pass
 
+
 _T = TypeVar("_T")
-
-
-@dataclass(eq=False)
-class PlayJob:
-    """A play the speaker has accepted: a programme of segments for one start time."""
-
-    play_id: str
-    priority: Priority
-    start_at: int
-    latest_start: int
-    segments: list[MediaSegment | RelaySegment]
-    volume: int | None = None
-    announcement_id: str | None = None
-    item_id: str | None = None
-    title: str = ""
-    cancelled: asyncio.Event = field(default_factory=asyncio.Event)
-    withdrawn: bool = False
-    preempted: bool = False
-    shutting_down: bool = False
-    playback: Playback | None = None
-    attempt: int = 0
-    #: Where the next attempt starts: the segment a pre-emption cut.
-    segment_index: int = 0
-    #: Wall-clock end of each relay segment once it first started (a rejoin keeps the same end).
-    relay_until: dict[int, int] = field(default_factory=dict)
-    #: A live session: its stream lost this long ends the play (None: a relay keeps retrying to its end).
-    give_up_ms: int | None = None
-    #: The play is restored after a restart (an accepted command, a schedule window's play), so an attempt
-    #: cut by the agent's death may be played again.
-    resumable: bool = False
-
-    @property
-    def rank(self) -> int:
-        """Priority rank, higher wins."""
-        return self.priority.rank
-
-    @property
-    def sha256(self) -> str | None:
-        """The first recording of the programme (what proof of play names), None for a pure relay."""
-        return next((s.sha256 for s in self.segments if isinstance(s, MediaSegment)), None)
-
-    def media_shas(self) -> set[str]:
-        """Every recording the programme needs."""
-        return {s.sha256 for s in self.segments if isinstance(s, MediaSegment)}
-
-
-@dataclass
-class _Attempt:
-    """What one attempt at a play ended with."""
-
-    actual_start: int | None = None
-    outcome: PlayOutcome = PlayOutcome.COMPLETED
-    reason: str = ""
-    cut_at: int = 0
-    notes: list[str] = field(default_factory=list)
-    final: bool = True
-
-
-DoneFn = Callable[[PlayJob, PlayOutcome | None], Awaitable[None]]
 
 
 class Speaker:
@@ -153,15 +93,14 @@ class Speaker:
         self._on_done = on_done
         self._on_change = on_change
         self._executor = executor
-        self._fetch = fetch
+        #: Each play's recordings, fetched and decoded ahead of its start.
+        self._media = PlayMedia(output, fetch, emit, self._in_thread)
         #: Records sounding attempts on disk (None: a crash mid-play leaves no trace, as in unit tests).
         self._journal = journal
         self._cond = asyncio.Condition()
         self._current: PlayJob | None = None
         self._waiting: list[PlayJob] = []
         self._jobs: dict[str, tuple[PlayJob, asyncio.Task[None]]] = {}
-        #: Plays holding each prepared file; it is released when the last one ends.
-        self._prepared: Counter[Path] = Counter()
 
     # public -----------------------------------------------------------------------------------------
 
@@ -294,54 +233,24 @@ class Speaker:
             raise
         except Exception as exc:  # a bug in one play must not take the speaker down
             log.exception("play %s failed", job.play_id)
-            await self._finish(job, _Attempt(None, PlayOutcome.FAILED, f"internal error: {exc}"[:500]))
+            await self._finish(job, Attempt(None, PlayOutcome.FAILED, f"internal error: {exc}"[:500]))
             final = PlayOutcome.FAILED
         finally:
-            for path in prepared.values():
-                self._prepared[path] -= 1
-                if self._prepared[path] <= 0:
-                    del self._prepared[path]
-                    await asyncio.shield(self._in_thread(lambda p=path: self.output.release(p)))  # type: ignore[misc]
+            await self._media.release(prepared)
         await self._on_done(job, final)
         self._on_change()
-
-    async def _prepare(self, job: PlayJob, prepared: dict[str, Path]) -> str | None:
-        """Fetches and decodes every recording the play still needs; returns an error, or None.
-
-        None also when the play was cancelled meanwhile (the caller checks ``job.cancelled``).
-        """
-        volume = self._volume(job)
-        for seg in job.segments[job.segment_index:]:
-            if not isinstance(seg, MediaSegment) or seg.sha256 in prepared:
-                continue
-            try:
-                media = await fetch_patiently(
-                    lambda s=seg: self._fetch(s.sha256, s.size), self._in_thread,  # type: ignore[misc]
-                    lambda at: self._sleep_until(job, at), start_at=job.start_at, latest_start=job.latest_start,
-                    label=f"play {job.play_id}: media {seg.sha256[:12]}")
-                if media is None:
-                    return None
-                path = await self._in_thread(lambda m=media: self.output.prepare(m, volume))  # type: ignore[misc]
-            except (MediaError, OutputError) as exc:
-                code = exc.code if isinstance(exc, MediaError) else "output_error"
-                log.error("play %s: cannot get media ready: %s: %s", job.play_id, code, exc)
-                await self._emit("error", AgentError(code=code, message=str(exc)[:1000], ref=job.play_id,
-                                                     announcement_id=job.announcement_id))
-                return f"{code}: {exc}"[:500]
-            prepared[seg.sha256] = path
-            self._prepared[path] += 1
-        return None
 
     async def _play(self, job: PlayJob, prepared: dict[str, Path]) -> PlayOutcome | None:
         """Runs a play through all its attempts; returns the final outcome (None if withdrawn)."""
         if not await self._sleep_until(job, job.start_at - PREPARE_LEAD_MS):
             return await self._cancelled_before_start(job)
         while True:
-            error = await self._prepare(job, prepared)
+            error = await self._media.prepare(job, prepared, self._volume(job),
+                                              lambda at: self._sleep_until(job, at))
             if job.cancelled.is_set():
                 return await self._cancelled_before_start(job)
             if error is not None:
-                await self._finish(job, _Attempt(None, PlayOutcome.FAILED, error))
+                await self._finish(job, Attempt(None, PlayOutcome.FAILED, error))
                 return PlayOutcome.FAILED
             if job.attempt == 0 and self._amp is not None:
                 # Power the amplifier up early enough that its warm-up does not delay the start.
@@ -383,7 +292,7 @@ class Speaker:
         if job.withdrawn:
             log.info("play %s withdrawn (no longer in the schedule)", job.play_id)
             return None
-        await self._finish(job, _Attempt(None, PlayOutcome.STOPPED, "stopped before start"))
+        await self._finish(job, Attempt(None, PlayOutcome.STOPPED, "stopped before start"))
         return PlayOutcome.STOPPED
 
     def _may_start(self, job: PlayJob) -> bool:
@@ -392,7 +301,7 @@ class Speaker:
             return False
         return self._current is None or preempts(job.priority, self._current.priority)
 
-    async def _acquire(self, job: PlayJob) -> _Attempt | None:
+    async def _acquire(self, job: PlayJob) -> Attempt | None:
         """Waits for the speaker (pre-empting a lower play); returns why it could not, or None once it is ours."""
         async with self._cond:
             self._waiting.append(job)
@@ -410,9 +319,9 @@ class Speaker:
                 self._waiting.remove(job)
                 self._cond.notify_all()
             if job.cancelled.is_set():
-                return _Attempt(None, PlayOutcome.STOPPED, "stopped while waiting")
+                return Attempt(None, PlayOutcome.STOPPED, "stopped while waiting")
             if now_ms() >= job.latest_start and not self._relay_window_open(job):
-                return _Attempt(None, PlayOutcome.EXPIRED, "speaker busy until the play's latest start")
+                return Attempt(None, PlayOutcome.EXPIRED, "speaker busy until the play's latest start")
             current = self._current
             if current is not None and current.playback is not None:
                 current.preempted = True
@@ -434,12 +343,12 @@ class Speaker:
             self._cond.notify_all()
         self._on_change()
 
-    async def _attempt(self, job: PlayJob, prepared: dict[str, Path]) -> _Attempt:
+    async def _attempt(self, job: PlayJob, prepared: dict[str, Path]) -> Attempt:
         """One run through the programme from ``job.segment_index``, holding the speaker."""
         refused = await self._acquire(job)
         if refused is not None:
             return refused
-        result = _Attempt()
+        result = Attempt()
         volume = self._volume(job)
         amp_held = False
         try:
@@ -518,7 +427,7 @@ class Speaker:
 
         return await self._in_thread(start_relay)
 
-    async def _finish(self, job: PlayJob, attempt: _Attempt) -> None:
+    async def _finish(self, job: PlayJob, attempt: Attempt) -> None:
         finished = PlayFinished(
             play_id=job.play_id, announcement_id=job.announcement_id, item_id=job.item_id, attempt=job.attempt,
             sha256=job.sha256, priority=job.priority, scheduled_start=job.start_at,

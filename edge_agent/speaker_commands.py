@@ -10,9 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
-
-from pydantic import BaseModel
 
 from devices.protocol import (
     AgentError,
@@ -28,17 +25,16 @@ from devices.protocol import (
     parse_envelope,
     parse_model,
 )
+from edge_agent.hooks import CommandHandler, EmitFn, InThread
 from edge_agent.media_cache import MediaError
-from edge_agent.speaker import PlayJob, Speaker
+from edge_agent.play_job import PlayJob
+from edge_agent.speaker import Speaker
 from edge_agent.store import AgentStore
 
 log = logging.getLogger(__name__)
 
-InThread = Callable[[Callable[[], Any]], Awaitable[Any]]
-EmitFn = Callable[[str, BaseModel], Awaitable[None]]
 #: Answers a command: its id, and None for ``ok`` or the error.
 ReplyFn = Callable[[str, str | None], Awaitable[None]]
-CommandHandler = Callable[[VerifiedCommand], Awaitable[None]]
 
 
 class SpeakerCommands:

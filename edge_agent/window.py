@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from functools import partial
-from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
 
 from devices.protocol import (
     MediaSegment,
@@ -30,19 +26,17 @@ from devices.protocol import (
     parse_envelope,
     parse_model,
 )
+from edge_agent.hooks import EmitFn, FetchFn, InThread
 from edge_agent.media_cache import MediaError
+from edge_agent.play_job import PlayJob
 from edge_agent.play_journal import PlayJournal
-from edge_agent.speaker import PlayJob, Speaker
+from edge_agent.speaker import Speaker
 from edge_agent.store import AgentStore
 
 log = logging.getLogger(__name__)
 
 #: A prefetch round with failures is tried again after this long.
 PREFETCH_RETRY_S = 30
-
-InThread = Callable[[Callable[[], Any]], Awaitable[Any]]
-EmitFn = Callable[[str, BaseModel], Awaitable[None]]
-FetchFn = Callable[[str, int], Path]
 
 
 class WindowKeeper:
