@@ -14,6 +14,7 @@ import base64
 import os
 import secrets
 import shutil
+import time
 import urllib.request
 from pathlib import Path
 from xml.sax.saxutils import escape, quoteattr
@@ -132,10 +133,20 @@ def write_icecast_config(directory: Path, port: int, auth_url: str, listen_url: 
 
 def start_icecast(directory: Path, port: int, auth_url: str, timeout: float = 10.0) -> ManagedProcess:
     """Starts Icecast on 127.0.0.1:``port`` from a fresh config; its access file is ``directory/icecast.json``."""
-    conf, _access = write_icecast_config(directory, port, auth_url)
+    conf, access = write_icecast_config(directory, port, auth_url)
     proc = ManagedProcess("icecast", [icecast_binary(), "-c", str(conf)], directory / "icecast.log")
     try:
         wait_for_tcp(port, timeout, proc)
+        # Something accepting on the port is not yet Icecast: another process may hold the port (Icecast then
+        # exits on its failed bind a moment later). Ready means *this* Icecast answers its own admin page.
+        deadline = time.monotonic() + timeout
+        while (why := icecast_up(access, timeout=1.0)) is not None or not proc.alive:
+            if not proc.alive:
+                raise RuntimeError(f"icecast exited with {proc.returncode} (port {port} taken?):\n"
+                                   f"{proc.log_text()[-2000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"icecast on port {port} not ready after {timeout:g}s: {why}")
+            time.sleep(0.05)
     except BaseException:
         proc.stop()
         raise

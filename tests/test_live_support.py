@@ -26,8 +26,16 @@ def start_icecast_for(api: str, directory: Path) -> tuple[ManagedProcess, int]:
     The access file lands at ``directory/icecast.json`` (the path given to the controller as
     ``LP_ICECAST_FILE``; the controller reads it whenever a session starts).
     """
-    port = free_port()
-    return start_icecast(directory, port, f"{api}/api/v1/live/icecast-auth"), port
+    # A free port can be taken by another test's process before Icecast binds it: start_icecast then says so
+    # (it checks that its own Icecast answers), and another port is tried.
+    for attempt in range(3):
+        port = free_port()
+        try:
+            return start_icecast(directory, port, f"{api}/api/v1/live/icecast-auth"), port
+        except RuntimeError:
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def tone_pcm(seconds: float, freq: float = 1000.0, amplitude: float = 0.5) -> bytes:
