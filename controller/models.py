@@ -213,6 +213,43 @@ class Delivery(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 
 
+class OutboxMessage(Base):
+    """One message for the broker, written in the transaction that caused it, published after it commits.
+
+    The outbox's contract (who writes, who claims, what each status means) is in
+    controller/messaging/outbox.py. ``claim`` and ``claimed_until_ms`` mark a row a publisher is sending
+    now; a claim past its time is free to take again (its publisher died).
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_queue", "status", "priority", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The command type (``speaker.play``, ``schedule.window``…), ``status``, or a camera event's type.
+    kind: Mapped[str] = mapped_column(String(64))
+    #: The command's ``to`` (an agent id or ``zone:a,b``), the agent of a status, None for the controller's own.
+    target: Mapped[str | None] = mapped_column(Text, nullable=True)
+    #: The signed envelope's id (deliveries and group commands carry it); None for unsigned messages.
+    command_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    topics: Mapped[list[Any]] = mapped_column()
+    payload: Mapped[str] = mapped_column(Text)
+    retain: Mapped[bool] = mapped_column(default=False)
+    #: Higher goes first (the priority rank: emergency 2, priority 1, normal 0).
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    #: After this (ms) nobody would act on it: it is marked expired instead of published. None: never.
+    exp_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    #: The writer's reference, handed back when it is settled (a retained document's version).
+    ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: pending → sent | expired | failed | superseded (a newer retained document for the same topic).
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    claim: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    claimed_until_ms: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    settled_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
 class Play(Base):
     """Proof of play: what an agent reports it actually played, and when (one row per attempt)."""
 

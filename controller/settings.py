@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     inbox_agent_burst: int = Field(default=2000, ge=1)
     inbox_agent_queue: int = Field(default=5000, ge=1)
     inbox_total_queue: int = Field(default=100_000, ge=1)
+    #: The outbox's publisher looks for written messages this often besides being woken by each commit
+    #: (controller/messaging/outbox.py): a row another process wrote, or a dead run left, is found.
+    outbox_poll_s: float = Field(default=2.0, gt=0, le=60)
+    #: Tests and maintenance only: messages are written to the outbox but not published.
+    outbox_hold: bool = False
 
     @field_validator("timezone")
     @classmethod
