@@ -11,7 +11,7 @@ import itertools
 import logging
 import unicodedata
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,6 +22,7 @@ from audio.speech import SpeechError
 from controller import audit
 from controller.db import Database
 from controller.dispatch import CommandSender, Outgoing
+from controller.messaging.events import AnnouncementChanged, EventBus
 from controller.models import Announcement, Delivery, GroupCommand, MediaFile, User
 from controller.schedule_items import agent_zones, known_zones
 from controller.settings import Settings
@@ -80,7 +81,7 @@ class AnnouncementService:
     """Validation, persistence and the render/dispatch worker."""
 
     def __init__(self, settings: Settings, db: Database, speech: SpeechService, signer: Signer,
-                 sender: CommandSender) -> None:
+                 sender: CommandSender, *, events: EventBus) -> None:
         self.settings = settings
         self.db = db
         self.speech = speech
@@ -88,8 +89,8 @@ class AnnouncementService:
         self.sender = sender
         # Emergency first: a long normal bulletin waiting to be rendered must not hold up a fire alarm.
         self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
-        #: Told when an announcement's status moved (the console's pages look again).
-        self.on_change: Callable[[], None] = lambda: None
+        #: Where an announcement accepted or a status moved is told (the console's pages look again).
+        self.events = events
         self._seq = itertools.count()
 
     # accept ---------------------------------------------------------------------------------------
@@ -139,6 +140,7 @@ class AnnouncementService:
             audit.record(session, session.get(User, user_id) if user_id is not None else None, "announcement.create",
                          ann.id, {"text": text[:500], "targets": list(targets), "priority": priority.value,
                                   "recording": recording})
+            self.events.publish(AnnouncementChanged(ann.id), session)  # the console's lists show it at once
         return AcceptedAnnouncement(ann.id, agent_ids)
 
     def _resolve_targets(self, session: Session, targets: Sequence[str]) -> list[str]:
@@ -195,11 +197,11 @@ class AnnouncementService:
             except Exception:
                 log.exception("announcement %s could not be processed", ann_id)
                 await asyncio.to_thread(self._fail, ann_id, "internal error while rendering")
-                self.on_change()
+                self.events.publish(AnnouncementChanged(ann_id))
                 continue
             for out in outgoing:
                 self.sender.enqueue(out)
-            self.on_change()  # rendered and signed, or failed: either way its status moved
+            self.events.publish(AnnouncementChanged(ann_id))  # rendered and signed, or failed: its status moved
 
     def _fail(self, ann_id: str, reason: str) -> None:
         with self.db.session() as session:

@@ -8,7 +8,7 @@ caller logs it and moves on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,8 +84,6 @@ class FleetRecorder:
 
     def __init__(self, db: Database) -> None:
         self.db = db
-        #: Told which agents' zones or registration changed (their schedule windows need rebuilding).
-        self.on_device_change: Callable[[Iterable[str] | None], None] = lambda _ids: None
         #: Told of every reply (agent id, reply), from this worker thread: remote operations wait on them.
         self.on_reply: Callable[[str, Reply], None] = lambda _agent, _reply: None
         self._handlers: dict[str, Handler] = {

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -24,6 +23,15 @@ from controller.jobs import bind, start_scheduler
 from controller.keys import load_or_create_signing_key
 from controller.live.hub import LiveHub
 from controller.media_store import MediaStore
+from controller.messaging.events import (
+    AgentsReported,
+    DeviceChanged,
+    EventBus,
+    ScheduleChanged,
+    SignChanged,
+    StandbyChanged,
+    ZoneChanged,
+)
 from controller.ops import OpsService
 from controller.play_guard import give_plays
 from controller.schedule_items import ScheduleService
@@ -50,11 +58,6 @@ _BATCH = 200
 #: How often per-agent inbox drops are written to the devices table (and idle lanes forgotten).
 _DROPS_EVERY_S = 5.0
 _ACK_TTL_MS = 120_000
-#: What the console's live pages should look at again after a message on each kind of agent topic.
-_CHANGES_BY_TOPIC: dict[str, tuple[str, ...]] = {
-    "status": ("fleet",), "info": ("fleet",), "state": ("fleet",), "event": ("fleet", "plays"),
-    "reply": ("fleet",),
-}
 
 
 class Controller:
@@ -72,6 +75,8 @@ class Controller:
             self.bootstrap: Bootstrap | None = ensure_first_admin(session, settings.admin_username,
                                                                   settings.data_dir)
         self.login_throttle = LoginThrottle()
+        #: What happened, told to whoever reacts to it (controller/messaging/events.py); wired in _subscribe.
+        self.events = EventBus()
         #: Change counters the console's event stream watches (controller/changes.py).
         self.changes = ChangeFeed()
         self.enrol_limiter = AttemptLimiter()
@@ -90,14 +95,12 @@ class Controller:
         )
         self.sender = CommandSender(self.db, self.link)
         self.speech = SpeechService(settings, self.db, self.media)
-        self.announcements = AnnouncementService(settings, self.db, self.speech, self.signer, self.sender)
-        self.announcements.on_change = lambda: self.changes.bump("announcements")
+        self.announcements = AnnouncementService(settings, self.db, self.speech, self.signer, self.sender,
+                                                 events=self.events)
         self.windows = WindowPublisher(settings, self.db, self.signer, self.link)
-        self.schedule = ScheduleService(settings, self.speech, self.windows.request)
-        self.signs = SignService(settings, self.db, self.media, self.signer, self.link)
-        self.fleet.on_device_change = self._device_changed
-        self.cameras = CameraService(settings, self.db, self.link, self.signer)
-        self.cameras.on_event = lambda m: self.changes.bump("motion" if m.type == "camera.motion" else "cameras")
+        self.schedule = ScheduleService(settings, self.speech, self.events)
+        self.signs = SignService(settings, self.db, self.media, self.signer, self.link, events=self.events)
+        self.cameras = CameraService(settings, self.db, self.link, self.signer, events=self.events)
         self.live = LiveHub(settings, self.db, self.signer, self.link)
         #: Remote operations (``POST /api/v1/devices/{id}/ops/{op}``), answered through the fleet's replies.
         self.ops = OpsService(self.link, self.signer)
@@ -110,16 +113,34 @@ class Controller:
                                            agent_messages=settings.inbox_agent_queue,
                                            total_messages=settings.inbox_total_queue))
         self._tasks: list[asyncio.Task[None]] = []
+        self._subscribe()
+
+    def _subscribe(self) -> None:
+        """Who reacts to what: the one place the controller's side effects are wired."""
+        bus = self.events
+        # Rewriting the broker's files reads the registry and writes files: never on the event loop.
+        bus.subscribe(DeviceChanged, self._sync_broker, blocking=True)
+        bus.subscribe(DeviceChanged, self._device_reach_changed)
+        bus.subscribe(ZoneChanged, lambda e: self.windows.request(e.agent_ids))
+        bus.subscribe(ScheduleChanged, lambda e: self.windows.request(e.agent_ids))
+        bus.subscribe(StandbyChanged, lambda _e: self.windows.request(None))  # every window lists them
+        bus.subscribe(SignChanged, lambda e: self.signs.request(e.agent_ids))
+        self.changes.follow(bus)
+
+    def _sync_broker(self, event: DeviceChanged) -> None:
+        if event.access:
+            self.broker.sync()
+
+    def _device_reach_changed(self, event: DeviceChanged) -> None:
+        # A device's zones or enabled flag decide both its schedule window and which sign items reach it.
+        if event.reach:
+            self.windows.request(event.agent_ids)
+            self.signs.request(event.agent_ids)
 
     def _tone_given(self, agent_id: str, command_id: str) -> None:
         # A tone's play id is its command id: recorded before it goes out, so its proof of play is believed.
         with self.db.session() as session:
             give_plays(session, agent_id, [(command_id, now_ms())], "tone")
-
-    def _device_changed(self, agent_ids: Iterable[str] | None) -> None:
-        # A device's zones or enabled flag decide both its schedule window and which signs items reach.
-        self.windows.request(agent_ids)
-        self.signs.request(agent_ids)
 
     async def start(self) -> None:
         """Starts the link and the workers; picks up work a previous run left unfinished."""
@@ -170,7 +191,7 @@ class Controller:
 
     def _handle_batch(self, batch: list[tuple[str, bytes]]) -> dict[str, list[str]]:
         acks: dict[str, list[str]] = defaultdict(list)
-        changed: set[str] = set()
+        topics: set[str] = set()
         for topic, payload in batch:
             try:
                 info = parse_topic(topic)
@@ -181,11 +202,11 @@ class Controller:
             except Exception:
                 log.exception("failed to record message on %s; carrying on", topic)
                 continue
-            changed.update(_CHANGES_BY_TOPIC.get(info.kind, ()))
+            topics.add(info.kind)
             if result is not None and result.ack_agent:
                 acks[result.ack_agent].extend(result.ack_ids)
-        if changed:
-            self.changes.bump(*sorted(changed))
+        if topics:
+            self.events.publish(AgentsReported(frozenset(topics)))
         return acks
 
     async def _inbox_worker(self) -> None:

@@ -1,24 +1,26 @@
 """Schedule items on the controller: validate, resolve the programme, refuse conflicts, approve.
 
-Every method blocks (database, speech rendering) and runs in a worker thread. A change that alters
-what some agents will play asks the window publisher to rebuild exactly those agents' windows.
+Every method blocks (database, speech rendering) and runs in a worker thread. A change says which
+agents it touches (:class:`~controller.messaging.events.ScheduleChanged`, once committed), so the window
+publisher rebuilds exactly those agents' windows.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
 from controller import audit
+from controller.messaging.events import EventBus, ScheduleChanged
 from controller.models import Device, MediaFile, ScheduleItem, User, Zone
 from controller.settings import Settings
 from controller.speech import SpeechService
@@ -110,13 +112,12 @@ def to_model(row: ScheduleItem) -> sm.ScheduleItem:
 
 
 class ScheduleService:
-    """Creates, changes, approves and cancels items; tells the publisher which agents to refresh."""
+    """Creates, changes, approves and cancels items; says which agents each change touches."""
 
-    def __init__(self, settings: Settings, speech: SpeechService,
-                 on_change: Callable[[Iterable[str] | None], None]) -> None:
+    def __init__(self, settings: Settings, speech: SpeechService, events: EventBus) -> None:
         self.settings = settings
         self.speech = speech
-        self._on_change = on_change
+        self.events = events
 
     # create / replace / cancel -----------------------------------------------------------------------
 
@@ -301,6 +302,5 @@ class ScheduleService:
             return set()
 
     def _changed(self, session: Session, row: ScheduleItem, before: set[str]) -> None:
-        agents = before | self._targets_now(session, row)
-        # Only once the change is committed may the publisher read it back.
-        event.listen(session, "after_commit", lambda _s: self._on_change(agents), once=True)
+        # Told once the change is committed: only then may the publisher read it back.
+        self.events.publish(ScheduleChanged(frozenset(before | self._targets_now(session, row))), session)

@@ -21,11 +21,12 @@ from typing import Annotated, Any, Final
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.db import Database
 from controller.media_store import MediaStore
+from controller.messaging.events import EventBus, SignChanged, agent_set
 from controller.models import (
     AgentSignPlaylist,
     Device,
@@ -186,13 +187,19 @@ class SignService:
     """Sign content, signs, items, previews and the playlist publisher."""
 
     def __init__(self, settings: Settings, db: Database, media: MediaStore, signer: Signer, link: MqttLink,
-                 renderer: Renderer | None = None) -> None:
+                 renderer: Renderer | None = None, *, events: EventBus | None = None) -> None:
         self.settings = settings
         self.db = db
         self.media = media
         self.signer = signer
         self.link = link
         self._renderer = renderer
+        if events is None:
+            # On its own (no composition root to subscribe the publisher), it rebuilds on its own changes.
+            events = EventBus()
+            events.subscribe(SignChanged, lambda e: self.request(e.agent_ids))
+        #: Where a change to some agents' boards is told, once committed (the playlist publisher listens).
+        self.events = events
         self._pending: set[str] = set()
         self._all = False
         self._wake = asyncio.Event()
@@ -283,7 +290,7 @@ class SignService:
                     description=body.description)
         session.add(sign)
         session.flush()
-        self.request_after_commit(session, [body.agent_id])
+        self.changed(session, [body.agent_id])
         return sign
 
     def sign(self, session: Session, sign_id: str) -> Sign:
@@ -297,7 +304,7 @@ class SignService:
         """Forgets a sign; its agent's playlist no longer names it."""
         row = self.sign(session, sign_id)
         session.delete(row)
-        self.request_after_commit(session, [row.agent_id])
+        self.changed(session, [row.agent_id])
 
     # items ------------------------------------------------------------------------------------------------
 
@@ -325,7 +332,7 @@ class SignService:
                        status="pending" if self.settings.require_approval else "active", created_by=user.id)
         session.add(row)
         session.flush()
-        self.request_after_commit(session, self._agents_of(session, body.targets))
+        self.changed(session, self._agents_of(session, body.targets))
         return row
 
     def decide(self, session: Session, item_id: str, user: User, approve: bool) -> SignItem:
@@ -340,8 +347,8 @@ class SignService:
         if row.created_by == user.id:
             raise SignForbidden("a sign item must be approved by someone other than the person who wrote it")
         row.status = "active" if approve else "rejected"
-        if approve:
-            self.request_after_commit(session, self._agents_of(session, SignTargets.model_validate(row.targets)))
+        # A rejected item reaches no board, but the list of items still changed.
+        self.changed(session, self._agents_of(session, SignTargets.model_validate(row.targets)) if approve else ())
         return row
 
     def cancel_item(self, session: Session, item_id: str) -> SignItem:
@@ -351,7 +358,7 @@ class SignService:
             raise SignNotFound(f"no sign item {item_id!r}")
         row.status = "cancelled"
         row.revision += 1
-        self.request_after_commit(session, self._agents_of(session, SignTargets.model_validate(row.targets)))
+        self.changed(session, self._agents_of(session, SignTargets.model_validate(row.targets)))
         return row
 
     def _check_targets(self, session: Session, targets: SignTargets) -> None:
@@ -386,7 +393,7 @@ class SignService:
         for item in session.scalars(select(SignItem).where(SignItem.content_id == content_id,
                                                            SignItem.status == "active")):
             agents |= self._agents_of(session, SignTargets.model_validate(item.targets))
-        self.request_after_commit(session, agents)
+        self.changed(session, agents)
 
     # previews and "now" --------------------------------------------------------------------------------------
 
@@ -454,10 +461,10 @@ class SignService:
 
     # playlists --------------------------------------------------------------------------------------------
 
-    def request_after_commit(self, session: Session, agent_ids: Iterable[str] | None) -> None:
-        """Asks for a rebuild once ``session`` commits (the builder reads in its own session)."""
-        ids = None if agent_ids is None else set(agent_ids)
-        event.listen(session, "after_commit", lambda _s: self.request(ids), once=True)
+    def changed(self, session: Session, agent_ids: Iterable[str] | None) -> None:
+        """Says these agents' boards changed (None: all), once ``session`` commits (the builder reads in its
+        own session)."""
+        self.events.publish(SignChanged(agent_set(agent_ids)), session)
 
     def request(self, agent_ids: Iterable[str] | None) -> None:
         """Asks for these agents' playlists (None: all) to be rebuilt soon. Safe from any thread."""

@@ -42,7 +42,6 @@ async def create_announcement(body: AnnouncementCreate, controller: ControllerDe
                                                          user.id, body.recording)
     except InvalidAnnouncement as exc:
         raise _unprocessable(exc.field, str(exc)) from None
-    controller.changes.bump("announcements")  # the console's lists show it at once
     return AnnouncementAccepted(id=accepted.id, status="rendering", targets=accepted.targets)
 
 

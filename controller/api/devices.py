@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from controller.api.deps import ControllerDep, SessionDep, StaffDep, TechnicianDep
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceRegistered, DeviceUpdate
 from controller.audit import record
 from controller.enrolment import rotate_credentials
+from controller.messaging.events import DeviceChanged
 from controller.models import Device
 from firmware_configs.profiles import ProfileError, get_profile
 
@@ -65,13 +66,8 @@ def register_device(body: DeviceCreate, session: SessionDep, controller: Control
     session.add(device)
     record(session, user, "device.register", body.id, {"zones": device.zones, "board_profile": body.board_profile})
     session.flush()
-
-    def committed(_s: object) -> None:
-        # A new agent gets its window (its zones may already have items), and its broker account.
-        controller.windows.request([body.id])
-        controller.broker.sync()
-
-    event.listen(session, "after_commit", committed, once=True)
+    # A new agent gets its broker account and its window (its zones may already have items).
+    controller.events.publish(DeviceChanged(frozenset({body.id}), access=True, reach=True), session)
     s = controller.settings
     return DeviceRegistered(device=device_public(device), token=secrets.token,
                             controller_public_key=controller.public_key_text,
@@ -103,12 +99,6 @@ def update_device(device_id: str, body: DeviceUpdate, session: SessionDep, contr
     if body.zones is not None:
         device.zones = list(dict.fromkeys(body.zones))
     record(session, user, "device.update", device.id, body.model_dump(exclude_none=True))
-
-    def committed(_s: object) -> None:
-        if zones_changed:
-            controller.broker.sync()
-            controller.windows.request([device_id])
-            controller.signs.request([device_id])
-
-    event.listen(session, "after_commit", committed, once=True)
+    controller.events.publish(DeviceChanged(frozenset({device_id}), access=zones_changed, reach=zones_changed),
+                              session)
     return device_public(device)

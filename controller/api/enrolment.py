@@ -14,13 +14,13 @@ from typing import Any
 import anyio.from_thread
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import event
 
 from controller.api.deps import ControllerDep, SessionDep, TechnicianDep
 from controller.api.devices import device_public
 from controller.api.schemas import DevicePublic
 from controller.audit import record
 from controller.enrolment import EnrolmentRefused, enrol_uri, issue_code, qr_svg, redeem, revoke
+from controller.messaging.events import DeviceChanged
 from controller.models import Device
 from controller.runtime import Controller
 from devices.enrolment import EnrolmentIdentity, MqttIdentity
@@ -58,8 +58,10 @@ def _device(session: SessionDep, device_id: str) -> Device:
     return device
 
 
-def _after_commit_sync(session: SessionDep, controller: Controller) -> None:
-    event.listen(session, "after_commit", lambda _s: controller.broker.sync(), once=True)
+def _access_changed(session: SessionDep, controller: Controller, device: Device) -> None:
+    # Its broker password changed, and it was enabled or disabled: what reaches it follows (a rebuild that
+    # changes nothing sends nothing).
+    controller.events.publish(DeviceChanged(frozenset({device.id}), access=True, reach=True), session)
 
 
 @router.post("/devices/{device_id}/enrolment", status_code=status.HTTP_201_CREATED)
@@ -82,7 +84,7 @@ def revoke_device(device_id: str, session: SessionDep, controller: ControllerDep
     revoke(session, device)
     record(session, user, "device.revoke", device.id)
     log.warning("device %s revoked by %s", device.id, user.username)
-    _after_commit_sync(session, controller)
+    _access_changed(session, controller, device)
     try:
         # Overwrites its retained "online" (the broker sends no will for a session a reload drops), so a
         # restarted controller does not read it back as online.
@@ -123,7 +125,7 @@ def enrol(body: EnrolRequest, request: Request, response: Response, session: Ses
             # The profile file went missing or bad since the device was created: enrol without it, loudly.
             log.error("device %s: board profile unusable: %s", device.id, exc)
     record(session, None, "device.enrol", device.id, {"client": client})
-    _after_commit_sync(session, controller)
+    _access_changed(session, controller, device)
     s = controller.settings
     ca: str | None = None
     if s.agent_mqtt_ca_file is not None:

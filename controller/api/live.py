@@ -36,6 +36,7 @@ from controller.auth import user_for_token
 from controller.db import Database
 from controller.live.hub import ActiveSession, LiveError
 from controller.live.source import PCM_SAMPLE_BYTES
+from controller.messaging.events import LiveChanged
 from controller.models import Device, LiveSession, Play, User
 from devices.protocol import Priority
 
@@ -143,6 +144,7 @@ async def start_session(body: LiveStart, controller: ControllerDep, user: Office
         if exc.holder is not None:
             content["holder"] = exc.holder
         return JSONResponse(content, status_code=exc.status)
+    controller.events.publish(LiveChanged(sess.id))
     row = session.get(LiveSession, sess.id)
     assert row is not None
     return _public(row)
@@ -197,6 +199,7 @@ async def end_session(session_id: str, controller: ControllerDep, user: OfficerD
         if sess.owner_id != user.id and user.role != "admin":
             raise HTTPException(status.HTTP_403_FORBIDDEN, "not your live session")
         await controller.live.end(sess, f"ended by {user.username}")
+        controller.events.publish(LiveChanged(session_id))
     with controller.db.session() as session:
         row = session.get(LiveSession, session_id)
         if row is None:

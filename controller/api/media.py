@@ -17,6 +17,7 @@ from controller import audit
 from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, StaffOrDeviceDep
 from controller.api.schemas import MediaPublic, StandbyUpdate
 from controller.media_access import device_may_fetch
+from controller.messaging.events import StandbyChanged
 from controller.models import Device, MediaFile
 from controller.speech import RECORDING_SOURCE, StoredAudio
 from devices.protocol import MAX_STANDBY
@@ -59,7 +60,7 @@ def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, controlle
         row.standby = body.standby
         audit.record(session, user, "media.standby", sha256, {"standby": body.standby})
         session.flush()
-        controller.windows.request(None)  # the list is in every agent's window
+        controller.events.publish(StandbyChanged(), session)  # the list is in every agent's window
     return media_public(row, controller.settings.resolved_public_url())
 
 

@@ -98,18 +98,12 @@ async def _run(controller: Controller, work: Callable[[Session], _T]) -> _T:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
-def _changed(controller: Controller, item: ScheduleItemPublic) -> ScheduleItemPublic:
-    """Tells the console's open pages that an item was added or changed state (approval queue, lists)."""
-    controller.changes.bump("announcements")
-    return item
-
-
 @router.post("/items", status_code=status.HTTP_201_CREATED)
 async def create_item(body: ScheduleItemCreate, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
     """Creates an item: speech is rendered now, conflicts refused with 409 unless ``queue`` is set."""
     check_zone_scope(user, body.targets.all, list(body.targets.zones), list(body.targets.agents))
-    return _changed(controller, await _run(controller, lambda s: item_public(
-        controller.schedule.create(s, _input(body), user), s, controller)))
+    return await _run(controller, lambda s: item_public(
+        controller.schedule.create(s, _input(body), user), s, controller))
 
 
 @router.get("/items")
@@ -136,8 +130,8 @@ async def replace_item(item_id: str, body: ScheduleItemCreate, controller: Contr
                        user: OfficerDep) -> ScheduleItemPublic:
     """A new revision of an item; only the agents it touches get new windows."""
     check_zone_scope(user, body.targets.all, list(body.targets.zones), list(body.targets.agents))
-    return _changed(controller, await _run(controller, lambda s: item_public(
-        controller.schedule.replace(s, item_id, _input(body), user), s, controller)))
+    return await _run(controller, lambda s: item_public(
+        controller.schedule.replace(s, item_id, _input(body), user), s, controller))
 
 
 async def _check_item_scope(controller: Controller, item_id: str, user: User) -> None:
@@ -153,16 +147,16 @@ async def _check_item_scope(controller: Controller, item_id: str, user: User) ->
 async def cancel_item(item_id: str, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
     """Cancels an item: it leaves every window; its history and proof of play stay."""
     await _check_item_scope(controller, item_id, user)
-    return _changed(controller, await _run(controller, lambda s: item_public(
-        controller.schedule.cancel(s, item_id, user), s, controller)))
+    return await _run(controller, lambda s: item_public(
+        controller.schedule.cancel(s, item_id, user), s, controller))
 
 
 @router.post("/items/{item_id}/approve")
 async def approve_item(item_id: str, controller: ControllerDep, user: ApproverDep) -> ScheduleItemPublic:
     """An approver lets a pending item go out."""
     await _check_item_scope(controller, item_id, user)
-    return _changed(controller, await _run(controller, lambda s: item_public(
-        controller.schedule.decide(s, item_id, user, True), s, controller)))
+    return await _run(controller, lambda s: item_public(
+        controller.schedule.decide(s, item_id, user, True), s, controller))
 
 
 @router.post("/items/{item_id}/reject")
@@ -170,8 +164,8 @@ async def reject_item(item_id: str, body: RejectRequest, controller: ControllerD
                       user: ApproverDep) -> ScheduleItemPublic:
     """An approver sends a pending item back, with the reason."""
     await _check_item_scope(controller, item_id, user)
-    return _changed(controller, await _run(controller, lambda s: item_public(
-        controller.schedule.decide(s, item_id, user, False, body.reason), s, controller)))
+    return await _run(controller, lambda s: item_public(
+        controller.schedule.decide(s, item_id, user, False, body.reason), s, controller))
 
 
 @router.get("/upcoming")

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller import audit
 from controller.api.deps import AdminDep, ControllerDep, SessionDep, StaffDep
 from controller.api.schemas import ZonePublic, ZoneUpdate
+from controller.messaging.events import ZoneChanged
 from controller.models import Device, Zone
 from controller.schedule_items import known_zones
 from devices.protocol import ALL_ZONE, valid_id
@@ -65,7 +66,6 @@ def put_zone(zone_id: str, body: ZoneUpdate, session: SessionDep, controller: Co
     audit.record(session, admin, "zone.update", zone_id, body.model_dump(mode="json"))
     session.flush()
     members = _members(session)
-    agents = members.get(zone_id, [])
-    # Windows are rebuilt once this request's transaction is committed.
-    event.listen(session, "after_commit", lambda _s: controller.windows.request(agents), once=True)
+    # Its agents' windows are rebuilt once this request's transaction is committed.
+    controller.events.publish(ZoneChanged(zone_id, frozenset(members.get(zone_id, []))), session)
     return zone_public(zone_id, row, members)

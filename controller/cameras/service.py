@@ -36,6 +36,7 @@ from controller.cameras.schemas import (
 from controller.cameras.secrets import SecretBox
 from controller.cameras.snapshots import Retention, SnapshotStore
 from controller.db import Database
+from controller.messaging.events import CameraEventRaised, EventBus
 from controller.models import Camera, CameraDiscovery, CameraEvent, Device, User, utcnow
 from controller.settings import Settings
 from devices.mqtt_link import MqttLink, NotConnected
@@ -147,7 +148,8 @@ def _profile_dict(p: MediaProfile) -> dict[str, Any]:
 class CameraService:
     """Owns the gateway, the event hub, the snapshot store and the secret box."""
 
-    def __init__(self, settings: Settings, db: Database, link: MqttLink, signer: Signer) -> None:
+    def __init__(self, settings: Settings, db: Database, link: MqttLink, signer: Signer, *,
+                 events: EventBus) -> None:
         self.settings = settings
         self.db = db
         self.link = link
@@ -158,8 +160,8 @@ class CameraService:
                                                  settings.camera_snapshot_max_days,
                                                  settings.camera_snapshot_max_bytes))
         self.hub = EventHub()
-        #: Told of every event as it is published (the console's change feed: motion, camera health).
-        self.on_event: Callable[[CameraEventMessage], None] = lambda _message: None
+        #: Where every camera event is told as it is published (the console's change feed: motion, health).
+        self.events = events
         self.gateway = CameraGateway(
             self._stream_spec,
             GatewayConfig(grace_s=settings.camera_viewer_grace_s, jpeg_quality=settings.camera_jpeg_quality,
@@ -517,7 +519,7 @@ class CameraService:
 
     async def _emit(self, message: CameraEventMessage) -> None:
         self.hub.publish(message)
-        self.on_event(message)
+        self.events.publish(CameraEventRaised(message.camera_id, message.type))
         try:
             await self.link.publish(camera_event_topic(message.camera_id, message.type),
                                     message.model_dump_json().encode(), qos=1)

@@ -265,7 +265,6 @@ def device_revoke(device_id: str, request: Request, session: SessionDep, control
                   user: ConsoleTechnicianDep) -> Response:
     """Withdraws the device's broker access and token (as ``POST /api/v1/devices/{id}/revoke``)."""
     revoke_device(device_id, session, controller, user)
-    controller.changes.bump("fleet")
     # The whole page changes (no operations on a revoked device): load it again.
     return Response(status_code=204, headers={"HX-Refresh": "true"})
 

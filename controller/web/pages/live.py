@@ -90,7 +90,6 @@ async def end(session_id: SessionId, request: Request, session: SessionDep, cont
               user: ConsoleOfficerDep) -> Response:
     """Ends a session (its owner, or an admin — the API's rule), then shows the record again."""
     await live_api.end_session(session_id, controller, user)
-    controller.changes.bump("live")
     return render(request, "live/_sessions.html", _session_rows(session, user))
 
 
@@ -125,6 +124,5 @@ async def relay(request: Request, session: SessionDep, controller: ControllerDep
         # Refused by the hub (Icecast down, speakers held by someone else): said in the page's message
         # area with the hub's reason, which names who holds the speakers.
         raise HTTPException(created.status_code, str(json.loads(bytes(created.body)).get("detail", "")))
-    controller.changes.bump("live")
     return render(request, "live/_relay.html", {"relay_url": "", "errors": {}, "notice": N_("Relay started.")},
                   headers={"HX-Trigger": "live-changed"})

@@ -387,10 +387,8 @@ def _changed(request: Request, session: SessionDep, controller: Controller, user
              play: str, notice: str) -> Response:
     context = _detail_context(session, controller, user, item_id, play or None)
     context["notice"] = notice
-    # Other open pages (approval queues, dashboards) look again; this page's grid listens for the
-    # HX-Trigger event below.
-    controller.changes.bump("announcements")
-    # The grid listens for this event and fetches itself again.
+    # Other open pages (approval queues, dashboards) look again when the schedule service's change is
+    # committed (the change feed follows it); this page's grid listens for the HX-Trigger event below.
     return render(request, "schedule/_detail.html", context, headers={"HX-Trigger": "schedule-changed"})
 
 

@@ -373,7 +373,6 @@ def assign(request: Request, session: SessionDep, controller: ControllerDep, use
             details: list[dict[str, Any]] = exc.detail if isinstance(exc.detail, list) else []
             return refuse(_item_errors(field_errors(details)) or {
                 "__all__": [translate_error({"type": "value_error", "msg": str(exc.detail)})]})
-    controller.changes.bump("signs")
     fresh = _assign_defaults()
     fresh["content_id"] = content_id
     notice = N_("Sent for approval.") if controller.settings.require_approval else N_("Put on the signs.")
@@ -392,7 +391,6 @@ def _decided(request: Request, session: Session, controller: Controller, user: U
         if exc.status_code == 409:
             return error_page(request, 409, _NOT_PENDING)
         return error_page(request, exc.status_code)
-    controller.changes.bump("signs")
     return render(request, "signs/_items.html", {"items": _items(session), "can_compose": _can_compose(user),
                                                  "can_decide": _can_decide(user), **_labels()},
                   headers={"HX-Trigger": "signs-changed"})
