@@ -129,10 +129,6 @@ class Speaker:
         """True while a play with this id is accepted and not ended."""
         return play_id in self._jobs
 
-    def job_ids(self) -> set[str]:
-        """Ids of every accepted play not yet ended."""
-        return set(self._jobs)
-
     def withdraw(self, play_id: str) -> bool:
         """Drops a play that has not started sounding, without any event; False if it is sounding or unknown."""
         entry = self._jobs.get(play_id)

@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageOps
 
 from devices.led.content import COLOUR_RGB, Align, ImagePage, Panel, SignMode, TextPage
 from devices.led.fonts import SignFont, load_font
@@ -372,8 +372,3 @@ def png_bytes(img: Image.Image) -> bytes:
     buf = io.BytesIO()
     img.save(buf, format="PNG", optimize=False)
     return buf.getvalue()
-
-
-def font_for_size(renderer: Renderer, size: int) -> ImageFont.FreeTypeFont:
-    """The renderer's font at ``size`` px (tests and benches measure with it)."""
-    return renderer.font.at(size)
