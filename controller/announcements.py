@@ -1,7 +1,8 @@
 """Announcements: accept (validate targets), render speech in the background, sign one command per agent.
 
 The API only records the announcement and returns 202; a worker renders speech off the event loop,
-stores it under its hash, then writes one delivery per target with its signed ``speaker.play``.
+stores it under its hash, then writes one delivery per target and the signed ``speaker.play`` in one
+transaction, the command in the outbox (controller/messaging/outbox.py publishes it once committed).
 """
 
 from __future__ import annotations
@@ -21,13 +22,13 @@ from sqlalchemy.orm import Session
 from audio.speech import SpeechError
 from controller import audit
 from controller.db import Database
-from controller.dispatch import CommandSender, Outgoing
 from controller.messaging.events import AnnouncementChanged, EventBus
+from controller.messaging.outbox import Outbox
 from controller.models import Announcement, Delivery, GroupCommand, MediaFile, User
 from controller.schedule_items import agent_zones, known_zones
 from controller.settings import Settings
 from controller.speech import SpeechService, StoredAudio
-from devices.protocol import ALL_ZONE, ATTACHMENT_MAX_BYTES, Priority, Signer, SpeakerPlay, Topics, now_ms, zone_target
+from devices.protocol import ALL_ZONE, ATTACHMENT_MAX_BYTES, Priority, SpeakerPlay, now_ms, zone_target
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,12 @@ def _title(text: str) -> str:
 class AnnouncementService:
     """Validation, persistence and the render/dispatch worker."""
 
-    def __init__(self, settings: Settings, db: Database, speech: SpeechService, signer: Signer,
-                 sender: CommandSender, *, events: EventBus) -> None:
+    def __init__(self, settings: Settings, db: Database, speech: SpeechService, outbox: Outbox, *,
+                 events: EventBus) -> None:
         self.settings = settings
         self.db = db
         self.speech = speech
-        self.signer = signer
-        self.sender = sender
+        self.outbox = outbox
         # Emergency first: a long normal bulletin waiting to be rendered must not hold up a fire alarm.
         self._queue: asyncio.PriorityQueue[tuple[int, int, str]] = asyncio.PriorityQueue()
         #: Where an announcement accepted or a status moved is told (the console's pages look again).
@@ -193,14 +193,12 @@ class AnnouncementService:
         while True:
             _, _, ann_id = await self._queue.get()
             try:
-                outgoing = await asyncio.to_thread(self._render_and_sign, ann_id)
+                await asyncio.to_thread(self._render_and_sign, ann_id)
             except Exception:
                 log.exception("announcement %s could not be processed", ann_id)
                 await asyncio.to_thread(self._fail, ann_id, "internal error while rendering")
                 self.events.publish(AnnouncementChanged(ann_id))
                 continue
-            for out in outgoing:
-                self.sender.enqueue(out)
             self.events.publish(AnnouncementChanged(ann_id))  # rendered and signed, or failed: its status moved
 
     def _fail(self, ann_id: str, reason: str) -> None:
@@ -209,17 +207,19 @@ class AnnouncementService:
             if ann is not None:
                 ann.status, ann.error = "failed", reason
 
-    def _render_and_sign(self, ann_id: str) -> list[Outgoing]:
+    def _render_and_sign(self, ann_id: str) -> int:
+        """Renders (or takes the recording) and writes the signed commands with the deliveries (blocking);
+        the outbox publishes them once this commits. Returns how many commands."""
         with self.db.session() as session:
             ann = session.get(Announcement, ann_id)
             if ann is None or ann.status != "rendering":
-                return []
+                return 0
             text, targets, priority = ann.text, list(ann.targets), Priority(ann.priority)
             requested = ann.requested_start_ms
             recording = session.get(MediaFile, ann.media_sha256) if ann.media_sha256 else None
             if ann.media_sha256 and recording is None:
                 ann.status, ann.error = "failed", f"the recording {ann.media_sha256} is no longer stored"
-                return []
+                return 0
         if recording is not None:
             speech = StoredAudio(sha256=recording.sha256, size=recording.size, duration_ms=recording.duration_ms,
                                  mime=recording.mime, source=recording.source, loudness_lufs=recording.loudness_lufs)
@@ -230,7 +230,7 @@ class AnnouncementService:
             except SpeechError as exc:
                 log.error("announcement %s: speech failed: %s", ann_id, exc)
                 self._fail(ann_id, f"speech rendering failed: {exc}")
-                return []
+                return 0
             how = f"speech by {speech.source}{' (cached)' if rendered.cached else ''}"
         attachment: bytes | None = None
         standby = recording is not None and recording.standby  # every agent has it already
@@ -251,46 +251,51 @@ class AnnouncementService:
                 agent_ids = self._resolve_targets(session, targets)
             except InvalidAnnouncement as exc:  # every target was removed while rendering
                 ann.status, ann.error = "failed", str(exc)
-                return []
+                return 0
             ann.media_sha256, ann.start_ms, ann.status = speech.sha256, start, "sent"
             ann.engine = None if recording is not None else speech.source  # a recording was spoken by no engine
             order = SpeakerPlay(announcement_id=ann_id, sha256=speech.sha256, size=speech.size,
                                 duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start,
                                 title=_title(text))
-            outgoing = self._sign(session, ann_id, order, ttl, targets, agent_ids, attachment)
+            commands = self._sign(session, ann_id, order, ttl, targets, agent_ids, attachment)
             audit.record(session, session.get(User, ann.created_by) if ann.created_by is not None else None,
                          "announcement.send", ann_id, {"agents": agent_ids, "start_ms": start})
         log.info("announcement %s: %.1f s of %s, %d target(s) in %d command(s)%s, start %d", ann_id,
-                 speech.duration_ms / 1000, how, len(agent_ids), len(outgoing),
+                 speech.duration_ms / 1000, how, len(agent_ids), commands,
                  " with the audio attached" if attachment else "", start)
-        return outgoing
+        return commands
 
     def _sign(self, session: Session, ann_id: str, order: SpeakerPlay, ttl: int, targets: Sequence[str],
-              agent_ids: Sequence[str], attachment: bytes | None) -> list[Outgoing]:
-        """One group command for the zones (or everyone) named, one command per agent named on its own."""
+              agent_ids: Sequence[str], attachment: bytes | None) -> int:
+        """One group command for the zones (or everyone) named, one command per agent named on its own.
+
+        Each is written to the outbox in this transaction with its deliveries (the outbox moves them to
+        ``sent`` once the broker has it); returns how many commands.
+        """
         zones = [ALL_ZONE] if ALL in targets else split_targets(targets)[0]
         fleet = agent_zones(session)
         reached = {a for a in agent_ids if ALL_ZONE in zones or any(z in fleet.get(a, ()) for z in zones)}
-        outgoing: list[Outgoing] = []
+        commands = 0
         if reached:
-            env = self.signer.command("speaker.play", order, to=zone_target(zones), ttl_ms=ttl, attachment=attachment)
-            group = GroupCommand(id=env.id, announcement_id=ann_id, payload=env.to_bytes().decode(),
-                                 topics=[Topics.group_command(z, "speaker.play") for z in zones],
-                                 exp_ms=env.exp or 0, status="queued")
-            session.add(group)
+            cmd = self.outbox.send(session, order, zone_target(zones), ttl_ms=ttl, priority=order.priority,
+                                   attachment=attachment)
+            assert cmd.id is not None  # a command is signed, so it has an id
+            session.add(GroupCommand(id=cmd.id, announcement_id=ann_id, payload=cmd.payload.decode(),
+                                     topics=list(cmd.route.topics), exp_ms=cmd.exp_ms or 0, status="queued"))
             session.flush()  # the deliveries name it: it must be in the table first
-            session.add_all(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=env.id, group_id=env.id,
-                                     exp_ms=env.exp or 0, status="queued") for agent_id in agent_ids
+            session.add_all(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=cmd.id, group_id=cmd.id,
+                                     exp_ms=cmd.exp_ms or 0, status="queued") for agent_id in agent_ids
                             if agent_id in reached)
-            outgoing.append(Outgoing.of_group(group, order.priority))
-        direct: list[Delivery] = []
+            commands += 1
         for agent_id in agent_ids:
             if agent_id in reached:
                 continue
-            env = self.signer.command("speaker.play", order, to=agent_id, ttl_ms=ttl, attachment=attachment)
-            direct.append(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=env.id,
-                                   topic=Topics.command(agent_id, "speaker.play"),
-                                   payload=env.to_bytes().decode(), exp_ms=env.exp or 0, status="queued"))
-        session.add_all(direct)
+            cmd = self.outbox.send(session, order, agent_id, ttl_ms=ttl, priority=order.priority,
+                                   attachment=attachment)
+            assert cmd.id is not None
+            session.add(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=cmd.id,
+                                 topic=cmd.route.topics[0], payload=cmd.payload.decode(), exp_ms=cmd.exp_ms or 0,
+                                 status="queued"))
+            commands += 1
         session.flush()
-        return outgoing + [Outgoing.of_delivery(d, order.priority) for d in direct]
+        return commands

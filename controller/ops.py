@@ -15,7 +15,8 @@ from typing import Any, Final
 
 from pydantic import BaseModel, ValidationError
 
-from devices.mqtt_link import MqttLink
+from controller.messaging.outbox import BrokerUnavailable, Outbox
+from controller.messaging.routes import message_type
 from devices.protocol import (
     OpsAmplifier,
     OpsLogs,
@@ -24,20 +25,15 @@ from devices.protocol import (
     OpsTone,
     OpsVolume,
     Reply,
-    Signer,
-    Topics,
 )
 
 log = logging.getLogger(__name__)
 
-#: Path name in ``/api/v1/devices/{id}/ops/{op}`` → (command type, data model).
+#: Path name in ``/api/v1/devices/{id}/ops/{op}`` → (command type, data model); the type follows from the model.
 OPS: Final[dict[str, tuple[str, type[BaseModel]]]] = {
-    "volume": ("ops.volume", OpsVolume),
-    "tone": ("ops.tone", OpsTone),
-    "restart": ("ops.restart", OpsRestart),
-    "reload": ("ops.reload", OpsReload),
-    "amp": ("ops.amp", OpsAmplifier),
-    "logs": ("ops.logs", OpsLogs),
+    op: (message_type(model), model)
+    for op, model in (("volume", OpsVolume), ("tone", OpsTone), ("restart", OpsRestart), ("reload", OpsReload),
+                      ("amp", OpsAmplifier), ("logs", OpsLogs))
 }
 #: An operation the agent has not received by then is dropped by it (it may have been offline).
 OPS_TTL_MS: Final = 30_000
@@ -46,7 +42,7 @@ MAX_WAIT_S: Final = 30.0
 #: Operations waiting for a reply at once (a bound on the registry).
 MAX_PENDING: Final = 1000
 #: Operations that make the agent play: the command id is the play id of its proof of play.
-PLAYING_OPS: Final = frozenset({"ops.tone"})
+PLAYING_OPS: Final = frozenset({message_type(OpsTone)})
 
 
 class OpError(Exception):
@@ -69,9 +65,8 @@ class OpResult:
 class OpsService:
     """Sends operations and matches replies to them by command id."""
 
-    def __init__(self, link: MqttLink, signer: Signer) -> None:
-        self._link = link
-        self._signer = signer
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
         self._pending: dict[tuple[str, str], asyncio.Future[Reply]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Told (agent id, command id), in a worker thread, before a playing operation goes out, so the
@@ -102,25 +97,27 @@ class OpsService:
         if len(self._pending) >= MAX_PENDING:
             raise OpError("busy", "too many operations waiting for replies")
         self._loop = asyncio.get_running_loop()
-        env = self._signer.command(msg_type, data, to=agent_id, ttl_ms=OPS_TTL_MS)
-        key = (agent_id, env.id)
+        # Said now, not written: an operation published after its caller gave up would act unasked.
+        prepared = self._outbox.prepare(data, agent_id, ttl_ms=OPS_TTL_MS)
+        assert prepared.id is not None  # a command is signed, so it has an id
+        key = (agent_id, prepared.id)
         future: asyncio.Future[Reply] = self._loop.create_future()
         self._pending[key] = future
         try:
             if msg_type in PLAYING_OPS:
-                await asyncio.to_thread(self.on_play_given, agent_id, env.id)
+                await asyncio.to_thread(self.on_play_given, agent_id, prepared.id)
             try:
-                await self._link.publish(Topics.command(agent_id, msg_type), env.to_bytes())
-            except Exception as exc:  # NotConnected, or the broker not answering in time
+                await self._outbox.send_prepared(prepared)
+            except BrokerUnavailable as exc:
                 raise OpError("link_down", f"cannot reach the broker: {exc}") from None
-            log.info("sent %s %s to %s", msg_type, env.id, agent_id)
+            log.info("sent %s %s to %s", msg_type, prepared.id, agent_id)
             try:
                 reply = await asyncio.wait_for(future, timeout=min(max(wait_s, 0.1), MAX_WAIT_S))
             except TimeoutError:
                 raise OpError("timeout", f"{agent_id} did not answer {msg_type} within {wait_s:g} s") from None
         finally:
             self._pending.pop(key, None)
-        return OpResult(env.id, msg_type, reply)
+        return OpResult(prepared.id, msg_type, reply)
 
     def resolve_threadsafe(self, agent_id: str, reply: Reply) -> None:
         """Hands a reply over from the fleet's worker thread; replies nobody waits for are ignored."""

@@ -15,7 +15,7 @@ from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
 from controller.cameras.service import CameraService
 from controller.changes import ChangeFeed
 from controller.db import Database
-from controller.dispatch import CommandSender
+from controller.device_operations import DeviceOperations
 from controller.enrolment import AttemptLimiter, BrokerAccess
 from controller.fleet import FleetRecorder, HandleResult
 from controller.inbox import FairInbox, InboxLimits, record_drops
@@ -32,19 +32,22 @@ from controller.messaging.events import (
     StandbyChanged,
     ZoneChanged,
 )
+from controller.messaging.outbox import BrokerUnavailable, Outbox, waiting_commands
 from controller.ops import OpsService
 from controller.play_guard import give_plays
+from controller.provisioning import ProvisioningService
 from controller.schedule_items import ScheduleService
 from controller.settings import Settings
 from controller.signs import SignService
 from controller.speech import SpeechService
 from controller.windows import WindowPublisher
-from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
+from devices.mqtt_link import LinkSettings, MqttLink, Will
 from devices.protocol import (
     AgentStatus,
     EventsAck,
     ProtocolError,
     Signer,
+    StatusPayload,
     Topics,
     now_ms,
     parse_topic,
@@ -93,26 +96,29 @@ class Controller:
             will=Will(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.OFFLINE, with_ts=False)),
             on_connect=self._on_connect,
         )
-        self.sender = CommandSender(self.db, self.link)
+        #: The one way out to the broker: signs, records and publishes (controller/messaging/outbox.py).
+        self.outbox = Outbox(self.db, self.signer, self.link, poll_s=settings.outbox_poll_s, hold=settings.outbox_hold)
         self.speech = SpeechService(settings, self.db, self.media)
-        self.announcements = AnnouncementService(settings, self.db, self.speech, self.signer, self.sender,
-                                                 events=self.events)
-        self.windows = WindowPublisher(settings, self.db, self.signer, self.link)
+        self.announcements = AnnouncementService(settings, self.db, self.speech, self.outbox, events=self.events)
+        self.windows = WindowPublisher(settings, self.db, self.outbox)
         self.schedule = ScheduleService(settings, self.speech, self.events)
-        self.signs = SignService(settings, self.db, self.media, self.signer, self.link, events=self.events)
-        self.cameras = CameraService(settings, self.db, self.link, self.signer, events=self.events)
-        self.live = LiveHub(settings, self.db, self.signer, self.link)
+        self.signs = SignService(settings, self.db, self.media, self.outbox, events=self.events)
+        self.cameras = CameraService(settings, self.db, self.outbox, events=self.events)
+        self.live = LiveHub(settings, self.db, self.outbox)
         #: Remote operations (``POST /api/v1/devices/{id}/ops/{op}``), answered through the fleet's replies.
-        self.ops = OpsService(self.link, self.signer)
+        self.ops = OpsService(self.outbox)
         self.fleet.on_reply = self.ops.resolve_threadsafe
         self.ops.on_play_given = self._tone_given
         self._scheduler: AsyncIOScheduler | None = None
-        self._connected_once = False
         #: Per-agent lanes served round-robin, each with its own rate and bound (controller/inbox.py).
         self.inbox = FairInbox(InboxLimits(rate_per_s=settings.inbox_agent_rate, burst=settings.inbox_agent_burst,
                                            agent_messages=settings.inbox_agent_queue,
                                            total_messages=settings.inbox_total_queue))
         self._tasks: list[asyncio.Task[None]] = []
+        # What the API's routes and the console's pages share (handed out by controller/api/deps.py).
+        self.provisioning = ProvisioningService(settings, self.events, self.outbox, self.enrol_limiter,
+                                                self.public_key_text)
+        self.device_operations = DeviceOperations(self.ops)
         self._subscribe()
 
     def _subscribe(self) -> None:
@@ -144,11 +150,12 @@ class Controller:
 
     async def start(self) -> None:
         """Starts the link and the workers; picks up work a previous run left unfinished."""
-        queued = await self.sender.load_queued()
+        # Commands a previous run wrote and did not publish are in the outbox: its publisher sends them.
+        queued = await waiting_commands(self.db)
         rendering = await self.announcements.requeue_unfinished()
         if queued or rendering:
             log.info("resuming %d queued deliveries and %d announcements to render", queued, rendering)
-        for name, coro in (("mqtt", self.link.run()), ("sender", self.sender.run()),
+        for name, coro in (("mqtt", self.link.run()), ("outbox", self.outbox.run()),
                            ("announcements", self.announcements.run()), ("inbox", self._inbox_worker()),
                            ("windows", self.windows.run()), ("signs", self.signs.run())):
             self._tasks.append(asyncio.create_task(coro, name=f"controller-{name}"))
@@ -165,7 +172,7 @@ class Controller:
             self._scheduler.shutdown(wait=False)
         await self.cameras.stop()
         await self.live.stop()
-        await self.link.close([(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.STOPPED), True)])
+        await self.outbox.close(StatusPayload(status=AgentStatus.STOPPED, ts=now_ms()))
         for task in self._tasks:
             if task.get_name() != "controller-mqtt":
                 task.cancel()
@@ -178,12 +185,10 @@ class Controller:
     # MQTT -------------------------------------------------------------------------------------------
 
     async def _on_connect(self, link: MqttLink) -> None:
-        # Birth: agents answer a live "online" by republishing state and unacknowledged events.
-        await link.publish(Topics.CONTROLLER_STATUS, status_payload(AgentStatus.ONLINE), retain=True)
-        if not self._connected_once:
-            self._connected_once = True
-            # The broker may have been replaced or wiped while we were away: put every window back.
-            asyncio.get_running_loop().create_task(self.windows.republish_all(), name="controller-republish")
+        # Birth: agents answer a live "online" by republishing state and unacknowledged events. Not said,
+        # it ends this session (BrokerUnavailable is the link's NotConnected) and the next one says it.
+        # (Stored windows and playlists are written again at start: the outbox puts them back on the broker.)
+        await self.outbox.send_now(StatusPayload(status=AgentStatus.ONLINE, ts=now_ms()))
 
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         # Enqueue only: the inbox counts and logs (rate-limited) what it drops.
@@ -226,9 +231,8 @@ class Controller:
             acks = await asyncio.to_thread(self._handle_batch, batch)
             for agent_id, ids in acks.items():
                 for start in range(0, len(ids), 1000):
-                    env = self.signer.command("events.ack", EventsAck(ids=ids[start:start + 1000]),
-                                              to=agent_id, ttl_ms=_ACK_TTL_MS)
                     try:
-                        await self.link.publish(Topics.command(agent_id, "events.ack"), env.to_bytes())
-                    except NotConnected:
+                        await self.outbox.send_now(EventsAck(ids=ids[start:start + 1000]), agent_id,
+                                                   ttl_ms=_ACK_TTL_MS)
+                    except BrokerUnavailable:
                         log.info("ack to %s not sent (link down); the agent will resend", agent_id)

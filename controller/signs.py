@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from controller.db import Database
 from controller.media_store import MediaStore
 from controller.messaging.events import EventBus, SignChanged, agent_set
+from controller.messaging.outbox import Outbox, Prepared, RetainedDoc
 from controller.models import (
     AgentSignPlaylist,
     Device,
@@ -38,24 +39,19 @@ from controller.models import (
     User,
     utcnow,
 )
-from controller.retained import RetainedDoc, publish_retained
 from controller.settings import Settings
 from devices.led.content import ImagePage, Panel, SignPage, TextPage
 from devices.led.fonts import FontError
 from devices.led.render import LayoutError, RenderedPage, Renderer, image_mime, open_image, png_bytes
-from devices.mqtt_link import MqttLink
 from devices.protocol import (
     ID_PATTERN,
     MAX_PAYLOAD_BYTES,
     MAX_WINDOW_PLAYS,
-    SIGNS_TYPE,
     Envelope,
     Priority,
-    Signer,
     SignPlaylist,
     SignPlaylistEntry,
     SignStatus,
-    Topics,
     now_ms,
 )
 from schedules.errors import ScheduleError
@@ -186,13 +182,12 @@ def local_naive(value: datetime, tz: ZoneInfo) -> datetime:
 class SignService:
     """Sign content, signs, items, previews and the playlist publisher."""
 
-    def __init__(self, settings: Settings, db: Database, media: MediaStore, signer: Signer, link: MqttLink,
+    def __init__(self, settings: Settings, db: Database, media: MediaStore, outbox: Outbox,
                  renderer: Renderer | None = None, *, events: EventBus | None = None) -> None:
         self.settings = settings
         self.db = db
         self.media = media
-        self.signer = signer
-        self.link = link
+        self.outbox = outbox
         self._renderer = renderer
         if events is None:
             # On its own (no composition root to subscribe the publisher), it rebuilds on its own changes.
@@ -482,10 +477,13 @@ class SignService:
         self._wake.set()
 
     async def run(self) -> None:
-        """Puts stored playlists back on the broker once connected, then rebuilds when asked and hourly."""
+        """Writes the stored playlists again for the broker (it may have lost them), then rebuilds when asked
+        and hourly."""
         self._loop = asyncio.get_running_loop()
-        await self.link.connected.wait()
-        await self._publish(await asyncio.to_thread(self._stored))
+        try:
+            await asyncio.to_thread(self.write_stored)
+        except Exception:
+            log.exception("writing the stored sign playlists again failed; new builds still go out")
         self._note(None)
         while True:
             try:
@@ -503,15 +501,16 @@ class SignService:
                 await asyncio.sleep(30)
                 self._note(None if every else ids)
                 continue
-            await self._publish(outgoing)
+            if outgoing:
+                log.info("new sign playlists for %d agent(s)", len(outgoing))
 
-    def _stored(self) -> list[RetainedDoc]:
+    def write_stored(self) -> int:
+        """Writes every stored playlist to the outbox again (blocking); agents that hold one drop the repeat."""
         with self.db.session() as session:
-            return [RetainedDoc(r.agent_id, r.version, Topics.signs(r.agent_id), r.payload.encode())
-                    for r in session.scalars(select(AgentSignPlaylist))]
-
-    async def _publish(self, outgoing: list[RetainedDoc]) -> None:
-        await publish_retained(self.link, self.db, AgentSignPlaylist, outgoing, "sign playlists")
+            rows = session.execute(select(AgentSignPlaylist.version, AgentSignPlaylist.payload)).all()
+            for version, payload in rows:
+                self.outbox.send_stored(session, payload.encode(), ref=str(version))
+            return len(rows)
 
     def _entries(self, session: Session, start_ms: int, end_ms: int,
                  agent_ids: set[str] | None) -> dict[str, list[SignPlaylistEntry]]:
@@ -569,27 +568,29 @@ class SignService:
                 if row is not None and row.digest == digest and row.window_end_ms - now > RESEND_BEFORE_EXPIRY_MS:
                     continue
                 version = (row.version if row is not None else 0) + 1
-                env = self._sign(agent_id, version, now, window_end, mine)
-                while len(env.to_bytes()) > MAX_PAYLOAD_BYTES and mine:
+                prepared = self._sign(agent_id, version, now, window_end, mine)
+                while len(prepared.payload) > MAX_PAYLOAD_BYTES and mine:
                     mine = mine[: len(mine) * 3 // 4]
                     window_end = mine[-1].start_at + 1 if mine else now + 1
-                    env = self._sign(agent_id, version, now, window_end, mine)
+                    prepared = self._sign(agent_id, version, now, window_end, mine)
                     log.warning("agent %s: sign playlist cut to %d entries to fit the broker's limit",
                                 agent_id, len(mine))
-                payload = env.to_bytes()
+                payload = prepared.payload
                 if row is None:
                     row = AgentSignPlaylist(agent_id=agent_id)
                     session.add(row)
                 row.version, row.digest, row.window_end_ms = version, digest, window_end
                 row.payload, row.pushed_at, row.published = payload.decode(), utcnow(), False
-                outgoing.append(RetainedDoc(agent_id, version, Topics.signs(agent_id), payload))
+                # Published once this transaction commits, and only then.
+                self.outbox.write(session, prepared, ref=str(version))
+                outgoing.append(RetainedDoc(agent_id, version, payload))
         return outgoing
 
     def _sign(self, agent_id: str, version: int, now: int, window_end: int,
-              entries: list[SignPlaylistEntry]) -> Envelope:
-        return self.signer.command(SIGNS_TYPE, SignPlaylist(version=version, window_start=now, window_end=window_end,
-                                                            entries=entries),
-                                   to=agent_id, ttl_ms=max(60_000, window_end - now))
+              entries: list[SignPlaylistEntry]) -> Prepared:
+        return self.outbox.prepare(SignPlaylist(version=version, window_start=now, window_end=window_end,
+                                                entries=entries),
+                                   agent_id, ttl_ms=max(60_000, window_end - now))
 
 
 def record_sign_status(session: Session, device: Device, env: Envelope, data: Any) -> None:

@@ -2,7 +2,9 @@
 
 The publisher rebuilds windows when asked (an item, zone or device changed: only the agents it
 touches) and on a timer (the window rolls forward). A window whose plays did not change is not sent
-again unless its expiry is getting close. Building runs in a worker thread; publishing on the loop.
+again unless its expiry is getting close. Building runs in a worker thread; a new window is stored and
+written to the outbox in one transaction (controller/messaging/outbox.py publishes it). At start every
+stored window is written again: the broker may have been replaced or wiped while we were away.
 """
 
 from __future__ import annotations
@@ -18,23 +20,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.db import Database
+from controller.messaging.outbox import Outbox, RetainedDoc
 from controller.models import AgentSchedule, Device, MediaFile, ScheduleItem, Zone, utcnow
 from controller.play_guard import give_plays, prune_given
-from controller.retained import RetainedDoc, publish_retained
 from controller.schedule_items import agent_zones, to_model
 from controller.settings import Settings
-from devices.mqtt_link import MqttLink
 from devices.protocol import (
     MAX_PAYLOAD_BYTES,
     MAX_STANDBY,
     MAX_WINDOW_PLAYS,
-    SCHEDULE_TYPE,
     MediaSegment,
     ScheduledPlay,
     ScheduleWindow,
     Segment,
-    Signer,
-    Topics,
     now_ms,
 )
 from schedules import model as sm
@@ -64,11 +62,10 @@ def zone_policies(rows: Iterable[Zone]) -> dict[str, sm.ZonePolicy]:
 class WindowPublisher:
     """Keeps every agent's retained ``schedule.window`` current."""
 
-    def __init__(self, settings: Settings, db: Database, signer: Signer, link: MqttLink) -> None:
+    def __init__(self, settings: Settings, db: Database, outbox: Outbox) -> None:
         self.settings = settings
         self.db = db
-        self.signer = signer
-        self.link = link
+        self.outbox = outbox
         self._pending: set[str] = set()
         self._all = False
         self._wake = asyncio.Event()
@@ -95,8 +92,13 @@ class WindowPublisher:
     # the task ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Rebuilds and publishes whenever asked; changes arriving together are built together."""
+        """Writes the stored windows again, then rebuilds whenever asked; changes arriving together build together."""
         self._loop = asyncio.get_running_loop()
+        try:
+            again = await asyncio.to_thread(self.write_stored)
+            log.info("schedule windows of %d agent(s) written again for the broker", again)
+        except Exception:
+            log.exception("writing the stored schedule windows again failed; new builds still go out")
         while True:
             await self._wake.wait()
             await asyncio.sleep(0.2)  # gather a burst of changes into one build
@@ -110,20 +112,16 @@ class WindowPublisher:
                 await asyncio.sleep(30)
                 self._note(None if every else ids)
                 continue
-            await self._publish(outgoing)
+            if outgoing:
+                log.info("new schedule windows for %d agent(s)", len(outgoing))
 
-    async def republish_all(self) -> None:
-        """Sends every stored window again (the broker may have lost its retained copies)."""
-        rows = await asyncio.to_thread(self._stored)
-        await self._publish(rows)
-
-    def _stored(self) -> list[RetainedDoc]:
+    def write_stored(self) -> int:
+        """Writes every stored window to the outbox again (blocking); agents that hold one drop the repeat."""
         with self.db.session() as session:
-            return [RetainedDoc(r.agent_id, r.version, Topics.schedule(r.agent_id), r.payload.encode())
-                    for r in session.scalars(select(AgentSchedule))]
-
-    async def _publish(self, outgoing: list[RetainedDoc]) -> None:
-        await publish_retained(self.link, self.db, AgentSchedule, outgoing, "schedule windows")
+            rows = session.execute(select(AgentSchedule.version, AgentSchedule.payload)).all()
+            for version, payload in rows:
+                self.outbox.send_stored(session, payload.encode(), ref=str(version))
+            return len(rows)
 
     # building ---------------------------------------------------------------------------------------
 
@@ -187,11 +185,11 @@ class WindowPublisher:
                 if row is not None and row.digest == digest and row.window_end_ms - now > RESEND_BEFORE_EXPIRY_MS:
                     continue
                 version = (row.version if row is not None else 0) + 1
-                env = self.signer.command(SCHEDULE_TYPE, ScheduleWindow(version=version, window_start=now,
-                                                                        window_end=window_end, plays=scheduled,
-                                                                        standby=standby),
-                                          to=agent_id, ttl_ms=window_end - now)
-                payload = env.to_bytes()
+                prepared = self.outbox.prepare(ScheduleWindow(version=version, window_start=now,
+                                                              window_end=window_end, plays=scheduled,
+                                                              standby=standby),
+                                               agent_id, ttl_ms=window_end - now)
+                payload = prepared.payload
                 if len(payload) > MAX_PAYLOAD_BYTES:
                     log.error("agent %s: window of %d plays is %d bytes, over the broker's limit; not sent",
                               agent_id, len(scheduled), len(payload))
@@ -204,5 +202,7 @@ class WindowPublisher:
                     utcnow(), False
                 # Its plays are given to it from now on: their proof of play is believed (play_guard).
                 give_plays(session, agent_id, [(s.play_id, s.start_at) for s in scheduled], "window")
-                outgoing.append(RetainedDoc(agent_id, version, Topics.schedule(agent_id), payload))
+                # Published once this transaction commits, and only then: a build that fails sends nothing.
+                self.outbox.write(session, prepared, ref=str(version))
+                outgoing.append(RetainedDoc(agent_id, version, payload))
         return outgoing

@@ -240,6 +240,83 @@ def test_edge_agent_imports_no_controller_only_dependency_even_through_shared_mo
 
 
 # --------------------------------------------------------------------------------------------------
+# One way out to the broker: only the outbox signs and publishes (controller/messaging/outbox.py)
+
+#: The controller's package that alone reaches the broker, and the composition root that builds the link.
+BROKER_GATE = ("controller.messaging",)
+COMPOSITION_ROOT = ("controller.runtime",)
+#: Modules that hold a broker connection: importing any of them is a second way out.
+MQTT_MODULES = ("devices.mqtt_link", "aiomqtt", "paho", "gmqtt", "amqtt")
+
+
+def _receiver_name(node: ast.expr) -> str:
+    """The last name of the object an attribute is read from: ``self._link.publish`` → ``_link``."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return ""
+
+
+def _broker_bypasses(name: str, path: Path) -> list[str]:
+    """Where a controller module publishes, signs or holds a broker connection on its own.
+
+    * ``.publish`` read from an object whose name says it is a link (``link``, ``self._link``,
+      ``controller.link``), called or handed on (``partial(controller.link.publish, …)``); and ``.close``
+      called with arguments on one (its final messages are publishes);
+    * ``.command`` read from a signer (``self.signer.command(…)`` builds a signed command);
+    * outside the composition root, any import of the MQTT link module or of an MQTT client library.
+
+    An in-process hub's ``publish`` (the camera events' SSE fan-out) is not a link and is not matched.
+    """
+    found: list[str] = []
+    gate_exempt = _in_package(name, COMPOSITION_ROOT)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        if isinstance(node, ast.Attribute):
+            receiver = _receiver_name(node.value).lower()
+            if node.attr == "publish" and "link" in receiver:
+                found.append(f"{name}:{node.lineno} publishes on {ast.unparse(node.value)}")
+            elif node.attr == "command" and "signer" in receiver:
+                found.append(f"{name}:{node.lineno} signs a command with {ast.unparse(node.value)}")
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "close" \
+                and "link" in _receiver_name(node.func.value).lower() and (node.args or node.keywords):
+            found.append(f"{name}:{node.lineno} publishes final messages through {ast.unparse(node.func)}")
+    if not gate_exempt:
+        found += [f"{imp.importer}:{imp.line} imports {imp.target}" for imp in _graph()[name]
+                  if _in_package(imp.target, MQTT_MODULES)]
+    return found
+
+
+def test_only_the_outbox_reaches_the_broker() -> None:
+    bad = [hit for name, path in _modules().items()
+           if _in_package(name, ("controller",)) and not _in_package(name, BROKER_GATE)
+           for hit in _broker_bypasses(name, path)]
+    assert not bad, ("only controller/messaging/ signs and publishes on the broker (the outbox); the composition "
+                     "root may build the link but not publish on it:\n" + "\n".join(bad))
+
+
+def test_the_broker_rule_sees_what_it_forbids(tmp_path: Path) -> None:
+    """Guards the guard: each way out it forbids is found in a module written to break it."""
+    sample = tmp_path / "sample.py"
+    sample.write_text("from functools import partial\n"
+                      "from devices.mqtt_link import MqttLink\n"
+                      "import aiomqtt\n"
+                      "async def f(self, controller, hub):\n"
+                      "    await self.link.publish('t', b'')\n"
+                      "    partial(controller.link.publish, 't')\n"
+                      "    await self._link.close([('t', b'', True)])\n"
+                      "    self.signer.command('x', None)\n"
+                      "    hub.publish('not the broker')\n"
+                      "    await self.link.close()\n", encoding="utf-8")
+    _graph()["controller.sample_under_test"] = _imports_of("controller.sample_under_test", sample)
+    try:
+        hits = _broker_bypasses("controller.sample_under_test", sample)
+    finally:
+        del _graph()["controller.sample_under_test"]
+    assert sorted(int(h.split(":")[1].split()[0]) for h in hits) == [2, 3, 5, 6, 7, 8], hits
+
+
+# --------------------------------------------------------------------------------------------------
 # The same on the real interpreter
 
 

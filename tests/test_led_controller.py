@@ -13,6 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from controller import migrate
 from controller.db import Database
 from controller.media_store import MediaStore
+from controller.messaging.outbox import Outbox
 from controller.models import Device, User
 from controller.settings import Settings
 from controller.signs import (
@@ -54,7 +55,8 @@ def service(tmp_path: Path) -> SignService:
         for agent, zones in (("loa-01", ["khu-1"]), ("loa-02", ["khu-2"]), ("loa-03", ["khu-1"])):
             session.add(Device(id=agent, zones=zones, token_hash=agent * 3))
     link = MqttLink(LinkSettings(host="127.0.0.1", port=1, client_id="unused"), lambda *_: None)
-    return SignService(settings, db, MediaStore(tmp_path / "media"), Signer(Ed25519PrivateKey.generate()), link)
+    outbox = Outbox(db, Signer(Ed25519PrivateKey.generate()), link)
+    return SignService(settings, db, MediaStore(tmp_path / "media"), outbox)
 
 
 def _content(svc: SignService, text: str) -> str:
@@ -77,7 +79,7 @@ def _item(svc: SignService, content_id: str, targets: dict[str, object], priorit
 
 
 def _playlist(svc: SignService, payload: bytes, agent: str) -> SignPlaylist:
-    verifier = Verifier(svc.signer.public_key, agent, [], lambda _i, _e: False)
+    verifier = Verifier(svc.outbox.public_key, agent, [], lambda _i, _e: False)
     cmd = verifier.verify(payload, parse_topic(Topics.signs(agent)))
     assert isinstance(cmd.data, SignPlaylist)
     return cmd.data

@@ -17,6 +17,7 @@ from controller.icecast import IcecastAccess, write_icecast_config
 from controller.keys import load_or_create_signing_key
 from controller.live.hub import ActiveSession, LiveHub
 from controller.live.source import microphone_input, relay_input, source_command
+from controller.messaging.outbox import Outbox
 from controller.models import LiveSession, utcnow
 from controller.settings import Settings
 from devices.mqtt_link import LinkSettings, MqttLink
@@ -48,7 +49,7 @@ def _hub(tmp_path: Path) -> LiveHub:
     db = Database(settings.resolved_database_url())
     migrate.upgrade(db.engine)
     link = MqttLink(LinkSettings(host="127.0.0.1", port=1, client_id="t"), lambda *_: None)
-    return LiveHub(settings, db, Signer(load_or_create_signing_key(tmp_path)), link)
+    return LiveHub(settings, db, Outbox(db, Signer(load_or_create_signing_key(tmp_path)), link))
 
 
 def test_listener_check_needs_an_agents_token_while_that_agent_is_in_the_session(tmp_path: Path) -> None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
-from functools import partial
 from typing import Any
 
-import anyio.from_thread
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -24,8 +22,7 @@ from controller.messaging.events import DeviceChanged
 from controller.models import Device
 from controller.runtime import Controller
 from devices.enrolment import EnrolmentIdentity, MqttIdentity
-from devices.mqtt_link import NotConnected
-from devices.protocol import AgentStatus, Topics, status_payload
+from devices.protocol import AgentStatus, StatusPayload, now_ms
 from firmware_configs.profiles import ProfileError, get_profile
 
 log = logging.getLogger(__name__)
@@ -85,14 +82,10 @@ def revoke_device(device_id: str, session: SessionDep, controller: ControllerDep
     record(session, user, "device.revoke", device.id)
     log.warning("device %s revoked by %s", device.id, user.username)
     _access_changed(session, controller, device)
-    try:
-        # Overwrites its retained "online" (the broker sends no will for a session a reload drops), so a
-        # restarted controller does not read it back as online.
-        anyio.from_thread.run(partial(controller.link.publish, Topics.status(device.id),
-                                      status_payload(AgentStatus.OFFLINE), retain=True))
-    except NotConnected as exc:
-        log.warning("device %s revoked while the broker is unreachable; its retained status stays: %s",
-                    device.id, exc)
+    # Overwrites its retained "online" (the broker sends no will for a session a reload drops), so a
+    # restarted controller does not read it back as online. Written with the revocation: published once it
+    # commits, after a broker outage if need be.
+    controller.outbox.send(session, StatusPayload(status=AgentStatus.OFFLINE, ts=now_ms()), device.id)
     return device_public(device)
 
 

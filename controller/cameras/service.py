@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller import audit
-from controller.cameras.events import CameraEventMessage, EventHub, camera_event_topic, event_message
+from controller.cameras.events import CameraEventMessage, EventHub, event_message
 from controller.cameras.gateway import CameraGateway, GatewayConfig, StreamSpec, probe_stream
 from controller.cameras.motion import MotionHit, MotionSettings
 from controller.cameras.onvif import CameraError, MediaProfile, PtzControl, describe, fetch_snapshot, redact_uri
@@ -37,10 +37,10 @@ from controller.cameras.secrets import SecretBox
 from controller.cameras.snapshots import Retention, SnapshotStore
 from controller.db import Database
 from controller.messaging.events import CameraEventRaised, EventBus
+from controller.messaging.outbox import BrokerUnavailable, Outbox
 from controller.models import Camera, CameraDiscovery, CameraEvent, Device, User, utcnow
 from controller.settings import Settings
-from devices.mqtt_link import MqttLink, NotConnected
-from devices.protocol import CameraDiscover, Signer, Topics, now_ms
+from devices.protocol import CameraDiscover, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -148,12 +148,10 @@ def _profile_dict(p: MediaProfile) -> dict[str, Any]:
 class CameraService:
     """Owns the gateway, the event hub, the snapshot store and the secret box."""
 
-    def __init__(self, settings: Settings, db: Database, link: MqttLink, signer: Signer, *,
-                 events: EventBus) -> None:
+    def __init__(self, settings: Settings, db: Database, outbox: Outbox, *, events: EventBus) -> None:
         self.settings = settings
         self.db = db
-        self.link = link
-        self.signer = signer
+        self.outbox = outbox
         self.secrets = SecretBox.load_or_create(settings.data_dir)
         self.snapshots = SnapshotStore(settings.data_dir / "camera-snapshots",
                                        Retention(settings.camera_snapshot_max_per_camera,
@@ -441,14 +439,14 @@ class CameraService:
     async def send_discover(self, agent_id: str, timeout_ms: int) -> str:
         """Sends a signed ``camera.discover`` to an agent; returns the command id."""
         await self._require_agent(agent_id)
-        env = self.signer.command("camera.discover", CameraDiscover(timeout_ms=timeout_ms), to=agent_id,
-                                  ttl_ms=DISCOVER_TTL_MS)
+        # Said now, not written: asked from the console, it is answered now or reported as failed.
         try:
-            await self.link.publish(Topics.command(agent_id, "camera.discover"), env.to_bytes(), qos=1)
-        except NotConnected:
+            sent = await self.outbox.send_now(CameraDiscover(timeout_ms=timeout_ms), agent_id, ttl_ms=DISCOVER_TTL_MS)
+        except BrokerUnavailable:
             raise LinkDown("the MQTT broker is unreachable; try again shortly") from None
-        log.info("asked agent %s to look for cameras (command %s)", agent_id, env.id)
-        return env.id
+        assert sent.id is not None  # a command is signed, so it has an id
+        log.info("asked agent %s to look for cameras (command %s)", agent_id, sent.id)
+        return sent.id
 
     # events ------------------------------------------------------------------------------------------
 
@@ -521,9 +519,8 @@ class CameraService:
         self.hub.publish(message)
         self.events.publish(CameraEventRaised(message.camera_id, message.type))
         try:
-            await self.link.publish(camera_event_topic(message.camera_id, message.type),
-                                    message.model_dump_json().encode(), qos=1)
-        except NotConnected:
+            await self.outbox.send_now(message)  # a live copy for listeners: the event is in the database
+        except BrokerUnavailable:
             log.info("camera event %s not published (broker unreachable); it is in the database", message.id)
 
     async def _check_health(self, access: CameraAccess, limit: asyncio.Semaphore) -> None:

@@ -43,10 +43,10 @@ from controller.live.source import (
     relay_input,
     source_command,
 )
+from controller.messaging.outbox import BrokerUnavailable, Outbox
 from controller.models import Device, LiveSession, User, utcnow
 from controller.settings import Settings
-from devices.mqtt_link import MqttLink, NotConnected
-from devices.protocol import Priority, Signer, SpeakerLive, SpeakerLiveEnd, Topics, valid_relay_url
+from devices.protocol import Priority, SpeakerLive, SpeakerLiveEnd, valid_relay_url
 
 log = logging.getLogger(__name__)
 
@@ -120,11 +120,10 @@ def new_listener_token() -> str:
 class LiveHub:
     """Owns every live session of this controller."""
 
-    def __init__(self, settings: Settings, db: Database, signer: Signer, link: MqttLink) -> None:
+    def __init__(self, settings: Settings, db: Database, outbox: Outbox) -> None:
         self.settings = settings
         self.db = db
-        self.signer = signer
-        self.link = link
+        self.outbox = outbox
         self.directory = settings.data_dir / "live"
         self._sessions: dict[str, ActiveSession] = {}
         self._lock = asyncio.Lock()
@@ -289,7 +288,7 @@ class LiveHub:
                     continue
                 other.targets -= overlap  # their listener tokens stop opening the mount too
                 await asyncio.to_thread(self._note_takeover, sess, other, overlap)
-                await self._tell(overlap, "speaker.live_end", SpeakerLiveEnd(session_id=other.id))
+                await self._tell(overlap, SpeakerLiveEnd(session_id=other.id))
                 log.info("live session %s (%s) takes %s over from %s", sess.id, sess.priority, sorted(overlap),
                          other.id)
 
@@ -346,7 +345,7 @@ class LiveHub:
             order = SpeakerLive(session_id=sess.id, url=url, token=sess.tokens[agent_id], priority=sess.priority,
                                 max_duration_ms=self.settings.live_max_seconds * 1000,
                                 title=sess.title or "phát trực tiếp")
-            await self._tell({agent_id}, "speaker.live", order)
+            await self._tell({agent_id}, order)
         sess.steps["agents told"] = time.time()
         sess.on_air.set()
         log.info("live session %s by %s is on air to %s", sess.id, sess.owner_name, sorted(sess.targets))
@@ -377,7 +376,7 @@ class LiveHub:
         sess.end_reason = reason
         self._sessions.pop(sess.id, None)
         if sess.targets:
-            await self._tell(sess.targets, "speaker.live_end", SpeakerLiveEnd(session_id=sess.id))
+            await self._tell(sess.targets, SpeakerLiveEnd(session_id=sess.id))
         if sess.feeder is not None:
             await sess.feeder.close()
         current = asyncio.current_task()
@@ -416,13 +415,13 @@ class LiveHub:
                 with contextlib.suppress(OSError):
                     path.unlink()
 
-    async def _tell(self, agents: set[str], msg_type: str, data: SpeakerLive | SpeakerLiveEnd) -> None:
+    async def _tell(self, agents: set[str], data: SpeakerLive | SpeakerLiveEnd) -> None:
+        # Said now, not written: the session lives only in this process, a late copy would point at nothing.
         for agent_id in sorted(agents):
-            env = self.signer.command(msg_type, data, to=agent_id, ttl_ms=_COMMAND_TTL_MS)
             try:
-                await self.link.publish(Topics.command(agent_id, msg_type), env.to_bytes())
-            except NotConnected:
-                log.warning("%s for %s not sent: MQTT link down", msg_type, agent_id)
+                await self.outbox.send_now(data, agent_id, ttl_ms=_COMMAND_TTL_MS)
+            except BrokerUnavailable as exc:
+                log.warning("live command for %s not sent: %s", agent_id, exc)
 
     async def _watch(self, sess: ActiveSession) -> None:
         """Ends a session that never connects, falls silent or runs past its longest duration."""
