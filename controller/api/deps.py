@@ -1,4 +1,8 @@
-"""Dependencies shared by the routers: the controller, a database session, the caller."""
+"""Dependencies shared by the routers: a database session, the caller, and the service each route needs.
+
+A route asks for the narrowest thing it uses (``ProvisioningDep``, ``SettingsDep``…) rather than the whole
+:class:`~controller.runtime.Controller`, so what it can touch is in its signature.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +16,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from controller.auth import device_for_token, user_for_token
+from controller.db import Database
+from controller.device_operations import DeviceOperations
 from controller.models import Device, User
+from controller.provisioning import ProvisioningService
 from controller.runtime import Controller
+from controller.settings import Settings
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -25,6 +33,32 @@ def get_controller(request: Request) -> Controller:
 
 
 ControllerDep = Annotated[Controller, Depends(get_controller)]
+
+
+def get_database(controller: ControllerDep) -> Database:
+    """The database, for work that opens sessions of its own (in worker threads)."""
+    return controller.db
+
+
+def get_settings(controller: ControllerDep) -> Settings:
+    """The controller's settings."""
+    return controller.settings
+
+
+def get_provisioning(controller: ControllerDep) -> ProvisioningService:
+    """The device registry: register, change, enrol, revoke (controller/provisioning.py)."""
+    return controller.provisioning
+
+
+def get_device_operations(controller: ControllerDep) -> DeviceOperations:
+    """Remote operations on one agent, checked and audited (controller/device_operations.py)."""
+    return controller.device_operations
+
+
+DatabaseDep = Annotated[Database, Depends(get_database)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+ProvisioningDep = Annotated[ProvisioningService, Depends(get_provisioning)]
+DeviceOperationsDep = Annotated[DeviceOperations, Depends(get_device_operations)]
 
 
 def get_session(controller: ControllerDep) -> Iterator[Session]:

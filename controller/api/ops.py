@@ -1,21 +1,21 @@
 """``POST /api/v1/devices/{id}/ops/{op}``: remote operations on one agent, for technicians.
 
 The controller signs the ``ops.{op}`` command, sends it and waits (bounded by ``wait_s``) for the
-agent's reply, which the response carries. Every request is in the audit trail.
+agent's reply, which the response carries. Every request is in the audit trail
+(controller/device_operations.py does the work).
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import BaseModel
 
-from controller import audit
-from controller.api.deps import ControllerDep, SessionDep, TechnicianDep
-from controller.models import Device
-from controller.ops import MAX_WAIT_S, OPS, OpError
+from controller.api.deps import DeviceOperationsDep, SessionDep, TechnicianDep
+from controller.device_operations import DeviceDisabled, UnknownOperation
+from controller.ops import MAX_WAIT_S, OpError
+from controller.provisioning import DeviceNotFound
 
 router = APIRouter(prefix="/api/v1/devices", tags=["operations"])
 
@@ -40,7 +40,7 @@ class OpResponse(BaseModel):
 
 
 @router.post("/{device_id}/ops/{op}")
-async def run_op(device_id: str, op: str, session: SessionDep, controller: ControllerDep, user: TechnicianDep,
+async def run_op(device_id: str, op: str, session: SessionDep, operations: DeviceOperationsDep, user: TechnicianDep,
                  body: Annotated[dict[str, Any] | None, Body()] = None,
                  wait_s: Annotated[float, Query(gt=0, le=MAX_WAIT_S)] = 10.0) -> OpResponse:
     """Sends operation ``op`` (volume, tone, restart, reload, amp, logs) and returns the agent's reply.
@@ -48,31 +48,14 @@ async def run_op(device_id: str, op: str, session: SessionDep, controller: Contr
     404 for an unknown device or operation, 409 for a disabled device, 422 for a bad body, 503 when the
     broker is unreachable, 504 when the agent does not answer within ``wait_s`` seconds.
     """
-    def check() -> None:
-        device = session.get(Device, device_id)
-        if device is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no device {device_id!r}")
-        if not device.enabled:
-            raise HTTPException(status.HTTP_409_CONFLICT, f"device {device_id!r} is disabled")
-        if op not in OPS:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, f"unknown operation {op!r}; one of: {', '.join(OPS)}")
-        session.commit()  # end the read transaction: the wait below may take seconds
-
-    def record(detail: dict[str, Any]) -> None:
-        audit.record(session, user, f"device.ops.{op}", device_id, {"body": body or {}, **detail})
-        session.commit()
-
-    # The database work runs in a worker thread, one step after another on the request's session: a
-    # SQLite write waiting for the lock must not hold up the event loop (every live stream, every reply).
-    await asyncio.to_thread(check)
     try:
-        result = await controller.ops.run(device_id, op, body, wait_s)
+        result = await operations.run(session, device_id, op, body, user, wait_s)
+    except (DeviceNotFound, UnknownOperation) as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except DeviceDisabled as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
     except OpError as exc:
-        if exc.code in ("timeout", "link_down"):
-            await asyncio.to_thread(record, {"error": exc.code})
         raise HTTPException(_STATUS[exc.code], str(exc)) from None
     reply = result.reply
-    await asyncio.to_thread(record, {"command_id": result.command_id, "status": reply.status,
-                                     **({"error": reply.error} if reply.error else {})})
     return OpResponse(device_id=device_id, op=op, command_id=result.command_id, status=reply.status,
                       error=reply.error, data=reply.data)

@@ -1,9 +1,9 @@
 """Devices: the fleet's status, remote operations on one agent, and provisioning (register, enrolment
 code with its QR, first-boot bundle, revoke) — for technicians.
 
-Every change goes through the API's own route functions (controller/api/devices.py, ops.py,
-enrolment.py, bundle.py), so validation, the broker's accounts and the audit trail are the same as for
-scripts; this module only turns their answers and errors into fragments in the user's language.
+Every change goes through the services the API's routes call too (controller/provisioning.py,
+device_operations.py), so validation, the broker's accounts and the audit trail are the same as for
+scripts; this module only turns their answers and refusals into fragments in the user's language.
 """
 
 from __future__ import annotations
@@ -14,17 +14,23 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from pydantic import ValidationError
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from controller.api.bundle import BundleRequest, device_bundle
-from controller.api.deps import ControllerDep, SessionDep
-from controller.api.devices import device_public, register_device, update_device
-from controller.api.enrolment import create_enrolment, revoke_device
-from controller.api.ops import run_op
+from controller.api.deps import DatabaseDep, DeviceOperationsDep, ProvisioningDep, SessionDep
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceUpdate
+from controller.api.views import device_public
+from controller.db import Database
+from controller.device_operations import DeviceDisabled, UnknownOperation
 from controller.models import Device
-from controller.ops import OPS
+from controller.ops import OPS, OpError
+from controller.provisioning import (
+    BundleInvalid,
+    BundleRequest,
+    DeviceExists,
+    DeviceNotFound,
+    ProfileInvalid,
+    ProvisioningService,
+)
 from controller.schedule_items import known_zones
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
@@ -48,12 +54,12 @@ _OP_FIELDS: dict[str, tuple[str, ...]] = {
 }
 #: Operations with a form of their own, where a bad value is shown under its field.
 _FORM_OPS = frozenset({"volume", "tone"})
-#: Errors the remote-operation API answers with → a sentence for staff.
-_OP_STATUS_TEXT: dict[int, str] = {
-    status.HTTP_404_NOT_FOUND: N_("There is no such device."),
-    status.HTTP_409_CONFLICT: N_("This device is revoked: enrol it again before operating it."),
-    status.HTTP_503_SERVICE_UNAVAILABLE: N_("The controller cannot reach the message broker right now."),
-    status.HTTP_504_GATEWAY_TIMEOUT: N_("The device did not answer in time. It may be offline or busy."),
+#: Why an operation could not be asked for (controller/ops.py's codes) → a sentence for staff.
+_OP_ERROR_TEXT: dict[str, str] = {
+    "unknown_op": N_("There is no such device."),
+    "busy": N_("The controller cannot reach the message broker right now."),
+    "link_down": N_("The controller cannot reach the message broker right now."),
+    "timeout": N_("The device did not answer in time. It may be offline or busy."),
 }
 
 #: What an agent's refusal starts with (edge_agent/remote_ops.py) → a sentence for staff.
@@ -89,15 +95,15 @@ def zone_choices(session: SessionDep, *also: list[str]) -> list[str]:
     return sorted(found)
 
 
-def _get_device(session: SessionDep, device_id: str) -> Device:
-    device = session.get(Device, device_id)
-    if device is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND)
-    return device
+def _get_device(session: SessionDep, devices: ProvisioningService, device_id: str) -> Device:
+    try:
+        return devices.get(session, device_id)
+    except DeviceNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND) from None
 
 
-def _devices(session: SessionDep) -> list[DevicePublic]:
-    return [device_public(d) for d in session.scalars(select(Device).order_by(Device.id))]
+def _devices(session: SessionDep, devices: ProvisioningService) -> list[DevicePublic]:
+    return [device_public(d) for d in devices.list(session)]
 
 
 def _profiles() -> list[tuple[str, str]]:
@@ -116,19 +122,23 @@ def _register_context(session: SessionDep, values: dict[str, Any] | None = None,
 
 
 @router.get("/devices")
-def devices_page(request: Request, session: SessionDep, _user: ConsoleTechnicianDep) -> Response:
+def devices_page(request: Request, session: SessionDep, devices: ProvisioningDep,
+                 _user: ConsoleTechnicianDep) -> Response:
     """Every agent with its status, and the form registering a new one."""
-    return render(request, "devices/index.html", {"devices": _devices(session), **_register_context(session)})
+    return render(request, "devices/index.html",
+                  {"devices": _devices(session, devices), **_register_context(session)})
 
 
 @router.get("/devices/table")
-def devices_table(request: Request, session: SessionDep, _user: ConsoleTechnicianDep) -> Response:
+def devices_table(request: Request, session: SessionDep, devices: ProvisioningDep,
+                  _user: ConsoleTechnicianDep) -> Response:
     """The fleet table alone (the page fetches it again when the fleet changes)."""
-    return render(request, "devices/_table.html", {"devices": _devices(session), "status_labels": AGENT_STATUS_LABELS})
+    return render(request, "devices/_table.html",
+                  {"devices": _devices(session, devices), "status_labels": AGENT_STATUS_LABELS})
 
 
 @router.post("/devices")
-def devices_register(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleTechnicianDep,
+def devices_register(request: Request, session: SessionDep, devices: ProvisioningDep, user: ConsoleTechnicianDep,
                      id: Annotated[str, Form(max_length=200)] = "",
                      name: Annotated[str, Form(max_length=1000)] = "",
                      zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 - FastAPI copies it
@@ -144,9 +154,9 @@ def devices_register(request: Request, session: SessionDep, controller: Controll
             return render(request, "devices/_register.html", _register_context(session, values, field_errors(exc)),
                           status_code=422)
         try:
-            registered = register_device(body, session, controller, user)
-        except HTTPException as exc:
-            if exc.status_code == status.HTTP_409_CONFLICT:
+            registered = devices.register(session, body, user)
+        except (DeviceExists, ProfileInvalid) as exc:
+            if isinstance(exc, DeviceExists):
                 errors = {"id": [gettext("This id is already taken.")]}
             else:
                 errors = {"board_profile": [gettext("There is no such board profile.")]}
@@ -166,16 +176,18 @@ def _device_context(session: SessionDep, device: Device) -> dict[str, Any]:
 
 
 @router.get("/devices/{device_id}")
-def device_page(device_id: str, request: Request, session: SessionDep, _user: ConsoleTechnicianDep) -> Response:
+def device_page(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
+                _user: ConsoleTechnicianDep) -> Response:
     """One agent: its status, remote operations, zones and provisioning."""
-    device = _get_device(session, device_id)
+    device = _get_device(session, devices, device_id)
     return render(request, "devices/device.html", _device_context(session, device))
 
 
 @router.get("/devices/{device_id}/status")
-def device_status(device_id: str, request: Request, session: SessionDep, _user: ConsoleTechnicianDep) -> Response:
+def device_status(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
+                  _user: ConsoleTechnicianDep) -> Response:
     """The agent's status block alone (fetched again when the fleet changes)."""
-    device = _get_device(session, device_id)
+    device = _get_device(session, devices, device_id)
     return render(request, "devices/_status.html", _device_context(session, device))
 
 
@@ -185,8 +197,8 @@ def _op_body(op: str, form: dict[str, str]) -> dict[str, Any]:
 
 
 @router.post("/devices/{device_id}/ops/{op}")
-async def device_op(device_id: str, op: str, request: Request, session: SessionDep, controller: ControllerDep,
-                    user: ConsoleTechnicianDep) -> Response:
+async def device_op(device_id: str, op: str, request: Request, session: SessionDep, db: DatabaseDep,
+                    operations: DeviceOperationsDep, user: ConsoleTechnicianDep) -> Response:
     """Runs a remote operation (as ``POST /api/v1/devices/{id}/ops/{op}``) and shows the agent's answer.
 
     A bad value goes back to its form with the error under the field (422); everything else — the reply,
@@ -204,7 +216,7 @@ async def device_op(device_id: str, op: str, request: Request, session: SessionD
             if op not in _FORM_OPS:  # the buttons send fixed values: only a hand-made request gets here
                 return render(request, "devices/_op_result.html", {"outcome": {
                     "op": op, "status": "failed", "message": N_("The operation was refused.")}}, status_code=422)
-            device = await run_in_threadpool(_read_device, controller, device_id)
+            device = await run_in_threadpool(_read_device, db, device_id)
             if device is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND) from None
             context = {"device": device, "op_errors": {op: field_errors(exc)}, "op_values": {op: form},
@@ -213,31 +225,35 @@ async def device_op(device_id: str, op: str, request: Request, session: SessionD
                           headers={"HX-Retarget": f"#op-{op}", "HX-Reswap": "outerHTML"})
     outcome: dict[str, Any] = {"op": op}
     try:
-        reply = await run_op(device_id, op, session, controller, user, body or None, OP_WAIT_S)
-    except HTTPException as exc:
-        outcome.update(status="failed", message=_OP_STATUS_TEXT.get(exc.status_code,
-                                                                     N_("The operation was refused.")))
+        result = await operations.run(session, device_id, op, body or None, user, OP_WAIT_S)
+    except (DeviceNotFound, UnknownOperation):
+        outcome.update(status="failed", message=N_("There is no such device."))
+    except DeviceDisabled:
+        outcome.update(status="failed", message=N_("This device is revoked: enrol it again before operating it."))
+    except OpError as exc:
+        outcome.update(status="failed", message=_OP_ERROR_TEXT.get(exc.code, N_("The operation was refused.")))
     else:
+        reply = result.reply
         outcome.update(status=reply.status, error=reply.error, data=reply.data or {},
-                       command_id=reply.command_id, message=agent_error_text(reply.error))
+                       command_id=result.command_id, message=agent_error_text(reply.error))
     return render(request, "devices/_op_result.html", {"outcome": outcome})
 
 
-def _read_device(controller: ControllerDep, device_id: str) -> DevicePublic | None:
+def _read_device(db: Database, device_id: str) -> DevicePublic | None:
     """The device's public view in a session of its own (for the async operation route's worker thread)."""
-    with controller.db.session() as session:
+    with db.session() as session:
         device = session.get(Device, device_id)
         return device_public(device) if device is not None else None
 
 
 @router.patch("/devices/{device_id}")
-def device_update(device_id: str, request: Request, session: SessionDep, controller: ControllerDep,
+def device_update(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
                   user: ConsoleTechnicianDep,
                   name: Annotated[str, Form(max_length=1000)] = "",
                   zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 - FastAPI copies it
                   zones_extra: Annotated[str, Form(max_length=4000)] = "") -> Response:
     """Renames the agent and sets its zones (as ``PATCH /api/v1/devices/{id}``)."""
-    device = _get_device(session, device_id)
+    device = _get_device(session, devices, device_id)
     values = {"name": name, "zones": zones, "zones_extra": zones_extra}
     with speaking_to(request):
         try:
@@ -245,32 +261,34 @@ def device_update(device_id: str, request: Request, session: SessionDep, control
         except ValidationError as exc:
             context = {**_device_context(session, device), "values": values, "errors": field_errors(exc)}
             return render(request, "devices/_zones.html", context, status_code=422)
-    update_device(device_id, body, session, controller, user)
+    devices.update(session, device_id, body, user)
     session.flush()
     context = {**_device_context(session, device), "saved": True}
     return render(request, "devices/_zones.html", context, headers={"HX-Trigger": "devices-changed"})
 
 
 @router.post("/devices/{device_id}/enrolment")
-def device_enrolment(device_id: str, request: Request, session: SessionDep, controller: ControllerDep,
+def device_enrolment(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
                      user: ConsoleTechnicianDep) -> Response:
     """A one-time enrolment code and its QR code (as ``POST /api/v1/devices/{id}/enrolment``)."""
-    issued = create_enrolment(device_id, session, controller, user)
+    _get_device(session, devices, device_id)
+    issued = devices.issue_enrolment(session, device_id, user)
     qr = "data:image/svg+xml;base64," + base64.b64encode(issued.qr_svg.encode()).decode()
     return render(request, "devices/_enrolment.html", {"issued": issued, "qr": qr})
 
 
 @router.post("/devices/{device_id}/revoke")
-def device_revoke(device_id: str, request: Request, session: SessionDep, controller: ControllerDep,
+def device_revoke(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
                   user: ConsoleTechnicianDep) -> Response:
     """Withdraws the device's broker access and token (as ``POST /api/v1/devices/{id}/revoke``)."""
-    revoke_device(device_id, session, controller, user)
+    _get_device(session, devices, device_id)
+    devices.revoke(session, device_id, user)
     # The whole page changes (no operations on a revoked device): load it again.
     return Response(status_code=204, headers={"HX-Refresh": "true"})
 
 
 @router.post("/devices/{device_id}/bundle")
-def device_bundle_download(device_id: str, request: Request, session: SessionDep, controller: ControllerDep,
+def device_bundle_download(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
                            user: ConsoleTechnicianDep,
                            profile: Annotated[str, Form(max_length=200)] = "",
                            hostname: Annotated[str, Form(max_length=200)] = "",
@@ -280,7 +298,7 @@ def device_bundle_download(device_id: str, request: Request, session: SessionDep
 
     The page's script sends this with fetch() and saves the zip, since htmx cannot download a file.
     """
-    device = _get_device(session, device_id)
+    device = _get_device(session, devices, device_id)
     values = {"profile": profile, "hostname": hostname, "wifi_ssid": wifi_ssid}
     context: dict[str, Any] = {"device": device_public(device), "profiles": _profiles(), "bundle_values": values}
     with speaking_to(request):
@@ -291,17 +309,18 @@ def device_bundle_download(device_id: str, request: Request, session: SessionDep
             return render(request, "devices/_bundle.html", {**context, "bundle_errors": field_errors(exc)},
                           status_code=422)
         try:
-            return device_bundle(device_id, body, session, controller, user)
-        except HTTPException as exc:
-            if exc.status_code != status.HTTP_422_UNPROCESSABLE_CONTENT:
-                raise
-            field, message = _bundle_error(str(exc.detail))
+            bundle = devices.bundle(session, device_id, body, user)
+        except BundleInvalid as exc:
+            field, message = _bundle_error(str(exc))
             return render(request, "devices/_bundle.html",
                           {**context, "bundle_errors": {field: [gettext(message)]}}, status_code=422)
+    return Response(bundle.data, media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="{bundle.filename}"',
+                             "Cache-Control": "no-store"})
 
 
 def _bundle_error(detail: str) -> tuple[str, str]:
-    """The form field and message (msgid) for the bundle API's 422 detail, which starts with the field."""
+    """The form field and message (msgid) for a refused bundle, whose message starts with the field."""
     field = detail.split(":", 1)[0].strip()
     if field == "hostname":
         return field, N_("Not a host name: use a-z, 0-9 and '-', at most 63 characters.")

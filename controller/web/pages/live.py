@@ -16,11 +16,12 @@ from fastapi import APIRouter, Form, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from controller.api import devices as devices_api
 from controller.api import live as live_api
 from controller.api import zones as zones_api
-from controller.api.deps import ControllerDep, SessionDep
+from controller.api.deps import ControllerDep, ProvisioningDep, SessionDep
+from controller.api.views import device_public
 from controller.models import User
+from controller.provisioning import ProvisioningService
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep
@@ -44,10 +45,10 @@ def _may_listen(user: User) -> bool:
     return bool(user.role_set & {"approver", "admin"})
 
 
-def _targets(session: SessionDep, user: User) -> tuple[list[object], list[object]]:
+def _targets(session: SessionDep, devices: ProvisioningService, user: User) -> tuple[list[object], list[object]]:
     """Zones and agents to choose from; a user limited to some zones sees only those (the API refuses others)."""
     zones = zones_api.list_zones(session, user)
-    agents = devices_api.list_devices(session, user)
+    agents = [device_public(d) for d in devices.list(session)]
     scope = set(user.zones or ())
     if scope and "admin" not in user.role_set:
         zones = [z for z in zones if z.id in scope]
@@ -62,11 +63,11 @@ def _session_rows(session: SessionDep, user: User) -> dict[str, object]:
 
 
 @router.get("/live")
-async def live_page(request: Request, session: SessionDep, controller: ControllerDep,
+async def live_page(request: Request, session: SessionDep, controller: ControllerDep, devices: ProvisioningDep,
                     user: ConsoleOfficerDep) -> Response:
     """The live broadcast page: targets, priority, the microphone controls, a relay, the record."""
     problem = await controller.live.availability()
-    zones, agents = _targets(session, user)
+    zones, agents = _targets(session, devices, user)
     return render(request, "live/page.html", {
         "problem": problem, "zones": zones, "agents": agents, "errors": {}, "relay_url": "", "notice": None,
         **_session_rows(session, user)})
