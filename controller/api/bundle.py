@@ -11,8 +11,6 @@ from fastapi import APIRouter, HTTPException, Response, status
 from controller.api.deps import ProvisioningDep, SessionDep, TechnicianDep
 from controller.provisioning import BundleInvalid, BundleRequest, DeviceNotFound
 
-__all__ = ["BundleRequest", "router"]
-
 router = APIRouter(prefix="/api/v1/devices", tags=["enrolment"])
 
 

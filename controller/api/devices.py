@@ -9,8 +9,6 @@ from controller.api.schemas import DeviceCreate, DevicePublic, DeviceRegistered,
 from controller.api.views import device_public
 from controller.provisioning import DeviceExists, DeviceNotFound, ProfileInvalid
 
-__all__ = ["device_public", "router"]
-
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 
 
