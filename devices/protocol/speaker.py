@@ -47,8 +47,8 @@ class PlayOutcome(StrEnum):
     CUT = "cut"
 
 
-class PlayStarted(Strict):
-    """``play.started``: sound left the speaker at ``actual_start``.
+class PlayAttemptRef(Strict):
+    """What both proof-of-play events say first: which attempt of which play they are about.
 
     ``sha256`` is the first recording of the play (null for a relay); ``attempt`` counts restarts
     after a pre-emption or a cut (0 = first time).
@@ -61,20 +61,18 @@ class PlayStarted(Strict):
     sha256: Sha256Hex | None
     priority: Priority
     scheduled_start: int
+
+
+class PlayStarted(PlayAttemptRef):
+    """``play.started``: sound left the speaker at ``actual_start``."""
+
     actual_start: int
     output: str
 
 
-class PlayFinished(Strict):
+class PlayFinished(PlayAttemptRef):
     """``play.finished``: the play ended, how and when; ``actual_start`` is null if it never started."""
 
-    play_id: str
-    announcement_id: str | None = None
-    item_id: str | None = None
-    attempt: int = Field(default=0, ge=0)
-    sha256: Sha256Hex | None
-    priority: Priority
-    scheduled_start: int
     actual_start: int | None
     ended_at: int
     outcome: PlayOutcome
