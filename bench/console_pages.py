@@ -64,7 +64,7 @@ DAY_MS = 86_400_000
 #: The plays' columns in the order the raw side reads them (indices below).
 PLAY_COLS = ("id, agent_id, play_id, attempt, announcement_id, item_id, sha256, priority, output, "
              "scheduled_start_ms, actual_start_ms, ended_at_ms, outcome, reason")
-#: The reports' order (controller/api/plays.filtered_plays).
+#: The reports' order (controller/proof_of_play.filtered_plays).
 ORDER = "ORDER BY scheduled_start_ms DESC, id DESC"
 ACTIONS = ("login.ok", "announcement.create", "announcement.approve", "schedule.update", "device.update",
            "camera.view", "device.ops.reboot", "zone.update")

@@ -134,7 +134,7 @@ class ProvisioningService:
             raise DeviceNotFound(device_id)
         return device
 
-    def list(self, session: Session) -> list[Device]:
+    def list_devices(self, session: Session) -> list[Device]:
         """Every registered device, by id."""
         return list(session.scalars(select(Device).order_by(Device.id)))
 

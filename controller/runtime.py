@@ -22,6 +22,7 @@ from controller.inbox import FairInbox, InboxLimits, record_drops
 from controller.jobs import bind, start_scheduler
 from controller.keys import load_or_create_signing_key
 from controller.live.hub import LiveHub
+from controller.live.sessions import LiveSessions
 from controller.media_store import MediaStore
 from controller.messaging.events import (
     AgentsReported,
@@ -38,9 +39,11 @@ from controller.play_guard import give_plays
 from controller.provisioning import ProvisioningService
 from controller.schedule_items import ScheduleService
 from controller.settings import Settings
+from controller.sign_actions import SignActions
 from controller.signs import SignService
 from controller.speech import SpeechService
 from controller.windows import WindowPublisher
+from controller.zones import ZoneService
 from devices.mqtt_link import LinkSettings, MqttLink, Will
 from devices.protocol import (
     AgentStatus,
@@ -119,6 +122,9 @@ class Controller:
         self.provisioning = ProvisioningService(settings, self.events, self.outbox, self.enrol_limiter,
                                                 self.public_key_text)
         self.device_operations = DeviceOperations(self.ops)
+        self.live_sessions = LiveSessions(self.live, self.db, self.events)
+        self.zones = ZoneService(self.events)
+        self.sign_actions = SignActions(self.signs)
         self._subscribe()
 
     def _subscribe(self) -> None:

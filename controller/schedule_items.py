@@ -22,6 +22,7 @@ from audio.speech import SpeechError
 from controller import audit
 from controller.messaging.events import EventBus, ScheduleChanged
 from controller.models import Device, MediaFile, ScheduleItem, User, Zone
+from controller.scope import check_zone_scope
 from controller.settings import Settings
 from controller.speech import SpeechService
 from devices.protocol import MediaSegment, Priority, RelaySegment, now_ms
@@ -111,8 +112,18 @@ def to_model(row: ScheduleItem) -> sm.ScheduleItem:
     })
 
 
+def check_item_scope(user: User, targets: Mapping[str, Any]) -> None:
+    """:class:`~controller.scope.OutOfScope` when an item's targets reach beyond a zone-limited user's zones."""
+    check_zone_scope(user, bool(targets.get("all")), list(targets.get("zones") or []),
+                     list(targets.get("agents") or []))
+
+
 class ScheduleService:
-    """Creates, changes, approves and cancels items; says which agents each change touches."""
+    """Creates, changes, approves and cancels items; says which agents each change touches.
+
+    A user limited to some zones may only create, change, decide or cancel items within them
+    (:class:`~controller.scope.OutOfScope` otherwise), whether they ask through the API or the console.
+    """
 
     def __init__(self, settings: Settings, speech: SpeechService, events: EventBus) -> None:
         self.settings = settings
@@ -123,6 +134,7 @@ class ScheduleService:
 
     def create(self, session: Session, body: ItemInput, user: User) -> ScheduleItem:
         """Validates, renders and stores a new item; pending if the site requires approval."""
+        check_item_scope(user, body.targets)
         row = ScheduleItem(id=uuid.uuid4().hex, revision=0, created_by=user.id)
         self._fill(session, row, body, user)
         session.add(row)
@@ -134,6 +146,7 @@ class ScheduleService:
 
     def replace(self, session: Session, item_id: str, body: ItemInput, user: User) -> ScheduleItem:
         """A new revision of an item (it goes back to approval if the site requires it)."""
+        check_item_scope(user, body.targets)
         row = self.get(session, item_id)
         if row.status in ("cancelled",):
             raise ItemStateError(f"item {item_id} is cancelled")
@@ -149,6 +162,7 @@ class ScheduleService:
     def cancel(self, session: Session, item_id: str, user: User) -> ScheduleItem:
         """Withdraws an item from every window; its history stays."""
         row = self.get(session, item_id)
+        check_item_scope(user, row.targets)
         before = self._targets_now(session, row)
         row.status = "cancelled"
         audit.record(session, user, "schedule.cancel", row.id, {"title": row.title})
@@ -159,6 +173,7 @@ class ScheduleService:
     def decide(self, session: Session, item_id: str, user: User, approve: bool, reason: str = "") -> ScheduleItem:
         """An approver approves or rejects a pending item (never their own)."""
         row = self.get(session, item_id)
+        check_item_scope(user, row.targets)
         if not user.role_set & APPROVER_ROLES:
             raise ItemForbidden("only an approver or an admin may approve or reject")
         if row.status != "pending":

@@ -5,12 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from controller.announcements import InvalidAnnouncement
-from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, check_zone_scope
-from controller.api.media import media_public
-from controller.api.plays import play_public
+from controller.api.deps import AnnouncementsDep, OfficerDep, SessionDep, SettingsDep, StaffDep
 from controller.api.schemas import (
     AnnouncementAccepted,
     AnnouncementCreate,
@@ -19,7 +17,9 @@ from controller.api.schemas import (
     DeliveryPublic,
     ms_iso,
 )
+from controller.api.views import announcement_summary, media_public, play_public, recent_announcements
 from controller.models import Announcement, Delivery, MediaFile, Play
+from controller.scope import OutOfScope, check_target_names
 
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"])
 
@@ -31,15 +31,16 @@ def _unprocessable(field: str, message: str) -> HTTPException:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def create_announcement(body: AnnouncementCreate, controller: ControllerDep,
+async def create_announcement(body: AnnouncementCreate, announcements: AnnouncementsDep,
                               user: OfficerDep) -> AnnouncementAccepted:
     """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress)."""
-    names = body.target_names()
-    check_zone_scope(user, "all" in names, [n.removeprefix("zone:") for n in names if n.startswith("zone:")],
-                     [n for n in names if n != "all" and not n.startswith("zone:")])
     try:
-        accepted = await controller.announcements.submit(body.text, body.target_names(), body.priority, body.start_at,
-                                                         user.id, body.recording)
+        check_target_names(user, body.target_names())
+    except OutOfScope as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    try:
+        accepted = await announcements.submit(body.text, body.target_names(), body.priority, body.start_at,
+                                              user.id, body.recording)
     except InvalidAnnouncement as exc:
         raise _unprocessable(exc.field, str(exc)) from None
     return AnnouncementAccepted(id=accepted.id, status="rendering", targets=accepted.targets)
@@ -50,22 +51,11 @@ def list_announcements(session: SessionDep, _user: StaffDep,
                        limit: Annotated[int, Query(ge=1, le=500)] = 50,
                        offset: Annotated[int, Query(ge=0)] = 0) -> list[AnnouncementSummary]:
     """Newest first, with a count of deliveries per state."""
-    anns = list(session.scalars(select(Announcement).order_by(Announcement.created_at.desc())
-                                .limit(limit).offset(offset)))
-    counts: dict[str, dict[str, int]] = {a.id: {} for a in anns}
-    if anns:
-        rows = session.execute(select(Delivery.announcement_id, Delivery.status, func.count())
-                               .where(Delivery.announcement_id.in_(list(counts)))
-                               .group_by(Delivery.announcement_id, Delivery.status))
-        for ann_id, state, n in rows:
-            counts[ann_id][state] = n
-    return [AnnouncementSummary(id=a.id, text=a.text, priority=a.priority, status=a.status,
-                                start_at=ms_iso(a.start_ms), created_at=a.created_at, media_sha256=a.media_sha256,
-                                deliveries=counts[a.id]) for a in anns]
+    return [announcement_summary(a, counts) for a, counts in recent_announcements(session, limit, offset)]
 
 
 @router.get("/{announcement_id}")
-def get_announcement(announcement_id: str, session: SessionDep, controller: ControllerDep,
+def get_announcement(announcement_id: str, session: SessionDep, settings: SettingsDep,
                      _user: StaffDep) -> AnnouncementPublic:
     """An announcement with each target's delivery status and proof of play."""
     ann = session.get(Announcement, announcement_id)
@@ -80,7 +70,7 @@ def get_announcement(announcement_id: str, session: SessionDep, controller: Cont
                        play=play_public(p) if (p := plays.get((d.agent_id, d.command_id))) else None)
         for d in session.scalars(select(Delivery).where(Delivery.announcement_id == ann.id).order_by(Delivery.id))
     ]
-    base = controller.settings.resolved_public_url()
+    base = settings.resolved_public_url()
     return AnnouncementPublic(
         id=ann.id, text=ann.text, spoken_text=ann.spoken_text, priority=ann.priority, targets=list(ann.targets),
         status=ann.status,

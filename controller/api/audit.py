@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
-from sqlalchemy import Select, select
 
 from controller import audit
-from controller.api.deps import AdminDep, ControllerDep, SessionDep
+from controller.api.deps import AdminDep, DatabaseDep, SessionDep
+from controller.audit_log import audit_query, csv_chunks
 from controller.models import AuditEvent
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
-
-CSV_COLUMNS = ("id", "at", "user_id", "username", "action", "subject", "detail", "prev_hash", "hash")
-
 
 class AuditRow(BaseModel):
     """One audit event with its chain hashes."""
@@ -46,29 +39,13 @@ class ChainStatus(BaseModel):
     reason: str | None = None
 
 
-def audit_query(start: datetime | None, end: datetime | None, user: str | None,
-                action: str | None) -> Select[AuditEvent]:
-    """Audit events oldest first, filtered as the list and the console's page filter them."""
-    q = select(AuditEvent).order_by(AuditEvent.id)
-    if start is not None:
-        q = q.where(AuditEvent.at >= start)
-    if end is not None:
-        q = q.where(AuditEvent.at < end)
-    if user:
-        q = q.where(AuditEvent.username == user)
-    if action:
-        # "camera" matches "camera.view" and "camera.move" as well as an exact name
-        q = q.where((AuditEvent.action == action) | AuditEvent.action.startswith(action + "."))
-    return q
-
-
 def _row(event: AuditEvent) -> AuditRow:
     return AuditRow(id=event.id, at=event.at, user_id=event.user_id, username=event.username, action=event.action,
                     subject=event.subject, detail=event.detail, prev_hash=event.prev_hash, hash=event.hash)
 
 
 @router.get("", response_model=None)
-def list_audit(session: SessionDep, controller: ControllerDep, _admin: AdminDep,
+def list_audit(session: SessionDep, db: DatabaseDep, _admin: AdminDep,
                start: Annotated[datetime | None, Query(alias="from")] = None,
                end: Annotated[datetime | None, Query(alias="to")] = None,
                user: Annotated[str | None, Query(max_length=64)] = None,
@@ -81,24 +58,7 @@ def list_audit(session: SessionDep, controller: ControllerDep, _admin: AdminDep,
     q = audit_query(start, end, user, action)
     if fmt == "json":
         return [_row(e) for e in session.scalars(q.where(AuditEvent.id > after_id).limit(limit))]
-
-    def rows() -> Iterator[str]:
-        # A session of its own: the export streams after the request's session has closed.
-        with controller.db.session() as export:
-            buffer = io.StringIO()
-            writer = csv.writer(buffer)
-            writer.writerow(CSV_COLUMNS)
-            for e in export.scalars(q.execution_options(yield_per=1000)):
-                writer.writerow([e.id, e.at.isoformat(), e.user_id or "", e.username, e.action, e.subject,
-                                 json.dumps(e.detail, ensure_ascii=False, sort_keys=True), e.prev_hash or "",
-                                 e.hash or ""])
-                if buffer.tell() > 64 * 1024:
-                    yield buffer.getvalue()
-                    buffer.seek(0)
-                    buffer.truncate()
-            yield buffer.getvalue()
-
-    return StreamingResponse(rows(), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(csv_chunks(db, q), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="audit.csv"'})
 
 

@@ -15,9 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
-from controller import audit
 from controller.api.deps import (
-    ControllerDep,
     CredentialsDep,
     SecurityDep,
     SessionDep,
@@ -26,10 +24,12 @@ from controller.api.deps import (
     declare_roles,
     require_roles,
 )
-from controller.cameras.events import CameraEventMessage, EventHub, event_message
+from controller.cameras import operations
+from controller.cameras.events import CameraEventMessage, EventHub
 from controller.cameras.gateway import MJPEG_BOUNDARY, CameraGateway, GatewayFull
 from controller.cameras.motion import MotionSettings
 from controller.cameras.onvif import CameraError
+from controller.cameras.operations import record_camera_action
 from controller.cameras.schemas import (
     CameraFromDiscovery,
     CameraPublic,
@@ -39,7 +39,6 @@ from controller.cameras.schemas import (
     DiscoverRequest,
     DiscoverSent,
     DiscoveryPublic,
-    FeedStatusPublic,
     PresetCreate,
     PresetPublic,
     PtzMove,
@@ -96,13 +95,7 @@ WatcherDep = Annotated[User, Depends(_watcher)]
 
 async def _audit(request: Request, user: User, action: str, camera_id: str, detail: dict[str, object]) -> None:
     """Records a camera being watched or moved, in a short session of its own off the event loop."""
-    db = request.app.state.controller.db
-
-    def write() -> None:
-        with db.session() as session:
-            audit.record(session, user, action, camera_id, dict(detail))
-
-    await asyncio.to_thread(write)
+    await record_camera_action(request.app.state.controller.db, user, action, camera_id, detail)
 
 
 @contextmanager
@@ -197,18 +190,11 @@ async def delete_camera(camera_id: str, cameras: CamerasDep, user: TechnicianDep
 
 
 @router.get("/api/v1/cameras/{camera_id}/status")
-def camera_status(camera_id: str, session: SessionDep, controller: ControllerDep,
+def camera_status(camera_id: str, session: SessionDep, cameras: CamerasDep,
                   _user: ViewerDep) -> CameraStatusPublic:
     """Health (online / fault) and, while someone watches, the reader's fps, resolution and frame age."""
-    camera = session.get(Camera, camera_id)
-    if camera is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}")
-    feed = controller.cameras.gateway.status(camera_id)
-    reader = FeedStatusPublic.model_validate(feed, from_attributes=True) if feed is not None else None
-    online = reader.online if reader is not None and reader.running else camera.status == "online"
-    return CameraStatusPublic(id=camera.id, status=camera.status, fault=camera.fault,
-                              status_changed_at=camera.status_changed_at, last_ok_at=camera.last_ok_at,
-                              online=online, reader=reader)
+    with _errors():
+        return operations.camera_status(session, cameras, camera_id)
 
 
 @router.put("/api/v1/cameras/{camera_id}/motion")
@@ -287,11 +273,7 @@ async def ptz_stop(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> R
 async def ptz_presets(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> list[PresetPublic]:
     """The camera's stored positions."""
     with _errors():
-        access = await cameras.ptz_access(camera_id)
-        assert access.profile_token is not None
-        async with access.ptz_control() as ptz:
-            presets = await ptz.presets(access.profile_token)
-    return [PresetPublic(token=p.token, name=p.name) for p in presets]
+        return await operations.ptz_presets(cameras, camera_id)
 
 
 @router.post("/api/v1/cameras/{camera_id}/ptz/presets", status_code=status.HTTP_201_CREATED)
@@ -299,23 +281,14 @@ async def ptz_set_preset(camera_id: str, body: PresetCreate, cameras: CamerasDep
                          _user: SecurityDep) -> PresetPublic:
     """Stores the current position under a name."""
     with _errors():
-        access = await cameras.ptz_access(camera_id)
-        assert access.profile_token is not None
-        async with access.ptz_control() as ptz:
-            token = await ptz.set_preset(access.profile_token, body.name)
-    return PresetPublic(token=token, name=body.name)
+        return await operations.ptz_set_preset(cameras, camera_id, body.name)
 
 
 @router.post("/api/v1/cameras/{camera_id}/ptz/presets/{preset_token}/goto", status_code=status.HTTP_204_NO_CONTENT)
-async def ptz_goto(camera_id: str, preset_token: str, request: Request, cameras: CamerasDep,
-                   user: SecurityDep) -> Response:
+async def ptz_goto(camera_id: str, preset_token: str, cameras: CamerasDep, user: SecurityDep) -> Response:
     """Moves to a stored position."""
     with _errors():
-        access = await cameras.ptz_access(camera_id)
-        assert access.profile_token is not None
-        async with access.ptz_control() as ptz:
-            await ptz.goto_preset(access.profile_token, preset_token)
-    await _audit(request, user, "camera.move", camera_id, {"preset": preset_token})
+        await operations.ptz_goto(cameras, camera_id, preset_token, user)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -328,16 +301,7 @@ def list_events(session: SessionDep, _user: SecurityDep, camera_id: str | None =
                 since_ms: int | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 ) -> list[CameraEventMessage]:
     """Motion, fault and recovery events, newest first."""
-    query = select(CameraEvent).order_by(CameraEvent.ts_ms.desc(), CameraEvent.id)
-    if camera_id is not None:
-        query = query.where(CameraEvent.camera_id == camera_id)
-    if type is not None:
-        query = query.where(CameraEvent.type == type)
-    if zone is not None:
-        query = query.where(CameraEvent.zone == zone)
-    if since_ms is not None:
-        query = query.where(CameraEvent.ts_ms >= since_ms)
-    return [event_message(e) for e in session.scalars(query.limit(limit))]
+    return operations.camera_events(session, camera_id, type, zone, since_ms, limit)
 
 
 async def _sse(hub: EventHub) -> AsyncIterator[bytes]:

@@ -15,13 +15,27 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from controller.auth import device_for_token, user_for_token
+from controller.announcements import AnnouncementService
+from controller.auth import LoginThrottle, device_for_token, user_for_token
+from controller.cameras.service import CameraService
+from controller.changes import ChangeFeed
 from controller.db import Database
 from controller.device_operations import DeviceOperations
+from controller.live.sessions import LiveSessions
+from controller.media_store import MediaStore
+from controller.messaging.events import EventBus
 from controller.models import Device, User
 from controller.provisioning import ProvisioningService
 from controller.runtime import Controller
+from controller.schedule_items import ScheduleService
+from controller.scope import OutOfScope
+from controller.scope import check_zone_scope as _check_zone_scope
 from controller.settings import Settings
+from controller.sign_actions import SignActions
+from controller.signs import SignService
+from controller.speech import SpeechService
+from controller.windows import WindowPublisher
+from controller.zones import ZoneService
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -56,7 +70,85 @@ def get_device_operations(controller: ControllerDep) -> DeviceOperations:
 
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
+def get_live_sessions(controller: ControllerDep) -> LiveSessions:
+    """Live sessions: start, end, the record (controller/live/sessions.py)."""
+    return controller.live_sessions
+
+
+def get_zones(controller: ControllerDep) -> ZoneService:
+    """Zones and their rules (controller/zones.py)."""
+    return controller.zones
+
+
+def get_schedule(controller: ControllerDep) -> ScheduleService:
+    """Schedule items: create, change, approve, cancel (controller/schedule_items.py)."""
+    return controller.schedule
+
+
+def get_windows(controller: ControllerDep) -> WindowPublisher:
+    """The agents' schedule windows (what will play where)."""
+    return controller.windows
+
+
+def get_speech(controller: ControllerDep) -> SpeechService:
+    """Speech: normalising and rendering text, importing recordings (controller/speech.py)."""
+    return controller.speech
+
+
+def get_announcements(controller: ControllerDep) -> AnnouncementService:
+    """Announcements: accepted here, rendered and sent by its worker (controller/announcements.py)."""
+    return controller.announcements
+
+
+def get_signs(controller: ControllerDep) -> SignService:
+    """LED signs: content, boards, items, previews (controller/signs.py)."""
+    return controller.signs
+
+
+def get_sign_actions(controller: ControllerDep) -> SignActions:
+    """Staff's audited changes to signs (controller/sign_actions.py)."""
+    return controller.sign_actions
+
+
+def get_cameras(controller: ControllerDep) -> CameraService:
+    """Cameras: the registry, the gateway, PTZ, motion (controller/cameras/service.py)."""
+    return controller.cameras
+
+
+def get_login_throttle(controller: ControllerDep) -> LoginThrottle:
+    """Failed sign-ins per name and address (a guesser must be slow)."""
+    return controller.login_throttle
+
+
+def get_events(controller: ControllerDep) -> EventBus:
+    """The domain-event bus, for a route that says what happened itself (controller/messaging/events.py)."""
+    return controller.events
+
+
+def get_media_store(controller: ControllerDep) -> MediaStore:
+    """The content-addressed media files."""
+    return controller.media
+
+
+def get_changes(controller: ControllerDep) -> ChangeFeed:
+    """The change counters the console's event stream watches (controller/changes.py)."""
+    return controller.changes
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+EventsDep = Annotated[EventBus, Depends(get_events)]
+MediaStoreDep = Annotated[MediaStore, Depends(get_media_store)]
+ChangesDep = Annotated[ChangeFeed, Depends(get_changes)]
+LoginThrottleDep = Annotated[LoginThrottle, Depends(get_login_throttle)]
+CamerasDep = Annotated[CameraService, Depends(get_cameras)]
+SignsDep = Annotated[SignService, Depends(get_signs)]
+SignActionsDep = Annotated[SignActions, Depends(get_sign_actions)]
+AnnouncementsDep = Annotated[AnnouncementService, Depends(get_announcements)]
+SpeechDep = Annotated[SpeechService, Depends(get_speech)]
+ScheduleDep = Annotated[ScheduleService, Depends(get_schedule)]
+WindowsDep = Annotated[WindowPublisher, Depends(get_windows)]
+ZonesDep = Annotated[ZoneService, Depends(get_zones)]
+LiveSessionsDep = Annotated[LiveSessions, Depends(get_live_sessions)]
 ProvisioningDep = Annotated[ProvisioningService, Depends(get_provisioning)]
 DeviceOperationsDep = Annotated[DeviceOperations, Depends(get_device_operations)]
 
@@ -182,19 +274,11 @@ ApproverDep = Annotated[User, Depends(require_roles("approver"))]
 
 
 def check_zone_scope(user: User, everyone: bool, zones: list[str], agents: list[str]) -> None:
-    """403 when a user limited to some zones aims content beyond them (everyone, single agents, other zones).
-
-    Users with no zones (and admins) reach every target.
-    """
-    scope = set(user.zones or ())
-    if not scope or "admin" in user.role_set:
-        return
-    outside = sorted(set(zones) - scope)
-    if everyone or agents or outside or not zones:
-        what = "every agent" if everyone else (f"agents {', '.join(agents)}" if agents
-                                               else f"zones {', '.join(outside)}")
-        raise HTTPException(status.HTTP_403_FORBIDDEN,
-                            f"you may only reach your zones ({', '.join(sorted(scope))}), not {what}")
+    """403 when a user limited to some zones aims content beyond them (controller/scope.py's rule)."""
+    try:
+        _check_zone_scope(user, everyone, zones, agents)
+    except OutOfScope as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
 
 def staff_or_device(session: SessionDep, request: Request, credentials: CredentialsDep) -> User | Device:

@@ -15,7 +15,7 @@ router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 @router.get("")
 def list_devices(session: SessionDep, devices: ProvisioningDep, _user: StaffDep) -> list[DevicePublic]:
     """Every registered agent with its live status."""
-    return [device_public(d) for d in devices.list(session)]
+    return [device_public(d) for d in devices.list_devices(session)]
 
 
 @router.get("/{device_id}")

@@ -11,34 +11,36 @@ import json
 import logging
 import time
 import urllib.parse
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, WebSocket, status
 from fastapi.responses import FileResponse, JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from controller.api.deps import (
     SESSION_COOKIE,
-    ControllerDep,
+    LiveSessionsDep,
     OfficerDep,
     SessionDep,
     StaffDep,
-    check_zone_scope,
     csrf_for,
     require_roles,
 )
-from controller.api.plays import play_public
-from controller.api.schemas import PlayPublic
+from controller.api.views import LivePublic, live_public
 from controller.auth import user_for_token
-from controller.db import Database
 from controller.live.hub import ActiveSession, LiveError
+from controller.live.sessions import (
+    LiveInvalid,
+    LiveSessionNotFound,
+    LiveStart,
+    LiveStillOnAir,
+    NoRecording,
+    NotYourSession,
+)
 from controller.live.source import PCM_SAMPLE_BYTES
-from controller.messaging.events import LiveChanged
-from controller.models import Device, LiveSession, Play, User
-from devices.protocol import Priority
+from controller.models import User
+from controller.scope import OutOfScope
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])
@@ -52,55 +54,6 @@ _LIVE_ROLES = frozenset({"officer", "approver", "admin"})
 ApproverDep = Annotated[User, Depends(require_roles("approver"))]
 
 
-class LiveStart(BaseModel):
-    """A request to go live: targets, priority, and where the audio comes from."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    agents: list[str] = Field(default_factory=list, max_length=1000)
-    zones: list[str] = Field(default_factory=list, max_length=200)
-    priority: Priority = Priority.PRIORITY
-    title: str = Field(default="", max_length=200)
-    source: Literal["microphone", "relay"] = "microphone"
-    relay_url: str | None = Field(default=None, max_length=2000)
-
-
-class LiveNote(BaseModel):
-    """A take-over written in a session's record (``takeover_failed``: it never got on air, and why)."""
-
-    at: str
-    kind: Literal["took_over", "taken_over", "takeover_failed"]
-    session: str
-    username: str
-    priority: str
-    agents: list[str]
-    reason: str | None = None
-
-
-class LivePublic(BaseModel):
-    """A live session and its record."""
-
-    id: str
-    username: str
-    source: str
-    relay_url: str | None
-    priority: str
-    title: str
-    zones: list[str]
-    targets: list[str]
-    status: str
-    started_at: datetime
-    live_at: datetime | None
-    ended_at: datetime | None
-    end_reason: str | None
-    notes: list[LiveNote]
-    recording_available: bool
-    recording_bytes: int
-    recording_deleted_at: datetime | None
-    ws_path: str
-    plays: list[PlayPublic] = Field(default_factory=list)
-
-
 class LiveAvailability(BaseModel):
     """Whether a session could go live now, and if not why."""
 
@@ -108,121 +61,73 @@ class LiveAvailability(BaseModel):
     error: str | None = None
 
 
-def _public(row: LiveSession, plays: list[Play] | None = None) -> LivePublic:
-    return LivePublic(id=row.id, username=row.username, source=row.source, relay_url=row.relay_url,
-                      priority=row.priority, title=row.title, zones=list(row.zones), targets=list(row.targets),
-                      status=row.status, started_at=row.started_at, live_at=row.live_at, ended_at=row.ended_at,
-                      end_reason=row.end_reason, notes=[LiveNote.model_validate(n) for n in row.notes],
-                      recording_available=row.recording is not None and row.status in ("ended", "failed"),
-                      recording_bytes=row.recording_bytes, recording_deleted_at=row.recording_deleted_at,
-                      ws_path=f"/api/v1/live/sessions/{row.id}/audio",
-                      plays=[play_public(p) for p in plays or []])
-
-
 @router.get("/api/v1/live/status", response_model=LiveAvailability)
-async def live_status(controller: ControllerDep, _user: OfficerDep) -> LiveAvailability:
+async def live_status(live: LiveSessionsDep, _user: OfficerDep) -> LiveAvailability:
     """Whether Icecast answers: the console says so before the officer tries to go live."""
-    problem = await controller.live.availability()
+    problem = await live.availability()
     return LiveAvailability(available=problem is None, error=problem)
 
 
 @router.post("/api/v1/live/sessions", response_model=LivePublic, status_code=status.HTTP_201_CREATED)
-async def start_session(body: LiveStart, controller: ControllerDep, user: OfficerDep,
+async def start_session(body: LiveStart, live: LiveSessionsDep, user: OfficerDep,
                         session: SessionDep) -> LivePublic | JSONResponse:
     """Creates a session: a relay goes live at once, a microphone once its WebSocket sends audio."""
-    if body.source == "microphone" and body.priority is Priority.NORMAL:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "a live microphone is priority or emergency")
-    if not body.agents and not body.zones:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, "choose at least one agent or zone")
-    # Its own short read (in a thread): the request's session must hold no lock while the hub writes.
-    await asyncio.to_thread(_check_scope, controller.db, user, body.agents, body.zones)
     try:
-        sess = await controller.live.create(user, body.agents, body.zones, body.priority, body.title, body.source,
-                                            body.relay_url)
+        session_id = await live.start(body, user)
+    except LiveInvalid as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except OutOfScope as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except LiveError as exc:
         content: dict[str, Any] = {"detail": exc.message}
         if exc.holder is not None:
             content["holder"] = exc.holder
         return JSONResponse(content, status_code=exc.status)
-    controller.events.publish(LiveChanged(sess.id))
-    row = session.get(LiveSession, sess.id)
-    assert row is not None
-    return _public(row)
-
-
-def _check_scope(db: Database, user: User, agents: list[str], zones: list[str]) -> None:
-    """403 when a user limited to some zones aims beyond them: other zones, or an agent in none of theirs.
-
-    An agent is in scope if it is in one of the user's zones — the same agents going live on those
-    zones would reach (a zone reaches every agent that lists it).
-    """
-    if zones:
-        check_zone_scope(user, False, zones, [])
-    scope = set(user.zones or ())
-    if not scope or "admin" in user.role_set:
-        return
-    outside = []
-    with db.session() as session:
-        for agent_id in agents:
-            device = session.get(Device, agent_id)
-            if device is not None and not scope & set(device.zones or ()):
-                outside.append(agent_id)
-    if outside:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"you may only reach your zones ({', '.join(sorted(scope))}), "
-                                                       f"not agents {', '.join(sorted(outside))}")
+    return live_public(live.get(session, session_id))
 
 
 @router.get("/api/v1/live/sessions", response_model=list[LivePublic])
-def list_sessions(session: SessionDep, _user: StaffDep,
+def list_sessions(session: SessionDep, live: LiveSessionsDep, _user: StaffDep,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[LivePublic]:
     """The record of live sessions, newest first (the live part of the reports)."""
-    rows = session.scalars(select(LiveSession).order_by(LiveSession.started_at.desc()).limit(limit))
-    return [_public(r) for r in rows]
+    return [live_public(r) for r in live.recent(session, limit)]
 
 
 @router.get("/api/v1/live/sessions/{session_id}", response_model=LivePublic)
-def get_session(session_id: str, session: SessionDep, _user: StaffDep) -> LivePublic:
+def get_session(session_id: str, session: SessionDep, live: LiveSessionsDep, _user: StaffDep) -> LivePublic:
     """One session with the proof of play of every agent it reached."""
-    row = session.get(LiveSession, session_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such live session")
-    plays = list(session.scalars(select(Play).where(Play.play_id == f"live-{row.id}")
-                                 .order_by(Play.agent_id, Play.attempt)))
-    return _public(row, plays)
+    try:
+        row = live.get(session, session_id)
+    except LiveSessionNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    return live_public(row, live.plays(session, row))
 
 
 @router.post("/api/v1/live/sessions/{session_id}/end", response_model=LivePublic)
-async def end_session(session_id: str, controller: ControllerDep, user: OfficerDep) -> LivePublic:
+async def end_session(session_id: str, live: LiveSessionsDep, user: OfficerDep) -> LivePublic:
     """Ends a session (its owner, or an admin)."""
-    sess = controller.live.get(session_id)
-    if sess is not None:
-        if sess.owner_id != user.id and user.role != "admin":
-            raise HTTPException(status.HTTP_403_FORBIDDEN, "not your live session")
-        await controller.live.end(sess, f"ended by {user.username}")
-        controller.events.publish(LiveChanged(session_id))
-    with controller.db.session() as session:
-        row = session.get(LiveSession, session_id)
-        if row is None:
-            raise HTTPException(status.HTTP_404_NOT_FOUND, "no such live session")
-        return _public(row)
+    try:
+        return live_public(await live.end(session_id, user))
+    except NotYourSession as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    except LiveSessionNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
 
 @router.get("/api/v1/live/sessions/{session_id}/recording")
-def recording(session_id: str, controller: ControllerDep, session: SessionDep, _user: ApproverDep) -> FileResponse:
+def recording(session_id: str, live: LiveSessionsDep, session: SessionDep, _user: ApproverDep) -> FileResponse:
     """The session's Opus recording (approvers and admins)."""
-    row = session.get(LiveSession, session_id)
-    if row is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such live session")
-    if row.status not in ("ended", "failed"):
-        raise HTTPException(status.HTTP_409_CONFLICT, "the session is still on air")
-    path = controller.live.recording_path(row)
-    if path is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, "no recording kept for this session")
-    return FileResponse(path, media_type="audio/ogg", filename=f"live-{row.id}.ogg")
+    try:
+        path = live.recording_path(session, session_id)
+    except (LiveSessionNotFound, NoRecording) as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except LiveStillOnAir as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    return FileResponse(path, media_type="audio/ogg", filename=f"live-{session_id}.ogg")
 
 
 @router.post("/api/v1/live/icecast-auth", include_in_schema=False)
-async def icecast_auth(request: Request, controller: ControllerDep) -> Response:
+async def icecast_auth(request: Request, live: LiveSessionsDep) -> Response:
     """Icecast's URL authentication (``listener_add``): a listener needs the live session's token."""
     body = await request.body()
     fields = urllib.parse.parse_qs(body.decode("utf-8", errors="replace")[:8192])
@@ -232,7 +137,7 @@ async def icecast_auth(request: Request, controller: ControllerDep) -> Response:
     # Icecast says where the listener connects from: with one token per agent, a token used from an
     # unexpected address names the agent whose token leaked.
     ip = fields.get("ip", [""])[0][:64]
-    agent = controller.live.listener_agent(mount) if action == "listener_add" else None
+    agent = live.hub.listener_agent(mount) if action == "listener_add" else None
     if agent is not None:
         log.info("icecast listener on %s admitted: agent %s from %s", where, agent, ip or "?")
         return Response(status_code=200, headers={"icecast-auth-user": "1"})

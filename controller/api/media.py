@@ -14,12 +14,22 @@ from sqlalchemy import func, select
 from audio.probe import ProbeError
 from audio.speech import SpeechError
 from controller import audit
-from controller.api.deps import ControllerDep, OfficerDep, SessionDep, StaffDep, StaffOrDeviceDep
+from controller.api.deps import (
+    EventsDep,
+    MediaStoreDep,
+    OfficerDep,
+    SessionDep,
+    SettingsDep,
+    SpeechDep,
+    StaffDep,
+    StaffOrDeviceDep,
+)
 from controller.api.schemas import MediaPublic, StandbyUpdate
+from controller.api.views import media_public
 from controller.media_access import device_may_fetch
 from controller.messaging.events import StandbyChanged
 from controller.models import Device, MediaFile
-from controller.speech import RECORDING_SOURCE, StoredAudio
+from controller.speech import RECORDING_SOURCE
 from devices.protocol import MAX_STANDBY
 
 log = logging.getLogger(__name__)
@@ -29,23 +39,16 @@ router = APIRouter(tags=["media"])
 UPLOAD_PATH = "/api/v1/media"
 
 
-def media_public(row: MediaFile | StoredAudio, base_url: str) -> MediaPublic:
-    """The public view of a stored file (its database row, or what the speech service just stored)."""
-    return MediaPublic(sha256=row.sha256, size=row.size, duration_ms=row.duration_ms, mime=row.mime,
-                       url=f"{base_url}/media/{row.sha256}", source=row.source, loudness_lufs=row.loudness_lufs,
-                       standby=isinstance(row, MediaFile) and row.standby)
-
-
 @router.get(f"{UPLOAD_PATH}/standby")
-def list_standby(session: SessionDep, controller: ControllerDep, _user: StaffDep) -> list[MediaPublic]:
+def list_standby(session: SessionDep, settings: SettingsDep, _user: StaffDep) -> list[MediaPublic]:
     """The standby alarm recordings: every agent keeps these, so an emergency with one starts at once."""
-    base = controller.settings.resolved_public_url()
+    base = settings.resolved_public_url()
     return [media_public(m, base) for m in session.scalars(select(MediaFile).where(MediaFile.standby.is_(True))
                                                           .order_by(MediaFile.created_at, MediaFile.sha256))]
 
 
 @router.put(f"{UPLOAD_PATH}/{{sha256}}/standby")
-def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, controller: ControllerDep,
+def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, settings: SettingsDep, events: EventsDep,
                 user: OfficerDep) -> MediaPublic:
     """Makes a stored recording a standby alarm (or not); every agent gets a window saying so."""
     row = session.get(MediaFile, sha256)
@@ -60,18 +63,18 @@ def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, controlle
         row.standby = body.standby
         audit.record(session, user, "media.standby", sha256, {"standby": body.standby})
         session.flush()
-        controller.events.publish(StandbyChanged(), session)  # the list is in every agent's window
-    return media_public(row, controller.settings.resolved_public_url())
+        events.publish(StandbyChanged(), session)  # the list is in every agent's window
+    return media_public(row, settings.resolved_public_url())
 
 
 @router.get("/media/{sha256}")
-def get_media(sha256: str, session: SessionDep, controller: ControllerDep, who: StaffOrDeviceDep) -> FileResponse:
+def get_media(sha256: str, session: SessionDep, media: MediaStoreDep, who: StaffOrDeviceDep) -> FileResponse:
     """The file whose SHA-256 is ``sha256``; 404 for anything else.
 
     Staff read any stored file; a device only what it was given to play or show (controller/
     media_access.py), and the same 404 as for a missing file otherwise: existence is not confirmed.
     """
-    path = controller.media.path_for(sha256)
+    path = media.path_for(sha256)
     row = session.get(MediaFile, sha256) if path is not None else None
     if path is None or row is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media")
@@ -84,13 +87,14 @@ def get_media(sha256: str, session: SessionDep, controller: ControllerDep, who: 
 
 
 @router.post(UPLOAD_PATH, status_code=status.HTTP_201_CREATED)
-async def upload_recording(request: Request, controller: ControllerDep, _user: OfficerDep) -> MediaPublic:
+async def upload_recording(request: Request, media: MediaStoreDep, speech: SpeechDep, settings: SettingsDep,
+                           _user: OfficerDep) -> MediaPublic:
     """A recorded bulletin as the request body (any audio type): checked, normalised like speech, stored.
 
     413 over the size limit (``upload_max_bytes``), 415 for anything that is not one audio recording;
     nothing is kept then.
     """
-    scratch = controller.media.root / "tmp"
+    scratch = media.root / "tmp"
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         upload = Path(tmp) / "upload"
         size = 0
@@ -104,10 +108,10 @@ async def upload_recording(request: Request, controller: ControllerDep, _user: O
         if size == 0:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the request body is empty; send the file")
         try:
-            stored = await run_in_threadpool(controller.speech.import_recording, upload)
+            stored = await run_in_threadpool(speech.import_recording, upload)
         except ProbeError as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
         except SpeechError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the recording could not be processed: {exc}") \
                 from None
-    return media_public(stored, controller.settings.resolved_public_url())
+    return media_public(stored, settings.resolved_public_url())

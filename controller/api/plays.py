@@ -5,103 +5,23 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import Response
-from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy import select
 
 from controller.api.deps import SessionDep, StaffDep
 from controller.api.schemas import ItemReport, PlayPublic, ms_iso
-from controller.models import Device, Play, ScheduleItem
+from controller.api.views import play_public
+from controller.models import Play, ScheduleItem
+from controller.proof_of_play import PlayFilters, filtered_plays
 
 router = APIRouter(tags=["plays"])
 
 _CSV_FIELDS = ("agent_id", "play_id", "attempt", "announcement_id", "item_id", "sha256", "priority", "output",
                "scheduled_start", "actual_start", "ended_at", "start_offset_ms", "duration_ms", "outcome", "reason")
-
-
-def play_public(play: Play) -> PlayPublic:
-    """The public view of a play."""
-    offset = None if play.actual_start_ms is None else play.actual_start_ms - play.scheduled_start_ms
-    duration = None if play.actual_start_ms is None or play.ended_at_ms is None \
-        else play.ended_at_ms - play.actual_start_ms
-    return PlayPublic(agent_id=play.agent_id, play_id=play.play_id, attempt=play.attempt,
-                      announcement_id=play.announcement_id, item_id=play.item_id,
-                      sha256=play.sha256, priority=play.priority, output=play.output,
-                      scheduled_start=ms_iso(play.scheduled_start_ms), actual_start=ms_iso(play.actual_start_ms),
-                      ended_at=ms_iso(play.ended_at_ms), start_offset_ms=offset, duration_ms=duration,
-                      outcome=play.outcome, reason=play.reason)
-
-
-#: What a play was, for reports: an announcement, an occurrence of a schedule item, or a live session.
-PlayKind = Literal["announcement", "schedule", "live"]
-#: A play's outcome once it ended; ``playing`` selects plays not finished yet (no outcome).
-OutcomeFilter = Literal["completed", "preempted", "stopped", "expired", "failed", "cut", "playing"]
-#: Live sessions' plays are named after the session (``live-{session id}``, as the agent names them).
-LIVE_PLAY_PREFIX = "live-"
-
-
-@dataclass(frozen=True, slots=True)
-class PlayFilters:
-    """Which plays a listing or a report covers; every field unset means every play."""
-
-    agent_id: str | None = None
-    zone: str | None = None
-    announcement_id: str | None = None
-    item_id: str | None = None
-    outcome: OutcomeFilter | None = None
-    kind: PlayKind | None = None
-    #: Scheduled start at or after / before (aware datetimes).
-    since: datetime | None = None
-    until: datetime | None = None
-
-
-def play_kind(play: Play) -> PlayKind | None:
-    """What a play was (None for one that names neither an announcement, an item nor a live session)."""
-    if play.play_id.startswith(LIVE_PLAY_PREFIX):
-        return "live"
-    if play.announcement_id:
-        return "announcement"
-    if play.item_id:
-        return "schedule"
-    return None
-
-
-def filtered_plays(session: Session, filters: PlayFilters) -> Select[Play]:
-    """The plays matching ``filters``, newest scheduled first: the API's listing and the console's reports
-    share this query, so both count the same plays."""
-    query = select(Play)
-    if filters.agent_id:
-        query = query.where(Play.agent_id == filters.agent_id)
-    if filters.zone:
-        # Zones are a JSON list on the device: resolved here so the query stays portable.
-        members = [d.id for d in session.scalars(select(Device)) if filters.zone in d.zones]
-        query = query.where(Play.agent_id.in_(members))
-    if filters.announcement_id:
-        query = query.where(Play.announcement_id == filters.announcement_id)
-    if filters.item_id:
-        query = query.where(Play.item_id == filters.item_id)
-    if filters.outcome == "playing":
-        query = query.where(Play.outcome.is_(None))
-    elif filters.outcome:
-        query = query.where(Play.outcome == filters.outcome)
-    if filters.kind == "live":
-        query = query.where(Play.play_id.startswith(LIVE_PLAY_PREFIX, autoescape=True))
-    elif filters.kind == "announcement":
-        query = query.where(Play.announcement_id.is_not(None),
-                            ~Play.play_id.startswith(LIVE_PLAY_PREFIX, autoescape=True))
-    elif filters.kind == "schedule":
-        query = query.where(Play.item_id.is_not(None), Play.announcement_id.is_(None),
-                            ~Play.play_id.startswith(LIVE_PLAY_PREFIX, autoescape=True))
-    if filters.since:
-        query = query.where(Play.scheduled_start_ms >= int(filters.since.timestamp() * 1000))
-    if filters.until:
-        query = query.where(Play.scheduled_start_ms < int(filters.until.timestamp() * 1000))
-    return query.order_by(Play.scheduled_start_ms.desc(), Play.id.desc())
 
 
 @router.get("/api/v1/plays", response_model=list[PlayPublic])

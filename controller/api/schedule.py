@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.deps import ApproverDep, ControllerDep, OfficerDep, StaffDep, check_zone_scope
+from controller.api.deps import ApproverDep, DatabaseDep, OfficerDep, ScheduleDep, StaffDep, WindowsDep
 from controller.api.schemas import (
     BlockedPublic,
     ConflictPublic,
@@ -20,18 +20,18 @@ from controller.api.schemas import (
     ScheduleItemCreate,
     ScheduleItemPublic,
     UpcomingPublic,
-    ms_iso,
 )
-from controller.models import Device, ScheduleItem, User
-from controller.runtime import Controller
+from controller.api.views import item_input, item_public
+from controller.db import Database
+from controller.models import Device, ScheduleItem
 from controller.schedule_items import (
     ItemConflicts,
     ItemForbidden,
-    ItemInput,
     ItemInvalid,
     ItemNotFound,
     ItemStateError,
 )
+from controller.scope import OutOfScope
 from devices.protocol import now_ms
 
 router = APIRouter(prefix="/api/v1/schedule", tags=["schedule"])
@@ -39,40 +39,10 @@ router = APIRouter(prefix="/api/v1/schedule", tags=["schedule"])
 _T = TypeVar("_T")
 
 
-def _local(value: str | None, controller: Controller) -> datetime | None:
-    """Stored wall-clock text → an aware datetime in the site's zone."""
-    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=controller.settings.tz)
-
-
-def item_public(row: ScheduleItem, session: Session, controller: Controller) -> ScheduleItemPublic:
-    """The public view of an item, with the names of the people involved and its next starts."""
-    names = {u.id: u.username for u in session.scalars(
-        select(User).where(User.id.in_([i for i in (row.created_by, row.updated_by, row.decided_by) if i])))}
-    start = _local(row.start_local, controller)
-    assert start is not None
-    return ScheduleItemPublic(
-        id=row.id, revision=row.revision, title=row.title, priority=row.priority, content=list(row.content),
-        segments=list(row.segments), duration_ms=sum(int(s["duration_ms"]) for s in row.segments),
-        targets=dict(row.targets), timezone=controller.settings.timezone, start=start, rrule=row.rrule,
-        until=_local(row.until_local, controller), exdates=[_local(x, controller) for x in row.exdates],  # type: ignore[misc]
-        queue=row.queue, status=row.status, rejection_reason=row.rejection_reason,
-        created_by=names.get(row.created_by or 0), updated_by=names.get(row.updated_by or 0),
-        decided_by=names.get(row.decided_by or 0), decided_at=row.decided_at, created_at=row.created_at,
-        updated_at=row.updated_at,
-        next_starts=[d for d in (ms_iso(ms) for ms in controller.schedule.next_starts(row)) if d is not None])
-
-
-def _input(body: ScheduleItemCreate) -> ItemInput:
-    return ItemInput(title=body.title, priority=body.priority,
-                     content=[c.model_dump(mode="json") for c in body.content],
-                     targets=body.targets.model_dump(mode="json"), start=body.start, rrule=body.rrule,
-                     until=body.until, exdates=list(body.exdates), queue=body.queue)
-
-
-async def _run(controller: Controller, work: Callable[[Session], _T]) -> _T:
+async def _run(db: Database, work: Callable[[Session], _T]) -> _T:
     """Runs ``work`` in a worker thread inside one committed session, turning service errors into HTTP ones."""
     def in_session() -> _T:
-        with controller.db.session() as session:
+        with db.session() as session:
             return work(session)
 
     try:
@@ -92,84 +62,67 @@ async def _run(controller: Controller, work: Callable[[Session], _T]) -> _T:
                                          ).model_dump(mode="json") for c in exc.conflicts]}) from None
     except ItemNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule item {exc}") from None
-    except ItemForbidden as exc:
+    except (ItemForbidden, OutOfScope) as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except ItemStateError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
 
 @router.post("/items", status_code=status.HTTP_201_CREATED)
-async def create_item(body: ScheduleItemCreate, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
+async def create_item(body: ScheduleItemCreate, db: DatabaseDep, schedule: ScheduleDep,
+                      user: OfficerDep) -> ScheduleItemPublic:
     """Creates an item: speech is rendered now, conflicts refused with 409 unless ``queue`` is set."""
-    check_zone_scope(user, body.targets.all, list(body.targets.zones), list(body.targets.agents))
-    return await _run(controller, lambda s: item_public(
-        controller.schedule.create(s, _input(body), user), s, controller))
+    return await _run(db, lambda s: item_public(schedule.create(s, item_input(body), user), s, schedule))
 
 
 @router.get("/items")
-async def list_items(controller: ControllerDep, _user: StaffDep,
+async def list_items(db: DatabaseDep, schedule: ScheduleDep, _user: StaffDep,
                      status_: Annotated[str | None, Query(alias="status")] = None) -> list[ScheduleItemPublic]:
     """Items, newest first; ``?status=pending`` is the approval queue."""
     def work(session: Session) -> list[ScheduleItemPublic]:
         query = select(ScheduleItem).order_by(ScheduleItem.created_at.desc())
         if status_:
             query = query.where(ScheduleItem.status == status_)
-        return [item_public(r, session, controller) for r in session.scalars(query.limit(500))]
+        return [item_public(r, session, schedule) for r in session.scalars(query.limit(500))]
 
-    return await _run(controller, work)
+    return await _run(db, work)
 
 
 @router.get("/items/{item_id}")
-async def get_item(item_id: str, controller: ControllerDep, _user: StaffDep) -> ScheduleItemPublic:
+async def get_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, _user: StaffDep) -> ScheduleItemPublic:
     """One item."""
-    return await _run(controller, lambda s: item_public(controller.schedule.get(s, item_id), s, controller))
+    return await _run(db, lambda s: item_public(schedule.get(s, item_id), s, schedule))
 
 
 @router.put("/items/{item_id}")
-async def replace_item(item_id: str, body: ScheduleItemCreate, controller: ControllerDep,
+async def replace_item(item_id: str, body: ScheduleItemCreate, db: DatabaseDep, schedule: ScheduleDep,
                        user: OfficerDep) -> ScheduleItemPublic:
     """A new revision of an item; only the agents it touches get new windows."""
-    check_zone_scope(user, body.targets.all, list(body.targets.zones), list(body.targets.agents))
-    return await _run(controller, lambda s: item_public(
-        controller.schedule.replace(s, item_id, _input(body), user), s, controller))
-
-
-async def _check_item_scope(controller: Controller, item_id: str, user: User) -> None:
-    """403 when a user limited to some zones acts on an item that reaches beyond them (as creating it would)."""
-    if not user.zones or "admin" in user.role_set:
-        return
-    targets = await _run(controller, lambda s: dict(controller.schedule.get(s, item_id).targets))
-    check_zone_scope(user, bool(targets.get("all")), list(targets.get("zones") or []),
-                     list(targets.get("agents") or []))
+    return await _run(db, lambda s: item_public(schedule.replace(s, item_id, item_input(body), user), s, schedule))
 
 
 @router.delete("/items/{item_id}")
-async def cancel_item(item_id: str, controller: ControllerDep, user: OfficerDep) -> ScheduleItemPublic:
+async def cancel_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: OfficerDep) -> ScheduleItemPublic:
     """Cancels an item: it leaves every window; its history and proof of play stay."""
-    await _check_item_scope(controller, item_id, user)
-    return await _run(controller, lambda s: item_public(
-        controller.schedule.cancel(s, item_id, user), s, controller))
+    return await _run(db, lambda s: item_public(schedule.cancel(s, item_id, user), s, schedule))
 
 
 @router.post("/items/{item_id}/approve")
-async def approve_item(item_id: str, controller: ControllerDep, user: ApproverDep) -> ScheduleItemPublic:
+async def approve_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: ApproverDep) -> ScheduleItemPublic:
     """An approver lets a pending item go out."""
-    await _check_item_scope(controller, item_id, user)
-    return await _run(controller, lambda s: item_public(
-        controller.schedule.decide(s, item_id, user, True), s, controller))
+    return await _run(db, lambda s: item_public(schedule.decide(s, item_id, user, True), s, schedule))
 
 
 @router.post("/items/{item_id}/reject")
-async def reject_item(item_id: str, body: RejectRequest, controller: ControllerDep,
+async def reject_item(item_id: str, body: RejectRequest, db: DatabaseDep, schedule: ScheduleDep,
                       user: ApproverDep) -> ScheduleItemPublic:
     """An approver sends a pending item back, with the reason."""
-    await _check_item_scope(controller, item_id, user)
-    return await _run(controller, lambda s: item_public(
-        controller.schedule.decide(s, item_id, user, False, body.reason), s, controller))
+    return await _run(db, lambda s: item_public(schedule.decide(s, item_id, user, False, body.reason), s,
+                                                schedule))
 
 
 @router.get("/upcoming")
-async def upcoming(controller: ControllerDep, _user: StaffDep,
+async def upcoming(db: DatabaseDep, windows: WindowsDep, _user: StaffDep,
                    hours: Annotated[int, Query(ge=1, le=14 * 24)] = 24,
                    agent_id: str | None = None, zone: str | None = None) -> UpcomingPublic:
     """What will play where in the next ``hours`` (approved items), and what the rules hold back."""
@@ -178,10 +131,10 @@ async def upcoming(controller: ControllerDep, _user: StaffDep,
             return None if agent_id is None else [agent_id]
         return [d.id for d in session.scalars(select(Device)) if zone in d.zones]
 
-    agents = await _run(controller, work)
+    agents = await _run(db, work)
     start = now_ms()
     end = start + hours * 3_600_000
-    result, _saved = await asyncio.to_thread(controller.windows.compute, start, end, agents)
+    result, _saved = await asyncio.to_thread(windows.compute, start, end, agents)
     plays = [PlannedPlayPublic(agent_id=p.agent_id, play_id=p.play_id, item_id=p.item_id, title=p.title,
                                priority=p.priority.value, start=datetime.fromtimestamp(p.start_ms / 1000, UTC),
                                end=datetime.fromtimestamp(p.end_ms / 1000, UTC), volume=p.volume,

@@ -7,7 +7,6 @@ the board shows (``image/png``), drawn by the renderer the agents use.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -17,18 +16,26 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import audit
-from controller.api.deps import ApproverDep, ControllerDep, OfficerDep, SessionDep, StaffDep, TechnicianDep
+from controller.api.deps import (
+    ApproverDep,
+    OfficerDep,
+    SessionDep,
+    SettingsDep,
+    SignActionsDep,
+    SignsDep,
+    StaffDep,
+    TechnicianDep,
+)
 from controller.models import Sign, SignContent, SignItem, User
+from controller.sign_actions import ImageTooLarge, SignActions
 from controller.signs import (
-    MAX_IMAGE_BYTES,
     SignAttach,
     SignContentInput,
     SignForbidden,
     SignInputError,
     SignItemInput,
     SignNotFound,
-    validate_image,
+    SignService,
 )
 from devices.led.content import Panel
 from devices.led.fonts import FontError
@@ -131,9 +138,9 @@ def _png(data: bytes, warnings: tuple[str, ...], font_px: int) -> Response:
     return Response(data, media_type="image/png", headers=headers)
 
 
-def _preview(session: Session, controller: ControllerDep, content_id: str, page: int, panel: Panel) -> Response:
+def _preview(session: Session, signs: SignService, content_id: str, page: int, panel: Panel) -> Response:
     try:
-        data, rendered = controller.signs.preview_png(session, content_id, page, panel)
+        data, rendered = signs.preview_png(session, content_id, page, panel)
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except LayoutError as exc:
@@ -147,29 +154,27 @@ def _preview(session: Session, controller: ControllerDep, content_id: str, page:
 
 
 @router.post("/sign-contents", status_code=status.HTTP_201_CREATED)
-def create_content(body: SignContentInput, session: SessionDep, controller: ControllerDep,
+def create_content(body: SignContentInput, session: SessionDep, actions: SignActionsDep,
                    user: OfficerDep) -> SignContentPublic:
     """New sign content (text pages, or image pages naming uploaded images)."""
     try:
-        row = controller.signs.save_content(session, body, user)
+        row = actions.create_content(session, body, user)
     except SignInputError as exc:
         raise _invalid(exc) from None
-    audit.record(session, user, "sign_content.create", row.id, {"title": row.title})
-    return content_public(row, controller.signs.warnings(list(row.pages)))
+    return content_public(row, actions.signs.warnings(list(row.pages)))
 
 
 @router.put("/sign-contents/{content_id}")
-def replace_content(content_id: str, body: SignContentInput, session: SessionDep, controller: ControllerDep,
+def replace_content(content_id: str, body: SignContentInput, session: SessionDep, actions: SignActionsDep,
                     user: OfficerDep) -> SignContentPublic:
     """Replaces content; signs showing it get it with their next playlist."""
     try:
-        row = controller.signs.save_content(session, body, user, content_id)
+        row = actions.replace_content(session, content_id, body, user)
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except SignInputError as exc:
         raise _invalid(exc) from None
-    audit.record(session, user, "sign_content.update", row.id, {"title": row.title})
-    return content_public(row, controller.signs.warnings(list(row.pages)))
+    return content_public(row, actions.signs.warnings(list(row.pages)))
 
 
 @router.get("/sign-contents")
@@ -179,17 +184,17 @@ def list_contents(session: SessionDep, _user: StaffDep) -> list[SignContentPubli
 
 
 @router.get("/sign-contents/{content_id}")
-def get_content(content_id: str, session: SessionDep, controller: ControllerDep, _user: StaffDep) -> SignContentPublic:
+def get_content(content_id: str, session: SessionDep, signs: SignsDep, _user: StaffDep) -> SignContentPublic:
     """One piece of content."""
     try:
-        row = controller.signs.content(session, content_id)
+        row = signs.content(session, content_id)
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    return content_public(row, controller.signs.warnings(list(row.pages)))
+    return content_public(row, signs.warnings(list(row.pages)))
 
 
 @router.get("/sign-contents/{content_id}/preview.png", response_class=Response)
-def preview_content(content_id: str, session: SessionDep, controller: ControllerDep, _user: StaffDep,
+def preview_content(content_id: str, session: SessionDep, signs: SignsDep, _user: StaffDep,
                           size: Annotated[str, Query(description="panel size, e.g. 96x16")],
                           page: Annotated[int, Query(ge=0)] = 0) -> Response:
     """The exact image a board of ``size`` shows for one page (422 when it does not fit)."""
@@ -197,24 +202,22 @@ def preview_content(content_id: str, session: SessionDep, controller: Controller
         panel = Panel.parse(size)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    return _preview(session, controller, content_id, page, panel)
+    return _preview(session, signs, content_id, page, panel)
 
 
 @router.post("/sign-images", status_code=status.HTTP_201_CREATED)
-async def upload_image(request: Request, session: SessionDep, controller: ControllerDep,
+async def upload_image(request: Request, session: SessionDep, actions: SignActionsDep,
                        user: OfficerDep) -> SignImagePublic:
     """A PNG or JPEG as the request body (≤ 1 MB), decoded to check it, then stored by its SHA-256."""
     data = await request.body()
-    if len(data) > MAX_IMAGE_BYTES:
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, f"images are limited to {MAX_IMAGE_BYTES // 1024} KB")
     try:
-        mime, width, height = await asyncio.to_thread(validate_image, data)
-        row = await run_in_threadpool(controller.signs.store_image, session, data)
+        row, mime, width, height = await run_in_threadpool(actions.upload_image, session, data, user)
+    except ImageTooLarge as exc:
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, str(exc)) from None
     except LayoutError as exc:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
     except SignInputError as exc:
         raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, exc.message) from None
-    audit.record(session, user, "sign_image.upload", row.sha256, {"size": row.size})
     return SignImagePublic(sha256=row.sha256, size=row.size, mime=mime, width=width, height=height)
 
 
@@ -228,65 +231,59 @@ def list_signs(session: SessionDep, _user: StaffDep) -> list[SignPublic]:
 
 
 @router.post("/signs", status_code=status.HTTP_201_CREATED)
-def attach_sign(body: SignAttach, session: SessionDep, controller: ControllerDep, user: TechnicianDep) -> SignPublic:
+def attach_sign(body: SignAttach, session: SessionDep, actions: SignActionsDep, user: TechnicianDep) -> SignPublic:
     """Attaches a board to an agent (its id is ``{agent}.{name}``)."""
     try:
-        row = controller.signs.attach(session, body)
+        row = actions.attach(session, body, user)
     except SignInputError as exc:
         raise _invalid(exc) from None
-    audit.record(session, user, "sign.attach", row.id, body.model_dump(mode="json"))
     return sign_public(row)
 
 
 @router.get("/signs/now")
-def signs_now(session: SessionDep, controller: ControllerDep, _user: StaffDep) -> list[SignNowPublic]:
+def signs_now(session: SessionDep, signs: SignsDep, _user: StaffDep) -> list[SignNowPublic]:
     """What each sign shows now: its agent's last report, the controller's plan, and its last fault."""
     return [SignNowPublic(sign=sign_public(n["sign"]), agent_status=n["agent_status"], reported=n["reported"],
                           state_ts=n["state_ts"], playlist_version=n["playlist_version"], planned=n["planned"],
                           last_fault=n["last_fault"])
-            for n in controller.signs.now(session)]
+            for n in signs.now(session)]
 
 
 @router.delete("/signs/{sign_id}", status_code=status.HTTP_204_NO_CONTENT)
-def detach_sign(sign_id: str, session: SessionDep, controller: ControllerDep, user: TechnicianDep) -> Response:
+def detach_sign(sign_id: str, session: SessionDep, actions: SignActionsDep, user: TechnicianDep) -> Response:
     """Detaches a board; its agent's playlist stops naming it."""
     try:
-        controller.signs.detach(session, sign_id)
+        actions.detach(session, sign_id, user)
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    audit.record(session, user, "sign.detach", sign_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/signs/{sign_id}/preview.png", response_class=Response)
-def preview_on_sign(sign_id: str, session: SessionDep, controller: ControllerDep, _user: StaffDep,
+def preview_on_sign(sign_id: str, session: SessionDep, signs: SignsDep, _user: StaffDep,
                           content_id: Annotated[str, Query(min_length=1, max_length=32)],
                           page: Annotated[int, Query(ge=0)] = 0) -> Response:
     """The exact image this sign shows for one page of content."""
     try:
-        sign = controller.signs.sign(session, sign_id)
+        sign = signs.sign(session, sign_id)
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     panel = Panel(width=sign.width, height=sign.height)
-    return _preview(session, controller, content_id, page, panel)
+    return _preview(session, signs, content_id, page, panel)
 
 
 # items --------------------------------------------------------------------------------------------------
 
 
 @router.post("/sign-items", status_code=status.HTTP_201_CREATED)
-def create_item(body: SignItemInput, session: SessionDep, controller: ControllerDep,
+def create_item(body: SignItemInput, session: SessionDep, actions: SignActionsDep, settings: SettingsDep,
                 user: OfficerDep) -> SignItemPublic:
     """Puts content on signs (zones, agents or named signs) from ``start`` for ``duration_ms``, optionally recurring."""
     try:
-        row = controller.signs.create_item(session, body, user)
-    except SignNotFound as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            [{"loc": ["body", "content_id"], "msg": str(exc), "type": "value_error"}]) from None
+        row = actions.create_item(session, body, user)
     except SignInputError as exc:
         raise _invalid(exc) from None
-    audit.record(session, user, "sign_item.create", row.id, body.model_dump(mode="json"))
-    return item_public(row, controller.settings.timezone)
+    return item_public(row, settings.timezone)
 
 
 class SignDecision(BaseModel):
@@ -297,51 +294,49 @@ class SignDecision(BaseModel):
     reason: str = Field(default="", max_length=500)
 
 
-def _decide(item_id: str, approve: bool, body: SignDecision, session: Session, controller: ControllerDep,
+def _decide(item_id: str, approve: bool, body: SignDecision, session: Session, actions: SignActions,
             user: User) -> SignItemPublic:
     try:
-        row = controller.signs.decide(session, item_id, user, approve)
+        row = actions.decide(session, item_id, user, approve, body.reason)
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except SignForbidden as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     except SignInputError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, exc.message) from None
-    audit.record(session, user, "sign_item.approve" if approve else "sign_item.reject", item_id,
-                 {"reason": body.reason} if body.reason else {})
-    return item_public(row, controller.settings.timezone)
+    return item_public(row, actions.signs.settings.timezone)
 
 
 @router.post("/sign-items/{item_id}/approve")
-def approve_item(item_id: str, session: SessionDep, controller: ControllerDep, user: ApproverDep,
+def approve_item(item_id: str, session: SessionDep, actions: SignActionsDep, user: ApproverDep,
                  body: SignDecision | None = None) -> SignItemPublic:
     """Puts a pending item on the signs (an approver or admin other than its author)."""
-    return _decide(item_id, True, body or SignDecision(), session, controller, user)
+    return _decide(item_id, True, body or SignDecision(), session, actions, user)
 
 
 @router.post("/sign-items/{item_id}/reject")
-def reject_item(item_id: str, session: SessionDep, controller: ControllerDep, user: ApproverDep,
+def reject_item(item_id: str, session: SessionDep, actions: SignActionsDep, user: ApproverDep,
                 body: SignDecision | None = None) -> SignItemPublic:
     """Refuses a pending item; the reason goes into the audit trail."""
-    return _decide(item_id, False, body or SignDecision(), session, controller, user)
+    return _decide(item_id, False, body or SignDecision(), session, actions, user)
 
 
 @router.get("/sign-items")
-def list_items(session: SessionDep, controller: ControllerDep, _user: StaffDep,
+def list_items(session: SessionDep, settings: SettingsDep, _user: StaffDep,
                include_cancelled: bool = False) -> list[SignItemPublic]:
     """Sign items, newest first (pending and active; ``include_cancelled`` adds cancelled and rejected)."""
     query = select(SignItem).order_by(SignItem.created_at.desc())
     if not include_cancelled:
         query = query.where(SignItem.status.in_(("active", "pending")))
-    return [item_public(r, controller.settings.timezone) for r in session.scalars(query)]
+    return [item_public(r, settings.timezone) for r in session.scalars(query)]
 
 
 @router.delete("/sign-items/{item_id}")
-def cancel_item(item_id: str, session: SessionDep, controller: ControllerDep, user: OfficerDep) -> SignItemPublic:
+def cancel_item(item_id: str, session: SessionDep, actions: SignActionsDep, settings: SettingsDep,
+                user: OfficerDep) -> SignItemPublic:
     """Takes an item off every sign (the record stays, cancelled)."""
     try:
-        row = controller.signs.cancel_item(session, item_id)
+        row = actions.cancel_item(session, item_id, user)
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    audit.record(session, user, "sign_item.cancel", item_id)
-    return item_public(row, controller.settings.timezone)
+    return item_public(row, settings.timezone)

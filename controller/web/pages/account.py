@@ -10,8 +10,8 @@ from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from controller import audit
-from controller.api.auth import PasswordChange, end_session, start_session
-from controller.api.deps import SESSION_COOKIE, ControllerDep, SessionDep
+from controller.api.deps import SESSION_COOKIE, DatabaseDep, LoginThrottleDep, SessionDep
+from controller.api.sessions import PasswordChange, end_session, start_session
 from controller.auth import password_matches, set_password
 from controller.web.forms import field_errors
 from controller.web.i18n import LANG_COOKIE, LANGUAGES, N_, gettext, speaking_to
@@ -63,7 +63,7 @@ def login_page(request: Request, session: SessionDep, next: str = "", changed: b
 
 
 @router.post("/login")
-def login_submit(request: Request, session: SessionDep, controller: ControllerDep,
+def login_submit(request: Request, session: SessionDep, throttle: LoginThrottleDep, db: DatabaseDep,
                  username: Annotated[str, Form(max_length=256)] = "",
                  password: Annotated[str, Form(max_length=1024)] = "",
                  next: Annotated[str, Form(max_length=2048)] = "") -> Response:
@@ -78,7 +78,7 @@ def login_submit(request: Request, session: SessionDep, controller: ControllerDe
         return render(request, "login.html", {**context, "errors": errors}, status_code=422)
     response = RedirectResponse(target, status_code=303)
     try:
-        start_session(request, response, session, controller, username, password, cookie=True)
+        start_session(request, response, session, throttle, db, username, password, cookie=True)
     except HTTPException as exc:
         with speaking_to(request):
             if exc.status_code == 429:

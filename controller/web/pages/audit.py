@@ -9,7 +9,7 @@ Filtering and the CSV rows are the API's (controller/api/audit.py); verification
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -20,9 +20,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
 from controller import audit
-from controller.api.audit import audit_query, list_audit
-from controller.api.deps import ControllerDep, SessionDep
+from controller.api.deps import DatabaseDep, SessionDep, SettingsDep
+from controller.audit_log import audit_query, csv_chunks
 from controller.models import AuditEvent
+from controller.settings import Settings
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, speaking_to
 from controller.web.session import ConsoleAdminDep
@@ -127,8 +128,8 @@ def _filters(request: Request) -> tuple[AuditFilters, dict[str, list[str]], dict
             return AuditFilters(), field_errors(exc), raw
 
 
-def _bounds(filters: AuditFilters, controller: ControllerDep) -> tuple[datetime | None, datetime | None]:
-    zone = controller.settings.tz
+def _bounds(filters: AuditFilters, settings: Settings) -> tuple[datetime | None, datetime | None]:
+    zone = settings.tz
     start = datetime.combine(filters.date_from, time.min, zone) if filters.date_from else None
     end = datetime.combine(filters.date_to + timedelta(days=1), time.min, zone) if filters.date_to else None
     return start, end
@@ -140,11 +141,11 @@ def _detail(value: Any) -> str:
 
 
 @router.get("/audit")
-def audit_page(request: Request, session: SessionDep, controller: ControllerDep,
+def audit_page(request: Request, session: SessionDep, settings: SettingsDep,
                _admin: ConsoleAdminDep) -> Response:
     """The log, newest first, a page at a time, with its filters, export and verification."""
     filters, errors, raw = _filters(request)
-    start, end = _bounds(filters, controller)
+    start, end = _bounds(filters, settings)
     q = audit_query(start, end, filters.user or None, filters.action or None).order_by(None) \
         .order_by(AuditEvent.id.desc())
     if filters.before:
@@ -166,23 +167,20 @@ def audit_page(request: Request, session: SessionDep, controller: ControllerDep,
 
 
 @router.get("/audit/export.csv")
-def audit_export(request: Request, session: SessionDep, controller: ControllerDep,
+def audit_export(request: Request, session: SessionDep, settings: SettingsDep, db: DatabaseDep,
                  admin: ConsoleAdminDep) -> Response:
     """Every entry matching the filters as CSV (the API's columns), UTF-8 with a BOM."""
     filters, errors, _raw = _filters(request)
     if errors:
-        return audit_page(request, session, controller, admin)
-    start, end = _bounds(filters, controller)
-    inner = list_audit(session, controller, admin, start=start, end=end, user=filters.user or None,
-                       action=filters.action or None, fmt="csv")
-    assert isinstance(inner, StreamingResponse)
+        return audit_page(request, session, settings, admin)
+    start, end = _bounds(filters, settings)
+    chunks = csv_chunks(db, audit_query(start, end, filters.user or None, filters.action or None))
 
-    async def with_bom() -> AsyncIterator[str | bytes | memoryview]:
+    def with_bom() -> Iterator[str]:
         yield BOM
-        async for chunk in inner.body_iterator:
-            yield chunk
+        yield from chunks
 
-    stamp = datetime.now(controller.settings.tz).strftime("%Y%m%d-%H%M")
+    stamp = datetime.now(settings.tz).strftime("%Y%m%d-%H%M")
     return StreamingResponse(with_bom(), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"',
                                       "Cache-Control": "no-store"})

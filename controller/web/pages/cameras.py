@@ -4,7 +4,8 @@ Pictures come straight from the camera API (``/api/v1/cameras/{id}/live.mjpeg``,
 ``<img>`` sends the console's session cookie and a GET needs no CSRF token, so the API's own checks,
 viewer limit and audit record ("camera viewed") apply unchanged. PTZ moves are posted by the page's
 script to the API too (press and hold, release to stop). What the console renders itself — the grid,
-status, presets, the event list — comes from the same functions the API routes use.
+status, presets, the event list — comes from the same functions the API routes use
+(controller/cameras/operations.py and the camera service).
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, Respon
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from controller.api import cameras as camera_api
-from controller.api.deps import ControllerDep, SessionDep
+from controller.api.deps import CamerasDep, SessionDep
+from controller.cameras import operations
 from controller.cameras.events import CameraEventMessage
+from controller.cameras.gateway import GatewayFull
 from controller.cameras.motion import MotionSettings
-from controller.cameras.schemas import PresetCreate
-from controller.models import Camera, User
+from controller.cameras.onvif import CameraError
+from controller.cameras.schemas import CameraStatusPublic, PresetCreate
+from controller.cameras.service import CameraConflict, CameraNotFound, LinkDown, RegistrationError
+from controller.models import Camera
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleSecurityDep
@@ -53,7 +57,7 @@ EVENT_LABELS: dict[str, str] = {
     "camera.fault": N_("Camera fault"),
     "camera.recovered": N_("Camera back online"),
 }
-#: The camera API's errors, said for staff (msgids); the API's own reason (English) follows as detail.
+#: The camera API's errors by status, said for staff (msgids); the API's own reason (English) follows.
 _API_ERRORS: dict[int, str] = {
     404: N_("There is no such camera. It may have been removed."),
     409: N_("This camera has no PTZ: it cannot be moved."),
@@ -63,19 +67,33 @@ _API_ERRORS: dict[int, str] = {
 }
 
 
-def _api_error(exc: HTTPException) -> tuple[str, str | None]:
-    """A sentence (msgid) for a camera API error, and the API's own reason as a detail."""
-    detail = exc.detail
-    reason = str(detail.get("message", "")) if isinstance(detail, dict) else (str(detail) if detail else "")
-    return _API_ERRORS.get(exc.status_code, N_("The camera did not carry out the command.")), reason or None
+#: The camera service's refusals, with the status the API answers them with.
+_REFUSALS: tuple[tuple[type[Exception], int], ...] = (
+    (CameraNotFound, 404), (CameraConflict, 409), (RegistrationError, 422), (CameraError, 502),
+    (LinkDown, 503), (GatewayFull, 503))
+_CAMERA_REFUSALS = (CameraNotFound, CameraConflict, RegistrationError, CameraError, LinkDown, GatewayFull)
 
 
-def _event_rows(session: SessionDep, user: User, camera_id: str | None) -> list[dict[str, object]]:
+def _api_error(exc: Exception) -> tuple[str, str | None]:
+    """A sentence (msgid) for a camera service refusal, and its own reason as a detail."""
+    status = next((code for kind, code in _REFUSALS if isinstance(exc, kind)), 502)
+    reason = exc.message if isinstance(exc, RegistrationError | CameraError) else str(exc)
+    return _API_ERRORS.get(status, N_("The camera did not carry out the command.")), reason or None
+
+
+def _event_rows(session: SessionDep, camera_id: str | None) -> list[dict[str, object]]:
     """The newest events as the API lists them, with their time as a datetime and their camera's name."""
-    events: list[CameraEventMessage] = camera_api.list_events(session, user, camera_id=camera_id, limit=EVENTS_SHOWN)
+    events: list[CameraEventMessage] = operations.camera_events(session, camera_id=camera_id, limit=EVENTS_SHOWN)
     names = dict(session.execute(select(Camera.id, Camera.name)).tuples().all()) if events else {}
     return [{"event": e, "at": datetime.fromtimestamp(e.ts / 1000, tz=UTC), "camera_name": names.get(e.camera_id)
              or e.camera_id, "label": EVENT_LABELS.get(e.type, e.type)} for e in events]
+
+
+def _status(session: SessionDep, cameras: CamerasDep, camera_id: str) -> CameraStatusPublic:
+    try:
+        return operations.camera_status(session, cameras, camera_id)
+    except CameraNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
 
 
 def _camera(session: SessionDep, camera_id: str) -> Camera:
@@ -98,48 +116,48 @@ def camera_grid(request: Request, session: SessionDep, user: ConsoleSecurityDep,
     return render(request, "cameras/grid.html", {
         "cameras": cameras, "total": total, "page": page, "pages": pages, "per_page": per_page,
         "default_per_page": TILES_PER_PAGE, "status_labels": STATUS_LABELS,
-        "events": _event_rows(session, user, None), "event_camera": None})
+        "events": _event_rows(session, None), "event_camera": None})
 
 
 @router.get("/camera-events")
-def event_list(request: Request, session: SessionDep, user: ConsoleSecurityDep,
+def event_list(request: Request, session: SessionDep, _user: ConsoleSecurityDep,
                camera: Annotated[str | None, Query(max_length=63, pattern=r"^[a-z0-9_-]+$")] = None) -> Response:
     """The event list fragment (refetched when the camera event stream says something happened)."""
-    return render(request, "cameras/_events.html", {"events": _event_rows(session, user, camera),
+    return render(request, "cameras/_events.html", {"events": _event_rows(session, camera),
                                                      "event_camera": camera})
 
 
 @router.get("/cameras/{camera_id}")
-def camera_view(camera_id: CameraId, request: Request, session: SessionDep, controller: ControllerDep,
-                user: ConsoleSecurityDep) -> Response:
+def camera_view(camera_id: CameraId, request: Request, session: SessionDep, cameras: CamerasDep,
+                _user: ConsoleSecurityDep) -> Response:
     """One camera large, its status, PTZ pad and presets (if it has PTZ) and its own events."""
     camera = _camera(session, camera_id)
-    status = camera_api.camera_status(camera_id, session, controller, user)
+    status = _status(session, cameras, camera_id)
     return render(request, "cameras/view.html", {
         "camera": camera, "status": status, "status_labels": STATUS_LABELS,
-        "events": _event_rows(session, user, camera_id), "event_camera": camera_id,
+        "events": _event_rows(session, camera_id), "event_camera": camera_id,
         "motion": _motion_form_values(camera.motion or {}), "errors": {}, "notice": None})
 
 
 @router.get("/cameras/{camera_id}/status")
-def camera_status(camera_id: CameraId, request: Request, session: SessionDep, controller: ControllerDep,
-                  user: ConsoleSecurityDep, part: Annotated[str, Query(pattern="^(facts|badge)$")] = "facts",
+def camera_status(camera_id: CameraId, request: Request, session: SessionDep, cameras: CamerasDep,
+                  _user: ConsoleSecurityDep, part: Annotated[str, Query(pattern="^(facts|badge)$")] = "facts",
                   ) -> Response:
     """A status fragment — the facts of the single view, or a grid tile's badge — refetched when the camera
     event stream reports a fault or a recovery."""
     camera = _camera(session, camera_id)
-    status = camera_api.camera_status(camera_id, session, controller, user)
+    status = _status(session, cameras, camera_id)
     template = "cameras/_status.html" if part == "facts" else "cameras/_badge.html"
     return render(request, template, {"camera": camera, "status": status, "status_labels": STATUS_LABELS})
 
 
 @router.get("/cameras/{camera_id}/presets")
-async def presets(camera_id: CameraId, request: Request, controller: ControllerDep,
-                  user: ConsoleSecurityDep) -> Response:
+async def presets(camera_id: CameraId, request: Request, cameras: CamerasDep,
+                  _user: ConsoleSecurityDep) -> Response:
     """The camera's stored positions, read from the camera itself (so loaded after the page)."""
     try:
-        found = await camera_api.ptz_presets(camera_id, controller.cameras, user)
-    except HTTPException as exc:
+        found = await operations.ptz_presets(cameras, camera_id)
+    except _CAMERA_REFUSALS as exc:
         message, reason = _api_error(exc)
         return render(request, "cameras/_presets.html", {"camera_id": camera_id, "presets": [],
                                                           "error": message, "reason": reason})
@@ -148,12 +166,12 @@ async def presets(camera_id: CameraId, request: Request, controller: ControllerD
 
 
 @router.post("/cameras/{camera_id}/presets/{preset_token}/goto")
-async def goto_preset(camera_id: CameraId, preset_token: PresetToken, request: Request, controller: ControllerDep,
+async def goto_preset(camera_id: CameraId, preset_token: PresetToken, request: Request, cameras: CamerasDep,
                       user: ConsoleSecurityDep) -> Response:
-    """Moves the camera to a stored position (audited by the API's function) and says so."""
+    """Moves the camera to a stored position (audited, as through the API) and says so."""
     try:
-        await camera_api.ptz_goto(camera_id, preset_token, request, controller.cameras, user)
-    except HTTPException as exc:
+        await operations.ptz_goto(cameras, camera_id, preset_token, user)
+    except _CAMERA_REFUSALS as exc:
         message, reason = _api_error(exc)
         return render(request, "cameras/_notice.html", {"level": "error", "message": message, "reason": reason})
     return render(request, "cameras/_notice.html", {"level": "ok", "message": N_("The camera is moving there."),
@@ -161,7 +179,7 @@ async def goto_preset(camera_id: CameraId, preset_token: PresetToken, request: R
 
 
 @router.post("/cameras/{camera_id}/presets")
-async def save_preset(camera_id: CameraId, request: Request, controller: ControllerDep, user: ConsoleSecurityDep,
+async def save_preset(camera_id: CameraId, request: Request, cameras: CamerasDep, _user: ConsoleSecurityDep,
                       name: Annotated[str, Form(max_length=1024)] = "") -> Response:
     """Stores where the camera points now under a name (the API's model checks the name)."""
     context: dict[str, object] = {"camera_id": camera_id, "name": name[:64], "notice": None, "reason": None}
@@ -172,8 +190,8 @@ async def save_preset(camera_id: CameraId, request: Request, controller: Control
             errors = field_errors(exc)
         return render(request, "cameras/_preset_form.html", {**context, "errors": errors}, status_code=422)
     try:
-        await camera_api.ptz_set_preset(camera_id, body, controller.cameras, user)
-    except HTTPException as exc:
+        await operations.ptz_set_preset(cameras, camera_id, body.name)
+    except _CAMERA_REFUSALS as exc:
         message, reason = _api_error(exc)
         return render(request, "cameras/_preset_form.html",
                       {**context, "errors": {"__all__": [message]}, "reason": reason}, status_code=422)
@@ -205,7 +223,7 @@ def _percent(raw: str, errors: dict[str, list[str]]) -> float | None:
 
 
 @router.post("/cameras/{camera_id}/motion")
-async def save_motion(camera_id: CameraId, request: Request, session: SessionDep, controller: ControllerDep,
+async def save_motion(camera_id: CameraId, request: Request, session: SessionDep, cameras: CamerasDep,
                       user: ConsoleSecurityDep, enabled: Annotated[str, Form(max_length=10)] = "",
                       sensitivity: Annotated[str, Form(max_length=20)] = "50",
                       cooldown_s: Annotated[str, Form(max_length=20)] = "10") -> Response:
@@ -226,8 +244,8 @@ async def save_motion(camera_id: CameraId, request: Request, session: SessionDep
     if errors:
         return render(request, "cameras/_motion_form.html", {**context, "errors": errors}, status_code=422)
     try:
-        await camera_api.set_motion(camera_id, body, controller.cameras, user)
-    except HTTPException as exc:
+        await cameras.set_motion(camera_id, body, user)
+    except _CAMERA_REFUSALS as exc:
         message, _reason = _api_error(exc)
         return render(request, "cameras/_motion_form.html", {**context, "errors": {"__all__": [message]}},
                       status_code=422)

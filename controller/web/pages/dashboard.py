@@ -19,8 +19,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.deps import ControllerDep, SessionDep
-from controller.api.plays import LIVE_PLAY_PREFIX
+from controller.api.deps import SessionDep, WindowsDep
 from controller.models import (
     Announcement,
     Camera,
@@ -34,10 +33,11 @@ from controller.models import (
     User,
     Zone,
 )
-from controller.runtime import Controller
+from controller.proof_of_play import LIVE_PLAY_PREFIX
 from controller.web.i18n import N_
 from controller.web.session import ConsoleSecurityDep, ConsoleUserDep
 from controller.web.templating import AGENT_STATUS_LABELS, PRIORITY_LABELS, render
+from controller.windows import WindowPublisher
 from devices.protocol import now_ms
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -226,18 +226,18 @@ _plan_lock = threading.Lock()
 _plan_cache: dict[tuple[int, tuple[str, ...]], tuple[int, dict[str, list[tuple[int, Activity]]]]] = {}
 
 
-def _planned(controller: Controller, agent_ids: list[str], now: int) -> dict[str, list[tuple[int, Activity]]]:
+def _planned(windows: WindowPublisher, agent_ids: list[str], now: int) -> dict[str, list[tuple[int, Activity]]]:
     """agent → its first few planned plays (start ms, what) from now until a day ahead, cached briefly."""
     if not agent_ids:
         return {}
-    key = (id(controller), tuple(sorted(agent_ids)))
+    key = (id(windows), tuple(sorted(agent_ids)))
     with _plan_lock:
         cached = _plan_cache.get(key)
         if cached is not None and now < cached[0]:
             return cached[1]
         # The plan the agents' windows are built from (blocking; routes run in a worker thread). It covers
         # the cache's lifetime too, so "next" stays right until it is computed again.
-        result, saved = controller.windows.compute(now, now + NEXT_HOURS * 3_600_000 + PLAN_TTL_MS, agent_ids)
+        result, saved = windows.compute(now, now + NEXT_HOURS * 3_600_000 + PLAN_TTL_MS, agent_ids)
         plans = {agent: [(p.start_ms, Activity(p.title, p.priority.value, _ms_time(p.start_ms), "schedule"))
                          for p in plays if p.start_ms >= saved.get(p.item_id, 0)][:5]
                  for agent, plays in result.plays.items()}
@@ -246,7 +246,7 @@ def _planned(controller: Controller, agent_ids: list[str], now: int) -> dict[str
         return plans
 
 
-def _upcoming(session: Session, controller: Controller, devices: list[Device],
+def _upcoming(session: Session, windows: WindowPublisher, devices: list[Device],
               now: int) -> dict[str, Activity]:
     """agent → the next thing it will play: the schedule's next occurrence or an announcement set for later."""
     nexts: dict[str, tuple[int, Activity]] = {}
@@ -255,7 +255,7 @@ def _upcoming(session: Session, controller: Controller, devices: list[Device],
         if agent_id not in nexts or start < nexts[agent_id][0]:
             nexts[agent_id] = (start, activity)
 
-    for agent_id, plays in _planned(controller, [d.id for d in devices if d.enabled], now).items():
+    for agent_id, plays in _planned(windows, [d.id for d in devices if d.enabled], now).items():
         for start, planned in plays:
             if start > now:
                 offer(agent_id, start, planned)
@@ -271,7 +271,7 @@ def _upcoming(session: Session, controller: Controller, devices: list[Device],
     return {agent: activity for agent, (_start, activity) in nexts.items()}
 
 
-def activity(session: Session, controller: Controller, devices: list[Device]) -> list[AgentActivity]:
+def activity(session: Session, windows: WindowPublisher, devices: list[Device]) -> list[AgentActivity]:
     """Per agent, what it plays now and what it plays next; agents playing something first."""
     now = now_ms()
     playing = _now_playing(session, devices, now)
@@ -280,7 +280,7 @@ def activity(session: Session, controller: Controller, devices: list[Device]) ->
                           {c.item_id for c in untitled if c.item_id},
                           {c.play_id.removeprefix(LIVE_PLAY_PREFIX) for c in untitled
                            if c.play_id.startswith(LIVE_PLAY_PREFIX)})
-    upcoming = _upcoming(session, controller, devices, now)
+    upcoming = _upcoming(session, windows, devices, now)
     lines = []
     for device in devices:
         current = None
@@ -364,23 +364,23 @@ def sees_motion(user: User) -> bool:
 # routes ---------------------------------------------------------------------------------------------
 
 
-def panel_data(panel: str, session: Session, controller: Controller, user: User) -> dict[str, Any]:
+def panel_data(panel: str, session: Session, windows: WindowPublisher, user: User) -> dict[str, Any]:
     """What one panel shows."""
     if panel == "fleet":
         devices = active_devices(session)
         return {"zones": fleet_by_zone(session, user, devices), "total": len(devices),
                 "online": sum(1 for d in devices if d.status == "online")}
     if panel == "playing":
-        return {"lines": activity(session, controller, active_devices(session))}
+        return {"lines": activity(session, windows, active_devices(session))}
     if panel == "faults":
         current, recent = faults(session)
         return {"current": current, "recent": recent}
     return {"events": [(e, name, _ms_time(e.ts_ms)) for e, name in motion_events(session)]}
 
 
-def _panel(request: Request, panel: str, session: Session, controller: Controller, user: User) -> Response:
+def _panel(request: Request, panel: str, session: Session, windows: WindowPublisher, user: User) -> Response:
     return render(request, f"dashboard/_{panel}.html",
-                  {**_labels(), "d": panel_data(panel, session, controller, user)})
+                  {**_labels(), "d": panel_data(panel, session, windows, user)})
 
 
 def _labels() -> dict[str, Any]:
@@ -389,37 +389,37 @@ def _labels() -> dict[str, Any]:
 
 
 @router.get("/")
-def dashboard(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleUserDep) -> Response:
+def dashboard(request: Request, session: SessionDep, windows: WindowsDep, user: ConsoleUserDep) -> Response:
     """The dashboard with every panel the user may see, filled in now and kept live by the change feed."""
     shown = [p for p in PANELS if p != "motion" or sees_motion(user)]
     kinds = sorted({k.strip().removeprefix("sse:") for p in shown for k in PANELS[p].split(",")})
     context: dict[str, Any] = {**_labels(), "shown": shown, "triggers": PANELS, "kinds": ",".join(kinds),
-                               "data": {p: panel_data(p, session, controller, user) for p in shown}}
+                               "data": {p: panel_data(p, session, windows, user) for p in shown}}
     return render(request, "dashboard/index.html", context)
 
 
 @router.get("/dashboard/fleet")
-def fleet_panel(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleUserDep) -> Response:
+def fleet_panel(request: Request, session: SessionDep, windows: WindowsDep, user: ConsoleUserDep) -> Response:
     """Online and offline agents by zone."""
-    return _panel(request, "fleet", session, controller, user)
+    return _panel(request, "fleet", session, windows, user)
 
 
 @router.get("/dashboard/playing")
-def playing_panel(request: Request, session: SessionDep, controller: ControllerDep,
+def playing_panel(request: Request, session: SessionDep, windows: WindowsDep,
                   user: ConsoleUserDep) -> Response:
     """What each agent plays now and next."""
-    return _panel(request, "playing", session, controller, user)
+    return _panel(request, "playing", session, windows, user)
 
 
 @router.get("/dashboard/faults")
-def faults_panel(request: Request, session: SessionDep, controller: ControllerDep,
+def faults_panel(request: Request, session: SessionDep, windows: WindowsDep,
                  user: ConsoleUserDep) -> Response:
     """Sign and camera faults now, and agents' recent error reports."""
-    return _panel(request, "faults", session, controller, user)
+    return _panel(request, "faults", session, windows, user)
 
 
 @router.get("/dashboard/motion")
-def motion_panel(request: Request, session: SessionDep, controller: ControllerDep,
+def motion_panel(request: Request, session: SessionDep, windows: WindowsDep,
                  user: ConsoleSecurityDep) -> Response:
     """Recent motion events (security staff and admins)."""
-    return _panel(request, "motion", session, controller, user)
+    return _panel(request, "motion", session, windows, user)

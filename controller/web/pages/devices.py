@@ -103,7 +103,7 @@ def _get_device(session: SessionDep, devices: ProvisioningService, device_id: st
 
 
 def _devices(session: SessionDep, devices: ProvisioningService) -> list[DevicePublic]:
-    return [device_public(d) for d in devices.list(session)]
+    return [device_public(d) for d in devices.list_devices(session)]
 
 
 def _profiles() -> list[tuple[str, str]]:

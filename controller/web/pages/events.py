@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
-from controller.api.deps import ControllerDep
+from controller.api.deps import ChangesDep
 from controller.changes import KINDS, ChangeFeed
 from controller.web.session import ConsoleUserDep
 
@@ -47,10 +47,10 @@ async def _stream(request: Request, feed: ChangeFeed, kinds: list[str]) -> Async
 
 
 @router.get("/events")
-async def events(request: Request, controller: ControllerDep, _user: ConsoleUserDep,
+async def events(request: Request, changes: ChangesDep, _user: ConsoleUserDep,
                  kinds: str = Query("", max_length=200, description="comma-separated; empty: all"),
                  ) -> StreamingResponse:
     """What changed, as it changes (``text/event-stream``)."""
     wanted = [k for k in (p.strip() for p in kinds.split(",")) if k in KINDS] or list(KINDS)
-    return StreamingResponse(_stream(request, controller.changes, wanted), media_type="text/event-stream",
+    return StreamingResponse(_stream(request, changes, wanted), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

@@ -1,7 +1,7 @@
 """Reports (``/console/reports``): proof of play with filters, page by page and as a CSV file, and the
 record of live sessions.
 
-The plays come from the API's own query (:func:`controller.api.plays.filtered_plays`), so the console,
+The plays come from the API's own query (:func:`controller.proof_of_play.filtered_plays`), so the console,
 ``GET /api/v1/plays`` and the CSV count exactly the same rows. Dates are the controller's local days;
 a day runs from local midnight to the next.
 """
@@ -24,10 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from controller.api.deps import ControllerDep, SessionDep
-from controller.api.live import LivePublic, list_sessions
-from controller.api.plays import LIVE_PLAY_PREFIX, OutcomeFilter, PlayFilters, PlayKind, filtered_plays, play_kind
+from controller.api.deps import LiveSessionsDep, SessionDep, SettingsDep
+from controller.api.views import LivePublic, live_public
+from controller.live.sessions import LiveSessions
 from controller.models import Announcement, Device, LiveSession, Play, ScheduleItem, User
+from controller.proof_of_play import LIVE_PLAY_PREFIX, OutcomeFilter, PlayFilters, PlayKind, filtered_plays, play_kind
 from controller.schedule_items import known_zones
 from controller.web.errors import error_page
 from controller.web.forms import field_errors
@@ -266,10 +267,10 @@ def _report_context(request: Request, session: Session, user: User, params: Mapp
     return context, 200
 
 
-def _live_rows(session: Session, user: User, filters: ReportFilters | None,
+def _live_rows(session: Session, live: LiveSessions, filters: ReportFilters | None,
                zone_info: ZoneInfo) -> list[LivePublic]:
-    """The newest live sessions (from the live API), within the report's dates when they are valid."""
-    sessions = list_sessions(session, user, limit=500)
+    """The newest live sessions (as the live API lists them), within the report's dates when they are valid."""
+    sessions = [live_public(r) for r in live.recent(session, 500)]
     if filters is not None:
         start = datetime.combine(filters.date_from, time.min, zone_info) if filters.date_from else None
         end = datetime.combine(filters.date_to + timedelta(days=1), time.min, zone_info) if filters.date_to \
@@ -280,11 +281,12 @@ def _live_rows(session: Session, user: User, filters: ReportFilters | None,
 
 
 @router.get("/reports")
-def reports(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleUserDep) -> Response:
+def reports(request: Request, session: SessionDep, settings: SettingsDep, live: LiveSessionsDep,
+            user: ConsoleUserDep) -> Response:
     """The report page; an htmx request (the filter form, the page links) gets the report part only."""
-    zone_info = controller.settings.tz
+    zone_info = settings.tz
     context, status = _report_context(request, session, user, request.query_params, zone_info)
-    context.update({"live": _live_rows(session, user, context["filters"], zone_info),
+    context.update({"live": _live_rows(session, live, context["filters"], zone_info),
                     "live_status_labels": LIVE_STATUS_LABELS, "live_source_labels": LIVE_SOURCE_LABELS,
                     "may_listen": bool(user.role_set & RECORDING_ROLES)})
     partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "report"
@@ -342,7 +344,7 @@ def _csv(session: Session, plays: Iterable[Play], zone_info: ZoneInfo) -> bytes:
 
 
 @router.get("/reports/plays.csv")
-def plays_csv(request: Request, session: SessionDep, controller: ControllerDep, _user: ConsoleUserDep,
+def plays_csv(request: Request, session: SessionDep, settings: SettingsDep, _user: ConsoleUserDep,
               date_from: Annotated[str, Query(max_length=40)] = "",
               date_to: Annotated[str, Query(max_length=40)] = "",
               zone: Annotated[str, Query(max_length=100)] = "",
@@ -356,7 +358,7 @@ def plays_csv(request: Request, session: SessionDep, controller: ControllerDep, 
     if filters is None:
         detail = " ".join(m for messages in errors.values() for m in messages)
         return error_page(request, 422, detail)
-    zone_info = controller.settings.tz
+    zone_info = settings.tz
     # Streamed and described a chunk at a time: memory stays flat, and the look-ups stay within the
     # database's limit on query parameters.
     plays = session.scalars(filtered_plays(session, filters.play_filters(zone_info)).limit(CSV_MAX_ROWS)

@@ -20,20 +20,21 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.deps import ControllerDep, SessionDep
-from controller.api.schedule import item_public
+from controller.api.deps import ScheduleDep, SessionDep
 from controller.api.schemas import RejectRequest, ScheduleItemPublic
+from controller.api.views import item_public
 from controller.models import Device, ScheduleItem, User, Zone
-from controller.runtime import Controller
 from controller.schedule_items import (
     APPROVER_ROLES,
     LIVE_STATUSES,
     ItemForbidden,
     ItemNotFound,
     ItemStateError,
+    ScheduleService,
     known_zones,
     to_model,
 )
+from controller.scope import OutOfScope
 from controller.web.errors import error_page
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
@@ -123,7 +124,7 @@ class Expansion:
     preempted: set[tuple[str, str]]
 
 
-def expand(session: Session, controller: Controller, start_ms: int, end_ms: int,
+def expand(session: Session, schedule: ScheduleService, start_ms: int, end_ms: int,
            agent_ids: set[str] | None = None) -> Expansion:
     """Approved and pending items planned over ``[start_ms, end_ms)`` (blocking: database and planner).
 
@@ -141,7 +142,7 @@ def expand(session: Session, controller: Controller, start_ms: int, end_ms: int,
     if agent_ids is not None:
         agents = {a: z for a, z in agents.items() if a in agent_ids}
     policies = zone_policies(session.scalars(select(Zone)))
-    result = plan(models, agents, policies, start_ms, end_ms, controller.settings.tz)
+    result = plan(models, agents, policies, start_ms, end_ms, schedule.settings.tz)
     plays = [p for per_agent in result.plays.values() for p in per_agent]
     conflicts: dict[tuple[str, str], set[str]] = {}
     preempted: set[tuple[str, str]] = set()
@@ -260,16 +261,16 @@ def _link(view: View, day: date, zone: str | None, rows_by: RowsBy) -> str:
     return "/console/schedule?" + urlencode(query)
 
 
-def _context(session: Session, controller: Controller, view: View, day: date | None, zone: str | None,
+def _context(session: Session, schedule: ScheduleService, view: View, day: date | None, zone: str | None,
              rows_by: RowsBy) -> dict[str, Any]:
-    tz = controller.settings.tz
+    tz = schedule.settings.tz
     today = _today(tz)
     chosen = day or today
     first, count = _span(view, chosen)
     first_local = datetime.combine(first, datetime.min.time())
     start_ms = to_utc_ms(first_local, tz)
     end_ms = to_utc_ms(first_local + timedelta(days=count), tz)
-    expansion = expand(session, controller, start_ms, end_ms)
+    expansion = expand(session, schedule, start_ms, end_ms)
     if zone is not None and zone not in expansion.zones:
         raise HTTPException(404, N_("There is no such zone."))
     rows = build_rows(expansion, rows_by, zone, first_local.replace(tzinfo=tz), count, tz)
@@ -307,29 +308,29 @@ ByQuery = Annotated[RowsBy, Query()]
 
 
 @router.get("/schedule")
-def schedule_page(request: Request, session: SessionDep, controller: ControllerDep, _user: ConsoleUserDep,
+def schedule_page(request: Request, session: SessionDep, schedule: ScheduleDep, _user: ConsoleUserDep,
                   view: ViewQuery = "week", date: DateQuery = None, zone: ZoneQuery = None,
                   by: ByQuery = "zone") -> Response:
     """The week (or day) view of what plays where."""
     with speaking_to(request):
-        context = _context(session, controller, view, date, zone or None, by)
+        context = _context(session, schedule, view, date, zone or None, by)
     return render(request, "schedule/page.html", context)
 
 
 @router.get("/schedule/grid")
-def schedule_grid(request: Request, session: SessionDep, controller: ControllerDep, _user: ConsoleUserDep,
+def schedule_grid(request: Request, session: SessionDep, schedule: ScheduleDep, _user: ConsoleUserDep,
                   view: ViewQuery = "week", date: DateQuery = None, zone: ZoneQuery = None,
                   by: ByQuery = "zone") -> Response:
     """The grid alone, fetched again when the schedule changes."""
     with speaking_to(request):
-        context = _context(session, controller, view, date, zone or None, by)
+        context = _context(session, schedule, view, date, zone or None, by)
     return render(request, "schedule/_grid.html", context)
 
 
 # one item ------------------------------------------------------------------------------------------------
 
 
-def _occurrence_overlaps(session: Session, controller: Controller, row: ScheduleItem,
+def _occurrence_overlaps(session: Session, schedule: ScheduleService, row: ScheduleItem,
                          play_id: str | None) -> list[dict[str, Any]]:
     """What one occurrence of ``row`` overlaps on its agents: the other item, the agent and whether it is a
     same-level clash or a pre-emption."""
@@ -339,11 +340,11 @@ def _occurrence_overlaps(session: Session, controller: Controller, row: Schedule
         start_ms = int(play_id.rsplit("-", 1)[1])
     except ValueError:
         return []
-    expansion = expand(session, controller, start_ms - _DETAIL_REACH_MS, start_ms + _DETAIL_REACH_MS)
+    expansion = expand(session, schedule, start_ms - _DETAIL_REACH_MS, start_ms + _DETAIL_REACH_MS)
     mine = {(p.agent_id, p.play_id): p for p in expansion.plays if p.play_id == play_id}
     others = {(p.agent_id, p.play_id): p for p in expansion.plays}
     found: list[dict[str, Any]] = []
-    tz = controller.settings.tz
+    tz = schedule.settings.tz
     for (agent, pid), play in sorted(mine.items()):
         for other_id in sorted(expansion.conflicts.get((agent, pid), set())):
             other = others[(agent, other_id)]
@@ -359,16 +360,16 @@ def _occurrence_overlaps(session: Session, controller: Controller, row: Schedule
     return found
 
 
-def _detail_context(session: Session, controller: Controller, user: User, item_id: str,
+def _detail_context(session: Session, schedule: ScheduleService, user: User, item_id: str,
                     play_id: str | None) -> dict[str, Any]:
     try:
-        row = controller.schedule.get(session, item_id)
+        row = schedule.get(session, item_id)
     except ItemNotFound:
         raise HTTPException(404) from None
-    public: ScheduleItemPublic = item_public(row, session, controller)
+    public: ScheduleItemPublic = item_public(row, session, schedule)
     roles = user.role_set
     return {
-        "item": public, "play_id": play_id or "", "overlaps": _occurrence_overlaps(session, controller, row, play_id),
+        "item": public, "play_id": play_id or "", "overlaps": _occurrence_overlaps(session, schedule, row, play_id),
         "priority_labels": PRIORITY_LABELS, "status_labels": STATUS_LABELS,
         "can_decide": public.status == "pending" and bool(roles & APPROVER_ROLES),
         "can_cancel": public.status in LIVE_STATUSES and bool(roles & {"admin", "officer", "approver"}),
@@ -377,15 +378,15 @@ def _detail_context(session: Session, controller: Controller, user: User, item_i
 
 
 @router.get("/schedule/items/{item_id}")
-def item_detail(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleUserDep,
+def item_detail(request: Request, session: SessionDep, schedule: ScheduleDep, user: ConsoleUserDep,
                 item_id: str, play: Annotated[str | None, Query(max_length=80)] = None) -> Response:
     """One item: what, when, where, who wrote and approved it, and what this occurrence overlaps."""
-    return render(request, "schedule/_detail.html", _detail_context(session, controller, user, item_id, play))
+    return render(request, "schedule/_detail.html", _detail_context(session, schedule, user, item_id, play))
 
 
-def _changed(request: Request, session: SessionDep, controller: Controller, user: User, item_id: str,
+def _changed(request: Request, session: SessionDep, schedule: ScheduleService, user: User, item_id: str,
              play: str, notice: str) -> Response:
-    context = _detail_context(session, controller, user, item_id, play or None)
+    context = _detail_context(session, schedule, user, item_id, play or None)
     context["notice"] = notice
     # Other open pages (approval queues, dashboards) look again when the schedule service's change is
     # committed (the change feed follows it); this page's grid listens for the HX-Trigger event below.
@@ -394,6 +395,8 @@ def _changed(request: Request, session: SessionDep, controller: Controller, user
 
 def _refused(request: Request, exc: Exception) -> Response:
     with speaking_to(request):
+        if isinstance(exc, OutOfScope):
+            return error_page(request, 403, str(exc))
         if isinstance(exc, ItemForbidden):
             if "someone other" in str(exc):
                 return error_page(request, 403, gettext(
@@ -405,41 +408,41 @@ def _refused(request: Request, exc: Exception) -> Response:
 
 
 @router.post("/schedule/items/{item_id}/approve")
-def approve(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleApproverDep,
+def approve(request: Request, session: SessionDep, schedule: ScheduleDep, user: ConsoleApproverDep,
             item_id: str, play: Annotated[str, Form(max_length=80)] = "") -> Response:
     """An approver lets a pending item go out (never their own)."""
     try:
-        controller.schedule.decide(session, item_id, user, True)
-    except (ItemForbidden, ItemStateError, ItemNotFound) as exc:
+        schedule.decide(session, item_id, user, True)
+    except (ItemForbidden, ItemStateError, ItemNotFound, OutOfScope) as exc:
         return _refused(request, exc)
-    return _changed(request, session, controller, user, item_id, play, N_("Approved."))
+    return _changed(request, session, schedule, user, item_id, play, N_("Approved."))
 
 
 @router.post("/schedule/items/{item_id}/reject")
-def reject(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleApproverDep,
+def reject(request: Request, session: SessionDep, schedule: ScheduleDep, user: ConsoleApproverDep,
            item_id: str, reason: Annotated[str, Form(max_length=2000)] = "",
            play: Annotated[str, Form(max_length=80)] = "") -> Response:
     """An approver sends a pending item back; the reason is required and shown to its author."""
     try:
         body = RejectRequest(reason=reason.strip())
     except ValidationError as exc:
-        context = _detail_context(session, controller, user, item_id, play or None)
+        context = _detail_context(session, schedule, user, item_id, play or None)
         with speaking_to(request):
             context.update(errors=field_errors(exc), reason=reason[:1000])
         return render(request, "schedule/_detail.html", context, status_code=422)
     try:
-        controller.schedule.decide(session, item_id, user, False, body.reason)
-    except (ItemForbidden, ItemStateError, ItemNotFound) as exc:
+        schedule.decide(session, item_id, user, False, body.reason)
+    except (ItemForbidden, ItemStateError, ItemNotFound, OutOfScope) as exc:
         return _refused(request, exc)
-    return _changed(request, session, controller, user, item_id, play, N_("Rejected."))
+    return _changed(request, session, schedule, user, item_id, play, N_("Rejected."))
 
 
 @router.delete("/schedule/items/{item_id}")
-def cancel(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleOfficerDep,
+def cancel(request: Request, session: SessionDep, schedule: ScheduleDep, user: ConsoleOfficerDep,
            item_id: str, play: Annotated[str, Query(max_length=80)] = "") -> Response:
     """Cancels an item: it leaves every speaker's schedule; its history stays."""
     try:
-        controller.schedule.cancel(session, item_id, user)
-    except ItemNotFound as exc:
+        schedule.cancel(session, item_id, user)
+    except (ItemNotFound, OutOfScope) as exc:
         return _refused(request, exc)
-    return _changed(request, session, controller, user, item_id, play, N_("Cancelled."))
+    return _changed(request, session, schedule, user, item_id, play, N_("Cancelled."))

@@ -2,8 +2,9 @@
 approve sign items, and watch what every sign shows now.
 
 Previews are the API's own ``preview.png`` (drawn by the renderer the agents use), so what the officer
-sees is the board's image dot for dot. Content and items are saved through the API's route functions, so
-validation, approval and the audit trail are those of ``/api/v1/sign-*``.
+sees is the board's image dot for dot. Content and items are saved through the audited sign actions the
+API's ``/api/v1/sign-*`` routes call too (controller/sign_actions.py), so validation, approval and the
+audit trail are the same.
 """
 
 from __future__ import annotations
@@ -13,24 +14,24 @@ from datetime import datetime
 from typing import Annotated, Any, Final
 from urllib.parse import quote, urlencode
 
-from fastapi import APIRouter, File, Form, HTTPException, Request, Response, UploadFile
+from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import audit
-from controller.api import signs as signs_api
-from controller.api.deps import ControllerDep, SessionDep
+from controller.api.deps import SessionDep, SettingsDep, SignActionsDep, SignsDep
 from controller.models import Sign, SignContent, SignItem, User
-from controller.runtime import Controller
 from controller.schedule_items import known_zones
+from controller.sign_actions import ImageTooLarge
 from controller.signs import (
     APPROVER_ROLES,
     MAX_IMAGE_BYTES,
     SignContentInput,
+    SignForbidden,
     SignInputError,
     SignItemInput,
-    validate_image,
+    SignNotFound,
+    SignService,
 )
 from controller.web.errors import error_page
 from controller.web.forms import field_errors, translate_error
@@ -104,7 +105,7 @@ def _panel_of(text: str) -> Panel | None:
         return None
 
 
-def previews(session: Session, controller: Controller, content: SignContent, size: str) -> list[Preview]:
+def previews(session: Session, signs: SignService, content: SignContent, size: str) -> list[Preview]:
     """Every page of ``content`` on every attached sign and on a board of ``size``.
 
     Each is drawn once here to know whether it fits (the renderer says why not); the page then loads the
@@ -125,7 +126,7 @@ def previews(session: Session, controller: Controller, content: SignContent, siz
         for page in range(pages):
             problem: str | None = None
             try:
-                controller.signs.preview_png(session, content.id, page, board)
+                signs.preview_png(session, content.id, page, board)
             except LayoutError:
                 problem = N_("Does not fit this board: shorten the text or split it into pages.")
             except FontError:
@@ -181,10 +182,10 @@ def _assign_context(session: Session, values: dict[str, Any], errors: dict[str, 
 
 
 @router.get("/signs")
-def signs_page(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleUserDep) -> Response:
+def signs_page(request: Request, session: SessionDep, signs: SignsDep, user: ConsoleUserDep) -> Response:
     """The signs page: what each sign shows now, composing, putting content on signs, the sign items."""
     context = {
-        "now_rows": controller.signs.now(session), "items": _items(session), "sizes": _sizes(session),
+        "now_rows": signs.now(session), "items": _items(session), "sizes": _sizes(session),
         "can_compose": _can_compose(user), "can_decide": _can_decide(user), "compose": _compose_defaults(),
         "previews": [], "warnings": [], "saved": None, **_assign_context(session, _assign_defaults(), {}),
     }
@@ -193,9 +194,9 @@ def signs_page(request: Request, session: SessionDep, controller: ControllerDep,
 
 
 @router.get("/signs/now")
-def signs_now(request: Request, session: SessionDep, controller: ControllerDep, _user: ConsoleUserDep) -> Response:
+def signs_now(request: Request, session: SessionDep, signs: SignsDep, _user: ConsoleUserDep) -> Response:
     """What each sign shows now (fetched again when agents report)."""
-    return render(request, "signs/_now.html", {"now_rows": controller.signs.now(session), **_labels()})
+    return render(request, "signs/_now.html", {"now_rows": signs.now(session), **_labels()})
 
 
 @router.get("/signs/items")
@@ -206,11 +207,11 @@ def signs_items(request: Request, session: SessionDep, user: ConsoleUserDep) -> 
 
 
 @router.get("/signs/previews")
-def signs_previews(request: Request, session: SessionDep, controller: ControllerDep, _user: ConsoleUserDep,
+def signs_previews(request: Request, session: SessionDep, signs: SignsDep, _user: ConsoleUserDep,
                    content_id: str = "", size: str = DEFAULT_SIZE) -> Response:
     """Previews of stored content (chosen in the "put on signs" form)."""
     row = session.get(SignContent, content_id) if content_id else None
-    found = previews(session, controller, row, size[:20]) if row is not None else []
+    found = previews(session, signs, row, size[:20]) if row is not None else []
     return render(request, "signs/_previews.html", {"previews": found, "saved": row, "warnings": []})
 
 
@@ -247,7 +248,7 @@ def _compose_response(request: Request, values: dict[str, Any], errors: dict[str
 
 
 @router.post("/signs/compose")
-def compose(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleOfficerDep,
+def compose(request: Request, session: SessionDep, actions: SignActionsDep, user: ConsoleOfficerDep,
             title: Annotated[str, Form(max_length=1000)] = "", lines: Annotated[str, Form(max_length=20_000)] = "",
             mode: Annotated[str, Form(max_length=40)] = "", colour: Annotated[str, Form(max_length=40)] = "",
             align: Annotated[str, Form(max_length=40)] = "", dwell_s: Annotated[str, Form(max_length=20)] = "",
@@ -280,32 +281,25 @@ def compose(request: Request, session: SessionDep, controller: ControllerDep, us
                 errors.update(_page_errors(exc))
         if data:
             try:
-                if len(data) > MAX_IMAGE_BYTES:
-                    raise SignInputError("image", "too large")
-                mime, _width, _height = validate_image(data)
-                stored = controller.signs.store_image(session, data)
-                audit.record(session, user, "sign_image.upload", stored.sha256, {"size": stored.size})
+                stored, mime, _width, _height = actions.upload_image(session, data, user)
                 pages.append(ImagePage(sha256=stored.sha256, size=stored.size, mime=mime,  # type: ignore[arg-type]
                                        dwell_ms=form.dwell_s * 1000))
-            except (SignInputError, LayoutError, ValidationError):
+            except (ImageTooLarge, SignInputError, LayoutError, ValidationError):
                 errors["image"] = [gettext(_IMAGE_MESSAGE) % {"kb": MAX_IMAGE_BYTES // 1024}]
         if errors:
             return _compose_response(request, values, errors, sizes)
         try:
             body = SignContentInput(title=form.title, pages=pages)
-            saved = signs_api.create_content(body, session, controller, user)
+            row = actions.create_content(session, body, user)
         except ValidationError as exc:
             return _compose_response(request, values, _page_errors(exc), sizes)
-        except HTTPException as exc:
-            details: list[dict[str, Any]] = exc.detail if isinstance(exc.detail, list) else []
-            return _compose_response(request, values, field_errors(details) or {
-                "__all__": [translate_error({"type": "value_error", "msg": str(exc.detail)})]}, sizes)
-        row = controller.signs.content(session, saved.id)
-        found = previews(session, controller, row, form.size)
+        except SignInputError as exc:
+            return _compose_response(request, values, _refusal(exc), sizes)
+        found = previews(session, actions.signs, row, form.size)
         assign = _assign_context(session, {**_assign_defaults(), "content_id": row.id, "title": row.title}, {})
         return render(request, "signs/_compose.html", {
             "compose": values, "compose_errors": {}, "sizes": sizes, "previews": found,
-            "warnings": saved.warnings, "saved": row, "oob_assign": True, **assign})
+            "warnings": actions.signs.warnings(list(row.pages)), "saved": row, "oob_assign": True, **assign})
 
 
 # putting content on signs ------------------------------------------------------------------------------------
@@ -325,6 +319,12 @@ _ITEM_FIELDS: Final = {"duration_ms": "duration_min", "rrule": "repeat", "zones"
                        "agents": "targets", "all": "targets"}
 
 
+def _refusal(exc: SignInputError) -> dict[str, list[str]]:
+    """The sign service's refusal of one field, translated, under that field's name."""
+    return field_errors([{"loc": ["body", *exc.field.split(".")], "msg": exc.message, "type": "value_error"}]) or {
+        "__all__": [translate_error({"type": "value_error", "msg": exc.message})]}
+
+
 def _item_errors(errors: dict[str, list[str]]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name, messages in errors.items():
@@ -333,7 +333,8 @@ def _item_errors(errors: dict[str, list[str]]) -> dict[str, list[str]]:
 
 
 @router.post("/signs/items")
-def assign(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleOfficerDep,
+def assign(request: Request, session: SessionDep, actions: SignActionsDep, settings: SettingsDep,
+           user: ConsoleOfficerDep,
            content_id: Annotated[str, Form(max_length=64)] = "", title: Annotated[str, Form(max_length=1000)] = "",
            target_all: Annotated[str, Form(max_length=10)] = "",
            zones: Annotated[list[str] | None, Form(max_length=1000)] = None,
@@ -345,7 +346,7 @@ def assign(request: Request, session: SessionDep, controller: ControllerDep, use
     values: dict[str, Any] = {"content_id": content_id, "title": title, "target_all": bool(target_all),
                               "zones": list(zones or []), "signs": list(signs or []), "priority": priority,
                               "start": start, "duration_min": duration_min, "repeat": repeat}
-    tz = controller.settings.tz
+    tz = settings.tz
 
     def refuse(errors: dict[str, list[str]]) -> Response:
         return render(request, "signs/_assign.html", _assign_context(session, values, errors), status_code=422)
@@ -368,54 +369,48 @@ def assign(request: Request, session: SessionDep, controller: ControllerDep, use
         except ValidationError as exc:
             return refuse(_item_errors(field_errors(exc)))
         try:
-            signs_api.create_item(body, session, controller, user)
-        except HTTPException as exc:
-            details: list[dict[str, Any]] = exc.detail if isinstance(exc.detail, list) else []
-            return refuse(_item_errors(field_errors(details)) or {
-                "__all__": [translate_error({"type": "value_error", "msg": str(exc.detail)})]})
+            actions.create_item(session, body, user)
+        except SignInputError as exc:
+            return refuse(_item_errors(_refusal(exc)))
     fresh = _assign_defaults()
     fresh["content_id"] = content_id
-    notice = N_("Sent for approval.") if controller.settings.require_approval else N_("Put on the signs.")
+    notice = N_("Sent for approval.") if settings.require_approval else N_("Put on the signs.")
     return render(request, "signs/_assign.html", _assign_context(session, fresh, {}, notice),
                   headers={"HX-Trigger": "signs-changed"})
 
 
-def _decided(request: Request, session: Session, controller: Controller, user: User, call: Any) -> Response:
-    """Runs an API action on a sign item; answers with the refreshed item list or a translated refusal."""
+def _decided(request: Request, session: Session, user: User, call: Any) -> Response:
+    """Runs an action on a sign item; answers with the refreshed item list or a translated refusal."""
     try:
         call()
-    except HTTPException as exc:
-        detail = str(exc.detail)
-        if exc.status_code == 403:
-            return error_page(request, 403, _FOUR_EYES if "someone other" in detail else None)
-        if exc.status_code == 409:
-            return error_page(request, 409, _NOT_PENDING)
-        return error_page(request, exc.status_code)
+    except SignForbidden as exc:
+        return error_page(request, 403, _FOUR_EYES if "someone other" in str(exc) else None)
+    except SignInputError:
+        return error_page(request, 409, _NOT_PENDING)
+    except SignNotFound:
+        return error_page(request, 404)
     return render(request, "signs/_items.html", {"items": _items(session), "can_compose": _can_compose(user),
                                                  "can_decide": _can_decide(user), **_labels()},
                   headers={"HX-Trigger": "signs-changed"})
 
 
 @router.post("/signs/items/{item_id}/approve")
-def approve(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleApproverDep,
+def approve(request: Request, session: SessionDep, actions: SignActionsDep, user: ConsoleApproverDep,
             item_id: str) -> Response:
     """An approver (not the author) puts a pending item on the signs."""
-    return _decided(request, session, controller, user,
-                    lambda: signs_api.approve_item(item_id, session, controller, user, None))
+    return _decided(request, session, user, lambda: actions.decide(session, item_id, user, True))
 
 
 @router.post("/signs/items/{item_id}/reject")
-def reject(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleApproverDep,
+def reject(request: Request, session: SessionDep, actions: SignActionsDep, user: ConsoleApproverDep,
            item_id: str) -> Response:
     """An approver refuses a pending item."""
-    return _decided(request, session, controller, user,
-                    lambda: signs_api.reject_item(item_id, session, controller, user, None))
+    return _decided(request, session, user, lambda: actions.decide(session, item_id, user, False))
 
 
 @router.delete("/signs/items/{item_id}")
-def cancel(request: Request, session: SessionDep, controller: ControllerDep, user: ConsoleOfficerDep,
+def cancel(request: Request, session: SessionDep, actions: SignActionsDep, user: ConsoleOfficerDep,
            item_id: str) -> Response:
     """Takes an item off every sign (its record stays)."""
-    return _decided(request, session, controller, user,
-                    lambda: signs_api.cancel_item(item_id, session, controller, user))
+    return _decided(request, session, user, lambda: actions.cancel_item(session, item_id, user))
 

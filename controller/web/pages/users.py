@@ -13,17 +13,19 @@ from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from controller.api.deps import SessionDep
-from controller.api.users import (
+from controller.accounts import (
+    PasswordRefused,
     PasswordReset,
+    SelfLockout,
     UserCreate,
-    UserPublic,
+    UserExists,
     UserUpdate,
     add_user,
     reset_password,
     update_user,
-    user_public,
 )
+from controller.api.deps import SessionDep
+from controller.api.views import UserPublic, user_public
 from controller.models import ROLES, User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
@@ -101,9 +103,9 @@ def users_create(request: Request, session: SessionDep, admin: ConsoleAdminDep,
             errors = _role_errors(field_errors(exc), roles)
             return render(request, "users/_create.html", _form_context(session, values, errors), status_code=422)
         try:
-            created = add_user(body, session, admin)
-        except HTTPException as exc:
-            if exc.status_code == status.HTTP_409_CONFLICT:
+            created = add_user(session, body, admin)
+        except (UserExists, PasswordRefused) as exc:
+            if isinstance(exc, UserExists):
                 errors = {"username": [gettext("This username is already taken.")]}
             else:
                 errors = {"password": [gettext(_PASSWORD_RULE)]}
@@ -149,10 +151,8 @@ def user_update(user_id: int, request: Request, session: SessionDep, admin: Cons
             errors = _role_errors(field_errors(exc), roles)
             return render(request, "users/_edit.html", _edit_context(session, user, values, errors), status_code=422)
     try:
-        update_user(user_id, body, session, admin)
-    except HTTPException as exc:
-        if exc.status_code != status.HTTP_409_CONFLICT:
-            raise
+        update_user(session, user_id, body, admin)
+    except SelfLockout:
         return render(request, "users/_edit.html", _edit_context(session, user, values, _self_lockout(request)),
                       status_code=422)
     return render(request, "users/_edit.html", _edit_context(session, user, saved="roles"),
@@ -168,10 +168,8 @@ def user_status(user_id: int, request: Request, session: SessionDep, admin: Cons
     if disabled not in ("true", "false"):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
-        update_user(user_id, UserUpdate(disabled=disabled == "true"), session, admin)
-    except HTTPException as exc:
-        if exc.status_code != status.HTTP_409_CONFLICT:
-            raise
+        update_user(session, user_id, UserUpdate(disabled=disabled == "true"), admin)
+    except SelfLockout:
         return render(request, "users/_status.html", {"account": user_public(user), "errors": _self_lockout(request)},
                       status_code=422)
     return render(request, "users/_status.html", {"account": user_public(user), "errors": {}, "changed": True},
@@ -187,13 +185,11 @@ def user_password(user_id: int, request: Request, session: SessionDep, admin: Co
     with speaking_to(request):
         try:
             body = PasswordReset(password=password)
-            reset_password(user_id, body, session, admin)
+            reset_password(session, user_id, body.password, admin)
         except ValidationError as exc:
             return render(request, "users/_password.html", {**context, "password_errors": field_errors(exc)},
                           status_code=422)
-        except HTTPException as exc:
-            if exc.status_code != status.HTTP_422_UNPROCESSABLE_CONTENT:
-                raise
+        except PasswordRefused:
             errors = {"password": [gettext(_PASSWORD_RULE)]}
             return render(request, "users/_password.html", {**context, "password_errors": errors},
                           status_code=422)
