@@ -1,6 +1,7 @@
 """The in-process domain-event bus (controller/messaging/events.py) on a real SQLite database: events raised
 in a transaction go out after its commit and never after a rollback; a failing handler is logged and
-harms neither the change nor the other handlers; blocking handlers stay off the event loop."""
+harms neither the change nor the other handlers; blocking handlers stay off the event loop; the console's
+change feed moves on the events that concern its pages."""
 
 from __future__ import annotations
 
@@ -13,13 +14,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from controller.changes import ChangeFeed
 from controller.db import Database
 from controller.messaging.events import (
+    AgentsReported,
+    AnnouncementChanged,
+    CameraEventRaised,
     DeviceChanged,
     DomainEvent,
     EventBus,
+    LiveChanged,
     ScheduleChanged,
     SignChanged,
+    StandbyChanged,
     agent_set,
 )
 
@@ -179,3 +186,25 @@ def test_handlers_hear_only_their_own_event_types() -> None:
     bus.subscribe(DeviceChanged, devices.append)
     bus.publish(DeviceChanged(frozenset({"loa-01"}), reach=True))
     assert signs == [] and devices == [DeviceChanged(frozenset({"loa-01"}), access=False, reach=True)]
+
+
+def test_the_console_change_feed_follows_the_events_that_concern_it() -> None:
+    bus = EventBus()
+    feed = ChangeFeed()
+    feed.follow(bus)
+    before = feed.versions()
+    bus.publish(DeviceChanged(frozenset({"loa-01"}), access=True))
+    bus.publish(AgentsReported(frozenset({"event"})))
+    bus.publish(CameraEventRaised("cam-1", "camera.motion"))
+    bus.publish(ScheduleChanged(None))
+    after = feed.versions()
+    assert ChangeFeed.changed(before, after) == ["fleet", "plays", "announcements", "motion"]
+    assert after["fleet"] - before["fleet"] == 2  # the device change and the agents' reports
+
+    before = after
+    bus.publish(CameraEventRaised("cam-1", "camera.fault"))
+    bus.publish(SignChanged(frozenset()))
+    bus.publish(LiveChanged("s1"))
+    bus.publish(AnnouncementChanged("a1"))
+    bus.publish(StandbyChanged())  # windows only: no console page lists standby alarms live
+    assert ChangeFeed.changed(before, feed.versions()) == ["announcements", "live", "cameras", "signs"]

@@ -24,12 +24,11 @@ from controller.device_operations import DeviceOperations
 from controller.live.sessions import LiveSessions
 from controller.media_store import MediaStore
 from controller.messaging.events import EventBus
+from controller.messaging.outbox import Outbox
 from controller.models import Device, User
 from controller.provisioning import ProvisioningService
 from controller.runtime import Controller
 from controller.schedule_items import ScheduleService
-from controller.scope import OutOfScope
-from controller.scope import check_zone_scope as _check_zone_scope
 from controller.settings import Settings
 from controller.sign_actions import SignActions
 from controller.signs import SignService
@@ -135,7 +134,13 @@ def get_changes(controller: ControllerDep) -> ChangeFeed:
     return controller.changes
 
 
+def get_outbox(controller: ControllerDep) -> Outbox:
+    """The way out to the broker (controller/messaging/outbox.py)."""
+    return controller.outbox
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+OutboxDep = Annotated[Outbox, Depends(get_outbox)]
 EventsDep = Annotated[EventBus, Depends(get_events)]
 MediaStoreDep = Annotated[MediaStore, Depends(get_media_store)]
 ChangesDep = Annotated[ChangeFeed, Depends(get_changes)]
@@ -271,14 +276,6 @@ TechnicianDep = Annotated[User, Depends(require_roles("technician"))]
 OfficerDep = Annotated[User, Depends(require_roles("officer", "approver"))]
 #: Approvers (and admins) approve or reject what officers wrote.
 ApproverDep = Annotated[User, Depends(require_roles("approver"))]
-
-
-def check_zone_scope(user: User, everyone: bool, zones: list[str], agents: list[str]) -> None:
-    """403 when a user limited to some zones aims content beyond them (controller/scope.py's rule)."""
-    try:
-        _check_zone_scope(user, everyone, zones, agents)
-    except OutOfScope as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
 
 
 def staff_or_device(session: SessionDep, request: Request, credentials: CredentialsDep) -> User | Device:
