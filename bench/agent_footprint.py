@@ -2,7 +2,7 @@
 """Agent footprint: memory and CPU of one agent — idle, preparing, playing — next to the raw tools.
 
 Starts Mosquitto, the controller and one agent on 127.0.0.1 in a temp dir with
-:mod:`controller.local_stack`, then measures the agent's process tree from ``/proc``. The agent's output:
+:mod:`controller.tools.local_stack`, then measures the agent's process tree from ``/proc``. The agent's output:
 
 * ``--output file`` (default): the file sink, which decodes with a child (opusdec for Opus, else
   ffmpeg) while preparing and writes the samples in real time.
@@ -86,7 +86,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from controller.local_stack import (
+from controller.tools.local_stack import (
     LOOPBACK,
     ManagedProcess,
     broker_security,

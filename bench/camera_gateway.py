@@ -40,7 +40,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from controller.local_stack import free_port, http_json, start_controller, start_mosquitto
+from controller.tools.local_stack import free_port, http_json, start_controller, start_mosquitto
 from tests.rtsp_server import RtspServer
 
 FLIP_EVERY_S = 1.0

@@ -55,9 +55,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.stats import percentile
 from controller.audit import canonical, chain_hash
 from controller.auth import ensure_first_admin
-from controller.db import Database
-from controller.local_stack import ManagedProcess, free_port, start_controller, start_mosquitto
-from controller.models import Announcement, AuditEvent, Device, DeviceEvent, Play, Zone
+from controller.processes import ManagedProcess
+from controller.storage.engine import Database
+from controller.storage.models import Announcement, AuditEvent, Device, DeviceEvent, Play, Zone
+from controller.tools.local_stack import free_port, start_controller, start_mosquitto
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the controller's default time zone (controller/settings.py)
 DAY_MS = 86_400_000
@@ -106,7 +107,7 @@ def build_data(data_dir: Path, agents: int, zones: int, plays: int, audit_rows: 
     data_dir.mkdir(parents=True, exist_ok=True)
     db_path = (data_dir / "loaphuong.sqlite3").resolve()
     db = Database(f"sqlite:///{db_path}")
-    from controller import migrate
+    from controller.storage import migrate
 
     migrate.upgrade(db.engine)
     now = int(time.time() * 1000)

@@ -48,7 +48,7 @@ from gmqtt import Message, Subscription
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import percentile
-from controller.local_stack import (
+from controller.tools.local_stack import (
     LOOPBACK,
     ManagedProcess,
     broker_security,

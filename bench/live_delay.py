@@ -75,7 +75,7 @@ from bench.stats import percentile
 from controller.icecast import IcecastAccess, start_icecast
 from controller.keys import write_private
 from controller.live.source import microphone_input, source_command
-from controller.local_stack import (
+from controller.tools.local_stack import (
     ManagedProcess,
     free_port,
     http_json,

@@ -23,7 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from controller.local_stack import LOOPBACK, free_port, wait_for_tcp
+from controller.processes import LOOPBACK, wait_for_tcp
+from controller.tools.local_stack import free_port
 
 #: Samples per second of every stream here (Opus always counts granules at 48 kHz).
 RATE = 48_000

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import percentile
-from controller.local_stack import (
+from controller.tools.local_stack import (
     LOOPBACK,
     ManagedProcess,
     free_port,

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from controller import audit
 from controller.api.schemas import ZoneName
 from controller.auth import create_user, set_password
-from controller.models import User
+from controller.storage.models import User
 
 Role = Literal["admin", "approver", "officer", "security", "technician", "viewer"]
 

@@ -21,13 +21,13 @@ from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
 from controller import audit
-from controller.db import Database
 from controller.messaging.events import AnnouncementChanged, EventBus
 from controller.messaging.outbox import Outbox
-from controller.models import Announcement, Delivery, GroupCommand, MediaFile, User
 from controller.schedule_items import agent_zones, known_zones
 from controller.settings import Settings
 from controller.speech import SpeechService, StoredAudio
+from controller.storage.engine import Database
+from controller.storage.models import Announcement, Delivery, GroupCommand, MediaFile, User
 from devices.protocol import ALL_ZONE, ATTACHMENT_MAX_BYTES, Priority, SpeakerPlay, now_ms, zone_target
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,7 @@ from controller.api import (
     validation,
     zones,
 )
-from controller.body_limit import BodyLimit
+from controller.api.body_limit import BodyLimit
 from controller.runtime import Controller
 from controller.settings import Settings
 

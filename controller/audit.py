@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from controller.models import AuditEvent, User
+from controller.storage.models import AuditEvent, User
 
 
 def canonical(row_id: int, at: datetime, user_id: int | None, username: str, action: str, subject: str,

@@ -11,8 +11,8 @@ from datetime import datetime
 
 from sqlalchemy import Select, select
 
-from controller.db import Database
-from controller.models import AuditEvent
+from controller.storage.engine import Database
+from controller.storage.models import AuditEvent
 
 CSV_COLUMNS = ("id", "at", "user_id", "username", "action", "subject", "detail", "prev_hash", "hash")
 

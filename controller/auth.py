@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from controller.keys import write_private
-from controller.models import ApiToken, Device, User, utcnow
+from controller.storage.models import ApiToken, Device, User, utcnow
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from controller import audit
-from controller.models import Device, User
 from controller.ops import OPS, OpError, OpResult, OpsService
 from controller.provisioning import DeviceNotFound
+from controller.storage.models import Device, User
 
 
 class DeviceDisabled(Exception):

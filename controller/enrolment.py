@@ -26,9 +26,9 @@ from sqlalchemy.orm import Session
 
 from controller.auth import new_token, token_hash
 from controller.broker_security import BrokerAccount, BrokerFiles, hash_password, new_password
-from controller.db import Database
-from controller.models import Device, EnrolmentCode
 from controller.settings import Settings
+from controller.storage.engine import Database
+from controller.storage.models import Device, EnrolmentCode
 
 log = logging.getLogger(__name__)
 

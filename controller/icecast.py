@@ -22,7 +22,7 @@ from xml.sax.saxutils import escape, quoteattr
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.keys import write_private
-from controller.local_stack import LOOPBACK, ManagedProcess, wait_for_tcp
+from controller.processes import LOOPBACK, ManagedProcess, wait_for_tcp
 
 #: Where Debian keeps Icecast's status pages (needed for /status-json.xsl).
 _WEBROOT = Path("/usr/share/icecast2/web")

@@ -29,8 +29,8 @@ from typing import Final
 
 from sqlalchemy import update
 
-from controller.db import Database
-from controller.models import Device
+from controller.storage.engine import Database
+from controller.storage.models import Device
 from devices.protocol import TOPIC_ROOT
 
 log = logging.getLogger(__name__)

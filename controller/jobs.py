@@ -15,10 +15,10 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
-from controller.db import Database
-from controller.models import MediaFile, ScheduleItem
 from controller.settings import Settings
 from controller.speech import SpeechService
+from controller.storage.engine import Database
+from controller.storage.models import MediaFile, ScheduleItem
 from controller.windows import WindowPublisher
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ A device token opens ``GET /media/{sha256}`` for a file that is
 
 - a standby alarm (every agent keeps those, whatever its zones);
 - the audio of an announcement delivered to it (a command of its own, or a group command for its zones
-  or for everyone: each agent reached has a :class:`~controller.models.Delivery` row);
+  or for everyone: each agent reached has a :class:`~controller.storage.models.Delivery` row);
 - named by a recording in the schedule window last built for it (plays and standby list alike);
 - an image page in the sign playlist last built for it.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.models import AgentSchedule, AgentSignPlaylist, Announcement, Delivery, MediaFile
+from controller.storage.models import AgentSchedule, AgentSignPlaylist, Announcement, Delivery, MediaFile
 
 
 def _member(sha256: str) -> str:

@@ -27,7 +27,7 @@ from typing import Final
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from controller.models import Delivery, Device, DeviceEvent, GivenPlay, LiveSession, utcnow
+from controller.storage.models import Delivery, Device, DeviceEvent, GivenPlay, LiveSession, utcnow
 from devices.protocol import Envelope, new_message_id, now_ms
 
 log = logging.getLogger(__name__)

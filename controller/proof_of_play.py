@@ -13,7 +13,7 @@ from typing import Literal
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from controller.models import Device, Play
+from controller.storage.models import Device, Play
 
 #: What a play was, for reports: an announcement, an occurrence of a schedule item, or a live session.
 PlayKind = Literal["announcement", "schedule", "live"]

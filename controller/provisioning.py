@@ -36,8 +36,8 @@ from controller.enrolment import (
 )
 from controller.messaging.events import DeviceChanged, EventBus
 from controller.messaging.outbox import Outbox
-from controller.models import Device, User
 from controller.settings import Settings
+from controller.storage.models import Device, User
 from devices.enrolment import EnrolmentIdentity, MqttIdentity
 from devices.protocol import AgentStatus, StatusPayload, now_ms
 from firmware_configs.cloud_init import DEFAULT_REPO, BundleError, BundleOptions, render, zip_bytes

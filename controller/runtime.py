@@ -9,12 +9,9 @@ from collections import defaultdict
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from controller import migrate
 from controller.announcements import AnnouncementService
 from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
 from controller.cameras.service import CameraService
-from controller.changes import ChangeFeed
-from controller.db import Database
 from controller.device_operations import DeviceOperations
 from controller.enrolment import AttemptLimiter, BrokerAccess
 from controller.fleet import FleetRecorder, HandleResult
@@ -42,6 +39,9 @@ from controller.settings import Settings
 from controller.sign_actions import SignActions
 from controller.signs import SignService
 from controller.speech import SpeechService
+from controller.storage import migrate
+from controller.storage.engine import Database
+from controller.web.change_feed import ChangeFeed
 from controller.windows import WindowPublisher
 from controller.zones import ZoneService
 from devices.mqtt_link import LinkSettings, MqttLink, Will
@@ -83,7 +83,7 @@ class Controller:
         self.login_throttle = LoginThrottle()
         #: What happened, told to whoever reacts to it (controller/messaging/events.py); wired in _subscribe.
         self.events = EventBus()
-        #: Change counters the console's event stream watches (controller/changes.py).
+        #: Change counters the console's event stream watches (controller/web/change_feed.py).
         self.changes = ChangeFeed()
         self.enrol_limiter = AttemptLimiter()
         # The broker's password/ACL files follow the registry (docs/security.md); rewritten now so a

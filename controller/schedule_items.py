@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 from audio.speech import SpeechError
 from controller import audit
 from controller.messaging.events import EventBus, ScheduleChanged
-from controller.models import Device, MediaFile, ScheduleItem, User, Zone
 from controller.scope import check_zone_scope
 from controller.settings import Settings
 from controller.speech import SpeechService
+from controller.storage.models import Device, MediaFile, ScheduleItem, User, Zone
 from devices.protocol import MediaSegment, Priority, RelaySegment, now_ms
 from schedules import model as sm
 from schedules.conflicts import Conflict, find_conflicts

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from sqlalchemy.orm import Session
 
-from controller.models import Device, User
+from controller.storage.models import Device, User
 
 
 class OutOfScope(PermissionError):

@@ -12,7 +12,6 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from controller import audit
-from controller.models import MediaFile, Sign, SignContent, SignItem, User
 from controller.signs import (
     MAX_IMAGE_BYTES,
     SignAttach,
@@ -23,6 +22,7 @@ from controller.signs import (
     SignService,
     validate_image,
 )
+from controller.storage.models import MediaFile, Sign, SignContent, SignItem, User
 
 
 class ImageTooLarge(ValueError):

@@ -22,10 +22,10 @@ from audio.normalize import load_abbreviations, normalize
 from audio.pipeline import RenderedSpeech, SpeechConfig, render
 from audio.postprocess import postprocess
 from audio.probe import probe_audio
-from controller.db import Database
 from controller.media_store import MediaStore
-from controller.models import MediaFile
 from controller.settings import Settings
+from controller.storage.engine import Database
+from controller.storage.models import MediaFile
 
 log = logging.getLogger(__name__)
 

@@ -19,12 +19,12 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.db import Database
 from controller.messaging.outbox import Outbox, RetainedDoc
-from controller.models import AgentSchedule, Device, MediaFile, ScheduleItem, Zone, utcnow
 from controller.play_guard import give_plays, prune_given
 from controller.schedule_items import agent_zones, to_model
 from controller.settings import Settings
+from controller.storage.engine import Database
+from controller.storage.models import AgentSchedule, Device, MediaFile, ScheduleItem, Zone, utcnow
 from devices.protocol import (
     MAX_PAYLOAD_BYTES,
     MAX_STANDBY,

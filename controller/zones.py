@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 
 from controller import audit
 from controller.messaging.events import EventBus, ZoneChanged
-from controller.models import Device, User, Zone
 from controller.schedule_items import known_zones
+from controller.storage.models import Device, User, Zone
 from devices.protocol import ALL_ZONE, valid_id
 
 

@@ -37,7 +37,7 @@ def _agent(argv: list[str]) -> int:
 
 
 def _install(argv: list[str]) -> int:
-    from controller.install import main
+    from controller.tools.install import main
 
     return main(argv)
 
@@ -49,7 +49,7 @@ def _firmware(argv: list[str]) -> int:
 
 
 def _demo(argv: list[str]) -> int:
-    from controller.demo import main
+    from controller.tools.demo import main
 
     return main(argv)
 
@@ -67,7 +67,7 @@ def _sign(argv: list[str]) -> int:
 
 
 def _audit(argv: list[str]) -> int:
-    from controller.audit_cli import main
+    from controller.tools.audit_cli import main
 
     return main(argv)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from controller.local_stack import (
+from controller.tools.local_stack import (
     AgentFiles,
     ManagedProcess,
     free_port,

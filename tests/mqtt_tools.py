@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import MQTTErrorCode
 
 from controller.keys import load_or_create_signing_key
-from controller.local_stack import broker_security
+from controller.tools.local_stack import broker_security
 from devices.protocol import Envelope, Signer, SpeakerPlay, now_ms
 
 _leases_lock = threading.Lock()

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from controller.local_stack import AgentFiles, ManagedProcess, loaphuong_command
+from controller.processes import ManagedProcess
+from controller.tools.local_stack import AgentFiles, loaphuong_command
 
 SUBNET = "10.231.7"
 

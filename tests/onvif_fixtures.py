@@ -23,7 +23,8 @@ from typing import Any
 
 import pytest
 
-from controller.local_stack import ManagedProcess, free_port
+from controller.processes import ManagedProcess
+from controller.tools.local_stack import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 #: Test camera processes end by themselves after this long, even if a test run is killed before teardown.

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import update
 
 from controller.auth import LoginThrottle
-from controller.db import Database
-from controller.models import ApiToken, utcnow
+from controller.storage.engine import Database
+from controller.storage.models import ApiToken, utcnow
 from tests.test_accounts_support import PASSWORD, App, running_app
 
 

@@ -11,8 +11,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from controller.app import create_app
-from controller.local_stack import free_port
 from controller.settings import Settings
+from controller.tools.local_stack import free_port
 
 PASSWORD = "mat-khau-dai-1"
 

@@ -27,7 +27,7 @@ def test_agent_plays_through_alsa(controller: ControllerHandle, agents: AgentFac
         text = agent.files.config.read_text().replace('device = "default"', f'device = "default"\nplayer = "{player}"')
         agent.files.config.write_text(text)
         agent.proc.stop()
-        from controller.local_stack import start_agent
+        from controller.tools.local_stack import start_agent
 
         agent.proc = start_agent(agent.files, tmp_path / "loa-01-mpv.log", {"HOME": str(home)})
         controller.wait_for(lambda: controller.device("loa-01")["online"], 20, "agent back online")

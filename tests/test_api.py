@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from controller.local_stack import http_json
+from controller.tools.local_stack import http_json
 from tests.conftest import AgentFactory, ControllerHandle
 
 

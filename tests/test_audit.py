@@ -14,9 +14,9 @@ import pytest
 from sqlalchemy import delete, select, text, update
 
 from controller import audit
-from controller.db import Database
-from controller.migrate import upgrade
-from controller.models import AuditEvent
+from controller.storage.engine import Database
+from controller.storage.migrate import upgrade
+from controller.storage.models import AuditEvent
 from loaphuong.cli import main as loaphuong_main
 from tests.test_accounts_support import PASSWORD, App, running_app
 
@@ -199,7 +199,7 @@ def test_camera_and_user_changes_are_audited(app: App) -> None:
 def test_migration_0008_chains_old_rows_and_fills_roles(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from alembic import command
 
-    from controller.migrate import alembic_config
+    from controller.storage.migrate import alembic_config
 
     db = _db(tmp_path)
     try:

@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from controller.body_limit import MAX_BODY_BYTES
-from controller.local_stack import free_port, http_json
+from controller.api.body_limit import MAX_BODY_BYTES
+from controller.tools.local_stack import free_port, http_json
 from tests.conftest import Broker, ControllerHandle, _start_controller
 
 #: What an attacker sends.

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from controller.local_stack import http_json
+from controller.tools.local_stack import http_json
 from devices.protocol import Priority, SpeakerPlay, Topics, now_ms
 from tests.conftest import AgentFactory, Broker, ControllerHandle, _start_controller
 from tests.helpers import START_TOLERANCE_MS, decode_pcm, iso_ms, wav_frames

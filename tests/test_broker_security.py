@@ -20,7 +20,8 @@ from controller.broker_security import (
     hash_password,
     verify_password,
 )
-from controller.local_stack import BrokerSecurity, ManagedProcess, broker_security, free_port, start_mosquitto
+from controller.processes import ManagedProcess
+from controller.tools.local_stack import BrokerSecurity, broker_security, free_port, start_mosquitto
 from devices.protocol import Topics
 
 

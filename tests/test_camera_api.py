@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from controller.local_stack import free_port, http_json, register_agent
+from controller.tools.local_stack import free_port, http_json, register_agent
 from devices.protocol import (
     CameraDiscovered,
     DiscoveredCamera,
@@ -433,10 +433,10 @@ def test_discovery_reports_are_stored_and_discover_is_a_signed_command(
 
 
 def test_snapshot_retention_by_count_age_and_size(tmp_path: Path) -> None:
-    from controller import migrate
     from controller.cameras.snapshots import Retention, SnapshotStore
-    from controller.db import Database
-    from controller.models import Camera, CameraEvent
+    from controller.storage import migrate
+    from controller.storage.engine import Database
+    from controller.storage.models import Camera, CameraEvent
 
     db = Database(f"sqlite:///{tmp_path / 'db.sqlite3'}")
     migrate.upgrade(db.engine)

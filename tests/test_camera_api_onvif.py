@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from controller.local_stack import free_port, http_json, register_agent
+from controller.tools.local_stack import free_port, http_json, register_agent
 from devices.protocol import CameraDiscovered, DiscoveredCamera, Topics, make_event
 from tests.conftest import Broker, ControllerHandle
 from tests.mqtt_tools import publish

@@ -12,7 +12,7 @@ import pytest
 
 from controller.cameras.gateway import CameraGateway, GatewayConfig, GatewayFull, StreamSpec, probe_stream
 from controller.cameras.motion import MotionDetector, MotionHit, MotionSettings, MotionZone
-from controller.local_stack import free_port
+from controller.tools.local_stack import free_port
 from tests.rtsp_server import RtspServer
 
 cv2 = pytest.importorskip("cv2")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from controller.local_stack import register_agent
+from controller.tools.local_stack import register_agent
 from tests.browser import BrowserFactory, browser_factory  # noqa: F401
 from tests.conftest import AgentFactory, Broker, ControllerHandle, _start_controller
 from tests.console_support import browser_page, console_client, create_staff, screenshot

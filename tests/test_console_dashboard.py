@@ -13,8 +13,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from playwright.sync_api import expect
 
-from controller.db import Database
-from controller.models import Camera, CameraEvent, Device, DeviceEvent
+from controller.storage.engine import Database
+from controller.storage.models import Camera, CameraEvent, Device, DeviceEvent
 from tests.browser import BrowserFactory, browser_factory  # noqa: F401
 from tests.conftest import AgentFactory, ControllerHandle
 from tests.console_support import browser_page, console_client, create_staff, screenshot

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 import httpx
 from playwright.sync_api import expect
 
-from controller.db import Database
-from controller.models import Announcement, LiveSession, Play
+from controller.storage.engine import Database
+from controller.storage.models import Announcement, LiveSession, Play
 from tests.browser import BrowserFactory, browser_factory  # noqa: F401
 from tests.conftest import ControllerHandle
 from tests.console_support import browser_page, console_client, create_staff, screenshot

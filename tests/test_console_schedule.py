@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from controller.local_stack import register_agent
+from controller.tools.local_stack import register_agent
 from devices.protocol import Priority
 from schedules.conflicts import Overlap, play_overlaps
 from schedules.plan import PlannedPlay

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import httpx
 from PIL import Image
 
-from controller.local_stack import register_agent
+from controller.tools.local_stack import register_agent
 from tests.browser import BrowserFactory, browser_factory  # noqa: F401
 from tests.conftest import Broker, ControllerHandle
 from tests.console_support import browser_page, console_client, create_staff, screenshot

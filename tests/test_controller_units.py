@@ -9,11 +9,11 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from controller import migrate
-from controller.db import Database
 from controller.keys import KEY_FILE, load_or_create_signing_key
 from controller.media_store import MediaStore
-from controller.models import Base
+from controller.storage import migrate
+from controller.storage.engine import Database
+from controller.storage.models import Base
 from devices.protocol import public_key_to_text
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from controller.local_stack import start_agent
+from controller.tools.local_stack import start_agent
 from devices.protocol import (
     PlayFinished,
     PlayOutcome,
@@ -161,11 +161,11 @@ def test_journal_reports_each_cut_once_and_replays_only_what_the_rules_allow(tmp
 
 
 def test_controller_keeps_an_attempts_first_start_and_end_and_each_attempt_apart(tmp_path: Path) -> None:
-    from controller import migrate
-    from controller.db import Database
     from controller.fleet import FleetRecorder
-    from controller.models import Device, Play
     from controller.play_guard import give_plays
+    from controller.storage import migrate
+    from controller.storage.engine import Database
+    from controller.storage.models import Device, Play
 
     db = Database(f"sqlite:///{tmp_path / 'c.sqlite3'}")
     migrate.upgrade(db.engine)

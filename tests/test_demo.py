@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from controller.local_stack import free_port
+from controller.tools.local_stack import free_port
 
 
 def test_demo_runs_and_stops_cleanly(tmp_path: Path) -> None:

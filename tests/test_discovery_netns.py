@@ -19,7 +19,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller.local_stack import register_agent, write_agent_config
+from controller.tools.local_stack import register_agent, write_agent_config
 from devices.protocol import CameraDiscover, Topics
 from tests.conftest import ControllerHandle
 from tests.mqtt_tools import client_for, controller_signer, publish

@@ -14,8 +14,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from controller.changes import ChangeFeed
-from controller.db import Database
 from controller.messaging.events import (
     AgentsReported,
     AnnouncementChanged,
@@ -29,6 +27,8 @@ from controller.messaging.events import (
     StandbyChanged,
     agent_set,
 )
+from controller.storage.engine import Database
+from controller.web.change_feed import ChangeFeed
 
 
 @pytest.fixture

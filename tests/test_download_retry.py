@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from controller.local_stack import free_port, register_agent, start_agent, start_controller, write_agent_config
+from controller.tools.local_stack import free_port, register_agent, start_agent, start_controller, write_agent_config
 from devices.protocol import Topics, now_ms
 from edge_agent.media_cache import MediaCache, MediaError
 from edge_agent.media_retry import Backoff

@@ -13,8 +13,6 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller import migrate
-from controller.db import Database
 from controller.enrolment import (
     EnrolmentRefused,
     code_hash,
@@ -24,8 +22,10 @@ from controller.enrolment import (
     redeem,
     revoke,
 )
-from controller.local_stack import AgentFiles, http_json, loaphuong_command, start_agent
-from controller.models import Device, EnrolmentCode
+from controller.storage import migrate
+from controller.storage.engine import Database
+from controller.storage.models import Device, EnrolmentCode
+from controller.tools.local_stack import AgentFiles, http_json, loaphuong_command, start_agent
 from edge_agent.config import load_config
 from tests.conftest import ControllerHandle
 from tests.mqtt_tools import publish

@@ -20,11 +20,11 @@ import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from alembic import command
 
-from controller import migrate
-from controller.db import Database
-from controller.local_stack import http_json, register_agent
-from controller.models import Announcement, Delivery, Device, GivenPlay, LiveSession
 from controller.play_guard import GIVEN_RETENTION_MS, give_plays, prune_given, was_given
+from controller.storage import migrate
+from controller.storage.engine import Database
+from controller.storage.models import Announcement, Delivery, Device, GivenPlay, LiveSession
+from controller.tools.local_stack import http_json, register_agent
 from devices.protocol import PlayFinished, PlayOutcome, PlayStarted, Priority, Topics, make_event, now_ms
 from tests.conftest import AgentFactory, ControllerHandle
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from controller.inbox import FairInbox, InboxLimits, agent_of
-from controller.local_stack import register_agent, start_agent, write_agent_config
+from controller.tools.local_stack import register_agent, start_agent, write_agent_config
 from devices.protocol import AgentError, Topics, make_event
 from edge_agent.store import AgentStore
 from tests.conftest import Broker, ControllerHandle

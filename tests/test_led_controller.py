@@ -10,11 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller import migrate
-from controller.db import Database
 from controller.media_store import MediaStore
 from controller.messaging.outbox import Outbox
-from controller.models import Device, User
 from controller.settings import Settings
 from controller.signs import (
     SignAttach,
@@ -25,6 +22,9 @@ from controller.signs import (
     SignTargets,
     occurrences,
 )
+from controller.storage import migrate
+from controller.storage.engine import Database
+from controller.storage.models import Device, User
 from devices.mqtt_link import LinkSettings, MqttLink
 from devices.protocol import Signer, SignPlaylist, Topics, Verifier, now_ms, parse_topic
 
@@ -158,7 +158,7 @@ def test_with_approval_required_items_wait_for_another_approver(service: SignSer
 
 
 def test_now_shows_each_signs_own_last_fault(service: SignService) -> None:
-    from controller.models import DeviceEvent
+    from controller.storage.models import DeviceEvent
 
     with service.db.session() as session:
         for name in ("cong", "cho"):

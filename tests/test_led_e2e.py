@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageChops
 
-from controller.local_stack import register_agent, start_agent, write_agent_config
+from controller.tools.local_stack import register_agent, start_agent, write_agent_config
 from devices.led.content import Panel, TextPage
 from devices.led.render import Renderer
 from tests.conftest import ControllerHandle

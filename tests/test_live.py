@@ -19,7 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from controller.local_stack import ManagedProcess
+from controller.processes import ManagedProcess
 from tests.conftest import Broker, ControllerHandle, _start_controller
 from tests.test_live_support import (
     heard_tone,

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from controller.icecast import start_icecast
-from controller.local_stack import ManagedProcess, free_port
+from controller.processes import ManagedProcess
+from controller.tools.local_stack import free_port
 
 RATE = 48_000
 

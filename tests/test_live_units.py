@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from controller import migrate
-from controller.db import Database
 from controller.icecast import IcecastAccess, write_icecast_config
 from controller.keys import load_or_create_signing_key
 from controller.live.hub import ActiveSession, LiveHub
 from controller.live.source import microphone_input, relay_input, source_command
 from controller.messaging.outbox import Outbox
-from controller.models import LiveSession, utcnow
 from controller.settings import Settings
+from controller.storage import migrate
+from controller.storage.engine import Database
+from controller.storage.models import LiveSession, utcnow
 from devices.mqtt_link import LinkSettings, MqttLink
 from devices.protocol import Priority, Signer, SpeakerLive
 

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller import migrate
-from controller.db import Database
-from controller.local_stack import http_json
 from controller.media_access import device_may_fetch
-from controller.models import AgentSignPlaylist, Device, MediaFile
+from controller.storage import migrate
+from controller.storage.engine import Database
+from controller.storage.models import AgentSignPlaylist, Device, MediaFile
+from controller.tools.local_stack import http_json
 from devices.led.content import ImagePage, TextPage
 from devices.protocol import SIGNS_TYPE, Signer, SignPlaylist, SignPlaylistEntry, now_ms
 from tests.conftest import AgentFactory, ControllerHandle

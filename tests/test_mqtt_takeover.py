@@ -30,8 +30,8 @@ from controller.broker_security import (
     parse_service_accounts,
     render_service_accounts,
 )
-from controller.install import _MOSQUITTO_CONF
-from controller.local_stack import (
+from controller.tools.install import _MOSQUITTO_CONF
+from controller.tools.local_stack import (
     ManagedProcess,
     free_port,
     mosquitto_binary,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from controller.cameras.onvif import CameraError, describe, fetch_snapshot
-from controller.local_stack import free_port
+from controller.tools.local_stack import free_port
 from tests.onvif_fixtures import (
     IPYCAM_MAKER,
     IPYCAM_MODEL,

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from controller.local_stack import register_agent, start_agent, write_agent_config
+from controller.tools.local_stack import register_agent, start_agent, write_agent_config
 from devices.protocol import RESTART_EXIT_CODE, OpsRestart, Topics
 from tests.conftest import ControllerHandle, RunningAgent
 from tests.mqtt_tools import controller_signer, forged_signer, publish, wait_for_text

@@ -25,9 +25,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from controller import migrate
-from controller.db import Database
-from controller.local_stack import (
+from controller.messaging.outbox import BrokerUnavailable, Outbox
+from controller.messaging.routes import _reverse, route
+from controller.ops import OpError, OpsService
+from controller.storage import migrate
+from controller.storage.engine import Database
+from controller.storage.models import AgentSchedule, Announcement, Delivery, Device, GroupCommand, OutboxMessage
+from controller.tools.local_stack import (
     broker_security,
     free_port,
     register_agent,
@@ -35,10 +39,6 @@ from controller.local_stack import (
     start_controller,
     write_agent_config,
 )
-from controller.messaging.outbox import BrokerUnavailable, Outbox
-from controller.messaging.routes import _reverse, route
-from controller.models import AgentSchedule, Announcement, Delivery, Device, GroupCommand, OutboxMessage
-from controller.ops import OpError, OpsService
 from devices.mqtt_link import LinkSettings, MqttLink
 from devices.protocol import (
     AgentStatus,

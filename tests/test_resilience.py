@@ -58,7 +58,7 @@ def test_agent_restart_keeps_an_accepted_future_play(controller: ControllerHandl
                                                      tmp_path: Path) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from controller.local_stack import start_agent
+    from controller.tools.local_stack import start_agent
 
     agent = agents("loa-01")
     start_at = (datetime.now(UTC) + timedelta(seconds=8)).isoformat()
@@ -78,7 +78,7 @@ def test_controller_restart_loses_no_queued_command(broker: Broker, controller: 
                                                     agents: AgentFactory, tmp_path: Path) -> None:
     from urllib.parse import urlsplit
 
-    from controller.local_stack import start_controller
+    from controller.tools.local_stack import start_controller
 
     agents("loa-01")
     broker.stop()

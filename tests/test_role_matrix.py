@@ -40,10 +40,10 @@ from controller.api.deps import (
 )
 from controller.app import create_app
 from controller.auth import create_user, token_hash
-from controller.db import Database
-from controller.local_stack import free_port
-from controller.models import ROLES, ApiToken
 from controller.settings import Settings
+from controller.storage.engine import Database
+from controller.storage.models import ROLES, ApiToken
+from controller.tools.local_stack import free_port
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controller.local_stack import http_json
+from controller.tools.local_stack import http_json
 from tests.conftest import AgentFactory, Broker, ControllerHandle
 
 

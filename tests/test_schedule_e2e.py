@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from controller.local_stack import start_controller
+from controller.tools.local_stack import start_controller
 from tests.conftest import AgentFactory, Broker, ControllerHandle, RunningAgent
 from tests.helpers import START_TOLERANCE_MS
 
@@ -115,7 +115,7 @@ def test_quiet_hours_hold_back_normal_items_but_not_emergencies(controller: Cont
 
 
 def _put(controller: ControllerHandle, path: str, body: Any) -> tuple[int, Any]:
-    from controller.local_stack import http_json
+    from controller.tools.local_stack import http_json
 
     return http_json("PUT", controller.api + path, controller.token, body)
 

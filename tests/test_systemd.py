@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from controller.install import ROLES
-from controller.local_stack import AgentFiles, free_port, start_agent, write_agent_config
+from controller.tools.install import ROLES
+from controller.tools.local_stack import AgentFiles, free_port, start_agent, write_agent_config
 from edge_agent.sd_notify import Notifier
 
 VENV = Path(sys.prefix)

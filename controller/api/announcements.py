@@ -18,8 +18,8 @@ from controller.api.schemas import (
     ms_iso,
 )
 from controller.api.views import announcement_summary, media_public, play_public, recent_announcements
-from controller.models import Announcement, Delivery, MediaFile, Play
 from controller.scope import OutOfScope, check_target_names
+from controller.storage.models import Announcement, Delivery, MediaFile, Play
 
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"])
 

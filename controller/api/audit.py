@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from controller import audit
 from controller.api.deps import AdminDep, DatabaseDep, SessionDep
 from controller.audit_log import audit_query, csv_chunks
-from controller.models import AuditEvent
+from controller.storage.models import AuditEvent
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 

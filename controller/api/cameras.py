@@ -51,7 +51,7 @@ from controller.cameras.service import (
     RegistrationError,
     camera_public,
 )
-from controller.models import Camera, CameraDiscovery, CameraEvent, User
+from controller.storage.models import Camera, CameraDiscovery, CameraEvent, User
 
 router = APIRouter(tags=["cameras"])
 

@@ -18,14 +18,11 @@ from sqlalchemy.orm import Session
 from controller.announcements import AnnouncementService
 from controller.auth import LoginThrottle, device_for_token, user_for_token
 from controller.cameras.service import CameraService
-from controller.changes import ChangeFeed
-from controller.db import Database
 from controller.device_operations import DeviceOperations
 from controller.live.sessions import LiveSessions
 from controller.media_store import MediaStore
 from controller.messaging.events import EventBus
 from controller.messaging.outbox import Outbox
-from controller.models import Device, User
 from controller.provisioning import ProvisioningService
 from controller.runtime import Controller
 from controller.schedule_items import ScheduleService
@@ -33,6 +30,9 @@ from controller.settings import Settings
 from controller.sign_actions import SignActions
 from controller.signs import SignService
 from controller.speech import SpeechService
+from controller.storage.engine import Database
+from controller.storage.models import Device, User
+from controller.web.change_feed import ChangeFeed
 from controller.windows import WindowPublisher
 from controller.zones import ZoneService
 
@@ -130,7 +130,7 @@ def get_media_store(controller: ControllerDep) -> MediaStore:
 
 
 def get_changes(controller: ControllerDep) -> ChangeFeed:
-    """The change counters the console's event stream watches (controller/changes.py)."""
+    """The change counters the console's event stream watches (controller/web/change_feed.py)."""
     return controller.changes
 
 

@@ -39,8 +39,8 @@ from controller.live.sessions import (
     NotYourSession,
 )
 from controller.live.source import PCM_SAMPLE_BYTES
-from controller.models import User
 from controller.scope import OutOfScope
+from controller.storage.models import User
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["live"])

@@ -28,8 +28,8 @@ from controller.api.schemas import MediaPublic, StandbyUpdate
 from controller.api.views import media_public
 from controller.media_access import device_may_fetch
 from controller.messaging.events import StandbyChanged
-from controller.models import Device, MediaFile
 from controller.speech import RECORDING_SOURCE
+from controller.storage.models import Device, MediaFile
 from devices.protocol import MAX_STANDBY
 
 log = logging.getLogger(__name__)

@@ -22,8 +22,6 @@ from controller.api.schemas import (
     UpcomingPublic,
 )
 from controller.api.views import item_input, item_public
-from controller.db import Database
-from controller.models import Device, ScheduleItem
 from controller.schedule_items import (
     ItemConflicts,
     ItemForbidden,
@@ -32,6 +30,8 @@ from controller.schedule_items import (
     ItemStateError,
 )
 from controller.scope import OutOfScope
+from controller.storage.engine import Database
+from controller.storage.models import Device, ScheduleItem
 from devices.protocol import now_ms
 
 router = APIRouter(prefix="/api/v1/schedule", tags=["schedule"])

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from controller import audit
 from controller.api.deps import CSRF_COOKIE, SESSION_COOKIE, csrf_for
 from controller.auth import LoginThrottle, issue_session_token, revoke_token, verify_password
-from controller.db import Database
-from controller.models import User
+from controller.storage.engine import Database
+from controller.storage.models import User
 
 SESSION_LIFETIME = timedelta(hours=12)
 

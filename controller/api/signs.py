@@ -26,7 +26,6 @@ from controller.api.deps import (
     StaffDep,
     TechnicianDep,
 )
-from controller.models import Sign, SignContent, SignItem, User
 from controller.sign_actions import ImageTooLarge, SignActions
 from controller.signs import (
     SignAttach,
@@ -37,6 +36,7 @@ from controller.signs import (
     SignNotFound,
     SignService,
 )
+from controller.storage.models import Sign, SignContent, SignItem, User
 from devices.led.content import Panel
 from devices.led.fonts import FontError
 from devices.led.render import LayoutError

@@ -28,7 +28,7 @@ from controller.accounts import (
 )
 from controller.api.deps import AdminDep, SessionDep
 from controller.api.views import UserPublic, user_public
-from controller.models import User
+from controller.storage.models import User
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 

@@ -25,10 +25,10 @@ from controller.api.schemas import (
     ZonePublic,
     ms_iso,
 )
-from controller.models import Announcement, Delivery, Device, LiveSession, MediaFile, Play, ScheduleItem, User
 from controller.schedule_items import ItemInput, ScheduleService
 from controller.speech import StoredAudio
 from controller.speech_preview import Preview
+from controller.storage.models import Announcement, Delivery, Device, LiveSession, MediaFile, Play, ScheduleItem, User
 from controller.zones import ZoneView
 
 

@@ -21,8 +21,8 @@ from controller.cameras.errors import RegistrationError
 from controller.cameras.motion import MotionSettings
 from controller.cameras.onvif import PtzControl
 from controller.cameras.secrets import SecretBox
-from controller.db import Database
-from controller.models import Camera
+from controller.storage.engine import Database
+from controller.storage.models import Camera
 
 _T = TypeVar("_T")
 RTSP_DEFAULT_PORT = 554

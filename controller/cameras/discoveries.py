@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.models import CameraDiscovery, Device, utcnow
+from controller.storage.models import CameraDiscovery, Device, utcnow
 from devices.protocol import CameraDiscovered, Envelope
 
 log = logging.getLogger(__name__)

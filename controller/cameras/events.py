@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.models import CameraEvent
+from controller.storage.models import CameraEvent
 from devices.protocol import TOPIC_ROOT, ProtocolError, valid_id
 
 CameraEventType = Literal["camera.motion", "camera.fault", "camera.recovered"]

@@ -25,11 +25,11 @@ from controller.cameras.gateway import CameraGateway
 from controller.cameras.motion import MotionHit
 from controller.cameras.secrets import SecretBox
 from controller.cameras.snapshots import SnapshotStore
-from controller.db import Database
 from controller.messaging.events import CameraEventRaised, EventBus
 from controller.messaging.outbox import BrokerUnavailable, Outbox
-from controller.models import Camera, CameraEvent, utcnow
 from controller.settings import Settings
+from controller.storage.engine import Database
+from controller.storage.models import Camera, CameraEvent, utcnow
 from devices.protocol import now_ms
 
 log = logging.getLogger(__name__)

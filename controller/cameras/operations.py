@@ -18,8 +18,8 @@ from controller import audit
 from controller.cameras.events import CameraEventMessage, event_message
 from controller.cameras.schemas import CameraStatusPublic, FeedStatusPublic, PresetPublic
 from controller.cameras.service import CameraNotFound, CameraService
-from controller.db import Database
-from controller.models import Camera, CameraEvent, User
+from controller.storage.engine import Database
+from controller.storage.models import Camera, CameraEvent, User
 
 
 def camera_events(session: Session, camera_id: str | None = None, type: str | None = None,

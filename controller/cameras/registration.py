@@ -14,7 +14,7 @@ from controller.cameras.motion import MotionSettings
 from controller.cameras.onvif import CameraError, MediaProfile, describe, redact_uri
 from controller.cameras.schemas import CameraPublic, ProfilePublic, stream_uri_problem
 from controller.cameras.stream import probe_stream
-from controller.models import Camera
+from controller.storage.models import Camera
 
 
 def camera_public(camera: Camera) -> CameraPublic:

@@ -29,11 +29,11 @@ from controller.cameras.registration import camera_public, probe_rtsp_camera, re
 from controller.cameras.schemas import CameraFromDiscovery, CameraPublic, CameraRegister, CameraUpdate
 from controller.cameras.secrets import SecretBox
 from controller.cameras.snapshots import Retention, SnapshotStore
-from controller.db import Database
 from controller.messaging.events import EventBus
 from controller.messaging.outbox import BrokerUnavailable, Outbox
-from controller.models import Camera, CameraDiscovery, Device, User
 from controller.settings import Settings
+from controller.storage.engine import Database
+from controller.storage.models import Camera, CameraDiscovery, Device, User
 from devices.protocol import CameraDiscover
 
 __all__ = [

@@ -11,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.models import CameraEvent, utcnow
+from controller.storage.models import CameraEvent, utcnow
 from devices.protocol import valid_id
 
 log = logging.getLogger(__name__)

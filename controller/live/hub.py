@@ -32,7 +32,6 @@ from typing import Any
 
 from sqlalchemy import select
 
-from controller.db import Database
 from controller.icecast import IcecastAccess, icecast_up, mount_up
 from controller.live.source import (
     PCM_CHANNELS,
@@ -44,8 +43,9 @@ from controller.live.source import (
     source_command,
 )
 from controller.messaging.outbox import BrokerUnavailable, Outbox
-from controller.models import Device, LiveSession, User, utcnow
 from controller.settings import Settings
+from controller.storage.engine import Database
+from controller.storage.models import Device, LiveSession, User, utcnow
 from devices.protocol import Priority, SpeakerLive, SpeakerLiveEnd, valid_relay_url
 
 log = logging.getLogger(__name__)

@@ -14,12 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.db import Database
 from controller.live.hub import LiveHub
 from controller.messaging.events import EventBus, LiveChanged
-from controller.models import LiveSession, Play, User
 from controller.proof_of_play import LIVE_PLAY_PREFIX
 from controller.scope import check_agents_in_scope, check_zone_scope
+from controller.storage.engine import Database
+from controller.storage.models import LiveSession, Play, User
 from devices.protocol import Priority
 
 

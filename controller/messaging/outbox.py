@@ -75,10 +75,10 @@ from pydantic import BaseModel
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from controller.db import Database
 from controller.messaging import store
 from controller.messaging.routes import Route, command_route, route, unsigned_payload
 from controller.messaging.store import Claimed
+from controller.storage.engine import Database
 from devices.mqtt_link import MqttLink, NotConnected
 from devices.protocol import Priority, Signer, now_ms, parse_envelope
 

@@ -19,7 +19,7 @@ from typing import Final
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from controller.models import AgentSchedule, AgentSignPlaylist, Delivery, GroupCommand
+from controller.storage.models import AgentSchedule, AgentSignPlaylist, Delivery, GroupCommand
 from devices.protocol import SCHEDULE_TYPE, SIGNS_TYPE
 
 #: The table holding each retained document kind, keyed by agent id, with its version.

@@ -15,11 +15,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from controller.db import Database
 from controller.messaging import outcomes
 from controller.messaging.outcomes import Settled
 from controller.messaging.routes import Route
-from controller.models import OutboxMessage, utcnow
+from controller.storage.engine import Database
+from controller.storage.models import OutboxMessage, utcnow
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,1 @@
-"""Alembic migrations; applied at controller start by :func:`controller.migrate.upgrade`."""
+"""Alembic migrations; applied at controller start by :func:`controller.storage.migrate.upgrade`."""

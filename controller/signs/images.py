@@ -9,8 +9,8 @@ from typing import Final
 from sqlalchemy.orm import Session
 
 from controller.media_store import MediaStore
-from controller.models import MediaFile
 from controller.signs.errors import SignInputError
+from controller.storage.models import MediaFile
 from devices.led.render import LayoutError, image_mime, open_image
 
 MAX_IMAGE_BYTES: Final = 1024 * 1024

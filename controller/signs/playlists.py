@@ -21,13 +21,13 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.db import Database
 from controller.messaging.outbox import Outbox, Prepared, RetainedDoc
-from controller.models import AgentSignPlaylist, Device, Sign, SignContent, SignItem, utcnow
 from controller.settings import Settings
 from controller.signs.inputs import PAGES, SignTargets
 from controller.signs.recurrence import occurrences
 from controller.signs.targets import signs_for
+from controller.storage.engine import Database
+from controller.storage.models import AgentSignPlaylist, Device, Sign, SignContent, SignItem, utcnow
 from devices.protocol import (
     MAX_PAYLOAD_BYTES,
     MAX_WINDOW_PLAYS,

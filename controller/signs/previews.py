@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from controller.media_store import MediaStore
-from controller.models import SignContent
 from controller.signs.errors import SignNotFound
 from controller.signs.inputs import PAGES
+from controller.storage.models import SignContent
 from devices.led.content import Panel, TextPage
 from devices.led.fonts import FontError
 from devices.led.render import LayoutError, RenderedPage, Renderer, png_bytes

@@ -14,11 +14,9 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.db import Database
 from controller.media_store import MediaStore
 from controller.messaging.events import EventBus, SignChanged, agent_set
 from controller.messaging.outbox import Outbox, RetainedDoc
-from controller.models import Device, MediaFile, Sign, SignContent, SignItem, User
 from controller.settings import Settings
 from controller.signs.errors import SignForbidden, SignInputError, SignNotFound
 from controller.signs.images import store_sign_image
@@ -28,6 +26,8 @@ from controller.signs.previews import SignPreviews
 from controller.signs.recurrence import local_naive
 from controller.signs.status import signs_now
 from controller.signs.targets import agents_of, check_targets
+from controller.storage.engine import Database
+from controller.storage.models import Device, MediaFile, Sign, SignContent, SignItem, User
 from devices.led.content import ImagePage, Panel
 from devices.led.render import RenderedPage, Renderer
 from schedules.errors import ScheduleError

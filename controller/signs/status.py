@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.models import Device, DeviceEvent, Sign
 from controller.signs.playlists import playlist_entries
+from controller.storage.models import Device, DeviceEvent, Sign
 from devices.protocol import Envelope, SignStatus, now_ms
 
 log = logging.getLogger(__name__)

@@ -7,9 +7,9 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.models import Device, Sign
 from controller.signs.errors import SignInputError
 from controller.signs.inputs import SignTargets
+from controller.storage.models import Device, Sign
 
 
 def check_targets(session: Session, targets: SignTargets) -> None:

@@ -16,12 +16,12 @@ from starlette.datastructures import FormData
 from audio.engines import AllEnginesFailed
 from controller.announcements import InvalidAnnouncement, normalise_text
 from controller.api.schemas import TargetsIn
-from controller.db import Database
-from controller.models import Device, User, Zone
 from controller.schedule_items import ItemConflicts, ItemForbidden, ItemInvalid, known_zones
 from controller.scope import OutOfScope
 from controller.settings import Settings
 from controller.speech_preview import PreviewRefused
+from controller.storage.engine import Database
+from controller.storage.models import Device, User, Zone
 from controller.web.forms import translate_error
 from controller.web.i18n import N_, gettext
 from devices.protocol import Priority

@@ -25,7 +25,7 @@ from controller.api.deps import (
     declare_roles,
 )
 from controller.auth import user_for_token
-from controller.models import User
+from controller.storage.models import User
 
 
 class LoginRequired(Exception):

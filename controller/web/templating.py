@@ -19,7 +19,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from controller.models import User
+from controller.storage.models import User
 from controller.web import i18n
 from controller.web.i18n import N_
 

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from controller.audit import canonical, chain_hash
-from controller.models import UTCDateTime
+from controller.storage.models import UTCDateTime
 
 revision = '0008'
 down_revision = '0007'

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from alembic import op
 
-from controller.models import UTCDateTime
+from controller.storage.models import UTCDateTime
 
 revision = '0009'
 down_revision = '0008'

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-from controller.models import UTCDateTime
+from controller.storage.models import UTCDateTime
 
 revision = '0011'
 down_revision = '0010'

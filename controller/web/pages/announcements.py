@@ -33,8 +33,6 @@ from controller.api.schemas import (
     ScheduleItemPublic,
 )
 from controller.api.views import item_input, item_public, preview_public, recent_announcements
-from controller.db import Database
-from controller.models import Announcement, ScheduleItem, User
 from controller.schedule_items import (
     ItemConflicts,
     ItemForbidden,
@@ -45,6 +43,8 @@ from controller.schedule_items import (
 )
 from controller.scope import OutOfScope, check_target_names
 from controller.speech_preview import PreviewRefused, render_preview
+from controller.storage.engine import Database
+from controller.storage.models import Announcement, ScheduleItem, User
 from controller.web.announcement_form import (
     DAY_LABELS,
     REPEAT_LABELS,

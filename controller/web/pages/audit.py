@@ -22,8 +22,8 @@ from sqlalchemy import select
 from controller import audit
 from controller.api.deps import DatabaseDep, SessionDep, SettingsDep
 from controller.audit_log import audit_query, csv_chunks
-from controller.models import AuditEvent
 from controller.settings import Settings
+from controller.storage.models import AuditEvent
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, speaking_to
 from controller.web.session import ConsoleAdminDep

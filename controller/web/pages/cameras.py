@@ -26,7 +26,7 @@ from controller.cameras.motion import MotionSettings
 from controller.cameras.onvif import CameraError
 from controller.cameras.schemas import CameraStatusPublic, PresetCreate
 from controller.cameras.service import CameraConflict, CameraNotFound, LinkDown, RegistrationError
-from controller.models import Camera
+from controller.storage.models import Camera
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleSecurityDep

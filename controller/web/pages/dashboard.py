@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.api.deps import SessionDep, WindowsDep
-from controller.models import (
+from controller.proof_of_play import LIVE_PLAY_PREFIX
+from controller.storage.models import (
     Announcement,
     Camera,
     CameraEvent,
@@ -33,7 +34,6 @@ from controller.models import (
     User,
     Zone,
 )
-from controller.proof_of_play import LIVE_PLAY_PREFIX
 from controller.web.i18n import N_
 from controller.web.session import ConsoleSecurityDep, ConsoleUserDep
 from controller.web.templating import AGENT_STATUS_LABELS, PRIORITY_LABELS, render

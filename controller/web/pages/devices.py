@@ -19,9 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from controller.api.deps import DatabaseDep, DeviceOperationsDep, ProvisioningDep, SessionDep
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceUpdate
 from controller.api.views import device_public
-from controller.db import Database
 from controller.device_operations import DeviceDisabled, UnknownOperation
-from controller.models import Device
 from controller.ops import OPS, OpError
 from controller.provisioning import (
     BundleInvalid,
@@ -32,6 +30,8 @@ from controller.provisioning import (
     ProvisioningService,
 )
 from controller.schedule_items import known_zones
+from controller.storage.engine import Database
+from controller.storage.models import Device
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleTechnicianDep

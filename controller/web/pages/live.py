@@ -19,9 +19,9 @@ from controller.api.deps import LiveSessionsDep, ProvisioningDep, SessionDep, Zo
 from controller.api.views import device_public, live_public, zone_public
 from controller.live.hub import LiveError
 from controller.live.sessions import LiveInvalid, LiveSessionNotFound, LiveSessions, LiveStart, NotYourSession
-from controller.models import User
 from controller.provisioning import ProvisioningService
 from controller.scope import OutOfScope
+from controller.storage.models import User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep

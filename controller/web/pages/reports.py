@@ -27,9 +27,9 @@ from sqlalchemy.orm import Session
 from controller.api.deps import LiveSessionsDep, SessionDep, SettingsDep
 from controller.api.views import LivePublic, live_public
 from controller.live.sessions import LiveSessions
-from controller.models import Announcement, Device, LiveSession, Play, ScheduleItem, User
 from controller.proof_of_play import LIVE_PLAY_PREFIX, OutcomeFilter, PlayFilters, PlayKind, filtered_plays, play_kind
 from controller.schedule_items import known_zones
+from controller.storage.models import Announcement, Device, LiveSession, Play, ScheduleItem, User
 from controller.web.errors import error_page
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to

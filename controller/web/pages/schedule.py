@@ -23,7 +23,6 @@ from sqlalchemy.orm import Session
 from controller.api.deps import ScheduleDep, SessionDep
 from controller.api.schemas import RejectRequest, ScheduleItemPublic
 from controller.api.views import item_public
-from controller.models import Device, ScheduleItem, User, Zone
 from controller.schedule_items import (
     APPROVER_ROLES,
     LIVE_STATUSES,
@@ -35,6 +34,7 @@ from controller.schedule_items import (
     to_model,
 )
 from controller.scope import OutOfScope
+from controller.storage.models import Device, ScheduleItem, User, Zone
 from controller.web.errors import error_page
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to

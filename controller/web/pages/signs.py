@@ -20,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.api.deps import SessionDep, SettingsDep, SignActionsDep, SignsDep
-from controller.models import Sign, SignContent, SignItem, User
 from controller.schedule_items import known_zones
 from controller.sign_actions import ImageTooLarge
 from controller.signs import (
@@ -33,6 +32,7 @@ from controller.signs import (
     SignNotFound,
     SignService,
 )
+from controller.storage.models import Sign, SignContent, SignItem, User
 from controller.web.errors import error_page
 from controller.web.forms import field_errors, translate_error
 from controller.web.i18n import N_, gettext, speaking_to

@@ -26,7 +26,7 @@ from controller.accounts import (
 )
 from controller.api.deps import SessionDep
 from controller.api.views import UserPublic, user_public
-from controller.models import ROLES, User
+from controller.storage.models import ROLES, User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.pages.devices import split_zones, zone_choices

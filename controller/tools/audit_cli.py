@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from controller import audit
-from controller.db import Database
-from controller.models import AuditEvent
 from controller.settings import Settings
+from controller.storage.engine import Database
+from controller.storage.models import AuditEvent
 
 
 def main(argv: list[str]) -> int:

@@ -19,9 +19,9 @@ from types import FrameType
 from controller.auth import ADMIN_PASSWORD_FILE, ADMIN_TOKEN_FILE
 from controller.icecast import start_icecast
 from controller.keys import load_or_create_signing_key, write_private
-from controller.local_stack import (
+from controller.processes import ManagedProcess
+from controller.tools.local_stack import (
     AgentFiles,
-    ManagedProcess,
     free_port,
     http_json,
     port_is_free,

@@ -17,7 +17,7 @@ from pathlib import Path
 
 #: Where the units in systemd/ expect the virtualenv; replaced by the real one at install time.
 UNIT_VENV = "/opt/loaphuong/.venv"
-SOURCE_DIR = Path(__file__).resolve().parents[1]
+SOURCE_DIR = Path(__file__).resolve().parents[2]
 
 _MESSAGES: dict[str, dict[str, str]] = {
     "vi": {

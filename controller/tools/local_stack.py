@@ -11,17 +11,14 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from controller.broker_security import (
     BrokerAccount,
@@ -35,8 +32,7 @@ from controller.broker_security import (
     write_atomically,
 )
 from controller.keys import write_private
-
-LOOPBACK = "127.0.0.1"
+from controller.processes import LOOPBACK, ManagedProcess, poll_until, wait_for_tcp
 
 
 def free_port() -> int:
@@ -59,31 +55,6 @@ def port_is_free(port: int) -> bool:
         return True
 
 
-def _poll(ready: Callable[[], bool], timeout: float, what: str, proc: ManagedProcess | None,
-          interval: float) -> None:
-    """Polls ``ready`` until it is true; raises TimeoutError, or RuntimeError as soon as ``proc`` dies."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive:
-            raise RuntimeError(f"{proc.name} exited with {proc.returncode}:\n{proc.log_text()[-3000:]}")
-        if ready():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"{what} after {timeout}s")
-
-
-def wait_for_tcp(port: int, timeout: float, proc: ManagedProcess | None = None) -> None:
-    """Waits until 127.0.0.1:``port`` accepts connections."""
-    def accepts() -> bool:
-        try:
-            with socket.create_connection((LOOPBACK, port), timeout=0.5):
-                return True
-        except OSError:
-            return False
-
-    _poll(accepts, timeout, f"nothing listening on {LOOPBACK}:{port}", proc, 0.05)
-
-
 def http_json(method: str, url: str, token: str | None = None, body: Any = None,
               timeout: float = 10.0) -> tuple[int, Any]:
     """A small JSON HTTP client on the standard library (status, decoded body)."""
@@ -104,61 +75,6 @@ def http_json(method: str, url: str, token: str | None = None, body: Any = None,
             return exc.code, json.loads(raw)
         except ValueError:
             return exc.code, raw.decode(errors="replace")
-
-
-class ManagedProcess:
-    """A child process with its output in a log file; :meth:`stop` always ends it."""
-
-    def __init__(self, name: str, cmd: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None) -> None:
-        self.name = name
-        self.cmd = list(cmd)
-        self.log_path = log_path
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log: IO[bytes] = log_path.open("ab")
-        # A session of its own: the terminal's Ctrl-C reaches only the parent, which stops
-        # children in order (agents, controller, broker).
-        self.proc = subprocess.Popen(self.cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=dict(env) if env is not None else None,
-                                     cwd=cwd, start_new_session=True)
-
-    @property
-    def pid(self) -> int:
-        """The child's process id."""
-        return self.proc.pid
-
-    @property
-    def alive(self) -> bool:
-        """True while the child runs."""
-        return self.proc.poll() is None
-
-    @property
-    def returncode(self) -> int | None:
-        """Exit code, once it has exited."""
-        return self.proc.returncode
-
-    def signal(self, sig: int) -> None:
-        """Sends a signal if the child still runs."""
-        if self.alive:
-            self.proc.send_signal(sig)
-
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, wait, then SIGKILL; returns the exit code."""
-        if self.alive:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self._log.close()
-        return self.proc.returncode
-
-    def log_text(self) -> str:
-        """Everything the child has printed so far."""
-        if not self._log.closed:
-            self._log.flush()
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
 
 # ------------------------------------------------------------------------------------------ mosquitto
@@ -252,7 +168,7 @@ def write_mosquitto_config(directory: Path, port: int, tls_port: int | None = No
     access off, the password and ACL files the controller manages, and a TLS listener if ``tls_port``.
 
     Every listener binds the client id to the account (``use_username_as_clientid``), as a site's config
-    does (controller/install.py): one account can never take over another's session. It is a listener
+    does (controller/tools/install.py): one account can never take over another's session. It is a listener
     option in Mosquitto 2.0: written before the first ``listener`` line it would configure (and open) a
     default listener on port 1883 of every interface instead, so it follows each ``listener`` line.
     """
@@ -348,7 +264,7 @@ def wait_for_http(url: str, timeout: float, proc: ManagedProcess | None = None) 
         except (OSError, ValueError):
             return False
 
-    _poll(answers, timeout, f"{url} did not answer", proc, 0.1)
+    poll_until(answers, timeout, f"{url} did not answer", proc, 0.1)
 
 
 # --------------------------------------------------------------------------------------------- agents
