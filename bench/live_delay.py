@@ -73,8 +73,8 @@ from bench.live_probe import (
 )
 from bench.stats import percentile
 from controller.icecast import IcecastAccess, start_icecast
-from controller.keys import write_private
 from controller.live.source import microphone_input, source_command
+from controller.messaging.keys import write_private
 from controller.tools.local_stack import (
     ManagedProcess,
     free_port,

@@ -16,7 +16,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from controller.keys import write_private
+from controller.messaging.keys import write_private
 from controller.storage.models import ApiToken, Device, User, utcnow
 
 log = logging.getLogger(__name__)

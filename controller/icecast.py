@@ -21,7 +21,7 @@ from xml.sax.saxutils import escape, quoteattr
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.keys import write_private
+from controller.messaging.keys import write_private
 from controller.processes import LOOPBACK, ManagedProcess, wait_for_tcp
 
 #: Where Debian keeps Icecast's status pages (needed for /status-json.xsl).

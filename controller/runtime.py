@@ -12,12 +12,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from controller.announcements import AnnouncementService
 from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
 from controller.cameras.service import CameraService
-from controller.device_operations import DeviceOperations
-from controller.enrolment import AttemptLimiter, BrokerAccess
-from controller.fleet import FleetRecorder, HandleResult
-from controller.inbox import FairInbox, InboxLimits, record_drops
+from controller.fleet.device_operations import DeviceOperations
+from controller.fleet.enrolment import AttemptLimiter, BrokerAccess
+from controller.fleet.inbox import FairInbox, InboxLimits, record_drops
+from controller.fleet.play_guard import give_plays
+from controller.fleet.provisioning import ProvisioningService
+from controller.fleet.recorder import FleetRecorder, HandleResult
+from controller.fleet.remote_ops import OpsService
 from controller.jobs import bind, start_scheduler
-from controller.keys import load_or_create_signing_key
 from controller.live.hub import LiveHub
 from controller.live.sessions import LiveSessions
 from controller.media_store import MediaStore
@@ -30,14 +32,12 @@ from controller.messaging.events import (
     StandbyChanged,
     ZoneChanged,
 )
+from controller.messaging.keys import load_or_create_signing_key
 from controller.messaging.outbox import BrokerUnavailable, Outbox, waiting_commands
-from controller.ops import OpsService
-from controller.play_guard import give_plays
-from controller.provisioning import ProvisioningService
 from controller.schedule_items import ScheduleService
 from controller.settings import Settings
-from controller.sign_actions import SignActions
 from controller.signs import SignService
+from controller.signs.actions import SignActions
 from controller.speech import SpeechService
 from controller.storage import migrate
 from controller.storage.engine import Database
@@ -113,7 +113,7 @@ class Controller:
         self.fleet.on_reply = self.ops.resolve_threadsafe
         self.ops.on_play_given = self._tone_given
         self._scheduler: AsyncIOScheduler | None = None
-        #: Per-agent lanes served round-robin, each with its own rate and bound (controller/inbox.py).
+        #: Per-agent lanes served round-robin, each with its own rate and bound (controller/fleet/inbox.py).
         self.inbox = FairInbox(InboxLimits(rate_per_s=settings.inbox_agent_rate, burst=settings.inbox_agent_burst,
                                            agent_messages=settings.inbox_agent_queue,
                                            total_messages=settings.inbox_total_queue))

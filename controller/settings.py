@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     #: A live session ends on its own after this long, or after this long without audio.
     live_max_seconds: int = Field(default=3 * 3600, ge=10, le=24 * 3600)
     live_idle_seconds: float = Field(default=5.0, ge=1.0, le=600.0)
-    #: Each agent's share of the controller's inbox (controller/inbox.py): events and replies per second
+    #: Each agent's share of the controller's inbox (controller/fleet/inbox.py): events and replies per second
     #: and at once (an agent resends its whole unacknowledged outbox after an outage), messages waiting;
     #: and everyone's together. What is dropped over them an agent sends again 20 s later.
     inbox_agent_rate: float = Field(default=20.0, gt=0)

@@ -19,8 +19,8 @@ from pydantic import TypeAdapter
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.fleet.play_guard import give_plays, prune_given
 from controller.messaging.outbox import Outbox, RetainedDoc
-from controller.play_guard import give_plays, prune_given
 from controller.schedule_items import agent_zones, to_model
 from controller.settings import Settings
 from controller.storage.engine import Database

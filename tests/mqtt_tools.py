@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from paho.mqtt.enums import MQTTErrorCode
 
-from controller.keys import load_or_create_signing_key
+from controller.messaging.keys import load_or_create_signing_key
 from controller.tools.local_stack import broker_security
 from devices.protocol import Envelope, Signer, SpeakerPlay, now_ms
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller.broker_security import (
+from controller.fleet.broker_accounts import (
     BrokerAccount,
     BrokerFiles,
     agent_acl,

@@ -481,7 +481,7 @@ def test_a_replaced_secret_key_costs_only_the_passwords(cam_controller: Controll
                                                         rtsp: RtspServer, broker: Broker,
                                                         controller_factory: Any) -> None:
     from controller.cameras.secrets import KEY_FILE
-    from controller.keys import write_private
+    from controller.messaging.keys import write_private
 
     ctl = cam_controller
     assert register_rtsp(ctl, tokens["technician"], rtsp)[0] == 201

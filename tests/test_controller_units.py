@@ -9,8 +9,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from controller.keys import KEY_FILE, load_or_create_signing_key
 from controller.media_store import MediaStore
+from controller.messaging.keys import KEY_FILE, load_or_create_signing_key
 from controller.storage import migrate
 from controller.storage.engine import Database
 from controller.storage.models import Base

@@ -161,8 +161,8 @@ def test_journal_reports_each_cut_once_and_replays_only_what_the_rules_allow(tmp
 
 
 def test_controller_keeps_an_attempts_first_start_and_end_and_each_attempt_apart(tmp_path: Path) -> None:
-    from controller.fleet import FleetRecorder
-    from controller.play_guard import give_plays
+    from controller.fleet.play_guard import give_plays
+    from controller.fleet.recorder import FleetRecorder
     from controller.storage import migrate
     from controller.storage.engine import Database
     from controller.storage.models import Device, Play

@@ -13,7 +13,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller.enrolment import (
+from controller.fleet.enrolment import (
     EnrolmentRefused,
     code_hash,
     issue_code,

@@ -20,7 +20,7 @@ import paho.mqtt.client as mqtt
 import sqlalchemy as sa
 from alembic import command
 
-from controller.play_guard import GIVEN_RETENTION_MS, give_plays, prune_given, was_given
+from controller.fleet.play_guard import GIVEN_RETENTION_MS, give_plays, prune_given, was_given
 from controller.storage import migrate
 from controller.storage.engine import Database
 from controller.storage.models import Announcement, Delivery, Device, GivenPlay, LiveSession

@@ -1,6 +1,6 @@
 """The controller's fair inbox: per-agent lanes, token buckets, round-robin, coalesced state.
 
-Unit tests of :class:`controller.inbox.FairInbox` on a manual clock, then the real thing: a real agent
+Unit tests of :class:`controller.fleet.inbox.FairInbox` on a manual clock, then the real thing: a real agent
 whose event backlog is far over its burst loses nothing (it resends what the controller dropped).
 """
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.inbox import FairInbox, InboxLimits, agent_of
+from controller.fleet.inbox import FairInbox, InboxLimits, agent_of
 from controller.tools.local_stack import register_agent, start_agent, write_agent_config
 from devices.protocol import AgentError, Topics, make_event
 from edge_agent.store import AgentStore
@@ -104,7 +104,7 @@ def test_retained_state_is_coalesced_costs_no_tokens_and_is_never_starved() -> N
 def test_drops_are_logged_at_most_every_30_s_per_agent(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock()
     box = inbox(clock, rate_per_s=1.0, burst=1)
-    with caplog.at_level(logging.WARNING, logger="controller.inbox"):
+    with caplog.at_level(logging.WARNING, logger="controller.fleet.inbox"):
         for _ in range(1001):
             box.put(event_topic("loa-01"), b"x")
         assert len(caplog.records) == 1

@@ -12,9 +12,9 @@ import pytest
 from pydantic import ValidationError
 
 from controller.icecast import IcecastAccess, write_icecast_config
-from controller.keys import load_or_create_signing_key
 from controller.live.hub import ActiveSession, LiveHub
 from controller.live.source import microphone_input, relay_input, source_command
+from controller.messaging.keys import load_or_create_signing_key
 from controller.messaging.outbox import Outbox
 from controller.settings import Settings
 from controller.storage import migrate

@@ -21,7 +21,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from controller.broker_security import (
+from controller.fleet.broker_accounts import (
     SERVICE_ACCOUNTS_FILE,
     BrokerAccount,
     BrokerFiles,

@@ -25,9 +25,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from controller.fleet.remote_ops import OpError, OpsService
 from controller.messaging.outbox import BrokerUnavailable, Outbox
 from controller.messaging.routes import _reverse, route
-from controller.ops import OpError, OpsService
 from controller.storage import migrate
 from controller.storage.engine import Database
 from controller.storage.models import AgentSchedule, Announcement, Delivery, Device, GroupCommand, OutboxMessage

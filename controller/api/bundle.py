@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response, status
 
 from controller.api.deps import ProvisioningDep, SessionDep, TechnicianDep
-from controller.provisioning import BundleInvalid, BundleRequest, DeviceNotFound
+from controller.fleet.provisioning import BundleInvalid, BundleRequest, DeviceNotFound
 
 router = APIRouter(prefix="/api/v1/devices", tags=["enrolment"])
 

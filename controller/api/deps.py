@@ -18,17 +18,17 @@ from sqlalchemy.orm import Session
 from controller.announcements import AnnouncementService
 from controller.auth import LoginThrottle, device_for_token, user_for_token
 from controller.cameras.service import CameraService
-from controller.device_operations import DeviceOperations
+from controller.fleet.device_operations import DeviceOperations
+from controller.fleet.provisioning import ProvisioningService
 from controller.live.sessions import LiveSessions
 from controller.media_store import MediaStore
 from controller.messaging.events import EventBus
 from controller.messaging.outbox import Outbox
-from controller.provisioning import ProvisioningService
 from controller.runtime import Controller
 from controller.schedule_items import ScheduleService
 from controller.settings import Settings
-from controller.sign_actions import SignActions
 from controller.signs import SignService
+from controller.signs.actions import SignActions
 from controller.speech import SpeechService
 from controller.storage.engine import Database
 from controller.storage.models import Device, User
@@ -59,12 +59,12 @@ def get_settings(controller: ControllerDep) -> Settings:
 
 
 def get_provisioning(controller: ControllerDep) -> ProvisioningService:
-    """The device registry: register, change, enrol, revoke (controller/provisioning.py)."""
+    """The device registry: register, change, enrol, revoke (controller/fleet/provisioning.py)."""
     return controller.provisioning
 
 
 def get_device_operations(controller: ControllerDep) -> DeviceOperations:
-    """Remote operations on one agent, checked and audited (controller/device_operations.py)."""
+    """Remote operations on one agent, checked and audited (controller/fleet/device_operations.py)."""
     return controller.device_operations
 
 
@@ -105,7 +105,7 @@ def get_signs(controller: ControllerDep) -> SignService:
 
 
 def get_sign_actions(controller: ControllerDep) -> SignActions:
-    """Staff's audited changes to signs (controller/sign_actions.py)."""
+    """Staff's audited changes to signs (controller/signs/actions.py)."""
     return controller.sign_actions
 
 

@@ -1,4 +1,4 @@
-"""``/api/v1/devices``: the fleet registry (controller/provisioning.py does the work)."""
+"""``/api/v1/devices``: the fleet registry (controller/fleet/provisioning.py does the work)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from fastapi import APIRouter, HTTPException, status
 from controller.api.deps import ProvisioningDep, SessionDep, StaffDep, TechnicianDep
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceRegistered, DeviceUpdate
 from controller.api.views import device_public
-from controller.provisioning import DeviceExists, DeviceNotFound, ProfileInvalid
+from controller.fleet.provisioning import DeviceExists, DeviceNotFound, ProfileInvalid
 
 router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
 

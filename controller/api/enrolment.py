@@ -2,7 +2,7 @@
 
 ``POST /api/v1/enrol`` takes no bearer token — the code is the credential — so failed attempts are
 counted per client address and overall, and a client over the limit gets 429 with Retry-After. The work
-is controller/provisioning.py's; these routes turn its refusals into statuses.
+is controller/fleet/provisioning.py's; these routes turn its refusals into statuses.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from controller.api.deps import ProvisioningDep, SessionDep, TechnicianDep
 from controller.api.schemas import DevicePublic
 from controller.api.views import device_public
-from controller.enrolment import EnrolmentRefused
-from controller.provisioning import DeviceNotFound, EnrolmentIssued, EnrolmentThrottled
+from controller.fleet.enrolment import EnrolmentRefused
+from controller.fleet.provisioning import DeviceNotFound, EnrolmentIssued, EnrolmentThrottled
 from devices.enrolment import EnrolmentIdentity
 
 router = APIRouter(prefix="/api/v1", tags=["enrolment"])

@@ -2,7 +2,7 @@
 
 The controller signs the ``ops.{op}`` command, sends it and waits (bounded by ``wait_s``) for the
 agent's reply, which the response carries. Every request is in the audit trail
-(controller/device_operations.py does the work).
+(controller/fleet/device_operations.py does the work).
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import BaseModel
 
 from controller.api.deps import DeviceOperationsDep, SessionDep, TechnicianDep
-from controller.device_operations import DeviceDisabled, UnknownOperation
-from controller.ops import MAX_WAIT_S, OpError
-from controller.provisioning import DeviceNotFound
+from controller.fleet.device_operations import DeviceDisabled, UnknownOperation
+from controller.fleet.provisioning import DeviceNotFound
+from controller.fleet.remote_ops import MAX_WAIT_S, OpError
 
 router = APIRouter(prefix="/api/v1/devices", tags=["operations"])
 

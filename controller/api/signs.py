@@ -26,7 +26,6 @@ from controller.api.deps import (
     StaffDep,
     TechnicianDep,
 )
-from controller.sign_actions import ImageTooLarge, SignActions
 from controller.signs import (
     SignAttach,
     SignContentInput,
@@ -36,6 +35,7 @@ from controller.signs import (
     SignNotFound,
     SignService,
 )
+from controller.signs.actions import ImageTooLarge, SignActions
 from controller.storage.models import Sign, SignContent, SignItem, User
 from devices.led.content import Panel
 from devices.led.fonts import FontError

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
 
-from controller.keys import write_private
+from controller.messaging.keys import write_private
 
 KEY_FILE = "camera-secrets.key"
 

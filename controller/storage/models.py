@@ -128,10 +128,10 @@ class Device(Base):
     board_profile: Mapped[str | None] = mapped_column(String(63), nullable=True)
     #: Set when revoked: broker access and token withdrawn until it is enrolled again.
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    #: Proof of play it sent for plays it was never given (controller/play_guard.py): not stored as plays.
+    #: Proof of play it sent for plays it was never given (controller/fleet/play_guard.py): not stored as plays.
     suspicious_plays: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
     suspicious_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
-    #: Messages of its own the controller's inbox dropped: over its rate or its share (controller/inbox.py).
+    #: Messages of its own the controller's inbox dropped: over its rate or its share (controller/fleet/inbox.py).
     inbox_dropped: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
 
 
@@ -280,7 +280,7 @@ class Play(Base):
 class GivenPlay(Base):
     """A play the controller gave an agent other than by a delivery or a live session: an occurrence in
     a schedule window it was sent, or a remote-operation tone. Proof of play is believed only for
-    deliveries, live sessions and these (controller/play_guard.py)."""
+    deliveries, live sessions and these (controller/fleet/play_guard.py)."""
 
     __tablename__ = "given_plays"
     __table_args__ = (Index("ix_given_plays_start", "start_ms"),)

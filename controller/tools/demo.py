@@ -18,7 +18,7 @@ from types import FrameType
 
 from controller.auth import ADMIN_PASSWORD_FILE, ADMIN_TOKEN_FILE
 from controller.icecast import start_icecast
-from controller.keys import load_or_create_signing_key, write_private
+from controller.messaging.keys import load_or_create_signing_key, write_private
 from controller.processes import ManagedProcess
 from controller.tools.local_stack import (
     AgentFiles,

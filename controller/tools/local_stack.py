@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from controller.broker_security import (
+from controller.fleet.broker_accounts import (
     BrokerAccount,
     BrokerFiles,
     ServiceAccount,
@@ -31,7 +31,7 @@ from controller.broker_security import (
     render_service_accounts,
     write_atomically,
 )
-from controller.keys import write_private
+from controller.messaging.keys import write_private
 from controller.processes import LOOPBACK, ManagedProcess, poll_until, wait_for_tcp
 
 

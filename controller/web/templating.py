@@ -61,7 +61,7 @@ PRIORITY_LABELS: dict[str, str] = {
     "emergency": N_("Emergency"),
 }
 
-#: An agent's link state (controller/fleet.py) as staff read it (msgids): the dashboard and the devices pages
+#: An agent's link state (controller/fleet/recorder.py) as staff read it (msgids): the dashboard and the devices pages
 #: name the same state the same way.
 AGENT_STATUS_LABELS: dict[str, str] = {
     "online": N_("Online"),

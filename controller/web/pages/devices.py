@@ -1,7 +1,7 @@
 """Devices: the fleet's status, remote operations on one agent, and provisioning (register, enrolment
 code with its QR, first-boot bundle, revoke) — for technicians.
 
-Every change goes through the services the API's routes call too (controller/provisioning.py,
+Every change goes through the services the API's routes call too (controller/fleet/provisioning.py,
 device_operations.py), so validation, the broker's accounts and the audit trail are the same as for
 scripts; this module only turns their answers and refusals into fragments in the user's language.
 """
@@ -19,9 +19,8 @@ from starlette.concurrency import run_in_threadpool
 from controller.api.deps import DatabaseDep, DeviceOperationsDep, ProvisioningDep, SessionDep
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceUpdate
 from controller.api.views import device_public
-from controller.device_operations import DeviceDisabled, UnknownOperation
-from controller.ops import OPS, OpError
-from controller.provisioning import (
+from controller.fleet.device_operations import DeviceDisabled, UnknownOperation
+from controller.fleet.provisioning import (
     BundleInvalid,
     BundleRequest,
     DeviceExists,
@@ -29,6 +28,7 @@ from controller.provisioning import (
     ProfileInvalid,
     ProvisioningService,
 )
+from controller.fleet.remote_ops import OPS, OpError
 from controller.schedule_items import known_zones
 from controller.storage.engine import Database
 from controller.storage.models import Device
@@ -54,7 +54,7 @@ _OP_FIELDS: dict[str, tuple[str, ...]] = {
 }
 #: Operations with a form of their own, where a bad value is shown under its field.
 _FORM_OPS = frozenset({"volume", "tone"})
-#: Why an operation could not be asked for (controller/ops.py's codes) → a sentence for staff.
+#: Why an operation could not be asked for (controller/fleet/remote_ops.py's codes) → a sentence for staff.
 _OP_ERROR_TEXT: dict[str, str] = {
     "unknown_op": N_("There is no such device."),
     "busy": N_("The controller cannot reach the message broker right now."),

@@ -17,9 +17,9 @@ from pydantic import ValidationError
 
 from controller.api.deps import LiveSessionsDep, ProvisioningDep, SessionDep, ZonesDep
 from controller.api.views import device_public, live_public, zone_public
+from controller.fleet.provisioning import ProvisioningService
 from controller.live.hub import LiveError
 from controller.live.sessions import LiveInvalid, LiveSessionNotFound, LiveSessions, LiveStart, NotYourSession
-from controller.provisioning import ProvisioningService
 from controller.scope import OutOfScope
 from controller.storage.models import User
 from controller.web.forms import field_errors

@@ -3,7 +3,7 @@ approve sign items, and watch what every sign shows now.
 
 Previews are the API's own ``preview.png`` (drawn by the renderer the agents use), so what the officer
 sees is the board's image dot for dot. Content and items are saved through the audited sign actions the
-API's ``/api/v1/sign-*`` routes call too (controller/sign_actions.py), so validation, approval and the
+API's ``/api/v1/sign-*`` routes call too (controller/signs/actions.py), so validation, approval and the
 audit trail are the same.
 """
 
@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from controller.api.deps import SessionDep, SettingsDep, SignActionsDep, SignsDep
 from controller.schedule_items import known_zones
-from controller.sign_actions import ImageTooLarge
 from controller.signs import (
     APPROVER_ROLES,
     MAX_IMAGE_BYTES,
@@ -32,6 +31,7 @@ from controller.signs import (
     SignNotFound,
     SignService,
 )
+from controller.signs.actions import ImageTooLarge
 from controller.storage.models import Sign, SignContent, SignItem, User
 from controller.web.errors import error_page
 from controller.web.forms import field_errors, translate_error

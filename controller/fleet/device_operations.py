@@ -1,7 +1,7 @@
 """Remote operations as staff ask for them: the device must exist and be enabled, the agent's answer (or
 its silence) goes into the audit trail. The API's route and the console's devices page both call
 :class:`DeviceOperations`; sending the signed command and waiting for the reply is
-:class:`controller.ops.OpsService`'s part.
+:class:`controller.fleet.remote_ops.OpsService`'s part.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from controller import audit
-from controller.ops import OPS, OpError, OpResult, OpsService
-from controller.provisioning import DeviceNotFound
+from controller.fleet.provisioning import DeviceNotFound
+from controller.fleet.remote_ops import OPS, OpError, OpResult, OpsService
 from controller.storage.models import Device, User
 
 
@@ -35,8 +35,8 @@ class DeviceOperations:
                   wait_s: float) -> OpResult:
         """Sends ``op`` to the device and returns the agent's reply.
 
-        Raises :class:`~controller.provisioning.DeviceNotFound`, :class:`DeviceDisabled`,
-        :class:`UnknownOperation`, or the :class:`~controller.ops.OpError` of a send that failed (recorded
+        Raises :class:`~controller.fleet.provisioning.DeviceNotFound`, :class:`DeviceDisabled`,
+        :class:`UnknownOperation`, or the :class:`~controller.fleet.remote_ops.OpError` of a send that failed (recorded
         in the audit trail when the agent did not answer or the broker was unreachable).
         """
         def check() -> None:

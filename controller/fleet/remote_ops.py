@@ -1,6 +1,6 @@
 """Remote operations on one agent: send a signed ``ops.*`` command and wait (bounded) for its reply.
 
-Replies arrive on the fleet's worker thread (:class:`controller.fleet.FleetRecorder`); they resolve a
+Replies arrive on the fleet's worker thread (:class:`controller.fleet.recorder.FleetRecorder`); they resolve a
 future registered under the command id on the event loop, so the API call that sent the command gets
 the agent's answer, or a timeout.
 """
@@ -70,7 +70,7 @@ class OpsService:
         self._pending: dict[tuple[str, str], asyncio.Future[Reply]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         #: Told (agent id, command id), in a worker thread, before a playing operation goes out, so the
-        #: controller believes its proof of play (controller/play_guard.py).
+        #: controller believes its proof of play (controller/fleet/play_guard.py).
         self.on_play_given: Callable[[str, str], None] = lambda _agent, _command: None
 
     @staticmethod

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.cameras.discoveries import record_discovered
-from controller.play_guard import PLAY_EVENTS, PlayGuard
+from controller.fleet.play_guard import PLAY_EVENTS, PlayGuard
 from controller.signs import record_sign_status
 from controller.storage.engine import Database
 from controller.storage.models import Delivery, Device, DeviceEvent, Play, utcnow

@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from controller.auth import new_token, token_hash
-from controller.broker_security import BrokerAccount, BrokerFiles, hash_password, new_password
+from controller.fleet.broker_accounts import BrokerAccount, BrokerFiles, hash_password, new_password
 from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import Device, EnrolmentCode

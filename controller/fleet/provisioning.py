@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from controller.api.schemas import DeviceCreate, DeviceRegistered, DeviceUpdate
 from controller.api.views import device_public
 from controller.audit import record
-from controller.enrolment import (
+from controller.fleet.enrolment import (
     AttemptLimiter,
     EnrolmentRefused,
     enrol_uri,
@@ -224,7 +224,7 @@ class ProvisioningService:
         """Trades a valid code for the device's identity, rotating its token and broker password.
 
         :class:`EnrolmentThrottled` when ``client`` (or everyone) failed too often lately;
-        :class:`~controller.enrolment.EnrolmentRefused` for a code that cannot be used (counted as a failure).
+        :class:`~controller.fleet.enrolment.EnrolmentRefused` for a code that cannot be used (counted as a failure).
         """
         wait = self.limiter.retry_after(client)
         if wait:
