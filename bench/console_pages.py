@@ -3,7 +3,7 @@
 Builds a controller data dir straight through the SQLAlchemy models, in bulk: ``--agents`` agents (200)
 spread over ``--zones`` zones (10, some online, some silent, a few playing now), 500 announcements,
 ``--plays`` proof-of-play rows (50,000, over the last 30 days, most naming an announcement, the rest a
-schedule item) and ``--audit`` chained audit rows (20,000, hashes as controller/audit.py computes them).
+schedule item) and ``--audit`` chained audit rows (20,000, hashes as controller/accounts/audit_chain.py computes them).
 Then Mosquitto and the real controller on 127.0.0.1 (free ports, temp dir); a few recurring schedule
 items go through the API (so the dashboard's "next" has a plan to compute), the admin signs in through
 ``/console/login`` with httpx, and each page is fetched ``--requests`` times one after another (the CSV
@@ -53,8 +53,8 @@ from sqlalchemy import insert, select
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.stats import percentile
-from controller.audit import canonical, chain_hash
-from controller.auth import ensure_first_admin
+from controller.accounts.audit_chain import canonical, chain_hash
+from controller.accounts.auth import ensure_first_admin
 from controller.processes import ManagedProcess
 from controller.storage.engine import Database
 from controller.storage.models import Announcement, AuditEvent, Device, DeviceEvent, Play, Zone

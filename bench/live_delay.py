@@ -72,8 +72,8 @@ from bench.live_probe import (
     snapcast_missing,
 )
 from bench.stats import percentile
-from controller.icecast import IcecastAccess, start_icecast
-from controller.live.source import microphone_input, source_command
+from controller.broadcasts.live.icecast import IcecastAccess, start_icecast
+from controller.broadcasts.live.source import microphone_input, source_command
 from controller.messaging.keys import write_private
 from controller.tools.local_stack import (
     ManagedProcess,

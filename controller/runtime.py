@@ -9,8 +9,12 @@ from collections import defaultdict
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from controller.announcements import AnnouncementService
-from controller.auth import Bootstrap, LoginThrottle, ensure_first_admin
+from controller.accounts.auth import Bootstrap, LoginThrottle, ensure_first_admin
+from controller.broadcasts.announcements import AnnouncementService
+from controller.broadcasts.live.hub import LiveHub
+from controller.broadcasts.live.sessions import LiveSessions
+from controller.broadcasts.media_store import MediaStore
+from controller.broadcasts.speech import SpeechService
 from controller.cameras.service import CameraService
 from controller.fleet.device_operations import DeviceOperations
 from controller.fleet.enrolment import AttemptLimiter, BrokerAccess
@@ -19,10 +23,6 @@ from controller.fleet.play_guard import give_plays
 from controller.fleet.provisioning import ProvisioningService
 from controller.fleet.recorder import FleetRecorder, HandleResult
 from controller.fleet.remote_ops import OpsService
-from controller.jobs import bind, start_scheduler
-from controller.live.hub import LiveHub
-from controller.live.sessions import LiveSessions
-from controller.media_store import MediaStore
 from controller.messaging.events import (
     AgentsReported,
     DeviceChanged,
@@ -34,16 +34,16 @@ from controller.messaging.events import (
 )
 from controller.messaging.keys import load_or_create_signing_key
 from controller.messaging.outbox import BrokerUnavailable, Outbox, waiting_commands
-from controller.schedule_items import ScheduleService
+from controller.schedule.agent_windows import WindowPublisher
+from controller.schedule.items import ScheduleService
+from controller.schedule.timed_jobs import bind, start_scheduler
+from controller.schedule.zones import ZoneService
 from controller.settings import Settings
 from controller.signs import SignService
 from controller.signs.actions import SignActions
-from controller.speech import SpeechService
 from controller.storage import migrate
 from controller.storage.engine import Database
 from controller.web.change_feed import ChangeFeed
-from controller.windows import WindowPublisher
-from controller.zones import ZoneService
 from devices.mqtt_link import LinkSettings, MqttLink, Will
 from devices.protocol import (
     AgentStatus,

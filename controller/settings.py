@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     camera_event_max_days: float = Field(default=365.0, gt=0)
     #: Live views open at once across all cameras; one more gets 503 (each costs a little CPU and bandwidth).
     camera_max_viewers: int = Field(default=200, ge=1)
-    #: Icecast access file (written with its config by ``controller.icecast``); without it live is off.
+    #: Icecast access file (written with its config by ``controller.broadcasts.live.icecast``); without it live is off.
     icecast_file: Path | None = None
     #: Live session recordings are deleted this many days after the session.
     live_recording_days: float = Field(default=90.0, gt=0)

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import update
 
-from controller.auth import LoginThrottle
+from controller.accounts.auth import LoginThrottle
 from controller.storage.engine import Database
 from controller.storage.models import ApiToken, utcnow
 from tests.test_accounts_support import PASSWORD, App, running_app

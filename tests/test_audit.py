@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select, text, update
 
-from controller import audit
+from controller.accounts import audit_chain
 from controller.storage.engine import Database
 from controller.storage.migrate import upgrade
 from controller.storage.models import AuditEvent
@@ -77,7 +77,7 @@ def _seed(data_dir: Path, count: int) -> list[int]:
         upgrade(db.engine)
         with db.session() as session:
             for i in range(count):
-                audit.record(session, None, "test.event", f"item-{i}", {"i": i, "chữ": "tiếng Việt <b>"})
+                audit_chain.record(session, None, "test.event", f"item-{i}", {"i": i, "chữ": "tiếng Việt <b>"})
         with db.session() as session:
             return list(session.scalars(select(AuditEvent.id).order_by(AuditEvent.id)))
     finally:
@@ -130,7 +130,7 @@ def test_verify_finds_edited_deleted_and_reordered_rows(tmp_path: Path, capsys: 
             row = session.get(AuditEvent, ids[2])
             assert row is not None and row.prev_hash is not None
             row.detail = {"i": 99}
-            row.hash = audit.chain_hash(row.prev_hash, audit.canonical(
+            row.hash = audit_chain.chain_hash(row.prev_hash, audit_chain.canonical(
                 row.id, row.at, row.user_id, row.username, row.action, row.subject, row.detail))
     finally:
         db.engine.dispose()
@@ -151,7 +151,7 @@ def test_chain_stays_linear_under_concurrent_writers(tmp_path: Path) -> None:
             start.wait(timeout=10)
             for i in range(15):
                 with db.session() as session:
-                    audit.record(session, None, "test.concurrent", f"{n}-{i}")
+                    audit_chain.record(session, None, "test.concurrent", f"{n}-{i}")
         except BaseException as exc:  # reported below
             errors.append(exc)
 
@@ -163,7 +163,7 @@ def test_chain_stays_linear_under_concurrent_writers(tmp_path: Path) -> None:
     try:
         assert not errors, errors
         with db.session() as session:
-            count, broken = audit.verify(session)
+            count, broken = audit_chain.verify(session)
             hashes = list(session.scalars(select(AuditEvent.prev_hash)))
         assert broken is None and count == 1 + 8 * 15
         assert len(set(hashes)) == len(hashes)  # no two rows claim the same predecessor
@@ -176,15 +176,15 @@ def test_a_rolled_back_change_leaves_no_gap(tmp_path: Path) -> None:
     db = _db(tmp_path)
     try:
         with pytest.raises(RuntimeError), db.session() as session:
-            audit.record(session, None, "test.rolled_back")
+            audit_chain.record(session, None, "test.rolled_back")
             raise RuntimeError("the change failed")
         with db.session() as session:
-            audit.record(session, None, "test.after")
+            audit_chain.record(session, None, "test.after")
         with db.session() as session:
-            assert audit.verify(session) == (3, None)
+            assert audit_chain.verify(session) == (3, None)
             session.execute(delete(AuditEvent).where(AuditEvent.action == "test.after"))
             session.execute(update(AuditEvent).where(AuditEvent.id == 1).values(username="ai-do"))
-            assert audit.verify(session)[1] == audit.ChainBreak(1, "hash mismatch: the row was edited")
+            assert audit_chain.verify(session)[1] == audit_chain.ChainBreak(1, "hash mismatch: the row was edited")
     finally:
         db.engine.dispose()
 
@@ -217,10 +217,10 @@ def test_migration_0008_chains_old_rows_and_fills_roles(tmp_path: Path, capsys: 
         upgrade(db.engine)
         with db.session() as session:
             assert session.execute(text("SELECT roles FROM users")).scalar_one() == '["approver"]'
-            assert audit.verify(session) == (3, None)
-            audit.record(session, None, "new.event")
+            assert audit_chain.verify(session) == (3, None)
+            audit_chain.record(session, None, "new.event")
         with db.session() as session:
-            assert audit.verify(session) == (4, None)
+            assert audit_chain.verify(session) == (4, None)
     finally:
         db.engine.dispose()
     assert _verify(tmp_path, capsys)[0] == 0

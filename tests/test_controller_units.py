@@ -9,7 +9,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from controller.media_store import MediaStore
+from controller.broadcasts.media_store import MediaStore
 from controller.messaging.keys import KEY_FILE, load_or_create_signing_key
 from controller.storage import migrate
 from controller.storage.engine import Database

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller.media_store import MediaStore
+from controller.broadcasts.media_store import MediaStore
 from controller.messaging.outbox import Outbox
 from controller.settings import Settings
 from controller.signs import (

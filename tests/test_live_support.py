@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from controller.icecast import start_icecast
+from controller.broadcasts.live.icecast import start_icecast
 from controller.processes import ManagedProcess
 from controller.tools.local_stack import free_port
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controller.media_access import device_may_fetch
+from controller.broadcasts.media_access import device_may_fetch
 from controller.storage import migrate
 from controller.storage.engine import Database
 from controller.storage.models import AgentSignPlaylist, Device, MediaFile

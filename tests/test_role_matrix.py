@@ -29,6 +29,7 @@ from fastapi import routing
 from fastapi.dependencies.models import Dependant
 from starlette.routing import Mount
 
+from controller.accounts.auth import create_user, token_hash
 from controller.api.deps import (
     ANY_STAFF,
     CSRF_COOKIE,
@@ -39,7 +40,6 @@ from controller.api.deps import (
     csrf_for,
 )
 from controller.app import create_app
-from controller.auth import create_user, token_hash
 from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import ROLES, ApiToken

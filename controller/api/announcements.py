@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
-from controller.announcements import InvalidAnnouncement
+from controller.accounts.scope import OutOfScope, check_target_names
 from controller.api.deps import AnnouncementsDep, OfficerDep, SessionDep, SettingsDep, StaffDep
 from controller.api.schemas import (
     AnnouncementAccepted,
@@ -18,7 +18,7 @@ from controller.api.schemas import (
     ms_iso,
 )
 from controller.api.views import announcement_summary, media_public, play_public, recent_announcements
-from controller.scope import OutOfScope, check_target_names
+from controller.broadcasts.announcements import InvalidAnnouncement
 from controller.storage.models import Announcement, Delivery, MediaFile, Play
 
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"])

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from controller import audit
+from controller.accounts import audit_chain
+from controller.accounts.audit_log import audit_query, csv_chunks
 from controller.api.deps import AdminDep, DatabaseDep, SessionDep
-from controller.audit_log import audit_query, csv_chunks
 from controller.storage.models import AuditEvent
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
@@ -65,7 +65,7 @@ def list_audit(session: SessionDep, db: DatabaseDep, _admin: AdminDep,
 @router.get("/verify")
 def verify_audit(session: SessionDep, _admin: AdminDep) -> ChainStatus:
     """Walks the whole chain and reports the first row whose hash or link is broken."""
-    count, broken = audit.verify(session)
+    count, broken = audit_chain.verify(session)
     if broken is None:
         return ChainStatus(ok=True, rows=count)
     return ChainStatus(ok=False, rows=count, broken_row=broken.row_id, reason=broken.reason)

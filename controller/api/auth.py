@@ -8,7 +8,8 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller import audit
+from controller.accounts import audit_chain
+from controller.accounts.auth import password_matches, set_password
 from controller.api.deps import (
     SESSION_COOKIE,
     CredentialsDep,
@@ -18,7 +19,6 @@ from controller.api.deps import (
     StaffDep,
 )
 from controller.api.sessions import PasswordChange, end_session, start_session
-from controller.auth import password_matches, set_password
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -93,4 +93,4 @@ def change_password(body: PasswordChange, session: SessionDep, user: StaffDep) -
         set_password(session, user, body.new_password)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    audit.record(session, user, "user.password", user.username)
+    audit_chain.record(session, user, "user.password", user.username)

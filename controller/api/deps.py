@@ -15,26 +15,26 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from controller.announcements import AnnouncementService
-from controller.auth import LoginThrottle, device_for_token, user_for_token
+from controller.accounts.auth import LoginThrottle, device_for_token, user_for_token
+from controller.broadcasts.announcements import AnnouncementService
+from controller.broadcasts.live.sessions import LiveSessions
+from controller.broadcasts.media_store import MediaStore
+from controller.broadcasts.speech import SpeechService
 from controller.cameras.service import CameraService
 from controller.fleet.device_operations import DeviceOperations
 from controller.fleet.provisioning import ProvisioningService
-from controller.live.sessions import LiveSessions
-from controller.media_store import MediaStore
 from controller.messaging.events import EventBus
 from controller.messaging.outbox import Outbox
 from controller.runtime import Controller
-from controller.schedule_items import ScheduleService
+from controller.schedule.agent_windows import WindowPublisher
+from controller.schedule.items import ScheduleService
+from controller.schedule.zones import ZoneService
 from controller.settings import Settings
 from controller.signs import SignService
 from controller.signs.actions import SignActions
-from controller.speech import SpeechService
 from controller.storage.engine import Database
 from controller.storage.models import Device, User
 from controller.web.change_feed import ChangeFeed
-from controller.windows import WindowPublisher
-from controller.zones import ZoneService
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -70,17 +70,17 @@ def get_device_operations(controller: ControllerDep) -> DeviceOperations:
 
 DatabaseDep = Annotated[Database, Depends(get_database)]
 def get_live_sessions(controller: ControllerDep) -> LiveSessions:
-    """Live sessions: start, end, the record (controller/live/sessions.py)."""
+    """Live sessions: start, end, the record (controller/broadcasts/live/sessions.py)."""
     return controller.live_sessions
 
 
 def get_zones(controller: ControllerDep) -> ZoneService:
-    """Zones and their rules (controller/zones.py)."""
+    """Zones and their rules (controller/schedule/zones.py)."""
     return controller.zones
 
 
 def get_schedule(controller: ControllerDep) -> ScheduleService:
-    """Schedule items: create, change, approve, cancel (controller/schedule_items.py)."""
+    """Schedule items: create, change, approve, cancel (controller/schedule/items.py)."""
     return controller.schedule
 
 
@@ -90,12 +90,12 @@ def get_windows(controller: ControllerDep) -> WindowPublisher:
 
 
 def get_speech(controller: ControllerDep) -> SpeechService:
-    """Speech: normalising and rendering text, importing recordings (controller/speech.py)."""
+    """Speech: normalising and rendering text, importing recordings (controller/broadcasts/speech.py)."""
     return controller.speech
 
 
 def get_announcements(controller: ControllerDep) -> AnnouncementService:
-    """Announcements: accepted here, rendered and sent by its worker (controller/announcements.py)."""
+    """Announcements: accepted here, rendered and sent by its worker (controller/broadcasts/announcements.py)."""
     return controller.announcements
 
 

@@ -18,6 +18,8 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
+from controller.accounts.auth import user_for_token
+from controller.accounts.scope import OutOfScope
 from controller.api.deps import (
     SESSION_COOKIE,
     LiveSessionsDep,
@@ -28,9 +30,8 @@ from controller.api.deps import (
     require_roles,
 )
 from controller.api.views import LivePublic, live_public
-from controller.auth import user_for_token
-from controller.live.hub import ActiveSession, LiveError
-from controller.live.sessions import (
+from controller.broadcasts.live.hub import ActiveSession, LiveError
+from controller.broadcasts.live.sessions import (
     LiveInvalid,
     LiveSessionNotFound,
     LiveStart,
@@ -38,8 +39,7 @@ from controller.live.sessions import (
     NoRecording,
     NotYourSession,
 )
-from controller.live.source import PCM_SAMPLE_BYTES
-from controller.scope import OutOfScope
+from controller.broadcasts.live.source import PCM_SAMPLE_BYTES
 from controller.storage.models import User
 
 log = logging.getLogger(__name__)

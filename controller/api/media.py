@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from audio.probe import ProbeError
 from audio.speech import SpeechError
-from controller import audit
+from controller.accounts import audit_chain
 from controller.api.deps import (
     EventsDep,
     MediaStoreDep,
@@ -26,9 +26,9 @@ from controller.api.deps import (
 )
 from controller.api.schemas import MediaPublic, StandbyUpdate
 from controller.api.views import media_public
-from controller.media_access import device_may_fetch
+from controller.broadcasts.media_access import device_may_fetch
+from controller.broadcasts.speech import RECORDING_SOURCE
 from controller.messaging.events import StandbyChanged
-from controller.speech import RECORDING_SOURCE
 from controller.storage.models import Device, MediaFile
 from devices.protocol import MAX_STANDBY
 
@@ -61,7 +61,7 @@ def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, settings:
                                 f"{MAX_STANDBY} standby alarms already; take one off before adding another")
     if row.standby != body.standby:
         row.standby = body.standby
-        audit.record(session, user, "media.standby", sha256, {"standby": body.standby})
+        audit_chain.record(session, user, "media.standby", sha256, {"standby": body.standby})
         session.flush()
         events.publish(StandbyChanged(), session)  # the list is in every agent's window
     return media_public(row, settings.resolved_public_url())

@@ -15,7 +15,7 @@ from sqlalchemy import select
 from controller.api.deps import SessionDep, StaffDep
 from controller.api.schemas import ItemReport, PlayPublic, ms_iso
 from controller.api.views import play_public
-from controller.proof_of_play import PlayFilters, filtered_plays
+from controller.broadcasts.proof_of_play import PlayFilters, filtered_plays
 from controller.storage.models import Play, ScheduleItem
 
 router = APIRouter(tags=["plays"])

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.accounts.scope import OutOfScope
 from controller.api.deps import ApproverDep, DatabaseDep, OfficerDep, ScheduleDep, StaffDep, WindowsDep
 from controller.api.schemas import (
     BlockedPublic,
@@ -22,14 +23,13 @@ from controller.api.schemas import (
     UpcomingPublic,
 )
 from controller.api.views import item_input, item_public
-from controller.schedule_items import (
+from controller.schedule.items import (
     ItemConflicts,
     ItemForbidden,
     ItemInvalid,
     ItemNotFound,
     ItemStateError,
 )
-from controller.scope import OutOfScope
 from controller.storage.engine import Database
 from controller.storage.models import Device, ScheduleItem
 from devices.protocol import now_ms

@@ -13,9 +13,9 @@ from fastapi import HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller.accounts import audit_chain
+from controller.accounts.auth import LoginThrottle, issue_session_token, revoke_token, verify_password
 from controller.api.deps import CSRF_COOKIE, SESSION_COOKIE, csrf_for
-from controller.auth import LoginThrottle, issue_session_token, revoke_token, verify_password
 from controller.storage.engine import Database
 from controller.storage.models import User
 
@@ -69,11 +69,11 @@ def start_session(request: Request, response: Response, session: Session, thrott
         throttle.failed(keys)
         # The request's own session rolls back with the 401, so the failure is recorded in one of its own.
         with db.session() as failures:
-            audit.record(failures, None, "login.failed", username, {"client": _client(request)})
+            audit_chain.record(failures, None, "login.failed", username, {"client": _client(request)})
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong username or password")
     throttle.succeeded(keys)
     token, expires = issue_session_token(session, user, SESSION_LIFETIME)
-    audit.record(session, user, "login.ok", user.username, {"client": _client(request), "cookie": cookie})
+    audit_chain.record(session, user, "login.ok", user.username, {"client": _client(request), "cookie": cookie})
     csrf: str | None = None
     if cookie:
         csrf = csrf_for(token)
@@ -89,6 +89,6 @@ def start_session(request: Request, response: Response, session: Session, thrott
 def end_session(response: Response, session: Session, user: User, token: str) -> None:
     """Revokes a session token, clears the console cookies and records the logout."""
     revoke_token(session, token)
-    audit.record(session, user, "logout", user.username)
+    audit_chain.record(session, user, "logout", user.username)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     response.delete_cookie(CSRF_COOKIE, path="/", samesite="strict")

@@ -1,4 +1,7 @@
-"""``/api/v1/speech``: hear an announcement before it goes out (controller/speech_preview.py does the work)."""
+"""``/api/v1/speech``: hear an announcement before it goes out.
+
+controller/broadcasts/speech_preview.py does the work.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ from audio.speech import SpeechError
 from controller.api.deps import OfficerDep, SettingsDep, SpeechDep
 from controller.api.schemas import SpeechPreview, SpeechPreviewRequest
 from controller.api.views import preview_public
-from controller.speech_preview import PreviewRefused, render_preview
+from controller.broadcasts.speech_preview import PreviewRefused, render_preview
 
 router = APIRouter(prefix="/api/v1/speech", tags=["speech"])
 

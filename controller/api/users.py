@@ -1,11 +1,14 @@
-"""``/api/v1/users``: staff accounts, their roles and zones; admins only (controller/accounts.py does the work)."""
+"""``/api/v1/users``: staff accounts, their roles and zones; admins only.
+
+controller/accounts/users.py does the work.
+"""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
 from sqlalchemy import select
 
-from controller.accounts import (
+from controller.accounts.users import (
     PasswordRefused,
     PasswordReset,
     SelfLockout,
@@ -14,16 +17,16 @@ from controller.accounts import (
     UserNotFound,
     UserUpdate,
 )
-from controller.accounts import (
+from controller.accounts.users import (
     add_user as create_account,
 )
-from controller.accounts import (
+from controller.accounts.users import (
     get_user as get_account,
 )
-from controller.accounts import (
+from controller.accounts.users import (
     reset_password as reset_account_password,
 )
-from controller.accounts import (
+from controller.accounts.users import (
     update_user as update_account,
 )
 from controller.api.deps import AdminDep, SessionDep

@@ -25,11 +25,11 @@ from controller.api.schemas import (
     ZonePublic,
     ms_iso,
 )
-from controller.schedule_items import ItemInput, ScheduleService
-from controller.speech import StoredAudio
-from controller.speech_preview import Preview
+from controller.broadcasts.speech import StoredAudio
+from controller.broadcasts.speech_preview import Preview
+from controller.schedule.items import ItemInput, ScheduleService
+from controller.schedule.zones import ZoneView
 from controller.storage.models import Announcement, Delivery, Device, LiveSession, MediaFile, Play, ScheduleItem, User
-from controller.zones import ZoneView
 
 
 def device_public(device: Device) -> DevicePublic:

@@ -1,5 +1,5 @@
 """``/api/v1/zones``: named groups of agents, their quiet hours and volumes by time of day
-(controller/zones.py does the work)."""
+(controller/schedule/zones.py does the work)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from fastapi import APIRouter, HTTPException, status
 from controller.api.deps import AdminDep, SessionDep, StaffDep, ZonesDep
 from controller.api.schemas import ZonePublic, ZoneUpdate
 from controller.api.views import zone_public
-from controller.zones import ZoneIdInvalid, ZoneNotFound
+from controller.schedule.zones import ZoneIdInvalid, ZoneNotFound
 
 router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
 

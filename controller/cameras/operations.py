@@ -14,7 +14,7 @@ import asyncio
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller.accounts import audit_chain
 from controller.cameras.events import CameraEventMessage, event_message
 from controller.cameras.schemas import CameraStatusPublic, FeedStatusPublic, PresetPublic
 from controller.cameras.service import CameraNotFound, CameraService
@@ -55,7 +55,7 @@ async def record_camera_action(db: Database, user: User, action: str, camera_id:
     """Records a camera being watched or moved, in a short session of its own off the event loop."""
     def write() -> None:
         with db.session() as session:
-            audit.record(session, user, action, camera_id, dict(detail))
+            audit_chain.record(session, user, action, camera_id, dict(detail))
 
     await asyncio.to_thread(write)
 

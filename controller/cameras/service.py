@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller.accounts import audit_chain
 from controller.cameras.access import CameraAccess, load_access, run_in_session, with_credentials
 from controller.cameras.errors import CameraConflict, CameraNotFound, LinkDown, RegistrationError
 from controller.cameras.events import EventHub
@@ -173,8 +173,8 @@ class CameraService:
                             discovery_endpoint=endpoint, motion=MotionSettings().model_dump(), status="unknown",
                             **fields)
             session.add(camera)
-            audit.record(session, user, "camera.register", camera_id,
-                         {"host": host, "port": port, "onvif": is_onvif, "agent_id": agent_id, "zone": zone})
+            audit_chain.record(session, user, "camera.register", camera_id,
+                               {"host": host, "port": port, "onvif": is_onvif, "agent_id": agent_id, "zone": zone})
             session.flush()
             return camera_public(camera)
         public = await self._db(insert)
@@ -211,7 +211,7 @@ class CameraService:
             camera.password_enc = self.secrets.encrypt(password)
             for key, value in fields.items():
                 setattr(camera, key, value)
-            audit.record(session, user, "camera.update", camera_id, {"fields": sorted(given - {"password"})})
+            audit_chain.record(session, user, "camera.update", camera_id, {"fields": sorted(given - {"password"})})
             session.flush()
             return camera_public(camera)
         public = await self._db(apply)
@@ -229,7 +229,7 @@ class CameraService:
             if camera is None:
                 raise CameraNotFound(f"no camera {camera_id!r}")
             session.delete(camera)
-            audit.record(session, user, "camera.delete", camera_id)
+            audit_chain.record(session, user, "camera.delete", camera_id)
         await self._db(remove)
         await self.gateway.forget(camera_id)
         await asyncio.to_thread(self.snapshots.remove_camera, camera_id)
@@ -241,7 +241,7 @@ class CameraService:
             if camera is None:
                 raise CameraNotFound(f"no camera {camera_id!r}")
             camera.motion = settings.model_dump(mode="json")
-            audit.record(session, user, "camera.motion", camera_id, camera.motion)
+            audit_chain.record(session, user, "camera.motion", camera_id, camera.motion)
             session.flush()
             return camera_public(camera)
         public = await self._db(apply)

@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller.accounts import audit_chain
 from controller.fleet.provisioning import DeviceNotFound
 from controller.fleet.remote_ops import OPS, OpError, OpResult, OpsService
 from controller.storage.models import Device, User
@@ -50,7 +50,7 @@ class DeviceOperations:
             session.commit()  # end the read transaction: the wait below may take seconds
 
         def record(detail: dict[str, Any]) -> None:
-            audit.record(session, user, f"device.ops.{op}", device_id, {"body": body or {}, **detail})
+            audit_chain.record(session, user, f"device.ops.{op}", device_id, {"body": body or {}, **detail})
             session.commit()
 
         # The database work runs in a worker thread, one step after another on the caller's session: a

@@ -24,7 +24,7 @@ import segno
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from controller.auth import new_token, token_hash
+from controller.accounts.auth import new_token, token_hash
 from controller.fleet.broker_accounts import BrokerAccount, BrokerFiles, hash_password, new_password
 from controller.settings import Settings
 from controller.storage.engine import Database

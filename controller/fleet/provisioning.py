@@ -21,9 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.accounts.audit_chain import record
 from controller.api.schemas import DeviceCreate, DeviceRegistered, DeviceUpdate
 from controller.api.views import device_public
-from controller.audit import record
 from controller.fleet.enrolment import (
     AttemptLimiter,
     EnrolmentRefused,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller.accounts import audit_chain
 from controller.signs import (
     MAX_IMAGE_BYTES,
     SignAttach,
@@ -38,13 +38,13 @@ class SignActions:
     def create_content(self, session: Session, body: SignContentInput, user: User) -> SignContent:
         """New sign content (text pages, or image pages naming uploaded images)."""
         row = self.signs.save_content(session, body, user)
-        audit.record(session, user, "sign_content.create", row.id, {"title": row.title})
+        audit_chain.record(session, user, "sign_content.create", row.id, {"title": row.title})
         return row
 
     def replace_content(self, session: Session, content_id: str, body: SignContentInput, user: User) -> SignContent:
         """Replaces content; signs showing it get it with their next playlist."""
         row = self.signs.save_content(session, body, user, content_id)
-        audit.record(session, user, "sign_content.update", row.id, {"title": row.title})
+        audit_chain.record(session, user, "sign_content.update", row.id, {"title": row.title})
         return row
 
     def upload_image(self, session: Session, data: bytes, user: User) -> tuple[MediaFile, str, int, int]:
@@ -57,19 +57,19 @@ class SignActions:
             raise ImageTooLarge(f"images are limited to {MAX_IMAGE_BYTES // 1024} KB")
         mime, width, height = validate_image(data)
         row = self.signs.store_image(session, data)
-        audit.record(session, user, "sign_image.upload", row.sha256, {"size": row.size})
+        audit_chain.record(session, user, "sign_image.upload", row.sha256, {"size": row.size})
         return row, mime, width, height
 
     def attach(self, session: Session, body: SignAttach, user: User) -> Sign:
         """Attaches a board to an agent (its id is ``{agent}.{name}``)."""
         row = self.signs.attach(session, body)
-        audit.record(session, user, "sign.attach", row.id, body.model_dump(mode="json"))
+        audit_chain.record(session, user, "sign.attach", row.id, body.model_dump(mode="json"))
         return row
 
     def detach(self, session: Session, sign_id: str, user: User) -> None:
         """Detaches a board; its agent's playlist stops naming it."""
         self.signs.detach(session, sign_id)
-        audit.record(session, user, "sign.detach", sign_id)
+        audit_chain.record(session, user, "sign.detach", sign_id)
 
     def create_item(self, session: Session, body: SignItemInput, user: User) -> SignItem:
         """Puts content on signs; unknown content is a refusal of the ``content_id`` field."""
@@ -77,18 +77,18 @@ class SignActions:
             row = self.signs.create_item(session, body, user)
         except SignNotFound as exc:
             raise SignInputError("content_id", str(exc)) from None
-        audit.record(session, user, "sign_item.create", row.id, body.model_dump(mode="json"))
+        audit_chain.record(session, user, "sign_item.create", row.id, body.model_dump(mode="json"))
         return row
 
     def decide(self, session: Session, item_id: str, user: User, approve: bool, reason: str = "") -> SignItem:
         """An approver (not the author) puts a pending item on the signs, or refuses it with a reason."""
         row = self.signs.decide(session, item_id, user, approve)
-        audit.record(session, user, "sign_item.approve" if approve else "sign_item.reject", item_id,
-                     {"reason": reason} if reason else {})
+        audit_chain.record(session, user, "sign_item.approve" if approve else "sign_item.reject", item_id,
+                           {"reason": reason} if reason else {})
         return row
 
     def cancel_item(self, session: Session, item_id: str, user: User) -> SignItem:
         """Takes an item off every sign (the record stays, cancelled)."""
         row = self.signs.cancel_item(session, item_id)
-        audit.record(session, user, "sign_item.cancel", item_id)
+        audit_chain.record(session, user, "sign_item.cancel", item_id)
         return row

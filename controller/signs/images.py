@@ -8,7 +8,7 @@ from typing import Final
 
 from sqlalchemy.orm import Session
 
-from controller.media_store import MediaStore
+from controller.broadcasts.media_store import MediaStore
 from controller.signs.errors import SignInputError
 from controller.storage.models import MediaFile
 from devices.led.render import LayoutError, image_mime, open_image

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from controller.media_store import MediaStore
+from controller.broadcasts.media_store import MediaStore
 from controller.signs.errors import SignNotFound
 from controller.signs.inputs import PAGES
 from controller.storage.models import SignContent

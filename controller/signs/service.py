@@ -14,7 +14,7 @@ from typing import Any, Final
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.media_store import MediaStore
+from controller.broadcasts.media_store import MediaStore
 from controller.messaging.events import EventBus, SignChanged, agent_set
 from controller.messaging.outbox import Outbox, RetainedDoc
 from controller.settings import Settings

@@ -383,7 +383,8 @@ class AuditEvent(Base):
     action: Mapped[str] = mapped_column(String(64))
     subject: Mapped[str] = mapped_column(String(100), default="")
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    #: SHA-256 of the previous row's ``hash`` ("" for the first row) and of this row (controller/audit.py).
+    #: SHA-256 of the previous row's ``hash`` ("" for the first row) and of this row
+    #: (controller/accounts/audit_chain.py).
     prev_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
 

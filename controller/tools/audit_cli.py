@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from controller import audit
+from controller.accounts import audit_chain
 from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import AuditEvent
@@ -33,7 +33,7 @@ def main(argv: list[str]) -> int:
     db = Database(url)
     try:
         with db.session() as session:
-            count, broken = audit.verify(session)
+            count, broken = audit_chain.verify(session)
             last = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
     except SQLAlchemyError as exc:
         print(f"cannot read the audit log ({exc.__class__.__name__}: {exc}); has the controller run since "

@@ -16,8 +16,8 @@ import tomllib
 from pathlib import Path
 from types import FrameType
 
-from controller.auth import ADMIN_PASSWORD_FILE, ADMIN_TOKEN_FILE
-from controller.icecast import start_icecast
+from controller.accounts.auth import ADMIN_PASSWORD_FILE, ADMIN_TOKEN_FILE
+from controller.broadcasts.live.icecast import start_icecast
 from controller.messaging.keys import load_or_create_signing_key, write_private
 from controller.processes import ManagedProcess
 from controller.tools.local_stack import (

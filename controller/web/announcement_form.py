@@ -14,12 +14,12 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from audio.engines import AllEnginesFailed
-from controller.announcements import InvalidAnnouncement, normalise_text
+from controller.accounts.scope import OutOfScope
 from controller.api.schemas import TargetsIn
-from controller.schedule_items import ItemConflicts, ItemForbidden, ItemInvalid, known_zones
-from controller.scope import OutOfScope
+from controller.broadcasts.announcements import InvalidAnnouncement, normalise_text
+from controller.broadcasts.speech_preview import PreviewRefused
+from controller.schedule.items import ItemConflicts, ItemForbidden, ItemInvalid, known_zones
 from controller.settings import Settings
-from controller.speech_preview import PreviewRefused
 from controller.storage.engine import Database
 from controller.storage.models import Device, User, Zone
 from controller.web.forms import translate_error

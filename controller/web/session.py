@@ -14,6 +14,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from controller.accounts.auth import user_for_token
 from controller.api.deps import (
     ANY_STAFF,
     CSRF_COOKIE,
@@ -24,7 +25,6 @@ from controller.api.deps import (
     csrf_for,
     declare_roles,
 )
-from controller.auth import user_for_token
 from controller.storage.models import User
 
 

@@ -11,7 +11,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from controller.audit import canonical, chain_hash
+from controller.accounts.audit_chain import canonical, chain_hash
 from controller.storage.models import UTCDateTime
 
 revision = '0008'

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Form, HTTPException, Request, Response
 from fastapi.responses import RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from controller import audit
+from controller.accounts import audit_chain
+from controller.accounts.auth import password_matches, set_password
 from controller.api.deps import SESSION_COOKIE, DatabaseDep, LoginThrottleDep, SessionDep
 from controller.api.sessions import PasswordChange, end_session, start_session
-from controller.auth import password_matches, set_password
 from controller.web.forms import field_errors
 from controller.web.i18n import LANG_COOKIE, LANGUAGES, N_, gettext, speaking_to
 from controller.web.session import ConsoleUserDep, console_user
@@ -131,5 +131,5 @@ def change_password(request: Request, session: SessionDep, user: ConsoleUserDep,
         except ValueError:
             errors = {"new_password": [gettext("At least 10 characters, and not the same as the username.")]}
             return render(request, "_password_form.html", {"errors": errors}, status_code=422)
-    audit.record(session, user, "user.password", user.username)
+    audit_chain.record(session, user, "user.password", user.username)
     return Response(status_code=204, headers={"HX-Redirect": "/console/login?changed=1"})

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
-from controller.announcements import ZONE_PREFIX, InvalidAnnouncement, normalise_text, split_targets
+from controller.accounts.scope import OutOfScope, check_target_names
 from controller.api.deps import (
     AnnouncementsDep,
     DatabaseDep,
@@ -33,7 +33,9 @@ from controller.api.schemas import (
     ScheduleItemPublic,
 )
 from controller.api.views import item_input, item_public, preview_public, recent_announcements
-from controller.schedule_items import (
+from controller.broadcasts.announcements import ZONE_PREFIX, InvalidAnnouncement, normalise_text, split_targets
+from controller.broadcasts.speech_preview import PreviewRefused, render_preview
+from controller.schedule.items import (
     ItemConflicts,
     ItemForbidden,
     ItemInvalid,
@@ -41,8 +43,6 @@ from controller.schedule_items import (
     ItemStateError,
     ScheduleService,
 )
-from controller.scope import OutOfScope, check_target_names
-from controller.speech_preview import PreviewRefused, render_preview
 from controller.storage.engine import Database
 from controller.storage.models import Announcement, ScheduleItem, User
 from controller.web.announcement_form import (

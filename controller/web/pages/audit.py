@@ -3,7 +3,7 @@ exported as CSV (UTF-8 with a BOM, so spreadsheet programs read Vietnamese corre
 chain verified and explained in plain words.
 
 Filtering and the CSV rows are the API's (controller/api/audit.py); verification is
-:func:`controller.audit.verify`, as ``loaphuong audit verify`` runs it.
+:func:`controller.accounts.audit_chain.verify`, as ``loaphuong audit verify`` runs it.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 
-from controller import audit
+from controller.accounts import audit_chain
+from controller.accounts.audit_log import audit_query, csv_chunks
 from controller.api.deps import DatabaseDep, SessionDep, SettingsDep
-from controller.audit_log import audit_query, csv_chunks
 from controller.settings import Settings
 from controller.storage.models import AuditEvent
 from controller.web.forms import field_errors
@@ -80,7 +80,7 @@ ACTION_LABELS: dict[str, str] = {
 }
 _OPS_LABEL = N_("Remote operation on a device")
 
-#: The chain's break reasons (controller/audit.py) → an explanation for staff.
+#: The chain's break reasons (controller/accounts/audit_chain.py) → an explanation for staff.
 _BREAKS: tuple[tuple[str, str], ...] = (
     ("link broken", N_("An entry before it was deleted, edited or moved.")),
     ("row has no hash", N_("The entry was written outside the audit log.")),
@@ -189,7 +189,7 @@ def audit_export(request: Request, session: SessionDep, settings: SettingsDep, d
 @router.get("/audit/verify")
 def audit_verify(request: Request, session: SessionDep, _admin: ConsoleAdminDep) -> Response:
     """Walks the whole chain and says, in plain words, whether it holds and if not where it breaks."""
-    count, broken = audit.verify(session)
+    count, broken = audit_chain.verify(session)
     reason = None
     if broken is not None:
         reason = next((text for prefix, text in _BREAKS if broken.reason.startswith(prefix)),

@@ -20,7 +20,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.api.deps import SessionDep, WindowsDep
-from controller.proof_of_play import LIVE_PLAY_PREFIX
+from controller.broadcasts.proof_of_play import LIVE_PLAY_PREFIX
+from controller.schedule.agent_windows import WindowPublisher
 from controller.storage.models import (
     Announcement,
     Camera,
@@ -37,7 +38,6 @@ from controller.storage.models import (
 from controller.web.i18n import N_
 from controller.web.session import ConsoleSecurityDep, ConsoleUserDep
 from controller.web.templating import AGENT_STATUS_LABELS, PRIORITY_LABELS, render
-from controller.windows import WindowPublisher
 from devices.protocol import now_ms
 
 router = APIRouter(prefix="/console", include_in_schema=False)

@@ -29,7 +29,7 @@ from controller.fleet.provisioning import (
     ProvisioningService,
 )
 from controller.fleet.remote_ops import OPS, OpError
-from controller.schedule_items import known_zones
+from controller.schedule.items import known_zones
 from controller.storage.engine import Database
 from controller.storage.models import Device
 from controller.web.forms import field_errors

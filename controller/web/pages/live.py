@@ -5,7 +5,7 @@ The microphone path stays in the browser: the page's script creates the session 
 captures the microphone (AudioWorklet → 20 ms PCM frames) and sends it over the API's WebSocket, which
 accepts the console's session cookie with the CSRF token as first message. The relay form, the session
 list and ending a session are server-rendered here, through the live-session service the API calls too
-(controller/live/sessions.py).
+(controller/broadcasts/live/sessions.py).
 """
 
 from __future__ import annotations
@@ -15,18 +15,24 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Path, Request, Response, status
 from pydantic import ValidationError
 
+from controller.accounts.scope import OutOfScope
 from controller.api.deps import LiveSessionsDep, ProvisioningDep, SessionDep, ZonesDep
 from controller.api.views import device_public, live_public, zone_public
+from controller.broadcasts.live.hub import LiveError
+from controller.broadcasts.live.sessions import (
+    LiveInvalid,
+    LiveSessionNotFound,
+    LiveSessions,
+    LiveStart,
+    NotYourSession,
+)
 from controller.fleet.provisioning import ProvisioningService
-from controller.live.hub import LiveError
-from controller.live.sessions import LiveInvalid, LiveSessionNotFound, LiveSessions, LiveStart, NotYourSession
-from controller.scope import OutOfScope
+from controller.schedule.zones import ZoneService
 from controller.storage.models import User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep
 from controller.web.templating import PRIORITY_LABELS, render
-from controller.zones import ZoneService
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 

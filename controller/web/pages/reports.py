@@ -1,7 +1,7 @@
 """Reports (``/console/reports``): proof of play with filters, page by page and as a CSV file, and the
 record of live sessions.
 
-The plays come from the API's own query (:func:`controller.proof_of_play.filtered_plays`), so the console,
+The plays come from the API's own query (:func:`controller.broadcasts.proof_of_play.filtered_plays`), so the console,
 ``GET /api/v1/plays`` and the CSV count exactly the same rows. Dates are the controller's local days;
 a day runs from local midnight to the next.
 """
@@ -26,9 +26,16 @@ from sqlalchemy.orm import Session
 
 from controller.api.deps import LiveSessionsDep, SessionDep, SettingsDep
 from controller.api.views import LivePublic, live_public
-from controller.live.sessions import LiveSessions
-from controller.proof_of_play import LIVE_PLAY_PREFIX, OutcomeFilter, PlayFilters, PlayKind, filtered_plays, play_kind
-from controller.schedule_items import known_zones
+from controller.broadcasts.live.sessions import LiveSessions
+from controller.broadcasts.proof_of_play import (
+    LIVE_PLAY_PREFIX,
+    OutcomeFilter,
+    PlayFilters,
+    PlayKind,
+    filtered_plays,
+    play_kind,
+)
+from controller.schedule.items import known_zones
 from controller.storage.models import Announcement, Device, LiveSession, Play, ScheduleItem, User
 from controller.web.errors import error_page
 from controller.web.forms import field_errors

@@ -20,10 +20,12 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.accounts.scope import OutOfScope
 from controller.api.deps import ScheduleDep, SessionDep
 from controller.api.schemas import RejectRequest, ScheduleItemPublic
 from controller.api.views import item_public
-from controller.schedule_items import (
+from controller.schedule.agent_windows import zone_policies
+from controller.schedule.items import (
     APPROVER_ROLES,
     LIVE_STATUSES,
     ItemForbidden,
@@ -33,14 +35,12 @@ from controller.schedule_items import (
     known_zones,
     to_model,
 )
-from controller.scope import OutOfScope
 from controller.storage.models import Device, ScheduleItem, User, Zone
 from controller.web.errors import error_page
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep, ConsoleUserDep
 from controller.web.templating import PRIORITY_LABELS, render
-from controller.windows import zone_policies
 from schedules.conflicts import play_overlaps
 from schedules.localtime import to_local, to_utc_ms
 from schedules.plan import Blocked, PlannedPlay, plan

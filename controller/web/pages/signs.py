@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.api.deps import SessionDep, SettingsDep, SignActionsDep, SignsDep
-from controller.schedule_items import known_zones
+from controller.schedule.items import known_zones
 from controller.signs import (
     APPROVER_ROLES,
     MAX_IMAGE_BYTES,

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from pydantic import ValidationError
 from sqlalchemy import select
 
-from controller.accounts import (
+from controller.accounts.users import (
     PasswordRefused,
     PasswordReset,
     SelfLockout,

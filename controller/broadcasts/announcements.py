@@ -20,12 +20,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
-from controller import audit
+from controller.accounts import audit_chain
+from controller.broadcasts.speech import SpeechService, StoredAudio
 from controller.messaging.events import AnnouncementChanged, EventBus
 from controller.messaging.outbox import Outbox
-from controller.schedule_items import agent_zones, known_zones
+from controller.schedule.items import agent_zones, known_zones
 from controller.settings import Settings
-from controller.speech import SpeechService, StoredAudio
 from controller.storage.engine import Database
 from controller.storage.models import Announcement, Delivery, GroupCommand, MediaFile, User
 from devices.protocol import ALL_ZONE, ATTACHMENT_MAX_BYTES, Priority, SpeakerPlay, now_ms, zone_target
@@ -137,9 +137,10 @@ class AnnouncementService:
                                targets=list(targets), media_sha256=recording,
                                requested_start_ms=requested_ms, status="rendering", created_by=user_id)
             session.add(ann)
-            audit.record(session, session.get(User, user_id) if user_id is not None else None, "announcement.create",
-                         ann.id, {"text": text[:500], "targets": list(targets), "priority": priority.value,
-                                  "recording": recording})
+            creator = session.get(User, user_id) if user_id is not None else None
+            audit_chain.record(session, creator, "announcement.create", ann.id,
+                               {"text": text[:500], "targets": list(targets), "priority": priority.value,
+                                "recording": recording})
             self.events.publish(AnnouncementChanged(ann.id), session)  # the console's lists show it at once
         return AcceptedAnnouncement(ann.id, agent_ids)
 
@@ -258,8 +259,8 @@ class AnnouncementService:
                                 duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start,
                                 title=_title(text))
             commands = self._sign(session, ann_id, order, ttl, targets, agent_ids, attachment)
-            audit.record(session, session.get(User, ann.created_by) if ann.created_by is not None else None,
-                         "announcement.send", ann_id, {"agents": agent_ids, "start_ms": start})
+            audit_chain.record(session, session.get(User, ann.created_by) if ann.created_by is not None else None,
+                               "announcement.send", ann_id, {"agents": agent_ids, "start_ms": start})
         log.info("announcement %s: %.1f s of %s, %d target(s) in %d command(s)%s, start %d", ann_id,
                  speech.duration_ms / 1000, how, len(agent_ids), commands,
                  " with the audio attached" if attachment else "", start)

@@ -1,6 +1,6 @@
 """Live sessions as staff start, end and look them up — the API's routes and the console's live page both
 call :class:`LiveSessions`, so the checks (priority, targets, zone scope, ownership) are the same. The hub
-(controller/live/hub.py) runs the sessions themselves; a start or an end is told as a
+(controller/broadcasts/live/hub.py) runs the sessions themselves; a start or an end is told as a
 :class:`~controller.messaging.events.LiveChanged` (the console's pages look again).
 """
 
@@ -14,10 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.live.hub import LiveHub
+from controller.accounts.scope import check_agents_in_scope, check_zone_scope
+from controller.broadcasts.live.hub import LiveHub
+from controller.broadcasts.proof_of_play import LIVE_PLAY_PREFIX
 from controller.messaging.events import EventBus, LiveChanged
-from controller.proof_of_play import LIVE_PLAY_PREFIX
-from controller.scope import check_agents_in_scope, check_zone_scope
 from controller.storage.engine import Database
 from controller.storage.models import LiveSession, Play, User
 from devices.protocol import Priority
@@ -77,8 +77,8 @@ class LiveSessions:
     async def start(self, body: LiveStart, user: User) -> str:
         """Creates a session (a relay goes live at once, a microphone once its audio comes); its id.
 
-        Raises :class:`LiveInvalid`, :class:`~controller.scope.OutOfScope`, or the hub's
-        :class:`~controller.live.hub.LiveError` (Icecast down, speakers held by someone else).
+        Raises :class:`LiveInvalid`, :class:`~controller.accounts.scope.OutOfScope`, or the hub's
+        :class:`~controller.broadcasts.live.hub.LiveError` (Icecast down, speakers held by someone else).
         """
         if body.source == "microphone" and body.priority is Priority.NORMAL:
             raise LiveInvalid("a live microphone is priority or emergency")

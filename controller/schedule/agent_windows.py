@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from controller.fleet.play_guard import give_plays, prune_given
 from controller.messaging.outbox import Outbox, RetainedDoc
-from controller.schedule_items import agent_zones, to_model
+from controller.schedule.items import agent_zones, to_model
 from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import AgentSchedule, Device, MediaFile, ScheduleItem, Zone, utcnow

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller.accounts import audit_chain
 from controller.messaging.events import EventBus, ZoneChanged
-from controller.schedule_items import known_zones
+from controller.schedule.items import known_zones
 from controller.storage.models import Device, User, Zone
 from devices.protocol import ALL_ZONE, valid_id
 
@@ -77,7 +77,7 @@ class ZoneService:
         row.name = name
         row.quiet_hours = quiet_hours
         row.volumes = volumes
-        audit.record(session, user, "zone.update", zone_id, detail)
+        audit_chain.record(session, user, "zone.update", zone_id, detail)
         session.flush()
         agents = members(session).get(zone_id, [])
         # Its agents' windows are rebuilt once this transaction is committed.

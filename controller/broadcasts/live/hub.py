@@ -32,8 +32,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from controller.icecast import IcecastAccess, icecast_up, mount_up
-from controller.live.source import (
+from controller.broadcasts.live.icecast import IcecastAccess, icecast_up, mount_up
+from controller.broadcasts.live.source import (
     PCM_CHANNELS,
     PCM_RATE,
     PCM_SAMPLE_BYTES,

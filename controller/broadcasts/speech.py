@@ -22,7 +22,7 @@ from audio.normalize import load_abbreviations, normalize
 from audio.pipeline import RenderedSpeech, SpeechConfig, render
 from audio.postprocess import postprocess
 from audio.probe import probe_audio
-from controller.media_store import MediaStore
+from controller.broadcasts.media_store import MediaStore
 from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import MediaFile

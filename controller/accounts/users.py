@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller import audit
+from controller.accounts import audit_chain
+from controller.accounts.auth import create_user, set_password
 from controller.api.schemas import ZoneName
-from controller.auth import create_user, set_password
 from controller.storage.models import User
 
 Role = Literal["admin", "approver", "officer", "security", "technician", "viewer"]
@@ -88,7 +88,7 @@ def add_user(session: Session, body: UserCreate, admin: User) -> User:
         user = create_user(session, body.username, body.password, body.role, list(body.roles), list(body.zones))
     except ValueError as exc:
         raise PasswordRefused(str(exc)) from None
-    audit.record(session, admin, "user.create", user.username, {"roles": user.roles, "zones": user.zones})
+    audit_chain.record(session, admin, "user.create", user.username, {"roles": user.roles, "zones": user.zones})
     return user
 
 
@@ -107,7 +107,7 @@ def update_user(session: Session, user_id: int, body: UserUpdate, admin: User) -
     if body.disabled is not None:
         user.disabled = body.disabled
         changes["disabled"] = body.disabled
-    audit.record(session, admin, "user.update", user.username, changes)
+    audit_chain.record(session, admin, "user.update", user.username, changes)
     return user
 
 
@@ -118,5 +118,5 @@ def reset_password(session: Session, user_id: int, password: str, admin: User) -
         set_password(session, user, password)
     except ValueError as exc:
         raise PasswordRefused(str(exc)) from None
-    audit.record(session, admin, "user.password_reset", user.username)
+    audit_chain.record(session, admin, "user.password_reset", user.username)
     return user

@@ -15,11 +15,11 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import select
 
+from controller.broadcasts.speech import SpeechService
+from controller.schedule.agent_windows import WindowPublisher
 from controller.settings import Settings
-from controller.speech import SpeechService
 from controller.storage.engine import Database
 from controller.storage.models import MediaFile, ScheduleItem
-from controller.windows import WindowPublisher
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ import asyncio
 from dataclasses import dataclass
 
 from audio.pipeline import NothingToSay
-from controller.announcements import normalise_text
-from controller.speech import SpeechService, StoredAudio
+from controller.broadcasts.announcements import normalise_text
+from controller.broadcasts.speech import SpeechService, StoredAudio
 
 
 class PreviewRefused(ValueError):

@@ -19,11 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
-from controller import audit
+from controller.accounts import audit_chain
+from controller.accounts.scope import check_zone_scope
+from controller.broadcasts.speech import SpeechService
 from controller.messaging.events import EventBus, ScheduleChanged
-from controller.scope import check_zone_scope
 from controller.settings import Settings
-from controller.speech import SpeechService
 from controller.storage.models import Device, MediaFile, ScheduleItem, User, Zone
 from devices.protocol import MediaSegment, Priority, RelaySegment, now_ms
 from schedules import model as sm
@@ -113,7 +113,8 @@ def to_model(row: ScheduleItem) -> sm.ScheduleItem:
 
 
 def check_item_scope(user: User, targets: Mapping[str, Any]) -> None:
-    """:class:`~controller.scope.OutOfScope` when an item's targets reach beyond a zone-limited user's zones."""
+    """:class:`~controller.accounts.scope.OutOfScope` when an item's targets reach beyond a zone-limited user's
+    zones."""
     check_zone_scope(user, bool(targets.get("all")), list(targets.get("zones") or []),
                      list(targets.get("agents") or []))
 
@@ -122,7 +123,7 @@ class ScheduleService:
     """Creates, changes, approves and cancels items; says which agents each change touches.
 
     A user limited to some zones may only create, change, decide or cancel items within them
-    (:class:`~controller.scope.OutOfScope` otherwise), whether they ask through the API or the console.
+    (:class:`~controller.accounts.scope.OutOfScope` otherwise), whether they ask through the API or the console.
     """
 
     def __init__(self, settings: Settings, speech: SpeechService, events: EventBus) -> None:
@@ -138,8 +139,8 @@ class ScheduleService:
         row = ScheduleItem(id=uuid.uuid4().hex, revision=0, created_by=user.id)
         self._fill(session, row, body, user)
         session.add(row)
-        audit.record(session, user, "schedule.create", row.id,
-                     {"title": row.title, "priority": row.priority, "status": row.status})
+        audit_chain.record(session, user, "schedule.create", row.id,
+                           {"title": row.title, "priority": row.priority, "status": row.status})
         session.flush()
         self._changed(session, row, set())
         return row
@@ -153,8 +154,8 @@ class ScheduleService:
         before = self._targets_now(session, row)
         row.revision += 1
         self._fill(session, row, body, user)
-        audit.record(session, user, "schedule.update", row.id,
-                     {"revision": row.revision, "title": row.title, "status": row.status})
+        audit_chain.record(session, user, "schedule.update", row.id,
+                           {"revision": row.revision, "title": row.title, "status": row.status})
         session.flush()
         self._changed(session, row, before)
         return row
@@ -165,7 +166,7 @@ class ScheduleService:
         check_item_scope(user, row.targets)
         before = self._targets_now(session, row)
         row.status = "cancelled"
-        audit.record(session, user, "schedule.cancel", row.id, {"title": row.title})
+        audit_chain.record(session, user, "schedule.cancel", row.id, {"title": row.title})
         session.flush()
         self._changed(session, row, before)
         return row
@@ -183,8 +184,8 @@ class ScheduleService:
         row.status = "approved" if approve else "rejected"
         row.rejection_reason = None if approve else reason
         row.decided_by, row.decided_at = user.id, datetime.now().astimezone()
-        audit.record(session, user, "schedule.approve" if approve else "schedule.reject", row.id,
-                     {"revision": row.revision, "reason": reason} if reason else {"revision": row.revision})
+        audit_chain.record(session, user, "schedule.approve" if approve else "schedule.reject", row.id,
+                           {"revision": row.revision, "reason": reason} if reason else {"revision": row.revision})
         session.flush()
         self._changed(session, row, set())
         return row

@@ -1,0 +1,1 @@
+"""Staff accounts: sign-in and tokens (auth), users, zone scope, and the audit chain with its log view."""
