@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from controller.broadcasts.live.hub import ActiveSession, LiveHub
+from controller.broadcasts.live.active import ActiveSession
+from controller.broadcasts.live.hub import LiveHub
 from controller.broadcasts.live.icecast import IcecastAccess, write_icecast_config
 from controller.broadcasts.live.source import microphone_input, relay_input, source_command
 from controller.messaging.keys import load_or_create_signing_key

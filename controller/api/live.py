@@ -30,7 +30,7 @@ from controller.api.deps import (
     require_roles,
 )
 from controller.api.views import LivePublic, live_public
-from controller.broadcasts.live.hub import ActiveSession, LiveError
+from controller.broadcasts.live.active import ActiveSession, LiveError
 from controller.broadcasts.live.sessions import (
     LiveInvalid,
     LiveSessionNotFound,

@@ -78,7 +78,7 @@ class LiveSessions:
         """Creates a session (a relay goes live at once, a microphone once its audio comes); its id.
 
         Raises :class:`LiveInvalid`, :class:`~controller.accounts.scope.OutOfScope`, or the hub's
-        :class:`~controller.broadcasts.live.hub.LiveError` (Icecast down, speakers held by someone else).
+        :class:`~controller.broadcasts.live.active.LiveError` (Icecast down, speakers held by someone else).
         """
         if body.source == "microphone" and body.priority is Priority.NORMAL:
             raise LiveInvalid("a live microphone is priority or emergency")

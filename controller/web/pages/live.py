@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from controller.accounts.scope import OutOfScope
 from controller.api.deps import LiveSessionsDep, ProvisioningDep, SessionDep, ZonesDep
 from controller.api.views import device_public, live_public, zone_public
-from controller.broadcasts.live.hub import LiveError
+from controller.broadcasts.live.active import LiveError
 from controller.broadcasts.live.sessions import (
     LiveInvalid,
     LiveSessionNotFound,
