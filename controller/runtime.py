@@ -42,8 +42,8 @@ from controller.settings import Settings
 from controller.signs import SignService
 from controller.signs.actions import SignActions
 from controller.storage import migrate
+from controller.storage.change_feed import ChangeFeed
 from controller.storage.engine import Database
-from controller.web.change_feed import ChangeFeed
 from devices.mqtt_link import LinkSettings, MqttLink, Will
 from devices.protocol import (
     AgentStatus,
@@ -83,7 +83,7 @@ class Controller:
         self.login_throttle = LoginThrottle()
         #: What happened, told to whoever reacts to it (controller/messaging/events.py); wired in _subscribe.
         self.events = EventBus()
-        #: Change counters the console's event stream watches (controller/web/change_feed.py).
+        #: Change counters the console's event stream watches (controller/storage/change_feed.py).
         self.changes = ChangeFeed()
         self.enrol_limiter = AttemptLimiter()
         # The broker's password/ACL files follow the registry (docs/security.md); rewritten now so a

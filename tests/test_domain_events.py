@@ -27,8 +27,8 @@ from controller.messaging.events import (
     StandbyChanged,
     agent_set,
 )
+from controller.storage.change_feed import ChangeFeed
 from controller.storage.engine import Database
-from controller.web.change_feed import ChangeFeed
 
 
 @pytest.fixture

@@ -32,9 +32,9 @@ from controller.schedule.zones import ZoneService
 from controller.settings import Settings
 from controller.signs import SignService
 from controller.signs.actions import SignActions
+from controller.storage.change_feed import ChangeFeed
 from controller.storage.engine import Database
 from controller.storage.models import Device, User
-from controller.web.change_feed import ChangeFeed
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -130,7 +130,7 @@ def get_media_store(controller: ControllerDep) -> MediaStore:
 
 
 def get_changes(controller: ControllerDep) -> ChangeFeed:
-    """The change counters the console's event stream watches (controller/web/change_feed.py)."""
+    """The change counters the console's event stream watches (controller/storage/change_feed.py)."""
     return controller.changes
 
 

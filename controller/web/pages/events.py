@@ -1,7 +1,7 @@
 """``/console/events``: one Server-Sent Events stream per open page, saying what changed.
 
 Events carry no data a page could not fetch itself: the name of what changed (``fleet``, ``plays`` …,
-see controller/web/change_feed.py) and a counter. Pages listen with htmx's SSE extension
+see controller/storage/change_feed.py) and a counter. Pages listen with htmx's SSE extension
 (``hx-trigger="sse:fleet"``) and fetch their fragment again, through the usual role checks.
 """
 
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from controller.api.deps import ChangesDep
-from controller.web.change_feed import KINDS, ChangeFeed
+from controller.storage.change_feed import KINDS, ChangeFeed
 from controller.web.session import ConsoleUserDep
 
 router = APIRouter(prefix="/console", include_in_schema=False)
