@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.staticfiles import StaticFiles
 
 import loaphuong
 from controller import web
@@ -34,8 +32,6 @@ from controller.api import (
 from controller.api.body_limit import BodyLimit
 from controller.runtime import Controller
 from controller.settings import Settings
-
-CONSOLE_DIR = Path(__file__).parent / "console"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -64,6 +60,4 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(enrolment.router)
     app.include_router(bundle.router)
     web.install(app, api_validation_handler=validation.validation_errors)
-    # The pages still served as static files (sign designer, live broadcast) until they move to templates.
-    app.mount("/console", StaticFiles(directory=CONSOLE_DIR), name="console")
     return app
