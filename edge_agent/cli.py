@@ -16,9 +16,9 @@ def main(argv: list[str]) -> int:
     """Runs an agent until SIGINT/SIGTERM; exit 2 on a bad config, 75 when asked to restart (``ops.restart``)."""
     if argv[:1] == ["enroll"]:
         # Enrolment runs once at installation: fetch the identity with a one-time code, write the config.
-        from edge_agent.enroll import main as enroll
+        from edge_agent.enrol import main as enrol
 
-        return enroll(argv[1:])
+        return enrol(argv[1:])
     parser = argparse.ArgumentParser(prog="loaphuong agent", description="Run a loaphuong edge agent.")
     parser.add_argument("--config", "-c", type=Path, required=True, help="agent TOML file")
     args = parser.parse_args(argv)

@@ -161,7 +161,7 @@ def parse_rule(text: str) -> Rule:
     if freq not in _FREQS:
         raise _fail(f"FREQ={freq} is not one of {', '.join(_FREQS)}")
     if "UNTIL" in parts:
-        parts["UNTIL"] = _normalise_until(parts["UNTIL"])
+        parts["UNTIL"] = _normalize_until(parts["UNTIL"])
     rule = Rule((("FREQ", freq), *parts.items()))
     _check_values(rule)
     # dateutil has the last word on syntax; its message is quoted because it names the bad part. The
@@ -179,7 +179,7 @@ def parse_rule(text: str) -> Rule:
     return rule
 
 
-def _normalise_until(value: str) -> str:
+def _normalize_until(value: str) -> str:
     if value.endswith("Z"):
         raise _fail("rrule UNTIL must be a local time without Z (the start is local wall time); or use the until field")
     if not _UNTIL_RE.match(value):

@@ -195,7 +195,7 @@ def _upload(controller: ControllerHandle, data: bytes, token: str | None = "") -
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def test_uploaded_recordings_are_checked_normalised_and_stored(controller: ControllerHandle, tmp_path: Path) -> None:
+def test_uploaded_recordings_are_checked_normalized_and_stored(controller: ControllerHandle, tmp_path: Path) -> None:
     def make(name: str, *args: str) -> bytes:
         out = tmp_path / name
         subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *args, str(out)], check=True, timeout=60)

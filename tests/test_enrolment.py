@@ -18,7 +18,7 @@ from controller.fleet.enrolment import (
     code_hash,
     issue_code,
     new_code,
-    normalise_code,
+    normalize_code,
     redeem,
     revoke,
 )
@@ -31,11 +31,11 @@ from tests.conftest import ControllerHandle
 from tests.mqtt_tools import publish
 
 
-def test_codes_look_right_and_normalise() -> None:
+def test_codes_look_right_and_normalize() -> None:
     code = new_code()
     assert len(code) == 9 and code[4] == "-"
-    assert normalise_code(code.lower().replace("-", " ")) == code.replace("-", "")
-    assert normalise_code("ABCD-EFG") is None and normalise_code("0000-0000") is None
+    assert normalize_code(code.lower().replace("-", " ")) == code.replace("-", "")
+    assert normalize_code("ABCD-EFG") is None and normalize_code("0000-0000") is None
     assert code_hash(code) == code_hash(code.lower())
 
 
@@ -84,7 +84,7 @@ def test_codes_are_single_use_expire_and_are_replaced(tmp_path: Path) -> None:
     db.dispose()
 
 
-def _enroll(controller: ControllerHandle, code: str, config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+def _enrol(controller: ControllerHandle, code: str, config: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*loaphuong_command(), "agent", "enroll", "--controller", controller.api, "--code", code,
                            "--config", str(config), "--data-dir", str(config.parent / "data"), *extra],
                           capture_output=True, text=True, timeout=60, env={**os.environ})
@@ -139,7 +139,7 @@ def test_enrol_run_revoke(tmp_path: Path, controller: ControllerHandle) -> None:
     assert issued["uri"].startswith("loaphuong://enrol?")
 
     config = tmp_path / "pi" / "agent.toml"
-    done = _enroll(controller, issued["uri"], config, "--file-output", str(tmp_path / "pi" / "sink"))
+    done = _enrol(controller, issued["uri"], config, "--file-output", str(tmp_path / "pi" / "sink"))
     assert done.returncode == 0, done.stderr
     assert "enrolled as loa-e" in done.stdout
     for name in ("agent.toml", "token"):
@@ -158,7 +158,7 @@ def test_enrol_run_revoke(tmp_path: Path, controller: ControllerHandle) -> None:
     assert password is not None
 
     # The same code again: refused, and the config written stays as it is.
-    again = _enroll(controller, issued["code"], tmp_path / "clone" / "agent.toml")
+    again = _enrol(controller, issued["code"], tmp_path / "clone" / "agent.toml")
     assert again.returncode == 1 and "used" in again.stderr
     assert not (tmp_path / "clone" / "agent.toml").exists()
 

@@ -293,7 +293,7 @@ def test_site_file_with_bom_and_crlf(tmp_path: Path) -> None:
     assert load_abbreviations(site)["NVH"] == "nhà văn hóa"
 
 
-def test_site_file_tone_placement_is_normalised(tmp_path: Path) -> None:
+def test_site_file_tone_placement_is_normalized(tmp_path: Path) -> None:
     site = tmp_path / "site.tsv"
     site.write_text("UBXH\tuỷ ban xã hội\n", encoding="utf-8")
     assert load_abbreviations(site)["UBXH"] == "ủy ban xã hội"

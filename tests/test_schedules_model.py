@@ -162,7 +162,7 @@ def test_schedule_error_from_validation_names_the_field() -> None:
     assert ScheduleError.from_validation(caught.value).field == "segments.0.relay.url"
 
 
-def test_validate_rrule_normalises_and_raises_schedule_error() -> None:
+def test_validate_rrule_normalizes_and_raises_schedule_error() -> None:
     assert validate_rrule(" rrule:freq=weekly;byday=mo,fr;byhour=6 ") == "FREQ=WEEKLY;BYDAY=MO,FR;BYHOUR=6"
     with pytest.raises(ScheduleError) as caught:
         validate_rrule("FREQ=DAILY;BYHOUR=x")

@@ -146,7 +146,7 @@ def test_monthly_and_yearly_defaults_come_from_start() -> None:
     assert local_times(occurrences(yearly, utc(2025, 1, 1), utc(2026, 1, 1), HCM), HCM) == [datetime(2025, 9, 2, 7)]
 
 
-def test_rrule_prefix_is_accepted_and_normalised() -> None:
+def test_rrule_prefix_is_accepted_and_normalized() -> None:
     assert item(datetime(2025, 1, 1, 6), "RRULE:freq=daily;byhour=6,17").rrule == "FREQ=DAILY;BYHOUR=6,17"
 
 

@@ -55,7 +55,7 @@ def test_a_repeat_render_comes_from_the_cache_without_tts(tmp_path: Path, synth_
     assert first.path.is_file()
 
 
-def test_normalisation_runs_first_and_empty_text_is_refused(tmp_path: Path, synth_calls: list[str]) -> None:
+def test_normalization_runs_first_and_empty_text_is_refused(tmp_path: Path, synth_calls: list[str]) -> None:
     cache = SpeechCache(tmp_path / "cache")
     with pytest.raises(NothingToSay):
         render("   \n\t", CONFIG, cache)

@@ -48,7 +48,7 @@ class InvalidAnnouncement(ValueError):
         self.field = field
 
 
-def normalise_text(text: str) -> str:
+def normalize_text(text: str) -> str:
     """NFC, trimmed, with control characters other than newlines removed."""
     text = unicodedata.normalize("NFC", text)
     return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
@@ -109,7 +109,7 @@ class AnnouncementService:
         With ``recording`` (a stored recording's sha256) that recording is played and ``text`` only
         describes it; otherwise ``text`` is read aloud. The caller queues it: :meth:`submit` does both.
         """
-        text = normalise_text(text)
+        text = normalize_text(text)
         if len(text) > self.settings.text_max_chars:
             raise InvalidAnnouncement(
                 "text", f"text is {len(text)} characters; the limit is {self.settings.text_max_chars}")

@@ -9,7 +9,7 @@ import asyncio
 from dataclasses import dataclass
 
 from audio.pipeline import NothingToSay
-from controller.broadcasts.announcements import normalise_text
+from controller.broadcasts.announcements import normalize_text
 from controller.broadcasts.speech import SpeechService, StoredAudio
 
 
@@ -32,7 +32,7 @@ async def render_preview(speech: SpeechService, text: str) -> Preview:
     """Renders ``text`` off the event loop; :class:`PreviewRefused`, or the speech stage's own errors
     (:class:`~audio.engines.AllEnginesFailed` when no engine could speak, any other
     :class:`~audio.speech.SpeechError`)."""
-    text = normalise_text(text)
+    text = normalize_text(text)
     limit = speech.settings.text_max_chars
     if len(text) > limit:
         raise PreviewRefused(f"text is {len(text)} characters; the limit is {limit}")

@@ -43,7 +43,7 @@ def new_code() -> str:
     return f"{raw[:4]}-{raw[4:]}"
 
 
-def normalise_code(text: str) -> str | None:
+def normalize_code(text: str) -> str | None:
     """The code's eight characters (case, spaces and dashes ignored), or None if it cannot be a code."""
     raw = "".join(ch for ch in text.upper() if ch not in " -\t")
     if len(raw) != _CODE_LEN or any(ch not in CODE_ALPHABET for ch in raw):
@@ -53,7 +53,7 @@ def normalise_code(text: str) -> str | None:
 
 def code_hash(code: str) -> str:
     """What is stored for a code (SHA-256 of its normalised form)."""
-    raw = normalise_code(code)
+    raw = normalize_code(code)
     if raw is None:
         raise ValueError("not an enrolment code")
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -128,7 +128,7 @@ def rotate_credentials(device: Device) -> Credentials:
 def redeem(session: Session, code: str, now: datetime | None = None) -> tuple[Device, Credentials]:
     """Uses a code once: marks it used and rotates the device's credentials; :class:`EnrolmentRefused` if not."""
     now = now or datetime.now(UTC)
-    if normalise_code(code) is None:
+    if normalize_code(code) is None:
         raise EnrolmentRefused("malformed", "that is not an enrolment code (XXXX-XXXX)")
     row = session.get(EnrolmentCode, code_hash(code))
     if row is None:

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from audio.engines import AllEnginesFailed
 from controller.accounts.scope import OutOfScope
 from controller.api.schemas import TargetsIn
-from controller.broadcasts.announcements import InvalidAnnouncement, normalise_text
+from controller.broadcasts.announcements import InvalidAnnouncement, normalize_text
 from controller.broadcasts.speech_preview import PreviewRefused
 from controller.schedule.items import ItemConflicts, ItemForbidden, ItemInvalid, known_zones
 from controller.settings import Settings
@@ -146,7 +146,7 @@ def check_form(form: ComposeForm, settings: Settings) -> tuple[Checked, dict[str
     errors: dict[str, list[str]] = {}
     tz = settings.tz
     now_local = datetime.now(tz).replace(tzinfo=None, second=0, microsecond=0)
-    text = normalise_text(form.text)
+    text = normalize_text(form.text)
     checked = Checked(form, text)
     limit = settings.text_max_chars
     if not text:

@@ -33,7 +33,7 @@ from controller.api.schemas import (
     ScheduleItemPublic,
 )
 from controller.api.views import item_input, item_public, preview_public, recent_announcements
-from controller.broadcasts.announcements import ZONE_PREFIX, InvalidAnnouncement, normalise_text, split_targets
+from controller.broadcasts.announcements import ZONE_PREFIX, InvalidAnnouncement, normalize_text, split_targets
 from controller.broadcasts.speech_preview import PreviewRefused, render_preview
 from controller.schedule.items import (
     ItemConflicts,
@@ -231,7 +231,7 @@ def queue_fragment(request: Request, session: SessionDep, schedule: ScheduleDep,
 async def listen(request: Request, speech: SpeechDep, settings: SettingsDep, _user: ConsoleOfficerDep) -> Response:
     """The text as the speech engine will read it, and the rendered audio to play (as the API's preview)."""
     form = await request.form()
-    text = normalise_text(str(form.get("text", "")))
+    text = normalize_text(str(form.get("text", "")))
     with speaking_to(request):
         errors: list[str] = []
         limit = settings.text_max_chars
