@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import urllib.parse
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -213,11 +213,3 @@ class DiscoveryPublic(BaseModel):
     first_seen_at: datetime
     last_seen_at: datetime
     camera_id: str | None
-
-
-class CameraErrorBody(BaseModel):
-    """Why a camera operation failed: a reason code and a message for people."""
-
-    reason: str
-    message: str
-    extra: dict[str, Any] = Field(default_factory=dict)

@@ -71,13 +71,6 @@ def qr_svg(text: str) -> str:
     return out.getvalue().decode()
 
 
-def qr_png(text: str) -> bytes:
-    """A PNG QR code of ``text``."""
-    out = io.BytesIO()
-    segno.make(text, error="m").save(out, kind="png", scale=6, border=2)
-    return out.getvalue()
-
-
 class EnrolmentRefused(Exception):
     """A code that cannot be used; ``reason`` is unknown / used / expired / malformed."""
 

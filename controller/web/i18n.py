@@ -70,11 +70,6 @@ def using(language: str) -> Iterator[None]:
         _current.reset(token)
 
 
-def current_language() -> str:
-    """The language of the page being rendered."""
-    return _current.get()
-
-
 def gettext(message: str) -> str:
     """``message`` in the current language."""
     return translations(_current.get()).gettext(message)
