@@ -2,6 +2,7 @@
 
 * ``schedules/``, ``audio/`` and ``devices/`` import neither ``controller`` nor ``edge_agent``;
 * ``edge_agent`` does not import ``controller``;
+* nothing but the console script's dispatcher imports ``controller.tools`` (demo, local stack, installer);
 * ``edge_agent`` does not import a controller-only dependency, directly or through the ``devices``,
   ``schedules`` or ``audio`` modules it imports (a Pi installs ``loaphuong[agent]`` only, and a Pi Zero has
   512 MB). "Controller-only" is read from ``pyproject.toml``: the ``controller`` extra, and what those
@@ -224,6 +225,15 @@ def test_edge_agent_does_not_import_controller() -> None:
            for module, imports in _graph().items() if _in_package(module, ("edge_agent",))
            for imp in imports if _in_package(imp.target, ("controller",))]
     assert not bad, "edge_agent must not import controller:\n" + "\n".join(bad)
+
+
+def test_nothing_at_run_time_imports_the_tools() -> None:
+    """controller/tools/ (demo, local stack, installer, audit CLI) is reached only through the console script."""
+    bad = [f"{imp.importer}:{imp.line} imports {imp.target}"
+           for module, imports in _graph().items()
+           if _in_package(module, FIRST_PARTY) and not _in_package(module, ("controller.tools", *DISPATCHER))
+           for imp in imports if _in_package(imp.target, ("controller.tools",))]
+    assert not bad, "only loaphuong.cli may import controller.tools:\n" + "\n".join(bad)
 
 
 def test_edge_agent_imports_no_controller_only_dependency_even_through_shared_modules() -> None:
