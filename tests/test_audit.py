@@ -7,6 +7,7 @@ import csv
 import io
 import itertools
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,18 +40,24 @@ def test_actions_are_recorded_and_admins_filter_and_export(app: App) -> None:
     status, accepted = app.call("POST", "/api/v1/announcements", token,
                                 {"text": "Xin chào bà con", "targets": ["loa-01"]})
     assert status == 202
+    # The audit row of the send is written when the speech is rendered, in the background: wait for it, so the
+    # log read below is the whole log (rows written while the checks run would make them race the renderer).
+    deadline = time.monotonic() + 60
+    while app.call("GET", f"/api/v1/announcements/{accepted['id']}", token)[1]["status"] == "rendering":
+        assert time.monotonic() < deadline, "the announcement was never rendered"
+        time.sleep(0.1)
 
     status, rows = app.call("GET", "/api/v1/audit", app.admin_token)
     assert status == 200
     actions = [r["action"] for r in rows]
-    for expected in ("login.failed", "user.create", "login.ok", "announcement.create"):
+    for expected in ("login.failed", "user.create", "login.ok", "announcement.create", "announcement.send"):
         assert expected in actions, actions
     assert rows[0]["prev_hash"] == "" and all(r["prev_hash"] == p["hash"] for p, r in itertools.pairwise(rows))
     created = next(r for r in rows if r["action"] == "announcement.create")
     assert created["username"] == "can-bo" and created["subject"] == accepted["id"]
 
     assert [r["action"] for r in app.call("GET", "/api/v1/audit?user=can-bo", app.admin_token)[1]] == \
-        ["login.ok", "announcement.create"]
+        ["login.ok", "announcement.create", "announcement.send"]
     assert {r["action"] for r in app.call("GET", "/api/v1/audit?action=login", app.admin_token)[1]} == \
         {"login.ok", "login.failed"}
     assert app.call("GET", "/api/v1/audit?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z", app.admin_token)[1] == []
