@@ -117,7 +117,9 @@ async def test_page_that_cannot_fit_is_reported_and_skipped(tmp_path: Path) -> N
         bad = entry("e1", ["Ủy ban nhân dân phường Bến Nghé quận Một thông báo"])
         good = entry("e2", ["Họp"])
         runner.set_playlist(playlist(1, bad, good))
-        await wait_until(lambda: any(r.get("lines") == ["Họp"] for r in shown(tmp_path / "nho")))
+        # The sign's thread hands its status to the loop (emit_threadsafe): it may land after the next page shows.
+        await wait_until(lambda: any(r.get("lines") == ["Họp"] for r in shown(tmp_path / "nho"))
+                         and any(t == "sign.status" for t, _ in events.items))
         refused = [d for t, d in events.items if t == "sign.status"]
         assert len(refused) == 1 and isinstance(refused[0], SignStatus) and refused[0].code == "page_refused"
     finally:

@@ -30,6 +30,7 @@ from edge_agent.amplifier import (
 )
 from edge_agent.remote_ops import LogRing, PersistedOps, tone_wav
 from edge_agent.speaker import PlayJob, Speaker
+from tests.helpers import START_TOLERANCE_MS
 
 
 @pytest.fixture
@@ -176,7 +177,8 @@ def test_scheduled_play_starts_on_time_after_the_warm_up(tmp_path: Path, sysfs: 
             line = json.loads((tmp_path / "sink" / "plays.jsonl").read_text().splitlines()[0])
             on_at = next(t for t, s in switched if s == "on")
             off_at = next(t for t, s in switched if s == "off")
-            assert abs(line["actual_start"] - start) < 30, (line, start)  # on time despite the warm-up
+            # Aimed at its start despite the warm-up (how close is bench/start_skew.py's figure).
+            assert abs(line["actual_start"] - start) <= START_TOLERANCE_MS, (line, start)
             assert line["actual_start"] - on_at >= 600 - 5, (line, switched)
             assert [s for _, s in switched] == ["on", "off"], switched  # powered once, not cycled
             assert off_at - finished[0].ended_at >= 300 - 20, switched
