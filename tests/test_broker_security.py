@@ -38,6 +38,7 @@ class Client:
     messages: list[tuple[str, bytes]] = field(default_factory=list)
     connected: threading.Event = field(default_factory=threading.Event)
     answered: threading.Event = field(default_factory=threading.Event)
+    dropped: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
@@ -46,10 +47,14 @@ class Client:
         if self.ca is not None:
             self.client.tls_set(ca_certs=str(self.ca))
         self.client.on_connect = self._on_connect
-        self.client.on_disconnect = lambda _c, _u, _f, rc, _p: self.disconnects.append(str(rc))
+        self.client.on_disconnect = self._on_disconnect
         self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, m.payload))
         # A refused or dropped client must stay down for the test to see it, not reconnect at once.
         self.client.reconnect_delay_set(60, 60)
+
+    def _on_disconnect(self, _c: object, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
+        self.disconnects.append(str(rc))
+        self.dropped.set()  # a connection dropped before its CONNACK (a reload mid-handshake) is an answer too
 
     def _on_connect(self, _c: object, _u: object, _f: object, rc: mqtt.ReasonCode, _p: object) -> None:
         self.connect_rc.append(rc.value)
@@ -94,12 +99,17 @@ class SecuredBroker:
         accounts = [BrokerAccount(a, hash_password(self.passwords[a]), z) for a, z in agents.items()]
         accounts.append(BrokerAccount(canary, hash_password("canary-password")))
         assert self.files.write(BrokerAccount(self.sec.username, hash_password(self.sec.password)), accounts)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 20
         while True:
             probe = Client(self.sec.port, canary, "canary-password")
-            rc = probe.connect()
+            probe.client.connect("127.0.0.1", self.sec.port, keepalive=10)
+            probe.client.loop_start()
+            # Refused (not reloaded yet) or dropped mid-handshake by the reload itself: try again.
+            until = time.monotonic() + 5
+            while not (probe.answered.is_set() or probe.dropped.is_set()) and time.monotonic() < until:
+                time.sleep(0.02)
             probe.close()
-            if rc == 0:
+            if probe.connect_rc[-1:] == [0]:
                 return
             assert time.monotonic() < deadline, "the broker did not reload its files"
             time.sleep(0.05)
