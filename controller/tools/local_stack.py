@@ -225,10 +225,28 @@ def start_mosquitto(directory: Path, port: int, timeout: float = 10.0, tls_port:
         wait_for_tcp(port, timeout, proc)
         if tls_port is not None:
             wait_for_tcp(tls_port, timeout, proc)
+        # Accepting is not yet serving: a SIGHUP (the controller's reload of the password file) that arrives before
+        # the broker's main loop has installed its handlers kills it. A CONNACK comes from that loop.
+        poll_until(lambda: _answers_mqtt(port), timeout, f"no CONNACK from mosquitto on {LOOPBACK}:{port}", proc,
+                   0.05)
     except BaseException:
         proc.stop()
         raise
     return proc
+
+
+#: MQTT 3.1.1 CONNECT, clean session, empty client id, no credentials: refused (rc 5), but answered.
+_PROBE_CONNECT = b"\x10\x0c\x00\x04MQTT\x04\x02\x00\x0a\x00\x00"
+
+
+def _answers_mqtt(port: int) -> bool:
+    """True once the broker on ``port`` answers a CONNECT with a CONNACK (whatever its reason code)."""
+    try:
+        with socket.create_connection((LOOPBACK, port), timeout=1.0) as sock:
+            sock.sendall(_PROBE_CONNECT)
+            return sock.recv(1)[:1] == b"\x20"
+    except OSError:
+        return False
 
 
 # ----------------------------------------------------------------------------------------- controller
