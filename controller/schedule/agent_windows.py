@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from controller.fleet.play_guard import give_plays, prune_given
 from controller.messaging.outbox import Outbox, RetainedDoc
+from controller.messaging.rebuilds import RebuildRequests
 from controller.schedule.items import agent_zones, to_model
 from controller.settings import Settings
 from controller.storage.engine import Database
@@ -66,54 +67,26 @@ class WindowPublisher:
         self.settings = settings
         self.db = db
         self.outbox = outbox
-        self._pending: set[str] = set()
-        self._all = False
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.requests = RebuildRequests("schedule windows")
         self.builds = 0
 
     # asking -----------------------------------------------------------------------------------------
 
     def request(self, agent_ids: Iterable[str] | None) -> None:
         """Asks for these agents' windows (None: every agent) to be rebuilt soon. Safe from any thread."""
-        ids = None if agent_ids is None else set(agent_ids)
-        if self._loop is None:
-            self._note(ids)
-            return
-        self._loop.call_soon_threadsafe(self._note, ids)
-
-    def _note(self, ids: set[str] | None) -> None:
-        if ids is None:
-            self._all = True
-        else:
-            self._pending |= ids
-        self._wake.set()
+        self.requests.request(agent_ids)
 
     # the task ---------------------------------------------------------------------------------------
 
     async def run(self) -> None:
         """Writes the stored windows again, then rebuilds whenever asked; changes arriving together build together."""
-        self._loop = asyncio.get_running_loop()
+        self.requests.bind()
         try:
             again = await asyncio.to_thread(self.write_stored)
             log.info("schedule windows of %d agent(s) written again for the broker", again)
         except Exception:
             log.exception("writing the stored schedule windows again failed; new builds still go out")
-        while True:
-            await self._wake.wait()
-            await asyncio.sleep(0.2)  # gather a burst of changes into one build
-            self._wake.clear()
-            every, ids = self._all, self._pending
-            self._all, self._pending = False, set()
-            try:
-                outgoing = await asyncio.to_thread(self.build, None if every else ids)
-            except Exception:
-                log.exception("building schedule windows failed; retrying in 30 s")
-                await asyncio.sleep(30)
-                self._note(None if every else ids)
-                continue
-            if outgoing:
-                log.info("new schedule windows for %d agent(s)", len(outgoing))
+        await self.requests.serve(self.build)
 
     def write_stored(self) -> int:
         """Writes every stored window to the outbox again (blocking); agents that hold one drop the repeat."""

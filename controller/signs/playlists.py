@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.messaging.outbox import Outbox, Prepared, RetainedDoc
+from controller.messaging.rebuilds import RebuildRequests
 from controller.settings import Settings
 from controller.signs.inputs import PAGES, SignTargets
 from controller.signs.recurrence import occurrences
@@ -82,54 +83,23 @@ class PlaylistPublisher:
         self.settings = settings
         self.db = db
         self.outbox = outbox
-        self._pending: set[str] = set()
-        self._all = False
-        self._wake = asyncio.Event()
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self.requests = RebuildRequests("sign playlists")
         self.builds = 0
 
     def request(self, agent_ids: Iterable[str] | None) -> None:
         """Asks for these agents' playlists (None: all) to be rebuilt soon. Safe from any thread."""
-        ids = None if agent_ids is None else set(agent_ids)
-        if self._loop is None:
-            self._note(ids)
-        else:
-            self._loop.call_soon_threadsafe(self._note, ids)
-
-    def _note(self, ids: set[str] | None) -> None:
-        if ids is None:
-            self._all = True
-        else:
-            self._pending |= ids
-        self._wake.set()
+        self.requests.request(agent_ids)
 
     async def run(self) -> None:
         """Writes the stored playlists again for the broker (it may have lost them), then rebuilds when asked
         and hourly."""
-        self._loop = asyncio.get_running_loop()
+        self.requests.bind()
         try:
             await asyncio.to_thread(self.write_stored)
         except Exception:
             log.exception("writing the stored sign playlists again failed; new builds still go out")
-        self._note(None)
-        while True:
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=3600)
-            except TimeoutError:
-                self._all = True
-            await asyncio.sleep(0.2)  # a burst of changes becomes one build
-            self._wake.clear()
-            every, ids = self._all, self._pending
-            self._all, self._pending = False, set()
-            try:
-                outgoing = await asyncio.to_thread(self.build, None if every else ids)
-            except Exception:
-                log.exception("building sign playlists failed; retrying in 30 s")
-                await asyncio.sleep(30)
-                self._note(None if every else ids)
-                continue
-            if outgoing:
-                log.info("new sign playlists for %d agent(s)", len(outgoing))
+        self.requests.request(None)
+        await self.requests.serve(self.build, every_s=3600)
 
     def write_stored(self) -> int:
         """Writes every stored playlist to the outbox again (blocking); agents that hold one drop the repeat."""
