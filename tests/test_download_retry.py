@@ -16,14 +16,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import create_engine, select
 
+from controller.storage.models import OutboxMessage
 from controller.tools.local_stack import free_port, register_agent, start_agent, start_controller, write_agent_config
-from devices.protocol import Topics, now_ms
+from devices.protocol import now_ms
 from edge_agent.media_cache import MediaCache, MediaError
 from edge_agent.media_retry import Backoff
-from tests.conftest import AgentFactory, Broker, ControllerHandle, RunningAgent
+from tests.conftest import AgentFactory, Broker, ControllerHandle, RunningAgent, _start_controller
 from tests.helpers import iso_ms
-from tests.mqtt_tools import client_for, wait_for_text
+from tests.mqtt_tools import publish, wait_for_text
 
 TEXT = "Thông báo khẩn: mất điện khu phố một từ chín giờ đến mười một giờ sáng nay."
 
@@ -48,40 +50,50 @@ def replica_agent(tmp_path: Path, controller: ControllerHandle) -> Iterator[Runn
         agent.proc.stop()
 
 
+@pytest.fixture
+def controller(tmp_path: Path, broker: Broker) -> Iterator[ControllerHandle]:
+    """The controller with its outbox held (overrides conftest's): the test hands the broker the controller's own
+    signed command itself, right after killing it. Racing a watcher against the agents' downloads was not
+    deterministic: under a loaded CI run an agent fetched the audio before the watcher's kill landed."""
+    handle = _start_controller(tmp_path, broker.port, env={"LP_OUTBOX_HOLD": "1"})
+    try:
+        handle.wait_for(lambda: handle.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
+        yield handle
+    finally:
+        handle.proc.stop()
+
+
+def _held_command(data_dir: Path) -> tuple[list[str], bytes] | None:
+    """The announcement's signed speaker.play as the outbox holds it (topics, payload), once it is written."""
+    engine = create_engine(f"sqlite:///{data_dir / 'loaphuong.sqlite3'}")
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(select(OutboxMessage.topics, OutboxMessage.payload)
+                               .where(OutboxMessage.kind == "speaker.play", OutboxMessage.status == "pending")).first()
+    finally:
+        engine.dispose()
+    return None if row is None else (list(row.topics), row.payload.encode())
+
+
 def test_controller_killed_right_after_publishing_every_agent_still_plays(
         broker: Broker, controller: ControllerHandle, agents: AgentFactory, replica_agent: RunningAgent,
         tmp_path: Path) -> None:
     fleet = [agents("loa-01"), agents("loa-02"), replica_agent]
-    killed_at: list[int] = []
-    killed = threading.Event()
-
-    def on_message(_client: Any, _userdata: Any, _msg: Any) -> None:
-        # The moment the broker hands the command out, the controller dies: before any agent can download.
-        if not killed.is_set():
-            os.killpg(controller.proc.pid, signal.SIGKILL)
-            killed_at.append(now_ms())
-            killed.set()
-
-    subscribed = threading.Event()
-    watcher = client_for(broker.port)
-    watcher.on_message = on_message
-    watcher.on_subscribe = lambda *_args: subscribed.set()
-    watcher.connect("127.0.0.1", broker.port, keepalive=10)
-    watcher.loop_start()
-    try:
-        watcher.subscribe(Topics.group_command("khu-pho-1", "speaker.play"), qos=1)
-        assert subscribed.wait(10), "the watcher could not subscribe"
-        start_at = now_ms() + 5000
-        status, body = controller.post("/api/v1/announcements", {
-            "text": TEXT, "targets": ["zone:khu-pho-1"], "priority": "priority",
-            "start_at": datetime.fromtimestamp(start_at / 1000, UTC).isoformat()})
-        assert status == 202, body
-        assert killed.wait(60), "the command was never published"
-    finally:
-        watcher.disconnect()
-        watcher.loop_stop()
+    start_at = now_ms() + 5000
+    status, body = controller.post("/api/v1/announcements", {
+        "text": TEXT, "targets": ["zone:khu-pho-1"], "priority": "priority",
+        "start_at": datetime.fromtimestamp(start_at / 1000, UTC).isoformat()})
+    assert status == 202, body
+    held = controller.wait_for(lambda: _held_command(controller.data_dir), 60, "the command in the outbox")
+    # The controller dies with kill -9, and the broker hands out the command it had just published (its own signed
+    # bytes, from its outbox): every agent gets it with nobody left to serve the audio.
+    os.killpg(controller.proc.pid, signal.SIGKILL)
+    killed_at = now_ms()
     controller.proc.proc.wait(10)
     controller.proc.stop()  # closes its log
+    topics, payload = held
+    for topic in topics:
+        publish(broker.port, topic, payload)
 
     # Every agent got the command with its controller gone: the download fails, and is tried again.
     for agent in fleet:
@@ -95,6 +107,7 @@ def test_controller_killed_right_after_publishing_every_agent_still_plays(
     controller.proc = start_controller(controller.data_dir, port, broker.port, tmp_path / "controller-again.log")
     back_at = now_ms()
 
+    # Restarted without the hold, it publishes the command again: agents drop the repeat (same command id).
     ann = controller.wait_deliveries(body["id"], {"played"}, timeout=90)
     scheduled = iso_ms(ann["deliveries"][0]["play"]["scheduled_start"])
     late: dict[str, int] = {}
@@ -107,8 +120,8 @@ def test_controller_killed_right_after_publishing_every_agent_still_plays(
     for delivery in ann["deliveries"]:
         assert delivery["play"]["outcome"] == "completed", delivery
     assert "trying the next controller" in replica_agent.log()
-    print(f"\ncontroller killed {killed_at[0] - (start_at - 5000)} ms after the post, back "
-          f"{back_at - killed_at[0]} ms later ({back_at - scheduled:+d} ms from the start time); "
+    print(f"\ncontroller killed {killed_at - (start_at - 5000)} ms after the post, back "
+          f"{back_at - killed_at} ms later ({back_at - scheduled:+d} ms from the start time); "
           f"late by {late} ms; plays per agent: 1")
 
 
