@@ -170,14 +170,16 @@ def check_password_policy(username: str, password: str) -> None:
 
 
 def create_user(session: Session, username: str, password: str, role: str | None = None,
-                roles: list[str] | None = None, zones: list[str] | None = None) -> User:
+                roles: list[str] | None = None, zones: list[str] | None = None,
+                unit: str | None = None) -> User:
     """A new member of staff with an argon2 hash of the password; ValueError if the name is taken or the
-    password breaks the policy. ``role`` is shorthand for ``roles=[role]``."""
+    password breaks the policy. ``role`` is shorthand for ``roles=[role]``; the roles are held on ``unit``
+    (default: the whole deployment, the root unit)."""
     if session.scalar(select(User).where(User.username == username)) is not None:
         raise ValueError(f"user {username!r} already exists")
     check_password_policy(username, password)
     user = User(username=username, password_hash=_hasher.hash(password), zones=list(zones or []))
-    user.set_roles(list(roles or []) + ([role] if role else []))
+    user.set_roles(list(roles or []) + ([role] if role else []), unit)
     session.add(user)
     session.flush()
     return user

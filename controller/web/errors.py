@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from controller.accounts.reach import NotInReach, OutsideRole, WardNeeded
 from controller.web.i18n import N_
 from controller.web.session import CsrfRejected, LoginRequired, RoleRequired
 from controller.web.templating import ROLE_LABELS, render
@@ -39,6 +40,10 @@ _STATUS_TEXT: dict[int, tuple[str, str]] = {
     503: (N_("Not available"), N_("A service this needs is not running. Try again later or tell your "
                                   "administrator.")),
 }
+
+
+#: What the unit scope's refusals answer, on the API and in the console alike (controller/accounts/reach.py).
+_REACH_STATUS: dict[type[Exception], int] = {NotInReach: 404, OutsideRole: 403, WardNeeded: 422}
 
 
 def is_console(request: Request) -> bool:
@@ -104,6 +109,13 @@ def install(app: FastAPI, api_validation_handler: Handler | None = None) -> None
             return await request_validation_exception_handler(request, exc)
         return error_page(request, 422)
 
+    async def reach_error(request: Request, exc: Exception) -> Response:
+        # A ward the caller cannot see reads exactly like an id nobody has: 404 with the same words.
+        code = _REACH_STATUS[type(exc)]
+        if is_console(request):
+            return error_page(request, code, str(exc))
+        return JSONResponse({"detail": str(exc)}, status_code=code)
+
     async def crash(request: Request, exc: Exception) -> Response:
         # Starlette logs the exception with its traceback; the user sees a plain message only.
         log.error("unhandled error on %s %s: %r", request.method, request.url.path, exc)
@@ -111,6 +123,8 @@ def install(app: FastAPI, api_validation_handler: Handler | None = None) -> None
             return error_page(request, 500)
         return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
+    for reach_exc in _REACH_STATUS:
+        app.add_exception_handler(reach_exc, reach_error)
     app.add_exception_handler(LoginRequired, login_required)
     app.add_exception_handler(CsrfRejected, csrf_rejected)
     app.add_exception_handler(RoleRequired, role_required)

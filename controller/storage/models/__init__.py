@@ -18,9 +18,24 @@ from controller.storage.models.cameras import Camera, CameraDiscovery, CameraEve
 from controller.storage.models.fleet import Device, DeviceEvent, EnrolmentCode, OutboxMessage
 from controller.storage.models.schedule import AgentSchedule, ScheduleItem, Zone
 from controller.storage.models.signs import AgentSignPlaylist, Sign, SignContent, SignItem
+from controller.storage.models.units import (
+    FIRST_WARD,
+    ROOT_UNIT,
+    UNIT_KINDS,
+    UPPER_KINDS,
+    WARD_KINDS,
+    MediaWard,
+    RoleGrant,
+    Unit,
+)
 
 __all__ = [
+    "FIRST_WARD",
     "ROLES",
+    "ROOT_UNIT",
+    "UNIT_KINDS",
+    "UPPER_KINDS",
+    "WARD_KINDS",
     "AgentSchedule",
     "AgentSignPlaylist",
     "Announcement",
@@ -38,13 +53,16 @@ __all__ = [
     "GroupCommand",
     "LiveSession",
     "MediaFile",
+    "MediaWard",
     "OutboxMessage",
     "Play",
+    "RoleGrant",
     "ScheduleItem",
     "Sign",
     "SignContent",
     "SignItem",
     "UTCDateTime",
+    "Unit",
     "User",
     "Zone",
     "utcnow",

@@ -6,21 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-    false,
-)
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.storage.models.base import Base, UTCDateTime, utcnow
+from controller.storage.models.units import FIRST_WARD, ward_column
 
 
 class MediaFile(Base):
@@ -45,6 +35,7 @@ class Announcement(Base):
     __tablename__ = "announcements"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     text: Mapped[str] = mapped_column(Text)
     #: The text as the engine read it (numbers, dates, abbreviations spelled out).
     spoken_text: Mapped[str | None] = mapped_column(Text, nullable=True)
@@ -107,9 +98,13 @@ class Play(Base):
     __tablename__ = "plays"
     __table_args__ = (UniqueConstraint("agent_id", "play_id", "attempt"),
                       Index("ix_plays_actual_start", "actual_start_ms"),
-                      Index("ix_plays_scheduled_start", "scheduled_start_ms"))
+                      Index("ix_plays_scheduled_start", "scheduled_start_ms"),
+                      # A ward's report and CSV read one ward's plays over a span of days.
+                      Index("ix_plays_ward_scheduled", "ward_id", "scheduled_start_ms"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: The ward its device was in when it played (a device moved later keeps its history where it was).
+    ward_id: Mapped[str] = mapped_column(ForeignKey("units.id"), default=FIRST_WARD)
     agent_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     play_id: Mapped[str] = mapped_column(String(64))
     #: 0 for the first time; a recording pre-empted and played again is attempt 1, 2…
@@ -151,6 +146,7 @@ class LiveSession(Base):
     __table_args__ = (Index("ix_live_sessions_started_at", "started_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
     #: Kept as text too: the record says who spoke even after the account is gone.
     username: Mapped[str] = mapped_column(String(100))

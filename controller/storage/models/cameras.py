@@ -5,20 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    Float,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.storage.models.base import Base, UTCDateTime, utcnow
+from controller.storage.models.units import ward_column
 
 
 class Camera(Base):
@@ -27,6 +18,7 @@ class Camera(Base):
     __tablename__ = "cameras"
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     name: Mapped[str] = mapped_column(String(200), default="")
     agent_id: Mapped[str | None] = mapped_column(ForeignKey("devices.id", ondelete="SET NULL"), nullable=True)
     zone: Mapped[str | None] = mapped_column(String(63), nullable=True)
@@ -67,6 +59,7 @@ class CameraEvent(Base):
                       Index("ix_camera_events_ts", "ts_ms"))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     camera_id: Mapped[str] = mapped_column(ForeignKey("cameras.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(32))
     ts_ms: Mapped[int] = mapped_column(BigInteger)
@@ -85,6 +78,7 @@ class CameraDiscovery(Base):
     __table_args__ = (UniqueConstraint("agent_id", "endpoint", name="uq_camera_discoveries_agent_endpoint"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     agent_id: Mapped[str] = mapped_column(ForeignKey("devices.id", ondelete="CASCADE"))
     endpoint: Mapped[str] = mapped_column(String(256))
     host: Mapped[str] = mapped_column(String(253))

@@ -5,18 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-)
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.storage.models.base import Base, UTCDateTime, utcnow
+from controller.storage.models.units import ward_column
 
 
 class Device(Base):
@@ -25,6 +18,7 @@ class Device(Base):
     __tablename__ = "devices"
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     name: Mapped[str] = mapped_column(String(200), default="")
     zones: Mapped[list[Any]] = mapped_column(default=list)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)

@@ -5,18 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-)
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.storage.models.base import Base, UTCDateTime, utcnow
+from controller.storage.models.units import ward_column
 
 
 class Zone(Base):
@@ -25,6 +18,7 @@ class Zone(Base):
     __tablename__ = "zones"
 
     id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     name: Mapped[str] = mapped_column(String(200), default="")
     quiet_hours: Mapped[list[Any]] = mapped_column(default=list)
     volumes: Mapped[list[Any]] = mapped_column(default=list)
@@ -43,6 +37,7 @@ class ScheduleItem(Base):
     __table_args__ = (Index("ix_schedule_items_status", "status"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     revision: Mapped[int] = mapped_column(Integer, default=0)
     title: Mapped[str] = mapped_column(String(200), default="")
     priority: Mapped[str] = mapped_column(String(16))

@@ -5,19 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    JSON,
-    BigInteger,
-    ForeignKey,
-    Index,
-    Integer,
-    String,
-    Text,
-    UniqueConstraint,
-)
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.storage.models.base import Base, UTCDateTime, utcnow
+from controller.storage.models.units import ward_column
 
 
 class SignContent(Base):
@@ -26,6 +18,7 @@ class SignContent(Base):
     __tablename__ = "sign_contents"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     title: Mapped[str] = mapped_column(String(200), default="")
     pages: Mapped[list[Any]] = mapped_column()
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
@@ -55,6 +48,7 @@ class SignItem(Base):
     __table_args__ = (Index("ix_sign_items_status", "status"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    ward_id: Mapped[str] = ward_column()
     revision: Mapped[int] = mapped_column(Integer, default=0)
     content_id: Mapped[str] = mapped_column(ForeignKey("sign_contents.id"))
     title: Mapped[str] = mapped_column(String(200), default="")
