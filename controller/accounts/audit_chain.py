@@ -18,15 +18,21 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from controller.storage.models import AuditEvent, User
+from controller.storage.models import FIRST_WARD, AuditEvent, User
 
 
 def canonical(row_id: int, at: datetime, user_id: int | None, username: str, action: str, subject: str,
-              detail: Any) -> str:
-    """The row as compact JSON with sorted keys: the exact text that is hashed."""
-    return json.dumps({"id": row_id, "at": at.astimezone(UTC).isoformat(), "user_id": user_id,
-                       "username": username, "action": action, "subject": subject, "detail": detail},
-                      sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+              detail: Any, unit: str = FIRST_WARD) -> str:
+    """The row as compact JSON with sorted keys: the exact text that is hashed.
+
+    The unit is hashed whenever it is not the first ward: rows written before wards existed (all in the first
+    ward) keep their hashes, and moving any row to another unit still breaks the chain either way.
+    """
+    fields: dict[str, Any] = {"id": row_id, "at": at.astimezone(UTC).isoformat(), "user_id": user_id,
+                              "username": username, "action": action, "subject": subject, "detail": detail}
+    if unit != FIRST_WARD:
+        fields["unit"] = unit
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def chain_hash(prev_hash: str, canonical_json: str) -> str:
@@ -36,7 +42,7 @@ def chain_hash(prev_hash: str, canonical_json: str) -> str:
 
 def _row_hash(row: AuditEvent, prev_hash: str) -> str:
     return chain_hash(prev_hash, canonical(row.id, row.at, row.user_id, row.username, row.action, row.subject,
-                                           row.detail))
+                                           row.detail, row.unit_id))
 
 
 def _lock_chain(session: Session) -> None:
@@ -51,11 +57,15 @@ def _lock_chain(session: Session) -> None:
 
 
 def record(session: Session, user: User | None, action: str, subject: str = "",
-           detail: dict[str, Any] | None = None) -> AuditEvent:
-    """Adds one chained audit row; it commits (or rolls back) with the change it describes."""
+           detail: dict[str, Any] | None = None, unit: str | None = None) -> AuditEvent:
+    """Adds one chained audit row; it commits (or rolls back) with the change it describes.
+
+    ``unit`` is the ward the change belongs to (or the upper unit, for what spans wards); a ward's staff read
+    only their wards' rows. None: the first ward, all a single-ward site has.
+    """
     _lock_chain(session)
     row = AuditEvent(user_id=user.id if user else None, username=user.username if user else "system",
-                     action=action, subject=subject[:100], detail=detail or {})
+                     action=action, subject=subject[:100], detail=detail or {}, unit_id=unit or FIRST_WARD)
     session.add(row)
     session.flush()
     prev = session.scalar(select(AuditEvent.hash).where(AuditEvent.id < row.id).order_by(AuditEvent.id.desc())
