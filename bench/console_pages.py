@@ -52,13 +52,12 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stack import controller_stack
 from bench.stats import percentile
 from controller.accounts.audit_chain import canonical, chain_hash
 from controller.accounts.auth import ensure_first_admin
-from controller.processes import ManagedProcess
 from controller.storage.engine import Database
 from controller.storage.models import Announcement, AuditEvent, Device, DeviceEvent, Play, Zone
-from controller.tools.local_stack import free_port, start_controller, start_mosquitto
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the controller's default time zone (controller/settings.py)
 DAY_MS = 86_400_000
@@ -371,18 +370,13 @@ class Raw:
 
 
 def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
-    procs: list[ManagedProcess] = []
-    try:
-        data = root / "controller"
-        t0 = time.perf_counter()
-        password, db_path = build_data(data, args.agents, args.zones, args.plays, args.audit, args.seed)
-        build_s = time.perf_counter() - t0
-        log(f"data built in {build_s:.1f} s ({args.agents} agents, {args.plays} plays, {args.audit} audit rows)")
-        mqtt_port, http_port = free_port(), free_port()
-        procs.append(start_mosquitto(root / "mosquitto", mqtt_port))
-        procs.append(start_controller(data, http_port, mqtt_port, root / "controller.log", {"LP_LOG_LEVEL": "WARNING"}))
-        api = f"http://127.0.0.1:{http_port}"
-        items = add_schedule_items(api, (data / "admin.token").read_text().strip(), args.zones)
+    t0 = time.perf_counter()
+    password, db_path = build_data(root / "controller", args.agents, args.zones, args.plays, args.audit, args.seed)
+    build_s = time.perf_counter() - t0
+    log(f"data built in {build_s:.1f} s ({args.agents} agents, {args.plays} plays, {args.audit} audit rows)")
+    with controller_stack(root) as stack:
+        api = stack.api
+        items = add_schedule_items(api, stack.token, args.zones)
         log(f"controller up; {items} schedule items")
 
         today = datetime.now(TZ).date()
@@ -430,9 +424,6 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         return {"agents": args.agents, "zones": args.zones, "plays": args.plays, "audit": args.audit,
                 "build_s": build_s, "schedule_items": items, "load_avg": os.getloadavg(),
                 "rows": [{**asdict(r), "ratio": r.ratio} for r in results]}
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
 
 
 def print_table(report: dict[str, Any]) -> None:

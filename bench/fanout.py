@@ -47,16 +47,9 @@ from gmqtt import Message, Subscription
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stack import controller_stack
 from bench.stats import percentile
-from controller.tools.local_stack import (
-    LOOPBACK,
-    ManagedProcess,
-    broker_security,
-    free_port,
-    http_json,
-    start_controller,
-    start_mosquitto,
-)
+from controller.tools.local_stack import LOOPBACK, broker_security, http_json
 from devices.protocol import (
     AgentStatus,
     ProtocolError,
@@ -386,32 +379,20 @@ def upload_siren(api: str, admin_token: str, work: Path, low: int, high: int) ->
 async def amain(args: argparse.Namespace) -> list[dict[str, Any]]:
     sizes = [int(s) for s in args.agents.split(",")]
     results = []
-    with tempfile.TemporaryDirectory(prefix="lp-fanout-") as tmp:
-        root = Path(tmp)
-        mqtt_port, http_port = free_port(), free_port()
-        procs: list[ManagedProcess] = []
-        try:
-            procs.append(start_mosquitto(root / "mosquitto", mqtt_port))
-            data = root / "controller"
-            env = {"LP_LOG_LEVEL": "WARNING"}
-            procs.append(start_controller(data, http_port, mqtt_port, root / "controller.log", env))
-            api = f"http://{LOOPBACK}:{http_port}"
-            admin_token = (data / "admin.token").read_text().strip()
-            tokens, zones, key_text, passwords = await asyncio.to_thread(register, api, admin_token, sizes)
-            # Two sirens: one a standby alarm every agent keeps, one an ordinary recording (sent attached).
-            recordings = {"standby": await asyncio.to_thread(upload_siren, api, admin_token, root, 660, 880),
-                          "attached": await asyncio.to_thread(upload_siren, api, admin_token, root, 550, 770)}
-            status, body = http_json("PUT", f"{api}/api/v1/media/{recordings['standby']}/standby", admin_token,
-                                     {"standby": True})
-            if status != 200:
-                raise RuntimeError(f"standby refused: {status} {body}")
-            for n in sizes:
-                chosen = {a: t for a, t in tokens.items() if zone_for(n) in zones[a]}
-                results += await run_size(n, args.rounds, api, admin_token, mqtt_port, key_text, chosen, zones,
-                                          recordings, args.content.split(","), passwords)
-        finally:
-            for proc in reversed(procs):
-                proc.stop()
+    with tempfile.TemporaryDirectory(prefix="lp-fanout-") as tmp, controller_stack(Path(tmp)) as stack:
+        root, api, admin_token = stack.root, stack.api, stack.token
+        tokens, zones, key_text, passwords = await asyncio.to_thread(register, api, admin_token, sizes)
+        # Two sirens: one a standby alarm every agent keeps, one an ordinary recording (sent attached).
+        recordings = {"standby": await asyncio.to_thread(upload_siren, api, admin_token, root, 660, 880),
+                      "attached": await asyncio.to_thread(upload_siren, api, admin_token, root, 550, 770)}
+        status, body = http_json("PUT", f"{api}/api/v1/media/{recordings['standby']}/standby", admin_token,
+                                 {"standby": True})
+        if status != 200:
+            raise RuntimeError(f"standby refused: {status} {body}")
+        for n in sizes:
+            chosen = {a: t for a, t in tokens.items() if zone_for(n) in zones[a]}
+            results += await run_size(n, args.rounds, api, admin_token, stack.mqtt_port, key_text, chosen, zones,
+                                      recordings, args.content.split(","), passwords)
     return results
 
 

@@ -35,18 +35,9 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.stack import QUIET, controller_stack
 from bench.stats import percentile
-from controller.tools.local_stack import (
-    LOOPBACK,
-    ManagedProcess,
-    free_port,
-    http_json,
-    register_agent,
-    start_agent,
-    start_controller,
-    start_mosquitto,
-    write_agent_config,
-)
+from controller.tools.local_stack import http_json, register_agent, start_agent, write_agent_config
 
 ZONE = "khu-pho-1"
 SITE_TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -159,31 +150,19 @@ def raw_floor(n: int, rounds: int) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="lp-skew-") as tmp:
-        root = Path(tmp)
-        mqtt_port, http_port = free_port(), free_port()
-        procs: list[ManagedProcess] = []
-        try:
-            procs.append(start_mosquitto(root / "mosquitto", mqtt_port))
-            data = root / "controller"
-            procs.append(start_controller(data, http_port, mqtt_port, root / "controller.log",
-                                          {"LP_LOG_LEVEL": "WARNING"}))
-            api = f"http://{LOOPBACK}:{http_port}"
-            token = (data / "admin.token").read_text().strip()
-            for i in range(args.agents):
-                agent_id = f"loa-{i + 1:02d}"
-                registered = register_agent(api, token, agent_id, [ZONE])
-                files = write_agent_config(root / "agents" / agent_id, registered, [ZONE])
-                procs.append(start_agent(files, root / f"{agent_id}.log", {"LP_LOG_LEVEL": "WARNING"}))
-            wait_until(lambda: all(d["online"] for d in http_json("GET", f"{api}/api/v1/devices", token)[1]),
-                       60, "agents online")
-            log(f"{args.agents} agents online")
-            scheduled = summarise(scheduled_round(api, token, args.agents, args.rounds), "item_id")
-            emergency = summarise(emergency_round(api, token, args.agents, args.rounds), "announcement_id")
-            raw = raw_floor(args.agents, args.rounds)
-        finally:
-            for proc in reversed(procs):
-                proc.stop()
+    with tempfile.TemporaryDirectory(prefix="lp-skew-") as tmp, controller_stack(Path(tmp)) as stack:
+        api, token = stack.api, stack.token
+        for i in range(args.agents):
+            agent_id = f"loa-{i + 1:02d}"
+            registered = register_agent(api, token, agent_id, [ZONE])
+            files = write_agent_config(stack.root / "agents" / agent_id, registered, [ZONE])
+            stack.procs.append(start_agent(files, stack.root / f"{agent_id}.log", QUIET))
+        wait_until(lambda: all(d["online"] for d in http_json("GET", f"{api}/api/v1/devices", token)[1]),
+                   60, "agents online")
+        log(f"{args.agents} agents online")
+        scheduled = summarise(scheduled_round(api, token, args.agents, args.rounds), "item_id")
+        emergency = summarise(emergency_round(api, token, args.agents, args.rounds), "announcement_id")
+        raw = raw_floor(args.agents, args.rounds)
     return {"agents": args.agents, "rounds": args.rounds, "scheduled": scheduled, "emergency": emergency,
             "raw_sleep": raw}
 
