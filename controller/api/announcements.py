@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 
+from controller.accounts.reach import check_ward, ward_for_new, wards_of
 from controller.accounts.scope import OutOfScope, check_target_names
 from controller.api.deps import AnnouncementsDep, OfficerDep, SessionDep, SettingsDep, StaffDep
 from controller.api.schemas import (
@@ -17,8 +18,9 @@ from controller.api.schemas import (
     DeliveryPublic,
     ms_iso,
 )
-from controller.api.views import announcement_summary, media_public, play_public, recent_announcements
+from controller.api.views import announcement_summary, media_public, play_public
 from controller.broadcasts.announcements import InvalidAnnouncement
+from controller.broadcasts.wards import COMPOSER_ROLES, every_ward, recent_in_wards
 from controller.storage.models import Announcement, Delivery, MediaFile, Play
 
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"])
@@ -31,36 +33,44 @@ def _unprocessable(field: str, message: str) -> HTTPException:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def create_announcement(body: AnnouncementCreate, announcements: AnnouncementsDep,
+async def create_announcement(body: AnnouncementCreate, announcements: AnnouncementsDep, session: SessionDep,
                               user: OfficerDep) -> AnnouncementAccepted:
-    """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress)."""
+    """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress).
+
+    It belongs to ``ward`` (or the caller's only ward); its targets and recording must be that ward's.
+    """
+    ward = ward_for_new(session, user, body.ward, COMPOSER_ROLES)
+    # Staff who cannot see every ward get the 404 of another ward's name for an unknown one too.
+    hide = wards_of(session, user) != every_ward(session)
     try:
         check_target_names(user, body.target_names())
     except OutOfScope as exc:
         raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
     try:
         accepted = await announcements.submit(body.text, body.target_names(), body.priority, body.start_at,
-                                              user.id, body.recording)
+                                              user.id, body.recording, ward=ward, hide_unknown=hide)
     except InvalidAnnouncement as exc:
         raise _unprocessable(exc.field, str(exc)) from None
     return AnnouncementAccepted(id=accepted.id, status="rendering", targets=accepted.targets)
 
 
 @router.get("")
-def list_announcements(session: SessionDep, _user: StaffDep,
+def list_announcements(session: SessionDep, user: StaffDep,
                        limit: Annotated[int, Query(ge=1, le=500)] = 50,
                        offset: Annotated[int, Query(ge=0)] = 0) -> list[AnnouncementSummary]:
-    """Newest first, with a count of deliveries per state."""
-    return [announcement_summary(a, counts) for a, counts in recent_announcements(session, limit, offset)]
+    """The caller's wards' announcements, newest first, with a count of deliveries per state."""
+    return [announcement_summary(a, counts).model_copy(update={"ward": a.ward_id})
+            for a, counts in recent_in_wards(session, wards_of(session, user), limit, offset)]
 
 
 @router.get("/{announcement_id}")
 def get_announcement(announcement_id: str, session: SessionDep, settings: SettingsDep,
-                     _user: StaffDep) -> AnnouncementPublic:
-    """An announcement with each target's delivery status and proof of play."""
+                     user: StaffDep) -> AnnouncementPublic:
+    """An announcement (of the caller's wards) with each target's delivery status and proof of play."""
     ann = session.get(Announcement, announcement_id)
     if ann is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no announcement {announcement_id!r}")
+    check_ward(session, user, ann.ward_id, None, f"no announcement {announcement_id!r}")
     media = session.get(MediaFile, ann.media_sha256) if ann.media_sha256 else None
     plays = {(p.agent_id, p.play_id): p for p in session.scalars(
         select(Play).where(Play.announcement_id == ann.id).order_by(Play.attempt))}
@@ -75,5 +85,5 @@ def get_announcement(announcement_id: str, session: SessionDep, settings: Settin
         id=ann.id, text=ann.text, spoken_text=ann.spoken_text, priority=ann.priority, targets=list(ann.targets),
         status=ann.status,
         error=ann.error, requested_start=ms_iso(ann.requested_start_ms), start_at=ms_iso(ann.start_ms),
-        engine=ann.engine, created_at=ann.created_at, deliveries=deliveries,
+        engine=ann.engine, created_at=ann.created_at, deliveries=deliveries, ward=ann.ward_id,
         media=media_public(media, base) if media else None)

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from controller.accounts.auth import user_for_token
+from controller.accounts.reach import wards_of
 from controller.accounts.scope import OutOfScope
 from controller.api.deps import (
     SESSION_COOKIE,
@@ -87,17 +88,17 @@ async def start_session(body: LiveStart, live: LiveSessionsDep, user: OfficerDep
 
 
 @router.get("/api/v1/live/sessions", response_model=list[LivePublic])
-def list_sessions(session: SessionDep, live: LiveSessionsDep, _user: StaffDep,
+def list_sessions(session: SessionDep, live: LiveSessionsDep, user: StaffDep,
                   limit: Annotated[int, Query(ge=1, le=1000)] = 100) -> list[LivePublic]:
-    """The record of live sessions, newest first (the live part of the reports)."""
-    return [live_public(r) for r in live.recent(session, limit)]
+    """The record of the caller's wards' live sessions, newest first (the live part of the reports)."""
+    return [live_public(r) for r in live.recent(session, limit, wards_of(session, user))]
 
 
 @router.get("/api/v1/live/sessions/{session_id}", response_model=LivePublic)
-def get_session(session_id: str, session: SessionDep, live: LiveSessionsDep, _user: StaffDep) -> LivePublic:
-    """One session with the proof of play of every agent it reached."""
+def get_session(session_id: str, session: SessionDep, live: LiveSessionsDep, user: StaffDep) -> LivePublic:
+    """One session (of the caller's wards) with the proof of play of every agent it reached."""
     try:
-        row = live.get(session, session_id)
+        row = live.get(session, session_id, wards_of(session, user))
     except LiveSessionNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return live_public(row, live.plays(session, row))
@@ -115,10 +116,10 @@ async def end_session(session_id: str, live: LiveSessionsDep, user: OfficerDep) 
 
 
 @router.get("/api/v1/live/sessions/{session_id}/recording")
-def recording(session_id: str, live: LiveSessionsDep, session: SessionDep, _user: ApproverDep) -> FileResponse:
-    """The session's Opus recording (approvers and admins)."""
+def recording(session_id: str, live: LiveSessionsDep, session: SessionDep, user: ApproverDep) -> FileResponse:
+    """The session's Opus recording (approvers and admins of its ward)."""
     try:
-        path = live.recording_path(session, session_id)
+        path = live.recording_path(session, session_id, user)
     except (LiveSessionNotFound, NoRecording) as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except LiveStillOnAir as exc:

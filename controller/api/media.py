@@ -5,16 +5,20 @@ from __future__ import annotations
 import logging
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from audio.probe import ProbeError
 from audio.speech import SpeechError
 from controller.accounts import audit_chain
+from controller.accounts.reach import ward_for_new, wards_of
 from controller.api.deps import (
+    DatabaseDep,
     EventsDep,
     MediaStoreDep,
     OfficerDep,
@@ -28,9 +32,11 @@ from controller.api.schemas import MediaPublic, StandbyUpdate
 from controller.api.views import media_public
 from controller.broadcasts.media_access import device_may_fetch
 from controller.broadcasts.speech import RECORDING_SOURCE
+from controller.broadcasts.wards import COMPOSER_ROLES, media_in_wards
 from controller.messaging.events import StandbyChanged
-from controller.storage.models import Device, MediaFile
-from devices.protocol import MAX_STANDBY
+from controller.storage.engine import Database
+from controller.storage.models import Device, MediaFile, MediaWard, User
+from devices.protocol import ID_PATTERN, MAX_STANDBY
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +46,14 @@ UPLOAD_PATH = "/api/v1/media"
 
 
 @router.get(f"{UPLOAD_PATH}/standby")
-def list_standby(session: SessionDep, settings: SettingsDep, _user: StaffDep) -> list[MediaPublic]:
-    """The standby alarm recordings: every agent keeps these, so an emergency with one starts at once."""
+def list_standby(session: SessionDep, settings: SettingsDep, user: StaffDep) -> list[MediaPublic]:
+    """The standby alarm recordings of the caller's wards: every agent keeps these, so an emergency with one
+    starts at once."""
     base = settings.resolved_public_url()
-    return [media_public(m, base) for m in session.scalars(select(MediaFile).where(MediaFile.standby.is_(True))
-                                                          .order_by(MediaFile.created_at, MediaFile.sha256))]
+    mine = select(MediaWard.sha256).where(MediaWard.ward_id.in_(wards_of(session, user)))
+    return [media_public(m, base) for m in session.scalars(
+        select(MediaFile).where(MediaFile.standby.is_(True), MediaFile.sha256.in_(mine))
+        .order_by(MediaFile.created_at, MediaFile.sha256))]
 
 
 @router.put(f"{UPLOAD_PATH}/{{sha256}}/standby")
@@ -52,7 +61,7 @@ def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, settings:
                 user: OfficerDep) -> MediaPublic:
     """Makes a stored recording a standby alarm (or not); every agent gets a window saying so."""
     row = session.get(MediaFile, sha256)
-    if row is None or row.source != RECORDING_SOURCE:
+    if row is None or row.source != RECORDING_SOURCE or not media_in_wards(session, sha256, wards_of(session, user)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no stored recording {sha256}")
     if body.standby and not row.standby:
         count = session.scalar(select(func.count()).select_from(MediaFile).where(MediaFile.standby.is_(True))) or 0
@@ -61,7 +70,8 @@ def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, settings:
                                 f"{MAX_STANDBY} standby alarms already; take one off before adding another")
     if row.standby != body.standby:
         row.standby = body.standby
-        audit_chain.record(session, user, "media.standby", sha256, {"standby": body.standby})
+        audit_chain.record(session, user, "media.standby", sha256, {"standby": body.standby},
+                           unit=_owning_ward(session, sha256, wards_of(session, user)))
         session.flush()
         events.publish(StandbyChanged(), session)  # the list is in every agent's window
     return media_public(row, settings.resolved_public_url())
@@ -71,12 +81,14 @@ def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, settings:
 def get_media(sha256: str, session: SessionDep, media: MediaStoreDep, who: StaffOrDeviceDep) -> FileResponse:
     """The file whose SHA-256 is ``sha256``; 404 for anything else.
 
-    Staff read any stored file; a device only what it was given to play or show (controller/
-    media_access.py), and the same 404 as for a missing file otherwise: existence is not confirmed.
+    Staff read the files of their wards; a device only what it was given to play or show (controller/
+    broadcasts/media_access.py), and the same 404 as for a missing file otherwise: existence is not confirmed.
     """
     path = media.path_for(sha256)
     row = session.get(MediaFile, sha256) if path is not None else None
     if path is None or row is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media")
+    if isinstance(who, User) and not media_in_wards(session, sha256, wards_of(session, who)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no such media")
     if isinstance(who, Device) and not device_may_fetch(session, who.id, row):
         log.warning("device %s asked for media %s it was never given: refused as not found", who.id, sha256[:12])
@@ -88,12 +100,18 @@ def get_media(sha256: str, session: SessionDep, media: MediaStoreDep, who: Staff
 
 @router.post(UPLOAD_PATH, status_code=status.HTTP_201_CREATED)
 async def upload_recording(request: Request, media: MediaStoreDep, speech: SpeechDep, settings: SettingsDep,
-                           _user: OfficerDep) -> MediaPublic:
-    """A recorded bulletin as the request body (any audio type): checked, normalised like speech, stored.
+                           db: DatabaseDep, user: OfficerDep,
+                           ward: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=63,
+                                                             description="the ward it is for; needed only by "
+                                                                         "staff of several wards")] = None,
+                           ) -> MediaPublic:
+    """A recorded bulletin as the request body (any audio type): checked, normalised like speech, stored for
+    ``ward`` (or the caller's only ward): its staff may then hear it and send it.
 
     413 over the size limit (``upload_max_bytes``), 415 for anything that is not one audio recording;
     nothing is kept then.
     """
+    owner = await run_in_threadpool(_ward_for_upload, db, user, ward)
     scratch = media.root / "tmp"
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         upload = Path(tmp) / "upload"
@@ -109,9 +127,22 @@ async def upload_recording(request: Request, media: MediaStoreDep, speech: Speec
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the request body is empty; send the file")
         try:
             stored = await run_in_threadpool(speech.import_recording, upload)
+            await run_in_threadpool(speech.claim, stored.sha256, [owner])
         except ProbeError as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
         except SpeechError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the recording could not be processed: {exc}") \
                 from None
     return media_public(stored, settings.resolved_public_url())
+
+
+def _ward_for_upload(db: Database, user: User, requested: str | None) -> str:
+    with db.session() as session:
+        return ward_for_new(session, user, requested, COMPOSER_ROLES)
+
+
+def _owning_ward(session: Session, sha256: str, wards: frozenset[str]) -> str | None:
+    """One of ``wards`` that owns the file (the first by id): the ward an audit row about it goes to."""
+    return session.scalar(select(MediaWard.ward_id).where(MediaWard.sha256 == sha256,
+                                                          MediaWard.ward_id.in_(wards))
+                          .order_by(MediaWard.ward_id).limit(1))

@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.responses import Response
 from sqlalchemy import select
 
+from controller.accounts.reach import check_ward, wards_of
 from controller.api.deps import SessionDep, StaffDep
 from controller.api.schemas import ItemReport, PlayPublic, ms_iso
 from controller.api.views import play_public
@@ -21,13 +22,14 @@ from controller.storage.models import Play, ScheduleItem
 router = APIRouter(tags=["plays"])
 
 _CSV_FIELDS = ("agent_id", "play_id", "attempt", "announcement_id", "item_id", "sha256", "priority", "output",
-               "scheduled_start", "actual_start", "ended_at", "start_offset_ms", "duration_ms", "outcome", "reason")
+               "scheduled_start", "actual_start", "ended_at", "start_offset_ms", "duration_ms", "outcome", "reason",
+               "ward")
 
 
 @router.get("/api/v1/plays", response_model=list[PlayPublic])
 def list_plays(
     session: SessionDep,
-    _user: StaffDep,
+    user: StaffDep,
     agent_id: str | None = None,
     zone: str | None = None,
     announcement_id: str | None = None,
@@ -39,29 +41,38 @@ def list_plays(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Any:
-    """Plays, newest scheduled first, filtered by agent, zone, announcement, item, outcome and time."""
+    """Plays of the caller's wards, newest scheduled first, filtered by agent, zone, announcement, item,
+    outcome and time."""
     query = filtered_plays(session, PlayFilters(agent_id=agent_id, zone=zone, announcement_id=announcement_id,
-                                                item_id=item_id, outcome=outcome, since=since, until=until))
+                                                item_id=item_id, outcome=outcome, since=since, until=until,
+                                                wards=wards_of(session, user)))
     if format == "csv":
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=_CSV_FIELDS)
         writer.writeheader()
         for play in session.scalars(query.limit(100_000)):
-            row = play_public(play).model_dump(mode="json")
+            row = _public(play).model_dump(mode="json")
             writer.writerow({k: row.get(k) for k in _CSV_FIELDS})
         return Response(out.getvalue().encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="proof-of-play.csv"'})
-    return [play_public(p) for p in session.scalars(query.limit(limit).offset(offset))]
+    return [_public(p) for p in session.scalars(query.limit(limit).offset(offset))]
+
+
+def _public(play: Play) -> PlayPublic:
+    return play_public(play).model_copy(update={"ward": play.ward_id})
 
 
 @router.get("/api/v1/reports/items/{item_id}")
-def item_report(item_id: str, session: SessionDep, _user: StaffDep) -> ItemReport:
-    """Per occurrence of an item: targets that reported it, how many played it in full, and the rest by outcome."""
+def item_report(item_id: str, session: SessionDep, user: StaffDep) -> ItemReport:
+    """Per occurrence of an item (of the caller's wards): targets that reported it, how many played it in
+    full, and the rest by outcome."""
     item = session.get(ScheduleItem, item_id)
     if item is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule item {item_id!r}")
+    check_ward(session, user, item.ward_id, None, f"no schedule item {item_id!r}")
     final: dict[tuple[int, str], Play] = {}
-    for play in session.scalars(select(Play).where(Play.item_id == item_id).order_by(Play.attempt)):
+    for play in session.scalars(select(Play).where(Play.item_id == item_id, Play.ward_id.in_(wards_of(session, user)))
+                                .order_by(Play.attempt)):
         final[(play.scheduled_start_ms, play.agent_id)] = play  # the last attempt tells how it ended
     by_start: dict[int, dict[str, Any]] = defaultdict(lambda: {"outcomes": defaultdict(int), "agents": {}})
     for (start, agent), play in final.items():

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from controller.storage.models.units import FIRST_WARD
 from devices.protocol import ALL_ZONE, ID_PATTERN, MAX_SEGMENT_MS, Priority, RelayUrl, Sha256Hex, Title
 
 
@@ -24,6 +25,11 @@ def _not_reserved(value: str) -> str:
         raise ValueError(f'"{ALL_ZONE}" is the whole fleet, not a zone name (use "all": true to reach everyone)')
     return value
 
+
+#: A ward's unit id, named by staff of several wards when they create something.
+WardField = Annotated[str | None, Field(pattern=ID_PATTERN, max_length=63,
+                                        description="the ward this belongs to (a unit id); needed only by staff "
+                                                    "of several wards")]
 
 #: A zone's name: a topic segment, and never ``all`` (the group every agent is in).
 ZoneName = Annotated[str, Field(pattern=ID_PATTERN), AfterValidator(_not_reserved)]
@@ -56,6 +62,7 @@ class AnnouncementCreate(_In):
                     'the older list form ["all"] or ["agent-id", ...] is accepted too')
     priority: Priority = Priority.NORMAL
     start_at: AwareDatetime | None = Field(default=None, description="ISO 8601 with offset; absent = now")
+    ward: WardField = None
 
     @field_validator("targets")
     @classmethod
@@ -99,6 +106,7 @@ class PlayPublic(BaseModel):
     duration_ms: int | None = Field(description="how long it sounded")
     outcome: str | None
     reason: str | None
+    ward: str = Field(default=FIRST_WARD, description="the ward its agent was in when it played")
 
 
 class DeliveryPublic(BaseModel):
@@ -135,6 +143,7 @@ class SpeechPreviewRequest(_In):
     """Text to hear before sending."""
 
     text: str = Field(max_length=100_000)
+    ward: WardField = None
 
 
 class SpeechPreview(BaseModel):
@@ -163,6 +172,7 @@ class AnnouncementPublic(BaseModel):
     media: MediaPublic | None
     created_at: datetime
     deliveries: list[DeliveryPublic]
+    ward: str = Field(default=FIRST_WARD, description="the ward it belongs to")
 
 
 class DeviceCreate(_In):
@@ -234,6 +244,7 @@ class AnnouncementSummary(BaseModel):
     created_at: datetime
     media_sha256: str | None
     deliveries: dict[str, int] = Field(description="how many deliveries are in each state")
+    ward: str = Field(default=FIRST_WARD, description="the ward it belongs to")
 
 
 class Health(BaseModel):

@@ -9,20 +9,24 @@ from fastapi import APIRouter, HTTPException, status
 
 from audio.engines import AllEnginesFailed
 from audio.speech import SpeechError
-from controller.api.deps import OfficerDep, SettingsDep, SpeechDep
+from controller.accounts.reach import ward_for_new
+from controller.api.deps import OfficerDep, SessionDep, SettingsDep, SpeechDep
 from controller.api.schemas import SpeechPreview, SpeechPreviewRequest
 from controller.api.views import preview_public
 from controller.broadcasts.speech_preview import PreviewRefused, render_preview
+from controller.broadcasts.wards import COMPOSER_ROLES
 
 router = APIRouter(prefix="/api/v1/speech", tags=["speech"])
 
 
 @router.post("/preview")
-async def preview(body: SpeechPreviewRequest, speech: SpeechDep, settings: SettingsDep,
-                  _user: OfficerDep) -> SpeechPreview:
-    """Normalises and renders ``text`` exactly as an announcement would be; returns a playable URL."""
+async def preview(body: SpeechPreviewRequest, speech: SpeechDep, settings: SettingsDep, session: SessionDep,
+                  user: OfficerDep) -> SpeechPreview:
+    """Normalises and renders ``text`` exactly as an announcement would be; returns a playable URL, which
+    the staff of ``ward`` (or of the caller's only ward) may fetch."""
+    ward = ward_for_new(session, user, body.ward, COMPOSER_ROLES)
     try:
-        heard = await render_preview(speech, body.text)
+        heard = await render_preview(speech, body.text, [ward])
     except PreviewRefused as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             [{"loc": ["body", "text"], "msg": str(exc), "type": "value_error"}]) from None

@@ -21,13 +21,14 @@ from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
 from controller.accounts import audit_chain
+from controller.accounts.reach import NotInReach
 from controller.broadcasts.speech import SpeechService, StoredAudio
+from controller.broadcasts.wards import claim_media, media_in_wards, single_ward
 from controller.messaging.events import AnnouncementChanged, EventBus
 from controller.messaging.outbox import Outbox
-from controller.schedule.items import agent_zones, known_zones
 from controller.settings import Settings
 from controller.storage.engine import Database
-from controller.storage.models import Announcement, Delivery, GroupCommand, MediaFile, User
+from controller.storage.models import FIRST_WARD, Announcement, Delivery, Device, GroupCommand, MediaFile, User, Zone
 from devices.protocol import ALL_ZONE, ATTACHMENT_MAX_BYTES, Priority, SpeakerPlay, now_ms, zone_target
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,36 @@ class InvalidAnnouncement(ValueError):
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+
+
+def _unknown(field: str, message: str, hide: bool) -> Exception:
+    """An unknown name: 422 as ever, or — for a caller who cannot see every ward — the 404 a name of another
+    ward gets, in the same words, so the answer tells nothing about the other wards."""
+    return NotInReach(message) if hide else InvalidAnnouncement(field, message)
+
+
+def ward_agent_zones(session: Session, ward: str) -> dict[str, list[str]]:
+    """The ward's enabled agents and their zones."""
+    return {d.id: list(d.zones) for d in session.scalars(
+        select(Device).where(Device.enabled.is_(True), Device.ward_id == ward))}
+
+
+def ward_zones(session: Session, ward: str) -> set[str]:
+    """Zones of the ward: defined with a policy there, or named by one of its agents."""
+    zones = set(session.scalars(select(Zone.id).where(Zone.ward_id == ward)))
+    for device_zones in session.scalars(select(Device.zones).where(Device.ward_id == ward)):
+        zones.update(device_zones)
+    return zones
+
+
+def _zones_of_ward_only(session: Session, ward: str, zones: Sequence[str]) -> list[str]:
+    """The zones among ``zones`` no agent of another ward names: a group command on their topic reaches
+    this ward's agents alone."""
+    wanted = set(zones)
+    shared: set[str] = set()
+    for device_zones in session.scalars(select(Device.zones).where(Device.ward_id != ward)):
+        shared.update(wanted.intersection(device_zones))
+    return [z for z in zones if z not in shared]
 
 
 def normalize_text(text: str) -> str:
@@ -96,18 +127,25 @@ class AnnouncementService:
     # accept ---------------------------------------------------------------------------------------
 
     async def submit(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
-                     user_id: int | None, recording: str | None = None) -> AcceptedAnnouncement:
+                     user_id: int | None, recording: str | None = None, *, ward: str = FIRST_WARD,
+                     hide_unknown: bool = False) -> AcceptedAnnouncement:
         """Validates and stores off the event loop, then queues the rendering on it."""
-        accepted = await asyncio.to_thread(self.accept, text, targets, priority, start_at, user_id, recording)
+        accepted = await asyncio.to_thread(self.accept, text, targets, priority, start_at, user_id, recording,
+                                           ward=ward, hide_unknown=hide_unknown)
         self._enqueue(accepted.id, priority)  # asyncio queues are not thread-safe: only touched on the loop
         return accepted
 
     def accept(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
-               user_id: int | None, recording: str | None = None) -> AcceptedAnnouncement:
-        """Validates and stores a new announcement (blocking); raises InvalidAnnouncement with a clear message.
+               user_id: int | None, recording: str | None = None, *, ward: str = FIRST_WARD,
+               hide_unknown: bool = False) -> AcceptedAnnouncement:
+        """Validates and stores a new announcement of ``ward`` (blocking); raises InvalidAnnouncement with a
+        clear message.
 
         With ``recording`` (a stored recording's sha256) that recording is played and ``text`` only
-        describes it; otherwise ``text`` is read aloud. The caller queues it: :meth:`submit` does both.
+        describes it; otherwise ``text`` is read aloud. Targets and the recording must be the ward's; with
+        ``hide_unknown`` (a caller who cannot see every ward) a name unknown there is
+        :class:`~controller.accounts.reach.NotInReach` rather than invalid. The caller queues it:
+        :meth:`submit` does both.
         """
         text = normalize_text(text)
         if len(text) > self.settings.text_max_chars:
@@ -129,26 +167,30 @@ class AnnouncementService:
             if requested_ms > now + MAX_AHEAD_MS:
                 raise InvalidAnnouncement("start_at", "start_at is more than a year ahead")
         with self.db.session() as session:
-            agent_ids = self._resolve_targets(session, targets)
-            if recording is not None and session.get(MediaFile, recording) is None:
-                raise InvalidAnnouncement("recording", f"no stored recording {recording}")
+            agent_ids = self._resolve_targets(session, targets, ward, hide_unknown)
+            if recording is not None and (session.get(MediaFile, recording) is None
+                                          or not media_in_wards(session, recording, [ward])):
+                raise _unknown("recording", f"no stored recording {recording}", hide_unknown)
             # A recording is known from the start: the worker sends it as it is instead of rendering speech.
             ann = Announcement(id=uuid.uuid4().hex, text=text, spoken_text=spoken, priority=priority.value,
                                targets=list(targets), media_sha256=recording,
-                               requested_start_ms=requested_ms, status="rendering", created_by=user_id)
+                               requested_start_ms=requested_ms, status="rendering", created_by=user_id,
+                               ward_id=ward)
             session.add(ann)
             creator = session.get(User, user_id) if user_id is not None else None
             audit_chain.record(session, creator, "announcement.create", ann.id,
                                {"text": text[:500], "targets": list(targets), "priority": priority.value,
-                                "recording": recording})
+                                "recording": recording}, unit=ward)
             self.events.publish(AnnouncementChanged(ann.id), session)  # the console's lists show it at once
         return AcceptedAnnouncement(ann.id, agent_ids)
 
-    def _resolve_targets(self, session: Session, targets: Sequence[str]) -> list[str]:
-        """Agent ids reached by ``"all"``, agent ids and ``"zone:{name}"`` entries, in a stable order."""
+    def _resolve_targets(self, session: Session, targets: Sequence[str], ward: str,
+                         hide_unknown: bool = False) -> list[str]:
+        """Agent ids of ``ward`` reached by ``"all"``, agent ids and ``"zone:{name}"`` entries, in a stable
+        order; a name of another ward is unknown here."""
         if not targets:
             raise InvalidAnnouncement("targets", "targets is empty; give zones, agent ids or \"all\"")
-        fleet = agent_zones(session)
+        fleet = ward_agent_zones(session, ward)
         if ALL in targets:
             if len(targets) > 1:
                 raise InvalidAnnouncement("targets", "\"all\" cannot be combined with zones or agent ids")
@@ -156,13 +198,13 @@ class AnnouncementService:
                 raise InvalidAnnouncement("targets", "no agents are registered")
             return sorted(fleet)
         zones, agents = split_targets(targets)
-        existing = known_zones(session) if zones else set()
+        existing = ward_zones(session, ward) if zones else set()
         unknown_zones = [z for z in zones if z not in existing]
         if unknown_zones:
-            raise InvalidAnnouncement("targets", f"unknown zone(s): {', '.join(unknown_zones)}")
+            raise _unknown("targets", f"unknown zone(s): {', '.join(unknown_zones)}", hide_unknown)
         unknown = [a for a in agents if a not in fleet]
         if unknown:
-            raise InvalidAnnouncement("targets", f"unknown agent(s): {', '.join(unknown)}")
+            raise _unknown("targets", f"unknown agent(s): {', '.join(unknown)}", hide_unknown)
         chosen = dict.fromkeys(agents)
         for agent_id in sorted(fleet):
             if agent_id not in chosen and any(z in fleet[agent_id] for z in zones):
@@ -216,7 +258,7 @@ class AnnouncementService:
             if ann is None or ann.status != "rendering":
                 return 0
             text, targets, priority = ann.text, list(ann.targets), Priority(ann.priority)
-            requested = ann.requested_start_ms
+            requested, ward = ann.requested_start_ms, ann.ward_id
             recording = session.get(MediaFile, ann.media_sha256) if ann.media_sha256 else None
             if ann.media_sha256 and recording is None:
                 ann.status, ann.error = "failed", f"the recording {ann.media_sha256} is no longer stored"
@@ -249,32 +291,40 @@ class AnnouncementService:
             ann = session.get(Announcement, ann_id)
             assert ann is not None
             try:
-                agent_ids = self._resolve_targets(session, targets)
+                agent_ids = self._resolve_targets(session, targets, ward)
             except InvalidAnnouncement as exc:  # every target was removed while rendering
                 ann.status, ann.error = "failed", str(exc)
                 return 0
             ann.media_sha256, ann.start_ms, ann.status = speech.sha256, start, "sent"
+            claim_media(session, speech.sha256, [ward])  # the ward's staff may hear what it sent
             ann.engine = None if recording is not None else speech.source  # a recording was spoken by no engine
             order = SpeakerPlay(announcement_id=ann_id, sha256=speech.sha256, size=speech.size,
                                 duration_ms=speech.duration_ms, mime=speech.mime, priority=priority, start_at=start,
                                 title=_title(text))
-            commands = self._sign(session, ann_id, order, ttl, targets, agent_ids, attachment)
+            commands = self._sign(session, ann_id, order, ttl, targets, agent_ids, attachment, ward)
             audit_chain.record(session, session.get(User, ann.created_by) if ann.created_by is not None else None,
-                               "announcement.send", ann_id, {"agents": agent_ids, "start_ms": start})
+                               "announcement.send", ann_id, {"agents": agent_ids, "start_ms": start}, unit=ward)
         log.info("announcement %s: %.1f s of %s, %d target(s) in %d command(s)%s, start %d", ann_id,
                  speech.duration_ms / 1000, how, len(agent_ids), commands,
                  " with the audio attached" if attachment else "", start)
         return commands
 
     def _sign(self, session: Session, ann_id: str, order: SpeakerPlay, ttl: int, targets: Sequence[str],
-              agent_ids: Sequence[str], attachment: bytes | None) -> int:
+              agent_ids: Sequence[str], attachment: bytes | None, ward: str) -> int:
         """One group command for the zones (or everyone) named, one command per agent named on its own.
 
-        Each is written to the outbox in this transaction with its deliveries (the outbox moves them to
-        ``sent`` once the broker has it); returns how many commands.
+        "all" is the fleet-wide group while the deployment has one ward; with several it would reach other
+        wards' agents, so it becomes the groups of the ward's zones (those no other ward's agent is in) and
+        a command of its own for each agent left. Each is written to the outbox in this transaction with its
+        deliveries (the outbox moves them to ``sent`` once the broker has it); returns how many commands.
         """
-        zones = [ALL_ZONE] if ALL in targets else split_targets(targets)[0]
-        fleet = agent_zones(session)
+        fleet = ward_agent_zones(session, ward)
+        if ALL in targets and single_ward(session):
+            zones = [ALL_ZONE]
+        else:
+            named = (sorted({z for a in agent_ids for z in fleet.get(a, ())}) if ALL in targets
+                     else split_targets(targets)[0])
+            zones = _zones_of_ward_only(session, ward, named)
         reached = {a for a in agent_ids if ALL_ZONE in zones or any(z in fleet.get(a, ()) for z in zones)}
         commands = 0
         if reached:

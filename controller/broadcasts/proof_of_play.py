@@ -36,6 +36,8 @@ class PlayFilters:
     #: Scheduled start at or after / before (aware datetimes).
     since: datetime | None = None
     until: datetime | None = None
+    #: Only plays of these wards (``plays.ward_id``): the caller's; None for every ward.
+    wards: frozenset[str] | None = None
 
 
 def play_kind(play: Play) -> PlayKind | None:
@@ -53,6 +55,9 @@ def filtered_plays(session: Session, filters: PlayFilters) -> Select[Play]:
     """The plays matching ``filters``, newest scheduled first: the API's listing and the console's reports
     share this query, so both count the same plays."""
     query = select(Play)
+    if filters.wards is not None:
+        # First, and on the indexed column: a ward's report never reads another ward's plays.
+        query = query.where(Play.ward_id.in_(sorted(filters.wards)))
     if filters.agent_id:
         query = query.where(Play.agent_id == filters.agent_id)
     if filters.zone:

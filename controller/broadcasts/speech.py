@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from audio.pipeline import RenderedSpeech, SpeechConfig, render
 from audio.postprocess import postprocess
 from audio.probe import probe_audio
 from controller.broadcasts.media_store import MediaStore
+from controller.broadcasts.wards import claim_media
 from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import MediaFile
@@ -89,6 +90,18 @@ class SpeechService:
             shutil.move(audio.opus_path, staged)
             return self._store(staged, audio.sha256, audio.size, audio.duration_ms, "audio/ogg", RECORDING_SOURCE,
                                audio.loudness_lufs)
+
+    def claim(self, sha256: str, wards: Iterable[str]) -> None:
+        """Records that ``wards`` own the stored file (their staff may then hear and send it); blocking."""
+        wanted = list(wards)
+        if not wanted:
+            return
+        try:
+            with self.db.session() as session:
+                claim_media(session, sha256, wanted)
+        except IntegrityError:
+            # The same ward claimed the same file at the same moment elsewhere: the row we wanted exists.
+            pass
 
     def _store(self, file: Path, sha256: str, size: int, duration_ms: int, mime: str, source: str,
                loudness: float | None) -> StoredAudio:

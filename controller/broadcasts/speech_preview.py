@@ -6,6 +6,7 @@ The API's preview route and the console's "listen" button both call :func:`rende
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from audio.pipeline import NothingToSay
@@ -28,10 +29,10 @@ class Preview:
     stored: StoredAudio
 
 
-async def render_preview(speech: SpeechService, text: str) -> Preview:
-    """Renders ``text`` off the event loop; :class:`PreviewRefused`, or the speech stage's own errors
-    (:class:`~audio.engines.AllEnginesFailed` when no engine could speak, any other
-    :class:`~audio.speech.SpeechError`)."""
+async def render_preview(speech: SpeechService, text: str, wards: Iterable[str] = ()) -> Preview:
+    """Renders ``text`` off the event loop, owned by ``wards`` (whose staff may then hear it);
+    :class:`PreviewRefused`, or the speech stage's own errors (:class:`~audio.engines.AllEnginesFailed` when
+    no engine could speak, any other :class:`~audio.speech.SpeechError`)."""
     text = normalize_text(text)
     limit = speech.settings.text_max_chars
     if len(text) > limit:
@@ -40,4 +41,5 @@ async def render_preview(speech: SpeechService, text: str) -> Preview:
         rendered, stored = await asyncio.to_thread(speech.render, text)
     except NothingToSay:
         raise PreviewRefused("text has nothing to read aloud (only symbols or markup)") from None
+    await asyncio.to_thread(speech.claim, stored.sha256, list(wards))
     return Preview(text, speech.normalize(text), rendered.source, rendered.cached, stored)

@@ -14,11 +14,13 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData
 
 from audio.engines import AllEnginesFailed
+from controller.accounts.reach import unit_tree, wards_of
 from controller.accounts.scope import OutOfScope
 from controller.api.schemas import TargetsIn
 from controller.broadcasts.announcements import InvalidAnnouncement, normalize_text
 from controller.broadcasts.speech_preview import PreviewRefused
-from controller.schedule.items import ItemConflicts, ItemForbidden, ItemInvalid, known_zones
+from controller.broadcasts.wards import COMPOSER_ROLES
+from controller.schedule.items import ItemConflicts, ItemForbidden, ItemInvalid
 from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import Device, User, Zone
@@ -66,6 +68,8 @@ class ComposeForm(BaseModel):
     until_date: str = Field(default="", max_length=16)
     priority: Priority = Priority.NORMAL
     queue: bool = False
+    #: The ward it goes to: asked of staff of several wards only.
+    ward: str = Field(default="", max_length=63)
 
 
 def form_values(form: FormData) -> dict[str, Any]:
@@ -96,19 +100,26 @@ class Options:
     scope: list[str] = field(default_factory=list)
     #: The site's limit on an announcement's text (characters).
     text_max: int = 5000
+    #: The wards the user composes for, (id, name); the form asks which one only when there are several.
+    wards: list[tuple[str, str]] = field(default_factory=list)
 
 
 def options_for(session: Session, user: User, text_max: int) -> Options:
-    """Zones and speakers ``user`` may aim at; a zone-limited user sees only their zones (the API refuses
-    anything else)."""
-    names = {z.id: z.name for z in session.scalars(select(Zone))}
-    zones = sorted(known_zones(session))
+    """Zones and speakers of the wards ``user`` composes for; a zone-limited user sees only their zones (the
+    API refuses anything else)."""
+    wards = sorted(wards_of(session, user, COMPOSER_ROLES))
+    tree = unit_tree(session)
+    ward_names = [(w, tree.name.get(w, w)) for w in wards]
+    names = {z.id: z.name for z in session.scalars(select(Zone).where(Zone.ward_id.in_(wards)))}
+    zones = sorted(set(names) | {z for zs in session.scalars(select(Device.zones).where(Device.ward_id.in_(wards)))
+                                 for z in zs})
     scope = sorted(user.zones or ()) if "admin" not in user.role_set else []
     if scope:
-        return Options([(z, names.get(z, "")) for z in zones if z in scope], [], False, scope, text_max)
+        return Options([(z, names.get(z, "")) for z in zones if z in scope], [], False, scope, text_max,
+                       ward_names)
     agents = [(d.id, d.name, list(d.zones)) for d in session.scalars(
-        select(Device).where(Device.enabled.is_(True)).order_by(Device.id))]
-    return Options([(z, names.get(z, "")) for z in zones], agents, True, [], text_max)
+        select(Device).where(Device.enabled.is_(True), Device.ward_id.in_(wards)).order_by(Device.id))]
+    return Options([(z, names.get(z, "")) for z in zones], agents, True, [], text_max, ward_names)
 
 
 def load_options(db: Database, settings: Settings, user: User) -> Options:

@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from controller.accounts.reach import NotInReach
 from controller.broadcasts.live.active import ActiveSession, LiveError, new_listener_token, new_session_id
 from controller.broadcasts.live.icecast import IcecastAccess, icecast_up, mount_up
 from controller.broadcasts.live.source import (
@@ -44,7 +45,7 @@ from controller.broadcasts.live.source import (
 from controller.messaging.outbox import BrokerUnavailable, Outbox
 from controller.settings import Settings
 from controller.storage.engine import Database
-from controller.storage.models import Device, LiveSession, User, utcnow
+from controller.storage.models import FIRST_WARD, Device, LiveSession, User, utcnow
 from devices.protocol import Priority, SpeakerLive, SpeakerLiveEnd, valid_relay_url
 
 log = logging.getLogger(__name__)
@@ -143,14 +144,17 @@ class LiveHub:
         return self._sessions.get(session_id)
 
     async def create(self, user: User, agents: list[str], zones: list[str], priority: Priority, title: str,
-                     source: str, relay_url: str | None) -> ActiveSession:
-        """Creates a session (not yet live); raises :class:`LiveError` with the reason it cannot."""
+                     source: str, relay_url: str | None, *, ward: str = FIRST_WARD,
+                     hide_unknown: bool = False) -> ActiveSession:
+        """Creates a session of ``ward`` (not yet live) reaching that ward's agents; raises :class:`LiveError`
+        with the reason it cannot (or, with ``hide_unknown``, :class:`~controller.accounts.reach.NotInReach`
+        for an agent unknown in the ward, as another ward's would be)."""
         if source == "relay" and (relay_url is None or not valid_relay_url(relay_url)):
             raise LiveError(422, "a relay needs an absolute http(s) upstream URL")
         problem = await self.availability()
         if problem is not None:
             raise LiveError(503, problem)
-        targets = await asyncio.to_thread(self._resolve_targets, agents, zones)
+        targets = await asyncio.to_thread(self._resolve_targets, agents, zones, ward, hide_unknown)
         sess = ActiveSession(id=new_session_id(), tokens={a: new_listener_token() for a in targets},
                              priority=priority, owner_id=user.id, owner_name=user.username, source=source,
                              relay_url=relay_url, title=title, targets=set(targets), all_targets=set(targets))
@@ -170,34 +174,38 @@ class LiveHub:
                 raise LiveError(409, f"{', '.join(sorted(overlap))} đang phát trực tiếp bởi {other.owner_name} "
                                      f"(phiên {other.id}, {other.priority.value}) / already live from "
                                      f"{other.owner_name}", holder)
-            await asyncio.to_thread(self._insert, sess, zones)
+            await asyncio.to_thread(self._insert, sess, zones, ward)
             self._sessions[sess.id] = sess
         sess.tasks.append(asyncio.create_task(self._watch(sess), name=f"live-watch-{sess.id}"))
         if source == "relay":
             sess.tasks.append(asyncio.create_task(self.go_live(sess), name=f"live-go-{sess.id}"))
         return sess
 
-    def _resolve_targets(self, agents: list[str], zones: list[str]) -> list[str]:
+    def _resolve_targets(self, agents: list[str], zones: list[str], ward: str, hide_unknown: bool) -> list[str]:
         with self.db.session() as session:
             found: set[str] = set()
             for agent_id in agents:
                 device = session.get(Device, agent_id)
-                if device is None:
+                if device is None or device.ward_id != ward:
+                    if hide_unknown:
+                        raise NotInReach(f"unknown agent {agent_id}")
                     raise LiveError(422, f"unknown agent {agent_id}")
                 if device.enabled:
                     found.add(device.id)
             if zones:
                 wanted = set(zones)
-                for device in session.scalars(select(Device).where(Device.enabled.is_(True))):
+                for device in session.scalars(select(Device).where(Device.enabled.is_(True),
+                                                                   Device.ward_id == ward)):
                     if wanted & set(device.zones):
                         found.add(device.id)
         if not found:
             raise LiveError(422, "no enabled agent among the chosen agents and zones")
         return sorted(found)
 
-    def _insert(self, sess: ActiveSession, zones: list[str]) -> None:
+    def _insert(self, sess: ActiveSession, zones: list[str], ward: str) -> None:
         with self.db.session() as session:
-            session.add(LiveSession(id=sess.id, user_id=sess.owner_id, username=sess.owner_name, source=sess.source,
+            session.add(LiveSession(id=sess.id, ward_id=ward, user_id=sess.owner_id, username=sess.owner_name,
+                                    source=sess.source,
                                     relay_url=sess.relay_url, priority=sess.priority.value, title=sess.title,
                                     zones=sorted(set(zones)), targets=sorted(sess.targets), status="starting",
                                     notes=[], recording=f"live/{sess.id}.ogg", recording_bytes=0))

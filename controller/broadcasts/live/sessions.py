@@ -14,13 +14,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.accounts.reach import check_ward, ward_for_new, wards_of
 from controller.accounts.scope import check_agents_in_scope, check_zone_scope
 from controller.broadcasts.live.hub import LiveHub
 from controller.broadcasts.proof_of_play import LIVE_PLAY_PREFIX
+from controller.broadcasts.wards import COMPOSER_ROLES, every_ward
 from controller.messaging.events import EventBus, LiveChanged
 from controller.storage.engine import Database
 from controller.storage.models import LiveSession, Play, User
-from devices.protocol import Priority
+from devices.protocol import ID_PATTERN, Priority
 
 
 class LiveStart(BaseModel):
@@ -34,6 +36,9 @@ class LiveStart(BaseModel):
     title: str = Field(default="", max_length=200)
     source: Literal["microphone", "relay"] = "microphone"
     relay_url: str | None = Field(default=None, max_length=2000)
+    ward: str | None = Field(default=None, pattern=ID_PATTERN, max_length=63,
+                             description="the ward it is for (its targets must be that ward's); needed only by "
+                                         "staff of several wards")
 
 
 class LiveInvalid(ValueError):
@@ -85,20 +90,27 @@ class LiveSessions:
         if not body.agents and not body.zones:
             raise LiveInvalid("choose at least one agent or zone")
         # Its own short read (in a thread): the caller's session must hold no lock while the hub writes.
-        await asyncio.to_thread(self._check_scope, user, body.agents, body.zones)
+        ward, hide = await asyncio.to_thread(self._check_scope, user, body.agents, body.zones, body.ward)
         sess = await self.hub.create(user, body.agents, body.zones, body.priority, body.title, body.source,
-                                     body.relay_url)
+                                     body.relay_url, ward=ward, hide_unknown=hide)
         self.events.publish(LiveChanged(sess.id))
         return sess.id
 
-    def _check_scope(self, user: User, agents: list[str], zones: list[str]) -> None:
-        if zones:
-            check_zone_scope(user, False, zones, [])
+    def _check_scope(self, user: User, agents: list[str], zones: list[str],
+                     requested: str | None) -> tuple[str, bool]:
+        """The session's ward, and whether the caller is kept from seeing some wards (an unknown agent then
+        answers as another ward's would)."""
         with self.db.session() as session:
+            ward = ward_for_new(session, user, requested, COMPOSER_ROLES)
+            if zones:
+                check_zone_scope(user, False, zones, [])
             check_agents_in_scope(session, user, agents)
+            return ward, wards_of(session, user) != every_ward(session)
 
     async def end(self, session_id: str, user: User) -> LiveSession:
-        """Ends a session (its owner, or an admin); its record, or :class:`LiveSessionNotFound`."""
+        """Ends a session (its owner, or an admin) of the caller's wards; its record, or
+        :class:`LiveSessionNotFound` (also for another ward's)."""
+        await asyncio.to_thread(self._check_ward, session_id, user, COMPOSER_ROLES)
         sess = self.hub.get(session_id)
         if sess is not None:
             if sess.owner_id != user.id and user.role != "admin":
@@ -107,18 +119,24 @@ class LiveSessions:
             self.events.publish(LiveChanged(session_id))
         return await asyncio.to_thread(self._record, session_id)
 
+    def _check_ward(self, session_id: str, user: User, roles: tuple[str, ...]) -> None:
+        with self.db.session() as session:
+            row = self.get(session, session_id)
+            check_ward(session, user, row.ward_id, roles, str(LiveSessionNotFound()))
+
     def _record(self, session_id: str) -> LiveSession:
         with self.db.session() as session:
             return self.get(session, session_id)
 
-    def recent(self, session: Session, limit: int) -> list[LiveSession]:
-        """The record of live sessions, newest first."""
-        return list(session.scalars(select(LiveSession).order_by(LiveSession.started_at.desc()).limit(limit)))
+    def recent(self, session: Session, limit: int, wards: frozenset[str]) -> list[LiveSession]:
+        """The record of the wards' live sessions, newest first."""
+        return list(session.scalars(select(LiveSession).where(LiveSession.ward_id.in_(wards))
+                                    .order_by(LiveSession.started_at.desc()).limit(limit)))
 
-    def get(self, session: Session, session_id: str) -> LiveSession:
-        """One session's record, or :class:`LiveSessionNotFound`."""
+    def get(self, session: Session, session_id: str, wards: frozenset[str] | None = None) -> LiveSession:
+        """One session's record (of ``wards``, when given), or :class:`LiveSessionNotFound`."""
         row = session.get(LiveSession, session_id)
-        if row is None:
+        if row is None or (wards is not None and row.ward_id not in wards):
             raise LiveSessionNotFound()
         return row
 
@@ -127,9 +145,12 @@ class LiveSessions:
         return list(session.scalars(select(Play).where(Play.play_id == f"{LIVE_PLAY_PREFIX}{row.id}")
                                     .order_by(Play.agent_id, Play.attempt)))
 
-    def recording_path(self, session: Session, session_id: str) -> Path:
-        """The session's recording; :class:`LiveSessionNotFound`, :class:`LiveStillOnAir` or :class:`NoRecording`."""
+    def recording_path(self, session: Session, session_id: str, user: User) -> Path:
+        """The session's recording for an approver of its ward; :class:`LiveSessionNotFound` (also for another
+        ward's), :class:`~controller.accounts.reach.OutsideRole`, :class:`LiveStillOnAir` or
+        :class:`NoRecording`."""
         row = self.get(session, session_id)
+        check_ward(session, user, row.ward_id, ("approver",), str(LiveSessionNotFound()))
         if row.status not in ("ended", "failed"):
             raise LiveStillOnAir("the session is still on air")
         path = self.hub.recording_path(row)

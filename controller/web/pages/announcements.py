@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
+from controller.accounts.reach import ward_for_new, wards_of
 from controller.accounts.scope import OutOfScope, check_target_names
 from controller.api.deps import (
     AnnouncementsDep,
@@ -32,9 +33,10 @@ from controller.api.schemas import (
     ScheduleItemCreate,
     ScheduleItemPublic,
 )
-from controller.api.views import item_input, item_public, preview_public, recent_announcements
+from controller.api.views import item_input, item_public, preview_public
 from controller.broadcasts.announcements import ZONE_PREFIX, InvalidAnnouncement, normalize_text, split_targets
 from controller.broadcasts.speech_preview import PreviewRefused, render_preview
+from controller.broadcasts.wards import COMPOSER_ROLES, every_ward, recent_in_wards
 from controller.schedule.items import (
     ItemConflicts,
     ItemForbidden,
@@ -116,18 +118,22 @@ def _summary(announcement: Announcement, deliveries: dict[str, int]) -> dict[str
             "agents": [a for a in agents if a != "all"], "deliveries": sorted(deliveries.items())}
 
 
-def _recent(session: Session, schedule: ScheduleService) -> dict[str, Any]:
-    """Recent announcements (deliveries counted by state) and schedule items, newest first."""
-    announcements = [_summary(row, deliveries) for row, deliveries in recent_announcements(session, RECENT)]
+def _recent(session: Session, schedule: ScheduleService, user: User) -> dict[str, Any]:
+    """Recent announcements (deliveries counted by state) and schedule items of the user's wards, newest first."""
+    wards = wards_of(session, user)
+    announcements = [_summary(row, deliveries) for row, deliveries in recent_in_wards(session, wards, RECENT)]
     items = [item_public(row, session, schedule) for row in session.scalars(
-        select(ScheduleItem).order_by(ScheduleItem.created_at.desc()).limit(RECENT))]
+        select(ScheduleItem).where(ScheduleItem.ward_id.in_(wards))
+        .order_by(ScheduleItem.created_at.desc()).limit(RECENT))]
     return {"announcements": announcements, "items": items}
 
 
-def _queue(session: Session, schedule: ScheduleService) -> list[ScheduleItemPublic]:
-    """Schedule items waiting for an approver, oldest first."""
+def _queue(session: Session, schedule: ScheduleService, user: User) -> list[ScheduleItemPublic]:
+    """Schedule items waiting for an approver in the wards where the user approves, oldest first."""
+    wards = wards_of(session, user, ("approver",))
     return [item_public(row, session, schedule) for row in session.scalars(
-        select(ScheduleItem).where(ScheduleItem.status == "pending").order_by(ScheduleItem.created_at))]
+        select(ScheduleItem).where(ScheduleItem.status == "pending", ScheduleItem.ward_id.in_(wards))
+        .order_by(ScheduleItem.created_at))]
 
 
 def _labels() -> dict[str, Any]:
@@ -159,9 +165,9 @@ def _queue_response(request: Request, errors: dict[str, dict[str, list[str]]], n
                   status_code=status_code, headers={"HX-Trigger": REFRESH_EVENT} if status_code == 200 else None)
 
 
-def _load_queue(db: Database, schedule: ScheduleService) -> list[ScheduleItemPublic]:
+def _load_queue(db: Database, schedule: ScheduleService, user: User) -> list[ScheduleItemPublic]:
     with db.session() as session:
-        return _queue(session, schedule)
+        return _queue(session, schedule, user)
 
 
 # routes -------------------------------------------------------------------------------------------------
@@ -174,11 +180,11 @@ def announcements_page(request: Request, session: SessionDep, settings: Settings
     roles = user.role_set
     can_compose, can_approve = bool(roles & COMPOSERS), bool(roles & APPROVERS)
     context: dict[str, Any] = {"can_compose": can_compose, "can_approve": can_approve, **_labels(),
-                               **_recent(session, schedule)}
+                               **_recent(session, schedule, user)}
     if can_compose:
         options = options_for(session, user, settings.text_max_chars)
         context.update(_compose_context(blank_values(settings), {}, options))
-    context.update({"queue": _queue(session, schedule) if can_approve else [], "queue_errors": {},
+    context.update({"queue": _queue(session, schedule, user) if can_approve else [], "queue_errors": {},
                     "queue_notice": None, "queue_oob": False})
     return render(request, "announcements/page.html", context)
 
@@ -187,7 +193,7 @@ def announcements_page(request: Request, session: SessionDep, settings: Settings
 def recent_fragment(request: Request, session: SessionDep, schedule: ScheduleDep,
                     user: ConsoleUserDep) -> Response:
     """The recent announcements and schedule items (fetched again when something changes)."""
-    return render(request, "announcements/_recent.html", {**_labels(), **_recent(session, schedule),
+    return render(request, "announcements/_recent.html", {**_labels(), **_recent(session, schedule, user),
                                                           "can_compose": bool(user.role_set & COMPOSERS)})
 
 
@@ -208,7 +214,7 @@ async def cancel(item_id: str, request: Request, db: DatabaseDep, schedule: Sche
         with db.session() as session:
             schedule.cancel(session, item_id, user)
         with db.session() as session:
-            return _recent(session, schedule)
+            return _recent(session, schedule, user)
 
     try:
         lists = await run_in_threadpool(work)
@@ -220,18 +226,20 @@ async def cancel(item_id: str, request: Request, db: DatabaseDep, schedule: Sche
 
 @router.get("/announcements/queue")
 def queue_fragment(request: Request, session: SessionDep, schedule: ScheduleDep,
-                   _user: ConsoleApproverDep) -> Response:
+                   user: ConsoleApproverDep) -> Response:
     """The approval queue (fetched again when an item is added or decided)."""
     return render(request, "announcements/_queue.html",
-                  {"queue": _queue(session, schedule), "queue_errors": {}, "queue_notice": None, "queue_oob": False,
-                   **_labels()})
+                  {"queue": _queue(session, schedule, user), "queue_errors": {}, "queue_notice": None,
+                   "queue_oob": False, **_labels()})
 
 
 @router.post("/announcements/preview")
-async def listen(request: Request, speech: SpeechDep, settings: SettingsDep, _user: ConsoleOfficerDep) -> Response:
+async def listen(request: Request, db: DatabaseDep, speech: SpeechDep, settings: SettingsDep,
+                 user: ConsoleOfficerDep) -> Response:
     """The text as the speech engine will read it, and the rendered audio to play (as the API's preview)."""
     form = await request.form()
     text = normalize_text(str(form.get("text", "")))
+    ward, _ = await run_in_threadpool(_ward_for_announcement, db, user, str(form.get("ward", "")) or None)
     with speaking_to(request):
         errors: list[str] = []
         limit = settings.text_max_chars
@@ -243,7 +251,7 @@ async def listen(request: Request, speech: SpeechDep, settings: SettingsDep, _us
         result = None
         if not errors:
             try:
-                result = preview_public(await render_preview(speech, text), settings.resolved_public_url())
+                result = preview_public(await render_preview(speech, text, [ward]), settings.resolved_public_url())
             except (PreviewRefused, SpeechError) as exc:
                 errors = [m for messages in refusal_errors(exc, [], False).values() for m in messages]
     if result is None:
@@ -251,6 +259,14 @@ async def listen(request: Request, speech: SpeechDep, settings: SettingsDep, _us
                       status_code=422)
     return render(request, "announcements/_preview.html", {"preview": result, "preview_errors": [],
                                                             "audio_url": f"/media/{result.media.sha256}"})
+
+
+def _ward_for_announcement(db: Database, user: User, requested: str | None) -> tuple[str, bool]:
+    """The ward a new announcement goes to, and whether the user is kept from seeing some wards (an unknown
+    name then answers as another ward's would)."""
+    with db.session() as session:
+        return (ward_for_new(session, user, requested, COMPOSER_ROLES),
+                wards_of(session, user) != every_ward(session))
 
 
 def _create_item(db: Database, schedule: ScheduleService, body: ScheduleItemCreate, user: User) -> str:
@@ -282,8 +298,9 @@ async def compose(request: Request, db: DatabaseDep, settings: SettingsDep, anno
             if form.when == "now":
                 body = AnnouncementCreate(text=checked.text, targets=checked.targets, priority=form.priority)
                 check_target_names(user, body.target_names())
+                ward, hide = await run_in_threadpool(_ward_for_announcement, db, user, form.ward or None)
                 await announcements.submit(body.text, body.target_names(), body.priority, body.start_at, user.id,
-                                           body.recording)
+                                           body.recording, ward=ward, hide_unknown=hide)
                 notice = gettext("Sent. The list below shows each speaker's progress.")
             else:
                 assert checked.start is not None
@@ -331,7 +348,7 @@ async def _decide(request: Request, db: Database, schedule: ScheduleService, use
             errors[item_id] = {"__all__": [gettext("Someone other than its author must approve or reject it.")]}
         except ItemStateError:
             errors[item_id] = {"__all__": [gettext("This item is no longer waiting for approval.")]}
-    queue = await run_in_threadpool(_load_queue, db, schedule)
+    queue = await run_in_threadpool(_load_queue, db, schedule, user)
     return _queue_response(request, errors, notice, queue, 422 if errors else 200)
 
 

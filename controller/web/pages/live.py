@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Form, HTTPException, Path, Request, Response, status
 from pydantic import ValidationError
 
+from controller.accounts.reach import wards_of
 from controller.accounts.scope import OutOfScope
 from controller.api.deps import LiveSessionsDep, ProvisioningDep, SessionDep, ZonesDep
 from controller.api.views import device_public, live_public, zone_public
@@ -26,6 +27,7 @@ from controller.broadcasts.live.sessions import (
     LiveStart,
     NotYourSession,
 )
+from controller.broadcasts.wards import COMPOSER_ROLES
 from controller.fleet.provisioning import ProvisioningService
 from controller.schedule.zones import ZoneService
 from controller.storage.models import User
@@ -55,8 +57,9 @@ def _may_listen(user: User) -> bool:
 def _targets(session: SessionDep, zone_service: ZoneService, devices: ProvisioningService,
              user: User) -> tuple[list[object], list[object]]:
     """Zones and agents to choose from; a user limited to some zones sees only those (the API refuses others)."""
-    zones = [zone_public(z) for z in zone_service.list_zones(session)]
-    agents = [device_public(d) for d in devices.list_devices(session)]
+    wards = wards_of(session, user, COMPOSER_ROLES)
+    zones = [zone_public(z) for z in zone_service.list_zones(session, wards)]
+    agents = [device_public(d) for d in devices.list_devices(session, wards)]
     scope = set(user.zones or ())
     if scope and "admin" not in user.role_set:
         zones = [z for z in zones if z.id in scope]
@@ -65,7 +68,8 @@ def _targets(session: SessionDep, zone_service: ZoneService, devices: Provisioni
 
 
 def _session_rows(session: SessionDep, live: LiveSessions, user: User) -> dict[str, object]:
-    return {"sessions": [live_public(r) for r in live.recent(session, SESSIONS_SHOWN)], "may_listen": _may_listen(user),
+    return {"sessions": [live_public(r) for r in live.recent(session, SESSIONS_SHOWN, wards_of(session, user))],
+            "may_listen": _may_listen(user),
             "priority_labels": PRIORITY_LABELS, "status_labels": STATUS_LABELS, "source_labels": SOURCE_LABELS,
             "note_labels": NOTE_LABELS}
 
@@ -90,10 +94,10 @@ def sessions_fragment(request: Request, session: SessionDep, live: LiveSessionsD
 
 @router.get("/live/sessions/{session_id}/player")
 def player(session_id: SessionId, request: Request, session: SessionDep, live: LiveSessionsDep,
-           _user: ConsoleApproverDep) -> Response:
+           user: ConsoleApproverDep) -> Response:
     """An audio player on the session's recording (served by the API to approvers and admins)."""
     try:
-        row = live.get(session, session_id)
+        row = live.get(session, session_id, wards_of(session, user))
     except LiveSessionNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return render(request, "live/_player.html", {"row": live_public(row, live.plays(session, row))})

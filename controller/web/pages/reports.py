@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from controller.accounts.reach import wards_of
 from controller.api.deps import LiveSessionsDep, SessionDep, SettingsDep
 from controller.api.views import LivePublic, live_public
 from controller.broadcasts.live.sessions import LiveSessions
@@ -35,8 +36,7 @@ from controller.broadcasts.proof_of_play import (
     filtered_plays,
     play_kind,
 )
-from controller.schedule.items import known_zones
-from controller.storage.models import Announcement, Device, LiveSession, Play, ScheduleItem, User
+from controller.storage.models import Announcement, Device, LiveSession, Play, ScheduleItem, User, Zone
 from controller.web.errors import error_page
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
@@ -112,12 +112,12 @@ class ReportFilters(BaseModel):
     def _page_default(cls, value: Any) -> Any:
         return 1 if value is None else value
 
-    def play_filters(self, zone_info: ZoneInfo) -> PlayFilters:
-        """The query's filters: local days → [midnight of the first, midnight after the last)."""
+    def play_filters(self, zone_info: ZoneInfo, wards: frozenset[str] | None = None) -> PlayFilters:
+        """The query's filters within ``wards``: local days → [midnight of the first, midnight after the last)."""
         since = datetime.combine(self.date_from, time.min, zone_info) if self.date_from else None
         until = datetime.combine(self.date_to + timedelta(days=1), time.min, zone_info) if self.date_to else None
         return PlayFilters(agent_id=self.agent_id, zone=self.zone, outcome=self.outcome, kind=self.kind,
-                           since=since, until=until)
+                           since=since, until=until, wards=wards)
 
     def query(self, page: int | None = None) -> str:
         """These filters as a query string (for links to other pages and to the CSV)."""
@@ -246,23 +246,27 @@ class Choices:
     agents: list[tuple[str, str]]
 
 
-def choices(session: Session) -> Choices:
-    """Every zone and agent, for the filter boxes."""
-    return Choices(sorted(known_zones(session)),
-                   [(d.id, d.name) for d in session.scalars(select(Device).order_by(Device.id))])
+def choices(session: Session, wards: frozenset[str]) -> Choices:
+    """The zones and agents of ``wards``, for the filter boxes."""
+    zones = set(session.scalars(select(Zone.id).where(Zone.ward_id.in_(wards))))
+    devices = list(session.scalars(select(Device).where(Device.ward_id.in_(wards)).order_by(Device.id)))
+    for device in devices:
+        zones.update(device.zones)
+    return Choices(sorted(zones), [(d.id, d.name) for d in devices])
 
 
 def _report_context(request: Request, session: Session, user: User, params: Mapping[str, str],
                     zone_info: ZoneInfo) -> tuple[dict[str, Any], int]:
     filters, errors = parse_filters(request, params)
+    wards = wards_of(session, user)
     context: dict[str, Any] = {"errors": errors, "form": {k: params.get(k, "") for k in _FIELDS},
                                "short": short, "ms_to_dt": ms_to_dt, "duration": duration,
-                               "choices": choices(session), "outcome_labels": OUTCOME_LABELS,
+                               "choices": choices(session, wards), "outcome_labels": OUTCOME_LABELS,
                                "kind_labels": KIND_LABELS, "priority_labels": PRIORITY_LABELS,
                                "rows": [], "total": 0, "page": 1, "pages": 1, "filters": None}
     if filters is None:
         return context, 422
-    query = filtered_plays(session, filters.play_filters(zone_info))
+    query = filtered_plays(session, filters.play_filters(zone_info, wards))
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(filters.page, pages)
@@ -275,9 +279,10 @@ def _report_context(request: Request, session: Session, user: User, params: Mapp
 
 
 def _live_rows(session: Session, live: LiveSessions, filters: ReportFilters | None,
-               zone_info: ZoneInfo) -> list[LivePublic]:
-    """The newest live sessions (as the live API lists them), within the report's dates when they are valid."""
-    sessions = [live_public(r) for r in live.recent(session, 500)]
+               zone_info: ZoneInfo, user: User) -> list[LivePublic]:
+    """The newest live sessions of the user's wards (as the live API lists them), within the report's dates
+    when they are valid."""
+    sessions = [live_public(r) for r in live.recent(session, 500, wards_of(session, user))]
     if filters is not None:
         start = datetime.combine(filters.date_from, time.min, zone_info) if filters.date_from else None
         end = datetime.combine(filters.date_to + timedelta(days=1), time.min, zone_info) if filters.date_to \
@@ -293,7 +298,7 @@ def reports(request: Request, session: SessionDep, settings: SettingsDep, live: 
     """The report page; an htmx request (the filter form, the page links) gets the report part only."""
     zone_info = settings.tz
     context, status = _report_context(request, session, user, request.query_params, zone_info)
-    context.update({"live": _live_rows(session, live, context["filters"], zone_info),
+    context.update({"live": _live_rows(session, live, context["filters"], zone_info, user),
                     "live_status_labels": LIVE_STATUS_LABELS, "live_source_labels": LIVE_SOURCE_LABELS,
                     "may_listen": bool(user.role_set & RECORDING_ROLES)})
     partial = request.headers.get("HX-Request") == "true" and request.headers.get("HX-Target") == "report"
@@ -351,7 +356,7 @@ def _csv(session: Session, plays: Iterable[Play], zone_info: ZoneInfo) -> bytes:
 
 
 @router.get("/reports/plays.csv")
-def plays_csv(request: Request, session: SessionDep, settings: SettingsDep, _user: ConsoleUserDep,
+def plays_csv(request: Request, session: SessionDep, settings: SettingsDep, user: ConsoleUserDep,
               date_from: Annotated[str, Query(max_length=40)] = "",
               date_to: Annotated[str, Query(max_length=40)] = "",
               zone: Annotated[str, Query(max_length=100)] = "",
@@ -368,7 +373,8 @@ def plays_csv(request: Request, session: SessionDep, settings: SettingsDep, _use
     zone_info = settings.tz
     # Streamed and described a chunk at a time: memory stays flat, and the look-ups stay within the
     # database's limit on query parameters.
-    plays = session.scalars(filtered_plays(session, filters.play_filters(zone_info)).limit(CSV_MAX_ROWS)
+    plays = session.scalars(filtered_plays(session, filters.play_filters(zone_info, wards_of(session, user)))
+                            .limit(CSV_MAX_ROWS)
                             .execution_options(yield_per=1000))
     with speaking_to(request):
         body = _csv(session, plays, zone_info)
