@@ -183,6 +183,7 @@ class DeviceCreate(_In):
     zones: list[ZoneName] = Field(default_factory=list, max_length=50)
     #: A board profile from firmware_configs/ (sent to the device at enrolment).
     board_profile: str | None = Field(default=None, pattern=ID_PATTERN)
+    ward: WardField = None
 
 
 class DeviceUpdate(_In):
@@ -191,6 +192,9 @@ class DeviceUpdate(_In):
     name: str | None = Field(default=None, max_length=200)
     zones: list[ZoneName] | None = Field(default=None, max_length=50)
     board_profile: str | None = Field(default=None, pattern=ID_PATTERN)
+    ward: str | None = Field(default=None, pattern=ID_PATTERN, max_length=63,
+                             description="move it to this ward: its zones are cleared and its credentials "
+                                         "rotated (enrol it again); technician in both wards")
 
 
 class DevicePublic(BaseModel):
@@ -210,6 +214,7 @@ class DevicePublic(BaseModel):
     outputs: list[dict[str, Any]]
     state: dict[str, Any] | None
     board_profile: str | None = None
+    ward: str = Field(default=FIRST_WARD, description="the ward it belongs to")
     #: When it was revoked (no broker access, no token) until it is enrolled again.
     revoked_at: datetime | None = None
     #: Proof of play it sent for plays it was never given (not stored as plays), and the last time.
@@ -407,6 +412,7 @@ class ZoneUpdate(_In):
     name: str = Field(default="", max_length=200)
     quiet_hours: list[QuietHoursIn] = Field(default_factory=list, max_length=20)
     volumes: list[VolumeRuleIn] = Field(default_factory=list, max_length=24)
+    ward: WardField = None
 
 
 class ZonePublic(BaseModel):
@@ -414,6 +420,7 @@ class ZonePublic(BaseModel):
 
     id: str
     name: str
+    ward: str = Field(default=FIRST_WARD, description="the ward it belongs to")
     agents: list[str]
     quiet_hours: list[dict[str, Any]]
     volumes: list[dict[str, Any]]

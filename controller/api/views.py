@@ -39,7 +39,7 @@ def device_public(device: Device) -> DevicePublic:
                         status_changed_at=device.status_changed_at, last_seen_at=device.last_seen_at,
                         version=device.version, hostname=device.hostname,
                         capabilities=list(device.capabilities), outputs=list(device.outputs), state=device.state,
-                        board_profile=device.board_profile, revoked_at=device.revoked_at,
+                        board_profile=device.board_profile, ward=device.ward_id, revoked_at=device.revoked_at,
                         suspicious_plays=device.suspicious_plays or 0, suspicious_at=device.suspicious_at,
                         inbox_dropped=device.inbox_dropped or 0)
 
@@ -108,7 +108,7 @@ def live_public(row: LiveSession, plays: list[Play] | None = None) -> LivePublic
 def zone_public(zone: ZoneView) -> ZonePublic:
     """A zone as the API shows it (a zone only named by agents has no rules yet)."""
     row = zone.row
-    return ZonePublic(id=zone.id, name=row.name if row else "", agents=list(zone.agents),
+    return ZonePublic(id=zone.id, name=row.name if row else "", ward=zone.ward, agents=list(zone.agents),
                       quiet_hours=list(row.quiet_hours) if row else [], volumes=list(row.volumes) if row else [])
 
 

@@ -12,7 +12,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from controller.accounts import audit_chain
-from controller.fleet.provisioning import DeviceNotFound
+from controller.accounts.reach import NotInReach, check_ward
+from controller.fleet.provisioning import TECHNICIAN_ROLES, DeviceNotFound
 from controller.fleet.remote_ops import OPS, OpError, OpResult, OpsService
 from controller.storage.models import Device, User
 
@@ -35,14 +36,25 @@ class DeviceOperations:
                   wait_s: float) -> OpResult:
         """Sends ``op`` to the device and returns the agent's reply.
 
+        Only a device of a ward where ``user`` is a technician: one of a ward they cannot see is
+        :class:`~controller.fleet.provisioning.DeviceNotFound` like an unknown id, one they see without the role
+        :class:`~controller.accounts.reach.OutsideRole`.
+
         Raises :class:`~controller.fleet.provisioning.DeviceNotFound`, :class:`DeviceDisabled`,
         :class:`UnknownOperation`, or the :class:`~controller.fleet.remote_ops.OpError` of a send that failed (recorded
         in the audit trail when the agent did not answer or the broker was unreachable).
         """
+        ward: list[str] = []
+
         def check() -> None:
             device = session.get(Device, device_id)
             if device is None:
                 raise DeviceNotFound(device_id)
+            try:
+                check_ward(session, user, device.ward_id, TECHNICIAN_ROLES, "")
+            except NotInReach:
+                raise DeviceNotFound(device_id) from None
+            ward.append(device.ward_id)
             if not device.enabled:
                 raise DeviceDisabled(f"device {device_id!r} is disabled")
             if op not in OPS:
@@ -50,7 +62,8 @@ class DeviceOperations:
             session.commit()  # end the read transaction: the wait below may take seconds
 
         def record(detail: dict[str, Any]) -> None:
-            audit_chain.record(session, user, f"device.ops.{op}", device_id, {"body": body or {}, **detail})
+            audit_chain.record(session, user, f"device.ops.{op}", device_id, {"body": body or {}, **detail},
+                               unit=ward[0])
             session.commit()
 
         # The database work runs in a worker thread, one step after another on the caller's session: a

@@ -18,10 +18,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from controller.accounts.audit_chain import record
+from controller.accounts.reach import NotInReach, check_ward, ward_for_new, wards_of
 from controller.api.schemas import DeviceCreate, DeviceRegistered, DeviceUpdate
 from controller.api.views import device_public
 from controller.fleet.enrolment import (
@@ -36,14 +37,18 @@ from controller.fleet.enrolment import (
 )
 from controller.messaging.events import DeviceChanged, EventBus
 from controller.messaging.outbox import Outbox
+from controller.schedule.zones import claim_zones
 from controller.settings import Settings
-from controller.storage.models import Device, User
+from controller.storage.models import Device, EnrolmentCode, User
 from devices.enrolment import EnrolmentIdentity, MqttIdentity
 from devices.protocol import AgentStatus, StatusPayload, now_ms
 from firmware_configs.cloud_init import DEFAULT_REPO, BundleError, BundleOptions, render, zip_bytes
 from firmware_configs.profiles import BoardProfile, ProfileError, get_profile
 
 log = logging.getLogger(__name__)
+
+#: Who registers, changes, enrols, revokes and operates devices (admins count as every role).
+TECHNICIAN_ROLES: tuple[str, ...] = ("technician",)
 
 
 class DeviceNotFound(LookupError):
@@ -128,15 +133,36 @@ class ProvisioningService:
         self.public_key_text = public_key_text
 
     def get(self, session: Session, device_id: str) -> Device:
-        """The device, or :class:`DeviceNotFound`."""
+        """The device, or :class:`DeviceNotFound` (whoever asks: for the controller's own work)."""
         device = session.get(Device, device_id)
         if device is None:
             raise DeviceNotFound(device_id)
         return device
 
-    def list_devices(self, session: Session) -> list[Device]:
-        """Every registered device, by id."""
-        return list(session.scalars(select(Device).order_by(Device.id)))
+    def reachable(self, session: Session, user: User, device_id: str,
+                  roles: tuple[str, ...] | None = None) -> Device:
+        """The device, if ``user`` may see it (and holds one of ``roles`` in its ward, when given).
+
+        A device of a ward the user cannot see is :class:`DeviceNotFound`, the very answer an unknown id
+        gets; one they see without the role there is :class:`~controller.accounts.reach.OutsideRole`.
+        """
+        device = self.get(session, device_id)
+        try:
+            check_ward(session, user, device.ward_id, roles, "")
+        except NotInReach:
+            raise DeviceNotFound(device_id) from None
+        return device
+
+    def list_devices(self, session: Session, wards: frozenset[str] | None = None) -> list[Device]:
+        """The registered devices of ``wards`` (every one when None), by id."""
+        query = select(Device).order_by(Device.id)
+        if wards is not None:
+            query = query.where(Device.ward_id.in_(wards))
+        return list(session.scalars(query))
+
+    def visible_devices(self, session: Session, user: User) -> list[Device]:
+        """The devices of the wards ``user`` can see, by id."""
+        return self.list_devices(session, wards_of(session, user))
 
     # register and change ---------------------------------------------------------------------------
 
@@ -148,11 +174,15 @@ class ProvisioningService:
             raise DeviceExists(f"{body.id!r} is the controller's broker account")
         if body.board_profile is not None:
             _profile(body.board_profile)
-        device = Device(id=body.id, name=body.name, zones=list(dict.fromkeys(body.zones)), token_hash="",
+        ward = ward_for_new(session, user, body.ward, TECHNICIAN_ROLES)
+        zones = list(dict.fromkeys(body.zones))
+        claim_zones(session, ward, zones)
+        device = Device(id=body.id, ward_id=ward, name=body.name, zones=zones, token_hash="",
                         board_profile=body.board_profile)
         secrets = rotate_credentials(device)
         session.add(device)
-        record(session, user, "device.register", body.id, {"zones": device.zones, "board_profile": body.board_profile})
+        record(session, user, "device.register", body.id, {"zones": device.zones, "board_profile": body.board_profile},
+               unit=ward)
         session.flush()
         # A new agent gets its broker account and its window (its zones may already have items).
         self.events.publish(DeviceChanged(frozenset({body.id}), access=True, reach=True), session)
@@ -163,32 +193,68 @@ class ProvisioningService:
                                 mqtt_username=device.id, mqtt_password=secrets.mqtt_password)
 
     def update(self, session: Session, device_id: str, body: DeviceUpdate, user: User) -> Device:
-        """Renames an agent, moves it between zones or changes its board profile.
+        """Renames an agent, moves it between zones or wards, or changes its board profile.
 
         New zones change what it may read on the broker (its ACL) and what reaches it (its window, its
-        sign playlists).
+        sign playlists); they must be zones of its ward. A move to another ward (:meth:`_move`) comes first,
+        so zones named with it are the new ward's.
         """
-        device = self.get(session, device_id)
+        device = self.reachable(session, user, device_id, TECHNICIAN_ROLES)
         if body.board_profile is not None:
             _profile(body.board_profile)
+        moved = body.ward is not None and body.ward != device.ward_id
+        if moved:
+            assert body.ward is not None
+            self._move(session, device, body.ward, user)
+        if body.board_profile is not None:
             device.board_profile = body.board_profile
         if body.name is not None:
             device.name = body.name
         zones_changed = body.zones is not None and list(dict.fromkeys(body.zones)) != list(device.zones)
         if body.zones is not None:
+            claim_zones(session, device.ward_id, body.zones)
             device.zones = list(dict.fromkeys(body.zones))
-        record(session, user, "device.update", device.id, body.model_dump(exclude_none=True))
-        self.events.publish(DeviceChanged(frozenset({device_id}), access=zones_changed, reach=zones_changed),
-                            session)
+        record(session, user, "device.update", device.id, body.model_dump(exclude_none=True), unit=device.ward_id)
+        changed = zones_changed or moved
+        self.events.publish(DeviceChanged(frozenset({device_id}), access=changed, reach=changed), session)
         return device
+
+    def _move(self, session: Session, device: Device, ward: str, user: User) -> None:
+        """Hands the device over to ``ward``: the caller must be a technician there too.
+
+        Its zones were the old ward's, so they are cleared; its token and broker password are rotated (and
+        unused enrolment codes voided), so whatever the old ward configured stops working at the broker
+        and it must be enrolled again for the new ward. Both wards' audit trails say so.
+        """
+        check_ward(session, user, ward, TECHNICIAN_ROLES, f"ward {ward} not found")
+        old = device.ward_id
+        detail = {"from": old, "to": ward, "zones_cleared": list(device.zones)}
+        device.ward_id = ward
+        device.zones = []
+        now = datetime.now(UTC)
+        session.execute(update(EnrolmentCode).where(EnrolmentCode.device_id == device.id,
+                                                    EnrolmentCode.used_at.is_(None)).values(used_at=now))
+        if device.revoked_at is None:
+            # The new secrets are shown to nobody: the new ward's technician enrols it (a fresh code).
+            rotate_credentials(device)
+            # The broker drops its session on the reload without a will; the registry and its retained status say
+            # offline, as for a revocation.
+            device.status = "offline"
+            device.status_changed_at = now
+            self._say_offline(session, device.id)
+        record(session, user, "device.move", device.id, detail, unit=old)
+        record(session, user, "device.move", device.id, detail, unit=ward)
+        log.warning("device %s moved from ward %s to %s by %s; credentials rotated", device.id, old, ward,
+                    user.username)
 
     # enrolment -------------------------------------------------------------------------------------
 
     def issue_enrolment(self, session: Session, device_id: str, user: User) -> EnrolmentIssued:
         """A one-time enrolment code for a device (any older unused code of it stops working)."""
-        device = self.get(session, device_id)
+        device = self.reachable(session, user, device_id, TECHNICIAN_ROLES)
         issued = issue_code(session, device, user.username, timedelta(minutes=self.settings.enrolment_code_minutes))
-        record(session, user, "device.enrolment_code", device.id, {"expires_at": issued.expires_at.isoformat()})
+        record(session, user, "device.enrolment_code", device.id, {"expires_at": issued.expires_at.isoformat()},
+               unit=device.ward_id)
         uri = enrol_uri(self.settings.resolved_public_url(), issued.code)
         return EnrolmentIssued(device_id=device.id, code=issued.code, expires_at=issued.expires_at, uri=uri,
                                qr_svg=qr_svg(uri))
@@ -199,7 +265,7 @@ class ProvisioningService:
         :class:`BundleInvalid` names the field at fault; raising rolls the session back, so the code just
         issued is never stored.
         """
-        device = self.get(session, device_id)
+        device = self.reachable(session, user, device_id, TECHNICIAN_ROLES)
         name = body.profile or device.board_profile
         if name is None:
             raise BundleInvalid("profile: the device has no board profile; name one")
@@ -217,7 +283,7 @@ class ProvisioningService:
         except BundleError as exc:
             raise BundleInvalid(str(exc)) from None
         record(session, user, "device.bundle", device.id,
-               {"profile": profile.name, "expires_at": issued.expires_at.isoformat()})
+               {"profile": profile.name, "expires_at": issued.expires_at.isoformat()}, unit=device.ward_id)
         return Bundle(f"{device.id}-first-boot.zip", zip_bytes(files))
 
     def enrol(self, session: Session, code: str, client: str) -> EnrolmentIdentity:
@@ -243,7 +309,7 @@ class ProvisioningService:
             except ProfileError as exc:
                 # The profile file went missing or bad since the device was created: enrol without it, loudly.
                 log.error("device %s: board profile unusable: %s", device.id, exc)
-        record(session, None, "device.enrol", device.id, {"client": client})
+        record(session, None, "device.enrol", device.id, {"client": client}, unit=device.ward_id)
         self._access_changed(session, device)
         s = self.settings
         ca = s.agent_mqtt_ca_file.read_text(encoding="utf-8") if s.agent_mqtt_ca_file is not None else None
@@ -260,9 +326,9 @@ class ProvisioningService:
 
     def revoke(self, session: Session, device_id: str, user: User) -> Device:
         """Withdraws the device's broker access (its live connection is dropped) and its token, at once."""
-        device = self.get(session, device_id)
+        device = self.reachable(session, user, device_id, TECHNICIAN_ROLES)
         revoke(session, device)
-        record(session, user, "device.revoke", device.id)
+        record(session, user, "device.revoke", device.id, unit=device.ward_id)
         log.warning("device %s revoked by %s", device.id, user.username)
         self._access_changed(session, device)
         self._say_offline(session, device.id)

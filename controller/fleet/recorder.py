@@ -179,7 +179,8 @@ class FleetRecorder:
         play = session.scalar(select(Play).where(Play.agent_id == device.id, Play.play_id == data.play_id,
                                                  Play.attempt == data.attempt))
         if play is None:
-            play = Play(agent_id=device.id, play_id=data.play_id, attempt=data.attempt,
+            # The ward it played in: a device moved later leaves its proof of play with the ward it served.
+            play = Play(agent_id=device.id, ward_id=device.ward_id, play_id=data.play_id, attempt=data.attempt,
                         announcement_id=data.announcement_id, item_id=data.item_id,
                         sha256=data.sha256, priority=data.priority.value, output=data.output,
                         scheduled_start_ms=data.scheduled_start)

@@ -3,14 +3,15 @@
 Each panel is a fragment (``/console/dashboard/<panel>``) the page fetches again when the change feed
 says its kind of state moved (SSE), with a slow poll as a fallback. The panels read what the API's
 read endpoints read (devices, plays, the schedule's plan, camera events) and, like those endpoints,
-show the whole fleet to every member of staff: zone scope limits what a user may *send*, not what they
-may see. A zone-limited user's zones come first.
+show the whole fleet of the user's wards (each query filters on the ward in SQL) to every member of staff
+there: zone scope limits what a user may *send*, not what they may see. A zone-limited user's zones come
+first.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
@@ -19,6 +20,7 @@ from fastapi import APIRouter, Request, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.accounts.reach import wards_of
 from controller.api.deps import SessionDep, WindowsDep
 from controller.broadcasts.proof_of_play import LIVE_PLAY_PREFIX
 from controller.schedule.agent_windows import WindowPublisher
@@ -98,15 +100,16 @@ class ZoneGroup:
                       key=lambda d: (d.last_seen_at or datetime.min.replace(tzinfo=UTC), d.id))
 
 
-def active_devices(session: Session) -> list[Device]:
-    """Registered agents that are part of the fleet (not revoked), by id."""
-    return list(session.scalars(select(Device).where(Device.revoked_at.is_(None)).order_by(Device.id)))
+def active_devices(session: Session, wards: Collection[str]) -> list[Device]:
+    """Registered agents of ``wards`` that are part of the fleet (not revoked), by id."""
+    return list(session.scalars(select(Device).where(Device.revoked_at.is_(None), Device.ward_id.in_(wards))
+                                .order_by(Device.id)))
 
 
-def fleet_by_zone(session: Session, user: User, devices: Iterable[Device]) -> list[ZoneGroup]:
+def fleet_by_zone(session: Session, user: User, devices: Iterable[Device], wards: Collection[str]) -> list[ZoneGroup]:
     """Agents grouped by zone (an agent in two zones is in both): the user's zones first, then by id,
     agents in no zone last."""
-    names = {z.id: z.name for z in session.scalars(select(Zone))}
+    names = {z.id: z.name for z in session.scalars(select(Zone).where(Zone.ward_id.in_(wards)))}
     groups: dict[str, ZoneGroup] = {}
     mine = set(user.zones or ())
     for device in devices:
@@ -189,7 +192,7 @@ class _Current(NamedTuple):
     title: str
 
 
-def _now_playing(session: Session, devices: list[Device], now: int) -> dict[str, _Current]:
+def _now_playing(session: Session, devices: list[Device], now: int, wards: Collection[str]) -> dict[str, _Current]:
     """agent → what it plays now.
 
     The agent's retained state says it best; a play reported started and not yet finished stands in
@@ -208,7 +211,8 @@ def _now_playing(session: Session, devices: list[Device], now: int) -> dict[str,
     # (agent_id, play_id) index and read every play of every online agent (all their history) to find
     # the few started in the last hours (bench/console_pages.py: 31 ms at 50,000 plays, 0.25 ms this way).
     open_plays = session.scalars(select(Play).where(Play.outcome.is_(None), Play.actual_start_ms.is_not(None),
-                                                    Play.actual_start_ms >= now - OPEN_PLAY_MAX_MS)
+                                                    Play.actual_start_ms >= now - OPEN_PLAY_MAX_MS,
+                                                    Play.ward_id.in_(wards))
                                  .order_by(Play.actual_start_ms))
     for play in open_plays:
         if play.agent_id not in wanted:
@@ -246,8 +250,8 @@ def _planned(windows: WindowPublisher, agent_ids: list[str], now: int) -> dict[s
         return plans
 
 
-def _upcoming(session: Session, windows: WindowPublisher, devices: list[Device],
-              now: int) -> dict[str, Activity]:
+def _upcoming(session: Session, windows: WindowPublisher, devices: list[Device], now: int,
+              wards: Collection[str]) -> dict[str, Activity]:
     """agent → the next thing it will play: the schedule's next occurrence or an announcement set for later."""
     nexts: dict[str, tuple[int, Activity]] = {}
 
@@ -262,25 +266,27 @@ def _upcoming(session: Session, windows: WindowPublisher, devices: list[Device],
                 break
     rows = session.execute(select(Delivery.agent_id, Announcement.start_ms, Announcement.text, Announcement.priority)
                            .join(Announcement, Announcement.id == Delivery.announcement_id)
-                           .where(Announcement.start_ms > now,
+                           .where(Announcement.start_ms > now, Announcement.ward_id.in_(wards),
                                   Delivery.status.in_(("queued", "sent", "accepted"))))
+    shown = {d.id for d in devices}
     for agent_id, start_ms, text, priority in rows:
-        if start_ms is None:
+        if start_ms is None or agent_id not in shown:
             continue
         offer(agent_id, start_ms, Activity(short(text), priority, _ms_time(start_ms), "announcement"))
     return {agent: activity for agent, (_start, activity) in nexts.items()}
 
 
-def activity(session: Session, windows: WindowPublisher, devices: list[Device]) -> list[AgentActivity]:
-    """Per agent, what it plays now and what it plays next; agents playing something first."""
+def activity(session: Session, windows: WindowPublisher, devices: list[Device],
+             wards: Collection[str]) -> list[AgentActivity]:
+    """Per agent of ``wards``, what it plays now and what it plays next; agents playing something first."""
     now = now_ms()
-    playing = _now_playing(session, devices, now)
+    playing = _now_playing(session, devices, now, wards)
     untitled = [c for c in playing.values() if not c.title]
     titles = _Titles.load(session, {c.announcement_id for c in untitled if c.announcement_id},
                           {c.item_id for c in untitled if c.item_id},
                           {c.play_id.removeprefix(LIVE_PLAY_PREFIX) for c in untitled
                            if c.play_id.startswith(LIVE_PLAY_PREFIX)})
-    upcoming = _upcoming(session, windows, devices, now)
+    upcoming = _upcoming(session, windows, devices, now, wards)
     lines = []
     for device in devices:
         current = None
@@ -310,22 +316,24 @@ _CAMERA_FAULT = N_("Camera fault")
 _AGENT_ERROR = N_("Agent error")
 
 
-def faults(session: Session) -> tuple[list[Fault], list[Fault]]:
-    """(faults now: signs and cameras that report one; recent error events of agents and signs)."""
+def faults(session: Session, wards: Collection[str]) -> tuple[list[Fault], list[Fault]]:
+    """(faults now: signs and cameras of ``wards`` that report one; recent error events of their agents and signs)."""
     current: list[Fault] = []
-    for device in active_devices(session):
+    for device in active_devices(session, wards):
         for sign in (device.state or {}).get("signs", []) or []:
             if isinstance(sign, dict) and sign.get("fault"):
                 current.append(Fault(_SIGN_FAULT, f"{device.id} · {sign.get('sign', '')}",
                                      _ms_time(sign.get("since")), str(sign["fault"])))
-    for camera in session.scalars(select(Camera).where(Camera.status == "fault").order_by(Camera.id)):
+    for camera in session.scalars(select(Camera).where(Camera.status == "fault", Camera.ward_id.in_(wards))
+                                  .order_by(Camera.id)):
         label = camera.name or camera.id
         current.append(Fault(_CAMERA_FAULT, f"{label} ({camera.zone})" if camera.zone else label,
                              camera.status_changed_at, camera.fault or ""))
     since = now_ms() - int(RECENT.total_seconds() * 1000)
     recent: list[Fault] = []
-    events = session.scalars(select(DeviceEvent).where(DeviceEvent.type.in_(("error", "sign.status")),
-                                                       DeviceEvent.ts_ms >= since)
+    events = session.scalars(select(DeviceEvent).join(Device, Device.id == DeviceEvent.agent_id)
+                             .where(DeviceEvent.type.in_(("error", "sign.status")), DeviceEvent.ts_ms >= since,
+                                    Device.ward_id.in_(wards))
                              .order_by(DeviceEvent.ts_ms.desc()).limit(200))
     for event in events:
         data = event.data or {}
@@ -345,11 +353,12 @@ def faults(session: Session) -> tuple[list[Fault], list[Fault]]:
 # motion ---------------------------------------------------------------------------------------------
 
 
-def motion_events(session: Session, limit: int = 12) -> list[tuple[CameraEvent, str]]:
-    """The newest motion events of the last day, with their camera's name."""
+def motion_events(session: Session, wards: Collection[str], limit: int = 12) -> list[tuple[CameraEvent, str]]:
+    """The newest motion events of the last day in ``wards``, with their camera's name."""
     since = now_ms() - int(RECENT.total_seconds() * 1000)
     events = list(session.scalars(select(CameraEvent).where(CameraEvent.type == "camera.motion",
-                                                           CameraEvent.ts_ms >= since)
+                                                           CameraEvent.ts_ms >= since,
+                                                           CameraEvent.ward_id.in_(wards))
                                   .order_by(CameraEvent.ts_ms.desc(), CameraEvent.id).limit(limit)))
     names = {c.id: c.name or c.id for c in session.scalars(
         select(Camera).where(Camera.id.in_({e.camera_id for e in events})))} if events else {}
@@ -365,17 +374,18 @@ def sees_motion(user: User) -> bool:
 
 
 def panel_data(panel: str, session: Session, windows: WindowPublisher, user: User) -> dict[str, Any]:
-    """What one panel shows."""
+    """What one panel shows: only the wards the user can see."""
+    wards = wards_of(session, user)
     if panel == "fleet":
-        devices = active_devices(session)
-        return {"zones": fleet_by_zone(session, user, devices), "total": len(devices),
+        devices = active_devices(session, wards)
+        return {"zones": fleet_by_zone(session, user, devices, wards), "total": len(devices),
                 "online": sum(1 for d in devices if d.status == "online")}
     if panel == "playing":
-        return {"lines": activity(session, windows, active_devices(session))}
+        return {"lines": activity(session, windows, active_devices(session, wards), wards)}
     if panel == "faults":
-        current, recent = faults(session)
+        current, recent = faults(session, wards)
         return {"current": current, "recent": recent}
-    return {"events": [(e, name, _ms_time(e.ts_ms)) for e, name in motion_events(session)]}
+    return {"events": [(e, name, _ms_time(e.ts_ms)) for e, name in motion_events(session, wards)]}
 
 
 def _panel(request: Request, panel: str, session: Session, windows: WindowPublisher, user: User) -> Response:

@@ -3,7 +3,9 @@ code with its QR, first-boot bundle, revoke) — for technicians.
 
 Every change goes through the services the API's routes call too (controller/fleet/provisioning.py,
 device_operations.py), so validation, the broker's accounts and the audit trail are the same as for
-scripts; this module only turns their answers and refusals into fragments in the user's language.
+scripts; this module only turns their answers and refusals into fragments in the user's language. A
+member of staff sees the devices of their wards (a device of another ward is "not found", as an unknown
+id) and changes those of the wards where they are a technician.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from controller.accounts.reach import NotInReach, check_ward, unit_tree, wards_of
 from controller.api.deps import DatabaseDep, DeviceOperationsDep, ProvisioningDep, SessionDep
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceUpdate
 from controller.api.views import device_public
 from controller.fleet.device_operations import DeviceDisabled, UnknownOperation
 from controller.fleet.provisioning import (
+    TECHNICIAN_ROLES,
     BundleInvalid,
     BundleRequest,
     DeviceExists,
@@ -29,9 +33,9 @@ from controller.fleet.provisioning import (
     ProvisioningService,
 )
 from controller.fleet.remote_ops import OPS, OpError
-from controller.schedule.items import known_zones
+from controller.schedule.zones import ZoneOfOtherWard, ward_zones
 from controller.storage.engine import Database
-from controller.storage.models import Device
+from controller.storage.models import Device, User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleTechnicianDep
@@ -87,23 +91,30 @@ def split_zones(checked: list[str], extra: str) -> list[str]:
     return list(dict.fromkeys([*checked, *typed]))
 
 
-def zone_choices(session: SessionDep, *also: list[str]) -> list[str]:
-    """The zones a form offers as checkboxes: every known zone and those in ``also`` (already chosen)."""
-    found = set(known_zones(session))
+def zone_choices(session: SessionDep, wards: frozenset[str], *also: list[str]) -> list[str]:
+    """The zones a form offers as checkboxes: every zone of ``wards`` and those in ``also`` (already chosen)."""
+    found = set(ward_zones(session, wards))
     for zones in also:
         found.update(zones)
     return sorted(found)
 
 
-def _get_device(session: SessionDep, devices: ProvisioningService, device_id: str) -> Device:
+def _get_device(session: SessionDep, devices: ProvisioningService, device_id: str, user: User,
+                roles: tuple[str, ...] | None = None) -> Device:
     try:
-        return devices.get(session, device_id)
+        return devices.reachable(session, user, device_id, roles)
     except DeviceNotFound:
         raise HTTPException(status.HTTP_404_NOT_FOUND) from None
 
 
-def _devices(session: SessionDep, devices: ProvisioningService) -> list[DevicePublic]:
-    return [device_public(d) for d in devices.list_devices(session)]
+def _devices(session: SessionDep, devices: ProvisioningService, user: User) -> list[DevicePublic]:
+    return [device_public(d) for d in devices.visible_devices(session, user)]
+
+
+def _ward_choices(session: SessionDep, user: User) -> list[tuple[str, str]]:
+    """The wards a technician may register a device in, with their names (a choice only with several)."""
+    names = unit_tree(session).name
+    return [(w, names.get(w, w)) for w in sorted(wards_of(session, user, TECHNICIAN_ROLES))]
 
 
 def _profiles() -> list[tuple[str, str]]:
@@ -114,27 +125,29 @@ def _profiles() -> list[tuple[str, str]]:
         return []
 
 
-def _register_context(session: SessionDep, values: dict[str, Any] | None = None,
+def _register_context(session: SessionDep, user: User, values: dict[str, Any] | None = None,
                       errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    return {"values": values or {"id": "", "name": "", "zones": [], "zones_extra": "", "board_profile": ""},
-            "errors": errors or {}, "zone_choices": zone_choices(session), "profiles": _profiles(),
-            "status_labels": AGENT_STATUS_LABELS}
+    wards = _ward_choices(session, user)
+    return {"values": values or {"id": "", "name": "", "zones": [], "zones_extra": "", "board_profile": "",
+                                 "ward": ""},
+            "errors": errors or {}, "zone_choices": zone_choices(session, frozenset(w for w, _n in wards)),
+            "profiles": _profiles(), "status_labels": AGENT_STATUS_LABELS, "ward_choices": wards}
 
 
 @router.get("/devices")
 def devices_page(request: Request, session: SessionDep, devices: ProvisioningDep,
-                 _user: ConsoleTechnicianDep) -> Response:
-    """Every agent with its status, and the form registering a new one."""
+                 user: ConsoleTechnicianDep) -> Response:
+    """Every agent of the user's wards with its status, and the form registering a new one."""
     return render(request, "devices/index.html",
-                  {"devices": _devices(session, devices), **_register_context(session)})
+                  {"devices": _devices(session, devices, user), **_register_context(session, user)})
 
 
 @router.get("/devices/table")
 def devices_table(request: Request, session: SessionDep, devices: ProvisioningDep,
-                  _user: ConsoleTechnicianDep) -> Response:
+                  user: ConsoleTechnicianDep) -> Response:
     """The fleet table alone (the page fetches it again when the fleet changes)."""
     return render(request, "devices/_table.html",
-                  {"devices": _devices(session, devices), "status_labels": AGENT_STATUS_LABELS})
+                  {"devices": _devices(session, devices, user), "status_labels": AGENT_STATUS_LABELS})
 
 
 @router.post("/devices")
@@ -143,24 +156,28 @@ def devices_register(request: Request, session: SessionDep, devices: Provisionin
                      name: Annotated[str, Form(max_length=1000)] = "",
                      zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 - FastAPI copies it
                      zones_extra: Annotated[str, Form(max_length=4000)] = "",
-                     board_profile: Annotated[str, Form(max_length=200)] = "") -> Response:
+                     board_profile: Annotated[str, Form(max_length=200)] = "",
+                     ward: Annotated[str, Form(max_length=200)] = "") -> Response:
     """Registers an agent (as ``POST /api/v1/devices``) and shows its secrets once."""
-    values = {"id": id, "name": name, "zones": zones, "zones_extra": zones_extra, "board_profile": board_profile}
+    values = {"id": id, "name": name, "zones": zones, "zones_extra": zones_extra, "board_profile": board_profile,
+              "ward": ward}
     with speaking_to(request):
         try:
             body = DeviceCreate(id=id.strip(), name=name.strip(), zones=split_zones(zones, zones_extra),
-                                board_profile=board_profile or None)
+                                board_profile=board_profile or None, ward=ward or None)
         except ValidationError as exc:
-            return render(request, "devices/_register.html", _register_context(session, values, field_errors(exc)),
-                          status_code=422)
+            return render(request, "devices/_register.html",
+                          _register_context(session, user, values, field_errors(exc)), status_code=422)
         try:
             registered = devices.register(session, body, user)
-        except (DeviceExists, ProfileInvalid) as exc:
+        except (DeviceExists, ProfileInvalid, ZoneOfOtherWard) as exc:
             if isinstance(exc, DeviceExists):
                 errors = {"id": [gettext("This id is already taken.")]}
+            elif isinstance(exc, ZoneOfOtherWard):
+                errors = {"zones": [gettext("This zone id is taken by another ward.")]}
             else:
                 errors = {"board_profile": [gettext("There is no such board profile.")]}
-            return render(request, "devices/_register.html", _register_context(session, values, errors),
+            return render(request, "devices/_register.html", _register_context(session, user, values, errors),
                           status_code=422)
     # The table listens for this event and fetches itself again.
     return render(request, "devices/_registered.html", {"registered": registered},
@@ -170,24 +187,24 @@ def devices_register(request: Request, session: SessionDep, devices: Provisionin
 def _device_context(session: SessionDep, device: Device) -> dict[str, Any]:
     public = device_public(device)
     return {"device": public, "status_labels": AGENT_STATUS_LABELS, "profiles": _profiles(),
-            "zone_choices": zone_choices(session, list(device.zones)), "errors": {},
+            "zone_choices": zone_choices(session, frozenset({device.ward_id}), list(device.zones)), "errors": {},
             "values": {"name": device.name, "zones": list(device.zones), "zones_extra": ""},
             "volume": (device.state or {}).get("volume"), "op_errors": {}, "op_values": {}}
 
 
 @router.get("/devices/{device_id}")
 def device_page(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
-                _user: ConsoleTechnicianDep) -> Response:
+                user: ConsoleTechnicianDep) -> Response:
     """One agent: its status, remote operations, zones and provisioning."""
-    device = _get_device(session, devices, device_id)
+    device = _get_device(session, devices, device_id, user)
     return render(request, "devices/device.html", _device_context(session, device))
 
 
 @router.get("/devices/{device_id}/status")
 def device_status(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
-                  _user: ConsoleTechnicianDep) -> Response:
+                  user: ConsoleTechnicianDep) -> Response:
     """The agent's status block alone (fetched again when the fleet changes)."""
-    device = _get_device(session, devices, device_id)
+    device = _get_device(session, devices, device_id, user)
     return render(request, "devices/_status.html", _device_context(session, device))
 
 
@@ -216,7 +233,7 @@ async def device_op(device_id: str, op: str, request: Request, session: SessionD
             if op not in _FORM_OPS:  # the buttons send fixed values: only a hand-made request gets here
                 return render(request, "devices/_op_result.html", {"outcome": {
                     "op": op, "status": "failed", "message": N_("The operation was refused.")}}, status_code=422)
-            device = await run_in_threadpool(_read_device, db, device_id)
+            device = await run_in_threadpool(_read_device, db, device_id, user)
             if device is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND) from None
             context = {"device": device, "op_errors": {op: field_errors(exc)}, "op_values": {op: form},
@@ -239,11 +256,18 @@ async def device_op(device_id: str, op: str, request: Request, session: SessionD
     return render(request, "devices/_op_result.html", {"outcome": outcome})
 
 
-def _read_device(db: Database, device_id: str) -> DevicePublic | None:
-    """The device's public view in a session of its own (for the async operation route's worker thread)."""
+def _read_device(db: Database, device_id: str, user: User) -> DevicePublic | None:
+    """The device's public view in a session of its own (for the async operation route's worker thread);
+    None for an unknown device or one of a ward ``user`` cannot see."""
     with db.session() as session:
         device = session.get(Device, device_id)
-        return device_public(device) if device is not None else None
+        if device is None:
+            return None
+        try:
+            check_ward(session, user, device.ward_id, None, "")
+        except NotInReach:
+            return None
+        return device_public(device)
 
 
 @router.patch("/devices/{device_id}")
@@ -253,7 +277,7 @@ def device_update(device_id: str, request: Request, session: SessionDep, devices
                   zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 - FastAPI copies it
                   zones_extra: Annotated[str, Form(max_length=4000)] = "") -> Response:
     """Renames the agent and sets its zones (as ``PATCH /api/v1/devices/{id}``)."""
-    device = _get_device(session, devices, device_id)
+    device = _get_device(session, devices, device_id, user, TECHNICIAN_ROLES)
     values = {"name": name, "zones": zones, "zones_extra": zones_extra}
     with speaking_to(request):
         try:
@@ -261,7 +285,14 @@ def device_update(device_id: str, request: Request, session: SessionDep, devices
         except ValidationError as exc:
             context = {**_device_context(session, device), "values": values, "errors": field_errors(exc)}
             return render(request, "devices/_zones.html", context, status_code=422)
-    devices.update(session, device_id, body, user)
+        try:
+            devices.update(session, device_id, body, user)
+        except ZoneOfOtherWard:
+            session.rollback()
+            device = _get_device(session, devices, device_id, user, TECHNICIAN_ROLES)
+            errors = {"zones": [gettext("This zone id is taken by another ward.")]}
+            context = {**_device_context(session, device), "values": values, "errors": errors}
+            return render(request, "devices/_zones.html", context, status_code=422)
     session.flush()
     context = {**_device_context(session, device), "saved": True}
     return render(request, "devices/_zones.html", context, headers={"HX-Trigger": "devices-changed"})
@@ -271,7 +302,7 @@ def device_update(device_id: str, request: Request, session: SessionDep, devices
 def device_enrolment(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
                      user: ConsoleTechnicianDep) -> Response:
     """A one-time enrolment code and its QR code (as ``POST /api/v1/devices/{id}/enrolment``)."""
-    _get_device(session, devices, device_id)
+    _get_device(session, devices, device_id, user, TECHNICIAN_ROLES)
     issued = devices.issue_enrolment(session, device_id, user)
     qr = "data:image/svg+xml;base64," + base64.b64encode(issued.qr_svg.encode()).decode()
     return render(request, "devices/_enrolment.html", {"issued": issued, "qr": qr})
@@ -281,7 +312,7 @@ def device_enrolment(device_id: str, request: Request, session: SessionDep, devi
 def device_revoke(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
                   user: ConsoleTechnicianDep) -> Response:
     """Withdraws the device's broker access and token (as ``POST /api/v1/devices/{id}/revoke``)."""
-    _get_device(session, devices, device_id)
+    _get_device(session, devices, device_id, user, TECHNICIAN_ROLES)
     devices.revoke(session, device_id, user)
     # The whole page changes (no operations on a revoked device): load it again.
     return Response(status_code=204, headers={"HX-Refresh": "true"})
@@ -298,7 +329,7 @@ def device_bundle_download(device_id: str, request: Request, session: SessionDep
 
     The page's script sends this with fetch() and saves the zip, since htmx cannot download a file.
     """
-    device = _get_device(session, devices, device_id)
+    device = _get_device(session, devices, device_id, user, TECHNICIAN_ROLES)
     values = {"profile": profile, "hostname": hostname, "wifi_ssid": wifi_ssid}
     context: dict[str, Any] = {"device": device_public(device), "profiles": _profiles(), "bundle_values": values}
     with speaking_to(request):

@@ -1,0 +1,307 @@
+"""Wards as tenants, for the fleet: devices, zones, the console's devices page and dashboard, proof of play
+and moving a device between wards — against the real controller under uvicorn, its Mosquitto (with the
+password and ACL files the controller writes) and a real agent.
+
+Ward A is the deployment's first ward (``ward``), ward B is added beside it under the city. Staff of A,
+of B and of the city are made in the controller's own database, with bearer tokens.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from sqlalchemy import select
+
+from controller.storage.engine import Database
+from controller.storage.models import FIRST_WARD, ROOT_UNIT, AuditEvent, Device, EnrolmentCode, Play, Zone
+from controller.tools.local_stack import http_json, start_agent, write_agent_config
+from tests.conftest import ControllerHandle
+from tests.console_support import console_client
+from tests.ward_support import PASSWORD, add_staff, add_ward
+
+A, B = FIRST_WARD, "ward-b"
+
+
+@dataclass
+class City:
+    """The running controller, its database, and a token per member of staff."""
+
+    ctl: ControllerHandle
+    db: Database
+    tokens: dict[str, str]
+    usernames: dict[str, str]
+
+    def call(self, who: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        token = self.ctl.token if who == "root" else self.tokens[who]
+        return http_json(method, self.ctl.api + path, token, body)
+
+    def device(self, device_id: str) -> Device | None:
+        with self.db.session() as session:
+            device = session.get(Device, device_id)
+            if device is not None:
+                session.expunge(device)
+            return device
+
+
+#: Who is who: (role, unit) grants.
+STAFF: dict[str, list[tuple[str, str]]] = {
+    "tech_a": [("technician", A)],
+    "tech_b": [("technician", B)],
+    "officer_b": [("officer", B)],
+    "admin_a": [("admin", A)],
+    "tech_city": [("technician", ROOT_UNIT)],
+    "tech_ab": [("technician", A), ("technician", B)],
+    # sees A (as an officer) but is a technician only in B
+    "mixed": [("officer", A), ("technician", B)],
+}
+
+
+@pytest.fixture
+def city(controller: ControllerHandle) -> Iterator[City]:
+    db = Database(f"sqlite:///{controller.data_dir / 'loaphuong.sqlite3'}")
+    tokens, usernames = {}, {}
+    with db.session() as session:
+        add_ward(session, B)
+        for name, grants in STAFF.items():
+            user, token = add_staff(session, grants, username=name.replace("_", "-"))
+            tokens[name], usernames[name] = token, user.username
+    try:
+        yield City(controller, db, tokens, usernames)
+    finally:
+        db.dispose()
+
+
+def _register(city: City, who: str, device_id: str, zones: list[str], ward: str | None = None) -> tuple[int, Any]:
+    body: dict[str, Any] = {"id": device_id, "zones": zones}
+    if ward is not None:
+        body["ward"] = ward
+    return city.call(who, "POST", "/api/v1/devices", body)
+
+
+def test_devices_and_zones_stay_in_their_ward(city: City) -> None:
+    # registering: into the only ward one acts in, into a named ward, never into one out of reach
+    status, body = _register(city, "tech_a", "loa-a", ["khu-a"])
+    assert status == 201 and body["device"]["ward"] == A, body
+    status, body = _register(city, "tech_b", "loa-b", ["khu-b"])
+    assert status == 201 and body["device"]["ward"] == B, body
+    status, body = _register(city, "tech_city", "loa-c", [])
+    assert status == 422 and "say which ward" in body["detail"], body  # city staff act in two wards
+    status, body = _register(city, "tech_city", "loa-c", ["khu-c"], ward=B)
+    assert status == 201 and body["device"]["ward"] == B, body
+    status, body = _register(city, "tech_a", "loa-x", [], ward=B)
+    assert status == 404 and body == {"detail": f"ward {B} not found"}, body
+    status, body = _register(city, "tech_a", "loa-x", ["khu-b"])  # B's zone
+    assert status == 404, body
+    status, body = _register(city, "officer_b", "loa-x", [])
+    assert status == 403, body
+    assert city.device("loa-x") is None
+
+    # lists: own ward only; the city sees both
+    def ids(who: str, path: str) -> list[str]:
+        status, rows = city.call(who, "GET", path)
+        assert status == 200, rows
+        return [row["id"] for row in rows]
+
+    assert ids("tech_a", "/api/v1/devices") == ["loa-a"]
+    assert ids("tech_b", "/api/v1/devices") == ids("officer_b", "/api/v1/devices") == ["loa-b", "loa-c"]
+    assert ids("tech_city", "/api/v1/devices") == ids("root", "/api/v1/devices") == ["loa-a", "loa-b", "loa-c"]
+    assert ids("tech_a", "/api/v1/zones") == ["khu-a"]
+    assert ids("officer_b", "/api/v1/zones") == ["khu-b", "khu-c"]
+    assert ids("tech_city", "/api/v1/zones") == ["khu-a", "khu-b", "khu-c"]
+
+    # every id-taking route, A's staff on B's device: the answer an unknown id gets, and nothing changes
+    before = city.device("loa-b")
+    assert before is not None
+    routes: list[tuple[str, str, Any]] = [
+        ("GET", "/api/v1/devices/{}", None),
+        ("PATCH", "/api/v1/devices/{}", {"name": "taken over", "zones": ["khu-a"]}),
+        ("PATCH", "/api/v1/devices/{}", {"ward": A}),
+        ("POST", "/api/v1/devices/{}/enrolment", {}),
+        ("POST", "/api/v1/devices/{}/revoke", {}),
+        ("POST", "/api/v1/devices/{}/bundle.zip", {"profile": "pi4-usb"}),
+        ("POST", "/api/v1/devices/{}/ops/volume?wait_s=1", {"volume": 10}),
+    ]
+    for method, path, body in routes:
+        unknown = city.call("tech_a", method, path.format("loa-nope"), body)
+        theirs = city.call("tech_a", method, path.format("loa-b"), body)
+        assert unknown[0] == theirs[0] == 404, (path, unknown, theirs)
+        assert theirs[1] == {"detail": "no device 'loa-b'"}, theirs
+        assert unknown[1] == {"detail": "no device 'loa-nope'"}, unknown
+    after = city.device("loa-b")
+    assert after is not None
+    assert (after.name, after.zones, after.ward_id, after.token_hash, after.mqtt_password_hash, after.revoked_at) == \
+        (before.name, before.zones, before.ward_id, before.token_hash, before.mqtt_password_hash, None)
+    with city.db.session() as session:
+        assert session.scalars(select(EnrolmentCode).where(EnrolmentCode.device_id == "loa-b")).all() == []
+
+    # zones: another ward's zone reads as unknown; creating its id again is "taken", without saying whose
+    assert city.call("tech_a", "GET", "/api/v1/zones/khu-b") == (404, {"detail": "no zone 'khu-b'"})
+    assert city.call("tech_a", "GET", "/api/v1/zones/khu-nope") == (404, {"detail": "no zone 'khu-nope'"})
+    status, body = city.call("admin_a", "PUT", "/api/v1/zones/khu-b", {"name": "mine now"})
+    assert (status, body) == (409, {"detail": "zone id taken"})
+    with city.db.session() as session:
+        zone = session.get(Zone, "khu-b")
+        assert zone is not None and zone.ward_id == B and zone.name == ""
+    status, body = city.call("admin_a", "PUT", "/api/v1/zones/khu-a", {"name": "Khu phố A"})
+    assert status == 200 and body["ward"] == A and body["agents"] == ["loa-a"], body
+    status, body = city.call("admin_a", "PUT", "/api/v1/zones/khu-a2", {"name": "A2", "ward": B})
+    assert status == 404, body
+    status, body = city.call("root", "PUT", "/api/v1/zones/khu-new", {"name": "new"})
+    assert status == 422, body  # the city's admin names the ward
+    status, body = city.call("root", "PUT", "/api/v1/zones/khu-new", {"name": "new", "ward": B})
+    assert status == 200 and body["ward"] == B, body
+    status, body = city.call("tech_b", "PATCH", "/api/v1/devices/loa-b", {"zones": ["khu-b", "khu-new"]})
+    assert status == 200 and body["zones"] == ["khu-b", "khu-new"], body
+    status, body = city.call("tech_a", "PATCH", "/api/v1/devices/loa-a", {"zones": ["khu-new"]})
+    assert status == 404 and body == {"detail": f"no zone 'khu-new' in ward {A}"}, body
+    assert city.call("root", "GET", "/api/v1/devices/loa-a")[1]["zones"] == ["khu-a"]
+
+    # wrong role in the ward: seen, not changed
+    status, body = city.call("mixed", "GET", "/api/v1/devices/loa-a")
+    assert status == 200 and body["ward"] == A, body
+    for method, path, body in [("PATCH", "/api/v1/devices/loa-a", {"name": "x"}),
+                               ("POST", "/api/v1/devices/loa-a/enrolment", {}),
+                               ("POST", "/api/v1/devices/loa-a/revoke", {}),
+                               ("POST", "/api/v1/devices/loa-a/ops/volume?wait_s=1", {"volume": 10})]:
+        status, answer = city.call("mixed", method, path, body)
+        assert status == 403, (path, answer)
+    status, body = city.call("officer_b", "PATCH", "/api/v1/devices/loa-b", {"name": "x"})
+    assert status == 403, body
+    device_a = city.device("loa-a")
+    assert device_a is not None and device_a.name == "" and device_a.revoked_at is None
+
+    # the audit trail puts each change in the device's ward
+    with city.db.session() as session:
+        units = {(row.action, row.subject): row.unit_id for row in session.scalars(select(AuditEvent))}
+    assert units[("device.register", "loa-a")] == A and units[("device.register", "loa-b")] == B
+    assert units[("zone.update", "khu-new")] == B and units[("device.update", "loa-b")] == B
+
+    # the console: the devices page and the dashboard show one's own wards only
+    with console_client(city.ctl, city.usernames["tech_a"], PASSWORD) as client:
+        page = client.get("/console/devices").text
+        assert "loa-a" in page and "loa-b" not in page and "loa-c" not in page
+        assert client.get("/console/devices/loa-b").status_code == 404
+        assert client.get("/console/devices/loa-nope").status_code == 404
+        assert client.post("/console/devices/loa-b/revoke").status_code == 404
+        fleet = client.get("/console/dashboard/fleet").text
+        assert "loa-a" in fleet and "loa-b" not in fleet and "khu-b" not in fleet
+        dashboard = client.get("/console/").text
+        assert "loa-b" not in dashboard and "loa-c" not in dashboard
+    assert city.device("loa-b") is not None and city.device("loa-b").revoked_at is None  # type: ignore[union-attr]
+    with console_client(city.ctl, city.usernames["tech_city"], PASSWORD) as client:
+        page = client.get("/console/devices").text
+        assert all(d in page for d in ("loa-a", "loa-b", "loa-c"))
+        assert 'name="ward"' in page  # the city's technician says which ward a new device goes to
+        fleet = client.get("/console/dashboard/fleet").text
+        assert "loa-a" in fleet and "loa-b" in fleet
+
+
+def _broker_login(port: int, username: str, password: str) -> int:
+    """The CONNACK reason code the broker gives this login (0 = accepted; -1 = dropped before answering)."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    client.reconnect_delay_set(60, 60)
+    rc: list[int] = []
+    answered = threading.Event()
+
+    def on_connect(_c: object, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
+        rc.append(reason.value)
+        answered.set()
+
+    def on_disconnect(_c: object, _u: object, _f: object, _reason: mqtt.ReasonCode, _p: object) -> None:
+        answered.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.connect("127.0.0.1", port, keepalive=10)
+    client.loop_start()
+    try:
+        assert answered.wait(10), "no CONNACK"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return rc[0] if rc else -1
+
+
+def _tone(city: City, who: str, device_id: str) -> str:
+    status, reply = city.call(who, "POST", f"/api/v1/devices/{device_id}/ops/tone?wait_s=15",
+                              {"frequency_hz": 440, "duration_ms": 200})
+    assert status == 200 and reply["status"] == "ok", reply
+    return str(reply["command_id"])
+
+
+def _play(city: City, play_id: str) -> Play | None:
+    with city.db.session() as session:
+        play = session.scalar(select(Play).where(Play.play_id == play_id))
+        if play is not None:
+            session.expunge(play)
+        return play
+
+
+def test_moving_a_device_rotates_its_credentials(tmp_path: Path, city: City) -> None:
+    ctl = city.ctl
+    status, registered = _register(city, "tech_a", "loa-m", ["khu-a"])
+    assert status == 201, registered
+    old_password = registered["mqtt_password"]
+    files = write_agent_config(tmp_path / "agent", registered, ["khu-a"])
+    agent = start_agent(files, tmp_path / "agent.log")
+    try:
+        ctl.wait_for(lambda: ctl.device("loa-m")["online"] or not agent.alive, 30, "agent online in ward A")
+        assert agent.alive, agent.log_text()
+        # proof of play carries the device's ward at the time it played
+        first = _tone(city, "tech_a", "loa-m")
+        ctl.wait_for(lambda: _play(city, first), 15, "the tone's proof of play")
+        assert _play(city, first).ward_id == A  # type: ignore[union-attr]
+
+        # a technician of A alone cannot hand it to B (B is out of reach), nor can B's take it
+        assert city.call("tech_a", "PATCH", "/api/v1/devices/loa-m", {"ward": B}) == \
+            (404, {"detail": f"ward {B} not found"})
+        assert city.call("tech_b", "PATCH", "/api/v1/devices/loa-m", {"ward": B})[0] == 404
+        assert city.call("mixed", "PATCH", "/api/v1/devices/loa-m", {"ward": B})[0] == 403
+        before = city.device("loa-m")
+        assert before is not None and before.ward_id == A and before.zones == ["khu-a"]
+
+        status, moved = city.call("tech_ab", "PATCH", "/api/v1/devices/loa-m", {"ward": B})
+        assert status == 200 and moved["ward"] == B and moved["zones"] == [] and not moved["online"], moved
+        after = city.device("loa-m")
+        assert after is not None and after.token_hash != before.token_hash
+        assert after.mqtt_password_hash != before.mqtt_password_hash
+        # the broker reloads once the move commits: the old password stops working, the agent is dropped
+        ctl.wait_for(lambda: _broker_login(ctl.mqtt_port, "loa-m", old_password) != 0, 20, "old password refused")
+        assert _broker_login(ctl.mqtt_port, "loa-m", old_password) != 0
+        status, _ = http_json("GET", ctl.api + "/media/" + "0" * 64, registered["token"])
+        assert status == 401  # its old device token is gone too
+        with city.db.session() as session:
+            moves = session.scalars(select(AuditEvent).where(AuditEvent.action == "device.move")).all()
+            assert sorted(m.unit_id for m in moves) == [A, B]
+            assert all(m.detail["from"] == A and m.detail["to"] == B for m in moves)
+        assert city.call("tech_a", "GET", "/api/v1/devices/loa-m")[0] == 404
+        assert city.call("tech_b", "GET", "/api/v1/devices/loa-m")[0] == 200
+        # A's zones are not B's
+        assert city.call("tech_b", "PATCH", "/api/v1/devices/loa-m", {"zones": ["khu-a"]})[0] == 404
+    finally:
+        agent.stop()
+
+    # B's technician enrols it again: new credentials, and its plays are now B's
+    status, issued = city.call("tech_b", "POST", "/api/v1/devices/loa-m/enrolment", {})
+    assert status == 201, issued
+    status, identity = http_json("POST", ctl.api + "/api/v1/enrol", None, {"code": issued["code"]})
+    assert status == 200, identity
+    fresh = {**registered, "token": identity["token"], "mqtt_password": identity["mqtt"]["password"]}
+    files = write_agent_config(tmp_path / "agent", fresh, [])
+    agent = start_agent(files, tmp_path / "agent-again.log")
+    try:
+        ctl.wait_for(lambda: ctl.device("loa-m")["online"] or not agent.alive, 30, "agent online in ward B")
+        assert agent.alive, agent.log_text()
+        second = _tone(city, "tech_b", "loa-m")
+        ctl.wait_for(lambda: _play(city, second), 15, "the second tone's proof of play")
+        assert _play(city, second).ward_id == B  # type: ignore[union-attr]
+        assert _play(city, first).ward_id == A  # type: ignore[union-attr]
+    finally:
+        agent.stop()
