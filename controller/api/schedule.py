@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.accounts.reach import wards_of
 from controller.accounts.scope import OutOfScope
 from controller.api.deps import ApproverDep, DatabaseDep, OfficerDep, ScheduleDep, StaffDep, WindowsDep
 from controller.api.schemas import (
@@ -76,11 +77,17 @@ async def create_item(body: ScheduleItemCreate, db: DatabaseDep, schedule: Sched
 
 
 @router.get("/items")
-async def list_items(db: DatabaseDep, schedule: ScheduleDep, _user: StaffDep,
-                     status_: Annotated[str | None, Query(alias="status")] = None) -> list[ScheduleItemPublic]:
-    """Items, newest first; ``?status=pending`` is the approval queue."""
+async def list_items(db: DatabaseDep, schedule: ScheduleDep, user: StaffDep,
+                     status_: Annotated[str | None, Query(alias="status")] = None,
+                     ward: Annotated[str | None, Query(max_length=63)] = None) -> list[ScheduleItemPublic]:
+    """Items of the caller's wards, newest first; ``?status=pending`` is the approval queue, ``?ward=`` one
+    ward's items (a ward the caller cannot see has none)."""
     def work(session: Session) -> list[ScheduleItemPublic]:
-        query = select(ScheduleItem).order_by(ScheduleItem.created_at.desc())
+        wards = wards_of(session, user)
+        if ward is not None:
+            wards = wards & {ward}
+        query = select(ScheduleItem).where(ScheduleItem.ward_id.in_(list(wards))) \
+            .order_by(ScheduleItem.created_at.desc())
         if status_:
             query = query.where(ScheduleItem.status == status_)
         return [item_public(r, session, schedule) for r in session.scalars(query.limit(500))]
@@ -89,9 +96,9 @@ async def list_items(db: DatabaseDep, schedule: ScheduleDep, _user: StaffDep,
 
 
 @router.get("/items/{item_id}")
-async def get_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, _user: StaffDep) -> ScheduleItemPublic:
-    """One item."""
-    return await _run(db, lambda s: item_public(schedule.get(s, item_id), s, schedule))
+async def get_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: StaffDep) -> ScheduleItemPublic:
+    """One item (of the caller's wards)."""
+    return await _run(db, lambda s: item_public(schedule.get(s, item_id, user), s, schedule))
 
 
 @router.put("/items/{item_id}")
@@ -122,14 +129,16 @@ async def reject_item(item_id: str, body: RejectRequest, db: DatabaseDep, schedu
 
 
 @router.get("/upcoming")
-async def upcoming(db: DatabaseDep, windows: WindowsDep, _user: StaffDep,
+async def upcoming(db: DatabaseDep, windows: WindowsDep, user: StaffDep,
                    hours: Annotated[int, Query(ge=1, le=14 * 24)] = 24,
                    agent_id: str | None = None, zone: str | None = None) -> UpcomingPublic:
-    """What will play where in the next ``hours`` (approved items), and what the rules hold back."""
-    def work(session: Session) -> list[str] | None:
-        if zone is None:
-            return None if agent_id is None else [agent_id]
-        return [d.id for d in session.scalars(select(Device)) if zone in d.zones]
+    """What will play where in the next ``hours`` (approved items) on the caller's wards' speakers, and what
+    the rules hold back."""
+    def work(session: Session) -> list[str]:
+        query = select(Device).where(Device.ward_id.in_(list(wards_of(session, user))))
+        if agent_id is not None:
+            query = query.where(Device.id == agent_id)
+        return [d.id for d in session.scalars(query) if zone is None or zone in d.zones]
 
     agents = await _run(db, work)
     start = now_ms()

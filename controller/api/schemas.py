@@ -309,6 +309,7 @@ class ScheduleItemCreate(_In):
     until: datetime | None = Field(default=None, description="no start after this (site's local time)")
     exdates: list[datetime] = Field(default_factory=list, max_length=500, description="occurrences left out")
     queue: bool = Field(default=False, description="on a conflict, play after the other item instead of 409")
+    ward: WardField = None
 
 
 class ScheduleItemPublic(BaseModel):
@@ -322,6 +323,7 @@ class ScheduleItemPublic(BaseModel):
     segments: list[dict[str, Any]]
     duration_ms: int
     targets: dict[str, Any]
+    ward: str = Field(default=FIRST_WARD, description="the ward it belongs to: its targets are that ward's")
     timezone: str
     start: datetime
     rrule: str | None

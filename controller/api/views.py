@@ -126,7 +126,8 @@ def item_public(row: ScheduleItem, session: Session, schedule: ScheduleService) 
     return ScheduleItemPublic(
         id=row.id, revision=row.revision, title=row.title, priority=row.priority, content=list(row.content),
         segments=list(row.segments), duration_ms=sum(int(s["duration_ms"]) for s in row.segments),
-        targets=dict(row.targets), timezone=schedule.settings.timezone, start=start, rrule=row.rrule,
+        targets=dict(row.targets), ward=row.ward_id, timezone=schedule.settings.timezone, start=start,
+        rrule=row.rrule,
         until=_local(row.until_local, schedule), exdates=[_local(x, schedule) for x in row.exdates],  # type: ignore[misc]
         queue=row.queue, status=row.status, rejection_reason=row.rejection_reason,
         created_by=names.get(row.created_by or 0), updated_by=names.get(row.updated_by or 0),
@@ -140,7 +141,7 @@ def item_input(body: ScheduleItemCreate) -> ItemInput:
     return ItemInput(title=body.title, priority=body.priority,
                      content=[c.model_dump(mode="json") for c in body.content],
                      targets=body.targets.model_dump(mode="json"), start=body.start, rrule=body.rrule,
-                     until=body.until, exdates=list(body.exdates), queue=body.queue)
+                     until=body.until, exdates=list(body.exdates), queue=body.queue, ward=body.ward)
 
 
 def media_public(row: MediaFile | StoredAudio, base_url: str) -> MediaPublic:
@@ -177,13 +178,21 @@ def announcement_summary(ann: Announcement, deliveries: dict[str, int]) -> Annou
                                media_sha256=ann.media_sha256, deliveries=deliveries)
 
 
+class GrantPublic(BaseModel):
+    """A role held on a unit."""
+
+    role: str
+    unit: str
+
+
 class UserPublic(BaseModel):
-    """A member of staff (never the password hash)."""
+    """A member of staff (never the password hash): ``roles`` held anywhere, and where (``grants``)."""
 
     id: int
     username: str
     role: str
     roles: list[str]
+    grants: list[GrantPublic]
     zones: list[str]
     disabled: bool
     created_at: datetime
@@ -192,5 +201,6 @@ class UserPublic(BaseModel):
 def user_public(user: User) -> UserPublic:
     """The public view of a user."""
     return UserPublic(id=user.id, username=user.username, role=user.role,
-                      roles=[r for r in user.roles] if user.roles else [user.role], zones=list(user.zones or []),
-                      disabled=user.disabled, created_at=user.created_at)
+                      roles=[r for r in user.roles] if user.roles else [user.role],
+                      grants=[GrantPublic(role=g.role, unit=g.unit_id) for g in user.grants],
+                      zones=list(user.zones or []), disabled=user.disabled, created_at=user.created_at)

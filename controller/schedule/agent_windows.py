@@ -13,7 +13,8 @@ import asyncio
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from zoneinfo import ZoneInfo
 
 from pydantic import TypeAdapter
 from sqlalchemy import select
@@ -22,7 +23,7 @@ from sqlalchemy.orm import Session
 from controller.fleet.play_guard import give_plays, prune_given
 from controller.messaging.outbox import Outbox, RetainedDoc
 from controller.messaging.rebuilds import RebuildRequests
-from controller.schedule.items import agent_zones, to_model
+from controller.schedule.items import to_model
 from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import AgentSchedule, Device, MediaFile, ScheduleItem, Zone, utcnow
@@ -58,6 +59,49 @@ def zone_policies(rows: Iterable[Zone]) -> dict[str, sm.ZonePolicy]:
     """Quiet hours and volumes per zone, as the planner takes them."""
     return {z.id: sm.ZonePolicy.model_validate({"zone": z.id, "quiet_hours": z.quiet_hours, "volumes": z.volumes})
             for z in rows}
+
+
+def plan_wards(session: Session, start_ms: int, end_ms: int, tz: ZoneInfo, *,
+               statuses: Collection[str] = ("approved",), agent_ids: Iterable[str] | None = None,
+               wards: Collection[str] | None = None) -> tuple[Plan, list[ScheduleItem], dict[str, list[str]]]:
+    """Items in ``statuses`` planned over ``[start_ms, end_ms)`` on enabled agents (blocking); also the item
+    rows read and the agents with their zones.
+
+    Each ward is planned on its own: its agents get only its items ("all" is every agent of the item's
+    ward), under its own zones' quiet hours, so an item never reaches another ward's speaker. ``agent_ids``
+    narrows the agents (and the items to their wards); ``wards`` narrows both to those wards.
+    """
+    query = select(Device.id, Device.ward_id, Device.zones).where(Device.enabled.is_(True))
+    if agent_ids is not None:
+        query = query.where(Device.id.in_(list(agent_ids)))
+    if wards is not None:
+        query = query.where(Device.ward_id.in_(list(wards)))
+    by_ward: dict[str, dict[str, list[str]]] = {}
+    for agent_id, ward, zones in session.execute(query):
+        by_ward.setdefault(ward, {})[agent_id] = list(zones)
+    item_query = select(ScheduleItem).where(ScheduleItem.status.in_(list(statuses)))
+    if wards is not None:
+        item_query = item_query.where(ScheduleItem.ward_id.in_(list(wards)))
+    elif agent_ids is not None:
+        item_query = item_query.where(ScheduleItem.ward_id.in_(list(by_ward)))
+    rows = list(session.scalars(item_query))
+    items: dict[str, list[sm.ScheduleItem]] = {}
+    for row in rows:
+        try:
+            items.setdefault(row.ward_id, []).append(to_model(row))
+        except Exception as exc:  # one unreadable row must not stop every speaker's schedule
+            log.error("schedule item %s skipped: %s", row.id, exc)
+    planned = set(by_ward) | set(items)
+    policies: dict[str, list[Zone]] = {}
+    for zone in session.scalars(select(Zone).where(Zone.ward_id.in_(list(planned)))):
+        policies.setdefault(zone.ward_id, []).append(zone)
+    result = Plan()
+    for ward in sorted(planned):
+        part = plan(items.get(ward, []), by_ward.get(ward, {}), zone_policies(policies.get(ward, [])),
+                    start_ms, end_ms, tz)
+        result.plays.update(part.plays)
+        result.blocked.extend(part.blocked)
+    return result, rows, {a: z for agents in by_ward.values() for a, z in agents.items()}
 
 
 class WindowPublisher:
@@ -102,20 +146,8 @@ class WindowPublisher:
                 agent_ids: Iterable[str] | None = None) -> tuple[Plan, dict[str, int]]:
         """The plan of approved items for a window (blocking); also each item's saved time."""
         with self.db.session() as session:
-            rows = list(session.scalars(select(ScheduleItem).where(ScheduleItem.status == "approved")))
-            items = []
-            for row in rows:
-                try:
-                    items.append(to_model(row))
-                except Exception as exc:  # one unreadable row must not stop every speaker's schedule
-                    log.error("schedule item %s skipped: %s", row.id, exc)
-            agents = agent_zones(session)
-            if agent_ids is not None:
-                wanted = set(agent_ids)
-                agents = {a: z for a, z in agents.items() if a in wanted}
-            policies = zone_policies(session.scalars(select(Zone)))
-        saved = {r.id: r.saved_ms for r in rows}
-        return plan(items, agents, policies, start_ms, end_ms, self.settings.tz), saved
+            result, rows, _agents = plan_wards(session, start_ms, end_ms, self.settings.tz, agent_ids=agent_ids)
+        return result, {r.id: r.saved_ms for r in rows}
 
     def build(self, agent_ids: set[str] | None) -> list[RetainedDoc]:
         """New windows for these agents (None: all) where their plays changed; stored before they are sent."""

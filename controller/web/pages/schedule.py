@@ -9,6 +9,7 @@ roles, the four-eyes rule and the audit trail are the same.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -17,25 +18,25 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.accounts.reach import wards_of
 from controller.accounts.scope import OutOfScope
 from controller.api.deps import ScheduleDep, SessionDep
 from controller.api.schemas import RejectRequest, ScheduleItemPublic
 from controller.api.views import item_public
-from controller.schedule.agent_windows import zone_policies
+from controller.schedule.agent_windows import plan_wards
 from controller.schedule.items import (
     APPROVER_ROLES,
     LIVE_STATUSES,
+    WRITER_ROLES,
     ItemForbidden,
     ItemNotFound,
     ItemStateError,
     ScheduleService,
     known_zones,
-    to_model,
 )
-from controller.storage.models import Device, ScheduleItem, User, Zone
+from controller.storage.models import ScheduleItem, User
 from controller.web.errors import error_page
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
@@ -43,7 +44,7 @@ from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep, Consol
 from controller.web.templating import PRIORITY_LABELS, render
 from schedules.conflicts import play_overlaps
 from schedules.localtime import to_local, to_utc_ms
-from schedules.plan import Blocked, PlannedPlay, plan
+from schedules.plan import Blocked, PlannedPlay
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 
@@ -125,24 +126,15 @@ class Expansion:
 
 
 def expand(session: Session, schedule: ScheduleService, start_ms: int, end_ms: int,
-           agent_ids: set[str] | None = None) -> Expansion:
-    """Approved and pending items planned over ``[start_ms, end_ms)`` (blocking: database and planner).
+           agent_ids: set[str] | None = None, wards: Collection[str] | None = None) -> Expansion:
+    """Approved and pending items of ``wards`` (None: all) planned over ``[start_ms, end_ms)`` (blocking:
+    database and planner), each ward on its own speakers.
 
     Pending items are included so an officer sees what is waiting for approval where it would go; the
     agents' windows, built by the window publisher, hold approved items only.
     """
-    rows = list(session.scalars(select(ScheduleItem).where(ScheduleItem.status.in_(LIVE_STATUSES))))
-    models = []
-    for row in rows:
-        try:
-            models.append(to_model(row))
-        except (ValidationError, ValueError):
-            continue  # the publisher logs unreadable rows; the page just leaves them out
-    agents = {d.id: list(d.zones) for d in session.scalars(select(Device).where(Device.enabled.is_(True)))}
-    if agent_ids is not None:
-        agents = {a: z for a, z in agents.items() if a in agent_ids}
-    policies = zone_policies(session.scalars(select(Zone)))
-    result = plan(models, agents, policies, start_ms, end_ms, schedule.settings.tz)
+    result, rows, agents = plan_wards(session, start_ms, end_ms, schedule.settings.tz, statuses=LIVE_STATUSES,
+                                      agent_ids=agent_ids, wards=wards)
     plays = [p for per_agent in result.plays.values() for p in per_agent]
     conflicts: dict[tuple[str, str], set[str]] = {}
     preempted: set[tuple[str, str]] = set()
@@ -156,7 +148,7 @@ def expand(session: Session, schedule: ScheduleService, start_ms: int, end_ms: i
             lower = first if first.priority.rank < second.priority.rank else second
             preempted.add((overlap.agent_id, lower.play_id))
     return Expansion(plays=plays, blocked=list(result.blocked), items={r.id: r for r in rows}, agents=agents,
-                     zones=sorted(known_zones(session)), conflicts=conflicts, preempted=preempted)
+                     zones=sorted(known_zones(session, wards)), conflicts=conflicts, preempted=preempted)
 
 
 def _aware(ms: int, tz: ZoneInfo) -> datetime:
@@ -261,8 +253,8 @@ def _link(view: View, day: date, zone: str | None, rows_by: RowsBy) -> str:
     return "/console/schedule?" + urlencode(query)
 
 
-def _context(session: Session, schedule: ScheduleService, view: View, day: date | None, zone: str | None,
-             rows_by: RowsBy) -> dict[str, Any]:
+def _context(session: Session, schedule: ScheduleService, user: User, view: View, day: date | None,
+             zone: str | None, rows_by: RowsBy) -> dict[str, Any]:
     tz = schedule.settings.tz
     today = _today(tz)
     chosen = day or today
@@ -270,7 +262,7 @@ def _context(session: Session, schedule: ScheduleService, view: View, day: date 
     first_local = datetime.combine(first, datetime.min.time())
     start_ms = to_utc_ms(first_local, tz)
     end_ms = to_utc_ms(first_local + timedelta(days=count), tz)
-    expansion = expand(session, schedule, start_ms, end_ms)
+    expansion = expand(session, schedule, start_ms, end_ms, wards=wards_of(session, user))
     if zone is not None and zone not in expansion.zones:
         raise HTTPException(404, N_("There is no such zone."))
     rows = build_rows(expansion, rows_by, zone, first_local.replace(tzinfo=tz), count, tz)
@@ -308,22 +300,22 @@ ByQuery = Annotated[RowsBy, Query()]
 
 
 @router.get("/schedule")
-def schedule_page(request: Request, session: SessionDep, schedule: ScheduleDep, _user: ConsoleUserDep,
+def schedule_page(request: Request, session: SessionDep, schedule: ScheduleDep, user: ConsoleUserDep,
                   view: ViewQuery = "week", date: DateQuery = None, zone: ZoneQuery = None,
                   by: ByQuery = "zone") -> Response:
     """The week (or day) view of what plays where."""
     with speaking_to(request):
-        context = _context(session, schedule, view, date, zone or None, by)
+        context = _context(session, schedule, user, view, date, zone or None, by)
     return render(request, "schedule/page.html", context)
 
 
 @router.get("/schedule/grid")
-def schedule_grid(request: Request, session: SessionDep, schedule: ScheduleDep, _user: ConsoleUserDep,
+def schedule_grid(request: Request, session: SessionDep, schedule: ScheduleDep, user: ConsoleUserDep,
                   view: ViewQuery = "week", date: DateQuery = None, zone: ZoneQuery = None,
                   by: ByQuery = "zone") -> Response:
     """The grid alone, fetched again when the schedule changes."""
     with speaking_to(request):
-        context = _context(session, schedule, view, date, zone or None, by)
+        context = _context(session, schedule, user, view, date, zone or None, by)
     return render(request, "schedule/_grid.html", context)
 
 
@@ -340,7 +332,8 @@ def _occurrence_overlaps(session: Session, schedule: ScheduleService, row: Sched
         start_ms = int(play_id.rsplit("-", 1)[1])
     except ValueError:
         return []
-    expansion = expand(session, schedule, start_ms - _DETAIL_REACH_MS, start_ms + _DETAIL_REACH_MS)
+    expansion = expand(session, schedule, start_ms - _DETAIL_REACH_MS, start_ms + _DETAIL_REACH_MS,
+                       wards=[row.ward_id])
     mine = {(p.agent_id, p.play_id): p for p in expansion.plays if p.play_id == play_id}
     others = {(p.agent_id, p.play_id): p for p in expansion.plays}
     found: list[dict[str, Any]] = []
@@ -363,16 +356,16 @@ def _occurrence_overlaps(session: Session, schedule: ScheduleService, row: Sched
 def _detail_context(session: Session, schedule: ScheduleService, user: User, item_id: str,
                     play_id: str | None) -> dict[str, Any]:
     try:
-        row = schedule.get(session, item_id)
+        row = schedule.get(session, item_id, user)
     except ItemNotFound:
         raise HTTPException(404) from None
     public: ScheduleItemPublic = item_public(row, session, schedule)
-    roles = user.role_set
+    # The buttons follow the roles held in the item's own ward, as the service will check them.
     return {
         "item": public, "play_id": play_id or "", "overlaps": _occurrence_overlaps(session, schedule, row, play_id),
         "priority_labels": PRIORITY_LABELS, "status_labels": STATUS_LABELS,
-        "can_decide": public.status == "pending" and bool(roles & APPROVER_ROLES),
-        "can_cancel": public.status in LIVE_STATUSES and bool(roles & {"admin", "officer", "approver"}),
+        "can_decide": public.status == "pending" and row.ward_id in wards_of(session, user, APPROVER_ROLES),
+        "can_cancel": public.status in LIVE_STATUSES and row.ward_id in wards_of(session, user, WRITER_ROLES),
         "errors": {}, "reason": "", "notice": None,
     }
 
