@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 
+from controller.accounts.reach import wards_of
 from controller.api.deps import (
     CredentialsDep,
     SecurityDep,
@@ -80,7 +81,10 @@ async def _watcher(request: Request, credentials: CredentialsDep) -> User:
 
     def lookup() -> User:
         with db.session() as session:
-            return authenticate(session, request, credentials)
+            user = authenticate(session, request, credentials)
+            # The wards whose cameras they watch, read while the session is open (the event stream filters on it).
+            request.state.watch_wards = wards_of(session, user, _WATCH_ROLES)
+            return user
 
     user = await asyncio.to_thread(lookup)
     if not user.role_set & _WATCH_ROLES:
@@ -121,9 +125,10 @@ def _errors() -> Iterator[None]:
 
 
 @router.get("/api/v1/cameras")
-def list_cameras(session: SessionDep, _user: ViewerDep) -> list[CameraPublic]:
-    """Every registered camera with its health."""
-    return [camera_public(c) for c in session.scalars(select(Camera).order_by(Camera.id))]
+def list_cameras(session: SessionDep, user: ViewerDep) -> list[CameraPublic]:
+    """Every camera of the caller's wards with its health."""
+    query = select(Camera).where(Camera.ward_id.in_(wards_of(session, user))).order_by(Camera.id)
+    return [camera_public(c) for c in session.scalars(query)]
 
 
 @router.post("/api/v1/cameras", status_code=status.HTTP_201_CREATED)
@@ -134,25 +139,28 @@ async def register_camera(body: CameraRegister, cameras: CamerasDep, user: Techn
 
 
 @router.post("/api/v1/cameras/discover", status_code=status.HTTP_202_ACCEPTED)
-async def discover_cameras(body: DiscoverRequest, cameras: CamerasDep, _user: TechnicianDep) -> DiscoverSent:
+async def discover_cameras(body: DiscoverRequest, cameras: CamerasDep, user: TechnicianDep) -> DiscoverSent:
     """Asks an agent (signed ``camera.discover``) to look for ONVIF cameras; results appear as discoveries."""
     with _errors():
-        command_id = await cameras.send_discover(body.agent_id, body.timeout_ms)
+        command_id = await cameras.send_discover(body.agent_id, body.timeout_ms, user)
     return DiscoverSent(command_id=command_id, agent_id=body.agent_id)
 
 
 @router.get("/api/v1/camera-discoveries")
-def list_discoveries(session: SessionDep, _user: TechnicianDep,
+def list_discoveries(session: SessionDep, user: TechnicianDep,
                      agent_id: str | None = None) -> list[DiscoveryPublic]:
-    """What agents found, newest first, with the camera registered from each (if any)."""
-    query = select(CameraDiscovery).order_by(CameraDiscovery.last_seen_at.desc(), CameraDiscovery.id)
+    """What agents of the caller's wards found, newest first, with the camera registered from each (if any)."""
+    wards = wards_of(session, user)
+    query = (select(CameraDiscovery).where(CameraDiscovery.ward_id.in_(wards))
+             .order_by(CameraDiscovery.last_seen_at.desc(), CameraDiscovery.id))
     if agent_id is not None:
         query = query.where(CameraDiscovery.agent_id == agent_id)
     registered = {c.discovery_endpoint: c.id for c in session.scalars(
-        select(Camera).where(Camera.discovery_endpoint.is_not(None)))}
-    return [DiscoveryPublic(id=d.id, agent_id=d.agent_id, endpoint=d.endpoint, host=d.host, xaddrs=list(d.xaddrs),
-                            scopes=list(d.scopes), types=list(d.types), first_seen_at=d.first_seen_at,
-                            last_seen_at=d.last_seen_at, camera_id=registered.get(d.endpoint))
+        select(Camera).where(Camera.discovery_endpoint.is_not(None), Camera.ward_id.in_(wards)))}
+    return [DiscoveryPublic(id=d.id, ward=d.ward_id, agent_id=d.agent_id, endpoint=d.endpoint, host=d.host,
+                            xaddrs=list(d.xaddrs), scopes=list(d.scopes), types=list(d.types),
+                            first_seen_at=d.first_seen_at, last_seen_at=d.last_seen_at,
+                            camera_id=registered.get(d.endpoint))
             for d in session.scalars(query.limit(1000))]
 
 
@@ -165,12 +173,10 @@ async def register_discovered(discovery_id: int, body: CameraFromDiscovery, came
 
 
 @router.get("/api/v1/cameras/{camera_id}")
-def get_camera(camera_id: str, session: SessionDep, _user: ViewerDep) -> CameraPublic:
-    """One camera."""
-    camera = session.get(Camera, camera_id)
-    if camera is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no camera {camera_id!r}")
-    return camera_public(camera)
+def get_camera(camera_id: str, session: SessionDep, user: ViewerDep) -> CameraPublic:
+    """One camera (of the caller's wards)."""
+    with _errors():
+        return camera_public(CameraService.camera(session, camera_id, user))
 
 
 @router.patch("/api/v1/cameras/{camera_id}")
@@ -191,10 +197,10 @@ async def delete_camera(camera_id: str, cameras: CamerasDep, user: TechnicianDep
 
 @router.get("/api/v1/cameras/{camera_id}/status")
 def camera_status(camera_id: str, session: SessionDep, cameras: CamerasDep,
-                  _user: ViewerDep) -> CameraStatusPublic:
+                  user: ViewerDep) -> CameraStatusPublic:
     """Health (online / fault) and, while someone watches, the reader's fps, resolution and frame age."""
     with _errors():
-        return operations.camera_status(session, cameras, camera_id)
+        return operations.camera_status(session, cameras, camera_id, user)
 
 
 @router.put("/api/v1/cameras/{camera_id}/motion")
@@ -222,7 +228,7 @@ async def _mjpeg(gateway: CameraGateway, camera_id: str, reservation: object) ->
 async def live(camera_id: str, request: Request, cameras: CamerasDep, user: WatcherDep) -> StreamingResponse:
     """The camera live as MJPEG (``multipart/x-mixed-replace``); every viewer shares one reader."""
     with _errors():
-        await cameras.access(camera_id)
+        await cameras.access(camera_id, user=user, roles=("security",))
     try:
         reservation = cameras.gateway.reserve()
     except GatewayFull:
@@ -235,10 +241,10 @@ async def live(camera_id: str, request: Request, cameras: CamerasDep, user: Watc
 
 
 @router.get("/api/v1/cameras/{camera_id}/snapshot.jpg", response_class=Response)
-async def snapshot(camera_id: str, cameras: CamerasDep, _user: WatcherDep) -> Response:
+async def snapshot(camera_id: str, cameras: CamerasDep, user: WatcherDep) -> Response:
     """The newest live frame, or the camera's ONVIF snapshot when nobody watches it."""
     with _errors():
-        jpeg = await cameras.snapshot(camera_id)
+        jpeg = await cameras.snapshot(camera_id, user)
     return Response(jpeg, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
 
 
@@ -250,7 +256,7 @@ async def ptz_move(camera_id: str, body: PtzMove, request: Request, cameras: Cam
                    user: SecurityDep) -> Response:
     """Starts a continuous pan/tilt/zoom move (until stop, or ``timeout_s``)."""
     with _errors():
-        access = await cameras.ptz_access(camera_id)
+        access = await cameras.ptz_access(camera_id, user)
         assert access.profile_token is not None
         async with access.ptz_control() as ptz:
             await ptz.continuous_move(access.profile_token, body.pan, body.tilt, body.zoom, body.timeout_s)
@@ -259,10 +265,10 @@ async def ptz_move(camera_id: str, body: PtzMove, request: Request, cameras: Cam
 
 
 @router.post("/api/v1/cameras/{camera_id}/ptz/stop", status_code=status.HTTP_204_NO_CONTENT)
-async def ptz_stop(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> Response:
+async def ptz_stop(camera_id: str, cameras: CamerasDep, user: SecurityDep) -> Response:
     """Stops any PTZ move."""
     with _errors():
-        access = await cameras.ptz_access(camera_id)
+        access = await cameras.ptz_access(camera_id, user)
         assert access.profile_token is not None
         async with access.ptz_control() as ptz:
             await ptz.stop(access.profile_token)
@@ -270,18 +276,18 @@ async def ptz_stop(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> R
 
 
 @router.get("/api/v1/cameras/{camera_id}/ptz/presets")
-async def ptz_presets(camera_id: str, cameras: CamerasDep, _user: SecurityDep) -> list[PresetPublic]:
+async def ptz_presets(camera_id: str, cameras: CamerasDep, user: SecurityDep) -> list[PresetPublic]:
     """The camera's stored positions."""
     with _errors():
-        return await operations.ptz_presets(cameras, camera_id)
+        return await operations.ptz_presets(cameras, camera_id, user)
 
 
 @router.post("/api/v1/cameras/{camera_id}/ptz/presets", status_code=status.HTTP_201_CREATED)
 async def ptz_set_preset(camera_id: str, body: PresetCreate, cameras: CamerasDep,
-                         _user: SecurityDep) -> PresetPublic:
+                         user: SecurityDep) -> PresetPublic:
     """Stores the current position under a name."""
     with _errors():
-        return await operations.ptz_set_preset(cameras, camera_id, body.name)
+        return await operations.ptz_set_preset(cameras, camera_id, body.name, user)
 
 
 @router.post("/api/v1/cameras/{camera_id}/ptz/presets/{preset_token}/goto", status_code=status.HTTP_204_NO_CONTENT)
@@ -296,16 +302,17 @@ async def ptz_goto(camera_id: str, preset_token: str, cameras: CamerasDep, user:
 
 
 @router.get("/api/v1/camera-events")
-def list_events(session: SessionDep, _user: SecurityDep, camera_id: str | None = None,
+def list_events(session: SessionDep, user: SecurityDep, camera_id: str | None = None,
                 type: str | None = None, zone: str | None = None,
                 since_ms: int | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 ) -> list[CameraEventMessage]:
-    """Motion, fault and recovery events, newest first."""
-    return operations.camera_events(session, camera_id, type, zone, since_ms, limit)
+    """Motion, fault and recovery events of the caller's wards' cameras, newest first."""
+    return operations.camera_events(session, camera_id, type, zone, since_ms, limit,
+                                    wards_of(session, user, ("security",)))
 
 
-async def _sse(hub: EventHub) -> AsyncIterator[bytes]:
-    queue = hub.subscribe()
+async def _sse(hub: EventHub, wards: frozenset[str]) -> AsyncIterator[bytes]:
+    queue = hub.subscribe(wards)
     try:
         yield b": connected\n\n"
         while True:
@@ -320,17 +327,18 @@ async def _sse(hub: EventHub) -> AsyncIterator[bytes]:
 
 
 @router.get("/api/v1/camera-events/stream", response_class=StreamingResponse)
-async def event_stream(cameras: CamerasDep, _user: WatcherDep) -> StreamingResponse:
-    """Camera events as they happen (Server-Sent Events; ``event`` is the type, ``data`` the event)."""
-    return StreamingResponse(_sse(cameras.hub), media_type="text/event-stream",
+async def event_stream(request: Request, cameras: CamerasDep, _user: WatcherDep) -> StreamingResponse:
+    """Camera events of the caller's wards as they happen (Server-Sent Events; ``event`` is the type, ``data``
+    the event)."""
+    return StreamingResponse(_sse(cameras.hub, request.state.watch_wards), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
 @router.get("/api/v1/camera-events/{event_id}/snapshot.jpg", response_class=Response)
-async def event_snapshot(event_id: str, session: SessionDep, cameras: CamerasDep, _user: SecurityDep) -> Response:
-    """The frame stored with a motion event (404 once retention removed it)."""
+async def event_snapshot(event_id: str, session: SessionDep, cameras: CamerasDep, user: SecurityDep) -> Response:
+    """The frame stored with a motion event of the caller's wards (404 once retention removed it)."""
     event = session.get(CameraEvent, event_id)
-    if event is None or event.snapshot is None:
+    if event is None or event.snapshot is None or event.ward_id not in wards_of(session, user, ("security",)):
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no snapshot for event {event_id!r}")
     try:
         data = await asyncio.to_thread(cameras.snapshots.path(event.snapshot).read_bytes)

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.accounts.reach import wards_of
 from controller.api.deps import (
     ApproverDep,
     OfficerDep,
@@ -36,7 +37,7 @@ from controller.signs import (
     SignService,
 )
 from controller.signs.actions import ImageTooLarge, SignActions
-from controller.storage.models import Sign, SignContent, SignItem, User
+from controller.storage.models import Device, Sign, SignContent, SignItem, User
 from devices.led.content import Panel
 from devices.led.fonts import FontError
 from devices.led.render import LayoutError
@@ -48,6 +49,7 @@ class SignContentPublic(BaseModel):
     """Sign content as the API shows it."""
 
     id: str
+    ward: str
     title: str
     pages: list[dict[str, Any]]
     created_at: datetime
@@ -60,6 +62,8 @@ class SignPublic(BaseModel):
     """A sign attached to an agent."""
 
     id: str
+    #: Its agent's ward.
+    ward: str
     agent_id: str
     name: str
     width: int
@@ -71,6 +75,7 @@ class SignItemPublic(BaseModel):
     """A sign item (times are local wall-clock in the site's zone)."""
 
     id: str
+    ward: str
     revision: int
     content_id: str
     title: str
@@ -113,21 +118,22 @@ def _invalid(exc: SignInputError) -> HTTPException:
 
 def content_public(row: SignContent, warnings: list[str] | None = None) -> SignContentPublic:
     """The public view of content."""
-    return SignContentPublic(id=row.id, title=row.title, pages=list(row.pages), created_at=row.created_at,
-                             updated_at=row.updated_at, warnings=warnings or [])
+    return SignContentPublic(id=row.id, ward=row.ward_id, title=row.title, pages=list(row.pages),
+                             created_at=row.created_at, updated_at=row.updated_at, warnings=warnings or [])
 
 
-def sign_public(row: Sign) -> SignPublic:
-    """The public view of a sign."""
-    return SignPublic(id=row.id, agent_id=row.agent_id, name=row.name, width=row.width, height=row.height,
+def sign_public(row: Sign, ward: str) -> SignPublic:
+    """The public view of a sign (``ward``: its agent's)."""
+    return SignPublic(id=row.id, ward=ward, agent_id=row.agent_id, name=row.name, width=row.width, height=row.height,
                       description=row.description)
 
 
 def item_public(row: SignItem, timezone: str) -> SignItemPublic:
     """The public view of a sign item."""
-    return SignItemPublic(id=row.id, revision=row.revision, content_id=row.content_id, title=row.title,
-                          priority=row.priority, targets=dict(row.targets), start=row.start_local, rrule=row.rrule,
-                          until=row.until_local, duration_ms=row.duration_ms, status=row.status, timezone=timezone)
+    return SignItemPublic(id=row.id, ward=row.ward_id, revision=row.revision, content_id=row.content_id,
+                          title=row.title, priority=row.priority, targets=dict(row.targets), start=row.start_local,
+                          rrule=row.rrule, until=row.until_local, duration_ms=row.duration_ms, status=row.status,
+                          timezone=timezone)
 
 
 def _png(data: bytes, warnings: tuple[str, ...], font_px: int) -> Response:
@@ -138,9 +144,10 @@ def _png(data: bytes, warnings: tuple[str, ...], font_px: int) -> Response:
     return Response(data, media_type="image/png", headers=headers)
 
 
-def _preview(session: Session, signs: SignService, content_id: str, page: int, panel: Panel) -> Response:
+def _preview(session: Session, signs: SignService, content_id: str, page: int, panel: Panel,
+             wards: frozenset[str]) -> Response:
     try:
-        data, rendered = signs.preview_png(session, content_id, page, panel)
+        data, rendered = signs.preview_png(session, content_id, page, panel, wards)
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     except LayoutError as exc:
@@ -178,23 +185,24 @@ def replace_content(content_id: str, body: SignContentInput, session: SessionDep
 
 
 @router.get("/sign-contents")
-def list_contents(session: SessionDep, _user: StaffDep) -> list[SignContentPublic]:
-    """Every piece of sign content, newest first."""
-    return [content_public(r) for r in session.scalars(select(SignContent).order_by(SignContent.created_at.desc()))]
+def list_contents(session: SessionDep, user: StaffDep) -> list[SignContentPublic]:
+    """Every piece of sign content of the caller's wards, newest first."""
+    query = select(SignContent).where(SignContent.ward_id.in_(wards_of(session, user)))
+    return [content_public(r) for r in session.scalars(query.order_by(SignContent.created_at.desc()))]
 
 
 @router.get("/sign-contents/{content_id}")
-def get_content(content_id: str, session: SessionDep, signs: SignsDep, _user: StaffDep) -> SignContentPublic:
+def get_content(content_id: str, session: SessionDep, signs: SignsDep, user: StaffDep) -> SignContentPublic:
     """One piece of content."""
     try:
-        row = signs.content(session, content_id)
+        row = signs.content(session, content_id, wards_of(session, user))
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     return content_public(row, signs.warnings(list(row.pages)))
 
 
 @router.get("/sign-contents/{content_id}/preview.png", response_class=Response)
-def preview_content(content_id: str, session: SessionDep, signs: SignsDep, _user: StaffDep,
+def preview_content(content_id: str, session: SessionDep, signs: SignsDep, user: StaffDep,
                           size: Annotated[str, Query(description="panel size, e.g. 96x16")],
                           page: Annotated[int, Query(ge=0)] = 0) -> Response:
     """The exact image a board of ``size`` shows for one page (422 when it does not fit)."""
@@ -202,7 +210,7 @@ def preview_content(content_id: str, session: SessionDep, signs: SignsDep, _user
         panel = Panel.parse(size)
     except ValueError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    return _preview(session, signs, content_id, page, panel)
+    return _preview(session, signs, content_id, page, panel, wards_of(session, user))
 
 
 @router.post("/sign-images", status_code=status.HTTP_201_CREATED)
@@ -225,9 +233,11 @@ async def upload_image(request: Request, session: SessionDep, actions: SignActio
 
 
 @router.get("/signs")
-def list_signs(session: SessionDep, _user: StaffDep) -> list[SignPublic]:
-    """Every sign attached to an agent."""
-    return [sign_public(s) for s in session.scalars(select(Sign).order_by(Sign.id))]
+def list_signs(session: SessionDep, user: StaffDep) -> list[SignPublic]:
+    """Every sign attached to an agent of the caller's wards."""
+    rows = session.execute(select(Sign, Device.ward_id).join(Device, Device.id == Sign.agent_id)
+                           .where(Device.ward_id.in_(wards_of(session, user))).order_by(Sign.id)).tuples()
+    return [sign_public(s, ward) for s, ward in rows]
 
 
 @router.post("/signs", status_code=status.HTTP_201_CREATED)
@@ -237,16 +247,17 @@ def attach_sign(body: SignAttach, session: SessionDep, actions: SignActionsDep, 
         row = actions.attach(session, body, user)
     except SignInputError as exc:
         raise _invalid(exc) from None
-    return sign_public(row)
+    return sign_public(row, actions.signs.ward_of(session, row))
 
 
 @router.get("/signs/now")
-def signs_now(session: SessionDep, signs: SignsDep, _user: StaffDep) -> list[SignNowPublic]:
-    """What each sign shows now: its agent's last report, the controller's plan, and its last fault."""
-    return [SignNowPublic(sign=sign_public(n["sign"]), agent_status=n["agent_status"], reported=n["reported"],
-                          state_ts=n["state_ts"], playlist_version=n["playlist_version"], planned=n["planned"],
-                          last_fault=n["last_fault"])
-            for n in signs.now(session)]
+def signs_now(session: SessionDep, signs: SignsDep, user: StaffDep) -> list[SignNowPublic]:
+    """What each sign of the caller's wards shows now: its agent's last report, the controller's plan, and its
+    last fault."""
+    return [SignNowPublic(sign=sign_public(n["sign"], n["ward"]), agent_status=n["agent_status"],
+                          reported=n["reported"], state_ts=n["state_ts"], playlist_version=n["playlist_version"],
+                          planned=n["planned"], last_fault=n["last_fault"])
+            for n in signs.now(session, wards_of(session, user))]
 
 
 @router.delete("/signs/{sign_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -260,16 +271,16 @@ def detach_sign(sign_id: str, session: SessionDep, actions: SignActionsDep, user
 
 
 @router.get("/signs/{sign_id}/preview.png", response_class=Response)
-def preview_on_sign(sign_id: str, session: SessionDep, signs: SignsDep, _user: StaffDep,
+def preview_on_sign(sign_id: str, session: SessionDep, signs: SignsDep, user: StaffDep,
                           content_id: Annotated[str, Query(min_length=1, max_length=32)],
                           page: Annotated[int, Query(ge=0)] = 0) -> Response:
-    """The exact image this sign shows for one page of content."""
+    """The exact image this sign shows for one page of content (of the sign's own ward)."""
     try:
-        sign = signs.sign(session, sign_id)
+        sign = signs.sign(session, sign_id, wards_of(session, user))
     except SignNotFound as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
     panel = Panel(width=sign.width, height=sign.height)
-    return _preview(session, signs, content_id, page, panel)
+    return _preview(session, signs, content_id, page, panel, frozenset({signs.ward_of(session, sign)}))
 
 
 # items --------------------------------------------------------------------------------------------------
@@ -322,10 +333,12 @@ def reject_item(item_id: str, session: SessionDep, actions: SignActionsDep, user
 
 
 @router.get("/sign-items")
-def list_items(session: SessionDep, settings: SettingsDep, _user: StaffDep,
+def list_items(session: SessionDep, settings: SettingsDep, user: StaffDep,
                include_cancelled: bool = False) -> list[SignItemPublic]:
-    """Sign items, newest first (pending and active; ``include_cancelled`` adds cancelled and rejected)."""
-    query = select(SignItem).order_by(SignItem.created_at.desc())
+    """Sign items of the caller's wards, newest first (pending and active; ``include_cancelled`` adds
+    cancelled and rejected)."""
+    query = (select(SignItem).where(SignItem.ward_id.in_(wards_of(session, user)))
+             .order_by(SignItem.created_at.desc()))
     if not include_cancelled:
         query = query.where(SignItem.status.in_(("active", "pending")))
     return [item_public(r, settings.timezone) for r in session.scalars(query)]

@@ -24,6 +24,7 @@ def record_discovered(session: Session, device: Device, env: Envelope, data: Any
         if row is None:
             row = CameraDiscovery(agent_id=device.id, endpoint=found.endpoint, first_seen_at=now)
             session.add(row)
+        row.ward_id = device.ward_id  # what an agent finds belongs to its ward
         row.host = found.host
         row.xaddrs = list(found.xaddrs)
         row.scopes = list(found.scopes)

@@ -15,7 +15,7 @@ from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from controller.storage.models import CameraEvent
+from controller.storage.models import FIRST_WARD, CameraEvent
 from devices.protocol import TOPIC_ROOT, ProtocolError, valid_id
 
 CameraEventType = Literal["camera.motion", "camera.fault", "camera.recovered"]
@@ -40,6 +40,7 @@ class CameraEventMessage(BaseModel):
     type: CameraEventType
     ts: int = Field(description="when it happened, ms since the epoch")
     camera_id: str
+    ward: str = Field(default=FIRST_WARD, description="the camera's ward")
     agent_id: str | None
     zone: str | None
     score: float | None = Field(description="motion: share of the zones' pixels that moved (0–1)")
@@ -50,7 +51,8 @@ class CameraEventMessage(BaseModel):
 def event_message(row: CameraEvent) -> CameraEventMessage:
     """The message for a stored event."""
     return CameraEventMessage(id=row.id, type=row.type, ts=row.ts_ms,  # type: ignore[arg-type]
-                              camera_id=row.camera_id, agent_id=row.agent_id, zone=row.zone, score=row.score,
+                              camera_id=row.camera_id, ward=row.ward_id, agent_id=row.agent_id, zone=row.zone,
+                              score=row.score,
                               snapshot=f"/api/v1/camera-events/{row.id}/snapshot.jpg" if row.snapshot else None,
                               detail=dict(row.detail))
 
@@ -64,17 +66,19 @@ class EventHub:
     """Fans events out to live subscribers (each an asyncio queue on the loop)."""
 
     def __init__(self) -> None:
-        self._subscribers: set[asyncio.Queue[CameraEventMessage]] = set()
+        #: Each subscriber's queue and the wards whose events it gets (None: every ward).
+        self._subscribers: dict[asyncio.Queue[CameraEventMessage], frozenset[str] | None] = {}
 
-    def subscribe(self) -> asyncio.Queue[CameraEventMessage]:
-        """A new subscriber's queue; pass it to :meth:`unsubscribe` when done."""
+    def subscribe(self, wards: frozenset[str] | None = None) -> asyncio.Queue[CameraEventMessage]:
+        """A new subscriber's queue, fed the events of cameras of ``wards`` (None: all); pass it to
+        :meth:`unsubscribe` when done."""
         queue: asyncio.Queue[CameraEventMessage] = asyncio.Queue(maxsize=SUBSCRIBER_BACKLOG)
-        self._subscribers.add(queue)
+        self._subscribers[queue] = wards
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[CameraEventMessage]) -> None:
         """Stops delivering to ``queue``."""
-        self._subscribers.discard(queue)
+        self._subscribers.pop(queue, None)
 
     @property
     def subscribers(self) -> int:
@@ -82,8 +86,10 @@ class EventHub:
         return len(self._subscribers)
 
     def publish(self, message: CameraEventMessage) -> None:
-        """Delivers to every subscriber; a full queue drops its oldest event."""
-        for queue in self._subscribers:
+        """Delivers to every subscriber following the camera's ward; a full queue drops its oldest event."""
+        for queue, wards in self._subscribers.items():
+            if wards is not None and message.ward not in wards:
+                continue
             if queue.full():
                 with contextlib.suppress(asyncio.QueueEmpty):
                     queue.get_nowait()

@@ -84,7 +84,8 @@ class CameraMonitor:
                 return None
             event_id = pysecrets.token_hex(8)
             path = self.snapshots.save(camera_id, event_id, hit.snapshot) if hit.snapshot else None
-            row = CameraEvent(id=event_id, camera_id=camera_id, type="camera.motion", ts_ms=round(hit.ts * 1000),
+            row = CameraEvent(id=event_id, ward_id=camera.ward_id, camera_id=camera_id, type="camera.motion",
+                              ts_ms=round(hit.ts * 1000),
                               agent_id=camera.agent_id, zone=camera.zone, score=hit.score, snapshot=path,
                               detail={"sensitivity": camera.motion.get("sensitivity"),
                                       "zones": [z.get("name", "") for z in camera.motion.get("zones", [])]})
@@ -121,7 +122,8 @@ class CameraMonitor:
                     return None
                 camera.status, camera.fault, camera.status_changed_at = "fault", (reason or "no answer")[:300], now
                 kind, detail = "camera.fault", {"reason": camera.fault}
-            row = CameraEvent(id=pysecrets.token_hex(8), camera_id=camera_id, type=kind, ts_ms=now_ms(),
+            row = CameraEvent(id=pysecrets.token_hex(8), ward_id=camera.ward_id, camera_id=camera_id, type=kind,
+                              ts_ms=now_ms(),
                               agent_id=camera.agent_id, zone=camera.zone, detail=detail)
             session.add(row)
             session.flush()

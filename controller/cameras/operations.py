@@ -17,15 +17,18 @@ from sqlalchemy.orm import Session
 from controller.accounts import audit_chain
 from controller.cameras.events import CameraEventMessage, event_message
 from controller.cameras.schemas import CameraStatusPublic, FeedStatusPublic, PresetPublic
-from controller.cameras.service import CameraNotFound, CameraService
+from controller.cameras.service import CameraService
 from controller.storage.engine import Database
 from controller.storage.models import Camera, CameraEvent, User
 
 
 def camera_events(session: Session, camera_id: str | None = None, type: str | None = None,
-                  zone: str | None = None, since_ms: int | None = None, limit: int = 100) -> list[CameraEventMessage]:
-    """Motion, fault and recovery events, newest first."""
+                  zone: str | None = None, since_ms: int | None = None, limit: int = 100,
+                  wards: frozenset[str] | None = None) -> list[CameraEventMessage]:
+    """Motion, fault and recovery events (of cameras of ``wards``; None: all), newest first."""
     query = select(CameraEvent).order_by(CameraEvent.ts_ms.desc(), CameraEvent.id)
+    if wards is not None:
+        query = query.where(CameraEvent.ward_id.in_(wards))
     if camera_id is not None:
         query = query.where(CameraEvent.camera_id == camera_id)
     if type is not None:
@@ -37,11 +40,11 @@ def camera_events(session: Session, camera_id: str | None = None, type: str | No
     return [event_message(e) for e in session.scalars(query.limit(limit))]
 
 
-def camera_status(session: Session, cameras: CameraService, camera_id: str) -> CameraStatusPublic:
-    """Health (online / fault) and, while someone watches, the reader's fps, resolution and frame age."""
-    camera = session.get(Camera, camera_id)
-    if camera is None:
-        raise CameraNotFound(f"no camera {camera_id!r}")
+def camera_status(session: Session, cameras: CameraService, camera_id: str,
+                  user: User | None = None) -> CameraStatusPublic:
+    """Health (online / fault) and, while someone watches, the reader's fps, resolution and frame age (for
+    ``user``: a camera of their wards)."""
+    camera = cameras.camera(session, camera_id, user)
     feed = cameras.gateway.status(camera_id)
     reader = FeedStatusPublic.model_validate(feed, from_attributes=True) if feed is not None else None
     online = reader.online if reader is not None and reader.running else camera.status == "online"
@@ -52,26 +55,29 @@ def camera_status(session: Session, cameras: CameraService, camera_id: str) -> C
 
 async def record_camera_action(db: Database, user: User, action: str, camera_id: str,
                                detail: dict[str, object]) -> None:
-    """Records a camera being watched or moved, in a short session of its own off the event loop."""
+    """Records a camera being watched or moved (under the camera's ward), in a short session of its own off
+    the event loop."""
     def write() -> None:
         with db.session() as session:
-            audit_chain.record(session, user, action, camera_id, dict(detail))
+            ward = session.scalar(select(Camera.ward_id).where(Camera.id == camera_id))
+            audit_chain.record(session, user, action, camera_id, dict(detail), unit=ward)
 
     await asyncio.to_thread(write)
 
 
-async def ptz_presets(cameras: CameraService, camera_id: str) -> list[PresetPublic]:
+async def ptz_presets(cameras: CameraService, camera_id: str, user: User | None = None) -> list[PresetPublic]:
     """The camera's stored positions, read from the camera itself."""
-    access = await cameras.ptz_access(camera_id)
+    access = await cameras.ptz_access(camera_id, user)
     assert access.profile_token is not None
     async with access.ptz_control() as ptz:
         presets = await ptz.presets(access.profile_token)
     return [PresetPublic(token=p.token, name=p.name) for p in presets]
 
 
-async def ptz_set_preset(cameras: CameraService, camera_id: str, name: str) -> PresetPublic:
+async def ptz_set_preset(cameras: CameraService, camera_id: str, name: str,
+                         user: User | None = None) -> PresetPublic:
     """Stores where the camera points now under ``name``."""
-    access = await cameras.ptz_access(camera_id)
+    access = await cameras.ptz_access(camera_id, user)
     assert access.profile_token is not None
     async with access.ptz_control() as ptz:
         token = await ptz.set_preset(access.profile_token, name)
@@ -79,8 +85,8 @@ async def ptz_set_preset(cameras: CameraService, camera_id: str, name: str) -> P
 
 
 async def ptz_goto(cameras: CameraService, camera_id: str, preset_token: str, user: User) -> None:
-    """Moves the camera to a stored position, and records who moved it."""
-    access = await cameras.ptz_access(camera_id)
+    """Moves the camera (of the user's wards) to a stored position, and records who moved it."""
+    access = await cameras.ptz_access(camera_id, user)
     assert access.profile_token is not None
     async with access.ptz_control() as ptz:
         await ptz.goto_preset(access.profile_token, preset_token)

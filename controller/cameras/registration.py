@@ -20,7 +20,8 @@ from controller.storage.models import Camera
 def camera_public(camera: Camera) -> CameraPublic:
     """The public view of a camera (never its password)."""
     return CameraPublic(
-        id=camera.id, name=camera.name, agent_id=camera.agent_id, zone=camera.zone, host=camera.host,
+        id=camera.id, ward=camera.ward_id, name=camera.name, agent_id=camera.agent_id, zone=camera.zone,
+        host=camera.host,
         port=camera.port, username=camera.username, has_password=bool(camera.password_enc), onvif=camera.onvif,
         manufacturer=camera.manufacturer, model=camera.model, firmware=camera.firmware, serial=camera.serial,
         hardware_id=camera.hardware_id, profiles=[ProfilePublic.model_validate(p) for p in camera.profiles],

@@ -44,6 +44,8 @@ class _Placement(_In):
     username: str = Field(default="", max_length=128)
     password: str = Field(default="", max_length=256)
     profile_token: str | None = Field(default=None, max_length=64, description="absent: the camera's first profile")
+    ward: IdStr | None = Field(default=None, description="the ward it belongs to (its agent must be of that "
+                                                          "ward); needed only by staff of several wards")
 
 
 class CameraRegister(_Placement):
@@ -109,6 +111,7 @@ class CameraPublic(BaseModel):
     """A camera as the API shows it: no password, only whether one is set."""
 
     id: str
+    ward: str
     name: str
     agent_id: str | None
     zone: str | None
@@ -204,6 +207,8 @@ class DiscoveryPublic(BaseModel):
     """An ONVIF device an agent found, and the camera registered from it (if any)."""
 
     id: int
+    #: The finding agent's ward.
+    ward: str
     agent_id: str
     endpoint: str
     host: str

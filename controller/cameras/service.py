@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.accounts import audit_chain
+from controller.accounts.reach import NotInReach, check_ward, ward_for_new, wards_of
 from controller.cameras.access import CameraAccess, load_access, run_in_session, with_credentials
 from controller.cameras.errors import CameraConflict, CameraNotFound, LinkDown, RegistrationError
 from controller.cameras.events import EventHub
@@ -48,6 +49,10 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: Who registers, changes and removes cameras; who watches them, moves them and sets motion detection.
+TECHNICIAN_ROLES = ("technician",)
+SECURITY_ROLES = ("security",)
 
 _T = TypeVar("_T")
 #: A ``camera.discover`` command is void after this long (the agent answers within seconds).
@@ -100,12 +105,27 @@ class CameraService:
     def _access(self, camera: Camera, *, tolerate_lost_secret: bool = False) -> CameraAccess:
         return load_access(camera, self.secrets, tolerate_lost_secret=tolerate_lost_secret)
 
-    async def access(self, camera_id: str, *, tolerate_lost_secret: bool = False) -> CameraAccess:
-        """The camera's access details, or CameraNotFound (RegistrationError if its password is unreadable)."""
+    @staticmethod
+    def camera(session: Session, camera_id: str, user: User | None = None,
+               roles: tuple[str, ...] | None = None) -> Camera:
+        """The camera row; with ``user``, only one of their wards (another ward's is as unknown as none:
+        CameraNotFound, same words) and, with ``roles``, OutsideRole where they lack those roles."""
+        camera = session.get(Camera, camera_id)
+        if camera is None:
+            raise CameraNotFound(f"no camera {camera_id!r}")
+        if user is not None:
+            try:
+                check_ward(session, user, camera.ward_id, roles, f"no camera {camera_id!r}")
+            except NotInReach:
+                raise CameraNotFound(f"no camera {camera_id!r}") from None
+        return camera
+
+    async def access(self, camera_id: str, *, tolerate_lost_secret: bool = False, user: User | None = None,
+                     roles: tuple[str, ...] | None = None) -> CameraAccess:
+        """The camera's access details (for ``user``: a camera of their wards, checked as :meth:`camera`),
+        or CameraNotFound (RegistrationError if its password is unreadable)."""
         def load(session: Session) -> CameraAccess:
-            camera = session.get(Camera, camera_id)
-            if camera is None:
-                raise CameraNotFound(f"no camera {camera_id!r}")
+            camera = self.camera(session, camera_id, user, roles)
             return self._access(camera, tolerate_lost_secret=tolerate_lost_secret)
         return await self._db(load)
 
@@ -127,54 +147,62 @@ class CameraService:
 
     # registration ------------------------------------------------------------------------------------
 
-    def _check_placement(self, session: Session, agent_id: str | None) -> None:
-        if agent_id is not None and session.get(Device, agent_id) is None:
+    def _check_placement(self, session: Session, agent_id: str | None, ward_id: str) -> None:
+        """A camera's agent must be of the camera's ward (another ward's agent is as unknown as none)."""
+        if agent_id is not None and session.scalar(select(Device.ward_id).where(Device.id == agent_id)) != ward_id:
             raise CameraNotFound(f"no agent {agent_id!r}")
 
     async def register(self, body: CameraRegister, user: User) -> CameraPublic:
-        """Registers a camera by address: ONVIF described, or RTSP-only checked for video."""
-        await self._db(lambda s: self._precheck(s, body.id, body.agent_id))
+        """Registers a camera by address in the ward named (or the caller's only one): ONVIF described, or
+        RTSP-only checked for video."""
+        ward = await self._db(lambda s: self._precheck(s, body.id, body.agent_id, user, body.ward))
         if body.onvif:
             fields = await read_onvif_camera(body.host, body.port, body.username, body.password, body.profile_token)
         else:
             assert body.stream_uri is not None
             fields = await probe_rtsp_camera(body.stream_uri, body.username, body.password)
         return await self._insert(body.id, body.name, body.agent_id, body.zone, body.host, body.port,
-                                  body.username, body.password, body.onvif, None, fields, user)
+                                  body.username, body.password, body.onvif, None, fields, user, ward)
 
     async def register_discovered(self, discovery_id: int, body: CameraFromDiscovery, user: User) -> CameraPublic:
-        """Registers a camera an agent found; its address is the discovery's first ONVIF service address."""
-        def load(session: Session) -> CameraDiscovery:
+        """Registers a camera an agent found (in the finding agent's ward unless another is named); its address
+        is the discovery's first ONVIF service address."""
+        def load(session: Session) -> tuple[CameraDiscovery, str]:
             row = session.get(CameraDiscovery, discovery_id)
-            if row is None:
+            if row is None or row.ward_id not in wards_of(session, user):
                 raise CameraNotFound(f"no discovery {discovery_id}")
-            self._precheck(session, body.id, body.agent_id)
-            return row
-        found = await self._db(load)
+            ward = self._precheck(session, body.id, body.agent_id or row.agent_id, user, body.ward or row.ward_id)
+            return row, ward
+        found, ward = await self._db(load)
         xaddr = urllib.parse.urlsplit(found.xaddrs[0])
         host = xaddr.hostname or found.host
         port = xaddr.port or (443 if xaddr.scheme == "https" else 80)
         fields = await read_onvif_camera(host, port, body.username, body.password, body.profile_token)
         return await self._insert(body.id, body.name, body.agent_id or found.agent_id, body.zone, host, port,
-                                  body.username, body.password, True, found.endpoint, fields, user)
+                                  body.username, body.password, True, found.endpoint, fields, user, ward)
 
-    def _precheck(self, session: Session, camera_id: str, agent_id: str | None) -> None:
+    def _precheck(self, session: Session, camera_id: str, agent_id: str | None, user: User,
+                  requested_ward: str | None) -> str:
+        """The new camera's ward, once the caller may register there, the id is free and the agent is of it."""
+        ward = ward_for_new(session, user, requested_ward, TECHNICIAN_ROLES)
         if session.get(Camera, camera_id) is not None:
             raise CameraConflict(f"camera {camera_id!r} already exists")
-        self._check_placement(session, agent_id)
+        self._check_placement(session, agent_id, ward)
+        return ward
 
     async def _insert(self, camera_id: str, name: str, agent_id: str | None, zone: str | None, host: str,
                       port: int, username: str, password: str, is_onvif: bool, endpoint: str | None,
-                      fields: dict[str, Any], user: User) -> CameraPublic:
+                      fields: dict[str, Any], user: User, ward: str) -> CameraPublic:
         def insert(session: Session) -> CameraPublic:
-            self._precheck(session, camera_id, agent_id)
-            camera = Camera(id=camera_id, name=name, agent_id=agent_id, zone=zone, host=host, port=port,
+            self._precheck(session, camera_id, agent_id, user, ward)
+            camera = Camera(id=camera_id, ward_id=ward, name=name, agent_id=agent_id, zone=zone, host=host, port=port,
                             username=username, password_enc=self.secrets.encrypt(password), onvif=is_onvif,
                             discovery_endpoint=endpoint, motion=MotionSettings().model_dump(), status="unknown",
                             **fields)
             session.add(camera)
             audit_chain.record(session, user, "camera.register", camera_id,
-                               {"host": host, "port": port, "onvif": is_onvif, "agent_id": agent_id, "zone": zone})
+                               {"host": host, "port": port, "onvif": is_onvif, "agent_id": agent_id, "zone": zone},
+                               unit=ward)
             session.flush()
             return camera_public(camera)
         public = await self._db(insert)
@@ -184,7 +212,8 @@ class CameraService:
     async def update(self, camera_id: str, body: CameraUpdate, user: User) -> CameraPublic:
         """Changes placement or credentials; new credentials or profile are checked against the camera."""
         given = body.model_fields_set
-        access = await self.access(camera_id, tolerate_lost_secret="password" in given)
+        access = await self.access(camera_id, tolerate_lost_secret="password" in given, user=user,
+                                   roles=TECHNICIAN_ROLES)
         fields: dict[str, Any] = {}
         username = body.username if "username" in given and body.username is not None else access.username
         password = body.password if "password" in given and body.password is not None else access.password
@@ -197,11 +226,9 @@ class CameraService:
                 fields = await probe_rtsp_camera(access.stream_uri, username, password)
 
         def apply(session: Session) -> CameraPublic:
-            camera = session.get(Camera, camera_id)
-            if camera is None:
-                raise CameraNotFound(f"no camera {camera_id!r}")
+            camera = self.camera(session, camera_id, user, TECHNICIAN_ROLES)
             if "agent_id" in given:
-                self._check_placement(session, body.agent_id)
+                self._check_placement(session, body.agent_id, camera.ward_id)
                 camera.agent_id = body.agent_id
             if "zone" in given:
                 camera.zone = body.zone
@@ -211,7 +238,8 @@ class CameraService:
             camera.password_enc = self.secrets.encrypt(password)
             for key, value in fields.items():
                 setattr(camera, key, value)
-            audit_chain.record(session, user, "camera.update", camera_id, {"fields": sorted(given - {"password"})})
+            audit_chain.record(session, user, "camera.update", camera_id, {"fields": sorted(given - {"password"})},
+                               unit=camera.ward_id)
             session.flush()
             return camera_public(camera)
         public = await self._db(apply)
@@ -225,11 +253,9 @@ class CameraService:
     async def delete(self, camera_id: str, user: User) -> None:
         """Removes a camera, its events and snapshots; its viewers' streams end."""
         def remove(session: Session) -> None:
-            camera = session.get(Camera, camera_id)
-            if camera is None:
-                raise CameraNotFound(f"no camera {camera_id!r}")
+            camera = self.camera(session, camera_id, user, TECHNICIAN_ROLES)
             session.delete(camera)
-            audit_chain.record(session, user, "camera.delete", camera_id)
+            audit_chain.record(session, user, "camera.delete", camera_id, unit=camera.ward_id)
         await self._db(remove)
         await self.gateway.forget(camera_id)
         await asyncio.to_thread(self.snapshots.remove_camera, camera_id)
@@ -237,11 +263,9 @@ class CameraService:
     async def set_motion(self, camera_id: str, settings: MotionSettings, user: User) -> CameraPublic:
         """Stores the motion settings and (re)starts or stops detection."""
         def apply(session: Session) -> CameraPublic:
-            camera = session.get(Camera, camera_id)
-            if camera is None:
-                raise CameraNotFound(f"no camera {camera_id!r}")
+            camera = self.camera(session, camera_id, user, SECURITY_ROLES)
             camera.motion = settings.model_dump(mode="json")
-            audit_chain.record(session, user, "camera.motion", camera_id, camera.motion)
+            audit_chain.record(session, user, "camera.motion", camera_id, camera.motion, unit=camera.ward_id)
             session.flush()
             return camera_public(camera)
         public = await self._db(apply)
@@ -254,8 +278,11 @@ class CameraService:
 
     # snapshots, PTZ, discovery -----------------------------------------------------------------------
 
-    async def snapshot(self, camera_id: str) -> bytes:
-        """The gateway's newest frame, else the camera's ONVIF snapshot, else one frame read for it."""
+    async def snapshot(self, camera_id: str, user: User | None = None) -> bytes:
+        """The gateway's newest frame, else the camera's ONVIF snapshot, else one frame read for it (for
+        ``user``: a camera of their wards where they watch cameras)."""
+        if user is not None:
+            await self._db(lambda s: self.camera(s, camera_id, user, SECURITY_ROLES))
         frame = self.gateway.latest(camera_id)
         if frame is not None:
             return frame.jpeg
@@ -272,20 +299,29 @@ class CameraService:
                                                    f"{SNAPSHOT_FRAME_WAIT_S:.0f} s")
         return got.jpeg
 
-    async def ptz_access(self, camera_id: str) -> CameraAccess:
-        """The access of a PTZ camera (CameraConflict if it has no PTZ)."""
-        access = await self.access(camera_id)
+    async def ptz_access(self, camera_id: str, user: User | None = None) -> CameraAccess:
+        """The access of a PTZ camera (for ``user``: of their wards, where they are security staff;
+        CameraConflict if it has no PTZ)."""
+        access = await self.access(camera_id, user=user, roles=SECURITY_ROLES if user is not None else None)
         if not access.ptz or not access.profile_token:
             raise CameraConflict(f"camera {camera_id} has no PTZ")
         return access
 
-    async def _require_agent(self, agent_id: str) -> None:
-        if not await self._db(lambda s: s.get(Device, agent_id) is not None):
-            raise CameraNotFound(f"no agent {agent_id!r}")
+    async def _require_agent(self, agent_id: str, user: User | None) -> None:
+        def check(session: Session) -> None:
+            ward = session.scalar(select(Device.ward_id).where(Device.id == agent_id))
+            if ward is None:
+                raise CameraNotFound(f"no agent {agent_id!r}")
+            if user is not None:
+                try:
+                    check_ward(session, user, ward, TECHNICIAN_ROLES, f"no agent {agent_id!r}")
+                except NotInReach:
+                    raise CameraNotFound(f"no agent {agent_id!r}") from None
+        await self._db(check)
 
-    async def send_discover(self, agent_id: str, timeout_ms: int) -> str:
-        """Sends a signed ``camera.discover`` to an agent; returns the command id."""
-        await self._require_agent(agent_id)
+    async def send_discover(self, agent_id: str, timeout_ms: int, user: User | None = None) -> str:
+        """Sends a signed ``camera.discover`` to an agent (for ``user``: of their wards); returns the command id."""
+        await self._require_agent(agent_id, user)
         # Said now, not written: asked from the console, it is answered now or reported as failed.
         try:
             sent = await self.outbox.send_now(CameraDiscover(timeout_ms=timeout_ms), agent_id, ttl_ms=DISCOVER_TTL_MS)

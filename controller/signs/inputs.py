@@ -16,6 +16,9 @@ MAX_ITEM_DURATION_MS: Final = 366 * 24 * 3_600_000
 PAGES: TypeAdapter[list[SignPage]] = TypeAdapter(list[SignPage])
 
 SignId = Annotated[str, Field(pattern=ID_PATTERN)]
+#: A ward's unit id (lower-case letters, digits, ``_`` and ``-``).
+WardId = Annotated[str, Field(pattern=ID_PATTERN, max_length=63,
+                              description="the ward this belongs to; needed only by staff of several wards")]
 #: A sign's id: ``{agent id}.{sign name}``.
 FullSignId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*\.[a-z0-9][a-z0-9_-]*$", max_length=63)]
 
@@ -29,6 +32,7 @@ class SignContentInput(_Input):
 
     title: str = Field(default="", max_length=200)
     pages: list[SignPage] = Field(min_length=1, max_length=50)
+    ward: WardId | None = None
 
 
 class SignAttach(_Input):
@@ -69,3 +73,4 @@ class SignItemInput(_Input):
     rrule: str | None = Field(default=None, max_length=500)
     until: datetime | None = None
     duration_ms: int = Field(gt=0, le=MAX_ITEM_DURATION_MS)
+    ward: WardId | None = None

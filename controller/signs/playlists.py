@@ -44,11 +44,20 @@ RESEND_BEFORE_EXPIRY_MS: Final = 24 * 3_600_000
 
 
 def playlist_entries(session: Session, tz: ZoneInfo, start_ms: int, end_ms: int,
-                     agent_ids: set[str] | None) -> dict[str, list[SignPlaylistEntry]]:
-    """Every entry of the active items between the two instants, by agent (None: every agent), in order."""
-    contents = {c.id: c for c in session.scalars(select(SignContent))}
+                     agent_ids: set[str] | None,
+                     wards: frozenset[str] | None = None) -> dict[str, list[SignPlaylistEntry]]:
+    """Every entry of the active items between the two instants, by agent (None: every agent), in order.
+
+    An item reaches only the boards of its own ward; ``wards`` limits the items read to those wards.
+    """
+    query = select(SignItem).where(SignItem.status == "active")
+    contents_query = select(SignContent)
+    if wards is not None:
+        query = query.where(SignItem.ward_id.in_(wards))
+        contents_query = contents_query.where(SignContent.ward_id.in_(wards))
+    contents = {c.id: c for c in session.scalars(contents_query)}
     result: dict[str, list[SignPlaylistEntry]] = {}
-    for item in session.scalars(select(SignItem).where(SignItem.status == "active")):
+    for item in session.scalars(query):
         try:
             targets = SignTargets.model_validate(item.targets)
             pages = PAGES.validate_python(contents[item.content_id].pages)
@@ -61,7 +70,7 @@ def playlist_entries(session: Session, tz: ZoneInfo, start_ms: int, end_ms: int,
         if not starts:
             continue
         by_agent: dict[str, list[str]] = {}
-        for sign in signs_for(session, targets):
+        for sign in signs_for(session, targets, item.ward_id):
             if agent_ids is None or sign.agent_id in agent_ids:
                 by_agent.setdefault(sign.agent_id, []).append(sign.name)
         for agent_id, names in by_agent.items():

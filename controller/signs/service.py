@@ -27,7 +27,7 @@ from controller.signs.recurrence import local_naive
 from controller.signs.status import signs_now
 from controller.signs.targets import agents_of, check_targets
 from controller.storage.engine import Database
-from controller.storage.models import Device, MediaFile, Sign, SignContent, SignItem, User
+from controller.storage.models import FIRST_WARD, Device, MediaFile, Sign, SignContent, SignItem, User
 from devices.led.content import ImagePage, Panel
 from devices.led.render import RenderedPage, Renderer
 from schedules.errors import ScheduleError
@@ -58,18 +58,21 @@ class SignService:
     # content ----------------------------------------------------------------------------------------------
 
     def save_content(self, session: Session, body: SignContentInput, user: User,
-                     content_id: str | None = None) -> SignContent:
-        """Creates (or replaces) sign content; image pages must name uploaded images."""
+                     content_id: str | None = None, ward_id: str = FIRST_WARD) -> SignContent:
+        """Creates sign content in ``ward_id`` (or replaces content, which stays in its ward); image pages must
+        name uploaded images."""
         for i, page in enumerate(body.pages):
             if isinstance(page, ImagePage):
                 row = session.get(MediaFile, page.sha256)
                 if row is None or row.mime != page.mime or row.size != page.size:
                     raise SignInputError(f"pages.{i}", "image page names no uploaded image of that size and type")
         if content_id is None:
-            content = SignContent(id=secrets.token_hex(16), created_by=user.id)
+            content = SignContent(id=secrets.token_hex(16), created_by=user.id, ward_id=ward_id)
             session.add(content)
         else:
             content = self.content(session, content_id)
+            if body.ward is not None and body.ward != content.ward_id:
+                raise SignInputError("ward", "content stays in its ward: compose it again in the other ward")
         content.title = body.title
         content.pages = [p.model_dump(mode="json") for p in body.pages]
         session.flush()
@@ -77,10 +80,10 @@ class SignService:
             self.request_for_content(session, content.id)
         return content
 
-    def content(self, session: Session, content_id: str) -> SignContent:
-        """One content row or :class:`SignNotFound`."""
+    def content(self, session: Session, content_id: str, wards: frozenset[str] | None = None) -> SignContent:
+        """One content row (of ``wards``; None: any) or :class:`SignNotFound`, worded alike for both."""
         row = session.get(SignContent, content_id)
-        if row is None:
+        if row is None or (wards is not None and row.ward_id not in wards):
             raise SignNotFound(f"no sign content {content_id!r}")
         return row
 
@@ -106,11 +109,23 @@ class SignService:
         self.changed(session, [body.agent_id])
         return sign
 
-    def sign(self, session: Session, sign_id: str) -> Sign:
-        """One sign or :class:`SignNotFound`."""
+    def sign(self, session: Session, sign_id: str, wards: frozenset[str] | None = None) -> Sign:
+        """One sign (on an agent of ``wards``; None: any) or :class:`SignNotFound`, worded alike for both."""
         row = session.get(Sign, sign_id)
-        if row is None:
+        if row is None or (wards is not None and self.ward_of(session, row) not in wards):
             raise SignNotFound(f"no sign {sign_id!r}")
+        return row
+
+    @staticmethod
+    def ward_of(session: Session, sign: Sign) -> str:
+        """The ward a board belongs to: its agent's."""
+        return session.scalar(select(Device.ward_id).where(Device.id == sign.agent_id)) or FIRST_WARD
+
+    def item(self, session: Session, item_id: str, wards: frozenset[str] | None = None) -> SignItem:
+        """One sign item (of ``wards``; None: any) or :class:`SignNotFound`, worded alike for both."""
+        row = session.get(SignItem, item_id)
+        if row is None or (wards is not None and row.ward_id not in wards):
+            raise SignNotFound(f"no sign item {item_id!r}")
         return row
 
     def detach(self, session: Session, sign_id: str) -> None:
@@ -121,9 +136,11 @@ class SignService:
 
     # items ------------------------------------------------------------------------------------------------
 
-    def create_item(self, session: Session, body: SignItemInput, user: User) -> SignItem:
-        """A sign item, checked (content, targets, times, rule) before it is stored."""
-        self.content(session, body.content_id)
+    def create_item(self, session: Session, body: SignItemInput, user: User,
+                    ward_id: str = FIRST_WARD) -> SignItem:
+        """A sign item of ``ward_id``, checked (content and targets of that ward, times, rule) before it is
+        stored."""
+        self.content(session, body.content_id, frozenset({ward_id}))
         tz = self.settings.tz
         start = local_naive(body.start, tz)
         until = local_naive(body.until, tz) if body.until is not None else None
@@ -137,22 +154,20 @@ class SignService:
             except ScheduleError as exc:
                 raise SignInputError("rrule", str(exc)) from None
             rule_text = rule.text
-        check_targets(session, body.targets)
-        row = SignItem(id=secrets.token_hex(16), revision=0, content_id=body.content_id, title=body.title,
-                       priority=body.priority.value, targets=body.targets.model_dump(mode="json"),
+        check_targets(session, body.targets, ward_id)
+        row = SignItem(id=secrets.token_hex(16), ward_id=ward_id, revision=0, content_id=body.content_id,
+                       title=body.title, priority=body.priority.value, targets=body.targets.model_dump(mode="json"),
                        start_local=start.isoformat(), rrule=rule_text,
                        until_local=until.isoformat() if until else None, duration_ms=body.duration_ms,
                        status="pending" if self.settings.require_approval else "active", created_by=user.id)
         session.add(row)
         session.flush()
-        self.changed(session, agents_of(session, body.targets))
+        self.changed(session, agents_of(session, body.targets, ward_id))
         return row
 
     def decide(self, session: Session, item_id: str, user: User, approve: bool) -> SignItem:
         """An approver (not the item's author) puts a pending item on the signs, or rejects it."""
-        row = session.get(SignItem, item_id)
-        if row is None:
-            raise SignNotFound(f"no sign item {item_id!r}")
+        row = self.item(session, item_id)
         if user.role not in APPROVER_ROLES:
             raise SignForbidden("only an approver or an admin may approve or reject")
         if row.status != "pending":
@@ -161,17 +176,16 @@ class SignService:
             raise SignForbidden("a sign item must be approved by someone other than the person who wrote it")
         row.status = "active" if approve else "rejected"
         # A rejected item reaches no board, but the list of items still changed.
-        self.changed(session, agents_of(session, SignTargets.model_validate(row.targets)) if approve else ())
+        self.changed(session, agents_of(session, SignTargets.model_validate(row.targets), row.ward_id)
+                     if approve else ())
         return row
 
     def cancel_item(self, session: Session, item_id: str) -> SignItem:
         """Takes an item off every sign (kept as history)."""
-        row = session.get(SignItem, item_id)
-        if row is None:
-            raise SignNotFound(f"no sign item {item_id!r}")
+        row = self.item(session, item_id)
         row.status = "cancelled"
         row.revision += 1
-        self.changed(session, agents_of(session, SignTargets.model_validate(row.targets)))
+        self.changed(session, agents_of(session, SignTargets.model_validate(row.targets), row.ward_id))
         return row
 
     def request_for_content(self, session: Session, content_id: str) -> None:
@@ -179,7 +193,7 @@ class SignService:
         agents: set[str] = set()
         for item in session.scalars(select(SignItem).where(SignItem.content_id == content_id,
                                                            SignItem.status == "active")):
-            agents |= agents_of(session, SignTargets.model_validate(item.targets))
+            agents |= agents_of(session, SignTargets.model_validate(item.targets), item.ward_id)
         self.changed(session, agents)
 
     def changed(self, session: Session, agent_ids: Iterable[str] | None) -> None:
@@ -193,14 +207,15 @@ class SignService:
         """Characters the sign font lacks (they show as a placeholder), named for the officer."""
         return self.previews.warnings(pages)
 
-    def preview_png(self, session: Session, content_id: str, page_index: int,
-                    panel: Panel) -> tuple[bytes, RenderedPage]:
-        """The exact still a board of ``panel`` shows for one page, as PNG bytes."""
-        return self.previews.preview_png(self.content(session, content_id), page_index, panel)
+    def preview_png(self, session: Session, content_id: str, page_index: int, panel: Panel,
+                    wards: frozenset[str] | None = None) -> tuple[bytes, RenderedPage]:
+        """The exact still a board of ``panel`` shows for one page of content (of ``wards``), as PNG bytes."""
+        return self.previews.preview_png(self.content(session, content_id, wards), page_index, panel)
 
-    def now(self, session: Session) -> list[dict[str, Any]]:
-        """Every sign with what its agent last said it shows and what the controller planned for now."""
-        return signs_now(session, self.settings.tz)
+    def now(self, session: Session, wards: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        """Every sign (of ``wards``; None: all) with what its agent last said it shows and what the
+        controller planned for now."""
+        return signs_now(session, self.settings.tz, wards)
 
     # playlists --------------------------------------------------------------------------------------------
 

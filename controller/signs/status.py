@@ -18,18 +18,25 @@ from devices.protocol import Envelope, SignStatus, now_ms
 log = logging.getLogger(__name__)
 
 
-def signs_now(session: Session, tz: ZoneInfo) -> list[dict[str, Any]]:
-    """Every sign with what its agent last said it shows and what the controller planned for now."""
-    devices = {d.id: d for d in session.scalars(select(Device))}
-    planned = _planned_now(session, tz)
+def signs_now(session: Session, tz: ZoneInfo, wards: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """Every sign (of ``wards``, None: all) with what its agent last said it shows and what the controller
+    planned for now."""
+    device_query = select(Device)
+    sign_query = select(Sign).join(Device, Device.id == Sign.agent_id).order_by(Sign.id)
+    if wards is not None:
+        device_query = device_query.where(Device.ward_id.in_(wards))
+        sign_query = sign_query.where(Device.ward_id.in_(wards))
+    devices = {d.id: d for d in session.scalars(device_query)}
+    planned = _planned_now(session, tz, wards)
     statuses: dict[str, list[DeviceEvent]] = {}
     out = []
-    for sign in session.scalars(select(Sign).order_by(Sign.id)):
+    for sign in session.scalars(sign_query):
         device = devices.get(sign.agent_id)
         state = (device.state or {}) if device is not None else {}
         reported = next((s for s in state.get("signs", []) if s.get("sign") == sign.name), None)
         fault = _last_status(session, sign.agent_id, sign.name, statuses)
-        out.append({"sign": sign, "agent_status": device.status if device else "unknown",
+        out.append({"sign": sign, "ward": device.ward_id if device else "",
+                    "agent_status": device.status if device else "unknown",
                     "reported": reported, "state_ts": state.get("ts"),
                     "playlist_version": state.get("sign_playlist_version"),
                     "planned": planned.get(sign.id), "last_fault": fault})
@@ -47,11 +54,11 @@ def _last_status(session: Session, agent_id: str, name: str,
     return None if latest is None or latest.data.get("ok") else dict(latest.data)
 
 
-def _planned_now(session: Session, tz: ZoneInfo) -> dict[str, dict[str, Any]]:
+def _planned_now(session: Session, tz: ZoneInfo, wards: frozenset[str] | None) -> dict[str, dict[str, Any]]:
     """The entry each sign should show now (highest priority, then the latest start), by sign id."""
     now = now_ms()
     best: dict[str, tuple[int, int, dict[str, Any]]] = {}
-    for agent_id, entries in playlist_entries(session, tz, now, now + 1, None).items():
+    for agent_id, entries in playlist_entries(session, tz, now, now + 1, None, wards).items():
         for entry in entries:
             for name in entry.signs:
                 key = f"{agent_id}.{name}"

@@ -18,6 +18,7 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, Respon
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
+from controller.accounts.reach import wards_of
 from controller.api.deps import CamerasDep, SessionDep
 from controller.cameras import operations
 from controller.cameras.events import CameraEventMessage
@@ -25,8 +26,8 @@ from controller.cameras.gateway import GatewayFull
 from controller.cameras.motion import MotionSettings
 from controller.cameras.onvif import CameraError
 from controller.cameras.schemas import CameraStatusPublic, PresetCreate
-from controller.cameras.service import CameraConflict, CameraNotFound, LinkDown, RegistrationError
-from controller.storage.models import Camera
+from controller.cameras.service import CameraConflict, CameraNotFound, CameraService, LinkDown, RegistrationError
+from controller.storage.models import Camera, User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleSecurityDep
@@ -81,82 +82,95 @@ def _api_error(exc: Exception) -> tuple[str, str | None]:
     return _API_ERRORS.get(status, N_("The camera did not carry out the command.")), reason or None
 
 
-def _event_rows(session: SessionDep, camera_id: str | None) -> list[dict[str, object]]:
-    """The newest events as the API lists them, with their time as a datetime and their camera's name."""
-    events: list[CameraEventMessage] = operations.camera_events(session, camera_id=camera_id, limit=EVENTS_SHOWN)
-    names = dict(session.execute(select(Camera.id, Camera.name)).tuples().all()) if events else {}
+def _watched(session: SessionDep, user: User) -> frozenset[str]:
+    """The wards whose cameras the user watches."""
+    return wards_of(session, user, ("security",))
+
+
+def _event_rows(session: SessionDep, user: User, camera_id: str | None) -> list[dict[str, object]]:
+    """The newest events of the user's wards as the API lists them, with their time as a datetime and their
+    camera's name."""
+    wards = _watched(session, user)
+    events: list[CameraEventMessage] = operations.camera_events(session, camera_id=camera_id, limit=EVENTS_SHOWN,
+                                                                wards=wards)
+    names = dict(session.execute(select(Camera.id, Camera.name).where(Camera.ward_id.in_(wards)))
+                 .tuples().all()) if events else {}
     return [{"event": e, "at": datetime.fromtimestamp(e.ts / 1000, tz=UTC), "camera_name": names.get(e.camera_id)
              or e.camera_id, "label": EVENT_LABELS.get(e.type, e.type)} for e in events]
 
 
-def _status(session: SessionDep, cameras: CamerasDep, camera_id: str) -> CameraStatusPublic:
+def _status(session: SessionDep, cameras: CamerasDep, camera_id: str, user: User) -> CameraStatusPublic:
     try:
-        return operations.camera_status(session, cameras, camera_id)
+        return operations.camera_status(session, cameras, camera_id, user)
     except CameraNotFound as exc:
         raise HTTPException(404, str(exc)) from None
 
 
-def _camera(session: SessionDep, camera_id: str) -> Camera:
-    camera = session.get(Camera, camera_id)
-    if camera is None:
-        raise HTTPException(404, N_("There is no such camera. It may have been removed."))
-    return camera
+def _camera(session: SessionDep, camera_id: str, user: User) -> Camera:
+    """A camera of the user's wards where they watch cameras (another ward's is as missing as none)."""
+    try:
+        return CameraService.camera(session, camera_id, user, ("security",))
+    except CameraNotFound:
+        raise HTTPException(404, N_("There is no such camera. It may have been removed.")) from None
 
 
 @router.get("/cameras")
 def camera_grid(request: Request, session: SessionDep, user: ConsoleSecurityDep,
                 page: Annotated[int, Query(ge=1, le=10_000)] = 1,
                 per_page: Annotated[int, Query(ge=1, le=MAX_TILES_PER_PAGE)] = TILES_PER_PAGE) -> Response:
-    """Live views of every camera, a few per page, with the newest events beside them."""
-    total = session.scalar(select(func.count()).select_from(Camera)) or 0
+    """Live views of every camera of the user's wards, a few per page, with the newest events beside them."""
+    wards = _watched(session, user)
+    total = session.scalar(select(func.count()).select_from(Camera).where(Camera.ward_id.in_(wards))) or 0
     pages = max(1, math.ceil(total / per_page))
     page = min(page, pages)
-    cameras = list(session.scalars(select(Camera).order_by(Camera.zone, Camera.name, Camera.id)
+    cameras = list(session.scalars(select(Camera).where(Camera.ward_id.in_(wards))
+                                   .order_by(Camera.zone, Camera.name, Camera.id)
                                    .offset((page - 1) * per_page).limit(per_page)))
     return render(request, "cameras/grid.html", {
         "cameras": cameras, "total": total, "page": page, "pages": pages, "per_page": per_page,
         "default_per_page": TILES_PER_PAGE, "status_labels": STATUS_LABELS,
-        "events": _event_rows(session, None), "event_camera": None})
+        "events": _event_rows(session, user, None), "event_camera": None})
 
 
 @router.get("/camera-events")
-def event_list(request: Request, session: SessionDep, _user: ConsoleSecurityDep,
+def event_list(request: Request, session: SessionDep, user: ConsoleSecurityDep,
                camera: Annotated[str | None, Query(max_length=63, pattern=r"^[a-z0-9_-]+$")] = None) -> Response:
     """The event list fragment (refetched when the camera event stream says something happened)."""
-    return render(request, "cameras/_events.html", {"events": _event_rows(session, camera),
+    return render(request, "cameras/_events.html", {"events": _event_rows(session, user, camera),
                                                      "event_camera": camera})
 
 
 @router.get("/cameras/{camera_id}")
 def camera_view(camera_id: CameraId, request: Request, session: SessionDep, cameras: CamerasDep,
-                _user: ConsoleSecurityDep) -> Response:
-    """One camera large, its status, PTZ pad and presets (if it has PTZ) and its own events."""
-    camera = _camera(session, camera_id)
-    status = _status(session, cameras, camera_id)
+                user: ConsoleSecurityDep) -> Response:
+    """One camera (of the user's wards) large, its status, PTZ pad and presets (if it has PTZ) and its own
+    events."""
+    camera = _camera(session, camera_id, user)
+    status = _status(session, cameras, camera_id, user)
     return render(request, "cameras/view.html", {
         "camera": camera, "status": status, "status_labels": STATUS_LABELS,
-        "events": _event_rows(session, camera_id), "event_camera": camera_id,
+        "events": _event_rows(session, user, camera_id), "event_camera": camera_id,
         "motion": _motion_form_values(camera.motion or {}), "errors": {}, "notice": None})
 
 
 @router.get("/cameras/{camera_id}/status")
 def camera_status(camera_id: CameraId, request: Request, session: SessionDep, cameras: CamerasDep,
-                  _user: ConsoleSecurityDep, part: Annotated[str, Query(pattern="^(facts|badge)$")] = "facts",
+                  user: ConsoleSecurityDep, part: Annotated[str, Query(pattern="^(facts|badge)$")] = "facts",
                   ) -> Response:
     """A status fragment — the facts of the single view, or a grid tile's badge — refetched when the camera
     event stream reports a fault or a recovery."""
-    camera = _camera(session, camera_id)
-    status = _status(session, cameras, camera_id)
+    camera = _camera(session, camera_id, user)
+    status = _status(session, cameras, camera_id, user)
     template = "cameras/_status.html" if part == "facts" else "cameras/_badge.html"
     return render(request, template, {"camera": camera, "status": status, "status_labels": STATUS_LABELS})
 
 
 @router.get("/cameras/{camera_id}/presets")
 async def presets(camera_id: CameraId, request: Request, cameras: CamerasDep,
-                  _user: ConsoleSecurityDep) -> Response:
+                  user: ConsoleSecurityDep) -> Response:
     """The camera's stored positions, read from the camera itself (so loaded after the page)."""
     try:
-        found = await operations.ptz_presets(cameras, camera_id)
+        found = await operations.ptz_presets(cameras, camera_id, user)
     except _CAMERA_REFUSALS as exc:
         message, reason = _api_error(exc)
         return render(request, "cameras/_presets.html", {"camera_id": camera_id, "presets": [],
@@ -179,7 +193,7 @@ async def goto_preset(camera_id: CameraId, preset_token: PresetToken, request: R
 
 
 @router.post("/cameras/{camera_id}/presets")
-async def save_preset(camera_id: CameraId, request: Request, cameras: CamerasDep, _user: ConsoleSecurityDep,
+async def save_preset(camera_id: CameraId, request: Request, cameras: CamerasDep, user: ConsoleSecurityDep,
                       name: Annotated[str, Form(max_length=1024)] = "") -> Response:
     """Stores where the camera points now under a name (the API's model checks the name)."""
     context: dict[str, object] = {"camera_id": camera_id, "name": name[:64], "notice": None, "reason": None}
@@ -190,7 +204,7 @@ async def save_preset(camera_id: CameraId, request: Request, cameras: CamerasDep
             errors = field_errors(exc)
         return render(request, "cameras/_preset_form.html", {**context, "errors": errors}, status_code=422)
     try:
-        await operations.ptz_set_preset(cameras, camera_id, body.name)
+        await operations.ptz_set_preset(cameras, camera_id, body.name, user)
     except _CAMERA_REFUSALS as exc:
         message, reason = _api_error(exc)
         return render(request, "cameras/_preset_form.html",
@@ -229,7 +243,7 @@ async def save_motion(camera_id: CameraId, request: Request, session: SessionDep
                       cooldown_s: Annotated[str, Form(max_length=20)] = "10") -> Response:
     """Turns motion detection on or off with its sensitivity and pause between events (the API's model and
     function; the camera's detection zones and debounce are kept as they are)."""
-    stored = dict(_camera(session, camera_id).motion or {})
+    stored = dict(_camera(session, camera_id, user).motion or {})
     values: dict[str, object] = {"enabled": enabled == "on", "sensitivity": sensitivity[:20],
                                  "cooldown_s": cooldown_s[:20]}
     context: dict[str, object] = {"camera_id": camera_id, "motion": values, "notice": None}

@@ -19,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from controller.accounts.reach import unit_tree, wards_of
 from controller.api.deps import SessionDep, SettingsDep, SignActionsDep, SignsDep
-from controller.schedule.items import known_zones
 from controller.signs import (
     APPROVER_ROLES,
     MAX_IMAGE_BYTES,
@@ -32,7 +32,7 @@ from controller.signs import (
     SignService,
 )
 from controller.signs.actions import ImageTooLarge
-from controller.storage.models import Sign, SignContent, SignItem, User
+from controller.storage.models import Device, Sign, SignContent, SignItem, User, Zone
 from controller.web.errors import error_page
 from controller.web.forms import field_errors, translate_error
 from controller.web.i18n import N_, gettext, speaking_to
@@ -112,7 +112,9 @@ def previews(session: Session, signs: SignService, content: SignContent, size: s
     API's ``preview.png``, the same drawing, as its image.
     """
     boards: list[tuple[str, Panel, str]] = []
-    for sign in session.scalars(select(Sign).order_by(Sign.id)):
+    # Content goes only on boards of its own ward.
+    for sign in session.scalars(select(Sign).join(Device, Device.id == Sign.agent_id)
+                                .where(Device.ward_id == content.ward_id).order_by(Sign.id)):
         boards.append((f"{sign.id} ({sign.width}×{sign.height})", Panel(width=sign.width, height=sign.height),
                        f"/api/v1/signs/{quote(sign.id)}/preview.png?" + urlencode({"content_id": content.id})))
     panel = _panel_of(size)
@@ -135,8 +137,14 @@ def previews(session: Session, signs: SignService, content: SignContent, size: s
     return found
 
 
-def _sizes(session: Session) -> list[str]:
-    own = [f"{s.width}x{s.height}" for s in session.scalars(select(Sign))]
+def _ward_signs(session: Session, wards: frozenset[str]) -> list[Sign]:
+    """The boards on agents of ``wards``."""
+    return list(session.scalars(select(Sign).join(Device, Device.id == Sign.agent_id)
+                                .where(Device.ward_id.in_(wards)).order_by(Sign.id)))
+
+
+def _sizes(session: Session, wards: frozenset[str]) -> list[str]:
+    own = [f"{s.width}x{s.height}" for s in _ward_signs(session, wards)]
     return sorted(set(PREVIEW_SIZES) | set(own), key=lambda s: tuple(int(n) for n in s.split("x")))
 
 
@@ -149,7 +157,7 @@ def _local(text: str | None) -> str:
 
 def _compose_defaults() -> dict[str, Any]:
     return {"title": "", "lines": "", "mode": SignMode.STATIC.value, "colour": SignColour.AMBER.value,
-            "align": Align.CENTER.value, "dwell_s": "8", "size": DEFAULT_SIZE}
+            "align": Align.CENTER.value, "dwell_s": "8", "size": DEFAULT_SIZE, "ward": ""}
 
 
 def _assign_defaults() -> dict[str, Any]:
@@ -163,54 +171,72 @@ def _labels() -> dict[str, Any]:
             "agent_labels": AGENT_LABELS, "source_labels": SOURCE_LABELS}
 
 
-def _items(session: Session) -> list[dict[str, Any]]:
-    contents = {c.id: c.title for c in session.scalars(select(SignContent))}
-    rows = session.scalars(select(SignItem).where(SignItem.status.in_(("active", "pending")))
+def _items(session: Session, wards: frozenset[str]) -> list[dict[str, Any]]:
+    contents = {c.id: c.title for c in session.scalars(select(SignContent).where(SignContent.ward_id.in_(wards)))}
+    rows = session.scalars(select(SignItem).where(SignItem.status.in_(("active", "pending")),
+                                                  SignItem.ward_id.in_(wards))
                            .order_by(SignItem.created_at.desc()).limit(200))
     return [{"row": r, "content_title": contents.get(r.content_id, ""), "start": _local(r.start_local),
              "until": _local(r.until_local) if r.until_local else None,
              "minutes": max(1, round(r.duration_ms / 60_000))} for r in rows]
 
 
-def _assign_context(session: Session, values: dict[str, Any], errors: dict[str, list[str]],
+def _ward_choices(session: Session, user: User) -> list[tuple[str, str]]:
+    """The wards the user composes in, (id, name), offered only when there are several to choose from."""
+    wards = wards_of(session, user, ("officer", "approver"))
+    names = unit_tree(session).name
+    return [(w, names.get(w, w)) for w in sorted(wards)] if len(wards) > 1 else []
+
+
+def _assign_context(session: Session, user: User, values: dict[str, Any], errors: dict[str, list[str]],
                     notice: str | None = None) -> dict[str, Any]:
-    return {"contents": list(session.scalars(select(SignContent).order_by(SignContent.created_at.desc())
-                                             .limit(100))),
-            "signs": list(session.scalars(select(Sign).order_by(Sign.id))),
-            "zones": sorted(known_zones(session)), "values": values, "errors": errors, "notice": notice,
+    wards = wards_of(session, user)
+    zones = set(session.scalars(select(Zone.id).where(Zone.ward_id.in_(wards))))
+    for device_zones in session.scalars(select(Device.zones).where(Device.ward_id.in_(wards))):
+        zones.update(device_zones)
+    return {"contents": list(session.scalars(select(SignContent).where(SignContent.ward_id.in_(wards))
+                                             .order_by(SignContent.created_at.desc()).limit(100))),
+            "signs": _ward_signs(session, wards), "ward_choices": _ward_choices(session, user),
+            "zones": sorted(zones), "values": values, "errors": errors, "notice": notice,
             **_labels()}
 
 
 @router.get("/signs")
 def signs_page(request: Request, session: SessionDep, signs: SignsDep, user: ConsoleUserDep) -> Response:
-    """The signs page: what each sign shows now, composing, putting content on signs, the sign items."""
+    """The signs page (the user's wards): what each sign shows now, composing, putting content on signs, the
+    sign items."""
+    wards = wards_of(session, user)
     context = {
-        "now_rows": signs.now(session), "items": _items(session), "sizes": _sizes(session),
+        "now_rows": signs.now(session, wards), "items": _items(session, wards), "sizes": _sizes(session, wards),
         "can_compose": _can_compose(user), "can_decide": _can_decide(user), "compose": _compose_defaults(),
-        "previews": [], "warnings": [], "saved": None, **_assign_context(session, _assign_defaults(), {}),
+        "previews": [], "warnings": [], "saved": None, **_assign_context(session, user, _assign_defaults(), {}),
     }
     context["compose_errors"] = {}
     return render(request, "signs/page.html", context)
 
 
 @router.get("/signs/now")
-def signs_now(request: Request, session: SessionDep, signs: SignsDep, _user: ConsoleUserDep) -> Response:
-    """What each sign shows now (fetched again when agents report)."""
-    return render(request, "signs/_now.html", {"now_rows": signs.now(session), **_labels()})
+def signs_now(request: Request, session: SessionDep, signs: SignsDep, user: ConsoleUserDep) -> Response:
+    """What each sign of the user's wards shows now (fetched again when agents report)."""
+    return render(request, "signs/_now.html", {"now_rows": signs.now(session, wards_of(session, user)),
+                                                **_labels()})
 
 
 @router.get("/signs/items")
 def signs_items(request: Request, session: SessionDep, user: ConsoleUserDep) -> Response:
-    """The sign items (pending and active)."""
-    return render(request, "signs/_items.html", {"items": _items(session), "can_compose": _can_compose(user),
+    """The sign items of the user's wards (pending and active)."""
+    return render(request, "signs/_items.html", {"items": _items(session, wards_of(session, user)),
+                                                 "can_compose": _can_compose(user),
                                                  "can_decide": _can_decide(user), **_labels()})
 
 
 @router.get("/signs/previews")
-def signs_previews(request: Request, session: SessionDep, signs: SignsDep, _user: ConsoleUserDep,
+def signs_previews(request: Request, session: SessionDep, signs: SignsDep, user: ConsoleUserDep,
                    content_id: str = "", size: str = DEFAULT_SIZE) -> Response:
-    """Previews of stored content (chosen in the "put on signs" form)."""
+    """Previews of stored content of the user's wards (chosen in the "put on signs" form)."""
     row = session.get(SignContent, content_id) if content_id else None
+    if row is not None and row.ward_id not in wards_of(session, user):
+        row = None  # another ward's content is as unknown as none at all
     found = previews(session, signs, row, size[:20]) if row is not None else []
     return render(request, "signs/_previews.html", {"previews": found, "saved": row, "warnings": []})
 
@@ -230,6 +256,7 @@ class ComposeForm(BaseModel):
     align: Align
     dwell_s: int = Field(ge=1, le=3600)
     size: str = Field(max_length=20)
+    ward: str = Field(default="", max_length=63)
 
 
 def _page_errors(exc: ValidationError) -> dict[str, list[str]]:
@@ -241,10 +268,10 @@ def _page_errors(exc: ValidationError) -> dict[str, list[str]]:
 
 
 def _compose_response(request: Request, values: dict[str, Any], errors: dict[str, list[str]],
-                      sizes: list[str]) -> Response:
+                      sizes: list[str], ward_choices: list[tuple[str, str]]) -> Response:
     return render(request, "signs/_compose.html",
                   {"compose": values, "compose_errors": errors, "sizes": sizes, "previews": [], "warnings": [],
-                   "saved": None, **_labels()}, status_code=422)
+                   "saved": None, "ward_choices": ward_choices, **_labels()}, status_code=422)
 
 
 @router.post("/signs/compose")
@@ -253,11 +280,14 @@ def compose(request: Request, session: SessionDep, actions: SignActionsDep, user
             mode: Annotated[str, Form(max_length=40)] = "", colour: Annotated[str, Form(max_length=40)] = "",
             align: Annotated[str, Form(max_length=40)] = "", dwell_s: Annotated[str, Form(max_length=20)] = "",
             size: Annotated[str, Form(max_length=40)] = DEFAULT_SIZE,
+            ward: Annotated[str, Form(max_length=63)] = "",
             image: Annotated[UploadFile | None, File()] = None) -> Response:
-    """Saves new content from the form (text page, picture page or both) and shows its previews."""
+    """Saves new content from the form (text page, picture page or both) in the ward chosen (staff of one
+    ward: theirs) and shows its previews."""
     values = {"title": title, "lines": lines, "mode": mode, "colour": colour, "align": align, "dwell_s": dwell_s,
-              "size": size}
-    sizes = _sizes(session)
+              "size": size, "ward": ward}
+    sizes = _sizes(session, wards_of(session, user))
+    choices = _ward_choices(session, user)
     with speaking_to(request):
         errors: dict[str, list[str]] = {}
         try:
@@ -271,7 +301,7 @@ def compose(request: Request, session: SessionDep, actions: SignActionsDep, user
         if not text_lines and not data:
             errors.setdefault("lines", []).append(gettext(_NOTHING_MESSAGE))
         if errors:
-            return _compose_response(request, values, errors, sizes)
+            return _compose_response(request, values, errors, sizes, choices)
         pages: list[SignPage] = []
         if text_lines:
             try:
@@ -287,16 +317,17 @@ def compose(request: Request, session: SessionDep, actions: SignActionsDep, user
             except (ImageTooLarge, SignInputError, LayoutError, ValidationError):
                 errors["image"] = [gettext(_IMAGE_MESSAGE) % {"kb": MAX_IMAGE_BYTES // 1024}]
         if errors:
-            return _compose_response(request, values, errors, sizes)
+            return _compose_response(request, values, errors, sizes, choices)
         try:
-            body = SignContentInput(title=form.title, pages=pages)
+            body = SignContentInput(title=form.title, pages=pages, ward=ward or None)
             row = actions.create_content(session, body, user)
         except ValidationError as exc:
-            return _compose_response(request, values, _page_errors(exc), sizes)
+            return _compose_response(request, values, _page_errors(exc), sizes, choices)
         except SignInputError as exc:
-            return _compose_response(request, values, _refusal(exc), sizes)
+            return _compose_response(request, values, _refusal(exc), sizes, choices)
         found = previews(session, actions.signs, row, form.size)
-        assign = _assign_context(session, {**_assign_defaults(), "content_id": row.id, "title": row.title}, {})
+        assign = _assign_context(session, user, {**_assign_defaults(), "content_id": row.id, "title": row.title,
+                                                 "ward": row.ward_id}, {})
         return render(request, "signs/_compose.html", {
             "compose": values, "compose_errors": {}, "sizes": sizes, "previews": found,
             "warnings": actions.signs.warnings(list(row.pages)), "saved": row, "oob_assign": True, **assign})
@@ -342,14 +373,15 @@ def assign(request: Request, session: SessionDep, actions: SignActionsDep, setti
            priority: Annotated[str, Form(max_length=20)] = "normal", start: Annotated[str, Form(max_length=40)] = "",
            duration_min: Annotated[str, Form(max_length=20)] = "",
            repeat: Annotated[str, Form(max_length=40)] = "") -> Response:
-    """Puts content on signs from a time for some minutes, once or repeating (pending if approval is on)."""
+    """Puts content on signs from a time for some minutes, once or repeating (pending if approval is on); the
+    item belongs to the content's ward and reaches only that ward's boards."""
     values: dict[str, Any] = {"content_id": content_id, "title": title, "target_all": bool(target_all),
                               "zones": list(zones or []), "signs": list(signs or []), "priority": priority,
                               "start": start, "duration_min": duration_min, "repeat": repeat}
     tz = settings.tz
 
     def refuse(errors: dict[str, list[str]]) -> Response:
-        return render(request, "signs/_assign.html", _assign_context(session, values, errors), status_code=422)
+        return render(request, "signs/_assign.html", _assign_context(session, user, values, errors), status_code=422)
 
     with speaking_to(request):
         try:
@@ -362,10 +394,14 @@ def assign(request: Request, session: SessionDep, actions: SignActionsDep, setti
         targets: dict[str, Any] = {"all": True} if target_all else {"zones": values["zones"],
                                                                     "signs": values["signs"]}
         when = form.start if form.start is not None else datetime.now(tz).replace(tzinfo=None)
+        ward = _content_ward(session, user, content_id)
+        if ward is None:
+            return refuse(_refusal(SignInputError("content_id", f"no sign content {content_id!r}")))
         try:
             body = SignItemInput.model_validate({
                 "content_id": content_id, "title": title, "priority": priority, "targets": targets,
-                "start": when, "rrule": form.repeat or None, "duration_ms": form.duration_min * 60_000})
+                "start": when, "rrule": form.repeat or None, "duration_ms": form.duration_min * 60_000,
+                "ward": ward})
         except ValidationError as exc:
             return refuse(_item_errors(field_errors(exc)))
         try:
@@ -375,8 +411,14 @@ def assign(request: Request, session: SessionDep, actions: SignActionsDep, setti
     fresh = _assign_defaults()
     fresh["content_id"] = content_id
     notice = N_("Sent for approval.") if settings.require_approval else N_("Put on the signs.")
-    return render(request, "signs/_assign.html", _assign_context(session, fresh, {}, notice),
+    return render(request, "signs/_assign.html", _assign_context(session, user, fresh, {}, notice),
                   headers={"HX-Trigger": "signs-changed"})
+
+
+def _content_ward(session: Session, user: User, content_id: str) -> str | None:
+    """The ward of content the user can see (None for any other: the item is then refused as unknown content)."""
+    row = session.get(SignContent, content_id) if content_id else None
+    return row.ward_id if row is not None and row.ward_id in wards_of(session, user) else None
 
 
 def _decided(request: Request, session: Session, user: User, call: Any) -> Response:
@@ -389,7 +431,8 @@ def _decided(request: Request, session: Session, user: User, call: Any) -> Respo
         return error_page(request, 409, _NOT_PENDING)
     except SignNotFound:
         return error_page(request, 404)
-    return render(request, "signs/_items.html", {"items": _items(session), "can_compose": _can_compose(user),
+    return render(request, "signs/_items.html", {"items": _items(session, wards_of(session, user)),
+                                                 "can_compose": _can_compose(user),
                                                  "can_decide": _can_decide(user), **_labels()},
                   headers={"HX-Trigger": "signs-changed"})
 
