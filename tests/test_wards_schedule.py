@@ -17,13 +17,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from controller.storage.engine import Database
-from controller.storage.models import AgentSchedule, AuditEvent, Device, ScheduleItem
-from controller.tools.local_stack import http_json, register_agent
+from controller.storage.models import AgentSchedule, AuditEvent, ScheduleItem
+from controller.tools.local_stack import http_json, start_agent, write_agent_config
 from devices.protocol.envelope import parse_envelope
-from tests.conftest import AgentFactory, Broker, ControllerHandle
+from tests.conftest import Broker, ControllerHandle, RunningAgent
 from tests.console_support import console_client
 from tests.ward_support import PASSWORD, add_staff, add_ward
 
@@ -79,10 +79,9 @@ STAFF: dict[str, list[tuple[str, str]]] = {
 }
 
 
-def seed(ctl: ControllerHandle, agents: dict[str, tuple[str, list[str]]]) -> City:
-    """Wards A and B, the staff above, and the given agents (id → (ward, zones)) registered and moved there."""
-    for agent_id, (_ward, zones) in agents.items():
-        register_agent(ctl.api, ctl.token, agent_id, zones)
+def seed(ctl: ControllerHandle, agents: dict[str, tuple[str, list[str]]]) -> tuple[City, dict[str, Any]]:
+    """Wards A and B, the staff above, and the given agents (id → (ward, zones)) registered into their wards
+    through the API as the first admin (who holds every role on the city); returns the registrations too."""
     db = database(ctl)
     tokens: dict[str, str] = {}
     names: dict[str, str] = {}
@@ -92,18 +91,22 @@ def seed(ctl: ControllerHandle, agents: dict[str, tuple[str, list[str]]]) -> Cit
         for key, grants in STAFF.items():
             user, token = add_staff(session, grants, username=key.replace("_", "-"))
             tokens[key], names[key] = token, user.username
-        for agent_id, (ward, _zones) in agents.items():
-            session.execute(update(Device).where(Device.id == agent_id).values(ward_id=ward))
-    return City(ctl, db, tokens, names)
+    registered: dict[str, Any] = {}
+    for agent_id, (ward, zones) in agents.items():
+        status, body = http_json("POST", f"{ctl.api}/api/v1/devices", ctl.token,
+                                 {"id": agent_id, "name": agent_id, "zones": zones, "ward": ward})
+        assert status == 201, body
+        registered[agent_id] = body
+    return City(ctl, db, tokens, names), registered
 
 
 @pytest.fixture
 def city(broker: Broker, controller_factory: Any) -> Iterator[City]:
-    """A controller requiring approval, with loa-a1 (ward A, khu-a), loa-b1 (ward B, khu-b) and loa-b2 (ward B,
-    naming a zone "khu-a" of its own)."""
+    """A controller requiring approval, with loa-a1 (ward A, zone khu-a), loa-b1 (ward B, khu-b) and loa-b2
+    (ward B, in no zone)."""
     ctl: ControllerHandle = controller_factory(broker.port, env={"LP_REQUIRE_APPROVAL": "true"})
     ctl.wait_for(lambda: ctl.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
-    built = seed(ctl, {"loa-a1": (A, ["khu-a"]), "loa-b1": (B, ["khu-b"]), "loa-b2": (B, ["khu-a"])})
+    built, _registered = seed(ctl, {"loa-a1": (A, ["khu-a"]), "loa-b1": (B, ["khu-b"]), "loa-b2": (B, [])})
     try:
         yield built
     finally:
@@ -211,23 +214,23 @@ def test_targets_and_conflicts_stay_in_the_items_ward(city: City) -> None:
     assert "loa-b1 (ward ward-b)" in resp["detail"][0]["msg"], resp
     assert len(city.call("GET", "/api/v1/schedule/items", "city_officer")[1]) == count_before
 
-    # Zone "khu-a" of ward A reaches loa-a1 only, though loa-b2 of ward B names a zone "khu-a" too ...
+    # "all" of ward A and "all" of ward B at the same time are no conflict: each reaches its own ward's
+    # speakers; a second item of ward A then clashes with ward A's alone.
     status, item_a = city.call("POST", "/api/v1/schedule/items", "officer_ab",
-                               item_body({"zones": ["khu-a"]}, start, ward=A))
+                               item_body({"all": True}, start, ward=A))
     assert status == 201 and item_a["ward"] == A, item_a
-    # ... so B's item at the same time on loa-b2 is no conflict, and ward A's own clash still is.
-    status, item_b = city.call("POST", "/api/v1/schedule/items", "officer_b",
-                               item_body({"agents": ["loa-b2"]}, start))
+    status, item_b = city.call("POST", "/api/v1/schedule/items", "officer_b", item_body({"all": True}, start))
     assert status == 201, item_b
-    status, clash = city.call("POST", "/api/v1/schedule/items", "officer_a", item_body({"all": True}, start))
+    status, clash = city.call("POST", "/api/v1/schedule/items", "officer_a",
+                              item_body({"zones": ["khu-a"]}, start))
     assert status == 409, clash
     assert {c["item_id"] for c in clash["detail"]["conflicts"]} == {item_a["id"]}
     for item_id, who in ((item_a["id"], "approver_a"), (item_b["id"], "city_approver")):
         status, resp = city.call("POST", f"/api/v1/schedule/items/{item_id}/approve", who, {})
         assert status == 200, resp
     status, resp = city.call("GET", "/api/v1/schedule/upcoming?hours=3", "city_officer")
-    assert {(p["agent_id"], p["item_id"]) for p in resp["plays"]} == {("loa-a1", item_a["id"]),
-                                                                      ("loa-b2", item_b["id"])}
+    assert {(p["agent_id"], p["item_id"]) for p in resp["plays"]} == {
+        ("loa-a1", item_a["id"]), ("loa-b1", item_b["id"]), ("loa-b2", item_b["id"])}
 
 
 def test_console_schedule_shows_only_the_users_wards(city: City) -> None:
@@ -272,22 +275,24 @@ def window_items(db: Database, agent_id: str) -> tuple[int, set[str]]:
     return int(env.data["version"]), {p["item_id"] for p in env.data["plays"]}
 
 
-def test_each_agents_window_holds_only_its_wards_items(controller: ControllerHandle, agents: AgentFactory,
-                                                       tmp_path: Path) -> None:
-    agent_a = agents("loa-a1", zones=("khu-1",))
-    agent_b = agents("loa-b1", zones=("khu-1",))
-    city = seed(controller, {})
+def test_each_agents_window_holds_only_its_wards_items(controller: ControllerHandle, tmp_path: Path) -> None:
+    city, registered = seed(controller, {"loa-a1": (A, ["khu-a"]), "loa-b1": (B, ["khu-b"])})
+    running: dict[str, RunningAgent] = {}
     try:
-        with city.db.session() as session:
-            session.execute(update(Device).where(Device.id == "loa-a1").values(ward_id=A))
-            session.execute(update(Device).where(Device.id == "loa-b1").values(ward_id=B))
-        # Both speakers are in a zone "khu-1"; each ward's "all" and "khu-1" are its own.
+        for agent_id, zones in (("loa-a1", ["khu-a"]), ("loa-b1", ["khu-b"])):
+            files = write_agent_config(tmp_path / "agents" / agent_id, registered[agent_id], zones)
+            running[agent_id] = RunningAgent(files, start_agent(files, tmp_path / f"{agent_id}.log"),
+                                             registered[agent_id])
+        for agent_id in running:
+            controller.wait_for(lambda: controller.device(agent_id)["online"], 20,  # noqa: B023 (called at once)
+                                f"{agent_id} online")
+        # The same programme in both wards: "all" of each ward is its own speakers.
         status, item_a = city.call("POST", "/api/v1/schedule/items", "officer_a",
                                    item_body({"all": True}, at(15), title="Tin A"))
         assert status == 201, item_a
         status, item_b = city.call("POST", "/api/v1/schedule/items", "officer_b",
-                                   item_body({"zones": ["khu-1"]}, at(15), title="Tin B"))
-        assert status == 201, item_b  # same time, same zone name: no conflict across wards
+                                   item_body({"all": True}, at(15), title="Tin B"))
+        assert status == 201, item_b  # same time: no conflict across wards
         a_id, b_id = item_a["id"], item_b["id"]
 
         def published(agent_id: str, item_id: str) -> bool:
@@ -297,21 +302,25 @@ def test_each_agents_window_holds_only_its_wards_items(controller: ControllerHan
                             "windows with each ward's item")
         assert window_items(city.db, "loa-a1")[1] == {a_id}
         assert window_items(city.db, "loa-b1")[1] == {b_id}
+
         # The agents applied those windows and play their own ward's item, never the other's.
         def applied(agent_id: str, version: int) -> bool:
             return int((controller.device(agent_id).get("state") or {}).get("schedule_version") or 0) >= version
 
-        for agent_id in ("loa-a1", "loa-b1"):
+        for agent_id in running:
             version = window_items(city.db, agent_id)[0]
             controller.wait_for(lambda: applied(agent_id, version), 30,  # noqa: B023 (called at once)
                                 f"{agent_id} applying its window")
 
-        def ended(agent: Any, item_id: str) -> bool:
+        def ended(agent: RunningAgent, item_id: str) -> bool:
             return any(line["event"] == "end" and line["play_id"].startswith(item_id)
                        for line in agent.sink_lines())
 
+        agent_a, agent_b = running["loa-a1"], running["loa-b1"]
         controller.wait_for(lambda: ended(agent_a, a_id) and ended(agent_b, b_id), 60, "both items played")
         assert {line["play_id"].split("-")[0] for line in agent_a.sink_lines()} == {a_id}
         assert {line["play_id"].split("-")[0] for line in agent_b.sink_lines()} == {b_id}
     finally:
+        for agent in running.values():
+            agent.proc.stop()
         city.db.dispose()
