@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, status
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import select
 
-from controller.accounts.reach import check_ward, ward_for_new, wards_of
+from controller.accounts.reach import check_ward, wards_of
 from controller.accounts.scope import OutOfScope, check_target_names
-from controller.api.deps import AnnouncementsDep, OfficerDep, SessionDep, SettingsDep, StaffDep
+from controller.api.deps import AnnouncementsDep, DatabaseDep, OfficerDep, SessionDep, SettingsDep, StaffDep
 from controller.api.schemas import (
     AnnouncementAccepted,
     AnnouncementCreate,
@@ -20,7 +21,7 @@ from controller.api.schemas import (
 )
 from controller.api.views import announcement_summary, media_public, play_public
 from controller.broadcasts.announcements import InvalidAnnouncement
-from controller.broadcasts.wards import COMPOSER_ROLES, every_ward, recent_in_wards
+from controller.broadcasts.wards import recent_in_wards, ward_for_broadcast
 from controller.storage.models import Announcement, Delivery, MediaFile, Play
 
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"])
@@ -33,15 +34,13 @@ def _unprocessable(field: str, message: str) -> HTTPException:
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
-async def create_announcement(body: AnnouncementCreate, announcements: AnnouncementsDep, session: SessionDep,
+async def create_announcement(body: AnnouncementCreate, announcements: AnnouncementsDep, db: DatabaseDep,
                               user: OfficerDep) -> AnnouncementAccepted:
     """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress).
 
     It belongs to ``ward`` (or the caller's only ward); its targets and recording must be that ward's.
     """
-    ward = ward_for_new(session, user, body.ward, COMPOSER_ROLES)
-    # Staff who cannot see every ward get the 404 of another ward's name for an unknown one too.
-    hide = wards_of(session, user) != every_ward(session)
+    ward, hide = await run_in_threadpool(ward_for_broadcast, db, user, body.ward)
     try:
         check_target_names(user, body.target_names())
     except OutOfScope as exc:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from audio.probe import ProbeError
 from audio.speech import SpeechError
 from controller.accounts import audit_chain
-from controller.accounts.reach import ward_for_new, wards_of
+from controller.accounts.reach import wards_of
 from controller.api.deps import (
     DatabaseDep,
     EventsDep,
@@ -32,9 +32,8 @@ from controller.api.schemas import MediaPublic, StandbyUpdate
 from controller.api.views import media_public
 from controller.broadcasts.media_access import device_may_fetch
 from controller.broadcasts.speech import RECORDING_SOURCE
-from controller.broadcasts.wards import COMPOSER_ROLES, media_in_wards
+from controller.broadcasts.wards import media_in_wards, ward_for_broadcast
 from controller.messaging.events import StandbyChanged
-from controller.storage.engine import Database
 from controller.storage.models import Device, MediaFile, MediaWard, User
 from devices.protocol import ID_PATTERN, MAX_STANDBY
 
@@ -111,7 +110,7 @@ async def upload_recording(request: Request, media: MediaStoreDep, speech: Speec
     413 over the size limit (``upload_max_bytes``), 415 for anything that is not one audio recording;
     nothing is kept then.
     """
-    owner = await run_in_threadpool(_ward_for_upload, db, user, ward)
+    owner, _ = await run_in_threadpool(ward_for_broadcast, db, user, ward)
     scratch = media.root / "tmp"
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         upload = Path(tmp) / "upload"
@@ -134,11 +133,6 @@ async def upload_recording(request: Request, media: MediaStoreDep, speech: Speec
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the recording could not be processed: {exc}") \
                 from None
     return media_public(stored, settings.resolved_public_url())
-
-
-def _ward_for_upload(db: Database, user: User, requested: str | None) -> str:
-    with db.session() as session:
-        return ward_for_new(session, user, requested, COMPOSER_ROLES)
 
 
 def _owning_ward(session: Session, sha256: str, wards: frozenset[str]) -> str | None:

@@ -6,25 +6,25 @@ controller/broadcasts/speech_preview.py does the work.
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
+from fastapi.concurrency import run_in_threadpool
 
 from audio.engines import AllEnginesFailed
 from audio.speech import SpeechError
-from controller.accounts.reach import ward_for_new
-from controller.api.deps import OfficerDep, SessionDep, SettingsDep, SpeechDep
+from controller.api.deps import DatabaseDep, OfficerDep, SettingsDep, SpeechDep
 from controller.api.schemas import SpeechPreview, SpeechPreviewRequest
 from controller.api.views import preview_public
 from controller.broadcasts.speech_preview import PreviewRefused, render_preview
-from controller.broadcasts.wards import COMPOSER_ROLES
+from controller.broadcasts.wards import ward_for_broadcast
 
 router = APIRouter(prefix="/api/v1/speech", tags=["speech"])
 
 
 @router.post("/preview")
-async def preview(body: SpeechPreviewRequest, speech: SpeechDep, settings: SettingsDep, session: SessionDep,
+async def preview(body: SpeechPreviewRequest, speech: SpeechDep, settings: SettingsDep, db: DatabaseDep,
                   user: OfficerDep) -> SpeechPreview:
     """Normalises and renders ``text`` exactly as an announcement would be; returns a playable URL, which
     the staff of ``ward`` (or of the caller's only ward) may fetch."""
-    ward = ward_for_new(session, user, body.ward, COMPOSER_ROLES)
+    ward, _ = await run_in_threadpool(ward_for_broadcast, db, user, body.ward)
     try:
         heard = await render_preview(speech, body.text, [ward])
     except PreviewRefused as exc:

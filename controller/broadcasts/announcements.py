@@ -167,10 +167,10 @@ class AnnouncementService:
             if requested_ms > now + MAX_AHEAD_MS:
                 raise InvalidAnnouncement("start_at", "start_at is more than a year ahead")
         with self.db.session() as session:
-            agent_ids = self._resolve_targets(session, targets, ward, hide_unknown)
             if recording is not None and (session.get(MediaFile, recording) is None
                                           or not media_in_wards(session, recording, [ward])):
                 raise _unknown("recording", f"no stored recording {recording}", hide_unknown)
+            agent_ids = self._resolve_targets(session, targets, ward, hide_unknown)
             # A recording is known from the start: the worker sends it as it is instead of rendering speech.
             ann = Announcement(id=uuid.uuid4().hex, text=text, spoken_text=spoken, priority=priority.value,
                                targets=list(targets), media_sha256=recording,

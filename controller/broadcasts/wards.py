@@ -13,8 +13,9 @@ from typing import Final
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from controller.accounts.reach import unit_tree
-from controller.storage.models import WARD_KINDS, Announcement, Delivery, MediaWard, Unit
+from controller.accounts.reach import unit_tree, ward_for_new, wards_of
+from controller.storage.engine import Database
+from controller.storage.models import WARD_KINDS, Announcement, Delivery, MediaWard, Unit, User
 
 #: The roles that compose broadcasts (admin counts as every role).
 COMPOSER_ROLES: Final = ("officer", "approver")
@@ -63,3 +64,13 @@ def recent_in_wards(session: Session, wards: Iterable[str], limit: int,
         for ann_id, state, n in rows:
             counts[ann_id][state] = n
     return [(a, counts[a.id]) for a in anns]
+
+
+def ward_for_broadcast(db: Database, user: User, requested: str | None) -> tuple[str, bool]:
+    """The ward a new broadcast of ``user`` goes to (:func:`~controller.accounts.reach.ward_for_new` for the
+    composer roles), and whether the user is kept from seeing some wards (an unknown name then answers as
+    another ward's would). Blocking; its own short read, so a request's session (holding the token's
+    last-use write) never holds a lock the broadcast's own transaction then waits on."""
+    with db.session() as session:
+        return (ward_for_new(session, user, requested, COMPOSER_ROLES),
+                wards_of(session, user) != every_ward(session))

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from audio.speech import SpeechError
-from controller.accounts.reach import ward_for_new, wards_of
+from controller.accounts.reach import wards_of
 from controller.accounts.scope import OutOfScope, check_target_names
 from controller.api.deps import (
     AnnouncementsDep,
@@ -36,7 +36,7 @@ from controller.api.schemas import (
 from controller.api.views import item_input, item_public, preview_public
 from controller.broadcasts.announcements import ZONE_PREFIX, InvalidAnnouncement, normalize_text, split_targets
 from controller.broadcasts.speech_preview import PreviewRefused, render_preview
-from controller.broadcasts.wards import COMPOSER_ROLES, every_ward, recent_in_wards
+from controller.broadcasts.wards import recent_in_wards, ward_for_broadcast
 from controller.schedule.items import (
     ItemConflicts,
     ItemForbidden,
@@ -239,7 +239,7 @@ async def listen(request: Request, db: DatabaseDep, speech: SpeechDep, settings:
     """The text as the speech engine will read it, and the rendered audio to play (as the API's preview)."""
     form = await request.form()
     text = normalize_text(str(form.get("text", "")))
-    ward, _ = await run_in_threadpool(_ward_for_announcement, db, user, str(form.get("ward", "")) or None)
+    ward, _ = await run_in_threadpool(ward_for_broadcast, db, user, str(form.get("ward", "")) or None)
     with speaking_to(request):
         errors: list[str] = []
         limit = settings.text_max_chars
@@ -259,14 +259,6 @@ async def listen(request: Request, db: DatabaseDep, speech: SpeechDep, settings:
                       status_code=422)
     return render(request, "announcements/_preview.html", {"preview": result, "preview_errors": [],
                                                             "audio_url": f"/media/{result.media.sha256}"})
-
-
-def _ward_for_announcement(db: Database, user: User, requested: str | None) -> tuple[str, bool]:
-    """The ward a new announcement goes to, and whether the user is kept from seeing some wards (an unknown
-    name then answers as another ward's would)."""
-    with db.session() as session:
-        return (ward_for_new(session, user, requested, COMPOSER_ROLES),
-                wards_of(session, user) != every_ward(session))
 
 
 def _create_item(db: Database, schedule: ScheduleService, body: ScheduleItemCreate, user: User) -> str:
@@ -298,7 +290,7 @@ async def compose(request: Request, db: DatabaseDep, settings: SettingsDep, anno
             if form.when == "now":
                 body = AnnouncementCreate(text=checked.text, targets=checked.targets, priority=form.priority)
                 check_target_names(user, body.target_names())
-                ward, hide = await run_in_threadpool(_ward_for_announcement, db, user, form.ward or None)
+                ward, hide = await run_in_threadpool(ward_for_broadcast, db, user, form.ward or None)
                 await announcements.submit(body.text, body.target_names(), body.priority, body.start_at, user.id,
                                            body.recording, ward=ward, hide_unknown=hide)
                 notice = gettext("Sent. The list below shows each speaker's progress.")
