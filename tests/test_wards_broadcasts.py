@@ -20,7 +20,8 @@ from controller.storage.engine import Database
 from controller.storage.models import FIRST_WARD, Announcement, LiveSession
 from controller.tools.local_stack import http_json, start_agent, write_agent_config
 from tests.conftest import ControllerHandle, RunningAgent
-from tests.ward_support import add_staff, add_ward
+from tests.console_support import console_client
+from tests.ward_support import PASSWORD, add_staff, add_ward
 
 WARD_B = "ward-b"
 
@@ -244,3 +245,20 @@ def test_uploads_belong_to_the_ward_named(controller: ControllerHandle, city: Ci
     # A's officer cannot announce B's recording: the same words as one never stored.
     assert _post(controller, "/api/v1/announcements", city.officer_a,
                  {"recording": sha, "targets": {"all": True}}) == (404, {"detail": f"no stored recording {sha}"})
+
+
+def test_console_asks_staff_of_several_wards_which_one(controller: ControllerHandle, city: City) -> None:
+    with city.db.session() as session:
+        add_staff(session, [("officer", "city")], username="thanh-pho")
+        add_staff(session, [("officer", WARD_B)], username="phuong-b")
+    with console_client(controller, "thanh-pho", PASSWORD) as client:
+        page = client.get("/console/announcements").text
+        assert 'name="ward"' in page and f'value="{WARD_B}"' in page
+        # Without a ward the form comes back asking for one; nothing is sent.
+        assert client.post("/console/announcements", data={"text": "Họp", "everyone": "1"}).status_code == 422
+    with console_client(controller, "phuong-b", PASSWORD) as client:
+        assert 'name="ward"' not in client.get("/console/announcements").text
+        csv_text = client.get("/console/reports/plays.csv").content.decode("utf-8-sig")
+        assert csv_text.count("\n") == 1  # the header only: no play of ward A
+    with city.db.session() as session:
+        assert session.query(Announcement).count() == 0

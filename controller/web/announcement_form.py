@@ -87,7 +87,7 @@ def blank_values(settings: Settings) -> dict[str, Any]:
     today = datetime.now(settings.tz).date()
     return {"text": "", "everyone": False, "zones": [], "agents": [], "when": "now", "at": "", "repeat": "daily",
             "days": [], "time": "", "from_date": today.isoformat(), "until_date": "", "priority": "normal",
-            "queue": False}
+            "queue": False, "ward": ""}
 
 
 @dataclass
