@@ -25,6 +25,7 @@ from controller.api import (
     schedule,
     signs,
     speech,
+    units,
     users,
     validation,
     zones,
@@ -55,7 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, upload_limit=settings.upload_max_bytes)
 
     for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras,
-                   signs, ops, audit, live):
+                   signs, ops, audit, live, units):
         app.include_router(module.router)
     app.include_router(enrolment.router)
     app.include_router(bundle.router)

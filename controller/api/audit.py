@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from controller.accounts import audit_chain
 from controller.accounts.audit_log import audit_query, csv_chunks
+from controller.accounts.reach import units_of
 from controller.api.deps import AdminDep, DatabaseDep, SessionDep
 from controller.storage.models import AuditEvent
 
@@ -21,6 +22,7 @@ class AuditRow(BaseModel):
 
     id: int
     at: datetime
+    unit: str
     user_id: int | None
     username: str
     action: str
@@ -40,12 +42,13 @@ class ChainStatus(BaseModel):
 
 
 def _row(event: AuditEvent) -> AuditRow:
-    return AuditRow(id=event.id, at=event.at, user_id=event.user_id, username=event.username, action=event.action,
-                    subject=event.subject, detail=event.detail, prev_hash=event.prev_hash, hash=event.hash)
+    return AuditRow(id=event.id, at=event.at, unit=event.unit_id, user_id=event.user_id, username=event.username,
+                    action=event.action, subject=event.subject, detail=event.detail, prev_hash=event.prev_hash,
+                    hash=event.hash)
 
 
 @router.get("", response_model=None)
-def list_audit(session: SessionDep, db: DatabaseDep, _admin: AdminDep,
+def list_audit(session: SessionDep, db: DatabaseDep, admin: AdminDep,
                start: Annotated[datetime | None, Query(alias="from")] = None,
                end: Annotated[datetime | None, Query(alias="to")] = None,
                user: Annotated[str | None, Query(max_length=64)] = None,
@@ -54,8 +57,9 @@ def list_audit(session: SessionDep, db: DatabaseDep, _admin: AdminDep,
                limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
                after_id: Annotated[int, Query(ge=0)] = 0) -> list[AuditRow] | StreamingResponse:
     """Audit events oldest first, filtered by time (``from`` inclusive, ``to`` exclusive), username and
-    action (exact or prefix such as ``camera``); ``format=csv`` exports every match as a download."""
-    q = audit_query(start, end, user, action)
+    action (exact or prefix such as ``camera``); ``format=csv`` exports every match as a download. An admin
+    reads the rows of the units they administer."""
+    q = audit_query(units_of(session, admin, ["admin"]), start, end, user, action)
     if fmt == "json":
         return [_row(e) for e in session.scalars(q.where(AuditEvent.id > after_id).limit(limit))]
     return StreamingResponse(csv_chunks(db, q), media_type="text/csv; charset=utf-8",
@@ -64,7 +68,9 @@ def list_audit(session: SessionDep, db: DatabaseDep, _admin: AdminDep,
 
 @router.get("/verify")
 def verify_audit(session: SessionDep, _admin: AdminDep) -> ChainStatus:
-    """Walks the whole chain and reports the first row whose hash or link is broken."""
+    """Walks the whole chain and reports the first row whose hash or link is broken.
+
+    The chain runs through every ward's rows, so any admin may check it; the answer names only a row id."""
     count, broken = audit_chain.verify(session)
     if broken is None:
         return ChainStatus(ok=True, rows=count)

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from controller.accounts import audit_chain
 from controller.accounts.auth import password_matches, set_password
+from controller.accounts.reach import wards_of
 from controller.api.deps import (
     SESSION_COOKIE,
     CredentialsDep,
@@ -19,6 +20,7 @@ from controller.api.deps import (
     StaffDep,
 )
 from controller.api.sessions import PasswordChange, end_session, start_session
+from controller.api.views import GrantPublic
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 
@@ -52,6 +54,10 @@ class Me(BaseModel):
     username: str
     role: str
     roles: list[str]
+    #: Which role is held on which unit.
+    grants: list[GrantPublic]
+    #: The wards those roles cover: what this user sees.
+    wards: list[str]
     zones: list[str]
 
 
@@ -78,10 +84,11 @@ def logout(request: Request, response: Response, session: SessionDep, user: Staf
 
 
 @router.get("/me")
-def me(user: StaffDep) -> Me:
-    """Who the token or cookie belongs to."""
+def me(user: StaffDep, session: SessionDep) -> Me:
+    """Who the token or cookie belongs to, their roles and where they hold them."""
     return Me(id=user.id, username=user.username, role=user.role, roles=sorted(user.role_set),
-              zones=list(user.zones or []))
+              grants=[GrantPublic(role=g.role, unit=g.unit_id) for g in user.grants],
+              wards=sorted(wards_of(session, user)), zones=list(user.zones or []))
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)

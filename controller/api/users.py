@@ -1,4 +1,5 @@
-"""``/api/v1/users``: staff accounts, their roles and zones; admins only.
+"""``/api/v1/users``: staff accounts, the roles they hold on which units, and their zones; admins only, each
+managing the accounts of the units they administer.
 
 controller/accounts/users.py does the work.
 """
@@ -6,7 +7,6 @@ controller/accounts/users.py does the work.
 from __future__ import annotations
 
 from fastapi import APIRouter, HTTPException, status
-from sqlalchemy import select
 
 from controller.accounts.users import (
     PasswordRefused,
@@ -16,6 +16,7 @@ from controller.accounts.users import (
     UserExists,
     UserNotFound,
     UserUpdate,
+    visible_users,
 )
 from controller.accounts.users import (
     add_user as create_account,
@@ -45,9 +46,9 @@ def _refused(exc: Exception) -> HTTPException:
 
 
 @router.get("")
-def list_users(session: SessionDep, _admin: AdminDep) -> list[UserPublic]:
-    """Every account."""
-    return [user_public(u) for u in session.scalars(select(User).order_by(User.id))]
+def list_users(session: SessionDep, admin: AdminDep) -> list[UserPublic]:
+    """The accounts holding a role on a unit the caller administers."""
+    return [user_public(u) for u in session.scalars(visible_users(session, admin).order_by(User.id))]
 
 
 @router.post("", status_code=status.HTTP_201_CREATED)
@@ -60,10 +61,10 @@ def add_user(body: UserCreate, session: SessionDep, admin: AdminDep) -> UserPubl
 
 
 @router.get("/{user_id}")
-def get_user(user_id: int, session: SessionDep, _admin: AdminDep) -> UserPublic:
-    """One account."""
+def get_user(user_id: int, session: SessionDep, admin: AdminDep) -> UserPublic:
+    """One account (404 for one only other units' admins manage)."""
     try:
-        return user_public(get_account(session, user_id))
+        return user_public(get_account(session, user_id, admin))
     except UserNotFound as exc:
         raise _refused(exc) from None
 

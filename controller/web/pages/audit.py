@@ -21,6 +21,7 @@ from sqlalchemy import select
 
 from controller.accounts import audit_chain
 from controller.accounts.audit_log import audit_query, csv_chunks
+from controller.accounts.reach import units_of
 from controller.api.deps import DatabaseDep, SessionDep, SettingsDep
 from controller.settings import Settings
 from controller.storage.models import AuditEvent
@@ -142,11 +143,13 @@ def _detail(value: Any) -> str:
 
 @router.get("/audit")
 def audit_page(request: Request, session: SessionDep, settings: SettingsDep,
-               _admin: ConsoleAdminDep) -> Response:
-    """The log, newest first, a page at a time, with its filters, export and verification."""
+               admin: ConsoleAdminDep) -> Response:
+    """The log of the units the admin administers, newest first, a page at a time, with its filters, export
+    and verification."""
     filters, errors, raw = _filters(request)
     start, end = _bounds(filters, settings)
-    q = audit_query(start, end, filters.user or None, filters.action or None).order_by(None) \
+    units = units_of(session, admin, ["admin"])
+    q = audit_query(units, start, end, filters.user or None, filters.action or None).order_by(None) \
         .order_by(AuditEvent.id.desc())
     if filters.before:
         q = q.where(AuditEvent.id < filters.before)
@@ -160,8 +163,10 @@ def audit_page(request: Request, session: SessionDep, settings: SettingsDep,
         "older": filters.query_string(before=rows[-1]["id"]) if more and rows else None,
         "newest": filters.query_string(before=None) if filters.before else None,
         "export": filters.query_string(before=None),
-        "usernames": list(session.scalars(select(AuditEvent.username).distinct().order_by(AuditEvent.username))),
-        "actions": list(session.scalars(select(AuditEvent.action).distinct().order_by(AuditEvent.action))),
+        "usernames": list(session.scalars(select(AuditEvent.username).where(AuditEvent.unit_id.in_(units))
+                                          .distinct().order_by(AuditEvent.username))),
+        "actions": list(session.scalars(select(AuditEvent.action).where(AuditEvent.unit_id.in_(units))
+                                        .distinct().order_by(AuditEvent.action))),
     }
     return render(request, "audit/index.html", context, status_code=422 if errors else 200)
 
@@ -174,7 +179,8 @@ def audit_export(request: Request, session: SessionDep, settings: SettingsDep, d
     if errors:
         return audit_page(request, session, settings, admin)
     start, end = _bounds(filters, settings)
-    chunks = csv_chunks(db, audit_query(start, end, filters.user or None, filters.action or None))
+    chunks = csv_chunks(db, audit_query(units_of(session, admin, ["admin"]), start, end, filters.user or None,
+                                        filters.action or None))
 
     def with_bom() -> Iterator[str]:
         yield BOM

@@ -1,4 +1,4 @@
-"""Users: staff accounts, their roles and zones — for admins.
+"""Users: staff accounts, their roles, the units those are held on, and zones — for admins of those units.
 
 Creating, editing, disabling and resetting passwords call the API's own functions
 (controller/api/users.py), so the password policy, the guard against an admin locking themselves out and
@@ -11,22 +11,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from pydantic import ValidationError
-from sqlalchemy import select
 
+from controller.accounts.reach import unit_tree, units_of
+from controller.accounts.units import ward_names
 from controller.accounts.users import (
     PasswordRefused,
     PasswordReset,
     SelfLockout,
     UserCreate,
     UserExists,
+    UserNotFound,
     UserUpdate,
     add_user,
+    get_user,
     reset_password,
     update_user,
+    visible_users,
 )
 from controller.api.deps import SessionDep
 from controller.api.views import UserPublic, user_public
-from controller.storage.models import ROLES, User
+from controller.storage.models import ROLES, WARD_KINDS, User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.pages.devices import split_zones, zone_choices
@@ -47,15 +51,23 @@ ROLE_HINTS: dict[str, str] = {
 _PASSWORD_RULE = N_("At least 10 characters, and not the same as the username.")
 
 
-def _users(session: SessionDep) -> list[UserPublic]:
-    return [user_public(u) for u in session.scalars(select(User).order_by(User.username))]
+def _users(session: SessionDep, admin: User) -> list[UserPublic]:
+    return [user_public(u) for u in session.scalars(visible_users(session, admin).order_by(User.username))]
 
 
-def _get(session: SessionDep, user_id: int) -> User:
-    user = session.get(User, user_id)
-    if user is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND)
-    return user
+def _get(session: SessionDep, user_id: int, admin: User) -> User:
+    try:
+        return get_user(session, user_id, admin)
+    except UserNotFound:
+        raise HTTPException(status.HTTP_404_NOT_FOUND) from None
+
+
+def _unit_context(session: SessionDep, admin: User) -> dict[str, Any]:
+    """The units an admin may grant roles on (the form's choice) and every unit's name (the table's)."""
+    administered = units_of(session, admin, ["admin"])
+    names = ward_names(session)
+    choices = sorted(administered, key=lambda u: (unit_tree(session).kind.get(u) in WARD_KINDS, names.get(u, u)))
+    return {"unit_choices": [(u, names.get(u, u)) for u in choices], "unit_names": names}
 
 
 def _role_errors(errors: dict[str, list[str]], roles: list[str]) -> dict[str, list[str]]:
@@ -66,24 +78,24 @@ def _role_errors(errors: dict[str, list[str]], roles: list[str]) -> dict[str, li
     return errors
 
 
-def _form_context(session: SessionDep, values: dict[str, Any] | None = None,
+def _form_context(session: SessionDep, admin: User, values: dict[str, Any] | None = None,
                   errors: dict[str, list[str]] | None = None, created: str | None = None) -> dict[str, Any]:
     chosen = list((values or {}).get("zones", []))
-    return {"values": values or {"username": "", "roles": [], "zones": [], "zones_extra": ""},
+    return {"values": values or {"username": "", "roles": [], "unit": "", "zones": [], "zones_extra": ""},
             "errors": errors or {}, "roles_all": ROLES, "role_hints": ROLE_HINTS,
-            "zone_choices": zone_choices(session, chosen), "created": created}
+            "zone_choices": zone_choices(session, chosen), "created": created, **_unit_context(session, admin)}
 
 
 @router.get("/users")
-def users_page(request: Request, session: SessionDep, _admin: ConsoleAdminDep) -> Response:
-    """Every account, and the form creating one."""
-    return render(request, "users/index.html", {"users": _users(session), **_form_context(session)})
+def users_page(request: Request, session: SessionDep, admin: ConsoleAdminDep) -> Response:
+    """The accounts of the units the admin administers, and the form creating one."""
+    return render(request, "users/index.html", {"users": _users(session, admin), **_form_context(session, admin)})
 
 
 @router.get("/users/table")
-def users_table(request: Request, session: SessionDep, _admin: ConsoleAdminDep) -> Response:
+def users_table(request: Request, session: SessionDep, admin: ConsoleAdminDep) -> Response:
     """The accounts table alone (fetched again after a change)."""
-    return render(request, "users/_table.html", {"users": _users(session)})
+    return render(request, "users/_table.html", {"users": _users(session, admin), **_unit_context(session, admin)})
 
 
 @router.post("/users")
@@ -91,17 +103,18 @@ def users_create(request: Request, session: SessionDep, admin: ConsoleAdminDep,
                  username: Annotated[str, Form(max_length=200)] = "",
                  password: Annotated[str, Form(max_length=1024)] = "",
                  roles: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006 - FastAPI copies it
+                 unit: Annotated[str, Form(max_length=63)] = "",
                  zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006
                  zones_extra: Annotated[str, Form(max_length=4000)] = "") -> Response:
-    """Creates an account (as ``POST /api/v1/users``): username, password, one or more roles, zones."""
-    values = {"username": username, "roles": roles, "zones": zones, "zones_extra": zones_extra}
+    """Creates an account (as ``POST /api/v1/users``): username, password, one or more roles on a unit, zones."""
+    values = {"username": username, "roles": roles, "unit": unit, "zones": zones, "zones_extra": zones_extra}
     with speaking_to(request):
         try:
             body = UserCreate.model_validate({"username": username.strip(), "password": password, "roles": roles,
-                                              "zones": split_zones(zones, zones_extra)})
+                                              "unit": unit or None, "zones": split_zones(zones, zones_extra)})
         except ValidationError as exc:
             errors = _role_errors(field_errors(exc), roles)
-            return render(request, "users/_create.html", _form_context(session, values, errors), status_code=422)
+            return render(request, "users/_create.html", _form_context(session, admin, values, errors), status_code=422)
         try:
             created = add_user(session, body, admin)
         except (UserExists, PasswordRefused) as exc:
@@ -109,25 +122,27 @@ def users_create(request: Request, session: SessionDep, admin: ConsoleAdminDep,
                 errors = {"username": [gettext("This username is already taken.")]}
             else:
                 errors = {"password": [gettext(_PASSWORD_RULE)]}
-            return render(request, "users/_create.html", _form_context(session, values, errors), status_code=422)
-    return render(request, "users/_create.html", _form_context(session, created=created.username),
+            return render(request, "users/_create.html", _form_context(session, admin, values, errors), status_code=422)
+    return render(request, "users/_create.html", _form_context(session, admin, created=created.username),
                   headers={"HX-Trigger": "users-changed"})
 
 
-def _edit_context(session: SessionDep, user: User, values: dict[str, Any] | None = None,
+def _edit_context(session: SessionDep, admin: User, user: User, values: dict[str, Any] | None = None,
                   errors: dict[str, list[str]] | None = None, saved: str | None = None) -> dict[str, Any]:
     public = user_public(user)
-    current = {"roles": public.roles, "zones": public.zones, "zones_extra": ""}
+    units = sorted({g.unit for g in public.grants})
+    current = {"roles": public.roles, "unit": units[0] if len(units) == 1 else "", "zones": public.zones,
+               "zones_extra": ""}
     chosen = list((values or current).get("zones", []))
     return {"account": public, "values": values or current, "errors": errors or {}, "roles_all": ROLES,
             "role_hints": ROLE_HINTS, "zone_choices": zone_choices(session, chosen), "saved": saved,
-            "password_errors": {}}
+            "password_errors": {}, **_unit_context(session, admin)}
 
 
 @router.get("/users/{user_id}")
-def user_page(user_id: int, request: Request, session: SessionDep, _admin: ConsoleAdminDep) -> Response:
-    """One account: roles and zones, disable/enable, password reset."""
-    return render(request, "users/user.html", _edit_context(session, _get(session, user_id)))
+def user_page(user_id: int, request: Request, session: SessionDep, admin: ConsoleAdminDep) -> Response:
+    """One account: roles and where they are held, zones, disable/enable, password reset."""
+    return render(request, "users/user.html", _edit_context(session, admin, _get(session, user_id, admin)))
 
 
 def _self_lockout(request: Request) -> dict[str, list[str]]:
@@ -139,23 +154,26 @@ def _self_lockout(request: Request) -> dict[str, list[str]]:
 @router.patch("/users/{user_id}")
 def user_update(user_id: int, request: Request, session: SessionDep, admin: ConsoleAdminDep,
                 roles: Annotated[list[str], Form(max_length=20)] = [],  # noqa: B006 - FastAPI copies it
+                unit: Annotated[str, Form(max_length=63)] = "",
                 zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006
                 zones_extra: Annotated[str, Form(max_length=4000)] = "") -> Response:
-    """Sets the account's roles and zones (as ``PATCH /api/v1/users/{id}``)."""
-    user = _get(session, user_id)
-    values = {"roles": roles, "zones": zones, "zones_extra": zones_extra}
+    """Sets the account's roles, the unit they are held on, and zones (as ``PATCH /api/v1/users/{id}``)."""
+    user = _get(session, user_id, admin)
+    values = {"roles": roles, "unit": unit, "zones": zones, "zones_extra": zones_extra}
     with speaking_to(request):
         try:
-            body = UserUpdate.model_validate({"roles": roles, "zones": split_zones(zones, zones_extra)})
+            body = UserUpdate.model_validate({"roles": roles, "unit": unit or None,
+                                              "zones": split_zones(zones, zones_extra)})
         except ValidationError as exc:
             errors = _role_errors(field_errors(exc), roles)
-            return render(request, "users/_edit.html", _edit_context(session, user, values, errors), status_code=422)
+            return render(request, "users/_edit.html", _edit_context(session, admin, user, values, errors),
+                          status_code=422)
     try:
         update_user(session, user_id, body, admin)
     except SelfLockout:
-        return render(request, "users/_edit.html", _edit_context(session, user, values, _self_lockout(request)),
+        return render(request, "users/_edit.html", _edit_context(session, admin, user, values, _self_lockout(request)),
                       status_code=422)
-    return render(request, "users/_edit.html", _edit_context(session, user, saved="roles"),
+    return render(request, "users/_edit.html", _edit_context(session, admin, user, saved="roles"),
                   headers={"HX-Trigger": "users-changed"})
 
 
@@ -164,7 +182,7 @@ def user_status(user_id: int, request: Request, session: SessionDep, admin: Cons
                 disabled: Annotated[str, Form(max_length=10)] = "") -> Response:
     """Disables (``disabled=true``) or enables (``false``) the account; a disabled account cannot sign in
     and its sessions stop working."""
-    user = _get(session, user_id)
+    user = _get(session, user_id, admin)
     if disabled not in ("true", "false"):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
@@ -180,7 +198,7 @@ def user_status(user_id: int, request: Request, session: SessionDep, admin: Cons
 def user_password(user_id: int, request: Request, session: SessionDep, admin: ConsoleAdminDep,
                   password: Annotated[str, Form(max_length=1024)] = "") -> Response:
     """Sets a new password (as ``POST /api/v1/users/{id}/password``); the user's console sessions end."""
-    user = _get(session, user_id)
+    user = _get(session, user_id, admin)
     context: dict[str, Any] = {"account": user_public(user)}
     with speaking_to(request):
         try:
