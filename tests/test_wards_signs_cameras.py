@@ -199,9 +199,17 @@ def test_signs_belong_to_their_ward(city: City) -> None:
         assigned = client.post("/console/signs/items", data={"content_id": content_b["id"], "target_all": "1",
                                                              "duration_min": "30"})
         assert assigned.status_code == 422
+    # Staff of two wards choose the ward of what they compose.
+    with console_client(city.ctl, city.names["officer_ab"], STAFF_PASSWORD) as client:
+        assert 'id="sign-ward"' in client.get("/console/signs").text
+        composed = client.post("/console/signs/compose", data={"title": "Chọn phường", "lines": "Chọn phường",
+                                                               "mode": "static", "colour": "amber", "align": "center",
+                                                               "dwell_s": "8", "size": "96x16", "ward": B})
+        assert composed.status_code == 200, composed.text[:2000]
     with city.db.session() as session:
         assert session.scalar(select(SignItem.id).where(SignItem.content_id == content_b["id"],
                                                         SignItem.id != item_b["id"])) is None
+        assert session.scalar(select(SignContent.ward_id).where(SignContent.title == "Chọn phường")) == B
 
 
 def _register(city: City, who: str, camera_id: str, agent: str | None, stream: RtspServer,
