@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,15 +114,23 @@ def _start_controller(tmp_path: Path, mqtt_port: int, name: str = "controller",
     return ControllerHandle(proc, f"http://127.0.0.1:{port}", token, data_dir, mqtt_port)
 
 
-@pytest.fixture
-def controller(tmp_path: Path, broker: Broker) -> Iterator[ControllerHandle]:
-    """The controller under uvicorn on a free port, connected to ``broker``."""
-    handle = _start_controller(tmp_path, broker.port)
+@contextmanager
+def running_controller(tmp_path: Path, mqtt_port: int, env: dict[str, str] | None = None) -> Iterator[ControllerHandle]:
+    """A controller (data and log in ``tmp_path``) connected to the broker on ``mqtt_port``; stopped on the way
+    out, also when it never connects."""
+    handle = _start_controller(tmp_path, mqtt_port, env=env)
     try:
         handle.wait_for(lambda: handle.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
         yield handle
     finally:
         handle.proc.stop()
+
+
+@pytest.fixture
+def controller(tmp_path: Path, broker: Broker) -> Iterator[ControllerHandle]:
+    """The controller under uvicorn on a free port, connected to ``broker``."""
+    with running_controller(tmp_path, broker.port) as handle:
+        yield handle
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ import pytest
 
 from controller.api.body_limit import MAX_BODY_BYTES
 from controller.tools.local_stack import free_port, http_json
-from tests.conftest import Broker, ControllerHandle, _start_controller
+from tests.conftest import Broker, ControllerHandle, running_controller
 
 #: What an attacker sends.
 HUGE = 300 * 2**20
@@ -42,12 +42,8 @@ def controller(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ControllerH
     broker = Broker(tmp / "mosquitto", free_port())
     broker.start()
     try:
-        handle = _start_controller(tmp, broker.port, env={"LP_UPLOAD_MAX_BYTES": str(UPLOAD_LIMIT)})
-        try:
-            handle.wait_for(lambda: handle.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
+        with running_controller(tmp, broker.port, {"LP_UPLOAD_MAX_BYTES": str(UPLOAD_LIMIT)}) as handle:
             yield handle
-        finally:
-            handle.proc.stop()
     finally:
         broker.stop()
 

@@ -13,7 +13,7 @@ import pytest
 
 from controller.tools.local_stack import http_json
 from devices.protocol import Priority, SpeakerPlay, Topics, now_ms
-from tests.conftest import AgentFactory, Broker, ControllerHandle, _start_controller
+from tests.conftest import AgentFactory, Broker, ControllerHandle, running_controller
 from tests.helpers import START_TOLERANCE_MS, decode_pcm, iso_ms, wav_frames
 from tests.mqtt_tools import controller_signer, publish
 from tests.test_api import _upload, messages
@@ -26,12 +26,8 @@ def controller(tmp_path: Path, broker: Broker) -> Iterator[ControllerHandle]:
     that every speaker starts at the same instant, and on a CI machine running the suite's test processes beside
     browsers an alarm's command can take longer than 0.7 s to be rendered, signed and checked. The real
     lead's figures are bench/fanout.py's and bench/start_skew.py's."""
-    handle = _start_controller(tmp_path, broker.port, env={"LP_EMERGENCY_LEAD_MS": "2500"})
-    try:
-        handle.wait_for(lambda: handle.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
+    with running_controller(tmp_path, broker.port, {"LP_EMERGENCY_LEAD_MS": "2500"}) as handle:
         yield handle
-    finally:
-        handle.proc.stop()
 
 
 def _starts(agent: Any) -> list[dict[str, Any]]:

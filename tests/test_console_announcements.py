@@ -15,7 +15,7 @@ from playwright.sync_api import expect
 
 from controller.tools.local_stack import register_agent
 from tests.browser import BrowserFactory, browser_factory  # noqa: F401
-from tests.conftest import AgentFactory, Broker, ControllerHandle, _start_controller
+from tests.conftest import AgentFactory, Broker, ControllerHandle, running_controller
 from tests.console_support import browser_page, console_client, create_staff, screenshot
 
 PAGE = "/console/announcements"
@@ -29,12 +29,8 @@ HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)> Họp tổ d�
 @pytest.fixture
 def controller(tmp_path: Path, broker: Broker) -> Iterator[ControllerHandle]:
     """The controller with approval required, as a ward would run it (overrides conftest's)."""
-    handle = _start_controller(tmp_path, broker.port, env={"LP_REQUIRE_APPROVAL": "true"})
-    try:
-        handle.wait_for(lambda: handle.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
+    with running_controller(tmp_path, broker.port, {"LP_REQUIRE_APPROVAL": "true"}) as handle:
         yield handle
-    finally:
-        handle.proc.stop()
 
 
 def _errors(html: str, field: str) -> list[str]:

@@ -23,7 +23,7 @@ from controller.tools.local_stack import free_port, register_agent, start_agent,
 from devices.protocol import now_ms
 from edge_agent.media_cache import MediaCache, MediaError
 from edge_agent.media_retry import Backoff
-from tests.conftest import AgentFactory, Broker, ControllerHandle, RunningAgent, _start_controller
+from tests.conftest import AgentFactory, Broker, ControllerHandle, RunningAgent, running_controller
 from tests.helpers import iso_ms
 from tests.mqtt_tools import publish, wait_for_text
 
@@ -55,12 +55,8 @@ def controller(tmp_path: Path, broker: Broker) -> Iterator[ControllerHandle]:
     """The controller with its outbox held (overrides conftest's): the test hands the broker the controller's own
     signed command itself, right after killing it. Racing a watcher against the agents' downloads was not
     deterministic: under a loaded CI run an agent fetched the audio before the watcher's kill landed."""
-    handle = _start_controller(tmp_path, broker.port, env={"LP_OUTBOX_HOLD": "1"})
-    try:
-        handle.wait_for(lambda: handle.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
+    with running_controller(tmp_path, broker.port, {"LP_OUTBOX_HOLD": "1"}) as handle:
         yield handle
-    finally:
-        handle.proc.stop()
 
 
 def _held_command(data_dir: Path) -> tuple[list[str], bytes] | None:

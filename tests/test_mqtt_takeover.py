@@ -40,7 +40,7 @@ from controller.tools.local_stack import (
     write_mosquitto_config,
 )
 from devices.mqtt_link import Backoff
-from tests.conftest import AgentFactory, Broker, ControllerHandle, _start_controller
+from tests.conftest import AgentFactory, Broker, ControllerHandle, running_controller
 
 log = logging.getLogger(__name__)
 
@@ -235,12 +235,8 @@ def test_the_site_broker_config_refuses_a_takeover(site_broker: tuple[int, Manag
 def controller(tmp_path: Path, broker: Broker) -> Iterator[ControllerHandle]:
     """The controller with a 2.5 s emergency lead (as in test_broadcast.py): the alarm must play on a busy
     CI machine too; what this file checks is that it plays at all while an attacker holds the victim's id."""
-    handle = _start_controller(tmp_path, broker.port, env={"LP_EMERGENCY_LEAD_MS": "2500"})
-    try:
-        handle.wait_for(lambda: handle.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
+    with running_controller(tmp_path, broker.port, {"LP_EMERGENCY_LEAD_MS": "2500"}) as handle:
         yield handle
-    finally:
-        handle.proc.stop()
 
 
 def _broker_log(broker: Broker) -> str:
