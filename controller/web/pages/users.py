@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Request, Response, status
 from pydantic import ValidationError
 
-from controller.accounts.reach import unit_tree, units_of
+from controller.accounts.reach import unit_tree, units_of, wards_of
 from controller.accounts.units import ward_names
 from controller.accounts.users import (
     PasswordRefused,
@@ -82,8 +82,9 @@ def _form_context(session: SessionDep, admin: User, values: dict[str, Any] | Non
                   errors: dict[str, list[str]] | None = None, created: str | None = None) -> dict[str, Any]:
     chosen = list((values or {}).get("zones", []))
     return {"values": values or {"username": "", "roles": [], "unit": "", "zones": [], "zones_extra": ""},
-            "errors": errors or {}, "roles_all": ROLES, "role_hints": ROLE_HINTS,
-            "zone_choices": zone_choices(session, chosen), "created": created, **_unit_context(session, admin)}
+            "errors": errors or {}, "roles_all": ROLES, "role_hints": ROLE_HINTS, "created": created,
+            "zone_choices": zone_choices(session, wards_of(session, admin, ["admin"]), chosen),
+            **_unit_context(session, admin)}
 
 
 @router.get("/users")
@@ -135,8 +136,9 @@ def _edit_context(session: SessionDep, admin: User, user: User, values: dict[str
                "zones_extra": ""}
     chosen = list((values or current).get("zones", []))
     return {"account": public, "values": values or current, "errors": errors or {}, "roles_all": ROLES,
-            "role_hints": ROLE_HINTS, "zone_choices": zone_choices(session, chosen), "saved": saved,
-            "password_errors": {}, **_unit_context(session, admin)}
+            "role_hints": ROLE_HINTS, "saved": saved, "password_errors": {},
+            "zone_choices": zone_choices(session, wards_of(session, admin, ["admin"]), chosen),
+            **_unit_context(session, admin)}
 
 
 @router.get("/users/{user_id}")
