@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,24 @@ def new_output(kind: str, suffix: str, out_dir: Path) -> Path:
     out = Path(name)
     out.unlink()  # the engine creates it; an existing empty file would hide "wrote nothing"
     return out
+
+
+def finish_synthesis(kind: str, reply: dict[str, Any], out: Path, started: float, start_s: float,
+                     voice: str = "") -> Synthesis:
+    """What a worker's reply means: its error, or the audio it wrote (refused when empty), profiled.
+
+    ``started`` is the ``time.monotonic()`` of the request, ``start_s`` how much of it went to starting the
+    worker; ``voice`` names the voice when the reply does not.
+    """
+    if not reply.get("ok"):
+        out.unlink(missing_ok=True)
+        raise EngineFailed(f"{kind}: {reply.get('error', 'failed')}")
+    if not out.exists() or out.stat().st_size == 0:
+        raise EngineFailed(f"{kind}: produced no audio")
+    elapsed = time.monotonic() - started
+    note_engine(kind, reply, start_s, elapsed)
+    return Synthesis(path=out, engine=kind, voice=str(reply.get("voice", voice)),
+                     sample_rate=int(reply.get("sample_rate", 0)), elapsed_s=elapsed)
 
 
 def note_engine(kind: str, reply: dict[str, Any], started_s: float, elapsed_s: float) -> None:

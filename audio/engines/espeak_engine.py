@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from audio.engines import workers
-from audio.engines.base import EngineFailed, SpeechEngine, Synthesis, new_output, note_engine
+from audio.engines.base import EngineFailed, SpeechEngine, Synthesis, finish_synthesis, new_output
 from audio.engines.config import EspeakEngineConfig
 
 __all__ = ["EspeakEngine"]
@@ -41,15 +41,7 @@ class EspeakEngine(SpeechEngine):
         except EngineFailed:
             out.unlink(missing_ok=True)
             raise
-        if not reply.get("ok"):
-            out.unlink(missing_ok=True)
-            raise EngineFailed(f"{self.kind}: {reply.get('error', 'failed')}")
-        if not out.exists() or out.stat().st_size == 0:
-            raise EngineFailed(f"{self.kind}: produced no audio")
-        elapsed = time.monotonic() - started
-        note_engine(self.kind, reply, start_s, elapsed)
-        return Synthesis(path=out, engine=self.kind, voice=str(reply.get("voice", "")),
-                         sample_rate=int(reply.get("sample_rate", 0)), elapsed_s=elapsed)
+        return finish_synthesis(self.kind, reply, out, started, start_s)
 
     def request(self, text: str, out: Path) -> dict[str, Any]:
         """Voice, prosody and the output path for the worker."""

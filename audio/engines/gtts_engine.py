@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from audio.engines import workers
-from audio.engines.base import EngineFailed, SpeechEngine, Synthesis, new_output, note_engine
+from audio.engines.base import EngineFailed, SpeechEngine, Synthesis, finish_synthesis, new_output
 from audio.engines.config import GttsEngineConfig
 
 __all__ = ["GttsEngine", "OneShotEngine"]
@@ -51,15 +51,7 @@ class OneShotEngine(SpeechEngine):
             tail = proc.stderr.decode(errors="replace").strip()[-300:]
             out.unlink(missing_ok=True)
             raise EngineFailed(f"{exc} (exit {proc.returncode}: {tail})") from None
-        if not reply.get("ok"):
-            out.unlink(missing_ok=True)
-            raise EngineFailed(f"{self.kind}: {reply.get('error', 'failed')}")
-        if not out.exists() or out.stat().st_size == 0:
-            raise EngineFailed(f"{self.kind}: produced no audio")
-        elapsed = time.monotonic() - started
-        note_engine(self.kind, reply, 0.0, elapsed)
-        return Synthesis(path=out, engine=self.kind, voice=str(reply.get("voice", "")),
-                         sample_rate=int(reply.get("sample_rate", 0)), elapsed_s=elapsed)
+        return finish_synthesis(self.kind, reply, out, started, 0.0)
 
 
 class GttsEngine(OneShotEngine):

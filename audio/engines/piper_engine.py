@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from audio.engines.base import EngineFailed, SpeechEngine, Synthesis, new_output, note_engine
+from audio.engines.base import EngineFailed, SpeechEngine, Synthesis, finish_synthesis, new_output
 from audio.engines.config import PiperEngineConfig
 from audio.engines.workers import piper_worker
 
@@ -44,13 +44,7 @@ class PiperEngine(SpeechEngine):
         except EngineFailed:
             out.unlink(missing_ok=True)
             raise
-        if not reply.get("ok"):
-            out.unlink(missing_ok=True)
-            raise EngineFailed(f"piper: {reply.get('error', 'failed')}")
-        elapsed = time.monotonic() - started
-        note_engine(self.kind, reply, start_s, elapsed)
-        return Synthesis(path=out, engine=self.kind, voice=str(reply.get("voice", self.model.stem)),
-                         sample_rate=int(reply.get("sample_rate", 0)), elapsed_s=elapsed)
+        return finish_synthesis(self.kind, reply, out, started, start_s, voice=self.model.stem)
 
     def fingerprint(self) -> dict[str, Any]:
         """The config plus size and mtime of the voice files, so replacing a voice invalidates the cache."""

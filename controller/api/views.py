@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.api.schemas import (
@@ -29,7 +29,7 @@ from controller.broadcasts.speech import StoredAudio
 from controller.broadcasts.speech_preview import Preview
 from controller.schedule.items import ItemInput, ScheduleService
 from controller.schedule.zones import ZoneView
-from controller.storage.models import Announcement, Delivery, Device, LiveSession, MediaFile, Play, ScheduleItem, User
+from controller.storage.models import Announcement, Device, LiveSession, MediaFile, Play, ScheduleItem, User
 
 
 def device_public(device: Device) -> DevicePublic:
@@ -73,6 +73,7 @@ class LivePublic(BaseModel):
     """A live session and its record."""
 
     id: str
+    ward: str
     username: str
     source: str
     relay_url: str | None
@@ -95,7 +96,7 @@ class LivePublic(BaseModel):
 
 def live_public(row: LiveSession, plays: list[Play] | None = None) -> LivePublic:
     """A live session's record as the API shows it (with the plays given, if any)."""
-    return LivePublic(id=row.id, username=row.username, source=row.source, relay_url=row.relay_url,
+    return LivePublic(id=row.id, ward=row.ward_id, username=row.username, source=row.source, relay_url=row.relay_url,
                       priority=row.priority, title=row.title, zones=list(row.zones), targets=list(row.targets),
                       status=row.status, started_at=row.started_at, live_at=row.live_at, ended_at=row.ended_at,
                       end_reason=row.end_reason, notes=[LiveNote.model_validate(n) for n in row.notes],
@@ -155,20 +156,6 @@ def preview_public(preview: Preview, base_url: str) -> SpeechPreview:
     """A speech preview as the API answers it (and the console shows it)."""
     return SpeechPreview(text=preview.text, spoken_text=preview.spoken_text, engine=preview.engine,
                          cached=preview.cached, media=media_public(preview.stored, base_url))
-
-
-def recent_announcements(session: Session, limit: int, offset: int = 0) -> list[tuple[Announcement, dict[str, int]]]:
-    """Announcements newest first, each with a count of its deliveries per state."""
-    anns = list(session.scalars(select(Announcement).order_by(Announcement.created_at.desc())
-                                .limit(limit).offset(offset)))
-    counts: dict[str, dict[str, int]] = {a.id: {} for a in anns}
-    if anns:
-        rows = session.execute(select(Delivery.announcement_id, Delivery.status, func.count())
-                               .where(Delivery.announcement_id.in_(list(counts)))
-                               .group_by(Delivery.announcement_id, Delivery.status))
-        for ann_id, state, n in rows:
-            counts[ann_id][state] = n
-    return [(a, counts[a.id]) for a in anns]
 
 
 def announcement_summary(ann: Announcement, deliveries: dict[str, int]) -> AnnouncementSummary:

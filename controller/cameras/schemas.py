@@ -6,10 +6,11 @@ import urllib.parse
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controller.cameras.motion import MotionSettings
-from devices.protocol import ID_PATTERN, valid_host
+from devices.protocol import ID_PATTERN
+from devices.protocol.cameras import CameraHost
 
 IdStr = Annotated[str, Field(pattern=ID_PATTERN)]
 #: Schemes a camera stream may use: the gateway reads RTSP only (plain or over TLS).
@@ -51,17 +52,10 @@ class _Placement(_In):
 class CameraRegister(_Placement):
     """Register a camera by address: ONVIF (described over the network) or a plain RTSP stream."""
 
-    host: str = Field(max_length=253)
+    host: CameraHost
     port: int = Field(default=80, ge=1, le=65535, description="the ONVIF (HTTP) port")
     onvif: bool = Field(default=True, description="false: an RTSP-only camera, give stream_uri")
     stream_uri: str | None = Field(default=None, max_length=1000, description="RTSP-only cameras: rtsp://…")
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        if not valid_host(value):
-            raise ValueError("host must be an IP address or a host name")
-        return value
 
     @model_validator(mode="after")
     def _stream(self) -> CameraRegister:

@@ -6,7 +6,7 @@ import ipaddress
 import re
 from typing import Annotated, Final
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from devices.protocol.fields import Strict
 from devices.protocol.segments import valid_relay_url
@@ -45,6 +45,16 @@ _LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME_RE: Final = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 
 
+def _checked_host(value: str) -> str:
+    if not valid_host(value):
+        raise ValueError("host must be an IP address or a host name")
+    return value
+
+
+#: Where a camera is reached: an IP address or a DNS host name (the agent's reports and the controller's API).
+CameraHost = Annotated[str, Field(max_length=253), AfterValidator(_checked_host)]
+
+
 class DiscoveredCamera(Strict):
     """One ONVIF device that answered a WS-Discovery probe on the agent's LAN."""
 
@@ -52,7 +62,7 @@ class DiscoveredCamera(Strict):
     xaddrs: list[XAddr] = Field(min_length=1, max_length=MAX_XADDRS)
     scopes: list[Scope] = Field(default_factory=list, max_length=MAX_SCOPES)
     types: list[QNameText] = Field(default_factory=list, max_length=MAX_TYPES)
-    host: str = Field(max_length=253, description="address the answer came from")
+    host: CameraHost = Field(description="address the answer came from")
 
     @field_validator("xaddrs")
     @classmethod
@@ -60,13 +70,6 @@ class DiscoveredCamera(Strict):
         for url in value:
             if not valid_xaddr(url):
                 raise ValueError("xaddrs must be absolute http(s) URLs with a host")
-        return value
-
-    @field_validator("host")
-    @classmethod
-    def _host(cls, value: str) -> str:
-        if not valid_host(value):
-            raise ValueError("host must be an IP address or a host name")
         return value
 
 
