@@ -71,6 +71,9 @@ class UnitUpdate(BaseModel):
     code: str | None = Field(default=None, max_length=16, pattern=r"^[0-9A-Za-z]*$")
     lat: float | None = Field(default=None, ge=-90, le=90)
     lon: float | None = Field(default=None, ge=-180, le=180)
+    approve_city_items: bool | None = Field(
+        default=None, description="a ward approves the city's items of normal priority itself: they wait in its "
+                                  "approval queue (priority and emergency ones go straight through)")
 
 
 class UnitPublic(BaseModel):
@@ -83,6 +86,7 @@ class UnitPublic(BaseModel):
     code: str
     lat: float | None
     lon: float | None
+    approve_city_items: bool = False
 
 
 class UnitConflict(Exception):
@@ -92,7 +96,7 @@ class UnitConflict(Exception):
 def unit_public(unit: Unit) -> UnitPublic:
     """The public view of a unit."""
     return UnitPublic(id=unit.id, kind=unit.kind, name=unit.name, parent=unit.parent_id, code=unit.code,
-                      lat=unit.lat, lon=unit.lon)
+                      lat=unit.lat, lon=unit.lon, approve_city_items=unit.approve_city_items)
 
 
 def _not_found(unit_id: str) -> NotInReach:
@@ -149,7 +153,7 @@ def update_unit(session: Session, user: User, unit_id: str, body: UnitUpdate) ->
     unit = get_unit(session, user, unit_id)
     changes = body.model_dump(exclude_unset=True)
     for field, value in changes.items():
-        if field in ("name", "code") and value is None:
+        if field in ("name", "code", "approve_city_items") and value is None:
             continue
         setattr(unit, field, value)
     audit_chain.record(session, user, "unit.update", unit.id, changes, unit=unit.id)

@@ -10,17 +10,35 @@ from sqlalchemy import select
 
 from controller.accounts.reach import check_ward, wards_of
 from controller.accounts.scope import OutOfScope, check_target_names
-from controller.api.deps import AnnouncementsDep, DatabaseDep, OfficerDep, SessionDep, SettingsDep, StaffDep
+from controller.api.city_schemas import CityAnnouncementCreate, CityAnnouncementPublic, CityPartPublic
+from controller.api.deps import (
+    AnnouncementsDep,
+    ApproverDep,
+    DatabaseDep,
+    OfficerDep,
+    SessionDep,
+    SettingsDep,
+    StaffDep,
+)
 from controller.api.schemas import (
     AnnouncementAccepted,
     AnnouncementCreate,
     AnnouncementPublic,
     AnnouncementSummary,
     DeliveryPublic,
+    RejectRequest,
     ms_iso,
 )
 from controller.api.views import announcement_summary, media_public, play_public
 from controller.broadcasts.announcements import InvalidAnnouncement
+from controller.broadcasts.city_announcements import (
+    AnnouncementForbidden,
+    AnnouncementStateError,
+    CityAnnouncements,
+    CitySent,
+    with_counts,
+)
+from controller.broadcasts.from_above import CityInputInvalid
 from controller.broadcasts.wards import recent_in_wards, ward_for_broadcast
 from controller.storage.models import Announcement, Delivery, MediaFile, Play
 
@@ -51,6 +69,76 @@ async def create_announcement(body: AnnouncementCreate, announcements: Announcem
     except InvalidAnnouncement as exc:
         raise _unprocessable(exc.field, str(exc)) from None
     return AnnouncementAccepted(id=accepted.id, status="rendering", targets=accepted.targets)
+
+
+def _city_public(sent: CitySent) -> CityAnnouncementPublic:
+    parent = sent.parent
+    return CityAnnouncementPublic(id=parent.id, unit=parent.unit_id, wards=list(parent.wards),
+                                  all_wards=parent.all_wards, priority=parent.priority, created_at=parent.created_at,
+                                  announcements=[CityPartPublic(ward=p.ward, announcement_id=p.announcement_id,
+                                                                status=p.status, targets=p.agents)
+                                                 for p in sent.parts])
+
+
+@router.post("/city", status_code=status.HTTP_202_ACCEPTED)
+async def create_city_announcement(body: CityAnnouncementCreate, announcements: AnnouncementsDep,
+                                   user: OfficerDep) -> CityAnnouncementPublic:
+    """An announcement of the city (or province) to chosen wards or all of them: one announcement per ward,
+    each that ward's (``targets`` there: the agents it reaches). Officers or approvers of an upper unit only;
+    an unknown ward is 422 naming it. Normal priority waits (``pending``) in a ward that approves the city's
+    items, until its approver approves it; an emergency goes out at once in every chosen ward."""
+    try:
+        check_target_names(user, body.target_names())
+    except OutOfScope as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    try:
+        sent = await CityAnnouncements(announcements).submit(body.text, body.target_names(), body.priority,
+                                                             body.start_at, user, body.recording, body.wards)
+    except (InvalidAnnouncement, CityInputInvalid) as exc:
+        raise _unprocessable(exc.field, str(exc)) from None
+    return _city_public(sent)
+
+
+@router.get("/city/{announcement_id}")
+async def get_city_announcement(announcement_id: str, announcements: AnnouncementsDep, db: DatabaseDep,
+                                user: StaffDep) -> CityAnnouncementPublic:
+    """A city announcement with each ward's announcement and its status (city staff)."""
+    def work() -> CityAnnouncementPublic:
+        with db.session() as session:
+            return _city_public(CityAnnouncements(announcements).get(session, announcement_id, user))
+
+    return await run_in_threadpool(work)
+
+
+async def _decide(announcement_id: str, announcements: AnnouncementsDep, user: StaffDep, approve: bool,
+                  reason: str = "") -> AnnouncementSummary:
+    try:
+        await CityAnnouncements(announcements).decide(announcement_id, user, approve, reason)
+    except AnnouncementStateError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except AnnouncementForbidden as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+
+    def summary() -> AnnouncementSummary:
+        with announcements.db.session() as session:
+            found = with_counts(session, announcement_id)
+            return announcement_summary(*found).model_copy(update={"ward": found[0].ward_id})
+
+    return await run_in_threadpool(summary)
+
+
+@router.post("/{announcement_id}/approve")
+async def approve_announcement(announcement_id: str, announcements: AnnouncementsDep,
+                               user: ApproverDep) -> AnnouncementSummary:
+    """A ward's approver lets a city announcement held for the ward's approval go out now."""
+    return await _decide(announcement_id, announcements, user, True)
+
+
+@router.post("/{announcement_id}/reject")
+async def reject_announcement(announcement_id: str, body: RejectRequest, announcements: AnnouncementsDep,
+                              user: ApproverDep) -> AnnouncementSummary:
+    """A ward's approver refuses a city announcement held for the ward's approval, with the reason."""
+    return await _decide(announcement_id, announcements, user, False, body.reason)
 
 
 @router.get("")

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from controller.accounts.reach import wards_of
 from controller.accounts.scope import OutOfScope
+from controller.api.city_schemas import CityItemCreate, CityItemPublic
 from controller.api.deps import ApproverDep, DatabaseDep, OfficerDep, ScheduleDep, StaffDep, WindowsDep
 from controller.api.schemas import (
     BlockedPublic,
@@ -24,15 +25,18 @@ from controller.api.schemas import (
     UpcomingPublic,
 )
 from controller.api.views import item_input, item_public
+from controller.broadcasts.from_above import CityInputInvalid
+from controller.schedule.city_items import CityItem, CityItems
 from controller.schedule.items import (
     ItemConflicts,
     ItemForbidden,
     ItemInvalid,
     ItemNotFound,
     ItemStateError,
+    ScheduleService,
 )
 from controller.storage.engine import Database
-from controller.storage.models import Device, ScheduleItem
+from controller.storage.models import Device, ScheduleItem, User
 from devices.protocol import now_ms
 
 router = APIRouter(prefix="/api/v1/schedule", tags=["schedule"])
@@ -48,7 +52,7 @@ async def _run(db: Database, work: Callable[[Session], _T]) -> _T:
 
     try:
         return await asyncio.to_thread(in_session)
-    except ItemInvalid as exc:
+    except (ItemInvalid, CityInputInvalid) as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
                             [{"loc": ["body", *exc.field.split(".")], "msg": str(exc), "type": "value_error"}]) \
             from None
@@ -126,6 +130,57 @@ async def reject_item(item_id: str, body: RejectRequest, db: DatabaseDep, schedu
     """An approver sends a pending item back, with the reason."""
     return await _run(db, lambda s: item_public(schedule.decide(s, item_id, user, False, body.reason), s,
                                                 schedule))
+
+
+def _city_public(view: CityItem, session: Session, schedule: ScheduleService) -> CityItemPublic:
+    parent = view.parent
+    creator = session.get(User, parent.created_by) if parent.created_by is not None else None
+    return CityItemPublic(id=parent.id, unit=parent.unit_id, wards=list(parent.wards), all_wards=parent.all_wards,
+                          title=parent.title, priority=parent.priority, status=parent.status,
+                          revision=parent.revision, created_by=creator.username if creator else None,
+                          created_at=parent.created_at, items=[item_public(c, session, schedule) for c in view.parts])
+
+
+@router.post("/city-items", status_code=status.HTTP_201_CREATED)
+async def create_city_item(body: CityItemCreate, db: DatabaseDep, schedule: ScheduleDep,
+                           user: OfficerDep) -> CityItemPublic:
+    """An item of the city (or province) for chosen wards or all of them: one part per ward, each an item of
+    that ward marked as coming from above. Officers or approvers of an upper unit only; an unknown ward is 422
+    naming it. A part of normal priority waits for approval in a ward that approves the city's items; an
+    emergency never waits."""
+    city = CityItems(schedule)
+    return await _run(db, lambda s: _city_public(city.create(s, item_input(body), body.wards, user), s, schedule))
+
+
+@router.get("/city-items")
+async def list_city_items(db: DatabaseDep, schedule: ScheduleDep, user: StaffDep) -> list[CityItemPublic]:
+    """The city items of the units the caller holds a role on (a ward's staff see only their parts, in
+    ``/items``), newest first."""
+    city = CityItems(schedule)
+    return await _run(db, lambda s: [_city_public(v, s, schedule) for v in city.visible(s, user)])
+
+
+@router.get("/city-items/{item_id}")
+async def get_city_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: StaffDep) -> CityItemPublic:
+    """One city item with each ward's part."""
+    city = CityItems(schedule)
+    return await _run(db, lambda s: _city_public(city.get(s, item_id, user), s, schedule))
+
+
+@router.put("/city-items/{item_id}")
+async def replace_city_item(item_id: str, body: CityItemCreate, db: DatabaseDep, schedule: ScheduleDep,
+                            user: OfficerDep) -> CityItemPublic:
+    """A new revision of every ward's part (a ward added gets one, a ward left out has its part cancelled)."""
+    city = CityItems(schedule)
+    return await _run(db, lambda s: _city_public(city.replace(s, item_id, item_input(body), body.wards, user), s,
+                                                 schedule))
+
+
+@router.delete("/city-items/{item_id}")
+async def cancel_city_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: OfficerDep) -> CityItemPublic:
+    """Cancels a city item in every ward."""
+    city = CityItems(schedule)
+    return await _run(db, lambda s: _city_public(city.cancel(s, item_id, user), s, schedule))
 
 
 @router.get("/upcoming")

@@ -339,6 +339,9 @@ class ScheduleItemPublic(BaseModel):
     created_at: datetime
     updated_at: datetime
     next_starts: list[datetime]
+    parent: str | None = Field(default=None, description="the city item this is the ward's part of (from above, "
+                                                         "cấp trên): the city changes or cancels it")
+    from_unit: str | None = Field(default=None, description="the city or province it comes from")
 
 
 class RejectRequest(_In):

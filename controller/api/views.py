@@ -29,7 +29,16 @@ from controller.broadcasts.speech import StoredAudio
 from controller.broadcasts.speech_preview import Preview
 from controller.schedule.items import ItemInput, ScheduleService
 from controller.schedule.zones import ZoneView
-from controller.storage.models import Announcement, Device, LiveSession, MediaFile, Play, ScheduleItem, User
+from controller.storage.models import (
+    Announcement,
+    CityBroadcast,
+    Device,
+    LiveSession,
+    MediaFile,
+    Play,
+    ScheduleItem,
+    User,
+)
 
 
 def device_public(device: Device) -> DevicePublic:
@@ -134,7 +143,13 @@ def item_public(row: ScheduleItem, session: Session, schedule: ScheduleService) 
         created_by=names.get(row.created_by or 0), updated_by=names.get(row.updated_by or 0),
         decided_by=names.get(row.decided_by or 0), decided_at=row.decided_at, created_at=row.created_at,
         updated_at=row.updated_at,
-        next_starts=[d for d in (ms_iso(ms) for ms in schedule.next_starts(row)) if d is not None])
+        next_starts=[d for d in (ms_iso(ms) for ms in schedule.next_starts(row)) if d is not None],
+        parent=row.parent_id, from_unit=parent.unit_id if (parent := _parent(session, row.parent_id)) else None)
+
+
+def _parent(session: Session, parent_id: str | None) -> CityBroadcast | None:
+    """The city broadcast a ward's item or announcement is part of."""
+    return session.get(CityBroadcast, parent_id) if parent_id else None
 
 
 def item_input(body: ScheduleItemCreate) -> ItemInput:

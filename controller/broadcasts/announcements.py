@@ -23,13 +23,13 @@ from audio.speech import SpeechError
 from controller.accounts import audit_chain
 from controller.accounts.reach import NotInReach
 from controller.broadcasts.speech import SpeechService, StoredAudio
-from controller.broadcasts.wards import claim_media, media_in_wards, single_ward
+from controller.broadcasts.wards import claim_media, media_in_wards, sign_fan_out
 from controller.messaging.events import AnnouncementChanged, EventBus
 from controller.messaging.outbox import Outbox
 from controller.settings import Settings
 from controller.storage.engine import Database
-from controller.storage.models import FIRST_WARD, Announcement, Delivery, Device, GroupCommand, MediaFile, User, Zone
-from devices.protocol import ALL_ZONE, ATTACHMENT_MAX_BYTES, Priority, SpeakerPlay, now_ms, zone_target
+from controller.storage.models import FIRST_WARD, Announcement, Device, MediaFile, User, Zone
+from devices.protocol import ATTACHMENT_MAX_BYTES, Priority, SpeakerPlay, now_ms
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +67,6 @@ def ward_zones(session: Session, ward: str) -> set[str]:
     for device_zones in session.scalars(select(Device.zones).where(Device.ward_id == ward)):
         zones.update(device_zones)
     return zones
-
-
-def _zones_of_ward_only(session: Session, ward: str, zones: Sequence[str]) -> list[str]:
-    """The zones among ``zones`` no agent of another ward names: a group command on their topic reaches
-    this ward's agents alone."""
-    wanted = set(zones)
-    shared: set[str] = set()
-    for device_zones in session.scalars(select(Device.zones).where(Device.ward_id != ward)):
-        shared.update(wanted.intersection(device_zones))
-    return [z for z in zones if z not in shared]
 
 
 def normalize_text(text: str) -> str:
@@ -147,6 +137,19 @@ class AnnouncementService:
         :class:`~controller.accounts.reach.NotInReach` rather than invalid. The caller queues it:
         :meth:`submit` does both.
         """
+        text, spoken, requested_ms = self.check_input(text, recording, start_at)
+        with self.db.session() as session:
+            if recording is not None and (session.get(MediaFile, recording) is None
+                                          or not media_in_wards(session, recording, [ward])):
+                raise _unknown("recording", f"no stored recording {recording}", hide_unknown)
+            agent_ids = self._resolve_targets(session, targets, ward, hide_unknown)
+            ann = self.store(session, text, spoken, targets, priority, requested_ms, user_id, recording, ward)
+        return AcceptedAnnouncement(ann.id, agent_ids)
+
+    def check_input(self, text: str, recording: str | None,
+                    start_at: datetime | None) -> tuple[str, str | None, int | None]:
+        """The text as stored, the text as spoken (None for a recording) and the requested start (ms), or
+        :class:`InvalidAnnouncement`."""
         text = normalize_text(text)
         if len(text) > self.settings.text_max_chars:
             raise InvalidAnnouncement(
@@ -166,23 +169,34 @@ class AnnouncementService:
                 raise InvalidAnnouncement("start_at", f"start_at {start_at.isoformat()} is in the past")
             if requested_ms > now + MAX_AHEAD_MS:
                 raise InvalidAnnouncement("start_at", "start_at is more than a year ahead")
-        with self.db.session() as session:
-            if recording is not None and (session.get(MediaFile, recording) is None
-                                          or not media_in_wards(session, recording, [ward])):
-                raise _unknown("recording", f"no stored recording {recording}", hide_unknown)
-            agent_ids = self._resolve_targets(session, targets, ward, hide_unknown)
-            # A recording is known from the start: the worker sends it as it is instead of rendering speech.
-            ann = Announcement(id=uuid.uuid4().hex, text=text, spoken_text=spoken, priority=priority.value,
-                               targets=list(targets), media_sha256=recording,
-                               requested_start_ms=requested_ms, status="rendering", created_by=user_id,
-                               ward_id=ward)
-            session.add(ann)
-            creator = session.get(User, user_id) if user_id is not None else None
-            audit_chain.record(session, creator, "announcement.create", ann.id,
-                               {"text": text[:500], "targets": list(targets), "priority": priority.value,
-                                "recording": recording}, unit=ward)
-            self.events.publish(AnnouncementChanged(ann.id), session)  # the console's lists show it at once
-        return AcceptedAnnouncement(ann.id, agent_ids)
+        return text, spoken, requested_ms
+
+    def store(self, session: Session, text: str, spoken: str | None, targets: Sequence[str], priority: Priority,
+              requested_ms: int | None, user_id: int | None, recording: str | None, ward: str, *,
+              parent_id: str | None = None, held: bool = False) -> Announcement:
+        """Writes a checked announcement of ``ward``: ``rendering`` (the caller queues it once committed), or
+        ``pending`` when ``held`` for the ward's approver."""
+        # A recording is known from the start: the worker sends it as it is instead of rendering speech.
+        ann = Announcement(id=uuid.uuid4().hex, text=text, spoken_text=spoken, priority=priority.value,
+                           targets=list(targets), media_sha256=recording, requested_start_ms=requested_ms,
+                           status="pending" if held else "rendering", created_by=user_id, ward_id=ward,
+                           parent_id=parent_id)
+        session.add(ann)
+        creator = session.get(User, user_id) if user_id is not None else None
+        detail = {"text": text[:500], "targets": list(targets), "priority": priority.value, "recording": recording}
+        if parent_id is not None:
+            detail |= {"from_above": parent_id, "status": ann.status}
+        audit_chain.record(session, creator, "announcement.create", ann.id, detail, unit=ward)
+        self.events.publish(AnnouncementChanged(ann.id), session)  # the console's lists show it at once
+        return ann
+
+    def agents_for(self, session: Session, targets: Sequence[str], ward: str) -> list[str]:
+        """Agent ids of ``ward`` the targets reach (:class:`InvalidAnnouncement` naming what is not there)."""
+        return self._resolve_targets(session, targets, ward)
+
+    def enqueue(self, ann_id: str, priority: Priority) -> None:
+        """Queues a committed ``rendering`` announcement for the worker (on the event loop only)."""
+        self._enqueue(ann_id, priority)
 
     def _resolve_targets(self, session: Session, targets: Sequence[str], ward: str,
                          hide_unknown: bool = False) -> list[str]:
@@ -311,42 +325,6 @@ class AnnouncementService:
 
     def _sign(self, session: Session, ann_id: str, order: SpeakerPlay, ttl: int, targets: Sequence[str],
               agent_ids: Sequence[str], attachment: bytes | None, ward: str) -> int:
-        """One group command for the zones (or everyone) named, one command per agent named on its own.
-
-        "all" is the fleet-wide group while the deployment has one ward; with several it would reach other
-        wards' agents, so it becomes the groups of the ward's zones (those no other ward's agent is in) and
-        a command of its own for each agent left. Each is written to the outbox in this transaction with its
-        deliveries (the outbox moves them to ``sent`` once the broker has it); returns how many commands.
-        """
-        fleet = ward_agent_zones(session, ward)
-        if ALL in targets and single_ward(session):
-            zones = [ALL_ZONE]
-        else:
-            named = (sorted({z for a in agent_ids for z in fleet.get(a, ())}) if ALL in targets
-                     else split_targets(targets)[0])
-            zones = _zones_of_ward_only(session, ward, named)
-        reached = {a for a in agent_ids if ALL_ZONE in zones or any(z in fleet.get(a, ()) for z in zones)}
-        commands = 0
-        if reached:
-            cmd = self.outbox.send(session, order, zone_target(zones), ttl_ms=ttl, priority=order.priority,
-                                   attachment=attachment)
-            assert cmd.id is not None  # a command is signed, so it has an id
-            session.add(GroupCommand(id=cmd.id, announcement_id=ann_id, payload=cmd.payload.decode(),
-                                     topics=list(cmd.route.topics), exp_ms=cmd.exp_ms or 0, status="queued"))
-            session.flush()  # the deliveries name it: it must be in the table first
-            session.add_all(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=cmd.id, group_id=cmd.id,
-                                     exp_ms=cmd.exp_ms or 0, status="queued") for agent_id in agent_ids
-                            if agent_id in reached)
-            commands += 1
-        for agent_id in agent_ids:
-            if agent_id in reached:
-                continue
-            cmd = self.outbox.send(session, order, agent_id, ttl_ms=ttl, priority=order.priority,
-                                   attachment=attachment)
-            assert cmd.id is not None
-            session.add(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=cmd.id,
-                                 topic=cmd.route.topics[0], payload=cmd.payload.decode(), exp_ms=cmd.exp_ms or 0,
-                                 status="queued"))
-            commands += 1
-        session.flush()
-        return commands
+        """The signed commands and deliveries (:func:`~controller.broadcasts.wards.sign_fan_out` chooses the
+        group topics); returns how many commands."""
+        return sign_fan_out(self.outbox, session, ann_id, order, ttl, targets, agent_ids, attachment, ward)

@@ -22,6 +22,7 @@ from audio.speech import SpeechError
 from controller.accounts import audit_chain
 from controller.accounts.reach import NotInReach, check_ward, ward_for_new, wards_of
 from controller.accounts.scope import check_zone_scope
+from controller.broadcasts.from_above import held_for_ward
 from controller.broadcasts.speech import SpeechService
 from controller.messaging.events import EventBus, ScheduleChanged
 from controller.settings import Settings
@@ -187,6 +188,7 @@ class ScheduleService:
         """A new revision of an item (it goes back to approval if the site requires it)."""
         row = self.get(session, item_id, user)
         check_ward(session, user, row.ward_id, WRITER_ROLES, str(item_id))
+        self._not_from_above(row)
         if body.ward is not None and body.ward != row.ward_id:
             check_ward(session, user, body.ward, WRITER_ROLES, f"ward {body.ward} not found")
             raise ItemInvalid("ward", f"an item stays in its ward ({row.ward_id}); cancel it and create it in "
@@ -194,6 +196,10 @@ class ScheduleService:
         check_item_scope(user, body.targets)
         if row.status in ("cancelled",):
             raise ItemStateError(f"item {item_id} is cancelled")
+        return self.revise(session, row, body, user)
+
+    def revise(self, session: Session, row: ScheduleItem, body: ItemInput, user: User) -> ScheduleItem:
+        """Writes a new revision of ``row`` (already checked: its ward, the caller's roles and zones)."""
         before = self._targets_now(session, row)
         row.revision += 1
         self._fill(session, row, body, user)
@@ -207,13 +213,38 @@ class ScheduleService:
         """Withdraws an item from every window; its history stays."""
         row = self.get(session, item_id, user)
         check_ward(session, user, row.ward_id, WRITER_ROLES, str(item_id))
+        self._not_from_above(row)
         check_item_scope(user, row.targets)
+        return self.withdraw(session, row, user)
+
+    def withdraw(self, session: Session, row: ScheduleItem, user: User) -> ScheduleItem:
+        """Cancels ``row`` (already checked): it leaves every window."""
         before = self._targets_now(session, row)
         row.status = "cancelled"
         audit_chain.record(session, user, "schedule.cancel", row.id, {"title": row.title}, unit=row.ward_id)
         session.flush()
         self._changed(session, row, before)
         return row
+
+    def add_child(self, session: Session, parent_id: str, ward: str, body: ItemInput, user: User) -> ScheduleItem:
+        """A ward's part of a city item (already checked: the ward is in the sender's reach, the targets are the
+        ward's). It starts pending only where the rules say so (:meth:`_starts_pending`)."""
+        row = ScheduleItem(id=uuid.uuid4().hex, revision=0, created_by=user.id, ward_id=ward, parent_id=parent_id)
+        self._fill(session, row, body, user)
+        session.add(row)
+        audit_chain.record(session, user, "schedule.create", row.id,
+                           {"title": row.title, "priority": row.priority, "status": row.status,
+                            "from_above": parent_id}, unit=ward)
+        session.flush()
+        self._changed(session, row, set())
+        return row
+
+    @staticmethod
+    def _not_from_above(row: ScheduleItem) -> None:
+        if row.parent_id is not None:
+            raise ItemForbidden(f"item {row.id} comes from above (a city item): it is changed or cancelled by "
+                                f"the city, through /api/v1/schedule/city-items/{row.parent_id}; a ward may "
+                                "approve or reject it when it approves the city's items")
 
     def decide(self, session: Session, item_id: str, user: User, approve: bool, reason: str = "") -> ScheduleItem:
         """An approver approves or rejects a pending item (never their own)."""
@@ -277,7 +308,7 @@ class ScheduleService:
                 raise ItemInvalid("rrule", str(exc)) from None
         self._check_times(start, until, rrule)
         self._check_targets(session, row.ward_id, body.targets, user)
-        segments = self._resolve_content(session, row.ward_id, body.content, user)
+        segments = self._resolve_content(session, row.ward_id, body.content, user, row.parent_id is not None)
         row.title = body.title
         row.priority = body.priority.value
         row.content = body.content
@@ -290,9 +321,10 @@ class ScheduleService:
         row.queue = body.queue
         row.saved_ms = now_ms()
         row.updated_by = user.id
-        row.status = "pending" if self.settings.require_approval else "approved"
+        pending = self._starts_pending(session, row, body.priority)
+        row.status = "pending" if pending else "approved"
         row.rejection_reason = None
-        row.decided_by = None if self.settings.require_approval else user.id
+        row.decided_by = None if pending else user.id
         row.decided_at = None
         try:
             candidate = to_model(row)
@@ -305,6 +337,15 @@ class ScheduleService:
             conflicts = self._conflicts(session, row.ward_id, candidate)
             if conflicts:
                 raise ItemConflicts(conflicts)
+
+    def _starts_pending(self, session: Session, row: ScheduleItem, priority: Priority) -> bool:
+        """Whether a new revision waits for approval: the site's rule; for a city item's part, an emergency never
+        waits, and normal priority also waits in a ward that approves the city's items itself."""
+        if row.parent_id is None:
+            return self.settings.require_approval
+        if priority is Priority.EMERGENCY:
+            return False
+        return held_for_ward(session, row.ward_id, priority) or self.settings.require_approval
 
     def _check_times(self, start: datetime, until: datetime | None, rrule: str | None) -> None:
         now_local = datetime.now(self.settings.tz).replace(tzinfo=None)
@@ -352,7 +393,7 @@ class ScheduleService:
         raise ItemInvalid("targets", message)
 
     def _resolve_content(self, session: Session, ward: str, content: Sequence[Mapping[str, Any]],
-                         user: User) -> list[dict[str, Any]]:
+                         user: User, from_above: bool = False) -> list[dict[str, Any]]:
         segments: list[dict[str, Any]] = []
         for index, part in enumerate(content):
             kind = part["kind"]
@@ -368,7 +409,7 @@ class ScheduleService:
                 media = session.get(MediaFile, part["sha256"])
                 if media is None:
                     raise ItemInvalid(f"content.{index}.sha256", f"no stored recording {part['sha256']}")
-                self._check_recording(session, ward, media.sha256, user, f"content.{index}.sha256")
+                self._check_recording(session, ward, media.sha256, user, f"content.{index}.sha256", from_above)
                 seg = MediaSegment(sha256=media.sha256, size=media.size, duration_ms=media.duration_ms,
                                    mime=media.mime, title=part.get("title", ""))
             else:
@@ -380,12 +421,16 @@ class ScheduleService:
         return segments
 
     @staticmethod
-    def _check_recording(session: Session, ward: str, sha256: str, user: User, field: str) -> None:
+    def _check_recording(session: Session, ward: str, sha256: str, user: User, field: str,
+                         from_above: bool = False) -> None:
         """A recording named by an item must be its ward's: another ward's is unknown if the caller cannot see
-        that ward (404, the words an unknown recording gets), refused (422) if they can."""
+        that ward (404, the words an unknown recording gets), refused (422) if they can. A city item may play
+        a recording of any ward its sender writes in: each chosen ward then owns it."""
         owners = set(session.scalars(select(MediaWard.ward_id).where(MediaWard.sha256 == sha256)))
         # A file no ward owns yet (stored by something that records no owner) belongs to no other ward.
         if not owners or ward in owners:
+            return
+        if from_above and owners & wards_of(session, user, WRITER_ROLES):
             return
         if not owners & wards_of(session, user):
             raise NotInReach(f"no stored recording {sha256}")

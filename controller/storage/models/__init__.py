@@ -15,6 +15,7 @@ from controller.storage.models.broadcasts import (
     Play,
 )
 from controller.storage.models.cameras import Camera, CameraDiscovery, CameraEvent
+from controller.storage.models.city import CityBroadcast
 from controller.storage.models.fleet import Device, DeviceEvent, EnrolmentCode, OutboxMessage
 from controller.storage.models.schedule import AgentSchedule, ScheduleItem, Zone
 from controller.storage.models.signs import AgentSignPlaylist, Sign, SignContent, SignItem
@@ -45,6 +46,7 @@ __all__ = [
     "Camera",
     "CameraDiscovery",
     "CameraEvent",
+    "CityBroadcast",
     "Delivery",
     "Device",
     "DeviceEvent",

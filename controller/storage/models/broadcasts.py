@@ -49,6 +49,8 @@ class Announcement(Base):
     media_sha256: Mapped[str | None] = mapped_column(ForeignKey("media.sha256"), nullable=True, index=True)
     engine: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"), nullable=True)
+    #: The city broadcast this announcement is its ward's part of, or None.
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("city_broadcasts.id"), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 

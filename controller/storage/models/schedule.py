@@ -49,6 +49,8 @@ class ScheduleItem(Base):
     until_local: Mapped[str | None] = mapped_column(String(32), nullable=True)
     exdates: Mapped[list[Any]] = mapped_column(default=list)
     queue: Mapped[bool] = mapped_column(default=False)
+    #: The city broadcast this item is its ward's part of (from above: changed only there), or None.
+    parent_id: Mapped[str | None] = mapped_column(ForeignKey("city_broadcasts.id"), nullable=True, index=True)
     #: pending (awaiting approval) → approved | rejected; cancelled when deleted (history is kept).
     status: Mapped[str] = mapped_column(String(16))
     rejection_reason: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Final
 
-from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import Float, ForeignKey, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.storage.models.base import Base, UTCDateTime, utcnow
@@ -47,6 +47,9 @@ class Unit(Base):
     #: Where the map centres on this unit.
     lat: Mapped[float | None] = mapped_column(Float, nullable=True)
     lon: Mapped[float | None] = mapped_column(Float, nullable=True)
+    #: A ward that approves the city's items of normal priority itself: they wait in its approval queue
+    #: (priority and emergency ones still go straight through).
+    approve_city_items: Mapped[bool] = mapped_column(default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
