@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from controller.storage.models.units import FIRST_WARD
+from devices.geo import Latitude, Longitude, pair_problem
 from devices.protocol import ALL_ZONE, ID_PATTERN, MAX_SEGMENT_MS, Priority, RelayUrl, Sha256Hex, Title
 
 
@@ -184,6 +185,16 @@ class DeviceCreate(_In):
     #: A board profile from firmware_configs/ (sent to the device at enrolment).
     board_profile: str | None = Field(default=None, pattern=ID_PATTERN)
     ward: WardField = None
+    #: Where it stands; absent: its board profile's default location, if it has one.
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _location_pair(self) -> DeviceCreate:
+        problem = pair_problem(self.lat, self.lon)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class DeviceUpdate(_In):
@@ -195,6 +206,22 @@ class DeviceUpdate(_In):
     ward: str | None = Field(default=None, pattern=ID_PATTERN, max_length=63,
                              description="move it to this ward: its zones are cleared and its credentials "
                                          "rotated (enrol it again); technician in both wards")
+    #: A new location (both given), or none (both null); absent: unchanged.
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _location_pair(self) -> DeviceUpdate:
+        if ({"lat", "lon"} & self.model_fields_set) and not {"lat", "lon"} <= self.model_fields_set:
+            raise ValueError("give both lat and lon (numbers to set the location, null to clear it)")
+        problem = pair_problem(self.lat, self.lon)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+    def location_given(self) -> bool:
+        """Whether the body sets (or clears) the location."""
+        return "lat" in self.model_fields_set
 
 
 class DevicePublic(BaseModel):
@@ -222,6 +249,9 @@ class DevicePublic(BaseModel):
     suspicious_at: datetime | None = None
     #: Its messages the controller's inbox dropped, over its rate or its share (it resends events).
     inbox_dropped: int = 0
+    #: Where it stands (WGS 84 degrees); null: no location yet.
+    lat: float | None = None
+    lon: float | None = None
 
 
 class DeviceRegistered(BaseModel):
