@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,23 +22,13 @@ from controller.storage.models import FIRST_WARD, ROOT_UNIT, AuditEvent, Device,
 from controller.tools.local_stack import http_json, start_agent, write_agent_config
 from tests.conftest import ControllerHandle
 from tests.console_support import console_client
-from tests.ward_support import PASSWORD, add_staff, add_ward
+from tests.ward_support import PASSWORD, StaffCity, add_staff, add_ward
 
 A, B = FIRST_WARD, "ward-b"
 
 
-@dataclass
-class City:
-    """The running controller, its database, and a token per member of staff."""
-
-    ctl: ControllerHandle
-    db: Database
-    tokens: dict[str, str]
-    usernames: dict[str, str]
-
-    def call(self, who: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
-        token = self.ctl.token if who == "root" else self.tokens[who]
-        return http_json(method, self.ctl.api + path, token, body)
+class City(StaffCity):
+    """Ward-scoped staff of a running controller, and a look at one device's row."""
 
     def device(self, device_id: str) -> Device | None:
         with self.db.session() as session:
@@ -81,7 +70,7 @@ def _register(city: City, who: str, device_id: str, zones: list[str], ward: str 
     body: dict[str, Any] = {"id": device_id, "zones": zones}
     if ward is not None:
         body["ward"] = ward
-    return city.call(who, "POST", "/api/v1/devices", body)
+    return city.call("POST", "/api/v1/devices", who, body)
 
 
 def test_devices_and_zones_stay_in_their_ward(city: City) -> None:
@@ -104,7 +93,7 @@ def test_devices_and_zones_stay_in_their_ward(city: City) -> None:
 
     # lists: own ward only; the city sees both
     def ids(who: str, path: str) -> list[str]:
-        status, rows = city.call(who, "GET", path)
+        status, rows = city.call("GET", path, who)
         assert status == 200, rows
         return [row["id"] for row in rows]
 
@@ -128,8 +117,8 @@ def test_devices_and_zones_stay_in_their_ward(city: City) -> None:
         ("POST", "/api/v1/devices/{}/ops/volume?wait_s=1", {"volume": 10}),
     ]
     for method, path, body in routes:
-        unknown = city.call("tech_a", method, path.format("loa-nope"), body)
-        theirs = city.call("tech_a", method, path.format("loa-b"), body)
+        unknown = city.call(method, path.format("loa-nope"), "tech_a", body)
+        theirs = city.call(method, path.format("loa-b"), "tech_a", body)
         assert unknown[0] == theirs[0] == 404, (path, unknown, theirs)
         assert theirs[1] == {"detail": "no device 'loa-b'"}, theirs
         assert unknown[1] == {"detail": "no device 'loa-nope'"}, unknown
@@ -141,37 +130,37 @@ def test_devices_and_zones_stay_in_their_ward(city: City) -> None:
         assert session.scalars(select(EnrolmentCode).where(EnrolmentCode.device_id == "loa-b")).all() == []
 
     # zones: another ward's zone reads as unknown; creating its id again is "taken", without saying whose
-    assert city.call("tech_a", "GET", "/api/v1/zones/khu-b") == (404, {"detail": "no zone 'khu-b'"})
-    assert city.call("tech_a", "GET", "/api/v1/zones/khu-nope") == (404, {"detail": "no zone 'khu-nope'"})
-    status, body = city.call("admin_a", "PUT", "/api/v1/zones/khu-b", {"name": "mine now"})
+    assert city.call("GET", "/api/v1/zones/khu-b", "tech_a") == (404, {"detail": "no zone 'khu-b'"})
+    assert city.call("GET", "/api/v1/zones/khu-nope", "tech_a") == (404, {"detail": "no zone 'khu-nope'"})
+    status, body = city.call("PUT", "/api/v1/zones/khu-b", "admin_a", {"name": "mine now"})
     assert (status, body) == (409, {"detail": "zone id taken"})
     with city.db.session() as session:
         zone = session.get(Zone, "khu-b")
         assert zone is not None and zone.ward_id == B and zone.name == ""
-    status, body = city.call("admin_a", "PUT", "/api/v1/zones/khu-a", {"name": "Khu phố A"})
+    status, body = city.call("PUT", "/api/v1/zones/khu-a", "admin_a", {"name": "Khu phố A"})
     assert status == 200 and body["ward"] == A and body["agents"] == ["loa-a"], body
-    status, body = city.call("admin_a", "PUT", "/api/v1/zones/khu-a2", {"name": "A2", "ward": B})
+    status, body = city.call("PUT", "/api/v1/zones/khu-a2", "admin_a", {"name": "A2", "ward": B})
     assert status == 404, body
-    status, body = city.call("root", "PUT", "/api/v1/zones/khu-new", {"name": "new"})
+    status, body = city.call("PUT", "/api/v1/zones/khu-new", "root", {"name": "new"})
     assert status == 422, body  # the city's admin names the ward
-    status, body = city.call("root", "PUT", "/api/v1/zones/khu-new", {"name": "new", "ward": B})
+    status, body = city.call("PUT", "/api/v1/zones/khu-new", "root", {"name": "new", "ward": B})
     assert status == 200 and body["ward"] == B, body
-    status, body = city.call("tech_b", "PATCH", "/api/v1/devices/loa-b", {"zones": ["khu-b", "khu-new"]})
+    status, body = city.call("PATCH", "/api/v1/devices/loa-b", "tech_b", {"zones": ["khu-b", "khu-new"]})
     assert status == 200 and body["zones"] == ["khu-b", "khu-new"], body
-    status, body = city.call("tech_a", "PATCH", "/api/v1/devices/loa-a", {"zones": ["khu-new"]})
+    status, body = city.call("PATCH", "/api/v1/devices/loa-a", "tech_a", {"zones": ["khu-new"]})
     assert status == 404 and body == {"detail": f"no zone 'khu-new' in ward {A}"}, body
-    assert city.call("root", "GET", "/api/v1/devices/loa-a")[1]["zones"] == ["khu-a"]
+    assert city.call("GET", "/api/v1/devices/loa-a", "root")[1]["zones"] == ["khu-a"]
 
     # wrong role in the ward: seen, not changed
-    status, body = city.call("mixed", "GET", "/api/v1/devices/loa-a")
+    status, body = city.call("GET", "/api/v1/devices/loa-a", "mixed")
     assert status == 200 and body["ward"] == A, body
     for method, path, body in [("PATCH", "/api/v1/devices/loa-a", {"name": "x"}),
                                ("POST", "/api/v1/devices/loa-a/enrolment", {}),
                                ("POST", "/api/v1/devices/loa-a/revoke", {}),
                                ("POST", "/api/v1/devices/loa-a/ops/volume?wait_s=1", {"volume": 10})]:
-        status, answer = city.call("mixed", method, path, body)
+        status, answer = city.call(method, path, "mixed", body)
         assert status == 403, (path, answer)
-    status, body = city.call("officer_b", "PATCH", "/api/v1/devices/loa-b", {"name": "x"})
+    status, body = city.call("PATCH", "/api/v1/devices/loa-b", "officer_b", {"name": "x"})
     assert status == 403, body
     device_a = city.device("loa-a")
     assert device_a is not None and device_a.name == "" and device_a.revoked_at is None
@@ -183,7 +172,7 @@ def test_devices_and_zones_stay_in_their_ward(city: City) -> None:
     assert units[("zone.update", "khu-new")] == B and units[("device.update", "loa-b")] == B
 
     # the console: the devices page and the dashboard show one's own wards only
-    with console_client(city.ctl, city.usernames["tech_a"], PASSWORD) as client:
+    with console_client(city.ctl, city.names["tech_a"], PASSWORD) as client:
         page = client.get("/console/devices").text
         assert "loa-a" in page and "loa-b" not in page and "loa-c" not in page
         assert client.get("/console/devices/loa-b").status_code == 404
@@ -194,7 +183,7 @@ def test_devices_and_zones_stay_in_their_ward(city: City) -> None:
         dashboard = client.get("/console/").text
         assert "loa-b" not in dashboard and "loa-c" not in dashboard
     assert city.device("loa-b") is not None and city.device("loa-b").revoked_at is None  # type: ignore[union-attr]
-    with console_client(city.ctl, city.usernames["tech_city"], PASSWORD) as client:
+    with console_client(city.ctl, city.names["tech_city"], PASSWORD) as client:
         page = client.get("/console/devices").text
         assert all(d in page for d in ("loa-a", "loa-b", "loa-c"))
         assert 'name="ward"' in page  # the city's technician says which ward a new device goes to
@@ -230,7 +219,7 @@ def _broker_login(port: int, username: str, password: str) -> int:
 
 
 def _tone(city: City, who: str, device_id: str) -> str:
-    status, reply = city.call(who, "POST", f"/api/v1/devices/{device_id}/ops/tone?wait_s=15",
+    status, reply = city.call("POST", f"/api/v1/devices/{device_id}/ops/tone?wait_s=15", who,
                               {"frequency_hz": 440, "duration_ms": 200})
     assert status == 200 and reply["status"] == "ok", reply
     return str(reply["command_id"])
@@ -260,14 +249,14 @@ def test_moving_a_device_rotates_its_credentials(tmp_path: Path, city: City) -> 
         assert _play(city, first).ward_id == A  # type: ignore[union-attr]
 
         # a technician of A alone cannot hand it to B (B is out of reach), nor can B's take it
-        assert city.call("tech_a", "PATCH", "/api/v1/devices/loa-m", {"ward": B}) == \
+        assert city.call("PATCH", "/api/v1/devices/loa-m", "tech_a", {"ward": B}) == \
             (404, {"detail": f"ward {B} not found"})
-        assert city.call("tech_b", "PATCH", "/api/v1/devices/loa-m", {"ward": B})[0] == 404
-        assert city.call("mixed", "PATCH", "/api/v1/devices/loa-m", {"ward": B})[0] == 403
+        assert city.call("PATCH", "/api/v1/devices/loa-m", "tech_b", {"ward": B})[0] == 404
+        assert city.call("PATCH", "/api/v1/devices/loa-m", "mixed", {"ward": B})[0] == 403
         before = city.device("loa-m")
         assert before is not None and before.ward_id == A and before.zones == ["khu-a"]
 
-        status, moved = city.call("tech_ab", "PATCH", "/api/v1/devices/loa-m", {"ward": B})
+        status, moved = city.call("PATCH", "/api/v1/devices/loa-m", "tech_ab", {"ward": B})
         assert status == 200 and moved["ward"] == B and moved["zones"] == [] and not moved["online"], moved
         after = city.device("loa-m")
         assert after is not None and after.token_hash != before.token_hash
@@ -281,15 +270,15 @@ def test_moving_a_device_rotates_its_credentials(tmp_path: Path, city: City) -> 
             moves = session.scalars(select(AuditEvent).where(AuditEvent.action == "device.move")).all()
             assert sorted(m.unit_id for m in moves) == [A, B]
             assert all(m.detail["from"] == A and m.detail["to"] == B for m in moves)
-        assert city.call("tech_a", "GET", "/api/v1/devices/loa-m")[0] == 404
-        assert city.call("tech_b", "GET", "/api/v1/devices/loa-m")[0] == 200
+        assert city.call("GET", "/api/v1/devices/loa-m", "tech_a")[0] == 404
+        assert city.call("GET", "/api/v1/devices/loa-m", "tech_b")[0] == 200
         # A's zones are not B's
-        assert city.call("tech_b", "PATCH", "/api/v1/devices/loa-m", {"zones": ["khu-a"]})[0] == 404
+        assert city.call("PATCH", "/api/v1/devices/loa-m", "tech_b", {"zones": ["khu-a"]})[0] == 404
     finally:
         agent.stop()
 
     # B's technician enrols it again: new credentials, and its plays are now B's
-    status, issued = city.call("tech_b", "POST", "/api/v1/devices/loa-m/enrolment", {})
+    status, issued = city.call("POST", "/api/v1/devices/loa-m/enrolment", "tech_b", {})
     assert status == 201, issued
     status, identity = http_json("POST", ctl.api + "/api/v1/enrol", None, {"code": issued["code"]})
     assert status == 200, identity

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from controller.tools.local_stack import http_json, start_agent, write_agent_con
 from devices.protocol.envelope import parse_envelope
 from tests.conftest import Broker, ControllerHandle, RunningAgent
 from tests.console_support import console_client
-from tests.ward_support import PASSWORD, add_staff, add_ward
+from tests.ward_support import PASSWORD, StaffCity, add_staff, add_ward
 
 A, B = "ward-a", "ward-b"
 SITE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -46,17 +45,8 @@ def database(ctl: ControllerHandle) -> Database:
     return Database(f"sqlite:///{(ctl.data_dir / 'loaphuong.sqlite3').resolve()}")
 
 
-@dataclass
-class City:
-    """Two wards, their staff (username → bearer token) and the controller."""
-
-    ctl: ControllerHandle
-    db: Database
-    tokens: dict[str, str]
-    names: dict[str, str]
-
-    def call(self, method: str, path: str, who: str, body: Any = None) -> tuple[int, Any]:
-        return http_json(method, self.ctl.api + path, self.tokens[who], body)
+class City(StaffCity):
+    """Ward-scoped staff of a running controller, and a look at one schedule item's row."""
 
     def row(self, item_id: str) -> tuple[str, int, str]:
         with self.db.session() as session:

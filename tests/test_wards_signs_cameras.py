@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -30,31 +29,20 @@ from controller.storage.models import (
     SignContent,
     SignItem,
 )
-from controller.tools.local_stack import http_json
 from tests.conftest import Broker, ControllerHandle
 from tests.console_support import console_client
 from tests.rtsp_server import RtspServer
 from tests.test_camera_api import CAMERA_ENV, PASSWORD, get_bytes, rtsp  # noqa: F401 - the RTSP fixture
 from tests.test_camera_gateway import _gst_available
 from tests.ward_support import PASSWORD as STAFF_PASSWORD
-from tests.ward_support import add_staff, add_ward
+from tests.ward_support import StaffCity, add_staff, add_ward
 
 pytestmark = pytest.mark.skipif(_gst_available() is not None, reason=str(_gst_available()))
 
 A, B = FIRST_WARD, "ward-b"
 
 
-@dataclass
-class City:
-    """The running controller, its database, and bearer tokens (and usernames) of its staff."""
-
-    ctl: ControllerHandle
-    db: Database
-    tokens: dict[str, str]
-    names: dict[str, str]
-
-    def call(self, method: str, path: str, who: str, body: Any = None) -> tuple[int, Any]:
-        return http_json(method, self.ctl.api + path, self.tokens[who], body)
+City = StaffCity
 
 
 #: Who works where: (role, unit) grants by name.

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy.orm import Session
 
 from controller.accounts.auth import create_user, new_token, token_hash
+from controller.storage.engine import Database
 from controller.storage.models import ROOT_UNIT, ApiToken, Unit, User
+from controller.tools.local_stack import http_json
+from tests.conftest import ControllerHandle
 
 PASSWORD = "correct horse battery"
 
@@ -31,3 +36,18 @@ def add_staff(session: Session, grants: list[tuple[str, str]], username: str | N
     session.add(ApiToken(user_id=user.id, token_hash=token_hash(token), name="test"))
     session.flush()
     return user, token
+
+
+@dataclass
+class StaffCity:
+    """A running controller, its database, and bearer tokens and usernames of its staff, by name."""
+
+    ctl: ControllerHandle
+    db: Database
+    tokens: dict[str, str]
+    names: dict[str, str]
+
+    def call(self, method: str, path: str, who: str, body: Any = None) -> tuple[int, Any]:
+        """An API request as ``who`` (``root``: the first admin)."""
+        token = self.ctl.token if who == "root" else self.tokens[who]
+        return http_json(method, self.ctl.api + path, token, body)
