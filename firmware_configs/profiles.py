@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from devices.geo import Location
 from devices.protocol import ID_PATTERN
 
 PROFILE_DIR = Path(__file__).resolve().parent
@@ -139,6 +140,9 @@ class BoardProfile(_Strict):
     sign: SignPortSection | None = None
     network: NetworkSection
     cameras: CamerasSection | None = None
+    #: Where the Pis of this installation stand (``{lat: 10.77, lon: 106.70}``, WGS 84 degrees): the controller
+    #: places a device of this profile there on the map until it is given a location of its own.
+    location: Location | None = None
 
     @model_validator(mode="after")
     def _pins_free(self) -> BoardProfile:

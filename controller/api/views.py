@@ -50,7 +50,7 @@ def device_public(device: Device) -> DevicePublic:
                         capabilities=list(device.capabilities), outputs=list(device.outputs), state=device.state,
                         board_profile=device.board_profile, ward=device.ward_id, revoked_at=device.revoked_at,
                         suspicious_plays=device.suspicious_plays or 0, suspicious_at=device.suspicious_at,
-                        inbox_dropped=device.inbox_dropped or 0)
+                        inbox_dropped=device.inbox_dropped or 0, lat=device.lat, lon=device.lon)
 
 
 def play_public(play: Play) -> PlayPublic:

@@ -29,7 +29,8 @@ def camera_public(camera: Camera) -> CameraPublic:
         has_snapshot_uri=camera.snapshot_uri is not None, ptz=camera.ptz,
         motion=MotionSettings.model_validate(camera.motion or {}), status=camera.status, fault=camera.fault,
         status_changed_at=camera.status_changed_at, last_ok_at=camera.last_ok_at,
-        discovery_endpoint=camera.discovery_endpoint, created_at=camera.created_at, updated_at=camera.updated_at)
+        discovery_endpoint=camera.discovery_endpoint, created_at=camera.created_at, updated_at=camera.updated_at,
+        lat=camera.lat, lon=camera.lon)
 
 
 def profile_fields(p: MediaProfile) -> dict[str, Any]:

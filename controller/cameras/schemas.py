@@ -9,6 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controller.cameras.motion import MotionSettings
+from devices.geo import Latitude, Longitude, pair_problem
 from devices.protocol import ID_PATTERN
 from devices.protocol.cameras import CameraHost
 
@@ -47,6 +48,16 @@ class _Placement(_In):
     profile_token: str | None = Field(default=None, max_length=64, description="absent: the camera's first profile")
     ward: IdStr | None = Field(default=None, description="the ward it belongs to (its agent must be of that "
                                                           "ward); needed only by staff of several wards")
+    #: Where it is mounted (both or neither).
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _location_pair(self) -> _Placement:
+        problem = pair_problem(self.lat, self.lon)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class CameraRegister(_Placement):
@@ -85,6 +96,18 @@ class CameraUpdate(_In):
     username: str | None = Field(default=None, max_length=128)
     password: str | None = Field(default=None, max_length=256)
     profile_token: str | None = Field(default=None, max_length=64)
+    #: A new location (both given), or none (both null).
+    lat: Latitude | None = None
+    lon: Longitude | None = None
+
+    @model_validator(mode="after")
+    def _location_pair(self) -> CameraUpdate:
+        if ({"lat", "lon"} & self.model_fields_set) and not {"lat", "lon"} <= self.model_fields_set:
+            raise ValueError("give both lat and lon (numbers to set the location, null to clear it)")
+        problem = pair_problem(self.lat, self.lon)
+        if problem:
+            raise ValueError(problem)
+        return self
 
 
 class ProfilePublic(BaseModel):
@@ -132,6 +155,9 @@ class CameraPublic(BaseModel):
     discovery_endpoint: str | None
     created_at: datetime
     updated_at: datetime
+    #: Where it is mounted (WGS 84 degrees); null: no location yet.
+    lat: float | None = None
+    lon: float | None = None
 
 
 class FeedStatusPublic(BaseModel):

@@ -162,7 +162,8 @@ class CameraService:
             assert body.stream_uri is not None
             fields = await probe_rtsp_camera(body.stream_uri, body.username, body.password)
         return await self._insert(body.id, body.name, body.agent_id, body.zone, body.host, body.port,
-                                  body.username, body.password, body.onvif, None, fields, user, ward)
+                                  body.username, body.password, body.onvif, None, fields, user, ward,
+                                  (body.lat, body.lon))
 
     async def register_discovered(self, discovery_id: int, body: CameraFromDiscovery, user: User) -> CameraPublic:
         """Registers a camera an agent found (in the finding agent's ward unless another is named); its address
@@ -179,7 +180,8 @@ class CameraService:
         port = xaddr.port or (443 if xaddr.scheme == "https" else 80)
         fields = await read_onvif_camera(host, port, body.username, body.password, body.profile_token)
         return await self._insert(body.id, body.name, body.agent_id or found.agent_id, body.zone, host, port,
-                                  body.username, body.password, True, found.endpoint, fields, user, ward)
+                                  body.username, body.password, True, found.endpoint, fields, user, ward,
+                                  (body.lat, body.lon))
 
     def _precheck(self, session: Session, camera_id: str, agent_id: str | None, user: User,
                   requested_ward: str | None) -> str:
@@ -192,13 +194,14 @@ class CameraService:
 
     async def _insert(self, camera_id: str, name: str, agent_id: str | None, zone: str | None, host: str,
                       port: int, username: str, password: str, is_onvif: bool, endpoint: str | None,
-                      fields: dict[str, Any], user: User, ward: str) -> CameraPublic:
+                      fields: dict[str, Any], user: User, ward: str,
+                      location: tuple[float | None, float | None] = (None, None)) -> CameraPublic:
         def insert(session: Session) -> CameraPublic:
             self._precheck(session, camera_id, agent_id, user, ward)
             camera = Camera(id=camera_id, ward_id=ward, name=name, agent_id=agent_id, zone=zone, host=host, port=port,
                             username=username, password_enc=self.secrets.encrypt(password), onvif=is_onvif,
                             discovery_endpoint=endpoint, motion=MotionSettings().model_dump(), status="unknown",
-                            **fields)
+                            lat=location[0], lon=location[1], **fields)
             session.add(camera)
             audit_chain.record(session, user, "camera.register", camera_id,
                                {"host": host, "port": port, "onvif": is_onvif, "agent_id": agent_id, "zone": zone},
@@ -234,6 +237,8 @@ class CameraService:
                 camera.zone = body.zone
             if "name" in given and body.name is not None:
                 camera.name = body.name
+            if "lat" in given:
+                camera.lat, camera.lon = body.lat, body.lon
             camera.username = username
             camera.password_enc = self.secrets.encrypt(password)
             for key, value in fields.items():

@@ -116,6 +116,13 @@ def _profile(name: str) -> BoardProfile:
 
 
 def _hostname(device_id: str) -> str:
+
+
+    controller's (for the map), and which an agent of an older version would refuse as a key it does not know."""
+
+
+
+
     # Device ids may hold '_'; host names may not.
     return re.sub(r"[^a-z0-9-]", "-", device_id.lower()).strip("-")[:63] or "loa"
 
@@ -178,7 +185,6 @@ class ProvisioningService:
         zones = list(dict.fromkeys(body.zones))
         claim_zones(session, ward, zones)
         device = Device(id=body.id, ward_id=ward, name=body.name, zones=zones, token_hash="",
-                        board_profile=body.board_profile)
         secrets = rotate_credentials(device)
         session.add(device)
         record(session, user, "device.register", body.id, {"zones": device.zones, "board_profile": body.board_profile},
@@ -214,12 +220,12 @@ class ProvisioningService:
         if body.zones is not None:
             claim_zones(session, device.ward_id, body.zones)
             device.zones = list(dict.fromkeys(body.zones))
-        record(session, user, "device.update", device.id, body.model_dump(exclude_none=True), unit=device.ward_id)
         changed = zones_changed or moved
         self.events.publish(DeviceChanged(frozenset({device_id}), access=changed, reach=changed), session)
         return device
 
     def _move(self, session: Session, device: Device, ward: str, user: User) -> None:
+        else:
         """Hands the device over to ``ward``: the caller must be a technician there too.
 
         Its zones were the old ward's, so they are cleared; its token and broker password are rotated (and

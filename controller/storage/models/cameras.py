@@ -47,6 +47,9 @@ class Camera(Base):
     last_ok_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: The WS-Discovery endpoint it was registered from, if any.
     discovery_endpoint: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    #: Where it is mounted (WGS 84 degrees), for the console's map: both or neither (devices/geo.py).
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
 

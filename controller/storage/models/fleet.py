@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from controller.storage.models.base import Base, UTCDateTime, utcnow
@@ -43,6 +43,9 @@ class Device(Base):
     suspicious_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     #: Messages of its own the controller's inbox dropped: over its rate or its share (controller/fleet/inbox.py).
     inbox_dropped: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    #: Where it stands (WGS 84 degrees), for the console's map: both or neither (devices/geo.py).
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class DeviceEvent(Base):

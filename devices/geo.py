@@ -1,0 +1,39 @@
+"""A place on the map: WGS 84 latitude and longitude in degrees, as the controller's API, its console and the
+board profiles (a default location for every Pi of one installation) all spell them.
+
+A location is a pair or nothing: one coordinate alone is refused, since a speaker on the equator or on the
+Greenwich meridian by accident is worse than one listed as "no location yet".
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Degrees north (negative: south), -90…90.
+Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False,
+                                  description="latitude in degrees (WGS 84), -90 to 90; e.g. 10.7769")]
+#: Degrees east (negative: west), -180…180.
+Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False,
+                                   description="longitude in degrees (WGS 84), -180 to 180; e.g. 106.7009")]
+
+#: What a half-given location is told.
+PAIR_NEEDED = "give both lat and lon, or neither"
+
+
+class Location(BaseModel):
+    """A point: both coordinates, validated."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    lat: Latitude
+    lon: Longitude
+
+
+def pair_problem(lat: float | None, lon: float | None) -> str | None:
+    """Why ``lat``/``lon`` do not make a location or its absence (None when they do)."""
+    if (lat is None) != (lon is None):
+        return PAIR_NEEDED
+    return None
+
