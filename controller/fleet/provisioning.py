@@ -115,14 +115,23 @@ def _profile(name: str) -> BoardProfile:
         raise ProfileInvalid(str(exc)) from None
 
 
-def _hostname(device_id: str) -> str:
+def default_location(device: Device, profile: BoardProfile | None) -> None:
+    """Places a device that has no location at its board profile's default one (if the profile has one)."""
+    if device.lat is None and profile is not None and profile.location is not None:
+        device.lat, device.lon = profile.location.lat, profile.location.lon
 
 
+def agent_profile(profile: BoardProfile) -> dict[str, Any]:
+    """The board profile as an enrolling agent receives it: without its default location, which is the
     controller's (for the map), and which an agent of an older version would refuse as a key it does not know."""
+    return profile.model_dump(mode="json", exclude={"location"})
 
 
+def _location_detail(device: Device) -> dict[str, float | None]:
+    return {"lat": device.lat, "lon": device.lon}
 
 
+def _hostname(device_id: str) -> str:
     # Device ids may hold '_'; host names may not.
     return re.sub(r"[^a-z0-9-]", "-", device_id.lower()).strip("-")[:63] or "loa"
 
@@ -179,16 +188,17 @@ class ProvisioningService:
             raise DeviceExists(f"device {body.id!r} already exists")
         if body.id == self.settings.mqtt_username:
             raise DeviceExists(f"{body.id!r} is the controller's broker account")
-        if body.board_profile is not None:
-            _profile(body.board_profile)
+        profile = _profile(body.board_profile) if body.board_profile is not None else None
         ward = ward_for_new(session, user, body.ward, TECHNICIAN_ROLES)
         zones = list(dict.fromkeys(body.zones))
         claim_zones(session, ward, zones)
         device = Device(id=body.id, ward_id=ward, name=body.name, zones=zones, token_hash="",
+                        board_profile=body.board_profile, lat=body.lat, lon=body.lon)
+        default_location(device, profile)
         secrets = rotate_credentials(device)
         session.add(device)
-        record(session, user, "device.register", body.id, {"zones": device.zones, "board_profile": body.board_profile},
-               unit=ward)
+        record(session, user, "device.register", body.id, {"zones": device.zones, "board_profile": body.board_profile,
+                                                            **_location_detail(device)}, unit=ward)
         session.flush()
         # A new agent gets its broker account and its window (its zones may already have items).
         self.events.publish(DeviceChanged(frozenset({body.id}), access=True, reach=True), session)
@@ -206,8 +216,7 @@ class ProvisioningService:
         so zones named with it are the new ward's.
         """
         device = self.reachable(session, user, device_id, TECHNICIAN_ROLES)
-        if body.board_profile is not None:
-            _profile(body.board_profile)
+        profile = _profile(body.board_profile) if body.board_profile is not None else None
         moved = body.ward is not None and body.ward != device.ward_id
         if moved:
             assert body.ward is not None
@@ -216,16 +225,23 @@ class ProvisioningService:
             device.board_profile = body.board_profile
         if body.name is not None:
             device.name = body.name
+        if body.location_given():
+            device.lat, device.lon = body.lat, body.lon
+        else:
+            default_location(device, profile)
         zones_changed = body.zones is not None and list(dict.fromkeys(body.zones)) != list(device.zones)
         if body.zones is not None:
             claim_zones(session, device.ward_id, body.zones)
             device.zones = list(dict.fromkeys(body.zones))
+        detail = body.model_dump(exclude_none=True, exclude={"lat", "lon"})
+        if body.location_given():
+            detail.update(_location_detail(device))  # a cleared location is recorded too (as nulls)
+        record(session, user, "device.update", device.id, detail, unit=device.ward_id)
         changed = zones_changed or moved
         self.events.publish(DeviceChanged(frozenset({device_id}), access=changed, reach=changed), session)
         return device
 
     def _move(self, session: Session, device: Device, ward: str, user: User) -> None:
-        else:
         """Hands the device over to ``ward``: the caller must be a technician there too.
 
         Its zones were the old ward's, so they are cleared; its token and broker password are rotated (and
@@ -311,7 +327,9 @@ class ProvisioningService:
         profile: dict[str, Any] | None = None
         if device.board_profile is not None:
             try:
-                profile = get_profile(device.board_profile).model_dump(mode="json")
+                board = get_profile(device.board_profile)
+                default_location(device, board)
+                profile = agent_profile(board)
             except ProfileError as exc:
                 # The profile file went missing or bad since the device was created: enrol without it, loudly.
                 log.error("device %s: board profile unusable: %s", device.id, exc)
