@@ -9,10 +9,8 @@ audit trail are the same.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Final
-from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, File, Form, Request, Response, UploadFile
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -29,17 +27,16 @@ from controller.signs import (
     SignInputError,
     SignItemInput,
     SignNotFound,
-    SignService,
 )
 from controller.signs.actions import ImageTooLarge
-from controller.storage.models import Device, Sign, SignContent, SignItem, User, Zone
+from controller.storage.models import Device, SignContent, SignItem, User, Zone
 from controller.web.errors import error_page
 from controller.web.forms import field_errors, translate_error
 from controller.web.i18n import N_, gettext, speaking_to
 from controller.web.session import ConsoleApproverDep, ConsoleOfficerDep, ConsoleUserDep
+from controller.web.sign_previews import DEFAULT_SIZE, panel_of, preview_sizes, previews, ward_signs
 from controller.web.templating import PRIORITY_LABELS, render
-from devices.led.content import Align, ImagePage, Panel, SignColour, SignMode, SignPage, TextPage
-from devices.led.fonts import FontError
+from devices.led.content import Align, ImagePage, SignColour, SignMode, SignPage, TextPage
 from devices.led.render import LayoutError
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -58,12 +55,6 @@ AGENT_LABELS: dict[str, str] = {"online": N_("online"), "offline": N_("offline")
                                 "unknown": N_("never connected")}
 SOURCE_LABELS: dict[str, str] = {"playlist": N_("Schedule"), "announcement": N_("Announcement playing"),
                                  "idle": N_("Dark")}
-#: Board sizes offered for a preview besides the attached signs' own (common LED modules and screens).
-PREVIEW_SIZES: Final = ("64x16", "96x16", "128x32", "192x64", "192x96", "320x160")
-DEFAULT_SIZE: Final = "128x32"
-#: The largest a preview is drawn on the page (CSS pixels); small boards are scaled up so each LED shows.
-_PREVIEW_WIDTH: Final = 480
-
 _SIZE_MESSAGE = N_("Write the size as width x height, for example 96x16.")
 _NOTHING_MESSAGE = N_("Type some text or choose a picture.")
 _IMAGE_MESSAGE = N_("The picture must be a PNG or JPEG file of at most %(kb)s KB.")
@@ -72,80 +63,12 @@ _NO_TARGET = N_("Choose all signs, or at least one zone or sign.")
 _NOT_PENDING = N_("This item is no longer awaiting approval.")
 
 
-@dataclass(frozen=True)
-class Preview:
-    """One page of content as one board shows it: the API's PNG, or why it does not fit."""
-
-    label: str
-    url: str
-    width: int
-    height: int
-    page: int
-    pages: int
-    problem: str | None
-
-    @property
-    def scale(self) -> int:
-        """Screen pixels per LED dot: whole numbers, so every dot stays sharp."""
-        return max(1, min(8, _PREVIEW_WIDTH // self.width))
-
-
 def _can_compose(user: User) -> bool:
     return bool(user.role_set & {"admin", "officer", "approver"})
 
 
 def _can_decide(user: User) -> bool:
     return bool(user.role_set & APPROVER_ROLES)
-
-
-def _panel_of(text: str) -> Panel | None:
-    try:
-        return Panel.parse(text)
-    except (ValueError, ValidationError):
-        return None
-
-
-def previews(session: Session, signs: SignService, content: SignContent, size: str) -> list[Preview]:
-    """Every page of ``content`` on every attached sign and on a board of ``size``.
-
-    Each is drawn once here to know whether it fits (the renderer says why not); the page then loads the
-    API's ``preview.png``, the same drawing, as its image.
-    """
-    boards: list[tuple[str, Panel, str]] = []
-    # Content goes only on boards of its own ward.
-    for sign in session.scalars(select(Sign).join(Device, Device.id == Sign.agent_id)
-                                .where(Device.ward_id == content.ward_id).order_by(Sign.id)):
-        boards.append((f"{sign.id} ({sign.width}×{sign.height})", Panel(width=sign.width, height=sign.height),
-                       f"/api/v1/signs/{quote(sign.id)}/preview.png?" + urlencode({"content_id": content.id})))
-    panel = _panel_of(size)
-    # A size some attached sign already has adds nothing: that sign's preview is the same image.
-    if panel is not None and all((b.width, b.height) != (panel.width, panel.height) for _l, b, _u in boards):
-        boards.append((gettext("A %(size)s board") % {"size": f"{panel.width}×{panel.height}"}, panel,
-                       f"/api/v1/sign-contents/{quote(content.id)}/preview.png?" + urlencode({"size": str(panel)})))
-    pages = len(content.pages)
-    found: list[Preview] = []
-    for label, board, url in boards:
-        for page in range(pages):
-            problem: str | None = None
-            try:
-                signs.preview_png(session, content.id, page, board)
-            except LayoutError:
-                problem = N_("Does not fit this board: shorten the text or split it into pages.")
-            except FontError:
-                problem = N_("The sign font is missing on the controller; tell your administrator.")
-            found.append(Preview(label, f"{url}&page={page}", board.width, board.height, page, pages, problem))
-    return found
-
-
-def _ward_signs(session: Session, wards: frozenset[str]) -> list[Sign]:
-    """The boards on agents of ``wards``."""
-    return list(session.scalars(select(Sign).join(Device, Device.id == Sign.agent_id)
-                                .where(Device.ward_id.in_(wards)).order_by(Sign.id)))
-
-
-def _sizes(session: Session, wards: frozenset[str]) -> list[str]:
-    own = [f"{s.width}x{s.height}" for s in _ward_signs(session, wards)]
-    return sorted(set(PREVIEW_SIZES) | set(own), key=lambda s: tuple(int(n) for n in s.split("x")))
 
 
 def _local(text: str | None) -> str:
@@ -196,7 +119,7 @@ def _assign_context(session: Session, user: User, values: dict[str, Any], errors
         zones.update(device_zones)
     return {"contents": list(session.scalars(select(SignContent).where(SignContent.ward_id.in_(wards))
                                              .order_by(SignContent.created_at.desc()).limit(100))),
-            "signs": _ward_signs(session, wards), "ward_choices": _ward_choices(session, user),
+            "signs": ward_signs(session, wards), "ward_choices": _ward_choices(session, user),
             "zones": sorted(zones), "values": values, "errors": errors, "notice": notice,
             **_labels()}
 
@@ -207,7 +130,7 @@ def signs_page(request: Request, session: SessionDep, signs: SignsDep, user: Con
     sign items."""
     wards = wards_of(session, user)
     context = {
-        "now_rows": signs.now(session, wards), "items": _items(session, wards), "sizes": _sizes(session, wards),
+        "now_rows": signs.now(session, wards), "items": _items(session, wards), "sizes": preview_sizes(session, wards),
         "can_compose": _can_compose(user), "can_decide": _can_decide(user), "compose": _compose_defaults(),
         "previews": [], "warnings": [], "saved": None, **_assign_context(session, user, _assign_defaults(), {}),
     }
@@ -286,7 +209,7 @@ def compose(request: Request, session: SessionDep, actions: SignActionsDep, user
     ward: theirs) and shows its previews."""
     values = {"title": title, "lines": lines, "mode": mode, "colour": colour, "align": align, "dwell_s": dwell_s,
               "size": size, "ward": ward}
-    sizes = _sizes(session, wards_of(session, user))
+    sizes = preview_sizes(session, wards_of(session, user))
     choices = _ward_choices(session, user)
     with speaking_to(request):
         errors: dict[str, list[str]] = {}
@@ -294,7 +217,7 @@ def compose(request: Request, session: SessionDep, actions: SignActionsDep, user
             form = ComposeForm.model_validate(values)
         except ValidationError as exc:
             errors.update(field_errors(exc))
-        if "size" not in errors and _panel_of(size) is None:
+        if "size" not in errors and panel_of(size) is None:
             errors["size"] = [gettext(_SIZE_MESSAGE)]
         text_lines = [line for line in lines.splitlines() if line.strip()]
         data = image.file.read(MAX_IMAGE_BYTES + 1) if image is not None and image.filename else b""
