@@ -18,6 +18,7 @@ from controller.broadcasts.speech import SpeechService
 from controller.cameras.service import CameraService
 from controller.fleet.device_operations import DeviceOperations
 from controller.fleet.enrolment import AttemptLimiter, BrokerAccess
+from controller.fleet.groups import GroupsKeeper
 from controller.fleet.inbox import FairInbox, InboxLimits, record_drops
 from controller.fleet.play_guard import give_plays
 from controller.fleet.provisioning import ProvisioningService
@@ -111,6 +112,7 @@ class Controller:
         #: Remote operations (``POST /api/v1/devices/{id}/ops/{op}``), answered through the fleet's replies.
         self.ops = OpsService(self.outbox)
         self.fleet.on_reply = self.ops.resolve_threadsafe
+        self.fleet.on_info = GroupsKeeper(self.outbox, self.events, settings.command_ttl_ms).on_info
         self.ops.on_play_given = self._tone_given
         self._scheduler: AsyncIOScheduler | None = None
         #: Per-agent lanes served round-robin, each with its own rate and bound (controller/fleet/inbox.py).

@@ -27,6 +27,8 @@ class EnrolmentIdentity(BaseModel):
 
     agent_id: str
     name: str
+    #: The ward the device serves (its group topics are that ward's); absent from controllers before wards.
+    ward: str | None = None
     zones: list[str]
     controller_url: str
     controller_public_key: str

@@ -65,6 +65,8 @@ class LinkSettings:
     #: A session that lasted this long resets the back-off; one the broker ended sooner counts as a failure.
     backoff_reset_after_s: float = 1.0
     subscriptions: Sequence[str] = field(default_factory=tuple)
+    #: Topics unsubscribed on every connect: a persistent session keeps subscriptions a change has dropped.
+    unsubscriptions: Sequence[str] = field(default_factory=tuple)
 
 
 class Backoff:
@@ -185,6 +187,9 @@ class MqttLink:
             self._client = client
             self.connections += 1
             log.info("mqtt connected to %s:%s as %s", s.host, s.port, s.client_id)
+            stale = [t for t in s.unsubscriptions if t not in s.subscriptions]
+            if stale:
+                await client.unsubscribe(stale)
             for topic in s.subscriptions:
                 await client.subscribe(topic, qos=1)
             self.connected.set()
@@ -223,6 +228,27 @@ class MqttLink:
             await client.publish(topic, payload, qos=qos, retain=retain, timeout=timeout)
         except aiomqtt.MqttError as exc:
             raise NotConnected(f"{topic}: {exc}") from exc
+
+    async def change_subscriptions(self, subscriptions: Sequence[str], unsubscriptions: Sequence[str]) -> None:
+        """From now on subscribe to ``subscriptions`` and drop ``unsubscriptions`` (at once if connected, and on
+        every connect after). Raises :class:`NotConnected` if the link dropped meanwhile: the next connect
+        applies the change anyway."""
+        old = list(self.settings.subscriptions)
+        self.settings.subscriptions = tuple(subscriptions)
+        self.settings.unsubscriptions = tuple(dict.fromkeys([*unsubscriptions, *(t for t in old
+                                                                                 if t not in subscriptions)]))
+        client = self._client
+        if client is None or not self.connected.is_set():
+            return
+        try:
+            stale = [t for t in self.settings.unsubscriptions if t not in subscriptions]
+            if stale:
+                await client.unsubscribe(stale)
+            for topic in subscriptions:
+                if topic not in old:
+                    await client.subscribe(topic, qos=1)
+        except aiomqtt.MqttError as exc:
+            raise NotConnected(f"changing subscriptions: {exc}") from exc
 
     async def close(self, final: Sequence[tuple[str, bytes, bool]] = ()) -> None:
         """Publishes ``final`` messages (topic, payload, retain) if connected, then disconnects."""

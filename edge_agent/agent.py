@@ -23,6 +23,8 @@ import loaphuong
 from devices.audio_output import AlsaOutput, AlsaSettings, AudioOutput, FileSink
 from devices.mqtt_link import LinkSettings, MqttLink, NotConnected, Will
 from devices.protocol import (
+    WARD_GROUPS_CAPABILITY,
+    AgentGroups,
     AgentStatus,
     CameraDiscover,
     EventsAck,
@@ -44,11 +46,13 @@ from devices.protocol import (
     parse_model,
     parse_topic,
     status_payload,
+    ward_capability,
 )
 from edge_agent.amplifier import Amplifier
 from edge_agent.camera_finder import CameraFinder
 from edge_agent.config import AgentConfig, FileOutputSection
 from edge_agent.event_outbox import EventOutbox
+from edge_agent.groups import Groups, GroupsStore
 from edge_agent.hooks import CommandHandler
 from edge_agent.media_cache import MediaCache
 from edge_agent.play_journal import PlayJournal
@@ -95,7 +99,11 @@ class Agent:
         self.output = build_output(cfg)
         # Downloads, decoding and player waits each hold a thread; keep them off the default pool.
         self._executor = ThreadPoolExecutor(max_workers=8, thread_name_prefix="agent-io")
-        self.verifier = Verifier(cfg.public_key(), cfg.agent_id, cfg.zones, self.store.check_and_remember)
+        #: The ward and zones whose group topics it listens on (the config's, or what the controller gave).
+        self.groups_store = GroupsStore(cfg.data_dir)
+        self.groups = self.groups_store.load(cfg.ward, cfg.zones)
+        self.verifier = Verifier(cfg.public_key(), cfg.agent_id, list(self.groups.zones),
+                                 self.store.check_and_remember, ward=self.groups.ward)
         self._inbox: asyncio.Queue[tuple[str, bytes, bool]] = asyncio.Queue(maxsize=_INBOX_LIMIT)
         self._state_dirty = asyncio.Event()
         self._stop = asyncio.Event()
@@ -104,7 +112,9 @@ class Agent:
                          username=cfg.mqtt.username, password=cfg.mqtt.password, keepalive=cfg.mqtt.keepalive,
                          session_expiry_s=cfg.mqtt.session_expiry_s,
                          tls_ca_file=str(cfg.mqtt.tls_ca_file) if cfg.mqtt.tls_ca_file else None,
-                         subscriptions=Topics.agent_subscriptions(cfg.agent_id, cfg.zones)),
+                         subscriptions=Topics.agent_subscriptions(cfg.agent_id, list(self.groups.zones),
+                                                                  self.groups.ward),
+                         unsubscriptions=self.groups.stale()),
             self._on_message,
             will=Will(Topics.status(cfg.agent_id), status_payload(AgentStatus.OFFLINE, with_ts=False)),
             on_connect=self._on_connect,
@@ -149,6 +159,7 @@ class Agent:
             **self.speaker_commands.handlers(),
             "events.ack": self._cmd_ack,
             "agent.ping": self._cmd_ping,
+            "agent.groups": self._cmd_groups,
         }
         #: WS-Discovery of ONVIF cameras, when the config has a [cameras] section.
         self.cameras = CameraFinder(cfg.cameras, self.outbox.emit) if cfg.cameras is not None else None
@@ -160,8 +171,9 @@ class Agent:
 
     async def run(self) -> None:
         """Runs until asked to stop, then says ``stopped`` and disconnects cleanly."""
-        log.info("agent %s starting (zones: %s, output: %s/%s)", self.cfg.agent_id,
-                 ",".join(self.cfg.zones) or "-", self.output.kind, self.output.name)
+        log.info("agent %s starting (ward: %s, zones: %s, output: %s/%s)", self.cfg.agent_id,
+                 self.groups.ward or "- (legacy groups)", ",".join(self.groups.zones) or "-", self.output.kind,
+                 self.output.name)
         cut = await self.journal.recover()
         await self.speaker_commands.restore()
         await self.window.restore()
@@ -262,8 +274,10 @@ class Agent:
                            capabilities=["speaker", "schedule", "relay", "live", "ops",
                                          *(["amplifier"] if self.amp is not None else []),
                                          *(["camera_discovery"] if self.cameras is not None else []),
-                                         *(["signs"] if self.signs is not None else [])],
-                           zones=self.cfg.zones,
+                                         *(["signs"] if self.signs is not None else []),
+                                         WARD_GROUPS_CAPABILITY,
+                                         *([ward_capability(self.groups.ward)] if self.groups.ward else [])],
+                           zones=list(self.groups.zones),
                            outputs=[OutputInfo(name=self.output.name, kind=self.output.kind)])
         await self.link.publish(Topics.info(self.cfg.agent_id), info.model_dump_json().encode(), retain=True)
 
@@ -363,6 +377,24 @@ class Agent:
         self._state_dirty.set()
 
     async def _cmd_ping(self, cmd: VerifiedCommand) -> None:
+        await self._reply(cmd.envelope.id)
+
+    async def _cmd_groups(self, cmd: VerifiedCommand) -> None:
+        # Kept on disk first, so a restart comes back to the new groups; then verifier, subscriptions, info.
+        given = cmd.data_as(AgentGroups)
+        try:
+            await self._in_thread(self.groups_store.save, given)
+        except OSError as exc:
+            await self._reply(cmd.envelope.id, f"io_error: cannot keep the groups: {exc}"[:300])
+            return
+        old, self.groups = self.groups, Groups(given.ward, tuple(dict.fromkeys(given.zones)))
+        self.verifier.set_groups(self.groups.ward, list(self.groups.zones))
+        log.warning("groups changed by the controller: ward %s → %s, zones %s → %s", old.ward or "-",
+                    self.groups.ward, ",".join(old.zones) or "-", ",".join(self.groups.zones) or "-")
+        await self.link.change_subscriptions(
+            Topics.agent_subscriptions(self.cfg.agent_id, list(self.groups.zones), self.groups.ward),
+            [*old.subscriptions(), *self.groups.stale()])
+        await self._publish_info()
         await self._reply(cmd.envelope.id)
 
     async def _cmd_camera_discover(self, cmd: VerifiedCommand) -> None:

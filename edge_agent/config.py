@@ -77,6 +77,9 @@ class AgentConfig(_Strict):
     """Everything an agent needs to know; see docs/agent.md for an example file."""
 
     agent_id: str = Field(pattern=ID_PATTERN)
+    #: The ward the agent serves: it listens on that ward's group topics. Absent (enrolled before wards):
+    #: the legacy group topics, until the controller sends ``agent.groups`` (edge_agent/groups.py).
+    ward: str | None = Field(default=None, pattern=ID_PATTERN)
     zones: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list)
     #: The controller the media is fetched from (``{controller_url}/media/{sha256}``).
     controller_url: HttpUrl | None = None

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from devices.enrolment import EnrolmentIdentity
 from edge_agent.amplifier import section_from_profile
 from edge_agent.config import ConfigError, load_config
+from edge_agent.groups import GROUPS_FILE
 from firmware_configs.profiles import BoardProfile, ProfileError, parse_profile
 
 DEFAULT_CONFIG = Path("/etc/loaphuong/agent.toml")
@@ -106,6 +107,7 @@ def render_config(identity: EnrolmentIdentity, profile: BoardProfile | None, dat
     lines = [
         f"# written by loaphuong agent enroll for {identity.agent_id}; enrolling again rotates its secrets",
         f"agent_id = {_q(identity.agent_id)}",
+        *([f"ward = {_q(identity.ward)}"] if identity.ward else []),
         f"zones = [{zones}]",
         f"controller_url = {_q(identity.controller_url)}",
         f"controller_public_key = {_q(identity.controller_public_key)}",
@@ -170,7 +172,7 @@ def write_identity(identity: EnrolmentIdentity, config: Path, data_dir: Path,
         check.write_text(text.replace('token_file = "token"', f'token_file = {_q(staged[0][0].name)}'),
                          encoding="utf-8")
         try:
-            load_config(check)
+            loaded = load_config(check)
         finally:
             check.unlink(missing_ok=True)
     except ConfigError as exc:
@@ -179,6 +181,8 @@ def write_identity(identity: EnrolmentIdentity, config: Path, data_dir: Path,
         raise EnrolError(f"the config from the controller does not load: {exc}") from None
     for tmp, final in staged:
         os.replace(tmp, final)
+    # Groups the controller gave the old identity must not outlive it: the new config's ward and zones rule.
+    (loaded.data_dir / GROUPS_FILE).unlink(missing_ok=True)
     return profile
 
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from devices.protocol import SpeakerPlay, Topics, now_ms
+from controller.storage.models import FIRST_WARD
+from devices.protocol import SpeakerPlay, Topics, now_ms, ward_target
 from tests.conftest import AgentFactory, ControllerHandle, RunningAgent
 from tests.mqtt_tools import controller_signer, forged_signer, play_command, publish, wait_for_text
 
@@ -78,9 +79,9 @@ def test_a_zone_command_reaches_agents_of_that_zone_only(controller: ControllerH
     a2 = agents("loa-02", zones=("khu-pho-2",))
     order = SpeakerPlay(sha256=media["sha256"], size=media["size"], duration_ms=media["duration_ms"],
                         start_at=now_ms() + 1500)
-    signed = controller_signer(controller.data_dir).command("speaker.play", order, to="zone:khu-pho-1",
-                                                            ttl_ms=60_000)
-    publish(controller.mqtt_port, Topics.group_command("khu-pho-1", "speaker.play"), signed.to_bytes())
+    signed = controller_signer(controller.data_dir).command(
+        "speaker.play", order, to=ward_target(FIRST_WARD, ["khu-pho-1"]), ttl_ms=60_000)
+    publish(controller.mqtt_port, Topics.ward_zone_command(FIRST_WARD, "khu-pho-1", "speaker.play"), signed.to_bytes())
     controller.wait_for(lambda: len(starts(a1)) == 2, 15, "zone play on loa-01")
     assert_not_played(a2, 0, wait_s=1)
 

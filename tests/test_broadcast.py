@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from controller.storage.models import FIRST_WARD
 from controller.tools.local_stack import http_json
-from devices.protocol import Priority, SpeakerPlay, Topics, now_ms
+from devices.protocol import Priority, SpeakerPlay, Topics, now_ms, ward_target
 from tests.conftest import AgentFactory, Broker, ControllerHandle, running_controller
 from tests.helpers import START_TOLERANCE_MS, decode_pcm, iso_ms, wav_frames
 from tests.mqtt_tools import controller_signer, publish
@@ -126,9 +127,10 @@ def test_a_spoilt_attachment_is_dropped_and_the_genuine_command_still_plays(cont
     audio = fetch_media(controller, stored["sha256"], controller.token)
     order = SpeakerPlay(sha256=stored["sha256"], size=len(audio), duration_ms=stored["duration_ms"],
                         priority=Priority.EMERGENCY, start_at=now_ms() + 1500)
-    env = controller_signer(controller.data_dir).command("speaker.play", order, to="zone:khu-pho-1",
+    env = controller_signer(controller.data_dir).command("speaker.play", order,
+                                                         to=ward_target(FIRST_WARD, ["khu-pho-1"]),
                                                          ttl_ms=60_000, attachment=audio)
-    topic = Topics.group_command("khu-pho-1", "speaker.play")
+    topic = Topics.ward_zone_command(FIRST_WARD, "khu-pho-1", "speaker.play")
     spoilt = env.model_copy(update={"att": base64.b64encode(audio[::-1]).decode()})
     publish(controller.mqtt_port, topic, spoilt.to_bytes())
     controller.wait_for(lambda: "bad_attachment" in agent.log(), 15, "the agent drops the spoilt copy")

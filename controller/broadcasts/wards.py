@@ -1,24 +1,36 @@
-"""Broadcasts within wards: who may compose, which media a ward owns, and how many wards the deployment has.
+"""Broadcasts within wards: who may compose, which media a ward owns, how many wards the deployment has, and
+how one broadcast fans out over the broker.
 
 Every broadcast (announcement, live session, recording) belongs to one ward; what it names must lie in that
 ward. Media files are stored once by content and owned by every ward that stored or was sent them
 (:class:`~controller.storage.models.MediaWard`): a ward's staff reach only their wards' files.
+
+Fan-out (:func:`plan_fan_out`): agents that listen on their ward's group topics (their ``info`` lists
+``ward:{ward}``) get one command on the ward's ``all`` topic, or one on its zones' topics; agents enrolled
+before wards, not yet moved (controller/fleet/groups.py), one on the legacy topics — the fleet's ``all``
+only while the deployment has one ward — and whoever no group reaches alone a command of their own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from controller.accounts.reach import unit_tree, ward_for_new, wards_of
+from controller.messaging.outbox import Outbox
 from controller.storage.engine import Database
-from controller.storage.models import WARD_KINDS, Announcement, Delivery, MediaWard, Unit, User
+from controller.storage.models import WARD_KINDS, Announcement, Delivery, Device, GroupCommand, MediaWard, Unit, User
+from devices.protocol import ALL_ZONE, SpeakerPlay, capability_ward, ward_target, zone_target
 
 #: The roles that compose broadcasts (admin counts as every role).
 COMPOSER_ROLES: Final = ("officer", "approver")
+#: A stored target naming every agent of the ward, and the prefix of one naming a zone.
+ALL_TARGET: Final = "all"
+ZONE_PREFIX: Final = "zone:"
 
 
 def single_ward(session: Session) -> bool:
@@ -74,3 +86,76 @@ def ward_for_broadcast(db: Database, user: User, requested: str | None) -> tuple
     with db.session() as session:
         return (ward_for_new(session, user, requested, COMPOSER_ROLES),
                 wards_of(session, user) != every_ward(session))
+
+
+def zones_of_ward_only(session: Session, ward: str, zones: Sequence[str]) -> list[str]:
+    """The zones among ``zones`` no agent of another ward names: a group command on their legacy topic reaches
+    this ward's agents alone."""
+    wanted = set(zones)
+    shared: set[str] = set()
+    for device_zones in session.scalars(select(Device.zones).where(Device.ward_id != ward)):
+        shared.update(wanted.intersection(device_zones))
+    return [z for z in zones if z not in shared]
+
+
+@dataclass(frozen=True, slots=True)
+class GroupSend:
+    """One group command: its ``to`` and the agents it reaches."""
+
+    to: str
+    agents: frozenset[str]
+
+
+def plan_fan_out(session: Session, ward: str, targets: Sequence[str],
+                 agent_ids: Sequence[str]) -> tuple[list[GroupSend], list[str]]:
+    """The group commands that reach ``agent_ids`` (agents of ``ward`` the stored ``targets`` name), and the
+    agents left for a command each."""
+    rows = list(session.execute(select(Device.id, Device.zones, Device.capabilities, Device.enabled)
+                                .where(Device.ward_id == ward)))
+    fleet = {agent_id: list(zones) for agent_id, zones, _, enabled in rows if enabled}
+    on_ward = {agent_id for agent_id, _, caps, _ in rows if capability_ward(caps or ()) == ward}
+    whole = ALL_TARGET in targets
+    named = list(dict.fromkeys(t.removeprefix(ZONE_PREFIX) for t in targets if t.startswith(ZONE_PREFIX)))
+    sends: list[GroupSend] = []
+    listening = [a for a in agent_ids if a in on_ward]
+    if listening:
+        reached = frozenset(a for a in listening if whole or set(fleet.get(a, ())) & set(named))
+        if reached:
+            sends.append(GroupSend(ward_target(ward) if whole else ward_target(ward, named), reached))
+    legacy = [a for a in agent_ids if a not in on_ward]
+    if legacy:
+        if whole and single_ward(session):
+            # One ward: the fleet's "all" reaches it alone (agents on their ward's topics refuse zone:all).
+            sends.append(GroupSend(zone_target([ALL_ZONE]), frozenset(legacy)))
+        else:
+            wanted = sorted({z for a in legacy for z in fleet.get(a, ())}) if whole else named
+            zones = zones_of_ward_only(session, ward, wanted)
+            reached = frozenset(a for a in legacy if set(fleet.get(a, ())) & set(zones))
+            if reached:
+                sends.append(GroupSend(zone_target(zones), reached))
+    grouped = frozenset().union(*(send.agents for send in sends))
+    return sends, [a for a in agent_ids if a not in grouped]
+
+
+def sign_fan_out(outbox: Outbox, session: Session, ann_id: str, order: SpeakerPlay, ttl: int,
+                 targets: Sequence[str], agent_ids: Sequence[str], attachment: bytes | None, ward: str) -> int:
+    """Writes an announcement's commands (:func:`plan_fan_out`) to the outbox in ``session``'s transaction,
+    each with its deliveries (the outbox moves them to ``sent`` once the broker has it); how many commands."""
+    sends, alone = plan_fan_out(session, ward, targets, agent_ids)
+    for send in sends:
+        cmd = outbox.send(session, order, send.to, ttl_ms=ttl, priority=order.priority, attachment=attachment)
+        assert cmd.id is not None  # a command is signed, so it has an id
+        session.add(GroupCommand(id=cmd.id, announcement_id=ann_id, payload=cmd.payload.decode(),
+                                 topics=list(cmd.route.topics), exp_ms=cmd.exp_ms or 0, status="queued"))
+        session.flush()  # the deliveries name it: it must be in the table first
+        session.add_all(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=cmd.id, group_id=cmd.id,
+                                 exp_ms=cmd.exp_ms or 0, status="queued") for agent_id in agent_ids
+                        if agent_id in send.agents)
+    for agent_id in alone:
+        cmd = outbox.send(session, order, agent_id, ttl_ms=ttl, priority=order.priority, attachment=attachment)
+        assert cmd.id is not None
+        session.add(Delivery(announcement_id=ann_id, agent_id=agent_id, command_id=cmd.id,
+                             topic=cmd.route.topics[0], payload=cmd.payload.decode(), exp_ms=cmd.exp_ms or 0,
+                             status="queued"))
+    session.flush()
+    return len(sends) + len(alone)

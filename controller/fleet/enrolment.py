@@ -29,6 +29,7 @@ from controller.fleet.broker_accounts import BrokerAccount, BrokerFiles, hash_pa
 from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import Device, EnrolmentCode
+from devices.protocol import capability_ward
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +219,8 @@ class BrokerAccess:
         assert self.settings.mqtt_username and self.settings.mqtt_password
         with self._lock:  # two requests at once must not interleave their writes
             with self.db.session() as session:
-                agents = [BrokerAccount(d.id, d.mqtt_password_hash, tuple(d.zones)) for d in session.scalars(
+                agents = [BrokerAccount(d.id, d.mqtt_password_hash, tuple(d.zones), d.ward_id,
+                                        capability_ward(d.capabilities or ()) != d.ward_id) for d in session.scalars(
                     select(Device).where(Device.mqtt_password_hash.is_not(None), Device.revoked_at.is_(None))
                     .order_by(Device.id)) if d.mqtt_password_hash]
                 revoked = list(session.scalars(select(Device.id).where(Device.revoked_at.is_not(None))

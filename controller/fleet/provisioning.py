@@ -35,6 +35,7 @@ from controller.fleet.enrolment import (
     revoke,
     rotate_credentials,
 )
+from controller.fleet.groups import send_groups
 from controller.messaging.events import DeviceChanged, EventBus
 from controller.messaging.outbox import Outbox
 from controller.schedule.zones import claim_zones
@@ -237,6 +238,9 @@ class ProvisioningService:
         if body.location_given():
             detail.update(_location_detail(device))  # a cleared location is recorded too (as nulls)
         record(session, user, "device.update", device.id, detail, unit=device.ward_id)
+        if zones_changed and not moved:
+            # It listens on its zones' group topics: told now (a moved device is enrolled again, with its ward).
+            send_groups(self.outbox, session, device, self.settings.command_ttl_ms)
         changed = zones_changed or moved
         self.events.publish(DeviceChanged(frozenset({device_id}), access=changed, reach=changed), session)
         return device
@@ -339,7 +343,8 @@ class ProvisioningService:
         ca = s.agent_mqtt_ca_file.read_text(encoding="utf-8") if s.agent_mqtt_ca_file is not None else None
         log.info("device %s enrolled from %s", device.id, client)
         return EnrolmentIdentity(
-            agent_id=device.id, name=device.name, zones=list(device.zones), controller_url=s.resolved_public_url(),
+            agent_id=device.id, name=device.name, ward=device.ward_id, zones=list(device.zones),
+            controller_url=s.resolved_public_url(),
             controller_public_key=self.public_key_text, token=secrets.token,
             mqtt=MqttIdentity(host=s.agent_mqtt_host or s.mqtt_host, port=s.agent_mqtt_port or s.mqtt_port,
                               username=device.id, password=secrets.mqtt_password, tls=ca is not None,

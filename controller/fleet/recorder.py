@@ -86,6 +86,8 @@ class FleetRecorder:
         self.db = db
         #: Told of every reply (agent id, reply), from this worker thread: remote operations wait on them.
         self.on_reply: Callable[[str, Reply], None] = lambda _agent, _reply: None
+        #: Told of every info in its transaction (device updated, capabilities before): controller/fleet/groups.py.
+        self.on_info: Callable[[Session, Device, InfoPayload, list[str]], None] = lambda *_: None
         self._handlers: dict[str, Handler] = {
             "status": self._status,
             "info": self._info,
@@ -133,10 +135,12 @@ class FleetRecorder:
         device.version = body.version
         device.hostname = body.hostname
         device.capabilities = list(body.capabilities)
+        before = list(device.capabilities or ())
         device.outputs = [o.model_dump() for o in body.outputs]
 
     def _state(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
         body = parse_model(StatePayload, parse_json_object(payload))
+        self.on_info(session, device, body, before)
         device.state = body.model_dump(mode="json")
 
     def _reply(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:

@@ -4,10 +4,11 @@ Nobody passes a type string beside a message: ``devices.protocol.COMMAND_MODELS`
 to its model, and :data:`MESSAGE_TYPES` is that table reversed (built at import, and the import fails if
 one model stood for two types, since the type could then no longer follow from the model).
 
-* A command is signed and addressed ``to`` an agent id or to zones (``zone:a,b``, see
-  :func:`devices.protocol.zone_target`). ``schedule.window`` and ``sign.playlist`` are state: retained on
-  their agent's own topic. Every other command goes to ``…/cmd/{type}`` of the agent, or once to each
-  zone's group topic (the broker fans it out).
+* A command is signed and addressed ``to`` an agent id, to a ward's groups (``ward:w`` for all of it,
+  ``ward:w/zone:a,b`` for some of its zones, see :func:`devices.protocol.ward_target`), or to legacy zone
+  groups (``zone:a,b``, see :func:`devices.protocol.zone_target`) for agents that do not know their ward.
+  ``schedule.window`` and ``sign.playlist`` are state: retained on their agent's own topic. Every other
+  command goes to ``…/cmd/{type}`` of the agent, or once to each group's topic (the broker fans it out).
 * Two things the controller says unsigned: an availability (:class:`~devices.protocol.StatusPayload`,
   retained) on its own status topic (``to=None``) or on an agent's (a revoked device's ``offline``); and a
   camera event for listeners in the operations centre (its topic names the camera; ``to`` is None).
@@ -26,10 +27,12 @@ from devices.protocol import (
     COMMAND_MODELS,
     SCHEDULE_TYPE,
     SIGNS_TYPE,
+    WARD_TARGET_PREFIX,
     ZONE_TARGET_PREFIX,
     ProtocolError,
     StatusPayload,
     Topics,
+    parse_ward_target,
 )
 
 #: What an availability row is called in the outbox (it has no envelope, so no protocol type).
@@ -78,6 +81,15 @@ def command_route(msg_type: str, to: str | None) -> Route:
     retained = _RETAINED.get(msg_type)
     if retained is not None:
         return Route(msg_type, (retained(to),), retain=True, signed=True)
+    if to.startswith(WARD_TARGET_PREFIX):
+        target = parse_ward_target(to)
+        if target is None:
+            raise ProtocolError("bad_target", f"{to!r} is not ward:{{ward}} or ward:{{ward}}/zone:{{a}},…")
+        # In the order ward_target wrote them, each once.
+        zones = dict.fromkeys(to.partition("/")[2][len(ZONE_TARGET_PREFIX):].split(",")) if target.zones else {}
+        topics = (tuple(Topics.ward_zone_command(target.ward, z, msg_type) for z in zones) if zones
+                  else (Topics.ward_command(target.ward, msg_type),))
+        return Route(msg_type, topics, retain=False, signed=True)
     if to.startswith(ZONE_TARGET_PREFIX):
         # In the order zone_target wrote them, each once; Topics checks every name.
         zones = dict.fromkeys(to[len(ZONE_TARGET_PREFIX):].split(","))

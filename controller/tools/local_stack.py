@@ -309,9 +309,12 @@ def register_agent(api: str, admin_token: str, agent_id: str, zones: Sequence[st
 
 
 def write_agent_config(directory: Path, registered: Mapping[str, Any], zones: Sequence[str],
-                       output: str = "file", extra: str = "") -> AgentFiles:
-    """Writes an agent's TOML config and token file (0600) for a file-sink or ALSA output."""
+                       output: str = "file", extra: str = "", with_ward: bool = True) -> AgentFiles:
+    """Writes an agent's TOML config and token file (0600) for a file-sink or ALSA output; with its ward, as
+    enrolment writes it (``with_ward=False``: a config from before wards, on the legacy group topics)."""
     agent_id = registered["device"]["id"]
+    ward = registered["device"].get("ward") if with_ward else None
+    ward_line = f"ward = {json.dumps(ward)}\n" if ward else ""
     directory.mkdir(parents=True, exist_ok=True)
     write_private(directory / "token", (registered["token"] + "\n").encode())
     sink = directory / "sink"
@@ -321,6 +324,7 @@ def write_agent_config(directory: Path, registered: Mapping[str, Any], zones: Se
     text = (
         f"# loaphuong agent {agent_id}\n"
         f'agent_id = "{agent_id}"\n'
+        f"{ward_line}"
         f"zones = [{zone_list}]\n"
         f'controller_url = "{registered["controller_url"]}"\n'
         f'controller_public_key = "{registered["controller_public_key"]}"\n'

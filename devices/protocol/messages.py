@@ -13,7 +13,7 @@ from pydantic import BaseModel
 from devices.protocol.cameras import CameraDiscover, CameraDiscovered
 from devices.protocol.events import AgentError, EventsAck
 from devices.protocol.live import SpeakerLive, SpeakerLiveEnd
-from devices.protocol.ops import OpsAmplifier, OpsLogs, OpsReload, OpsRestart, OpsTone, OpsVolume, Ping
+from devices.protocol.ops import AgentGroups, OpsAmplifier, OpsLogs, OpsReload, OpsRestart, OpsTone, OpsVolume, Ping
 from devices.protocol.schedule import ScheduleWindow
 from devices.protocol.signs import SignPlaylist, SignStatus
 from devices.protocol.speaker import PlayFinished, PlayStarted, SpeakerPlay, SpeakerStop
@@ -26,6 +26,7 @@ COMMAND_MODELS: Final[Mapping[str, type[BaseModel]]] = {
     "speaker.live_end": SpeakerLiveEnd,
     "events.ack": EventsAck,
     "agent.ping": Ping,
+    "agent.groups": AgentGroups,
     "camera.discover": CameraDiscover,
     "ops.volume": OpsVolume,
     "ops.tone": OpsTone,

@@ -6,11 +6,23 @@ from typing import Any, Final, Literal
 
 from pydantic import Field
 
-from devices.protocol.fields import Priority, Strict
+from devices.protocol.fields import AgentId, Priority, Strict
 
 
 class Ping(Strict):
     """``agent.ping``: answered with a reply; used to check the signed path end to end."""
+
+
+class AgentGroups(Strict):
+    """``agent.groups``: the ward and zones whose group topics the agent listens on from now on.
+
+    The controller sends it to an agent whose ``info`` shows other groups than its registry holds (an agent
+    enrolled before wards, or one whose zones changed); the agent keeps it across restarts, moves its
+    subscriptions and republishes its ``info``.
+    """
+
+    ward: AgentId
+    zones: list[AgentId] = Field(default_factory=list, max_length=256)
 
 
 class OpsVolume(Strict):

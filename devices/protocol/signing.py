@@ -21,7 +21,7 @@ from devices.protocol.envelope import Envelope, new_message_id, parse_envelope, 
 from devices.protocol.errors import ProtocolError
 from devices.protocol.fields import now_ms
 from devices.protocol.messages import ATTACHMENT_TYPES, COMMAND_MODELS
-from devices.protocol.topics import ALL_ZONE, TopicInfo, target_zones
+from devices.protocol.topics import ALL_ZONE, TopicInfo, parse_ward_target, target_zones
 
 _M = TypeVar("_M", bound=BaseModel)
 
@@ -134,12 +134,24 @@ class Verifier:
         zones: list[str],
         seen: Callable[[str, int], bool],
         clock: Callable[[], int] = now_ms,
+        ward: str | None = None,
     ) -> None:
         self._key = public_key
         self._agent_id = agent_id
-        self._zones = frozenset([ALL_ZONE, *zones])
         self._seen = seen
         self._clock = clock
+        self._groups: tuple[str | None, frozenset[str]] = (None, frozenset())
+        self.set_groups(ward, zones)
+
+    def set_groups(self, ward: str | None, zones: list[str]) -> None:
+        """The groups group commands are accepted for from now on.
+
+        With a ward: ``ward:{ward}`` and ``ward:{ward}/zone:…`` naming one of ``zones``, on that ward's
+        topics, and nothing of the legacy tree (not even the fleet's ``zone:all``). Without one (an agent
+        enrolled before wards): ``zone:…`` naming one of ``zones`` or ``all``, on the legacy topics.
+        """
+        # One tuple, replaced whole: a verify running in another thread sees the old groups or the new.
+        self._groups = (ward, frozenset(zones) if ward is not None else frozenset([ALL_ZONE, *zones]))
 
     def verify(self, payload: bytes, topic_info: TopicInfo | None = None) -> VerifiedCommand:
         """Checks a command; raises ProtocolError naming the first check that failed.
@@ -155,16 +167,7 @@ class Verifier:
             self._key.verify(sig, env.signing_bytes())
         except (InvalidSignature, binascii.Error, ValueError):
             raise ProtocolError("bad_signature", env.id) from None
-        zones = target_zones(env.to)
-        if env.to != self._agent_id and not zones & self._zones:
-            raise ProtocolError("wrong_target", f"{env.id} is for {env.to!r}")
-        if topic_info is not None:
-            # A command signed for one agent must not be replayed onto a zone's topic, nor the reverse;
-            # one for zones arrives on the topic of one of them.
-            on_topic = topic_info.zone in zones if topic_info.zone else env.to == topic_info.agent_id
-            if not on_topic:
-                where = f"zone {topic_info.zone}" if topic_info.zone else f"agent {topic_info.agent_id}"
-                raise ProtocolError("wrong_target", f"{env.id} for {env.to!r} arrived on {where}'s topic")
+        self._check_target(env, topic_info)
         if topic_info is not None and topic_info.msg_type != env.type:
             raise ProtocolError("type_mismatch", f"topic says {topic_info.msg_type}, envelope {env.type}")
         now = self._clock()
@@ -181,3 +184,38 @@ class Verifier:
         if self._seen(env.id, env.exp):
             raise ProtocolError("replayed", env.id)
         return VerifiedCommand(env, data, attachment)
+
+    def _check_target(self, env: Envelope, topic_info: TopicInfo | None) -> None:
+        """``wrong_target`` unless ``to`` names this agent or one of its groups, and the topic is that one's.
+
+        A command signed for one agent must not be replayed onto a group's topic, nor the reverse; one for
+        zones arrives on the topic of one of them; one for a ward on that ward's topic.
+        """
+        ward, my_zones = self._groups
+        if env.to == self._agent_id:
+            if topic_info is not None and (topic_info.agent_id != env.to or topic_info.zone or topic_info.ward):
+                raise ProtocolError("wrong_target", f"{env.id} for {env.to!r} arrived on {_where(topic_info)}")
+            return
+        if ward is None:
+            zones = target_zones(env.to)
+            if not zones & my_zones:
+                raise ProtocolError("wrong_target", f"{env.id} is for {env.to!r}")
+            on_topic = topic_info is None or (topic_info.ward is None and topic_info.zone in zones)
+        else:
+            target = parse_ward_target(env.to)
+            if target is None or target.ward != ward or (target.zones and not target.zones & my_zones):
+                raise ProtocolError("wrong_target", f"{env.id} is for {env.to!r}")
+            on_topic = topic_info is None or (topic_info.ward == ward and (
+                topic_info.zone in target.zones if target.zones else topic_info.zone is None))
+        if not on_topic:
+            assert topic_info is not None
+            raise ProtocolError("wrong_target", f"{env.id} for {env.to!r} arrived on {_where(topic_info)}")
+
+
+def _where(info: TopicInfo) -> str:
+    """Whose topic a command came on, for a log line."""
+    if info.zone:
+        return f"zone {info.zone}'s topic" + (f" in ward {info.ward}" if info.ward else "")
+    if info.ward:
+        return f"ward {info.ward}'s topic"
+    return f"agent {info.agent_id}'s topic"
