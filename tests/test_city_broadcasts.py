@@ -131,6 +131,14 @@ def test_city_item_plays_in_the_chosen_wards_only_and_wards_cannot_change_it(cit
     assert city.starts("loa-c1") == [], city.agents["loa-c1"].sink_lines()
     assert window_items(city.db, "loa-c1")[1] == set()
 
+    # The console's schedule marks B's part as coming from above, and offers B no cancel button for it.
+    with console_client(ctl, "officer-b", PASSWORD) as client:
+        page = client.get("/console/schedule", params={"view": "day", "date": parts[B]["start"][:10]})
+        assert page.status_code == 200 and "Cấp trên" in page.text, page.text[-2000:]
+        detail = client.get(f"/console/schedule/items/{b_id}")
+        assert detail.status_code == 200 and "Cấp trên" in detail.text and "Thành phố" in detail.text
+        assert "cancel-item" not in detail.text
+
     # Ward B sees its part, marked from above; it may not change or cancel it (nor the city item).
     status, listed = city.call("GET", "/api/v1/schedule/items", "officer_b")
     assert status == 200 and [(i["id"], i["parent"], i["from_unit"]) for i in listed] == [(b_id, made["id"], "city")]
@@ -175,12 +183,6 @@ def test_city_item_plays_in_the_chosen_wards_only_and_wards_cannot_change_it(cit
     status, cancelled = city.call("DELETE", f"/api/v1/schedule/city-items/{made['id']}", "city_officer")
     assert status == 200 and cancelled["status"] == "cancelled"
     assert {i["status"] for i in cancelled["items"]} == {"cancelled"}
-
-    # The console's schedule marks B's part as coming from above.
-    with console_client(ctl, "officer-b", PASSWORD) as client:
-        page = client.get("/console/schedule", params={"view": "week", "start": parts[B]["start"][:10]})
-        assert page.status_code == 200
-        assert "Cấp trên" in page.text
 
 
 def test_ward_approval_holds_normal_city_items_and_emergencies_go_straight_through(city: City) -> None:

@@ -20,7 +20,7 @@ from fastapi import APIRouter, Form, HTTPException, Query, Request, Response
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from controller.accounts.reach import wards_of
+from controller.accounts.reach import unit_tree, wards_of
 from controller.accounts.scope import OutOfScope
 from controller.api.deps import ScheduleDep, SessionDep
 from controller.api.schemas import RejectRequest, ScheduleItemPublic
@@ -84,6 +84,8 @@ class Slot:
     conflict: bool = False
     #: Cut short by a higher level on one of its agents.
     preempted: bool = False
+    #: A ward's part of a city item (cấp trên): the city changes it, the ward at most approves it.
+    from_above: bool = False
     #: Day view: position along the day (percent) and the lane it is stacked in.
     left: float = 0.0
     width: float = 0.0
@@ -165,7 +167,7 @@ def _slots(expansion: Expansion, plays: list[PlannedPlay], tz: ZoneInfo) -> list
             slot = merged[play.play_id] = Slot(
                 play_id=play.play_id, item_id=play.item_id, title=play.title, priority=play.priority.value,
                 status=item.status, queue=item.queue, start=_aware(play.start_ms, tz),
-                end=_aware(play.end_ms, tz), agents=[])
+                end=_aware(play.end_ms, tz), agents=[], from_above=item.parent_id is not None)
         slot.agents.append(play.agent_id)
         slot.conflict = slot.conflict or (play.agent_id, play.play_id) in expansion.conflicts
         slot.preempted = slot.preempted or (play.agent_id, play.play_id) in expansion.preempted
@@ -365,7 +367,10 @@ def _detail_context(session: Session, schedule: ScheduleService, user: User, ite
         "item": public, "play_id": play_id or "", "overlaps": _occurrence_overlaps(session, schedule, row, play_id),
         "priority_labels": PRIORITY_LABELS, "status_labels": STATUS_LABELS,
         "can_decide": public.status == "pending" and row.ward_id in wards_of(session, user, APPROVER_ROLES),
-        "can_cancel": public.status in LIVE_STATUSES and row.ward_id in wards_of(session, user, WRITER_ROLES),
+        # A city item's part is cancelled by the city, as a whole; the ward only approves or rejects it.
+        "can_cancel": public.status in LIVE_STATUSES and row.parent_id is None
+                      and row.ward_id in wards_of(session, user, WRITER_ROLES),
+        "from_unit": unit_tree(session).name.get(public.from_unit or "", public.from_unit),
         "errors": {}, "reason": "", "notice": None,
     }
 
