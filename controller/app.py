@@ -22,6 +22,7 @@ from controller.api import (
     media,
     ops,
     plays,
+    reports_monthly,
     schedule,
     signs,
     speech,
@@ -56,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, upload_limit=settings.upload_max_bytes)
 
     for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras,
-                   signs, ops, audit, live, units):
+                   signs, ops, audit, live, units, reports_monthly):
         app.include_router(module.router)
     app.include_router(enrolment.router)
     app.include_router(bundle.router)

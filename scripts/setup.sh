@@ -24,7 +24,7 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 # --- Debian packages ---------------------------------------------------------------------------
 PKGS=(mosquitto mosquitto-clients espeak-ng libespeak-ng1 ffmpeg opus-tools mpv alsa-utils python3-venv
-      fonts-dejavu-core)  # the LED sign font (Vietnamese coverage; licence in docs/signs.md)
+      fonts-dejavu-core)  # the LED sign font and the monthly report PDF's (Vietnamese coverage; licence in docs/signs.md)
 PKGS+=(icecast2)  # the live-audio hub (phát trực tiếp, docs/live.md); loaphuong writes its own config
 # The console's htmx comes from the npm registry (below); Debian's nodejs/npm when the machine has no npm.
 command -v npm >/dev/null 2>&1 || PKGS+=(nodejs npm)

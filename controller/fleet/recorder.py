@@ -20,7 +20,7 @@ from controller.cameras.discoveries import record_discovered
 from controller.fleet.play_guard import PLAY_EVENTS, PlayGuard
 from controller.signs import record_sign_status
 from controller.storage.engine import Database
-from controller.storage.models import Delivery, Device, DeviceEvent, Play, utcnow
+from controller.storage.models import Delivery, Device, DeviceEvent, DeviceStatusChange, Play, utcnow
 from devices.protocol import (
     AgentError,
     Envelope,
@@ -127,6 +127,9 @@ class FleetRecorder:
             log.info("agent %s is %s", device.id, body.status.value)
             device.status = body.status.value
             device.status_changed_at = utcnow()
+            # Kept for reports: a ward's monthly availability and its outages are read from the changes.
+            session.add(DeviceStatusChange(agent_id=device.id, ward_id=device.ward_id, status=device.status,
+                                           at_ms=int(device.status_changed_at.timestamp() * 1000)))
 
     def _info(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
         body = parse_model(InfoPayload, parse_json_object(payload))

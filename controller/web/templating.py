@@ -43,6 +43,7 @@ _ALL = frozenset({"admin", "approver", "officer", "security", "technician", "vie
 #: (admins see all); the pages check the same roles themselves.
 NAV: tuple[NavItem, ...] = (
     NavItem("/console/", N_("Dashboard"), _ALL, "/console/dashboard"),
+    NavItem("/console/city", N_("Wards"), _ALL, "/console/city"),
     NavItem("/console/announcements", N_("Announcements"), _ALL, "/console/announcements"),
     NavItem("/console/schedule", N_("Schedule"), _ALL, "/console/schedule"),
     NavItem("/console/live", N_("Live broadcast"), frozenset({"officer", "approver"}), "/console/live"),

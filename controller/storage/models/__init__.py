@@ -17,6 +17,7 @@ from controller.storage.models.broadcasts import (
 from controller.storage.models.cameras import Camera, CameraDiscovery, CameraEvent
 from controller.storage.models.city import CityBroadcast
 from controller.storage.models.fleet import Device, DeviceEvent, EnrolmentCode, OutboxMessage
+from controller.storage.models.history import DeviceStatusChange
 from controller.storage.models.schedule import AgentSchedule, ScheduleItem, Zone
 from controller.storage.models.signs import AgentSignPlaylist, Sign, SignContent, SignItem
 from controller.storage.models.units import (
@@ -50,6 +51,7 @@ __all__ = [
     "Delivery",
     "Device",
     "DeviceEvent",
+    "DeviceStatusChange",
     "EnrolmentCode",
     "GivenPlay",
     "GroupCommand",
