@@ -241,3 +241,27 @@ def test_ward_approval_holds_normal_city_items_and_emergencies_go_straight_throu
     for part in alarm["announcements"]:
         ctl.wait_deliveries(part["announcement_id"], {"played"}, timeout=40)
     assert all(len(city.starts(a)) == before[a] + 1 for a in AGENTS), {a: city.starts(a) for a in AGENTS}
+
+
+def test_console_compose_lets_city_staff_choose_wards(city: City) -> None:
+    with console_client(city.ctl, "city-officer", PASSWORD) as client:
+        page = client.get("/console/announcements")
+        assert page.status_code == 200
+        assert 'name="city_wards"' in page.text and 'name="all_wards"' in page.text
+        for ward in (A, B, C):
+            assert f'value="{ward}"' in page.text
+        sent = client.post("/console/announcements", data={
+            "text": "Thành phố thông báo lịch cắt điện.", "everyone": "1", "when": "now", "priority": "normal",
+            "city_wards": [A, C]})
+        assert sent.status_code == 200, sent.text[-1500:]
+        unknown = client.post("/console/announcements", data={
+            "text": "Thử.", "everyone": "1", "when": "now", "priority": "normal", "city_wards": ["khong-co"]})
+        assert unknown.status_code == 422 and "khong-co" in unknown.text
+    with console_client(city.ctl, "officer-b", PASSWORD) as client:
+        assert 'name="city_wards"' not in client.get("/console/announcements").text
+    status, listed = city.call("GET", "/api/v1/announcements", "city_officer")
+    assert status == 200
+    assert sorted(a["ward"] for a in listed) == [A, C]
+    for ann in listed:
+        city.ctl.wait_deliveries(ann["id"], {"played"}, timeout=40)
+    assert city.starts("loa-b1") == []

@@ -18,6 +18,7 @@ from controller.accounts.reach import unit_tree, wards_of
 from controller.accounts.scope import OutOfScope
 from controller.api.schemas import TargetsIn
 from controller.broadcasts.announcements import InvalidAnnouncement, normalize_text
+from controller.broadcasts.from_above import CityInputInvalid, WardChoice, city_reach
 from controller.broadcasts.speech_preview import PreviewRefused
 from controller.broadcasts.wards import COMPOSER_ROLES
 from controller.schedule.items import ItemConflicts, ItemForbidden, ItemInvalid
@@ -43,11 +44,12 @@ DAY_LABELS: dict[str, str] = {
     "MO": N_("Mon"), "TU": N_("Tue"), "WE": N_("Wed"), "TH": N_("Thu"), "FR": N_("Fri"), "SA": N_("Sat"),
     "SU": N_("Sun"),
 }
-_LIST_FIELDS = ("zones", "agents", "days")
+_LIST_FIELDS = ("zones", "agents", "days", "city_wards")
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR")
 #: Where an API error about a body field is shown on the form.
 _API_FIELD_TO_FORM = {"text": "text", "recording": "text", "content": "text", "targets": "targets",
-                      "start_at": "at", "until": "until_date", "rrule": "repeat", "title": "text"}
+                      "start_at": "at", "until": "until_date", "rrule": "repeat", "title": "text",
+                      "wards": "city_wards"}
 
 
 class ComposeForm(BaseModel):
@@ -70,6 +72,13 @@ class ComposeForm(BaseModel):
     queue: bool = False
     #: The ward it goes to: asked of staff of several wards only.
     ward: str = Field(default="", max_length=63)
+    #: City staff: the wards it goes to, each getting it as from above (instead of ``ward``), or all of them.
+    city_wards: list[str] = Field(default_factory=list, max_length=1000)
+    all_wards: bool = False
+
+    def wards_chosen(self) -> WardChoice | None:
+        """The city's choice of wards, or None for an announcement of one ward."""
+        return "all" if self.all_wards else (list(self.city_wards) or None)
 
 
 def form_values(form: FormData) -> dict[str, Any]:
@@ -87,7 +96,7 @@ def blank_values(settings: Settings) -> dict[str, Any]:
     today = datetime.now(settings.tz).date()
     return {"text": "", "everyone": False, "zones": [], "agents": [], "when": "now", "at": "", "repeat": "daily",
             "days": [], "time": "", "from_date": today.isoformat(), "until_date": "", "priority": "normal",
-            "queue": False, "ward": ""}
+            "queue": False, "ward": "", "city_wards": [], "all_wards": False}
 
 
 @dataclass
@@ -102,6 +111,8 @@ class Options:
     text_max: int = 5000
     #: The wards the user composes for, (id, name); the form asks which one only when there are several.
     wards: list[tuple[str, str]] = field(default_factory=list)
+    #: City staff: the wards they may send to at once, (id, name); empty for a ward's staff.
+    city_wards: list[tuple[str, str]] = field(default_factory=list)
 
 
 def options_for(session: Session, user: User, text_max: int) -> Options:
@@ -114,12 +125,13 @@ def options_for(session: Session, user: User, text_max: int) -> Options:
     zones = sorted(set(names) | {z for zs in session.scalars(select(Device.zones).where(Device.ward_id.in_(wards)))
                                  for z in zs})
     scope = sorted(user.zones or ()) if "admin" not in user.role_set else []
+    city = [(w, tree.name.get(w, w)) for w in city_reach(session, user, COMPOSER_ROLES)]
     if scope:
         return Options([(z, names.get(z, "")) for z in zones if z in scope], [], False, scope, text_max,
-                       ward_names)
+                       ward_names, city)
     agents = [(d.id, d.name, list(d.zones)) for d in session.scalars(
         select(Device).where(Device.enabled.is_(True), Device.ward_id.in_(wards)).order_by(Device.id))]
-    return Options([(z, names.get(z, "")) for z in zones], agents, True, [], text_max, ward_names)
+    return Options([(z, names.get(z, "")) for z in zones], agents, True, [], text_max, ward_names, city)
 
 
 def load_options(db: Database, settings: Settings, user: User) -> Options:
@@ -234,7 +246,7 @@ def refusal_errors(exc: Exception, scope: list[str], recurring: bool) -> dict[st
         return {"__all__": [gettext("This overlaps %(count)s other broadcast(s) of the same priority on the same "
                                     "speakers. Choose another time, or tick “Play after them”.")
                             % {"count": len(exc.conflicts)}]}
-    if isinstance(exc, InvalidAnnouncement | ItemInvalid):
+    if isinstance(exc, InvalidAnnouncement | ItemInvalid | CityInputInvalid):
         return _field_error(exc.field, str(exc), recurring)
     if isinstance(exc, PreviewRefused):
         return _field_error("text", str(exc), recurring)

@@ -35,8 +35,11 @@ from controller.api.schemas import (
 )
 from controller.api.views import item_input, item_public, preview_public
 from controller.broadcasts.announcements import ZONE_PREFIX, InvalidAnnouncement, normalize_text, split_targets
+from controller.broadcasts.city_announcements import CityAnnouncements
+from controller.broadcasts.from_above import CityInputInvalid, WardChoice
 from controller.broadcasts.speech_preview import PreviewRefused, render_preview
 from controller.broadcasts.wards import recent_in_wards, ward_for_broadcast
+from controller.schedule.city_items import CityItems
 from controller.schedule.items import (
     ItemConflicts,
     ItemForbidden,
@@ -261,10 +264,15 @@ async def listen(request: Request, db: DatabaseDep, speech: SpeechDep, settings:
                                                             "audio_url": f"/media/{result.media.sha256}"})
 
 
-def _create_item(db: Database, schedule: ScheduleService, body: ScheduleItemCreate, user: User) -> str:
-    """Stores a schedule item (speech is rendered now); its status."""
+def _create_item(db: Database, schedule: ScheduleService, body: ScheduleItemCreate, user: User,
+                 city_wards: WardChoice | None = None) -> str:
+    """Stores a schedule item (speech is rendered now), or the city's item for ``city_wards``; its status
+    (``pending`` when it, or one ward's part, waits for an approver)."""
     with db.session() as session:
-        return schedule.create(session, item_input(body), user).status
+        if city_wards is None:
+            return schedule.create(session, item_input(body), user).status
+        parts = CityItems(schedule).create(session, item_input(body), city_wards, user).parts
+        return "pending" if any(p.status == "pending" for p in parts) else "approved"
 
 
 @router.post("/announcements")
@@ -273,7 +281,7 @@ async def compose(request: Request, db: DatabaseDep, settings: SettingsDep, anno
     """Sends now (an announcement) or schedules (a one-off or repeating schedule item, approved if the site
     requires it); on any problem the form comes back with the message under the field."""
     raw = await request.form()
-    values = {**blank_values(settings), "everyone": False, "queue": False, **form_values(raw)}
+    values = {**blank_values(settings), "everyone": False, "queue": False, "all_wards": False, **form_values(raw)}
     options = await run_in_threadpool(load_options, db, settings, user)
     with speaking_to(request):
         try:
@@ -286,14 +294,23 @@ async def compose(request: Request, db: DatabaseDep, settings: SettingsDep, anno
             return render(request, "announcements/_compose.html", _compose_context(values, errors, options),
                           status_code=422)
         assert checked.targets is not None
+        city_wards = form.wards_chosen()
         try:
             if form.when == "now":
                 body = AnnouncementCreate(text=checked.text, targets=checked.targets, priority=form.priority)
                 check_target_names(user, body.target_names())
-                ward, hide = await run_in_threadpool(ward_for_broadcast, db, user, form.ward or None)
-                await announcements.submit(body.text, body.target_names(), body.priority, body.start_at, user.id,
-                                           body.recording, ward=ward, hide_unknown=hide)
-                notice = gettext("Sent. The list below shows each speaker's progress.")
+                if city_wards is not None:
+                    sent = await CityAnnouncements(announcements).submit(
+                        body.text, body.target_names(), body.priority, None, user, None, city_wards)
+                    held = any(p.status == "pending" for p in sent.parts)
+                else:
+                    ward, hide = await run_in_threadpool(ward_for_broadcast, db, user, form.ward or None)
+                    await announcements.submit(body.text, body.target_names(), body.priority, body.start_at,
+                                               user.id, body.recording, ward=ward, hide_unknown=hide)
+                    held = False
+                notice = gettext("Sent. Some wards approve it before it plays there; the list below shows each "
+                                 "speaker's progress.") if held else \
+                    gettext("Sent. The list below shows each speaker's progress.")
             else:
                 assert checked.start is not None
                 item = ScheduleItemCreate(
@@ -301,13 +318,14 @@ async def compose(request: Request, db: DatabaseDep, settings: SettingsDep, anno
                     content=[{"kind": "tts", "text": checked.text}],  # type: ignore[list-item]
                     targets=checked.targets, start=checked.start, rrule=checked.rrule, until=checked.until,
                     queue=form.queue)
-                item_status = await run_in_threadpool(_create_item, db, schedule, item, user)
+                item_status = await run_in_threadpool(_create_item, db, schedule, item, user, city_wards)
                 notice = gettext("Scheduled. It waits for an approver before it plays.") \
                     if item_status == "pending" else gettext("Scheduled.")
         except ValidationError as exc:
             return render(request, "announcements/_compose.html",
                           _compose_context(values, field_errors(exc), options), status_code=422)
-        except (OutOfScope, InvalidAnnouncement, ItemInvalid, ItemConflicts, ItemForbidden) as exc:
+        except (OutOfScope, InvalidAnnouncement, ItemInvalid, ItemConflicts, ItemForbidden,
+                CityInputInvalid) as exc:
             errors = refusal_errors(exc, options.scope, form.when == "recurring")
             return render(request, "announcements/_compose.html", _compose_context(values, errors, options),
                           status_code=422)
