@@ -20,7 +20,7 @@ from controller.accounts.units import UnitId
 from controller.api.schemas import ZoneName
 from controller.storage.models import ROOT_UNIT, RoleGrant, User
 
-Role = Literal["admin", "approver", "officer", "security", "technician", "viewer"]
+Role = Literal["admin", "approver", "officer", "security", "technician", "viewer", "source"]
 
 
 class Grant(BaseModel):

@@ -13,11 +13,11 @@ from controller.accounts.auth import password_matches, set_password
 from controller.accounts.reach import wards_of
 from controller.api.deps import (
     SESSION_COOKIE,
+    AccountDep,
     CredentialsDep,
     DatabaseDep,
     LoginThrottleDep,
     SessionDep,
-    StaffDep,
 )
 from controller.api.sessions import PasswordChange, end_session, start_session
 from controller.api.views import GrantPublic
@@ -76,7 +76,7 @@ def login(body: LoginRequest, request: Request, response: Response, session: Ses
 
 
 @router.post("/logout", status_code=status.HTTP_204_NO_CONTENT)
-def logout(request: Request, response: Response, session: SessionDep, user: StaffDep,
+def logout(request: Request, response: Response, session: SessionDep, user: AccountDep,
            credentials: CredentialsDep) -> None:
     """Revokes the token or session cookie this request was made with and clears the cookies."""
     token = credentials.credentials if credentials is not None else request.cookies.get(SESSION_COOKIE, "")
@@ -84,7 +84,7 @@ def logout(request: Request, response: Response, session: SessionDep, user: Staf
 
 
 @router.get("/me")
-def me(user: StaffDep, session: SessionDep) -> Me:
+def me(user: AccountDep, session: SessionDep) -> Me:
     """Who the token or cookie belongs to, their roles and where they hold them."""
     return Me(id=user.id, username=user.username, role=user.role, roles=sorted(user.role_set),
               grants=[GrantPublic(role=g.role, unit=g.unit_id) for g in user.grants],
@@ -92,7 +92,7 @@ def me(user: StaffDep, session: SessionDep) -> Me:
 
 
 @router.post("/password", status_code=status.HTTP_204_NO_CONTENT)
-def change_password(body: PasswordChange, session: SessionDep, user: StaffDep) -> None:
+def change_password(body: PasswordChange, session: SessionDep, user: AccountDep) -> None:
     """Changes one's own password (the old one is required); every console session then ends."""
     if not password_matches(user, body.old_password):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "the old password is wrong")

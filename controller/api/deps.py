@@ -34,7 +34,7 @@ from controller.signs import SignService
 from controller.signs.actions import SignActions
 from controller.storage.change_feed import ChangeFeed
 from controller.storage.engine import Database
-from controller.storage.models import Device, User
+from controller.storage.models import ROLES, SOURCE_ROLE, Device, User
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -215,17 +215,32 @@ def authenticate(session: Session, request: Request, credentials: HTTPAuthorizat
     return user
 
 
-def current_staff(session: SessionDep, request: Request, credentials: CredentialsDep) -> User:
-    """The member of staff the bearer token or session cookie belongs to, or 401 (403 without CSRF token)."""
+def signed_in(session: SessionDep, request: Request, credentials: CredentialsDep) -> User:
+    """The account the bearer token or session cookie belongs to, whatever its roles (401 without one)."""
     return authenticate(session, request, credentials)
 
 
-StaffDep = Annotated[User, Depends(current_staff)]
+SignedInDep = Annotated[User, Depends(signed_in)]
 
 #: Policy attribute the role matrix test reads from each route's dependencies.
 POLICY_ATTR = "__lp_roles__"
-#: Policy of a dependency that lets any signed-in member of staff through.
-ANY_STAFF = frozenset({"admin", "approver", "officer", "security", "technician", "viewer"})
+#: Policy of a dependency that lets any signed-in member of staff through: every role but the upper level's
+#: source system, whose account may only push items and read back proof of play and the monthly figures.
+ANY_STAFF = frozenset(ROLES) - {SOURCE_ROLE}
+#: Policy of the routes about one's own account (who am I, sign out, change my password): every account.
+ANY_ACCOUNT = frozenset(ROLES)
+
+
+def current_staff(user: SignedInDep) -> User:
+    """The member of staff the bearer token or session cookie belongs to, or 401 (403 without CSRF token,
+    and 403 for the source system's account, which is no member of staff)."""
+    if not user.role_set & ANY_STAFF:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this account is an upper-level source system: it may "
+                                                       "only push items and read proof of play and figures")
+    return user
+
+
+StaffDep = Annotated[User, Depends(current_staff)]
 
 
 def declare_roles(dependency: Callable[..., object], roles: frozenset[str]) -> None:
@@ -234,6 +249,15 @@ def declare_roles(dependency: Callable[..., object], roles: frozenset[str]) -> N
 
 
 declare_roles(current_staff, ANY_STAFF)
+
+
+def own_account(user: SignedInDep) -> User:
+    """Any signed-in account, for the routes about that account itself."""
+    return user
+
+
+declare_roles(own_account, ANY_ACCOUNT)
+AccountDep = Annotated[User, Depends(own_account)]
 
 #: Routes with no role dependency, each checking who calls it in its own way (or serving everyone).
 #: The role matrix test fails for any other route without a declared policy.
@@ -256,7 +280,7 @@ def require_roles(*allowed: str) -> Callable[[User], User]:
     """A dependency letting through admins and holders of any of the given roles; anyone else gets 403."""
     permitted = frozenset(allowed) | {"admin"}
 
-    def check(user: StaffDep) -> User:
+    def check(user: SignedInDep) -> User:
         if not user.role_set & permitted:
             raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs one of the roles: {', '.join(sorted(permitted))}")
         return user
@@ -284,7 +308,7 @@ def staff_or_device(session: SessionDep, request: Request, credentials: Credenti
         device = device_for_token(session, credentials.credentials)
         if device is not None:
             return device
-    return authenticate(session, request, credentials)
+    return current_staff(authenticate(session, request, credentials))
 
 
 declare_roles(staff_or_device, ANY_STAFF)

@@ -62,6 +62,9 @@ def console_user(request: Request, session: SessionDep) -> User:
             raise CsrfRejected()
     request.state.user = _layout_copy(user)
     request.state.csrf_token = csrf_for(token)
+    if not user.role_set & ANY_STAFF:
+        # The upper level's source system has an API account, not a seat in the console.
+        raise RoleRequired(ANY_STAFF)
     return user
 
 

@@ -44,6 +44,7 @@ _ALL = frozenset({"admin", "approver", "officer", "security", "technician", "vie
 NAV: tuple[NavItem, ...] = (
     NavItem("/console/", N_("Dashboard"), _ALL, "/console/dashboard"),
     NavItem("/console/city", N_("Wards"), _ALL, "/console/city"),
+    NavItem("/console/map", N_("Map"), _ALL, "/console/map"),
     NavItem("/console/announcements", N_("Announcements"), _ALL, "/console/announcements"),
     NavItem("/console/schedule", N_("Schedule"), _ALL, "/console/schedule"),
     NavItem("/console/live", N_("Live broadcast"), frozenset({"officer", "approver"}), "/console/live"),
@@ -79,6 +80,7 @@ ROLE_LABELS: dict[str, str] = {
     "security": N_("Security"),
     "technician": N_("Technician"),
     "viewer": N_("Viewer"),
+    "source": N_("Upper-level source system"),
 }
 
 

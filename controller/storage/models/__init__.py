@@ -3,7 +3,7 @@
 Times from the protocol stay integer milliseconds; bookkeeping times are UTC.
 """
 
-from controller.storage.models.accounts import ROLES, ApiToken, AuditEvent, User
+from controller.storage.models.accounts import ROLES, SOURCE_ROLE, ApiToken, AuditEvent, User
 from controller.storage.models.base import Base, UTCDateTime, utcnow
 from controller.storage.models.broadcasts import (
     Announcement,
@@ -35,6 +35,7 @@ __all__ = [
     "FIRST_WARD",
     "ROLES",
     "ROOT_UNIT",
+    "SOURCE_ROLE",
     "UNIT_KINDS",
     "UPPER_KINDS",
     "WARD_KINDS",

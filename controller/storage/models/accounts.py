@@ -12,8 +12,11 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from controller.storage.models.base import Base, UTCDateTime, utcnow
 from controller.storage.models.units import FIRST_WARD, ROOT_UNIT, RoleGrant
 
-#: Every staff role, most powerful first: a user's ``role`` column holds the first of their roles in this order.
-ROLES: tuple[str, ...] = ("admin", "approver", "officer", "security", "technician", "viewer")
+#: The upper level's source system (hệ thống thông tin nguồn, TT 39/2020): an account of a province's or city's
+#: system that pushes items to wards and reads back proof of play and the monthly figures, and nothing else.
+SOURCE_ROLE = "source"
+#: Every role, most powerful first: a user's ``role`` column holds the first of their roles in this order.
+ROLES: tuple[str, ...] = ("admin", "approver", "officer", "security", "technician", "viewer", SOURCE_ROLE)
 
 
 class User(Base):

@@ -47,6 +47,8 @@ ROLE_HINTS: dict[str, str] = {
     "security": N_("Watches cameras, moves them and handles motion alerts."),
     "technician": N_("Installs and looks after devices."),
     "viewer": N_("Sees what plays and where; changes nothing."),
+    "source": N_("An account for the province's or city's source system: it pushes items to wards and reads "
+                 "back proof of play and the monthly figures through the API; no console."),
 }
 _PASSWORD_RULE = N_("At least 10 characters, and not the same as the username.")
 
