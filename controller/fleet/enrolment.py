@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from controller.accounts.auth import new_token, token_hash
+from controller.broadcasts.wards import single_ward
 from controller.fleet.broker_accounts import BrokerAccount, BrokerFiles, hash_password, new_password
 from controller.settings import Settings
 from controller.storage.engine import Database
@@ -225,9 +226,10 @@ class BrokerAccess:
                     .order_by(Device.id)) if d.mqtt_password_hash]
                 revoked = list(session.scalars(select(Device.id).where(Device.revoked_at.is_not(None))
                                                .order_by(Device.id)))
+                one_ward = single_ward(session)
             controller = BrokerAccount(self.settings.mqtt_username, hash_password(self.settings.mqtt_password))
             try:
-                signalled = self.files.write(controller, agents, revoked)
+                signalled = self.files.write(controller, agents, revoked, one_ward)
             except OSError as exc:
                 # The registry change stands; the broker keeps its old files until the next change or restart.
                 log.error("could not rewrite the broker's password/ACL files: %s", exc)
