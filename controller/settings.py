@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     outbox_poll_s: float = Field(default=2.0, gt=0, le=60)
     #: Tests and maintenance only: messages are written to the outbox but not published.
     outbox_hold: bool = False
+    #: The console map's tile server (docs/map.md), e.g. ``https://tile.openstreetmap.org/{z}/{x}/{y}.png``
+    #: (mind its usage policy) or a ward's own; empty: no tiles, the markers on a plain background.
+    map_tile_url: str = Field(default="", max_length=500)
+    #: The credit the tiles' licence asks for, shown on the map, e.g. ``© OpenStreetMap contributors``.
+    map_attribution: str = Field(default="", max_length=300)
 
     @field_validator("timezone")
     @classmethod
@@ -113,6 +118,15 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Ho_Chi_Minh)") from None
+        return value
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_template(cls, value: str) -> str:
+        value = value.strip()
+        if value and (not value.startswith(("http://", "https://", "/"))
+                      or not all(part in value for part in ("{z}", "{x}", "{y}"))):
+            raise ValueError(f"{value!r} is not a tile URL template: http(s)://…/{{z}}/{{x}}/{{y}}.png")
         return value
 
     @property

@@ -128,4 +128,22 @@ if [[ ! -f $VENDOR/.stamp-$HTMX-$HTMX_SSE ]]; then
     cp "$npmdir/node_modules/htmx.org/LICENSE" "$VENDOR/htmx.LICENSE"
     touch "$VENDOR/.stamp-$HTMX-$HTMX_SSE"
 fi
+# Leaflet draws the console's map (/console/map); the tiles come from LP_MAP_TILE_URL, if set (docs/map.md).
+# Its own folder and stamp: the htmx step above empties $VENDOR when htmx changes, and this one follows.
+LEAFLET=1.9.4
+if [[ ! -f $VENDOR/leaflet/.stamp-$LEAFLET ]]; then
+    command -v npm >/dev/null 2>&1 || die "npm not found; install Debian's nodejs and npm"
+    say "installing leaflet@$LEAFLET from npm into $VENDOR/leaflet"
+    leafletdir=$(mktemp -d)
+    (cd "$leafletdir" && npm install --silent --no-audit --no-fund --no-save --ignore-scripts \
+        "leaflet@$LEAFLET" >/dev/null) || { rm -rf "$leafletdir"; die "npm install of leaflet failed"; }
+    rm -rf "$VENDOR/leaflet"
+    mkdir -p "$VENDOR/leaflet/images"
+    cp "$leafletdir/node_modules/leaflet/dist/leaflet.js" "$leafletdir/node_modules/leaflet/dist/leaflet.css" \
+        "$VENDOR/leaflet/"
+    cp "$leafletdir/node_modules/leaflet/dist/images/"*.png "$VENDOR/leaflet/images/"
+    cp "$leafletdir/node_modules/leaflet/LICENSE" "$VENDOR/leaflet/LICENSE"
+    rm -rf "$leafletdir"
+    touch "$VENDOR/leaflet/.stamp-$LEAFLET"
+fi
 say "ok"

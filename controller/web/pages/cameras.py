@@ -18,18 +18,26 @@ from fastapi import APIRouter, Form, HTTPException, Path, Query, Request, Respon
 from pydantic import ValidationError
 from sqlalchemy import func, select
 
-from controller.accounts.reach import wards_of
-from controller.api.deps import CamerasDep, SessionDep
+from controller.accounts.reach import OutsideRole, wards_of
+from controller.api.deps import CamerasDep, SessionDep, SettingsDep
 from controller.cameras import operations
 from controller.cameras.events import CameraEventMessage
 from controller.cameras.gateway import GatewayFull
 from controller.cameras.motion import MotionSettings
 from controller.cameras.onvif import CameraError
-from controller.cameras.schemas import CameraStatusPublic, PresetCreate
-from controller.cameras.service import CameraConflict, CameraNotFound, CameraService, LinkDown, RegistrationError
+from controller.cameras.schemas import CameraStatusPublic, CameraUpdate, PresetCreate
+from controller.cameras.service import (
+    TECHNICIAN_ROLES,
+    CameraConflict,
+    CameraNotFound,
+    CameraService,
+    LinkDown,
+    RegistrationError,
+)
 from controller.storage.models import Camera, User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
+from controller.web.pages.map import location_context, location_form
 from controller.web.session import ConsoleSecurityDep
 from controller.web.templating import render
 
@@ -142,15 +150,50 @@ def event_list(request: Request, session: SessionDep, user: ConsoleSecurityDep,
 
 @router.get("/cameras/{camera_id}")
 def camera_view(camera_id: CameraId, request: Request, session: SessionDep, cameras: CamerasDep,
-                user: ConsoleSecurityDep) -> Response:
-    """One camera (of the user's wards) large, its status, PTZ pad and presets (if it has PTZ) and its own
-    events."""
+                settings: SettingsDep, user: ConsoleSecurityDep) -> Response:
+    """One camera (of the user's wards) large, its status, PTZ pad and presets (if it has PTZ), its own
+    events, and where it is on the map (placed by the ward's technicians)."""
     camera = _camera(session, camera_id, user)
     status = _status(session, cameras, camera_id, user)
     return render(request, "cameras/view.html", {
         "camera": camera, "status": status, "status_labels": STATUS_LABELS,
         "events": _event_rows(session, user, camera_id), "event_camera": camera_id,
-        "motion": _motion_form_values(camera.motion or {}), "errors": {}, "notice": None})
+        "motion": _motion_form_values(camera.motion or {}), "errors": {}, "notice": None,
+        "can_place": camera.ward_id in wards_of(session, user, TECHNICIAN_ROLES),
+        "location": {"camera_id": camera_id, "errors": {}, "notice": None,
+                     **location_context(settings, session, {camera.ward_id}, camera.lat, camera.lon)}})
+
+
+@router.post("/cameras/{camera_id}/location")
+async def save_location(camera_id: CameraId, request: Request, session: SessionDep, cameras: CamerasDep,
+                        settings: SettingsDep, user: ConsoleSecurityDep,
+                        lat: Annotated[str, Form(max_length=100)] = "",
+                        lon: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """Sets (or, with both boxes empty, clears) where the camera is on the map (as ``PATCH
+    /api/v1/cameras/{id}`` with ``lat``/``lon``; the ward's technicians only)."""
+    camera = _camera(session, camera_id, user)
+    context: dict[str, object] = {"camera_id": camera_id, "notice": None,
+                                  **location_context(settings, session, {camera.ward_id}, lat, lon)}
+    with speaking_to(request):
+        location, errors = location_form(lat, lon)
+        try:
+            body = CameraUpdate.model_validate(location)
+        except ValidationError as exc:
+            errors = {**field_errors(exc), **errors}
+    if errors:
+        return render(request, "map/_camera_location.html", {**context, "errors": errors}, status_code=422)
+    try:
+        await cameras.update(camera_id, body, user)
+    except OutsideRole:
+        return render(request, "map/_camera_location.html", {
+            **context, "errors": {"__all__": [N_("Only a technician of this camera's ward can place it.")]}},
+            status_code=403)
+    except _CAMERA_REFUSALS as exc:
+        message, _reason = _api_error(exc)
+        return render(request, "map/_camera_location.html", {**context, "errors": {"__all__": [message]}},
+                      status_code=422)
+    return render(request, "map/_camera_location.html",
+                  {**context, "errors": {}, "notice": N_("Location saved.")})
 
 
 @router.get("/cameras/{camera_id}/status")

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from controller.accounts.reach import NotInReach, check_ward, unit_tree, wards_of
-from controller.api.deps import DatabaseDep, DeviceOperationsDep, ProvisioningDep, SessionDep
+from controller.api.deps import DatabaseDep, DeviceOperationsDep, ProvisioningDep, SessionDep, SettingsDep
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceUpdate
 from controller.api.views import device_public
 from controller.fleet.device_operations import DeviceDisabled, UnknownOperation
@@ -34,10 +34,12 @@ from controller.fleet.provisioning import (
 )
 from controller.fleet.remote_ops import OPS, OpError
 from controller.schedule.zones import ZoneOfOtherWard, ward_zones
+from controller.settings import Settings
 from controller.storage.engine import Database
 from controller.storage.models import Device, User
 from controller.web.forms import field_errors
 from controller.web.i18n import N_, gettext, speaking_to
+from controller.web.pages.map import location_context, location_form
 from controller.web.session import ConsoleTechnicianDep
 from controller.web.templating import AGENT_STATUS_LABELS, render
 from firmware_configs.profiles import ProfileError, list_profiles
@@ -125,21 +127,23 @@ def _profiles() -> list[tuple[str, str]]:
         return []
 
 
-def _register_context(session: SessionDep, user: User, values: dict[str, Any] | None = None,
+def _register_context(session: SessionDep, user: User, settings: Settings, values: dict[str, Any] | None = None,
                       errors: dict[str, list[str]] | None = None) -> dict[str, Any]:
     wards = _ward_choices(session, user)
-    return {"values": values or {"id": "", "name": "", "zones": [], "zones_extra": "", "board_profile": "",
-                                 "ward": ""},
-            "errors": errors or {}, "zone_choices": zone_choices(session, frozenset(w for w, _n in wards)),
-            "profiles": _profiles(), "status_labels": AGENT_STATUS_LABELS, "ward_choices": wards}
+    values = values or {"id": "", "name": "", "zones": [], "zones_extra": "", "board_profile": "", "ward": "",
+                        "lat": "", "lon": ""}
+    ward_ids = frozenset(w for w, _n in wards)
+    return {"values": values, "errors": errors or {}, "zone_choices": zone_choices(session, ward_ids),
+            "profiles": _profiles(), "status_labels": AGENT_STATUS_LABELS, "ward_choices": wards,
+            **location_context(settings, session, ward_ids, values["lat"], values["lon"])}
 
 
 @router.get("/devices")
-def devices_page(request: Request, session: SessionDep, devices: ProvisioningDep,
+def devices_page(request: Request, session: SessionDep, devices: ProvisioningDep, settings: SettingsDep,
                  user: ConsoleTechnicianDep) -> Response:
     """Every agent of the user's wards with its status, and the form registering a new one."""
     return render(request, "devices/index.html",
-                  {"devices": _devices(session, devices, user), **_register_context(session, user)})
+                  {"devices": _devices(session, devices, user), **_register_context(session, user, settings)})
 
 
 @router.get("/devices/table")
@@ -151,23 +155,32 @@ def devices_table(request: Request, session: SessionDep, devices: ProvisioningDe
 
 
 @router.post("/devices")
-def devices_register(request: Request, session: SessionDep, devices: ProvisioningDep, user: ConsoleTechnicianDep,
+def devices_register(request: Request, session: SessionDep, devices: ProvisioningDep, settings: SettingsDep,
+                     user: ConsoleTechnicianDep,
                      id: Annotated[str, Form(max_length=200)] = "",
                      name: Annotated[str, Form(max_length=1000)] = "",
                      zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 - FastAPI copies it
                      zones_extra: Annotated[str, Form(max_length=4000)] = "",
                      board_profile: Annotated[str, Form(max_length=200)] = "",
-                     ward: Annotated[str, Form(max_length=200)] = "") -> Response:
+                     ward: Annotated[str, Form(max_length=200)] = "",
+                     lat: Annotated[str, Form(max_length=100)] = "",
+                     lon: Annotated[str, Form(max_length=100)] = "") -> Response:
     """Registers an agent (as ``POST /api/v1/devices``) and shows its secrets once."""
     values = {"id": id, "name": name, "zones": zones, "zones_extra": zones_extra, "board_profile": board_profile,
-              "ward": ward}
+              "ward": ward, "lat": lat, "lon": lon}
     with speaking_to(request):
+        location, location_errors = location_form(lat, lon)
         try:
-            body = DeviceCreate(id=id.strip(), name=name.strip(), zones=split_zones(zones, zones_extra),
-                                board_profile=board_profile or None, ward=ward or None)
+            body = DeviceCreate.model_validate({
+                "id": id.strip(), "name": name.strip(), "zones": split_zones(zones, zones_extra),
+                "board_profile": board_profile or None, "ward": ward or None, **location})
         except ValidationError as exc:
             return render(request, "devices/_register.html",
-                          _register_context(session, user, values, field_errors(exc)), status_code=422)
+                          _register_context(session, user, settings, values, {**field_errors(exc), **location_errors}),
+                          status_code=422)
+        if location_errors:
+            return render(request, "devices/_register.html",
+                          _register_context(session, user, settings, values, location_errors), status_code=422)
         try:
             registered = devices.register(session, body, user)
         except (DeviceExists, ProfileInvalid, ZoneOfOtherWard) as exc:
@@ -177,8 +190,8 @@ def devices_register(request: Request, session: SessionDep, devices: Provisionin
                 errors = {"zones": [gettext("This zone id is taken by another ward.")]}
             else:
                 errors = {"board_profile": [gettext("There is no such board profile.")]}
-            return render(request, "devices/_register.html", _register_context(session, user, values, errors),
-                          status_code=422)
+            return render(request, "devices/_register.html",
+                          _register_context(session, user, settings, values, errors), status_code=422)
     # The table listens for this event and fetches itself again.
     return render(request, "devices/_registered.html", {"registered": registered},
                   headers={"HX-Trigger": "devices-changed"})
@@ -194,10 +207,12 @@ def _device_context(session: SessionDep, device: Device) -> dict[str, Any]:
 
 @router.get("/devices/{device_id}")
 def device_page(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
-                user: ConsoleTechnicianDep) -> Response:
-    """One agent: its status, remote operations, zones and provisioning."""
+                settings: SettingsDep, user: ConsoleTechnicianDep) -> Response:
+    """One agent: its status, remote operations, zones, location and provisioning."""
     device = _get_device(session, devices, device_id, user)
-    return render(request, "devices/device.html", _device_context(session, device))
+    return render(request, "devices/device.html",
+                  {**_device_context(session, device),
+                   **location_context(settings, session, {device.ward_id}, device.lat, device.lon)})
 
 
 @router.get("/devices/{device_id}/status")
@@ -272,29 +287,45 @@ def _read_device(db: Database, device_id: str, user: User) -> DevicePublic | Non
 
 @router.patch("/devices/{device_id}")
 def device_update(device_id: str, request: Request, session: SessionDep, devices: ProvisioningDep,
-                  user: ConsoleTechnicianDep,
+                  settings: SettingsDep, user: ConsoleTechnicianDep,
                   name: Annotated[str, Form(max_length=1000)] = "",
                   zones: Annotated[list[str], Form(max_length=200)] = [],  # noqa: B006 - FastAPI copies it
-                  zones_extra: Annotated[str, Form(max_length=4000)] = "") -> Response:
-    """Renames the agent and sets its zones (as ``PATCH /api/v1/devices/{id}``)."""
+                  zones_extra: Annotated[str, Form(max_length=4000)] = "",
+                  location: Annotated[str, Form(max_length=10)] = "",
+                  lat: Annotated[str, Form(max_length=100)] = "",
+                  lon: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """Renames the agent, sets its zones and its location (as ``PATCH /api/v1/devices/{id}``).
+
+    The location changes only when the form has its boxes (``location=1``; both empty: no location): an
+    empty box arrives as no field at all."""
     device = _get_device(session, devices, device_id, user, TECHNICIAN_ROLES)
     values = {"name": name, "zones": zones, "zones_extra": zones_extra}
+    given = location == "1"
+    point, location_errors = location_form(lat, lon) if given else ({}, {})
+
+    def form(errors: dict[str, list[str]], shown: Device, status_code: int = 422) -> Response:
+        where = (lat, lon) if given else (shown.lat, shown.lon)
+        context = {**_device_context(session, shown), "values": values, "errors": errors,
+                   **location_context(settings, session, {shown.ward_id}, *where)}
+        return render(request, "devices/_zones.html", context, status_code=status_code)
+
     with speaking_to(request):
         try:
-            body = DeviceUpdate(name=name.strip(), zones=split_zones(zones, zones_extra))
+            body = DeviceUpdate.model_validate({"name": name.strip(), "zones": split_zones(zones, zones_extra),
+                                                **point})
         except ValidationError as exc:
-            context = {**_device_context(session, device), "values": values, "errors": field_errors(exc)}
-            return render(request, "devices/_zones.html", context, status_code=422)
+            return form({**field_errors(exc), **location_errors}, device)
+        if location_errors:
+            return form(location_errors, device)
         try:
             devices.update(session, device_id, body, user)
         except ZoneOfOtherWard:
             session.rollback()
             device = _get_device(session, devices, device_id, user, TECHNICIAN_ROLES)
-            errors = {"zones": [gettext("This zone id is taken by another ward.")]}
-            context = {**_device_context(session, device), "values": values, "errors": errors}
-            return render(request, "devices/_zones.html", context, status_code=422)
+            return form({"zones": [gettext("This zone id is taken by another ward.")]}, device)
     session.flush()
-    context = {**_device_context(session, device), "saved": True}
+    context = {**_device_context(session, device), "saved": True,
+               **location_context(settings, session, {device.ward_id}, device.lat, device.lon)}
     return render(request, "devices/_zones.html", context, headers={"HX-Trigger": "devices-changed"})
 
 
