@@ -376,3 +376,27 @@ def test_the_map_in_the_browser_shows_live_markers_on_a_plain_background(
     expect(phone.locator("#map .map-marker")).to_have_count(len(B_PLACED), timeout=WAIT)
     expect(phone.locator('#map .map-marker[data-id="cam-b"]')).to_have_class(re.compile(r"\bkind-camera\b"))
     screenshot(phone, "map-3-city-phone")
+
+
+def test_a_technician_taps_the_location_on_the_device_page(
+        controller: ControllerHandle, browser_factory: BrowserFactory) -> None:  # noqa: F811
+    status, body = _call(controller, "POST", "/api/v1/devices", {"id": "loa-ben", "lat": A_AT[0], "lon": A_AT[1]})
+    assert status == 201, body
+    password = create_staff(controller, "ky-thuat-ban-do", ["technician"])
+    page = browser_page(browser_factory(), controller, "ky-thuat-ban-do", password, viewport=(390, 844))
+    page.goto(controller.api + "/console/devices/loa-ben")
+    picker = page.locator("#zones-form .map-pick")
+    # The pin stands where the device is; a tap elsewhere on the small map moves it and fills both boxes.
+    expect(picker.locator(".map-marker")).to_have_count(1)
+    box = picker.bounding_box()
+    assert box is not None
+    picker.click(position={"x": box["width"] * 0.8, "y": box["height"] * 0.25})
+    expect(page.locator("#dev-lat")).not_to_have_value(str(A_AT[0]))
+    lat, lon = float(page.input_value("#dev-lat")), float(page.input_value("#dev-lon"))
+    assert lat > A_AT[0] and lon > A_AT[1], (lat, lon)  # up and to the right of the old point
+    page.click("#zones-form button[type=submit]")
+    expect(page.locator("#zones-form .flash.ok")).to_be_visible(timeout=WAIT)
+    assert (controller.device("loa-ben")["lat"], controller.device("loa-ben")["lon"]) == (lat, lon)
+    # The form came back from the server with its own picker, pinned at the saved point.
+    expect(page.locator("#zones-form .map-pick .map-marker")).to_have_count(1)
+    screenshot(page, "map-4-pick-on-device-page")
