@@ -231,6 +231,16 @@ def test_ward_approval_holds_normal_city_items_and_emergencies_go_straight_throu
     assert urgent["all_wards"] is True
     assert {(i["ward"], i["status"]) for i in urgent["items"]} >= {(A, "approved"), (B, "approved"), (C, "approved")}
 
+    # A relay of the city's station for every ward at once: a part in each, B holding its normal one.
+    status, relay = city.call("POST", "/api/v1/schedule/city-items", "city_officer", item_body(
+        "all", {"all": True}, at(14_400), title="Tiếp sóng Đài thành phố",
+        content=[{"kind": "relay", "url": "http://127.0.0.1:9/dai-thanh-pho.mp3", "duration_s": 600}]))
+    assert status == 201, relay
+    relay_parts = {i["ward"]: i for i in relay["items"]}
+    assert {A, B, C} <= set(relay_parts)
+    assert all(p["segments"][0]["kind"] == "relay" for p in relay_parts.values())
+    assert relay_parts[B]["status"] == "pending" and relay_parts[A]["status"] == "approved"
+
     # An emergency announcement from the city: at once in every chosen ward, B's approval or not.
     before = {a: len(city.starts(a)) for a in AGENTS}
     status, alarm = city.call("POST", "/api/v1/announcements/city", "city_officer",
