@@ -264,13 +264,23 @@ def timed(fn: Callable[[], int], count: int) -> tuple[list[float], int]:
     return runs, size
 
 
-def signed_in(api: str, username: str) -> httpx.Client:
-    """A console client signed in as ``username``."""
+def signed_in(api: str, username: str, patience_s: float = 300) -> httpx.Client:
+    """A console client signed in as ``username``.
+
+    A controller that has just started on ten thousand agents writes each one's schedule window first, and a
+    sign-in meanwhile may wait past SQLite's lock timeout (500): tried again until ``patience_s``.
+    """
     client = httpx.Client(base_url=api, timeout=120, follow_redirects=False)
-    answer = client.post("/console/login", data={"username": username, "password": PASSWORD})
-    if answer.status_code != 303:
-        raise RuntimeError(f"sign-in of {username} answered {answer.status_code}")
-    return client
+    deadline = time.monotonic() + patience_s
+    while True:
+        answer = client.post("/console/login", data={"username": username, "password": PASSWORD})
+        if answer.status_code == 303:
+            return client
+        if answer.status_code < 500 or time.monotonic() > deadline:
+            client.close()
+            raise RuntimeError(f"sign-in of {username} answered {answer.status_code}")
+        log(f"sign-in of {username} answered {answer.status_code}; the controller is still starting, again in 5 s")
+        time.sleep(5)
 
 
 def fetcher(client: httpx.Client, path: str) -> Callable[[], int]:
@@ -312,10 +322,16 @@ class Raw:
                       f"scheduled_start_ms, play_id) AS k FROM plays WHERE ward_id IN ({marks}) AND "
                       "scheduled_start_ms >= ? AND scheduled_start_ms <= ? AND actual_start_ms IS NOT NULL "
                       "GROUP BY ward_id, k) GROUP BY ward_id", [*self.wards, self.day_start, now]).fetchall()
-            c.execute(f"SELECT p.ward_id, p.agent_id, p.play_id, p.announcement_id, p.item_id, p.priority, "
-                      f"p.actual_start_ms FROM plays p JOIN devices d ON d.id = p.agent_id WHERE p.outcome IS NULL "
-                      f"AND p.actual_start_ms >= ? AND p.ward_id IN ({marks}) AND d.status = 'online'",
-                      [now - 3 * 3_600_000, *self.wards]).fetchall()
+            since = now - 3 * 3_600_000
+            open_plays = c.execute(f"SELECT ward_id, agent_id, play_id, announcement_id, item_id, priority, "
+                                   f"actual_start_ms FROM plays WHERE outcome IS NULL AND actual_start_ms >= ? AND "
+                                   f"scheduled_start_ms >= ? AND ward_id IN ({marks})",
+                                   [since, since - 3 * 3_600_000, *self.wards]).fetchall()
+            agents = sorted({p[1] for p in open_plays})
+            c.execute(f"SELECT id FROM devices WHERE id IN ({','.join('?' * len(agents))}) AND status = 'online'",
+                      agents).fetchall()
+            ann = sorted({p[3] for p in open_plays if p[3]})
+            c.execute(f"SELECT id, text FROM announcements WHERE id IN ({','.join('?' * len(ann))})", ann).fetchall()
         return len(rows)
 
     def ward_dashboard(self) -> int:
