@@ -30,7 +30,15 @@ from controller.messaging.outbox import BrokerUnavailable, Outbox
 from controller.messaging.routes import _reverse, route
 from controller.storage import migrate
 from controller.storage.engine import Database
-from controller.storage.models import AgentSchedule, Announcement, Delivery, Device, GroupCommand, OutboxMessage
+from controller.storage.models import (
+    FIRST_WARD,
+    AgentSchedule,
+    Announcement,
+    Delivery,
+    Device,
+    GroupCommand,
+    OutboxMessage,
+)
 from controller.tools.local_stack import (
     broker_security,
     free_port,
@@ -52,6 +60,8 @@ from devices.protocol import (
     StatusPayload,
     Topics,
     now_ms,
+    ward_capability,
+    ward_target,
     zone_target,
 )
 from tests.conftest import Broker, ControllerHandle
@@ -411,7 +421,9 @@ def test_a_broker_outage_delays_commands_and_loses_none(tmp_path: Path, broker: 
             files = write_agent_config(tmp_path / "agents" / agent_id, registered, [zone])
             procs.append(start_agent(files, tmp_path / f"{agent_id}.log"))
         for agent_id in ("loa-01", "loa-02"):
-            controller.wait_for(lambda a=agent_id: controller.device(a)["online"], 20, f"{agent_id} online")
+            # Online, and on its ward's group topics (its info says so), where the zone's command goes.
+            controller.wait_for(lambda a=agent_id: controller.device(a)["online"] and ward_capability(FIRST_WARD)
+                                in controller.device(a)["capabilities"], 20, f"{agent_id} online")
         broker.stop()
         controller.wait_for(lambda: controller.get("/healthz")[1]["mqtt"] == "disconnected", 15, "link down")
         status, body = controller.post("/api/v1/announcements", {"text": "Thông báo khi mất kết nối.",
@@ -420,7 +432,7 @@ def test_a_broker_outage_delays_commands_and_loses_none(tmp_path: Path, broker: 
         controller.wait_for(lambda: controller.announcement(body["id"])["status"] == "sent", 30, "speech rendered")
         # Written, waiting for the broker: one group command for the zone, one command for loa-02.
         pending = controller.wait_for(lambda: _pending_plays(controller.data_dir), 10, "the commands in the outbox")
-        assert sorted(t or "" for _k, t, _s in pending) == ["loa-02", "zone:khu-1"]
+        assert sorted(t or "" for _k, t, _s in pending) == ["loa-02", ward_target(FIRST_WARD, ["khu-1"])]
         assert {d["status"] for d in controller.announcement(body["id"])["deliveries"]} == {"queued"}
         broker.start()
         ann = controller.wait_deliveries(body["id"], {"played"}, timeout=90)
