@@ -135,15 +135,15 @@ class FleetRecorder:
         body = parse_model(InfoPayload, parse_json_object(payload))
         if body.agent_id != device.id:
             raise ProtocolError("wrong_sender", f"info for {body.agent_id} on {device.id}'s topic")
+        before = list(device.capabilities or ())
         device.version = body.version
         device.hostname = body.hostname
         device.capabilities = list(body.capabilities)
-        before = list(device.capabilities or ())
         device.outputs = [o.model_dump() for o in body.outputs]
+        self.on_info(session, device, body, before)
 
     def _state(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
         body = parse_model(StatePayload, parse_json_object(payload))
-        self.on_info(session, device, body, before)
         device.state = body.model_dump(mode="json")
 
     def _reply(self, session: Session, device: Device, info: TopicInfo, payload: bytes) -> None:
