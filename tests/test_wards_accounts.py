@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from alembic import command
 from sqlalchemy import select, text
 
 from controller.accounts import audit_chain
 from controller.storage.engine import Database
-from controller.storage.migrate import alembic_config, upgrade
+from controller.storage.migrate import upgrade
 from controller.storage.models import AuditEvent, Device, RoleGrant, Unit, User
 from tests.test_accounts_support import App, running_app
 
@@ -155,10 +154,7 @@ def test_a_unit_is_removed_only_when_empty(app: App) -> None:
 
 def test_a_single_ward_database_moves_into_the_first_ward(tmp_path: Path) -> None:
     db = Database(f"sqlite:///{tmp_path / 'old.sqlite3'}")
-    cfg = alembic_config(str(db.engine.url))
-    with db.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0011")
+    upgrade(db.engine, "0011")
     now = datetime.now(UTC)
     with db.engine.begin() as conn:
         conn.execute(text("INSERT INTO users (username, password_hash, role, roles, zones, disabled, created_at) "
@@ -168,6 +164,16 @@ def test_a_single_ward_database_moves_into_the_first_ward(tmp_path: Path) -> Non
         conn.execute(text("INSERT INTO devices (id, name, zones, token_hash, enabled, status, capabilities, outputs, "
                           "created_at, suspicious_plays, inbox_dropped) VALUES ('loa-01', '', '[\"kp-1\"]', 'h', 1, "
                           "'online', '[]', '[]', :t, 0, 0)"), {"t": now})
+        # Rows that refer to the tables the migration rebuilds: a rebuild with foreign keys on deletes them.
+        conn.execute(text("INSERT INTO announcements (id, text, priority, targets, status, created_at) "
+                          "VALUES ('a1', 'Thông báo', 'normal', '[\"loa-01\"]', 'sent', :t)"), {"t": now})
+        conn.execute(text("INSERT INTO deliveries (announcement_id, agent_id, command_id, exp_ms, status, "
+                          "updated_at) VALUES ('a1', 'loa-01', 'c1', 1, 'sent', :t)"), {"t": now})
+        conn.execute(text("INSERT INTO plays (agent_id, play_id, attempt, announcement_id, priority, output, "
+                          "scheduled_start_ms, outcome, updated_at) VALUES ('loa-01', 'p1', 0, 'a1', 'normal', "
+                          "'', 1, 'played', :t)"), {"t": now})
+        conn.execute(text("INSERT INTO device_events (id, agent_id, type, ts_ms, data, received_at) "
+                          "VALUES ('e1', 'loa-01', 'play.finished', 1, '{}', :t)"), {"t": now})
         # An audit row hashed the way it was before wards (no unit in what is hashed).
         digest = audit_chain.chain_hash("", audit_chain.canonical(1, now, None, "system", "before.wards", "x", {}))
         conn.execute(text("INSERT INTO audit_events (id, at, user_id, username, action, subject, detail, prev_hash, "
@@ -188,4 +194,7 @@ def test_a_single_ward_database_moves_into_the_first_ward(tmp_path: Path) -> Non
         device = session.get(Device, "loa-01")
         assert device is not None and device.ward_id == "ward"
         assert session.scalar(select(AuditEvent.unit_id)) == "ward"
+        for table in ("deliveries", "plays", "device_events"):
+            assert session.scalar(text(f"SELECT count(*) FROM {table}")) == 1, table
+        assert session.scalar(text("SELECT ward_id FROM plays")) == "ward"
         assert audit_chain.verify(session)[1] is None

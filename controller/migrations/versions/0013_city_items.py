@@ -55,14 +55,15 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_column('units', 'approve_city_items')
-    if op.get_bind().dialect.name == 'sqlite':
-        # SQLite drops a column that references another table only by copying its table, which cascades into
-        # the rows referencing that one: the columns and the table they name stay, unused before 0013.
-        return
+    # Batch on SQLite: the runner (controller/storage/migrate.py) keeps foreign keys off while it migrates, so
+    # the table copies cascade into nothing.
+    with op.batch_alter_table('units', schema=None) as batch_op:
+        batch_op.drop_column('approve_city_items')
     for table in reversed(_CHILDREN):
-        op.drop_index(op.f(f'ix_{table}_parent_id'), table_name=table)
-        op.drop_constraint(f'fk_{table}_parent_id_city_broadcasts', table, type_='foreignkey')
-        op.drop_column(table, 'parent_id')
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            batch_op.drop_index(batch_op.f(f'ix_{table}_parent_id'))
+            if op.get_bind().dialect.name != 'sqlite':
+                batch_op.drop_constraint(f'fk_{table}_parent_id_city_broadcasts', type_='foreignkey')
+            batch_op.drop_column('parent_id')
     op.drop_index(op.f('ix_city_broadcasts_unit_id'), table_name='city_broadcasts')
     op.drop_table('city_broadcasts')
