@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from controller.accounts import audit_chain
 from controller.accounts.reach import NotInReach, OutsideRole, forget_tree, unit_tree, units_of
+from controller.messaging.events import DeviceChanged, EventBus
 from controller.storage.models import (
     UPPER_KINDS,
     WARD_KINDS,
@@ -128,8 +129,12 @@ def _administered(session: Session, user: User, unit_id: str) -> None:
         raise OutsideRole(f"needs the admin role on unit {unit_id} or above it")
 
 
-def add_unit(session: Session, user: User, body: UnitCreate) -> Unit:
-    """Adds a unit under one the caller administers."""
+def add_unit(session: Session, user: User, body: UnitCreate, events: EventBus) -> Unit:
+    """Adds a unit under one the caller administers.
+
+    A second ward changes what agents may read at the broker (the fleet-wide group is for a one-ward site
+    only), so the broker's accounts are written again once this commits.
+    """
     _administered(session, user, body.parent)
     parent = session.get(Unit, body.parent)
     assert parent is not None  # _administered found it in the tree
@@ -144,6 +149,7 @@ def add_unit(session: Session, user: User, body: UnitCreate) -> Unit:
     forget_tree(session)
     audit_chain.record(session, user, "unit.create", unit.id, {"kind": unit.kind, "name": unit.name,
                                                                "parent": unit.parent_id}, unit=body.parent)
+    events.publish(DeviceChanged(frozenset(), access=True), session)
     return unit
 
 
@@ -160,7 +166,7 @@ def update_unit(session: Session, user: User, unit_id: str, body: UnitUpdate) ->
     return unit
 
 
-def remove_unit(session: Session, user: User, unit_id: str) -> None:
+def remove_unit(session: Session, user: User, unit_id: str, events: EventBus) -> None:
     """Removes an empty unit (admins of its parent); :class:`UnitConflict` naming what it still holds."""
     unit = get_unit(session, user, unit_id)
     if unit.parent_id is None:
@@ -184,6 +190,7 @@ def remove_unit(session: Session, user: User, unit_id: str) -> None:
     session.flush()
     forget_tree(session)
     audit_chain.record(session, user, "unit.delete", unit_id, {"grants_removed": grants or 0}, unit=parent)
+    events.publish(DeviceChanged(frozenset(), access=True), session)
 
 
 def ward_names(session: Session) -> dict[str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 
 from controller.accounts import units
-from controller.api.deps import AdminDep, SessionDep, StaffDep
+from controller.api.deps import AdminDep, EventsDep, SessionDep, StaffDep
 
 router = APIRouter(prefix="/api/v1/units", tags=["units"])
 
@@ -28,10 +28,10 @@ def list_units(session: SessionDep, user: StaffDep) -> list[units.UnitPublic]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, responses={**_NOT_FOUND, **_CONFLICT})
-def add_unit(body: units.UnitCreate, session: SessionDep, admin: AdminDep) -> units.UnitPublic:
+def add_unit(body: units.UnitCreate, session: SessionDep, admin: AdminDep, events: EventsDep) -> units.UnitPublic:
     """Adds a ward or commune (or a city under a province) below a unit the caller administers."""
     try:
-        return units.unit_public(units.add_unit(session, admin, body))
+        return units.unit_public(units.add_unit(session, admin, body, events))
     except units.UnitConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
 
@@ -49,9 +49,9 @@ def update_unit(unit_id: str, body: units.UnitUpdate, session: SessionDep, admin
 
 
 @router.delete("/{unit_id}", status_code=status.HTTP_204_NO_CONTENT, responses={**_NOT_FOUND, **_CONFLICT})
-def remove_unit(unit_id: str, session: SessionDep, admin: AdminDep) -> None:
+def remove_unit(unit_id: str, session: SessionDep, admin: AdminDep, events: EventsDep) -> None:
     """Removes a unit that holds nothing any more (409 naming what it still holds)."""
     try:
-        units.remove_unit(session, admin, unit_id)
+        units.remove_unit(session, admin, unit_id, events)
     except units.UnitConflict as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
