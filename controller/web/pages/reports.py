@@ -190,14 +190,15 @@ class PlayRow:
 
 class Names:
     """What plays refer to, looked up once per id however many plays name it: announcement texts, item
-    titles, live session titles (only the ids not seen yet are queried), and every agent's name and zones."""
+    titles, live session titles, agents' names and zones (only the ids not seen yet are queried: a ward's report
+    never reads the rest of a city's fleet)."""
 
     def __init__(self, session: Session) -> None:
         self.session = session
         self.texts: dict[str, str] = {}
         self.titles: dict[str, str] = {}
         self.lives: dict[str, str] = {}
-        self.devices = {d.id: (d.name, list(d.zones)) for d in session.scalars(select(Device))}
+        self.devices: dict[str, tuple[str, list[str]]] = {}
 
     def learn(self, plays: list[Play]) -> None:
         """Looks up what these plays name that is not known yet."""
@@ -205,6 +206,11 @@ class Names:
         items = {p.item_id for p in plays if p.item_id} - self.titles.keys()
         lives = {p.play_id.removeprefix(LIVE_PLAY_PREFIX) for p in plays
                  if p.play_id.startswith(LIVE_PLAY_PREFIX)} - self.lives.keys()
+        agents = {p.agent_id for p in plays} - self.devices.keys()
+        if agents:
+            self.devices.update({agent: ("", []) for agent in agents})
+            self.devices.update({d.id: (d.name, list(d.zones)) for d in self.session.scalars(
+                select(Device).where(Device.id.in_(agents)))})
         if ann:
             self.texts.update(dict.fromkeys(ann, ""))
             self.texts.update(self.session.execute(select(Announcement.id, Announcement.text)
