@@ -39,13 +39,11 @@ import json
 import os
 import random
 import secrets
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,8 +53,8 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.pages import PageRow, fetcher, measure, run_in_temp_dir
 from bench.stack import controller_stack
-from bench.stats import percentile
 from controller.accounts.auth import create_user, ensure_first_admin
 from controller.reports.monthly import Month, broadcasts_query
 from controller.storage import migrate
@@ -77,26 +75,6 @@ PLAY_COLS = ("id, agent_id, play_id, attempt, announcement_id, item_id, sha256, 
 
 def log(msg: str) -> None:
     print(f"[city] {msg}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class Row:
-    """One page and its raw counterpart."""
-
-    name: str
-    path: str
-    requests: int
-    p50_ms: float
-    p95_ms: float
-    bytes: int
-    raw_p50_ms: float
-    raw_p95_ms: float
-    raw_what: str
-
-    @property
-    def ratio(self) -> float:
-        """Page p95 over raw p95."""
-        return self.p95_ms / self.raw_p95_ms if self.raw_p95_ms > 0 else float("nan")
 
 
 # ------------------------------------------------------------------------------------------- the data
@@ -250,18 +228,7 @@ def _plays(rnd: random.Random, total: int, wards: list[str], agents: dict[str, l
     return rows
 
 
-# --------------------------------------------------------------------------------------------- timing
-
-
-def timed(fn: Callable[[], int], count: int) -> tuple[list[float], int]:
-    """Runs ``fn`` once untimed (warm-up), then ``count`` times: (ms per run, the last size it returned)."""
-    size = fn()
-    runs = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        size = fn()
-        runs.append((time.perf_counter() - t0) * 1000)
-    return runs, size
+# ------------------------------------------------------------------------------------------ the clients
 
 
 def signed_in(api: str, username: str, patience_s: float = 300) -> httpx.Client:
@@ -283,16 +250,6 @@ def signed_in(api: str, username: str, patience_s: float = 300) -> httpx.Client:
         time.sleep(5)
 
 
-def fetcher(client: httpx.Client, path: str) -> Callable[[], int]:
-    """A GET of ``path`` that must answer 200; returns the body's size."""
-    def get() -> int:
-        resp = client.get(path)
-        if resp.status_code != 200:
-            raise RuntimeError(f"GET {path} answered {resp.status_code}: {resp.text[:300]}")
-        return len(resp.content)
-    return get
-
-
 class Raw:
     """The pages' SQL straight on the SQLite file, a fresh connection a run (as a request gets one)."""
 
@@ -301,13 +258,9 @@ class Raw:
         self.db_path, self.ward, self.wards = db_path, ward, wards
         self.day_start, self.month, self.csv_span = day_start, month, csv_span
 
-    @contextlib.contextmanager
-    def conn(self) -> Iterator[sqlite3.Connection]:
-        c = sqlite3.connect(self.db_path)
-        try:
-            yield c
-        finally:
-            c.close()
+    def conn(self) -> contextlib.closing[sqlite3.Connection]:
+        """A fresh connection, closed when the ``with`` ends."""
+        return contextlib.closing(sqlite3.connect(self.db_path))
 
     def city(self) -> int:
         now = int(time.time() * 1000)
@@ -445,7 +398,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     plans = query_plans(db_path, ward, span)
     for name, plan in plans:
         log(f"plan, {name}: {plan}")
-    results: list[Row] = []
+    results: list[PageRow] = []
     with controller_stack(root) as stack:
         log("controller up")
         city, staff = signed_in(stack.api, "thanh-pho"), signed_in(stack.api, "phuong-000")
@@ -461,17 +414,14 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                  f"&date_to={csv_to.isoformat()}", raw.plays_csv, "the ward's SELECT → csv.writer"),
             ]
             for name, client, path, raw_fn, raw_what in cases:
-                page_runs, size = timed(fetcher(client, path), args.requests)
-                raw_runs, _ = timed(raw_fn, args.requests)
-                row = Row(name, path, args.requests, percentile(page_runs, 50), percentile(page_runs, 95), size,
-                          percentile(raw_runs, 50), percentile(raw_runs, 95), raw_what)
+                row = measure(name, path, fetcher(client, path), raw_fn, raw_what, args.requests)
                 results.append(row)
-                log(f"{name}: p95 {row.p95_ms:.0f} ms (raw {row.raw_p95_ms:.1f} ms), {size} bytes")
+                log(f"{name}: p95 {row.p95_ms:.0f} ms (raw {row.raw_p95_ms:.1f} ms), {row.bytes} bytes")
         finally:
             city.close()
             staff.close()
     return {"volumes": vol, "scale": args.scale, "build_s": build_s, "load_avg": os.getloadavg(),
-            "plans": plans, "rows": [{**asdict(r), "ratio": r.ratio} for r in results]}
+            "plans": plans, "rows": [{**asdict(r), "ratio": r.over_raw(95)} for r in results]}
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -500,18 +450,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--keep-dir", action="store_true", help="keep the temp dir (data, logs)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-city-"))
-    try:
-        report = run(args, root)
-    finally:
-        if args.keep_dir:
-            log(f"kept {root}")
-        else:
-            shutil.rmtree(root, ignore_errors=True)
-    print_table(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0
+    return run_in_temp_dir(args, "bench-city-", run, print_table, log)
 
 
 if __name__ == "__main__":

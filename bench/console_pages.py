@@ -38,10 +38,9 @@ import random
 import secrets
 import sqlite3
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -52,8 +51,8 @@ from sqlalchemy import insert, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.pages import PageRow, fetcher, measure, run_in_temp_dir
 from bench.stack import controller_stack
-from bench.stats import percentile
 from controller.accounts.audit_chain import canonical, chain_hash
 from controller.accounts.auth import ensure_first_admin
 from controller.storage.engine import Database
@@ -75,26 +74,6 @@ TEXT = ("Thông báo của Ủy ban nhân dân phường: lịch tiêm chủng m
 
 def log(msg: str) -> None:
     print(f"[console_pages] {msg}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class Row:
-    """One page and its raw counterpart."""
-
-    name: str
-    path: str
-    requests: int
-    p50_ms: float
-    p95_ms: float
-    bytes: int
-    raw_p50_ms: float
-    raw_p95_ms: float
-    raw_what: str
-
-    @property
-    def ratio(self) -> float:
-        """Page p50 over raw p50."""
-        return self.p50_ms / self.raw_p50_ms if self.raw_p50_ms > 0 else float("nan")
 
 
 # ------------------------------------------------------------------------------------------- the data
@@ -209,28 +188,7 @@ def add_schedule_items(api: str, token: str, zones: int) -> int:
     return made
 
 
-# --------------------------------------------------------------------------------------------- timing
-
-
-def timed(fn: Callable[[], int], count: int) -> tuple[list[float], int]:
-    """Runs ``fn`` once untimed (warm-up), then ``count`` times: (ms per run, the last size it returned)."""
-    size = fn()
-    runs = []
-    for _ in range(count):
-        t0 = time.perf_counter()
-        size = fn()
-        runs.append((time.perf_counter() - t0) * 1000)
-    return runs, size
-
-
-def fetcher(client: httpx.Client, path: str, params: dict[str, str] | None = None) -> Callable[[], int]:
-    """A GET of ``path`` that must answer 200; returns the body's size."""
-    def get() -> int:
-        resp = client.get(path, params=params)
-        if resp.status_code != 200:
-            raise RuntimeError(f"GET {path} answered {resp.status_code}: {resp.text[:300]}")
-        return len(resp.content)
-    return get
+# ------------------------------------------------------------------------------------------- the raw side
 
 
 class Raw:
@@ -242,13 +200,9 @@ class Raw:
         self.since_ms = since_ms
         self.until_ms = until_ms
 
-    @contextlib.contextmanager
-    def conn(self) -> Iterator[sqlite3.Connection]:
-        c = sqlite3.connect(self.db_path)
-        try:
-            yield c
-        finally:
-            c.close()
+    def conn(self) -> contextlib.closing[sqlite3.Connection]:
+        """A fresh connection, closed when the ``with`` ends."""
+        return contextlib.closing(sqlite3.connect(self.db_path))
 
     @staticmethod
     def _fleet(c: sqlite3.Connection) -> list[Any]:
@@ -387,7 +341,7 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         raw = Raw(db_path, zone, since_ms, until_ms)
         filters = {"zone": zone, "date_from": since_day.isoformat(), "date_to": today.isoformat()}
 
-        results: list[Row] = []
+        results: list[PageRow] = []
         with httpx.Client(base_url=api, timeout=120, follow_redirects=False) as client:
             signed = client.post("/console/login", data={"username": "admin", "password": password})
             if signed.status_code != 303:
@@ -414,16 +368,13 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                  args.csv_requests),
             ]
             for name, path, params, raw_fn, raw_what, count in cases:
-                page_runs, size = timed(fetcher(client, path, params), count)
-                raw_runs, _ = timed(raw_fn, count)
-                row = Row(name, path + (f"?{httpx.QueryParams(params)}" if params else ""), count,
-                          percentile(page_runs, 50), percentile(page_runs, 95), size,
-                          percentile(raw_runs, 50), percentile(raw_runs, 95), raw_what)
+                row = measure(name, path + (f"?{httpx.QueryParams(params)}" if params else ""),
+                              fetcher(client, path, params), raw_fn, raw_what, count)
                 results.append(row)
-                log(f"{name}: p50 {row.p50_ms:.0f} ms (raw {row.raw_p50_ms:.1f} ms), {size} bytes")
+                log(f"{name}: p50 {row.p50_ms:.0f} ms (raw {row.raw_p50_ms:.1f} ms), {row.bytes} bytes")
         return {"agents": args.agents, "zones": args.zones, "plays": args.plays, "audit": args.audit,
                 "build_s": build_s, "schedule_items": items, "load_avg": os.getloadavg(),
-                "rows": [{**asdict(r), "ratio": r.ratio} for r in results]}
+                "rows": [{**asdict(r), "ratio": r.over_raw(50)} for r in results]}
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -452,20 +403,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="write the figures to this file")
     parser.add_argument("--keep-dir", action="store_true", help="keep the temp dir (data, logs)")
     args = parser.parse_args()
-    root = Path(tempfile.mkdtemp(prefix="bench-console-"))
-    try:
-        report = run(args, root)
-    finally:
-        if args.keep_dir:
-            log(f"kept {root}")
-        else:
-            import shutil
-
-            shutil.rmtree(root, ignore_errors=True)
-    print_table(report)
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    return 0
+    return run_in_temp_dir(args, "bench-console-", run, print_table, log)
 
 
 if __name__ == "__main__":
