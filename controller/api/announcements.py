@@ -20,6 +20,7 @@ from controller.api.deps import (
     SettingsDep,
     StaffDep,
 )
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import (
     AnnouncementAccepted,
     AnnouncementCreate,
@@ -42,7 +43,7 @@ from controller.broadcasts.from_above import CityInputInvalid
 from controller.broadcasts.wards import recent_in_wards, ward_for_broadcast
 from controller.storage.models import Announcement, Delivery, MediaFile, Play
 
-router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"])
+router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"], responses=AUTHENTICATED)
 
 
 def _unprocessable(field: str, message: str) -> HTTPException:
@@ -99,7 +100,7 @@ async def create_city_announcement(body: CityAnnouncementCreate, announcements: 
     return _city_public(sent)
 
 
-@router.get("/city/{announcement_id}")
+@router.get("/city/{announcement_id}", responses=errors(404))
 async def get_city_announcement(announcement_id: str, announcements: AnnouncementsDep, db: DatabaseDep,
                                 user: StaffDep) -> CityAnnouncementPublic:
     """A city announcement with each ward's announcement and its status (city staff)."""
@@ -127,14 +128,14 @@ async def _decide(announcement_id: str, announcements: AnnouncementsDep, user: S
     return await run_in_threadpool(summary)
 
 
-@router.post("/{announcement_id}/approve")
+@router.post("/{announcement_id}/approve", responses=errors(404, 409))
 async def approve_announcement(announcement_id: str, announcements: AnnouncementsDep,
                                user: ApproverDep) -> AnnouncementSummary:
     """A ward's approver lets a city announcement held for the ward's approval go out now."""
     return await _decide(announcement_id, announcements, user, True)
 
 
-@router.post("/{announcement_id}/reject")
+@router.post("/{announcement_id}/reject", responses=errors(404, 409))
 async def reject_announcement(announcement_id: str, body: RejectRequest, announcements: AnnouncementsDep,
                               user: ApproverDep) -> AnnouncementSummary:
     """A ward's approver refuses a city announcement held for the ward's approval, with the reason."""
@@ -150,7 +151,7 @@ def list_announcements(session: SessionDep, user: StaffDep,
             for a, counts in recent_in_wards(session, wards_of(session, user), limit, offset)]
 
 
-@router.get("/{announcement_id}")
+@router.get("/{announcement_id}", responses=errors(404))
 def get_announcement(announcement_id: str, session: SessionDep, settings: SettingsDep,
                      user: StaffDep) -> AnnouncementPublic:
     """An announcement (of the caller's wards) with each target's delivery status and proof of play."""

@@ -13,9 +13,10 @@ from controller.accounts import audit_chain
 from controller.accounts.audit_log import audit_query, csv_chunks
 from controller.accounts.reach import units_of
 from controller.api.deps import AdminDep, DatabaseDep, SessionDep
+from controller.api.errors import AUTHENTICATED
 from controller.storage.models import AuditEvent
 
-router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=AUTHENTICATED)
 
 class AuditRow(BaseModel):
     """One audit event with its chain hashes."""

@@ -19,10 +19,11 @@ from controller.api.deps import (
     LoginThrottleDep,
     SessionDep,
 )
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.sessions import PasswordChange, end_session, start_session
 from controller.api.views import GrantPublic
 
-router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"], responses=AUTHENTICATED)
 
 
 class LoginRequest(BaseModel):
@@ -61,7 +62,7 @@ class Me(BaseModel):
     zones: list[str]
 
 
-@router.post("/login")
+@router.post("/login", responses=errors(429))
 def login(body: LoginRequest, request: Request, response: Response, session: SessionDep,
           throttle: LoginThrottleDep, db: DatabaseDep) -> LoginResult:
     """Checks the password and returns a session token valid for 12 hours; throttled per name and address.

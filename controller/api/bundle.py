@@ -9,13 +9,15 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, Response, status
 
 from controller.api.deps import ProvisioningDep, SessionDep, TechnicianDep
+from controller.api.errors import AUTHENTICATED, errors
 from controller.fleet.provisioning import BundleInvalid, BundleRequest, DeviceNotFound
 
-router = APIRouter(prefix="/api/v1/devices", tags=["enrolment"])
+router = APIRouter(prefix="/api/v1/devices", tags=["enrolment"], responses=AUTHENTICATED)
 
 
 @router.post("/{device_id}/bundle.zip", response_class=Response,
-             responses={200: {"content": {"application/zip": {}}}})
+             responses={200: {"content": {"application/zip": {}}, "description": "The bundle (zip)."},
+                        **errors(404)})
 def device_bundle(device_id: str, body: BundleRequest, session: SessionDep, devices: ProvisioningDep,
                   user: TechnicianDep) -> Response:
     """cloud-init ``user-data``/``network-config``/``meta-data`` (zip) that install and enrol this device.

@@ -25,6 +25,7 @@ from controller.api.deps import (
     declare_roles,
     require_roles,
 )
+from controller.api.errors import AUTHENTICATED, errors, reasoned
 from controller.cameras import operations
 from controller.cameras.events import CameraEventMessage, EventHub
 from controller.cameras.gateway import MJPEG_BOUNDARY, CameraGateway, GatewayFull
@@ -54,7 +55,9 @@ from controller.cameras.service import (
 )
 from controller.storage.models import Camera, CameraDiscovery, CameraEvent, User
 
-router = APIRouter(tags=["cameras"])
+router = APIRouter(tags=["cameras"], responses=AUTHENTICATED)
+#: What a route that calls the camera service through :func:`_errors` can answer besides the router's own.
+_CAMERA_ERRORS = {**errors(404, 409, 503), **reasoned(502, "The camera answered badly or not at all.")}
 
 #: Security staff and technicians both see the camera list and health (technicians to manage it).
 ViewerDep = Annotated[User, Depends(require_roles("security", "technician"))]
@@ -131,14 +134,14 @@ def list_cameras(session: SessionDep, user: ViewerDep) -> list[CameraPublic]:
     return [camera_public(c) for c in session.scalars(query)]
 
 
-@router.post("/api/v1/cameras", status_code=status.HTTP_201_CREATED)
+@router.post("/api/v1/cameras", responses=_CAMERA_ERRORS, status_code=status.HTTP_201_CREATED)
 async def register_camera(body: CameraRegister, cameras: CamerasDep, user: TechnicianDep) -> CameraPublic:
     """Registers a camera by address: read over ONVIF (or, with ``onvif: false``, checked for RTSP video)."""
     with _errors():
         return await cameras.register(body, user)
 
 
-@router.post("/api/v1/cameras/discover", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/api/v1/cameras/discover", responses=_CAMERA_ERRORS, status_code=status.HTTP_202_ACCEPTED)
 async def discover_cameras(body: DiscoverRequest, cameras: CamerasDep, user: TechnicianDep) -> DiscoverSent:
     """Asks an agent (signed ``camera.discover``) to look for ONVIF cameras; results appear as discoveries."""
     with _errors():
@@ -164,7 +167,8 @@ def list_discoveries(session: SessionDep, user: TechnicianDep,
             for d in session.scalars(query.limit(1000))]
 
 
-@router.post("/api/v1/camera-discoveries/{discovery_id}/register", status_code=status.HTTP_201_CREATED)
+@router.post("/api/v1/camera-discoveries/{discovery_id}/register", responses=_CAMERA_ERRORS,
+             status_code=status.HTTP_201_CREATED)
 async def register_discovered(discovery_id: int, body: CameraFromDiscovery, cameras: CamerasDep,
                               user: TechnicianDep) -> CameraPublic:
     """Registers a discovered camera with its credentials, agent and zone."""
@@ -172,14 +176,14 @@ async def register_discovered(discovery_id: int, body: CameraFromDiscovery, came
         return await cameras.register_discovered(discovery_id, body, user)
 
 
-@router.get("/api/v1/cameras/{camera_id}")
+@router.get("/api/v1/cameras/{camera_id}", responses=_CAMERA_ERRORS)
 def get_camera(camera_id: str, session: SessionDep, user: ViewerDep) -> CameraPublic:
     """One camera (of the caller's wards)."""
     with _errors():
         return camera_public(CameraService.camera(session, camera_id, user))
 
 
-@router.patch("/api/v1/cameras/{camera_id}")
+@router.patch("/api/v1/cameras/{camera_id}", responses=_CAMERA_ERRORS)
 async def update_camera(camera_id: str, body: CameraUpdate, cameras: CamerasDep,
                         user: TechnicianDep) -> CameraPublic:
     """Changes name, agent, zone, credentials or profile (new credentials are tried on the camera first)."""
@@ -187,7 +191,7 @@ async def update_camera(camera_id: str, body: CameraUpdate, cameras: CamerasDep,
         return await cameras.update(camera_id, body, user)
 
 
-@router.delete("/api/v1/cameras/{camera_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/api/v1/cameras/{camera_id}", responses=_CAMERA_ERRORS, status_code=status.HTTP_204_NO_CONTENT)
 async def delete_camera(camera_id: str, cameras: CamerasDep, user: TechnicianDep) -> Response:
     """Removes a camera with its events and snapshots; live views of it end."""
     with _errors():
@@ -195,7 +199,7 @@ async def delete_camera(camera_id: str, cameras: CamerasDep, user: TechnicianDep
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/api/v1/cameras/{camera_id}/status")
+@router.get("/api/v1/cameras/{camera_id}/status", responses=_CAMERA_ERRORS)
 def camera_status(camera_id: str, session: SessionDep, cameras: CamerasDep,
                   user: ViewerDep) -> CameraStatusPublic:
     """Health (online / fault) and, while someone watches, the reader's fps, resolution and frame age."""
@@ -203,7 +207,7 @@ def camera_status(camera_id: str, session: SessionDep, cameras: CamerasDep,
         return operations.camera_status(session, cameras, camera_id, user)
 
 
-@router.put("/api/v1/cameras/{camera_id}/motion")
+@router.put("/api/v1/cameras/{camera_id}/motion", responses=_CAMERA_ERRORS)
 async def set_motion(camera_id: str, body: MotionSettings, cameras: CamerasDep, user: SecurityDep) -> CameraPublic:
     """Turns motion detection on or off, with its zones, sensitivity and debounce."""
     with _errors():
@@ -224,7 +228,7 @@ async def _mjpeg(gateway: CameraGateway, camera_id: str, reservation: object) ->
             yield frame.part
 
 
-@router.get("/api/v1/cameras/{camera_id}/live.mjpeg", response_class=StreamingResponse)
+@router.get("/api/v1/cameras/{camera_id}/live.mjpeg", responses=_CAMERA_ERRORS, response_class=StreamingResponse)
 async def live(camera_id: str, request: Request, cameras: CamerasDep, user: WatcherDep) -> StreamingResponse:
     """The camera live as MJPEG (``multipart/x-mixed-replace``); every viewer shares one reader."""
     with _errors():
@@ -240,7 +244,7 @@ async def live(camera_id: str, request: Request, cameras: CamerasDep, user: Watc
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/api/v1/cameras/{camera_id}/snapshot.jpg", response_class=Response)
+@router.get("/api/v1/cameras/{camera_id}/snapshot.jpg", responses=_CAMERA_ERRORS, response_class=Response)
 async def snapshot(camera_id: str, cameras: CamerasDep, user: WatcherDep) -> Response:
     """The newest live frame, or the camera's ONVIF snapshot when nobody watches it."""
     with _errors():
@@ -251,7 +255,7 @@ async def snapshot(camera_id: str, cameras: CamerasDep, user: WatcherDep) -> Res
 # PTZ ------------------------------------------------------------------------------------------------
 
 
-@router.post("/api/v1/cameras/{camera_id}/ptz/move", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/api/v1/cameras/{camera_id}/ptz/move", responses=_CAMERA_ERRORS, status_code=status.HTTP_204_NO_CONTENT)
 async def ptz_move(camera_id: str, body: PtzMove, request: Request, cameras: CamerasDep,
                    user: SecurityDep) -> Response:
     """Starts a continuous pan/tilt/zoom move (until stop, or ``timeout_s``)."""
@@ -264,7 +268,7 @@ async def ptz_move(camera_id: str, body: PtzMove, request: Request, cameras: Cam
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.post("/api/v1/cameras/{camera_id}/ptz/stop", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/api/v1/cameras/{camera_id}/ptz/stop", responses=_CAMERA_ERRORS, status_code=status.HTTP_204_NO_CONTENT)
 async def ptz_stop(camera_id: str, cameras: CamerasDep, user: SecurityDep) -> Response:
     """Stops any PTZ move."""
     with _errors():
@@ -275,14 +279,14 @@ async def ptz_stop(camera_id: str, cameras: CamerasDep, user: SecurityDep) -> Re
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/api/v1/cameras/{camera_id}/ptz/presets")
+@router.get("/api/v1/cameras/{camera_id}/ptz/presets", responses=_CAMERA_ERRORS)
 async def ptz_presets(camera_id: str, cameras: CamerasDep, user: SecurityDep) -> list[PresetPublic]:
     """The camera's stored positions."""
     with _errors():
         return await operations.ptz_presets(cameras, camera_id, user)
 
 
-@router.post("/api/v1/cameras/{camera_id}/ptz/presets", status_code=status.HTTP_201_CREATED)
+@router.post("/api/v1/cameras/{camera_id}/ptz/presets", responses=_CAMERA_ERRORS, status_code=status.HTTP_201_CREATED)
 async def ptz_set_preset(camera_id: str, body: PresetCreate, cameras: CamerasDep,
                          user: SecurityDep) -> PresetPublic:
     """Stores the current position under a name."""
@@ -290,7 +294,8 @@ async def ptz_set_preset(camera_id: str, body: PresetCreate, cameras: CamerasDep
         return await operations.ptz_set_preset(cameras, camera_id, body.name, user)
 
 
-@router.post("/api/v1/cameras/{camera_id}/ptz/presets/{preset_token}/goto", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/api/v1/cameras/{camera_id}/ptz/presets/{preset_token}/goto", responses=_CAMERA_ERRORS,
+             status_code=status.HTTP_204_NO_CONTENT)
 async def ptz_goto(camera_id: str, preset_token: str, cameras: CamerasDep, user: SecurityDep) -> Response:
     """Moves to a stored position."""
     with _errors():
@@ -334,7 +339,7 @@ async def event_stream(request: Request, cameras: CamerasDep, _user: WatcherDep)
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-@router.get("/api/v1/camera-events/{event_id}/snapshot.jpg", response_class=Response)
+@router.get("/api/v1/camera-events/{event_id}/snapshot.jpg", responses=_CAMERA_ERRORS, response_class=Response)
 async def event_snapshot(event_id: str, session: SessionDep, cameras: CamerasDep, user: SecurityDep) -> Response:
     """The frame stored with a motion event of the caller's wards (404 once retention removed it)."""
     event = session.get(CameraEvent, event_id)

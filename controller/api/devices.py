@@ -10,12 +10,13 @@ from __future__ import annotations
 from fastapi import APIRouter, HTTPException, status
 
 from controller.api.deps import ProvisioningDep, SessionDep, StaffDep, TechnicianDep
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import DeviceCreate, DevicePublic, DeviceRegistered, DeviceUpdate
 from controller.api.views import device_public
 from controller.fleet.provisioning import DeviceExists, DeviceNotFound, ProfileInvalid
 from controller.schedule.zones import ZoneOfOtherWard
 
-router = APIRouter(prefix="/api/v1/devices", tags=["devices"])
+router = APIRouter(prefix="/api/v1/devices", tags=["devices"], responses=AUTHENTICATED)
 
 
 @router.get("")
@@ -24,7 +25,7 @@ def list_devices(session: SessionDep, devices: ProvisioningDep, user: StaffDep) 
     return [device_public(d) for d in devices.visible_devices(session, user)]
 
 
-@router.get("/{device_id}")
+@router.get("/{device_id}", responses=errors(404))
 def get_device(device_id: str, session: SessionDep, devices: ProvisioningDep, user: StaffDep) -> DevicePublic:
     """One agent."""
     try:
@@ -33,7 +34,7 @@ def get_device(device_id: str, session: SessionDep, devices: ProvisioningDep, us
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", responses=errors(404, 409), status_code=status.HTTP_201_CREATED)
 def register_device(body: DeviceCreate, session: SessionDep, devices: ProvisioningDep,
                     user: TechnicianDep) -> DeviceRegistered:
     """Registers an agent and returns its token and broker password (once) and what its config needs.
@@ -53,7 +54,7 @@ def register_device(body: DeviceCreate, session: SessionDep, devices: Provisioni
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
 
-@router.patch("/{device_id}")
+@router.patch("/{device_id}", responses=errors(404))
 def update_device(device_id: str, body: DeviceUpdate, session: SessionDep, devices: ProvisioningDep,
                   user: TechnicianDep) -> DevicePublic:
     """Renames an agent, moves it between zones or wards, or changes its board profile.

@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from controller.api.deps import ProvisioningDep, SessionDep, TechnicianDep
+from controller.api.errors import AUTHENTICATED, errors, reasoned
 from controller.api.schemas import DevicePublic
 from controller.api.views import device_public
 from controller.fleet.enrolment import EnrolmentRefused
@@ -32,7 +33,8 @@ def _not_found(exc: DeviceNotFound) -> HTTPException:
     return HTTPException(status.HTTP_404_NOT_FOUND, str(exc))
 
 
-@router.post("/devices/{device_id}/enrolment", status_code=status.HTTP_201_CREATED)
+@router.post("/devices/{device_id}/enrolment", responses={**AUTHENTICATED, **errors(404)},
+             status_code=status.HTTP_201_CREATED)
 def create_enrolment(device_id: str, session: SessionDep, devices: ProvisioningDep,
                      user: TechnicianDep) -> EnrolmentIssued:
     """A one-time enrolment code for a device (any older unused code of it stops working)."""
@@ -42,7 +44,7 @@ def create_enrolment(device_id: str, session: SessionDep, devices: ProvisioningD
         raise _not_found(exc) from None
 
 
-@router.post("/devices/{device_id}/revoke")
+@router.post("/devices/{device_id}/revoke", responses={**AUTHENTICATED, **errors(404)})
 def revoke_device(device_id: str, session: SessionDep, devices: ProvisioningDep,
                   user: TechnicianDep) -> DevicePublic:
     """Withdraws the device's broker access (its live connection is dropped) and its token, at once."""
@@ -56,7 +58,9 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-@router.post("/enrol")
+# No bearer token here (the code is the credential): no 401, and its 403 says why by reason code.
+@router.post("/enrol", responses={**errors(413, 422, 429),
+                                  **reasoned(403, "The code is unknown, used or expired (the reason says which).")})
 def enrol(body: EnrolRequest, request: Request, response: Response, session: SessionDep,
           devices: ProvisioningDep) -> EnrolmentIdentity:
     """Trades a valid code for the device's identity; rotates its token and broker password."""

@@ -30,6 +30,7 @@ from controller.api.deps import (
     csrf_for,
     require_roles,
 )
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.views import LivePublic, live_public
 from controller.broadcasts.live.active import ActiveSession, LiveError
 from controller.broadcasts.live.sessions import (
@@ -44,7 +45,7 @@ from controller.broadcasts.live.source import PCM_SAMPLE_BYTES
 from controller.storage.models import User
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["live"])
+router = APIRouter(tags=["live"], responses=AUTHENTICATED)
 
 #: Largest audio frame the WebSocket takes (about 340 ms of 48 kHz mono PCM); more closes it (1009).
 MAX_FRAME_BYTES = 32 * 1024
@@ -94,7 +95,7 @@ def list_sessions(session: SessionDep, live: LiveSessionsDep, user: StaffDep,
     return [live_public(r) for r in live.recent(session, limit, wards_of(session, user))]
 
 
-@router.get("/api/v1/live/sessions/{session_id}", response_model=LivePublic)
+@router.get("/api/v1/live/sessions/{session_id}", responses=errors(404), response_model=LivePublic)
 def get_session(session_id: str, session: SessionDep, live: LiveSessionsDep, user: StaffDep) -> LivePublic:
     """One session (of the caller's wards) with the proof of play of every agent it reached."""
     try:
@@ -104,7 +105,7 @@ def get_session(session_id: str, session: SessionDep, live: LiveSessionsDep, use
     return live_public(row, live.plays(session, row))
 
 
-@router.post("/api/v1/live/sessions/{session_id}/end", response_model=LivePublic)
+@router.post("/api/v1/live/sessions/{session_id}/end", responses=errors(404), response_model=LivePublic)
 async def end_session(session_id: str, live: LiveSessionsDep, user: OfficerDep) -> LivePublic:
     """Ends a session (its owner, or an admin)."""
     try:
@@ -115,7 +116,7 @@ async def end_session(session_id: str, live: LiveSessionsDep, user: OfficerDep) 
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
 
-@router.get("/api/v1/live/sessions/{session_id}/recording")
+@router.get("/api/v1/live/sessions/{session_id}/recording", responses=errors(404, 409))
 def recording(session_id: str, live: LiveSessionsDep, session: SessionDep, user: ApproverDep) -> FileResponse:
     """The session's Opus recording (approvers and admins of its ward)."""
     try:

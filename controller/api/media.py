@@ -28,6 +28,7 @@ from controller.api.deps import (
     StaffDep,
     StaffOrDeviceDep,
 )
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import MediaPublic, StandbyUpdate
 from controller.api.views import media_public
 from controller.broadcasts.media_access import device_may_fetch
@@ -39,7 +40,7 @@ from devices.protocol import ID_PATTERN, MAX_STANDBY
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(tags=["media"])
+router = APIRouter(tags=["media"], responses=AUTHENTICATED)
 
 UPLOAD_PATH = "/api/v1/media"
 
@@ -55,7 +56,7 @@ def list_standby(session: SessionDep, settings: SettingsDep, user: StaffDep) -> 
         .order_by(MediaFile.created_at, MediaFile.sha256))]
 
 
-@router.put(f"{UPLOAD_PATH}/{{sha256}}/standby")
+@router.put(f"{UPLOAD_PATH}/{{sha256}}/standby", responses=errors(404, 409))
 def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, settings: SettingsDep, events: EventsDep,
                 user: OfficerDep) -> MediaPublic:
     """Makes a stored recording a standby alarm (or not); every agent gets a window saying so."""
@@ -76,7 +77,7 @@ def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, settings:
     return media_public(row, settings.resolved_public_url())
 
 
-@router.get("/media/{sha256}")
+@router.get("/media/{sha256}", responses=errors(404))
 def get_media(sha256: str, session: SessionDep, media: MediaStoreDep, who: StaffOrDeviceDep) -> FileResponse:
     """The file whose SHA-256 is ``sha256``; 404 for anything else.
 
@@ -97,7 +98,7 @@ def get_media(sha256: str, session: SessionDep, media: MediaStoreDep, who: Staff
                                                            "ETag": f'"{sha256}"'})
 
 
-@router.post(UPLOAD_PATH, status_code=status.HTTP_201_CREATED)
+@router.post(UPLOAD_PATH, responses=errors(415), status_code=status.HTTP_201_CREATED)
 async def upload_recording(request: Request, media: MediaStoreDep, speech: SpeechDep, settings: SettingsDep,
                            db: DatabaseDep, user: OfficerDep,
                            ward: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=63,

@@ -13,11 +13,12 @@ from fastapi import APIRouter, Body, HTTPException, Query, status
 from pydantic import BaseModel
 
 from controller.api.deps import DeviceOperationsDep, SessionDep, TechnicianDep
+from controller.api.errors import AUTHENTICATED, errors
 from controller.fleet.device_operations import DeviceDisabled, UnknownOperation
 from controller.fleet.provisioning import DeviceNotFound
 from controller.fleet.remote_ops import MAX_WAIT_S, OpError
 
-router = APIRouter(prefix="/api/v1/devices", tags=["operations"])
+router = APIRouter(prefix="/api/v1/devices", tags=["operations"], responses=AUTHENTICATED)
 
 _STATUS = {
     "unknown_op": status.HTTP_404_NOT_FOUND,
@@ -39,7 +40,7 @@ class OpResponse(BaseModel):
     data: dict[str, Any] | None = None
 
 
-@router.post("/{device_id}/ops/{op}")
+@router.post("/{device_id}/ops/{op}", responses=errors(404, 409, 503, 504))
 async def run_op(device_id: str, op: str, session: SessionDep, operations: DeviceOperationsDep, user: TechnicianDep,
                  body: Annotated[dict[str, Any] | None, Body()] = None,
                  wait_s: Annotated[float, Query(gt=0, le=MAX_WAIT_S)] = 10.0) -> OpResponse:

@@ -14,12 +14,13 @@ from sqlalchemy import select
 
 from controller.accounts.reach import check_ward, wards_of
 from controller.api.deps import SessionDep, StaffDep
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import ItemReport, PlayPublic, ms_iso
 from controller.api.views import play_public
 from controller.broadcasts.proof_of_play import PlayFilters, filtered_plays
 from controller.storage.models import Play, ScheduleItem
 
-router = APIRouter(tags=["plays"])
+router = APIRouter(tags=["plays"], responses=AUTHENTICATED)
 
 _CSV_FIELDS = ("agent_id", "play_id", "attempt", "announcement_id", "item_id", "sha256", "priority", "output",
                "scheduled_start", "actual_start", "ended_at", "start_offset_ms", "duration_ms", "outcome", "reason",
@@ -62,7 +63,7 @@ def _public(play: Play) -> PlayPublic:
     return play_public(play).model_copy(update={"ward": play.ward_id})
 
 
-@router.get("/api/v1/reports/items/{item_id}")
+@router.get("/api/v1/reports/items/{item_id}", responses=errors(404))
 def item_report(item_id: str, session: SessionDep, user: StaffDep) -> ItemReport:
     """Per occurrence of an item (of the caller's wards): targets that reported it, how many played it in
     full, and the rest by outcome."""

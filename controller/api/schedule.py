@@ -15,6 +15,7 @@ from controller.accounts.reach import wards_of
 from controller.accounts.scope import OutOfScope
 from controller.api.city_schemas import CityItemCreate, CityItemPublic
 from controller.api.deps import ApproverDep, DatabaseDep, OfficerDep, ScheduleDep, StaffDep, WindowsDep
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import (
     BlockedPublic,
     ConflictPublic,
@@ -39,7 +40,7 @@ from controller.storage.engine import Database
 from controller.storage.models import Device, ScheduleItem, User
 from devices.protocol import now_ms
 
-router = APIRouter(prefix="/api/v1/schedule", tags=["schedule"])
+router = APIRouter(prefix="/api/v1/schedule", tags=["schedule"], responses=AUTHENTICATED)
 
 _T = TypeVar("_T")
 
@@ -99,32 +100,32 @@ async def list_items(db: DatabaseDep, schedule: ScheduleDep, user: StaffDep,
     return await _run(db, work)
 
 
-@router.get("/items/{item_id}")
+@router.get("/items/{item_id}", responses=errors(404))
 async def get_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: StaffDep) -> ScheduleItemPublic:
     """One item (of the caller's wards)."""
     return await _run(db, lambda s: item_public(schedule.get(s, item_id, user), s, schedule))
 
 
-@router.put("/items/{item_id}")
+@router.put("/items/{item_id}", responses=errors(404))
 async def replace_item(item_id: str, body: ScheduleItemCreate, db: DatabaseDep, schedule: ScheduleDep,
                        user: OfficerDep) -> ScheduleItemPublic:
     """A new revision of an item; only the agents it touches get new windows."""
     return await _run(db, lambda s: item_public(schedule.replace(s, item_id, item_input(body), user), s, schedule))
 
 
-@router.delete("/items/{item_id}")
+@router.delete("/items/{item_id}", responses=errors(404))
 async def cancel_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: OfficerDep) -> ScheduleItemPublic:
     """Cancels an item: it leaves every window; its history and proof of play stay."""
     return await _run(db, lambda s: item_public(schedule.cancel(s, item_id, user), s, schedule))
 
 
-@router.post("/items/{item_id}/approve")
+@router.post("/items/{item_id}/approve", responses=errors(404))
 async def approve_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: ApproverDep) -> ScheduleItemPublic:
     """An approver lets a pending item go out."""
     return await _run(db, lambda s: item_public(schedule.decide(s, item_id, user, True), s, schedule))
 
 
-@router.post("/items/{item_id}/reject")
+@router.post("/items/{item_id}/reject", responses=errors(404))
 async def reject_item(item_id: str, body: RejectRequest, db: DatabaseDep, schedule: ScheduleDep,
                       user: ApproverDep) -> ScheduleItemPublic:
     """An approver sends a pending item back, with the reason."""
@@ -160,14 +161,14 @@ async def list_city_items(db: DatabaseDep, schedule: ScheduleDep, user: StaffDep
     return await _run(db, lambda s: [_city_public(v, s, schedule) for v in city.visible(s, user)])
 
 
-@router.get("/city-items/{item_id}")
+@router.get("/city-items/{item_id}", responses=errors(404))
 async def get_city_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: StaffDep) -> CityItemPublic:
     """One city item with each ward's part."""
     city = CityItems(schedule)
     return await _run(db, lambda s: _city_public(city.get(s, item_id, user), s, schedule))
 
 
-@router.put("/city-items/{item_id}")
+@router.put("/city-items/{item_id}", responses=errors(404))
 async def replace_city_item(item_id: str, body: CityItemCreate, db: DatabaseDep, schedule: ScheduleDep,
                             user: OfficerDep) -> CityItemPublic:
     """A new revision of every ward's part (a ward added gets one, a ward left out has its part cancelled)."""
@@ -176,7 +177,7 @@ async def replace_city_item(item_id: str, body: CityItemCreate, db: DatabaseDep,
                                                  schedule))
 
 
-@router.delete("/city-items/{item_id}")
+@router.delete("/city-items/{item_id}", responses=errors(404))
 async def cancel_city_item(item_id: str, db: DatabaseDep, schedule: ScheduleDep, user: OfficerDep) -> CityItemPublic:
     """Cancels a city item in every ward."""
     city = CityItems(schedule)

@@ -27,6 +27,7 @@ from controller.api.deps import (
     StaffDep,
     TechnicianDep,
 )
+from controller.api.errors import AUTHENTICATED, errors
 from controller.signs import (
     SignAttach,
     SignContentInput,
@@ -42,7 +43,7 @@ from devices.led.content import Panel
 from devices.led.fonts import FontError
 from devices.led.render import LayoutError
 
-router = APIRouter(prefix="/api/v1", tags=["signs"])
+router = APIRouter(prefix="/api/v1", tags=["signs"], responses=AUTHENTICATED)
 
 
 class SignContentPublic(BaseModel):
@@ -171,7 +172,7 @@ def create_content(body: SignContentInput, session: SessionDep, actions: SignAct
     return content_public(row, actions.signs.warnings(list(row.pages)))
 
 
-@router.put("/sign-contents/{content_id}")
+@router.put("/sign-contents/{content_id}", responses=errors(404))
 def replace_content(content_id: str, body: SignContentInput, session: SessionDep, actions: SignActionsDep,
                     user: OfficerDep) -> SignContentPublic:
     """Replaces content; signs showing it get it with their next playlist."""
@@ -191,7 +192,7 @@ def list_contents(session: SessionDep, user: StaffDep) -> list[SignContentPublic
     return [content_public(r) for r in session.scalars(query.order_by(SignContent.created_at.desc()))]
 
 
-@router.get("/sign-contents/{content_id}")
+@router.get("/sign-contents/{content_id}", responses=errors(404))
 def get_content(content_id: str, session: SessionDep, signs: SignsDep, user: StaffDep) -> SignContentPublic:
     """One piece of content."""
     try:
@@ -201,7 +202,7 @@ def get_content(content_id: str, session: SessionDep, signs: SignsDep, user: Sta
     return content_public(row, signs.warnings(list(row.pages)))
 
 
-@router.get("/sign-contents/{content_id}/preview.png", response_class=Response)
+@router.get("/sign-contents/{content_id}/preview.png", responses=errors(404, 503), response_class=Response)
 def preview_content(content_id: str, session: SessionDep, signs: SignsDep, user: StaffDep,
                           size: Annotated[str, Query(description="panel size, e.g. 96x16")],
                           page: Annotated[int, Query(ge=0)] = 0) -> Response:
@@ -213,7 +214,7 @@ def preview_content(content_id: str, session: SessionDep, signs: SignsDep, user:
     return _preview(session, signs, content_id, page, panel, wards_of(session, user))
 
 
-@router.post("/sign-images", status_code=status.HTTP_201_CREATED)
+@router.post("/sign-images", responses=errors(415), status_code=status.HTTP_201_CREATED)
 async def upload_image(request: Request, session: SessionDep, actions: SignActionsDep,
                        user: OfficerDep) -> SignImagePublic:
     """A PNG or JPEG as the request body (≤ 1 MB), decoded to check it, then stored by its SHA-256."""
@@ -260,7 +261,7 @@ def signs_now(session: SessionDep, signs: SignsDep, user: StaffDep) -> list[Sign
             for n in signs.now(session, wards_of(session, user))]
 
 
-@router.delete("/signs/{sign_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/signs/{sign_id}", responses=errors(404), status_code=status.HTTP_204_NO_CONTENT)
 def detach_sign(sign_id: str, session: SessionDep, actions: SignActionsDep, user: TechnicianDep) -> Response:
     """Detaches a board; its agent's playlist stops naming it."""
     try:
@@ -270,7 +271,7 @@ def detach_sign(sign_id: str, session: SessionDep, actions: SignActionsDep, user
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/signs/{sign_id}/preview.png", response_class=Response)
+@router.get("/signs/{sign_id}/preview.png", responses=errors(404, 503), response_class=Response)
 def preview_on_sign(sign_id: str, session: SessionDep, signs: SignsDep, user: StaffDep,
                           content_id: Annotated[str, Query(min_length=1, max_length=32)],
                           page: Annotated[int, Query(ge=0)] = 0) -> Response:
@@ -286,7 +287,7 @@ def preview_on_sign(sign_id: str, session: SessionDep, signs: SignsDep, user: St
 # items --------------------------------------------------------------------------------------------------
 
 
-@router.post("/sign-items", status_code=status.HTTP_201_CREATED)
+@router.post("/sign-items", responses=errors(404, 409), status_code=status.HTTP_201_CREATED)
 def create_item(body: SignItemInput, session: SessionDep, actions: SignActionsDep, settings: SettingsDep,
                 user: OfficerDep) -> SignItemPublic:
     """Puts content on signs (zones, agents or named signs) from ``start`` for ``duration_ms``, optionally recurring."""
@@ -318,14 +319,14 @@ def _decide(item_id: str, approve: bool, body: SignDecision, session: Session, a
     return item_public(row, actions.signs.settings.timezone)
 
 
-@router.post("/sign-items/{item_id}/approve")
+@router.post("/sign-items/{item_id}/approve", responses=errors(404))
 def approve_item(item_id: str, session: SessionDep, actions: SignActionsDep, user: ApproverDep,
                  body: SignDecision | None = None) -> SignItemPublic:
     """Puts a pending item on the signs (an approver or admin other than its author)."""
     return _decide(item_id, True, body or SignDecision(), session, actions, user)
 
 
-@router.post("/sign-items/{item_id}/reject")
+@router.post("/sign-items/{item_id}/reject", responses=errors(404))
 def reject_item(item_id: str, session: SessionDep, actions: SignActionsDep, user: ApproverDep,
                 body: SignDecision | None = None) -> SignItemPublic:
     """Refuses a pending item; the reason goes into the audit trail."""
@@ -344,7 +345,7 @@ def list_items(session: SessionDep, settings: SettingsDep, user: StaffDep,
     return [item_public(r, settings.timezone) for r in session.scalars(query)]
 
 
-@router.delete("/sign-items/{item_id}")
+@router.delete("/sign-items/{item_id}", responses=errors(404))
 def cancel_item(item_id: str, session: SessionDep, actions: SignActionsDep, settings: SettingsDep,
                 user: OfficerDep) -> SignItemPublic:
     """Takes an item off every sign (the record stays, cancelled)."""

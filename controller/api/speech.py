@@ -11,15 +11,16 @@ from fastapi.concurrency import run_in_threadpool
 from audio.engines import AllEnginesFailed
 from audio.speech import SpeechError
 from controller.api.deps import DatabaseDep, OfficerDep, SettingsDep, SpeechDep
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import SpeechPreview, SpeechPreviewRequest
 from controller.api.views import preview_public
 from controller.broadcasts.speech_preview import PreviewRefused, render_preview
 from controller.broadcasts.wards import ward_for_broadcast
 
-router = APIRouter(prefix="/api/v1/speech", tags=["speech"])
+router = APIRouter(prefix="/api/v1/speech", tags=["speech"], responses=AUTHENTICATED)
 
 
-@router.post("/preview")
+@router.post("/preview", responses=errors(503))
 async def preview(body: SpeechPreviewRequest, speech: SpeechDep, settings: SettingsDep, db: DatabaseDep,
                   user: OfficerDep) -> SpeechPreview:
     """Normalises and renders ``text`` exactly as an announcement would be; returns a playable URL, which

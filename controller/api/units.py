@@ -6,19 +6,16 @@ controller/accounts/units.py does the work.
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, HTTPException, status
 
 from controller.accounts import units
 from controller.api.deps import AdminDep, EventsDep, SessionDep, StaffDep
+from controller.api.errors import AUTHENTICATED, errors
 
-router = APIRouter(prefix="/api/v1/units", tags=["units"])
+router = APIRouter(prefix="/api/v1/units", tags=["units"], responses=AUTHENTICATED)
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {
-    404: {"description": "no such unit among those the caller's roles cover"}}
-_CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: {"description": "the id is taken, the kind cannot sit there, or the unit still holds rows"}}
+_NOT_FOUND = errors(404, e404="No such unit among those the caller's roles cover.")
+_CONFLICT = errors(409, e409="The id is taken, the kind cannot sit there, or the unit still holds rows.")
 
 
 @router.get("")

@@ -31,10 +31,11 @@ from controller.accounts.users import (
     update_user as update_account,
 )
 from controller.api.deps import AdminDep, SessionDep
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.views import UserPublic, user_public
 from controller.storage.models import User
 
-router = APIRouter(prefix="/api/v1/users", tags=["users"])
+router = APIRouter(prefix="/api/v1/users", tags=["users"], responses=AUTHENTICATED)
 
 
 def _refused(exc: Exception) -> HTTPException:
@@ -51,7 +52,7 @@ def list_users(session: SessionDep, admin: AdminDep) -> list[UserPublic]:
     return [user_public(u) for u in session.scalars(visible_users(session, admin).order_by(User.id))]
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
+@router.post("", responses=errors(404, 409), status_code=status.HTTP_201_CREATED)
 def add_user(body: UserCreate, session: SessionDep, admin: AdminDep) -> UserPublic:
     """Creates an account with its roles (409 if the name is taken, 422 if the password is too weak)."""
     try:
@@ -60,7 +61,7 @@ def add_user(body: UserCreate, session: SessionDep, admin: AdminDep) -> UserPubl
         raise _refused(exc) from None
 
 
-@router.get("/{user_id}")
+@router.get("/{user_id}", responses=errors(404))
 def get_user(user_id: int, session: SessionDep, admin: AdminDep) -> UserPublic:
     """One account (404 for one only other units' admins manage)."""
     try:
@@ -69,7 +70,7 @@ def get_user(user_id: int, session: SessionDep, admin: AdminDep) -> UserPublic:
         raise _refused(exc) from None
 
 
-@router.patch("/{user_id}")
+@router.patch("/{user_id}", responses=errors(404, 409))
 def update_user(user_id: int, body: UserUpdate, session: SessionDep, admin: AdminDep) -> UserPublic:
     """Changes roles, zones or disables/enables an account; an admin cannot lock themselves out."""
     try:
@@ -78,7 +79,7 @@ def update_user(user_id: int, body: UserUpdate, session: SessionDep, admin: Admi
         raise _refused(exc) from None
 
 
-@router.post("/{user_id}/password", status_code=status.HTTP_204_NO_CONTENT)
+@router.post("/{user_id}/password", responses=errors(404), status_code=status.HTTP_204_NO_CONTENT)
 def reset_password(user_id: int, body: PasswordReset, session: SessionDep, admin: AdminDep) -> None:
     """Sets a new password for the user (policy-checked); their console sessions end."""
     try:

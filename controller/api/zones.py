@@ -10,11 +10,12 @@ from fastapi import APIRouter, HTTPException, status
 
 from controller.accounts.reach import wards_of
 from controller.api.deps import AdminDep, SessionDep, StaffDep, ZonesDep
+from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import ZonePublic, ZoneUpdate
 from controller.api.views import zone_public
 from controller.schedule.zones import ZoneIdInvalid, ZoneNotFound, ZoneTaken
 
-router = APIRouter(prefix="/api/v1/zones", tags=["zones"])
+router = APIRouter(prefix="/api/v1/zones", tags=["zones"], responses=AUTHENTICATED)
 
 
 @router.get("")
@@ -23,7 +24,7 @@ def list_zones(session: SessionDep, zones: ZonesDep, user: StaffDep) -> list[Zon
     return [zone_public(z) for z in zones.list_zones(session, wards_of(session, user))]
 
 
-@router.get("/{zone_id}")
+@router.get("/{zone_id}", responses=errors(404))
 def get_zone(zone_id: str, session: SessionDep, zones: ZonesDep, user: StaffDep) -> ZonePublic:
     """One zone."""
     try:
@@ -32,7 +33,7 @@ def get_zone(zone_id: str, session: SessionDep, zones: ZonesDep, user: StaffDep)
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
 
 
-@router.put("/{zone_id}")
+@router.put("/{zone_id}", responses=errors(404, 409))
 def put_zone(zone_id: str, body: ZoneUpdate, session: SessionDep, zones: ZonesDep, admin: AdminDep) -> ZonePublic:
     """Creates or replaces a zone's name and rules; its agents get new windows.
 
