@@ -14,6 +14,7 @@ from controller.accounts.audit_log import audit_query, csv_chunks
 from controller.accounts.reach import units_of
 from controller.api.deps import AdminDep, DatabaseDep, SessionDep
 from controller.api.errors import AUTHENTICATED
+from controller.api.params import IsoDateTime
 from controller.storage.models import AuditEvent
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"], responses=AUTHENTICATED)
@@ -48,10 +49,11 @@ def _row(event: AuditEvent) -> AuditRow:
                     hash=event.hash)
 
 
-@router.get("", response_model=None)
+@router.get("", response_model=list[AuditRow],
+            responses={200: {"content": {"text/csv": {}}, "description": "The events; format=csv: a CSV file."}})
 def list_audit(session: SessionDep, db: DatabaseDep, admin: AdminDep,
-               start: Annotated[datetime | None, Query(alias="from")] = None,
-               end: Annotated[datetime | None, Query(alias="to")] = None,
+               start: Annotated[IsoDateTime | None, Query(alias="from")] = None,
+               end: Annotated[IsoDateTime | None, Query(alias="to")] = None,
                user: Annotated[str | None, Query(max_length=64)] = None,
                action: Annotated[str | None, Query(max_length=64)] = None,
                fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",

@@ -59,7 +59,7 @@ def _client(request: Request) -> str:
 
 
 # No bearer token here (the code is the credential): no 401, and its 403 says why by reason code.
-@router.post("/enrol", responses={**errors(413, 422, 429),
+@router.post("/enrol", responses={**errors(400, 413, 422, 429),
                                   **reasoned(403, "The code is unknown, used or expired (the reason says which).")})
 def enrol(body: EnrolRequest, request: Request, response: Response, session: SessionDep,
           devices: ProvisioningDep) -> EnrolmentIdentity:

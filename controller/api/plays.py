@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 from collections import defaultdict
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
@@ -15,6 +14,7 @@ from sqlalchemy import select
 from controller.accounts.reach import check_ward, wards_of
 from controller.api.deps import SessionDep, StaffDep
 from controller.api.errors import AUTHENTICATED, errors
+from controller.api.params import IsoDateTime
 from controller.api.schemas import ItemReport, PlayPublic, ms_iso
 from controller.api.views import play_public
 from controller.broadcasts.proof_of_play import PlayFilters, filtered_plays
@@ -27,7 +27,8 @@ _CSV_FIELDS = ("agent_id", "play_id", "attempt", "announcement_id", "item_id", "
                "ward")
 
 
-@router.get("/api/v1/plays", response_model=list[PlayPublic])
+@router.get("/api/v1/plays", response_model=list[PlayPublic],
+            responses={200: {"content": {"text/csv": {}}, "description": "The plays; format=csv: a CSV file."}})
 def list_plays(
     session: SessionDep,
     user: StaffDep,
@@ -36,8 +37,8 @@ def list_plays(
     announcement_id: str | None = None,
     item_id: str | None = None,
     outcome: Literal["completed", "preempted", "stopped", "expired", "failed", "cut"] | None = None,
-    since: Annotated[datetime | None, Query(description="scheduled start at or after")] = None,
-    until: Annotated[datetime | None, Query(description="scheduled start before")] = None,
+    since: Annotated[IsoDateTime | None, Query(description="scheduled start at or after")] = None,
+    until: Annotated[IsoDateTime | None, Query(description="scheduled start before")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv: a spreadsheet of every match")] = "json",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,

@@ -58,7 +58,7 @@ class AnnouncementCreate(_In):
                                   "with `recording`, a description of it")
     recording: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$",
                                   description="sha256 of a stored recording to play instead of speech")
-    targets: list[str] | TargetsIn = Field(
+    targets: Annotated[list[str], Field(min_length=1, max_length=1000)] | TargetsIn = Field(
         description='who hears it: {"all": true} or {"zones": [...], "agents": [...]}; '
                     'the older list form ["all"] or ["agent-id", ...] is accepted too')
     priority: Priority = Priority.NORMAL

@@ -6,7 +6,9 @@ so creating one another ward uses is 409 ("zone id taken", without saying whose)
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from typing import Annotated
+
+from fastapi import APIRouter, HTTPException, Path, status
 
 from controller.accounts.reach import wards_of
 from controller.api.deps import AdminDep, SessionDep, StaffDep, ZonesDep
@@ -14,8 +16,12 @@ from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import ZonePublic, ZoneUpdate
 from controller.api.views import zone_public
 from controller.schedule.zones import ZoneIdInvalid, ZoneNotFound, ZoneTaken
+from devices.protocol.topics import ID_PATTERN
 
 router = APIRouter(prefix="/api/v1/zones", tags=["zones"], responses=AUTHENTICATED)
+#: A zone id as the document states it: a topic segment (devices/protocol/topics.py); "all" is refused too,
+#: a rule the pattern cannot say (pydantic's regex has no look-ahead).
+_ZONE_ID = ID_PATTERN
 
 
 @router.get("")
@@ -34,7 +40,8 @@ def get_zone(zone_id: str, session: SessionDep, zones: ZonesDep, user: StaffDep)
 
 
 @router.put("/{zone_id}", responses=errors(404, 409))
-def put_zone(zone_id: str, body: ZoneUpdate, session: SessionDep, zones: ZonesDep, admin: AdminDep) -> ZonePublic:
+def put_zone(zone_id: Annotated[str, Path(pattern=_ZONE_ID)], body: ZoneUpdate, session: SessionDep, zones: ZonesDep,
+             admin: AdminDep) -> ZonePublic:
     """Creates or replaces a zone's name and rules; its agents get new windows.
 
     A new zone goes to ``ward`` (needed only by admins of several wards); 409 when the id is taken by
