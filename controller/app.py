@@ -25,6 +25,7 @@ from controller.api import (
     reports_monthly,
     schedule,
     signs,
+    source,
     speech,
     units,
     users,
@@ -57,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, upload_limit=settings.upload_max_bytes)
 
     for module in (health, auth, devices, announcements, plays, media, speech, schedule, zones, users, cameras,
-                   signs, ops, audit, live, units, reports_monthly):
+                   signs, ops, audit, live, units, reports_monthly, source):
         app.include_router(module.router)
     app.include_router(enrolment.router)
     app.include_router(bundle.router)

@@ -218,3 +218,5 @@ def test_matrix_table_matches_the_issue(served: tuple[str, Any, Path]) -> None:
     assert table[("POST", "/api/v1/cameras/{camera_id}/ptz/move")] == {"admin", "security"}
     assert table[("POST", "/api/v1/devices")] == {"admin", "technician"}
     assert table[("GET", "/api/v1/devices")] == ANY_STAFF
+    assert table[("POST", "/api/v1/source/items")] == {"admin", "source"}
+    assert table[("GET", "/api/v1/source/broadcasts/{broadcast_id}/plays")] == {"admin", "source"}

@@ -51,6 +51,7 @@ B_IDS: dict[str, str] = {
     "announcement_id": "annphuongb0000000000000000000001", "camera_id": "cam-phuong-b", "event_id": "evphuongb0001",
     "content_id": "scphuongb00000000000000000000001", "sign_id": "bang-phuong-b", "session_id": "live-phuong-b-0001",
     "sha256": B_SHA, "unit_id": "phuong-b", "preset_token": "p1", "op": "tone",
+    "broadcast_id": "cbphuongb0000000000000000000001", "token_id": "737373",
 }
 SCHEDULE_ITEM = "itphuongb0000000000000000000001"
 SIGN_ITEM = "siphuongb0000000000000000000001"
@@ -69,6 +70,8 @@ def _ward_b(session: Any) -> tuple[int, int]:
     b_user = User(id=626262, username="can-bo-phuong-b", password_hash="not a hash")
     b_user.set_grants([("officer", "phuong-b")])
     session.add(b_user)
+    session.flush()
+    session.add(ApiToken(id=int(B_IDS["token_id"]), user_id=b_user.id, token_hash=secrets.token_hex(32), name="b"))
     now_ms = int(datetime.now(UTC).timestamp() * 1000)
     device = "loa-phuong-b"
     session.add(Device(id=device, ward_id="phuong-b", zones=["kp-phuong-b"], token_hash=secrets.token_hex(32)))

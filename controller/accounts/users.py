@@ -14,11 +14,11 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
 from controller.accounts import audit_chain
-from controller.accounts.auth import create_user, set_password
+from controller.accounts.auth import create_user, new_token, set_password, token_hash
 from controller.accounts.reach import NotInReach, OutsideRole, WardNeeded, units_of
 from controller.accounts.units import UnitId
 from controller.api.schemas import ZoneName
-from controller.storage.models import ROOT_UNIT, RoleGrant, User
+from controller.storage.models import ROOT_UNIT, ApiToken, RoleGrant, User
 
 Role = Literal["admin", "approver", "officer", "security", "technician", "viewer", "source"]
 
@@ -207,3 +207,49 @@ def reset_password(session: Session, user_id: int, password: str, admin: User) -
         raise PasswordRefused(str(exc)) from None
     audit_chain.record(session, admin, "user.password_reset", user.username, unit=_audit_unit(user))
     return user
+
+
+class TokenCreate(BaseModel):
+    """A script token for an account (a machine such as the province's source system): what it is for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=100, description="what uses it, e.g. the system's name",
+                      examples=["Hệ thống thông tin nguồn tỉnh"])
+
+
+class TokenNotFound(LookupError):
+    """No script token with that id on that account."""
+
+
+def script_tokens(session: Session, user_id: int, admin: User) -> list[ApiToken]:
+    """The account's script tokens (those that never expire; console sessions are not listed), oldest first."""
+    user = get_user(session, user_id, admin)
+    return list(session.scalars(select(ApiToken).where(ApiToken.user_id == user.id, ApiToken.expires_at.is_(None))
+                                .order_by(ApiToken.id)))
+
+
+def issue_script_token(session: Session, user_id: int, name: str, admin: User) -> tuple[ApiToken, str]:
+    """A new script token for the account: the row (only the token's hash is kept) and the token itself, which
+    is shown this once. It lasts until revoked or the account is disabled; a password reset leaves it."""
+    user = get_user(session, user_id, admin)
+    _managed(session, user, admin)
+    token = new_token()
+    row = ApiToken(user_id=user.id, token_hash=token_hash(token), name=name)
+    session.add(row)
+    session.flush()
+    audit_chain.record(session, admin, "user.token_issue", user.username, {"token_id": row.id, "name": name},
+                       unit=_audit_unit(user))
+    return row, token
+
+
+def revoke_script_token(session: Session, user_id: int, token_id: int, admin: User) -> None:
+    """Deletes one of the account's script tokens: it stops working at once."""
+    user = get_user(session, user_id, admin)
+    _managed(session, user, admin)
+    row = session.get(ApiToken, token_id)
+    if row is None or row.user_id != user.id or row.expires_at is not None:
+        raise TokenNotFound(f"no token {token_id} on user {user_id}")
+    session.delete(row)
+    audit_chain.record(session, admin, "user.token_revoke", user.username, {"token_id": token_id, "name": row.name},
+                       unit=_audit_unit(user))

@@ -10,7 +10,8 @@ from sqlalchemy import select
 
 from controller.accounts.reach import check_ward, wards_of
 from controller.accounts.scope import OutOfScope, check_target_names
-from controller.api.city_schemas import CityAnnouncementCreate, CityAnnouncementPublic, CityPartPublic
+from controller.api.city_schemas import CityAnnouncementCreate, CityAnnouncementPublic
+from controller.api.city_views import city_announcement_public, unprocessable
 from controller.api.deps import (
     AnnouncementsDep,
     ApproverDep,
@@ -36,7 +37,6 @@ from controller.broadcasts.city_announcements import (
     AnnouncementForbidden,
     AnnouncementStateError,
     CityAnnouncements,
-    CitySent,
     with_counts,
 )
 from controller.broadcasts.from_above import CityInputInvalid
@@ -44,12 +44,6 @@ from controller.broadcasts.wards import recent_in_wards, ward_for_broadcast
 from controller.storage.models import Announcement, Delivery, MediaFile, Play
 
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"], responses=AUTHENTICATED)
-
-
-def _unprocessable(field: str, message: str) -> HTTPException:
-    # Same shape as FastAPI's own validation errors, so clients parse one format.
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                         [{"loc": ["body", field], "msg": message, "type": "value_error"}])
 
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED)
@@ -68,17 +62,8 @@ async def create_announcement(body: AnnouncementCreate, announcements: Announcem
         accepted = await announcements.submit(body.text, body.target_names(), body.priority, body.start_at,
                                               user.id, body.recording, ward=ward, hide_unknown=hide)
     except InvalidAnnouncement as exc:
-        raise _unprocessable(exc.field, str(exc)) from None
+        raise unprocessable(exc.field, str(exc)) from None
     return AnnouncementAccepted(id=accepted.id, status="rendering", targets=accepted.targets)
-
-
-def _city_public(sent: CitySent) -> CityAnnouncementPublic:
-    parent = sent.parent
-    return CityAnnouncementPublic(id=parent.id, unit=parent.unit_id, wards=list(parent.wards),
-                                  all_wards=parent.all_wards, priority=parent.priority, created_at=parent.created_at,
-                                  announcements=[CityPartPublic(ward=p.ward, announcement_id=p.announcement_id,
-                                                                status=p.status, targets=p.agents)
-                                                 for p in sent.parts])
 
 
 @router.post("/city", status_code=status.HTTP_202_ACCEPTED)
@@ -96,8 +81,8 @@ async def create_city_announcement(body: CityAnnouncementCreate, announcements: 
         sent = await CityAnnouncements(announcements).submit(body.text, body.target_names(), body.priority,
                                                              body.start_at, user, body.recording, body.wards)
     except (InvalidAnnouncement, CityInputInvalid) as exc:
-        raise _unprocessable(exc.field, str(exc)) from None
-    return _city_public(sent)
+        raise unprocessable(exc.field, str(exc)) from None
+    return city_announcement_public(sent)
 
 
 @router.get("/city/{announcement_id}", responses=errors(404))
@@ -106,7 +91,7 @@ async def get_city_announcement(announcement_id: str, announcements: Announcemen
     """A city announcement with each ward's announcement and its status (city staff)."""
     def work() -> CityAnnouncementPublic:
         with db.session() as session:
-            return _city_public(CityAnnouncements(announcements).get(session, announcement_id, user))
+            return city_announcement_public(CityAnnouncements(announcements).get(session, announcement_id, user))
 
     return await run_in_threadpool(work)
 

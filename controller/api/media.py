@@ -32,7 +32,7 @@ from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import MediaPublic, StandbyUpdate
 from controller.api.views import media_public
 from controller.broadcasts.media_access import device_may_fetch
-from controller.broadcasts.speech import RECORDING_SOURCE
+from controller.broadcasts.speech import RECORDING_SOURCE, StoredAudio
 from controller.broadcasts.wards import media_in_wards, ward_for_broadcast
 from controller.messaging.events import StandbyChanged
 from controller.storage.models import Device, MediaFile, MediaWard, User
@@ -112,6 +112,15 @@ async def upload_recording(request: Request, media: MediaStoreDep, speech: Speec
     nothing is kept then.
     """
     owner, _ = await run_in_threadpool(ward_for_broadcast, db, user, ward)
+    stored = await receive_recording(request, media, speech, [owner])
+    return media_public(stored, settings.resolved_public_url())
+
+
+async def receive_recording(request: Request, media: MediaStoreDep, speech: SpeechDep,
+                            owners: list[str]) -> StoredAudio:
+    """Streams the request body to disk, checks and normalises it like speech, stores it and gives it to
+    ``owners`` (wards): their staff may then hear it and send it. 413/415/422 as :func:`upload_recording` says;
+    nothing is kept then."""
     scratch = media.root / "tmp"
     with tempfile.TemporaryDirectory(dir=scratch) as tmp:
         upload = Path(tmp) / "upload"
@@ -127,13 +136,13 @@ async def upload_recording(request: Request, media: MediaStoreDep, speech: Speec
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "the request body is empty; send the file")
         try:
             stored = await run_in_threadpool(speech.import_recording, upload)
-            await run_in_threadpool(speech.claim, stored.sha256, [owner])
+            await run_in_threadpool(speech.claim, stored.sha256, owners)
         except ProbeError as exc:
             raise HTTPException(status.HTTP_415_UNSUPPORTED_MEDIA_TYPE, str(exc)) from None
         except SpeechError as exc:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"the recording could not be processed: {exc}") \
                 from None
-    return media_public(stored, settings.resolved_public_url())
+    return stored
 
 
 def _owning_ward(session: Session, sha256: str, wards: frozenset[str]) -> str | None:

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated, TypeVar
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from controller.accounts.reach import wards_of
-from controller.accounts.scope import OutOfScope
 from controller.api.city_schemas import CityItemCreate, CityItemPublic
+from controller.api.city_views import city_item_public, run_schedule_work
 from controller.api.deps import ApproverDep, DatabaseDep, OfficerDep, ScheduleDep, StaffDep, WindowsDep
 from controller.api.errors import AUTHENTICATED, errors
 from controller.api.schemas import (
     BlockedPublic,
-    ConflictPublic,
     PlannedPlayPublic,
     RejectRequest,
     ScheduleItemCreate,
@@ -26,52 +24,15 @@ from controller.api.schemas import (
     UpcomingPublic,
 )
 from controller.api.views import item_input, item_public
-from controller.broadcasts.from_above import CityInputInvalid
-from controller.schedule.city_items import CityItem, CityItems
-from controller.schedule.items import (
-    ItemConflicts,
-    ItemForbidden,
-    ItemInvalid,
-    ItemNotFound,
-    ItemStateError,
-    ScheduleService,
-)
-from controller.storage.engine import Database
-from controller.storage.models import Device, ScheduleItem, User
+from controller.schedule.city_items import CityItems
+from controller.storage.models import Device, ScheduleItem
 from devices.protocol import now_ms
 
 router = APIRouter(prefix="/api/v1/schedule", tags=["schedule"], responses=AUTHENTICATED)
 
-_T = TypeVar("_T")
-
-
-async def _run(db: Database, work: Callable[[Session], _T]) -> _T:
-    """Runs ``work`` in a worker thread inside one committed session, turning service errors into HTTP ones."""
-    def in_session() -> _T:
-        with db.session() as session:
-            return work(session)
-
-    try:
-        return await asyncio.to_thread(in_session)
-    except (ItemInvalid, CityInputInvalid) as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT,
-                            [{"loc": ["body", *exc.field.split(".")], "msg": str(exc), "type": "value_error"}]) \
-            from None
-    except ItemConflicts as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, {
-            "message": "overlaps items of the same level on the same speakers; change the time, or set "
-                       "\"queue\": true to play after them",
-            "conflicts": [ConflictPublic(item_id=c.item_id, title=c.title, agent_id=c.agent_id,
-                                         start=datetime.fromtimestamp(c.start_ms / 1000, UTC),
-                                         other_start=datetime.fromtimestamp(c.other_start_ms / 1000, UTC),
-                                         other_end=datetime.fromtimestamp(c.other_end_ms / 1000, UTC)
-                                         ).model_dump(mode="json") for c in exc.conflicts]}) from None
-    except ItemNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no schedule item {exc}") from None
-    except (ItemForbidden, OutOfScope) as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    except ItemStateError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+# Shared with the upper level's source system (controller/api/source.py), so both answer alike.
+_run = run_schedule_work
+_city_public = city_item_public
 
 
 @router.post("/items", status_code=status.HTTP_201_CREATED)
@@ -131,15 +92,6 @@ async def reject_item(item_id: str, body: RejectRequest, db: DatabaseDep, schedu
     """An approver sends a pending item back, with the reason."""
     return await _run(db, lambda s: item_public(schedule.decide(s, item_id, user, False, body.reason), s,
                                                 schedule))
-
-
-def _city_public(view: CityItem, session: Session, schedule: ScheduleService) -> CityItemPublic:
-    parent = view.parent
-    creator = session.get(User, parent.created_by) if parent.created_by is not None else None
-    return CityItemPublic(id=parent.id, unit=parent.unit_id, wards=list(parent.wards), all_wards=parent.all_wards,
-                          title=parent.title, priority=parent.priority, status=parent.status,
-                          revision=parent.revision, created_by=creator.username if creator else None,
-                          created_at=parent.created_at, items=[item_public(c, session, schedule) for c in view.parts])
 
 
 @router.post("/city-items", status_code=status.HTTP_201_CREATED)

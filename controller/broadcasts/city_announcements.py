@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -72,23 +72,29 @@ class CityAnnouncements:
         self.db = service.db
 
     async def submit(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
-                     user: User, recording: str | None, wards: WardChoice) -> CitySent:
-        """Checks and stores off the event loop, then queues every part not held for approval."""
-        sent = await asyncio.to_thread(self.accept, text, targets, priority, start_at, user, recording, wards)
+                     user: User, recording: str | None, wards: WardChoice,
+                     roles: Collection[str] = COMPOSER_ROLES) -> CitySent:
+        """Checks and stores off the event loop, then queues every part not held for approval.
+
+        ``roles``: what the sender must hold above the wards (the upper level's source system holds ``source``).
+        """
+        sent = await asyncio.to_thread(self.accept, text, targets, priority, start_at, user, recording, wards,
+                                       roles)
         for part in sent.parts:
             if part.status == "rendering":
                 self.service.enqueue(part.announcement_id, priority)
         return sent
 
     def accept(self, text: str, targets: Sequence[str], priority: Priority, start_at: datetime | None,
-               user: User, recording: str | None, wards: WardChoice) -> CitySent:
+               user: User, recording: str | None, wards: WardChoice,
+               roles: Collection[str] = COMPOSER_ROLES) -> CitySent:
         """Every part is checked before any is stored: one ward's refusal refuses the whole (blocking)."""
         text, spoken, requested_ms = self.service.check_input(text, recording, start_at)
         with self.db.session() as session:
-            chosen = choose_wards(session, user, wards, COMPOSER_ROLES)
+            chosen = choose_wards(session, user, wards, roles)
             if recording is not None:
                 if session.get(MediaFile, recording) is None or not media_in_wards(
-                        session, recording, wards_of(session, user, COMPOSER_ROLES)):
+                        session, recording, wards_of(session, user, roles)):
                     raise InvalidAnnouncement("recording", f"no stored recording {recording}")
                 claim_media(session, recording, chosen.wards)
             all_, zones, agents = names_to_parts(targets)

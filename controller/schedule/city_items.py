@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -54,9 +55,13 @@ class CityItems:
     def __init__(self, schedule: ScheduleService) -> None:
         self.schedule = schedule
 
-    def create(self, session: Session, body: ItemInput, wards: WardChoice, user: User) -> CityItem:
-        """One part per chosen ward; any part's refusal (a conflict, a quiet rule, a bad recording) refuses all."""
-        chosen = choose_wards(session, user, wards, WRITER_ROLES)
+    def create(self, session: Session, body: ItemInput, wards: WardChoice, user: User,
+               roles: Collection[str] = WRITER_ROLES) -> CityItem:
+        """One part per chosen ward; any part's refusal (a conflict, a quiet rule, a bad recording) refuses all.
+
+        ``roles``: what the sender must hold above the wards (the upper level's source system holds ``source``).
+        """
+        chosen = choose_wards(session, user, wards, roles)
         check_item_scope(user, body.targets)
         parts = self._parts(session, chosen.wards, body)
         self._prerender(body)
@@ -116,11 +121,12 @@ class CityItems:
         session.flush()
         return CityItem(parent, self._children(session, parent.id))
 
-    def cancel(self, session: Session, parent_id: str, user: User) -> CityItem:
-        """Cancels every ward's part; the history stays."""
+    def cancel(self, session: Session, parent_id: str, user: User,
+               roles: Collection[str] = WRITER_ROLES) -> CityItem:
+        """Cancels every ward's part; the history stays. ``roles`` as for :meth:`create`."""
         current = self.get(session, parent_id, user)
         parent = current.parent
-        self._writer(session, user, parent)
+        self._writer(session, user, parent, roles)
         for child in current.parts:
             if child.status != "cancelled":
                 self.schedule.withdraw(session, child, user)
@@ -133,9 +139,10 @@ class CityItems:
     # internals --------------------------------------------------------------------------------------
 
     @staticmethod
-    def _writer(session: Session, user: User, parent: CityBroadcast) -> None:
-        if parent.unit_id not in units_of(session, user, WRITER_ROLES):
-            raise OutsideRole(f"needs one of the roles {', '.join(sorted(WRITER_ROLES | {'admin'}))} on unit "
+    def _writer(session: Session, user: User, parent: CityBroadcast,
+                roles: Collection[str] = WRITER_ROLES) -> None:
+        if parent.unit_id not in units_of(session, user, roles):
+            raise OutsideRole(f"needs one of the roles {', '.join(sorted(set(roles) | {'admin'}))} on unit "
                               f"{parent.unit_id} or above it")
 
     def _prerender(self, body: ItemInput) -> None:
