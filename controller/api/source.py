@@ -55,6 +55,8 @@ from controller.storage.models import SOURCE_ROLE, User
 
 router = APIRouter(prefix="/api/v1/source", tags=["upper level (cấp trên)"], responses=AUTHENTICATED)
 
+#: A month as the reports take it (YYYY-MM, from the year 2000).
+_MONTH = r"^[2-9][0-9]{3}-(0[1-9]|1[0-2])$"
 #: The source system's account, or an admin.
 SourceDep = Annotated[User, Depends(require_roles(SOURCE_ROLE))]
 
@@ -194,14 +196,13 @@ async def get_announcement(announcement_id: str, announcements: AnnouncementsDep
 @router.post("/media", status_code=status.HTTP_201_CREATED, summary="Upload a recording",
              responses=errors(413, 415, 422, e413="larger than the site's upload limit",
                               e415="not one audio recording",
-                              e422="an empty body, or audio that could not be processed"),
-             openapi_extra={"requestBody": {"required": True, "content": {
-                 "audio/*": {"schema": {"type": "string", "format": "binary"}}}}})
+                              e422="an empty body, or audio that could not be processed"))
 async def upload_recording(request: Request, media: MediaStoreDep, speech: SpeechDep, settings: SettingsDep,
                            db: DatabaseDep, user: SourceDep) -> MediaPublic:
-    """A recording as the request body (any audio type), normalised like speech and stored once by content;
-    it belongs to every ward the system reaches, so a push to any of them may play it (``content`` of an
-    item: ``{"kind": "media", "sha256": …}``, or ``recording`` of an announcement)."""
+    """A recording as the raw request body (MP3, Ogg, WAV, FLAC or M4A; any Content-Type), normalised like
+    speech and stored once by content. It belongs to every ward the system reaches, so a push to any of them
+    may play it (``content`` of an item: ``{"kind": "media", "sha256": …}``, or ``recording`` of an
+    announcement)."""
     def owners() -> list[str]:
         with db.session() as session:
             return source_wards(session, user)
@@ -236,7 +237,7 @@ def plays(broadcast_id: str, session: SessionDep, user: SourceDep,
 def monthly_figures(
     session: SessionDep, settings: SettingsDep, user: SourceDep,
     ward: Annotated[str | None, Query(max_length=63, description="a ward under the system's units")] = None,
-    month: Annotated[str | None, Query(max_length=7, description="YYYY-MM in the site's time zone; the "
+    month: Annotated[str | None, Query(pattern=_MONTH, description="YYYY-MM in the site's time zone; the "
                                                                  "current month when left out")] = None,
     format: Annotated[Literal["json", "csv", "pdf"], Query(description="csv: one row; pdf: an A4 page")] = "json",
     lang: Annotated[Literal["vi", "en"], Query(description="the PDF's language")] = "vi",
@@ -251,7 +252,7 @@ def monthly_figures(
             responses={**errors(422, e422="a malformed month"), 200: {"content": {"text/csv": {}}}})
 def city_figures(
     session: SessionDep, settings: SettingsDep, user: SourceDep,
-    month: Annotated[str | None, Query(max_length=7, description="YYYY-MM in the site's time zone; the "
+    month: Annotated[str | None, Query(pattern=_MONTH, description="YYYY-MM in the site's time zone; the "
                                                                  "current month when left out")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv: one row per ward")] = "json",
 ) -> reports_monthly.CityReport | Response:
