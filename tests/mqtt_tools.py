@@ -60,6 +60,34 @@ def client_for(port: int) -> mqtt.Client:
     return ToolClient(sec.password_file, user, password)
 
 
+def broker_login(port: int, username: str, password: str, timeout: float = 10.0) -> int:
+    """The CONNACK reason code the broker on ``port`` gives this login (0 = accepted; -1 = the connection
+    was dropped before an answer). Raises AssertionError when nothing comes within ``timeout``."""
+    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    client.username_pw_set(username, password)
+    client.reconnect_delay_set(60, 60)  # one attempt: a refused login must not be retried behind our back
+    rc: list[int] = []
+    answered = threading.Event()
+
+    def on_connect(_c: object, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
+        rc.append(reason.value)
+        answered.set()
+
+    def on_disconnect(_c: object, _u: object, _f: object, _reason: mqtt.ReasonCode, _p: object) -> None:
+        answered.set()
+
+    client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
+    client.connect("127.0.0.1", port, keepalive=10)
+    client.loop_start()
+    try:
+        assert answered.wait(timeout), "no CONNACK"
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    return rc[0] if rc else -1
+
+
 def publish(port: int, topic: str, payload: bytes, retain: bool = False) -> None:
     """Publishes one QoS 1 message to the broker on 127.0.0.1 (with a tool account, as the controller could)
     and waits for the broker's ack."""

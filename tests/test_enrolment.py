@@ -28,7 +28,7 @@ from controller.storage.models import Device, EnrolmentCode
 from controller.tools.local_stack import AgentFiles, http_json, loaphuong_command, start_agent
 from edge_agent.config import load_config
 from tests.conftest import ControllerHandle
-from tests.mqtt_tools import publish
+from tests.mqtt_tools import broker_login, publish
 
 
 def test_codes_look_right_and_normalize() -> None:
@@ -106,29 +106,6 @@ def test_enrol_api_refusals_and_rate_limit(controller: ControllerHandle) -> None
     assert "refused (unknown)" in controller.proc.log_text()
 
 
-def _broker_login(port: int, username: str, password: str) -> int:
-    """The CONNACK reason code the broker gives this login (0 = accepted)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.username_pw_set(username, password)
-    client.reconnect_delay_set(60, 60)
-    rc: list[int] = []
-    answered = threading.Event()
-
-    def on_connect(_c: object, _u: object, _f: object, reason: mqtt.ReasonCodes, _p: object) -> None:
-        rc.append(reason.value)
-        answered.set()
-
-    client.on_connect = on_connect
-    client.connect("127.0.0.1", port, keepalive=10)
-    client.loop_start()
-    try:
-        assert answered.wait(5), "no CONNACK"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return rc[0]
-
-
 def test_enrol_run_revoke(tmp_path: Path, controller: ControllerHandle) -> None:
     status, body = controller.post("/api/v1/devices", {"id": "loa-e", "name": "Cột 3", "zones": ["khu-1"],
                                                        "board_profile": "pi4-usb"})
@@ -172,7 +149,7 @@ def test_enrol_run_revoke(tmp_path: Path, controller: ControllerHandle) -> None:
         assert status == 200 and body["revoked_at"], body
         # The broker drops the revoked agent at once: its will marks it offline.
         controller.wait_for(lambda: not controller.device("loa-e")["online"], 15, "revoked agent offline")
-        assert _broker_login(controller.mqtt_port, "loa-e", password) != 0
+        assert broker_login(controller.mqtt_port, "loa-e", password) != 0
         # Its device token is gone too.
         status, _ = controller.get("/media/" + "0" * 64, token=cfg.read_token())
         assert status == 401
