@@ -16,13 +16,18 @@ from typing import Any
 
 import pytest
 
-from controller.storage.engine import Database
-from controller.storage.models import AgentSchedule
-from controller.tools.local_stack import http_json, start_agent, write_agent_config
-from devices.protocol.envelope import parse_envelope
 from tests.conftest import ControllerHandle, RunningAgent
 from tests.console_support import console_client
-from tests.ward_support import PASSWORD, add_staff, add_ward
+from tests.ward_support import (
+    PASSWORD,
+    StaffCity,
+    add_ward,
+    database,
+    seed_staff,
+    start_ward_agent,
+    wait_online,
+    window_items,
+)
 
 A, B, C = "phuong-a", "phuong-b", "phuong-c"
 AGENTS = {"loa-a1": (A, "khu-a"), "loa-b1": (B, "khu-b"), "loa-c1": (C, "khu-c")}
@@ -41,17 +46,10 @@ def at(seconds: float) -> str:
 
 
 @dataclass
-class City:
+class City(StaffCity):
     """Three wards, their running agents, and staff tokens by name."""
 
-    ctl: ControllerHandle
-    db: Database
-    tokens: dict[str, str]
     agents: dict[str, RunningAgent]
-
-    def call(self, method: str, path: str, who: str, body: Any = None) -> tuple[int, Any]:
-        token = self.ctl.token if who == "root" else self.tokens[who]
-        return http_json(method, self.ctl.api + path, token, body)
 
     def starts(self, agent_id: str, prefix: str = "") -> list[dict[str, Any]]:
         return [line for line in self.agents[agent_id].sink_lines()
@@ -64,26 +62,18 @@ class City:
 
 @pytest.fixture
 def city(controller: ControllerHandle, tmp_path: Path) -> Iterator[City]:
-    db = Database(f"sqlite:///{(controller.data_dir / 'loaphuong.sqlite3').resolve()}")
-    tokens: dict[str, str] = {}
+    db = database(controller)
     running: dict[str, RunningAgent] = {}
     try:
         with db.session() as session:
             for ward in (A, B, C):
                 add_ward(session, ward)
-            for key, grants in STAFF.items():
-                _user, tokens[key] = add_staff(session, grants, username=key.replace("_", "-"))
+            tokens, names = seed_staff(session, STAFF)
         for agent_id, (ward, zone) in AGENTS.items():
-            status, registered = http_json("POST", f"{controller.api}/api/v1/devices", controller.token,
-                                           {"id": agent_id, "name": agent_id, "zones": [zone], "ward": ward})
-            assert status == 201, registered
-            files = write_agent_config(tmp_path / "agents" / agent_id, registered, (zone,))
-            running[agent_id] = RunningAgent(files, start_agent(files, tmp_path / f"{agent_id}.log"), registered)
-        for agent_id, agent in running.items():
-            controller.wait_for(lambda: controller.device(agent_id)["online"] or not agent.proc.alive,  # noqa: B023
-                                20, f"{agent_id} online")
-            assert agent.proc.alive, agent.log()
-        yield City(controller, db, tokens, running)
+            running[agent_id] = start_ward_agent(controller, tmp_path, agent_id, zone, ward)
+        for agent in running.values():
+            wait_online(controller, agent)
+        yield City(controller, db, tokens, names, running)
     finally:
         for agent in running.values():
             agent.proc.stop()
@@ -93,16 +83,6 @@ def city(controller: ControllerHandle, tmp_path: Path) -> Iterator[City]:
 def item_body(wards: Any, targets: dict[str, Any], start: str, **over: Any) -> dict[str, Any]:
     return {"title": "Bản tin thành phố", "content": [{"kind": "tts", "text": "Thông báo của thành phố."}],
             "targets": targets, "start": start, "wards": wards, **over}
-
-
-def window_items(db: Database, agent_id: str) -> tuple[int, set[str]]:
-    """The version and item ids of the signed window the controller last published for an agent."""
-    with db.session() as session:
-        row = session.get(AgentSchedule, agent_id)
-        if row is None:
-            return 0, set()
-        env = parse_envelope(row.payload.encode())
-    return int(env.data["version"]), {p["item_id"] for p in env.data["plays"]}
 
 
 def test_city_item_plays_in_the_chosen_wards_only_and_wards_cannot_change_it(city: City) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -33,7 +32,7 @@ from controller.storage.models import (
 )
 from tests.conftest import AgentFactory, ControllerHandle
 from tests.console_support import console_client
-from tests.ward_support import PASSWORD, add_staff, add_ward
+from tests.ward_support import PASSWORD, StaffCity, add_ward, database, seed_staff
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")  # the controller's default (controller/settings.py)
 A, B = "binh-hung-hoa", "tan-nhut"
@@ -47,14 +46,8 @@ def at(day: int, hour: int = 0, minute: int = 0, second: int = 0, month: int = 3
     return int(datetime(2025, month, day, hour, minute, second, tzinfo=TZ).timestamp() * 1000)
 
 
-@dataclass
-class Site:
+class Site(StaffCity):
     """The running controller, its database, and the staff's bearer tokens and usernames."""
-
-    ctl: ControllerHandle
-    db: Database
-    tokens: dict[str, str]
-    names: dict[str, str]
 
     def get(self, path: str, who: str) -> httpx.Response:
         """A GET as ``who`` with their bearer token."""
@@ -70,8 +63,6 @@ def _play(ward: str, agent: str, play_id: str, priority: str, scheduled: int, st
 
 def _seed(db: Database) -> tuple[dict[str, str], dict[str, str]]:
     created = datetime(2025, 1, 1, tzinfo=TZ)
-    tokens: dict[str, str] = {}
-    names: dict[str, str] = {}
     with db.session() as session:
         add_ward(session, A, A_NAME)
         add_ward(session, B, B_NAME)
@@ -118,17 +109,15 @@ def _seed(db: Database) -> tuple[dict[str, str], dict[str, str]]:
         session.add(_play(A, "loa-a1", "cb1", "priority", at(12, 9), at(12, 9), at(12, 9, 5), announcement="anncity1"))
         session.add(DeviceEvent(id="err-a1", agent_id="loa-a1", type="error", ts_ms=at(10, 0, 5),
                                 data={"code": "alsa", "message": "mất thiết bị âm thanh"}))
-        for name, grants in {"viewer_a": [("viewer", A)], "viewer_b": [("viewer", B)],
-                             "city": [("viewer", ROOT_UNIT)]}.items():
-            user, token = add_staff(session, grants, username=name.replace("_", "-"))
-            tokens[name], names[name] = token, user.username
+        tokens, names = seed_staff(session, {"viewer_a": [("viewer", A)], "viewer_b": [("viewer", B)],
+                                             "city": [("viewer", ROOT_UNIT)]})
         session.commit()
     return tokens, names
 
 
 @pytest.fixture
 def site(controller: ControllerHandle) -> Iterator[Site]:
-    db = Database(f"sqlite:///{(controller.data_dir / 'loaphuong.sqlite3').resolve()}")
+    db = database(controller)
     try:
         tokens, names = _seed(db)
         yield Site(controller, db, tokens, names)

@@ -18,10 +18,10 @@ import pytest
 
 from controller.storage.engine import Database
 from controller.storage.models import FIRST_WARD, Announcement, LiveSession
-from controller.tools.local_stack import http_json, start_agent, write_agent_config
+from controller.tools.local_stack import http_json
 from tests.conftest import ControllerHandle, RunningAgent
 from tests.console_support import console_client
-from tests.ward_support import PASSWORD, add_staff, add_ward
+from tests.ward_support import PASSWORD, add_staff, start_ward_agent, wait_online, ward_database
 
 WARD_B = "ward-b"
 
@@ -42,31 +42,21 @@ class City:
 
 @pytest.fixture
 def city(controller: ControllerHandle) -> Iterator[City]:
-    db = Database(f"sqlite:///{controller.data_dir / 'loaphuong.sqlite3'}")
-    try:
+    with ward_database(controller, WARD_B) as db:
         with db.session() as session:
-            add_ward(session, WARD_B)
             _, officer_a = add_staff(session, [("officer", FIRST_WARD)])
             _, officer_b = add_staff(session, [("officer", WARD_B)])
             _, city_staff = add_staff(session, [("officer", "city"), ("approver", "city")])
             _, mixed = add_staff(session, [("approver", FIRST_WARD), ("officer", WARD_B)])
             _, tech_b = add_staff(session, [("technician", WARD_B)])
         yield City(db, officer_a, officer_b, city_staff, mixed, tech_b)
-    finally:
-        db.dispose()
 
 
 def _agent(controller: ControllerHandle, tmp_path: Path, started: list[RunningAgent], agent_id: str, zone: str,
            ward: str) -> RunningAgent:
-    status, registered = _post(controller, "/api/v1/devices", controller.token,
-                               {"id": agent_id, "name": agent_id, "zones": [zone], "ward": ward})
-    assert status == 201, registered
-    files = write_agent_config(tmp_path / "agents" / agent_id, registered, (zone,))
-    agent = RunningAgent(files, start_agent(files, tmp_path / f"{agent_id}.log"), registered)
+    agent = start_ward_agent(controller, tmp_path, agent_id, zone, ward)
     started.append(agent)
-    controller.wait_for(lambda: controller.device(agent_id)["online"] or not agent.proc.alive, 20,
-                        f"{agent_id} online")
-    assert agent.proc.alive, agent.log()
+    wait_online(controller, agent)
     return agent
 
 

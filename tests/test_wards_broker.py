@@ -23,7 +23,7 @@ from sqlalchemy import select
 from controller.fleet.broker_accounts import BrokerAccount, agent_acl, hash_password, render_acl_file
 from controller.storage.engine import Database
 from controller.storage.models import FIRST_WARD, Delivery, GroupCommand
-from controller.tools.local_stack import broker_security, http_json, start_agent, write_agent_config
+from controller.tools.local_stack import broker_security, http_json, start_agent
 from devices.protocol import (
     ALL_ZONE,
     ProtocolError,
@@ -39,7 +39,7 @@ from devices.protocol import (
 from tests.conftest import ControllerHandle, RunningAgent
 from tests.mqtt_tools import controller_signer, publish
 from tests.test_broker_security import SecuredBroker, secured  # noqa: F401 -- the fixture, used by name
-from tests.ward_support import add_ward
+from tests.ward_support import start_ward_agent, ward_database
 
 WARD_B = "ward-b"
 
@@ -240,13 +240,8 @@ def test_an_agent_of_ward_a_can_neither_read_nor_write_anything_of_ward_b(secure
 
 @pytest.fixture
 def two_wards(controller: ControllerHandle) -> Iterator[Database]:
-    db = Database(f"sqlite:///{controller.data_dir / 'loaphuong.sqlite3'}")
-    try:
-        with db.session() as session:
-            add_ward(session, WARD_B)
+    with ward_database(controller, WARD_B) as db:
         yield db
-    finally:
-        db.dispose()
 
 
 @pytest.fixture
@@ -261,11 +256,7 @@ def started(tmp_path: Path) -> Iterator[list[RunningAgent]]:
 
 def _agent(controller: ControllerHandle, tmp_path: Path, started: list[RunningAgent], agent_id: str, zone: str,
            ward: str, with_ward: bool = True) -> RunningAgent:
-    status, registered = http_json("POST", f"{controller.api}/api/v1/devices", controller.token,
-                                   {"id": agent_id, "name": agent_id, "zones": [zone], "ward": ward})
-    assert status == 201, registered
-    files = write_agent_config(tmp_path / "agents" / agent_id, registered, (zone,), with_ward=with_ward)
-    agent = RunningAgent(files, start_agent(files, tmp_path / f"{agent_id}.log"), registered)
+    agent = start_ward_agent(controller, tmp_path, agent_id, zone, ward, with_ward=with_ward)
     started.append(agent)
     _wait_listening(controller, agent, ward)
     return agent

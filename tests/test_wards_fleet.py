@@ -8,21 +8,19 @@ of B and of the city are made in the controller's own database, with bearer toke
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import select
 
-from controller.storage.engine import Database
 from controller.storage.models import FIRST_WARD, ROOT_UNIT, AuditEvent, Device, EnrolmentCode, Play, Zone
 from controller.tools.local_stack import http_json, start_agent, write_agent_config
 from tests.conftest import ControllerHandle
 from tests.console_support import console_client
-from tests.ward_support import PASSWORD, StaffCity, add_staff, add_ward
+from tests.mqtt_tools import broker_login
+from tests.ward_support import PASSWORD, StaffCity, seed_staff, ward_database
 
 A, B = FIRST_WARD, "ward-b"
 
@@ -53,17 +51,10 @@ STAFF: dict[str, list[tuple[str, str]]] = {
 
 @pytest.fixture
 def city(controller: ControllerHandle) -> Iterator[City]:
-    db = Database(f"sqlite:///{controller.data_dir / 'loaphuong.sqlite3'}")
-    tokens, usernames = {}, {}
-    with db.session() as session:
-        add_ward(session, B)
-        for name, grants in STAFF.items():
-            user, token = add_staff(session, grants, username=name.replace("_", "-"))
-            tokens[name], usernames[name] = token, user.username
-    try:
+    with ward_database(controller, B) as db:
+        with db.session() as session:
+            tokens, usernames = seed_staff(session, STAFF)
         yield City(controller, db, tokens, usernames)
-    finally:
-        db.dispose()
 
 
 def _register(city: City, who: str, device_id: str, zones: list[str], ward: str | None = None) -> tuple[int, Any]:
@@ -191,33 +182,6 @@ def test_devices_and_zones_stay_in_their_ward(city: City) -> None:
         assert "loa-a" in fleet and "loa-b" in fleet
 
 
-def _broker_login(port: int, username: str, password: str) -> int:
-    """The CONNACK reason code the broker gives this login (0 = accepted; -1 = dropped before answering)."""
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    client.username_pw_set(username, password)
-    client.reconnect_delay_set(60, 60)
-    rc: list[int] = []
-    answered = threading.Event()
-
-    def on_connect(_c: object, _u: object, _f: object, reason: mqtt.ReasonCode, _p: object) -> None:
-        rc.append(reason.value)
-        answered.set()
-
-    def on_disconnect(_c: object, _u: object, _f: object, _reason: mqtt.ReasonCode, _p: object) -> None:
-        answered.set()
-
-    client.on_connect = on_connect
-    client.on_disconnect = on_disconnect
-    client.connect("127.0.0.1", port, keepalive=10)
-    client.loop_start()
-    try:
-        assert answered.wait(10), "no CONNACK"
-    finally:
-        client.disconnect()
-        client.loop_stop()
-    return rc[0] if rc else -1
-
-
 def _tone(city: City, who: str, device_id: str) -> str:
     status, reply = city.call("POST", f"/api/v1/devices/{device_id}/ops/tone?wait_s=15", who,
                               {"frequency_hz": 440, "duration_ms": 200})
@@ -262,8 +226,8 @@ def test_moving_a_device_rotates_its_credentials(tmp_path: Path, city: City) -> 
         assert after is not None and after.token_hash != before.token_hash
         assert after.mqtt_password_hash != before.mqtt_password_hash
         # the broker reloads once the move commits: the old password stops working, the agent is dropped
-        ctl.wait_for(lambda: _broker_login(ctl.mqtt_port, "loa-m", old_password) != 0, 20, "old password refused")
-        assert _broker_login(ctl.mqtt_port, "loa-m", old_password) != 0
+        ctl.wait_for(lambda: broker_login(ctl.mqtt_port, "loa-m", old_password) != 0, 20, "old password refused")
+        assert broker_login(ctl.mqtt_port, "loa-m", old_password) != 0
         status, _ = http_json("GET", ctl.api + "/media/" + "0" * 64, registered["token"])
         assert status == 401  # its old device token is gone too
         with city.db.session() as session:

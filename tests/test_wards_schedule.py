@@ -18,13 +18,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from controller.storage.engine import Database
-from controller.storage.models import AgentSchedule, AuditEvent, ScheduleItem
+from controller.storage.models import AuditEvent, ScheduleItem
 from controller.tools.local_stack import http_json, start_agent, write_agent_config
-from devices.protocol.envelope import parse_envelope
 from tests.conftest import Broker, ControllerHandle, RunningAgent
 from tests.console_support import console_client
-from tests.ward_support import PASSWORD, StaffCity, add_staff, add_ward
+from tests.ward_support import PASSWORD, StaffCity, add_ward, database, seed_staff, window_items
 
 A, B = "ward-a", "ward-b"
 SITE = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -38,11 +36,6 @@ def at(seconds: float) -> str:
 def item_body(targets: dict[str, Any], start: str, **over: Any) -> dict[str, Any]:
     return {"title": "Bản tin", "content": [{"kind": "tts", "text": "Bản tin của phường."}], "targets": targets,
             "start": start, **over}
-
-
-def database(ctl: ControllerHandle) -> Database:
-    """The running controller's own database (SQLite in WAL mode: the test reads and seeds it alongside)."""
-    return Database(f"sqlite:///{(ctl.data_dir / 'loaphuong.sqlite3').resolve()}")
 
 
 class City(StaffCity):
@@ -73,14 +66,10 @@ def seed(ctl: ControllerHandle, agents: dict[str, tuple[str, list[str]]]) -> tup
     """Wards A and B, the staff above, and the given agents (id → (ward, zones)) registered into their wards
     through the API as the first admin (who holds every role on the city); returns the registrations too."""
     db = database(ctl)
-    tokens: dict[str, str] = {}
-    names: dict[str, str] = {}
     with db.session() as session:
         add_ward(session, A)
         add_ward(session, B)
-        for key, grants in STAFF.items():
-            user, token = add_staff(session, grants, username=key.replace("_", "-"))
-            tokens[key], names[key] = token, user.username
+        tokens, names = seed_staff(session, STAFF)
     registered: dict[str, Any] = {}
     for agent_id, (ward, zones) in agents.items():
         status, body = http_json("POST", f"{ctl.api}/api/v1/devices", ctl.token,
@@ -252,17 +241,6 @@ def test_console_schedule_shows_only_the_users_wards(city: City) -> None:
         approved = client.post(f"/console/schedule/items/{item_b['id']}/approve", data={"play": ""})
         assert approved.status_code == 200, approved.text[:2000]
     assert city.row(item_b["id"])[0] == "approved"
-
-
-def window_items(db: Database, agent_id: str) -> tuple[int, set[str]]:
-    """The version and item ids of the signed window the controller published for an agent."""
-    with db.session() as session:
-        row = session.get(AgentSchedule, agent_id)
-        if row is None:
-            return 0, set()
-        env = parse_envelope(row.payload.encode())
-    assert env.sig and env.to == agent_id
-    return int(env.data["version"]), {p["item_id"] for p in env.data["plays"]}
 
 
 def test_each_agents_window_holds_only_its_wards_items(controller: ControllerHandle, tmp_path: Path) -> None:

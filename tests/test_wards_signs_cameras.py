@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from controller.storage.engine import Database
 from controller.storage.models import (
     FIRST_WARD,
     ROOT_UNIT,
@@ -35,7 +34,7 @@ from tests.rtsp_server import RtspServer
 from tests.test_camera_api import CAMERA_ENV, PASSWORD, get_bytes, rtsp  # noqa: F401 - the RTSP fixture
 from tests.test_camera_gateway import _gst_available
 from tests.ward_support import PASSWORD as STAFF_PASSWORD
-from tests.ward_support import StaffCity, add_staff, add_ward
+from tests.ward_support import StaffCity, add_ward, database, seed_staff
 
 pytestmark = pytest.mark.skipif(_gst_available() is not None, reason=str(_gst_available()))
 
@@ -61,16 +60,12 @@ STAFF: dict[str, list[tuple[str, str]]] = {
 def city(controller_factory: Any, broker: Broker) -> Iterator[City]:
     ctl: ControllerHandle = controller_factory(broker.port, env=CAMERA_ENV)
     ctl.wait_for(lambda: ctl.get("/healthz")[1]["mqtt"] == "connected", 15, "controller on MQTT")
-    db = Database(f"sqlite:///{(ctl.data_dir / 'loaphuong.sqlite3').resolve()}")
-    tokens: dict[str, str] = {}
-    names: dict[str, str] = {}
+    db = database(ctl)
     with db.session() as session:
         add_ward(session, B)
         for agent, ward, zone in (("loa-a", A, "khu-a"), ("loa-b", B, "khu-b")):
             session.add(Device(id=agent, ward_id=ward, zones=[zone], token_hash=agent * 8))
-        for name, grants in STAFF.items():
-            user, token = add_staff(session, grants, username=name.replace("_", "-"))
-            tokens[name], names[name] = token, user.username
+        tokens, names = seed_staff(session, STAFF)
     try:
         yield City(ctl, db, tokens, names)
     finally:
