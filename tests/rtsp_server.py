@@ -106,6 +106,18 @@ class RtspServer:
         """What the server wrote to stderr."""
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
+    def __enter__(self) -> RtspServer:
+        """Started (and killed again if it does not come up); :meth:`stop` when the ``with`` ends."""
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
 
 # ------------------------------------------------------------------------------------ the child process
 

@@ -39,12 +39,8 @@ CAMERA_ENV = {"LP_CAMERA_VIEWER_GRACE_S": "1", "LP_CAMERA_FAULT_AFTER_S": "1", "
 @pytest.fixture
 def rtsp(tmp_path: Path) -> Iterator[RtspServer]:
     """A live H.264 test pattern on a free port, killed in teardown."""
-    server = RtspServer(free_port(), tmp_path / "rtsp.log")
-    server.start()
-    try:
+    with RtspServer(free_port(), tmp_path / "rtsp.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 def start_cam_controller(controller_factory: Any, broker: Broker) -> ControllerHandle:

@@ -40,12 +40,8 @@ def tokens(cam_controller: ControllerHandle) -> dict[str, str]:
 @pytest.fixture
 def stream(tmp_path: Path) -> Iterator[RtspServer]:
     """The emulator's first profile (``prof0``) as a real RTSP stream."""
-    server = RtspServer(free_port(), tmp_path / "rtsp.log", path="prof0")
-    server.start()
-    try:
+    with RtspServer(free_port(), tmp_path / "rtsp.log", path="prof0") as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

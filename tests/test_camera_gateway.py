@@ -35,12 +35,8 @@ pytestmark = pytest.mark.skipif(_gst_available() is not None, reason=str(_gst_av
 @pytest.fixture
 def rtsp(tmp_path: Path) -> Iterator[RtspServer]:
     """A live H.264 test pattern on a free port, killed in teardown."""
-    server = RtspServer(free_port(), tmp_path / "rtsp.log")
-    server.start()
-    try:
+    with RtspServer(free_port(), tmp_path / "rtsp.log") as server:
         yield server
-    finally:
-        server.stop()
 
 
 class Recorder:
