@@ -7,9 +7,9 @@ Greenwich meridian by accident is worse than one listed as "no location yet".
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 #: Degrees north (negative: south), -90…90.
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False,
@@ -37,3 +37,36 @@ def pair_problem(lat: float | None, lon: float | None) -> str | None:
         return PAIR_NEEDED
     return None
 
+
+class LocationPair:
+    """Mixin for a pydantic model that declares ``lat: Latitude | None`` and ``lon: Longitude | None``: refuses
+    one without the other. The model declares the two fields itself, where they belong in its field order."""
+
+    if TYPE_CHECKING:  # the model's own; annotated at run time, pydantic would make them fields of the mixin
+        lat: float | None
+        lon: float | None
+
+        @property
+        def model_fields_set(self) -> set[str]: ...
+
+    def _refuse_half_pair(self) -> None:
+        problem = pair_problem(self.lat, self.lon)
+        if problem:
+            raise ValueError(problem)
+
+    @model_validator(mode="after")
+    def _location_pair(self) -> Self:
+        self._refuse_half_pair()
+        return self
+
+
+class LocationChange(LocationPair):
+    """:class:`LocationPair` for a change: both absent leaves the location as it is, both null clears it, and
+    one given alone is refused before its value is looked at."""
+
+    @model_validator(mode="after")
+    def _location_pair(self) -> Self:
+        if ({"lat", "lon"} & self.model_fields_set) and not {"lat", "lon"} <= self.model_fields_set:
+            raise ValueError("give both lat and lon (numbers to set the location, null to clear it)")
+        self._refuse_half_pair()
+        return self

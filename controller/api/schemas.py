@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from controller.storage.models.units import FIRST_WARD
-from devices.geo import Latitude, Longitude, pair_problem
+from devices.geo import Latitude, LocationChange, LocationPair, Longitude
 from devices.protocol import ALL_ZONE, ID_PATTERN, MAX_SEGMENT_MS, Priority, RelayUrl, Sha256Hex, Title
 
 
@@ -176,7 +176,7 @@ class AnnouncementPublic(BaseModel):
     ward: str = Field(default=FIRST_WARD, description="the ward it belongs to")
 
 
-class DeviceCreate(_In):
+class DeviceCreate(_In, LocationPair):
     """Registers an agent; its token is returned once."""
 
     id: str = Field(pattern=ID_PATTERN, description="agent id, also its MQTT topic segment")
@@ -189,15 +189,8 @@ class DeviceCreate(_In):
     lat: Latitude | None = None
     lon: Longitude | None = None
 
-    @model_validator(mode="after")
-    def _location_pair(self) -> DeviceCreate:
-        problem = pair_problem(self.lat, self.lon)
-        if problem:
-            raise ValueError(problem)
-        return self
 
-
-class DeviceUpdate(_In):
+class DeviceUpdate(_In, LocationChange):
     """Changes to a registered agent; absent fields stay as they are."""
 
     name: str | None = Field(default=None, max_length=200)
@@ -209,15 +202,6 @@ class DeviceUpdate(_In):
     #: A new location (both given), or none (both null); absent: unchanged.
     lat: Latitude | None = None
     lon: Longitude | None = None
-
-    @model_validator(mode="after")
-    def _location_pair(self) -> DeviceUpdate:
-        if ({"lat", "lon"} & self.model_fields_set) and not {"lat", "lon"} <= self.model_fields_set:
-            raise ValueError("give both lat and lon (numbers to set the location, null to clear it)")
-        problem = pair_problem(self.lat, self.lon)
-        if problem:
-            raise ValueError(problem)
-        return self
 
     def location_given(self) -> bool:
         """Whether the body sets (or clears) the location."""

@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controller.cameras.motion import MotionSettings
-from devices.geo import Latitude, Longitude, pair_problem
+from devices.geo import Latitude, LocationChange, LocationPair, Longitude
 from devices.protocol import ID_PATTERN
 from devices.protocol.cameras import CameraHost
 
@@ -38,7 +38,7 @@ class _In(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class _Placement(_In):
+class _Placement(_In, LocationPair):
     id: IdStr = Field(description="slug, e.g. cong-uy-ban")
     name: str = Field(default="", max_length=200)
     agent_id: IdStr | None = Field(default=None, description="the agent whose LAN the camera is on")
@@ -51,13 +51,6 @@ class _Placement(_In):
     #: Where it is mounted (both or neither).
     lat: Latitude | None = None
     lon: Longitude | None = None
-
-    @model_validator(mode="after")
-    def _location_pair(self) -> _Placement:
-        problem = pair_problem(self.lat, self.lon)
-        if problem:
-            raise ValueError(problem)
-        return self
 
 
 class CameraRegister(_Placement):
@@ -87,7 +80,7 @@ class CameraFromDiscovery(_Placement):
     """Register a camera an agent discovered (its ONVIF address comes from the discovery)."""
 
 
-class CameraUpdate(_In):
+class CameraUpdate(_In, LocationChange):
     """Change where a camera belongs or how it is reached; absent fields stay as they are."""
 
     name: str | None = Field(default=None, max_length=200)
@@ -99,15 +92,6 @@ class CameraUpdate(_In):
     #: A new location (both given), or none (both null).
     lat: Latitude | None = None
     lon: Longitude | None = None
-
-    @model_validator(mode="after")
-    def _location_pair(self) -> CameraUpdate:
-        if ({"lat", "lon"} & self.model_fields_set) and not {"lat", "lon"} <= self.model_fields_set:
-            raise ValueError("give both lat and lon (numbers to set the location, null to clear it)")
-        problem = pair_problem(self.lat, self.lon)
-        if problem:
-            raise ValueError(problem)
-        return self
 
 
 class ProfilePublic(BaseModel):
