@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from controller.accounts.reach import holds_upper, unit_tree, wards_of
@@ -19,7 +19,8 @@ from controller.api.deps import SessionDep, SettingsDep
 from controller.api.reports_monthly import csv_response, pdf_response, report_ward
 from controller.reports.city import city_glance
 from controller.reports.documents import PRIORITY_NAMES, SOURCE_NAMES, months_csv
-from controller.reports.monthly import PRIORITIES, SOURCES, Month, MonthError, ward_months
+from controller.reports.monthly import PRIORITIES, SOURCES, Month, MonthError, WardMonth, ward_months
+from controller.settings import Settings
 from controller.storage.models import User
 from controller.web.errors import error_page
 from controller.web.i18n import gettext, pick_language, speaking_to
@@ -50,15 +51,17 @@ def city(request: Request, session: SessionDep, settings: SettingsDep, user: Con
         "ms_time": lambda ms: datetime.fromtimestamp(ms / 1000, UTC)})
 
 
-def _chosen(request: Request, session: Session, user: User, ward: str, month: str,
-            now: datetime) -> tuple[str, Month] | Response:
-    """The ward and month asked for, or the error page saying what is wrong."""
+def _month_report(request: Request, session: Session, settings: Settings, user: User, ward: str,
+                  month: str) -> WardMonth | Response:
+    """The report of the ward and month asked for (this month by default), or the error page saying what is
+    wrong; the page, its CSV and its PDF read it the same way."""
     try:
-        the_month = Month.parse(month) if month else Month.of(now.date())
+        the_month = Month.parse(month) if month else Month.of(datetime.now(settings.tz).date())
     except MonthError:
         with speaking_to(request):
             return error_page(request, 422, gettext("Choose a month (YYYY-MM)."))
-    return report_ward(session, user, ward or None), the_month
+    (report,) = ward_months(session, [report_ward(session, user, ward or None)], the_month, settings.tz)
+    return report
 
 
 @router.get("/reports/monthly")
@@ -71,44 +74,43 @@ def monthly(request: Request, session: SessionDep, settings: SettingsDep, user: 
                      key=lambda c: (c[1].casefold(), c[0]))
     if not ward and len(choices) > 1:
         ward = choices[0][0]  # staff of several wards start from the first by name, and choose another in the form
-    chosen = _chosen(request, session, user, ward, month, datetime.now(settings.tz))
-    if isinstance(chosen, Response):
-        return chosen
-    ward_id, the_month = chosen
-    (report,) = ward_months(session, [ward_id], the_month, settings.tz)
+    report = _month_report(request, session, settings, user, ward, month)
+    if isinstance(report, Response):
+        return report
+    the_month = report.month
     context: dict[str, Any] = {
         "report": report, "ward_choices": choices, "month": str(the_month),
         "previous": str(the_month.previous()), "next": str(the_month.next()),
         "priorities": PRIORITIES, "sources": SOURCES, "priority_names": PRIORITY_NAMES,
-        "source_names": SOURCE_NAMES, "query": f"ward={ward_id}&month={the_month}",
+        "source_names": SOURCE_NAMES, "query": f"ward={report.ward}&month={the_month}",
     }
     return render(request, "reports/monthly.html", context)
 
 
+def _asked_report(request: Request, session: SessionDep, settings: SettingsDep, user: ConsoleUserDep,
+                  ward: Annotated[str, Query(max_length=63)] = "",
+                  month: Annotated[str, Query(max_length=16)] = "") -> WardMonth | Response:
+    """The month's report the query asks for, or the error page (the CSV and PDF downloads)."""
+    return _month_report(request, session, settings, user, ward, month)
+
+
+AskedReportDep = Annotated[WardMonth | Response, Depends(_asked_report)]
+
+
 @router.get("/reports/monthly.csv")
-def monthly_csv(request: Request, session: SessionDep, settings: SettingsDep, user: ConsoleUserDep,
-                ward: Annotated[str, Query(max_length=63)] = "",
-                month: Annotated[str, Query(max_length=16)] = "") -> Response:
+def monthly_csv(request: Request, report: AskedReportDep) -> Response:
     """The month as a spreadsheet row, headers in the user's language."""
-    chosen = _chosen(request, session, user, ward, month, datetime.now(settings.tz))
-    if isinstance(chosen, Response):
-        return chosen
-    ward_id, the_month = chosen
-    reports = ward_months(session, [ward_id], the_month, settings.tz)
+    if isinstance(report, Response):
+        return report
     with speaking_to(request):
-        return csv_response(months_csv(reports, labelled=True), f"report-{ward_id}-{the_month}")
+        return csv_response(months_csv([report], labelled=True), f"report-{report.ward}-{report.month}")
 
 
 @router.get("/reports/monthly.pdf")
-def monthly_pdf(request: Request, session: SessionDep, settings: SettingsDep, user: ConsoleUserDep,
-                ward: Annotated[str, Query(max_length=63)] = "",
-                month: Annotated[str, Query(max_length=16)] = "") -> Response:
+def monthly_pdf(request: Request, session: SessionDep, settings: SettingsDep, report: AskedReportDep) -> Response:
     """The month on one printable A4 page, in the user's language."""
-    chosen = _chosen(request, session, user, ward, month, datetime.now(settings.tz))
-    if isinstance(chosen, Response):
-        return chosen
-    ward_id, the_month = chosen
-    (report,) = ward_months(session, [ward_id], the_month, settings.tz)
+    if isinstance(report, Response):
+        return report
     return pdf_response(session, report, settings, pick_language(request))
 
 
