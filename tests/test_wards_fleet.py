@@ -9,6 +9,7 @@ of B and of the city are made in the controller's own database, with bearer toke
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -197,19 +198,36 @@ def _play(city: City, play_id: str) -> Play | None:
         return play
 
 
+@contextmanager
+def _agent_online(city: City, tmp_path: Path, identity: dict[str, Any], zones: list[str],
+                  log: str) -> Iterator[None]:
+    """The agent of ``identity`` running and seen online for the body of the block; stopped after it."""
+    files = write_agent_config(tmp_path / "agent", identity, zones)
+    agent = start_agent(files, tmp_path / log)
+    agent_id = identity["device"]["id"]
+    try:
+        city.ctl.wait_for(lambda: city.ctl.device(agent_id)["online"] or not agent.alive, 30, f"{agent_id} online")
+        assert agent.alive, agent.log_text()
+        yield
+    finally:
+        agent.stop()
+
+
+def _tone_played(city: City, who: str, device_id: str) -> str:
+    """A test tone sent by ``who``, once its proof of play is stored; its command id."""
+    command = _tone(city, who, device_id)
+    city.ctl.wait_for(lambda: _play(city, command), 15, "the tone's proof of play")
+    return command
+
+
 def test_moving_a_device_rotates_its_credentials(tmp_path: Path, city: City) -> None:
     ctl = city.ctl
     status, registered = _register(city, "tech_a", "loa-m", ["khu-a"])
     assert status == 201, registered
     old_password = registered["mqtt_password"]
-    files = write_agent_config(tmp_path / "agent", registered, ["khu-a"])
-    agent = start_agent(files, tmp_path / "agent.log")
-    try:
-        ctl.wait_for(lambda: ctl.device("loa-m")["online"] or not agent.alive, 30, "agent online in ward A")
-        assert agent.alive, agent.log_text()
+    with _agent_online(city, tmp_path, registered, ["khu-a"], "agent.log"):
         # proof of play carries the device's ward at the time it played
-        first = _tone(city, "tech_a", "loa-m")
-        ctl.wait_for(lambda: _play(city, first), 15, "the tone's proof of play")
+        first = _tone_played(city, "tech_a", "loa-m")
         assert _play(city, first).ward_id == A  # type: ignore[union-attr]
 
         # a technician of A alone cannot hand it to B (B is out of reach), nor can B's take it
@@ -238,8 +256,6 @@ def test_moving_a_device_rotates_its_credentials(tmp_path: Path, city: City) -> 
         assert city.call("GET", "/api/v1/devices/loa-m", "tech_b")[0] == 200
         # A's zones are not B's
         assert city.call("PATCH", "/api/v1/devices/loa-m", "tech_b", {"zones": ["khu-a"]})[0] == 404
-    finally:
-        agent.stop()
 
     # B's technician enrols it again: new credentials, and its plays are now B's
     status, issued = city.call("POST", "/api/v1/devices/loa-m/enrolment", "tech_b", {})
@@ -247,14 +263,7 @@ def test_moving_a_device_rotates_its_credentials(tmp_path: Path, city: City) -> 
     status, identity = http_json("POST", ctl.api + "/api/v1/enrol", None, {"code": issued["code"]})
     assert status == 200, identity
     fresh = {**registered, "token": identity["token"], "mqtt_password": identity["mqtt"]["password"]}
-    files = write_agent_config(tmp_path / "agent", fresh, [])
-    agent = start_agent(files, tmp_path / "agent-again.log")
-    try:
-        ctl.wait_for(lambda: ctl.device("loa-m")["online"] or not agent.alive, 30, "agent online in ward B")
-        assert agent.alive, agent.log_text()
-        second = _tone(city, "tech_b", "loa-m")
-        ctl.wait_for(lambda: _play(city, second), 15, "the second tone's proof of play")
+    with _agent_online(city, tmp_path, fresh, [], "agent-again.log"):
+        second = _tone_played(city, "tech_b", "loa-m")
         assert _play(city, second).ward_id == B  # type: ignore[union-attr]
         assert _play(city, first).ward_id == A  # type: ignore[union-attr]
-    finally:
-        agent.stop()
