@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from controller.accounts import audit_chain
 from controller.cameras.events import CameraEventMessage, event_message
-from controller.cameras.schemas import CameraStatusPublic, FeedStatusPublic, PresetPublic
+from controller.cameras.schemas import CameraStatusPublic, PresetPublic
 from controller.cameras.service import CameraService
 from controller.storage.engine import Database
 from controller.storage.models import Camera, CameraEvent, User
@@ -45,8 +45,7 @@ def camera_status(session: Session, cameras: CameraService, camera_id: str,
     """Health (online / fault) and, while someone watches, the reader's fps, resolution and frame age (for
     ``user``: a camera of their wards)."""
     camera = cameras.camera(session, camera_id, user)
-    feed = cameras.gateway.status(camera_id)
-    reader = FeedStatusPublic.model_validate(feed, from_attributes=True) if feed is not None else None
+    reader = cameras.gateway.status(camera_id)
     online = reader.online if reader is not None and reader.running else camera.status == "online"
     return CameraStatusPublic(id=camera.id, status=camera.status, fault=camera.fault,
                               status_changed_at=camera.status_changed_at, last_ok_at=camera.last_ok_at,

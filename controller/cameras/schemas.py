@@ -8,6 +8,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from controller.cameras.feed import FeedStatus
 from controller.cameras.motion import MotionSettings
 from devices.geo import Latitude, LocationChange, LocationPair, Longitude
 from devices.protocol import ID_PATTERN
@@ -144,21 +145,6 @@ class CameraPublic(BaseModel):
     lon: float | None = None
 
 
-class FeedStatusPublic(BaseModel):
-    """The gateway's reader for a camera (absent when nobody watches it)."""
-
-    running: bool
-    online: bool
-    fps: float
-    width: int | None
-    height: int | None
-    last_frame_age_s: float | None
-    viewers: int
-    motion: bool
-    reconnects: int
-    error: str | None
-
-
 class CameraStatusPublic(BaseModel):
     """Health as the registry knows it plus the live reader's figures."""
 
@@ -168,7 +154,8 @@ class CameraStatusPublic(BaseModel):
     status_changed_at: datetime | None
     last_ok_at: datetime | None
     online: bool
-    reader: FeedStatusPublic | None
+    #: The gateway's reader for the camera (absent when nobody watches it).
+    reader: FeedStatus | None
 
 
 class PtzMove(_In):
