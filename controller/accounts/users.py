@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from controller.accounts import audit_chain
 from controller.accounts.auth import create_user, new_token, set_password, token_hash
-from controller.accounts.reach import NotInReach, OutsideRole, WardNeeded, units_of
+from controller.accounts.reach import NotInReach, OutsideRole, WardNeeded, unit_tree, units_of
 from controller.accounts.units import UnitId
 from controller.api.schemas import ZoneName
 from controller.storage.models import ROOT_UNIT, ApiToken, RoleGrant, User
@@ -36,7 +36,11 @@ class UserCreate(BaseModel):
     """A new member of staff: ``grants`` (a role on a unit each), or ``roles`` (or ``role``, shorthand for one)
     held on ``unit`` — by default the one unit the creating admin administers. Optionally limited to zones."""
 
-    model_config = ConfigDict(extra="forbid")
+    # _some_role's rule, in the API's document: a role, or a list of roles or grants with one in it.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["role"], "properties": {"role": {"not": {"type": "null"}}}},
+        {"required": ["roles"], "properties": {"roles": {"minItems": 1}}},
+        {"required": ["grants"], "properties": {"grants": {"minItems": 1}}}]})
 
     username: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@-]+$")
     password: str = Field(min_length=10, max_length=256)
@@ -120,8 +124,13 @@ def _managed(session: Session, user: User, admin: User) -> None:
                           f"({', '.join(beyond)}): an admin above them must change this account")
 
 
-def _default_unit(session: Session, admin: User) -> str:
-    """Where roles given without a unit are held: the one unit the admin administers."""
+def _default_unit(session: Session, admin: User, role: str) -> str:
+    """Where a role given without a unit is held: on a site with one ward, that ward (an officer of a one-ward
+    site is the ward's officer, not the city's), except the admin role; otherwise the one unit the admin
+    administers."""
+    wards = unit_tree(session).wards()
+    if role != "admin" and len(wards) == 1 and wards[0] in _admin_units(session, admin):
+        return wards[0]
     tops = {g.unit_id for g in admin.grants if g.role == "admin"}
     if len(tops) == 1:
         return next(iter(tops))
@@ -135,8 +144,7 @@ def _grants_of(session: Session, admin: User, grants: list[Grant], roles: Sequen
     if grants:
         pairs = [(str(g.role), g.unit) for g in grants]
     else:
-        where = unit or default or _default_unit(session, admin)
-        pairs = [(role, where) for role in roles]
+        pairs = [(role, unit or default or _default_unit(session, admin, role)) for role in roles]
     admin_units = _admin_units(session, admin)
     for _, unit_id in pairs:
         if unit_id not in admin_units:

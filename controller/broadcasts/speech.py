@@ -96,12 +96,8 @@ class SpeechService:
         wanted = list(wards)
         if not wanted:
             return
-        try:
-            with self.db.session() as session:
-                claim_media(session, sha256, wanted)
-        except IntegrityError:
-            # The same ward claimed the same file at the same moment elsewhere: the row we wanted exists.
-            pass
+        with self.db.session() as session:
+            claim_media(session, sha256, wanted)
 
     def _store(self, file: Path, sha256: str, size: int, duration_ms: int, mime: str, source: str,
                loudness: float | None) -> StoredAudio:

@@ -18,12 +18,24 @@ from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from controller.accounts.reach import unit_tree, ward_for_new, wards_of
 from controller.messaging.outbox import Outbox
 from controller.storage.engine import Database
-from controller.storage.models import WARD_KINDS, Announcement, Delivery, Device, GroupCommand, MediaWard, Unit, User
+from controller.storage.models import (
+    WARD_KINDS,
+    Announcement,
+    Delivery,
+    Device,
+    GroupCommand,
+    MediaWard,
+    Unit,
+    User,
+    utcnow,
+)
 from devices.protocol import ALL_ZONE, SpeakerPlay, capability_ward, ward_target, zone_target
 
 #: The roles that compose broadcasts (admin counts as every role).
@@ -39,14 +51,18 @@ def single_ward(session: Session) -> bool:
 
 
 def claim_media(session: Session, sha256: str, ward_ids: Iterable[str]) -> None:
-    """Records that each of ``ward_ids`` owns the stored file ``sha256`` (idempotent; the file must exist)."""
-    wanted = set(ward_ids)
+    """Records that each of ``ward_ids`` owns the stored file ``sha256`` (idempotent; the file must exist).
+
+    ``INSERT … ON CONFLICT DO NOTHING``: the announcement worker and a schedule item rendering the same words
+    claim the same file for the same ward at the same moment, and the second must not fail.
+    """
+    wanted = sorted(set(ward_ids))
     if not wanted:
         return
-    owned = set(session.scalars(select(MediaWard.ward_id).where(MediaWard.sha256 == sha256,
-                                                                MediaWard.ward_id.in_(wanted))))
-    session.add_all(MediaWard(sha256=sha256, ward_id=w) for w in sorted(wanted - owned))
-    session.flush()
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    now = utcnow()
+    session.execute(insert(MediaWard).values([{"sha256": sha256, "ward_id": w, "created_at": now} for w in wanted])
+                    .on_conflict_do_nothing(index_elements=["sha256", "ward_id"]))
 
 
 def media_in_wards(session: Session, sha256: str, ward_ids: Iterable[str]) -> bool:

@@ -24,6 +24,7 @@ from controller.accounts.reach import NotInReach, check_ward, ward_for_new, ward
 from controller.accounts.scope import check_zone_scope
 from controller.broadcasts.from_above import held_for_ward
 from controller.broadcasts.speech import SpeechService
+from controller.broadcasts.wards import claim_media
 from controller.messaging.events import EventBus, ScheduleChanged
 from controller.settings import Settings
 from controller.storage.models import FIRST_WARD, Device, MediaFile, MediaWard, ScheduleItem, User, Zone
@@ -139,11 +140,6 @@ def to_model(row: ScheduleItem) -> sm.ScheduleItem:
     })
 
 
-def _own(session: Session, sha256: str, ward: str) -> None:
-    """Records that ``ward`` holds a recording its item plays (files are kept once, owned by every ward using
-    them), so the ward's agents may fetch it."""
-    if session.get(MediaWard, (sha256, ward)) is None:
-        session.add(MediaWard(sha256=sha256, ward_id=ward))
 
 
 def check_item_scope(user: User, targets: Mapping[str, Any]) -> None:
@@ -416,7 +412,7 @@ class ScheduleService:
                 seg = RelaySegment(url=part["url"], duration_ms=int(part["duration_s"] * 1000),
                                    title=part.get("title", ""))
             if isinstance(seg, MediaSegment):
-                _own(session, seg.sha256, ward)
+                claim_media(session, seg.sha256, [ward])
             segments.append(seg.model_dump(mode="json"))
         return segments
 
