@@ -7,16 +7,26 @@ Greenwich meridian by accident is worse than one listed as "no location yet".
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Self
+from typing import TYPE_CHECKING, Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+
+def _not_a_boolean(value: object) -> object:
+    # pydantic's lax mode reads true as 1.0: a JSON boolean is no coordinate (the API's document says number).
+    if isinstance(value, bool):
+        raise ValueError("a coordinate is a number, not true or false")
+    return value
+
 
 #: Degrees north (negative: south), -90…90.
 Latitude = Annotated[float, Field(ge=-90.0, le=90.0, allow_inf_nan=False,
-                                  description="latitude in degrees (WGS 84), -90 to 90; e.g. 10.7769")]
+                                  description="latitude in degrees (WGS 84), -90 to 90; e.g. 10.7769"),
+                     BeforeValidator(_not_a_boolean)]
 #: Degrees east (negative: west), -180…180.
 Longitude = Annotated[float, Field(ge=-180.0, le=180.0, allow_inf_nan=False,
-                                   description="longitude in degrees (WGS 84), -180 to 180; e.g. 106.7009")]
+                                   description="longitude in degrees (WGS 84), -180 to 180; e.g. 106.7009"),
+                      BeforeValidator(_not_a_boolean)]
 
 #: What a half-given location is told.
 PAIR_NEEDED = "give both lat and lon, or neither"
@@ -36,6 +46,22 @@ def pair_problem(lat: float | None, lon: float | None) -> str | None:
     if (lat is None) != (lon is None):
         return PAIR_NEEDED
     return None
+
+
+def pair_json_schema(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` of a model with :class:`LocationPair`: its rule in the model's JSON schema (both
+    numbers, or both absent or null)."""
+    schema.setdefault("allOf", []).append({"anyOf": [
+        {"required": ["lat", "lon"], "properties": {"lat": {"type": "number", "minimum": -90, "maximum": 90},
+                                                    "lon": {"type": "number", "minimum": -180, "maximum": 180}}},
+        {"properties": {"lat": {"type": "null"}, "lon": {"type": "null"}}}]})
+
+
+def change_json_schema(schema: dict[str, Any]) -> None:
+    """``json_schema_extra`` of a model with :class:`LocationChange`: as :func:`pair_json_schema`, and one of
+    the two is never given without the other."""
+    pair_json_schema(schema)
+    schema["dependentRequired"] = {"lat": ["lon"], "lon": ["lat"]}
 
 
 class LocationPair:

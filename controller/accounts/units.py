@@ -66,7 +66,8 @@ class UnitCreate(BaseModel):
 class UnitUpdate(BaseModel):
     """What may change on a unit; its id and place in the tree stay."""
 
-    model_config = ConfigDict(extra="forbid")
+    # Strict: a number is not a boolean and false is not 0.0 (the API's document says so; lax would read them).
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     code: str | None = Field(default=None, max_length=16, pattern=r"^[0-9A-Za-z]*$")

@@ -46,7 +46,9 @@ from controller.storage.models import Announcement, Delivery, MediaFile, Play
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"], responses=AUTHENTICATED)
 
 
-@router.post("", status_code=status.HTTP_202_ACCEPTED)
+@router.post("", status_code=status.HTTP_202_ACCEPTED,
+             responses=errors(404, e404="no such ward among the caller's, or (to a caller of several wards) a "
+                                        "target or recording that is not the ward's"))
 async def create_announcement(body: AnnouncementCreate, announcements: AnnouncementsDep, db: DatabaseDep,
                               user: OfficerDep) -> AnnouncementAccepted:
     """Accepts an announcement; speech is rendered and sent in the background (poll GET for progress).

@@ -309,7 +309,8 @@ async def ptz_goto(camera_id: str, preset_token: str, cameras: CamerasDep, user:
 @router.get("/api/v1/camera-events")
 def list_events(session: SessionDep, user: SecurityDep, camera_id: str | None = None,
                 type: str | None = None, zone: str | None = None,
-                since_ms: int | None = None, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+                since_ms: Annotated[int | None, Query(ge=0, le=2**53 - 1, description="ms since 1970 (UTC)")] = None,
+                limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                 ) -> list[CameraEventMessage]:
     """Motion, fault and recovery events of the caller's wards' cameras, newest first."""
     return operations.camera_events(session, camera_id, type, zone, since_ms, limit,

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from controller.api.schemas import AnnouncementCreate, ScheduleItemCreate, ScheduleItemPublic
+from controller.api.schemas import AnnouncementCreate, ScheduleItemCreate, ScheduleItemPublic, text_or_recording
 from devices.protocol import ID_PATTERN
 
 WardsIn = Annotated[
-    list[Annotated[str, Field(pattern=ID_PATTERN, max_length=63)]] | Literal["all"],
+    Annotated[list[Annotated[str, Field(pattern=ID_PATTERN, max_length=63)]], Field(min_length=1, max_length=1000)]
+    | Literal["all"],
     Field(description='the wards it goes to (unit ids, at least one), or "all": every ward under the units '
                       "where the sender holds the role. An unknown ward, or one outside the sender's units, is "
                       "refused with 422 naming it",
@@ -21,6 +22,16 @@ WardsIn = Annotated[
 def _no_single_ward(ward: str | None) -> None:
     if ward is not None:
         raise ValueError('an item for several wards names them in "wards", not "ward"')
+
+
+def _no_ward_field(schema: dict[str, Any]) -> None:
+    # _no_single_ward's rule, in the document: "ward" may only be null.
+    schema["properties"]["ward"] = {"type": "null", "description": 'not used: name the wards in "wards"'}
+
+
+def _city_announcement_schema(schema: dict[str, Any]) -> None:
+    text_or_recording(schema)
+    _no_ward_field(schema)
 
 
 def _some_wards(wards: list[str] | str) -> None:
@@ -34,6 +45,8 @@ class CityItemCreate(ScheduleItemCreate):
     Targets: ``{"all": true}`` is every speaker of each ward; zones and agents must each lie in one of the
     chosen wards, and each ward must be given some. ``ward`` is not used.
     """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_ward_field)
 
     wards: WardsIn
 
@@ -50,6 +63,8 @@ class CityAnnouncementCreate(AnnouncementCreate):
     An emergency goes out at once in every chosen ward; one of normal priority waits in a ward that approves
     the city's items itself, until that ward's approver approves it. ``ward`` is not used.
     """
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_city_announcement_schema)
 
     wards: WardsIn
 

@@ -70,7 +70,10 @@ async def live_status(live: LiveSessionsDep, _user: OfficerDep) -> LiveAvailabil
     return LiveAvailability(available=problem is None, error=problem)
 
 
-@router.post("/api/v1/live/sessions", response_model=LivePublic, status_code=status.HTTP_201_CREATED)
+@router.post("/api/v1/live/sessions", response_model=LivePublic, status_code=status.HTTP_201_CREATED,
+             responses=errors(404, 409, 503, e404="(to a caller of several wards) an agent or zone not the ward's",
+                              e409="some of the speakers are live with someone else's session (holder: whose)",
+                              e503="live broadcasting is not set up or Icecast is not reachable"))
 async def start_session(body: LiveStart, live: LiveSessionsDep, user: OfficerDep,
                         session: SessionDep) -> LivePublic | JSONResponse:
     """Creates a session: a relay goes live at once, a microphone once its WebSocket sends audio."""

@@ -77,7 +77,10 @@ def set_standby(sha256: str, body: StandbyUpdate, session: SessionDep, settings:
     return media_public(row, settings.resolved_public_url())
 
 
-@router.get("/media/{sha256}", responses=errors(404))
+@router.get("/media/{sha256}", response_class=FileResponse, responses={
+    **errors(404), 200: {"description": "the file, as stored: audio (speech and recordings) or an image",
+                         "content": {"audio/*": {"schema": {"type": "string", "format": "binary"}},
+                                     "image/*": {"schema": {"type": "string", "format": "binary"}}}}})
 def get_media(sha256: str, session: SessionDep, media: MediaStoreDep, who: StaffOrDeviceDep) -> FileResponse:
     """The file whose SHA-256 is ``sha256``; 404 for anything else.
 
@@ -98,7 +101,8 @@ def get_media(sha256: str, session: SessionDep, media: MediaStoreDep, who: Staff
                                                            "ETag": f'"{sha256}"'})
 
 
-@router.post(UPLOAD_PATH, responses=errors(415), status_code=status.HTTP_201_CREATED)
+@router.post(UPLOAD_PATH, responses=errors(404, 415, e404="no such ward among the caller's"),
+             status_code=status.HTTP_201_CREATED)
 async def upload_recording(request: Request, media: MediaStoreDep, speech: SpeechDep, settings: SettingsDep,
                            db: DatabaseDep, user: OfficerDep,
                            ward: Annotated[str | None, Query(pattern=ID_PATTERN, max_length=63,

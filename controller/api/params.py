@@ -21,3 +21,6 @@ def _iso_only(value: Any) -> Any:
 
 #: A date-time query parameter: RFC 3339 text only, as its ``format: date-time`` says.
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_only)]
+
+#: A month as the reports take it: YYYY-MM from the year 2000 (what ``Month.parse`` accepts, no more).
+MONTH_PATTERN = r"^[2-9][0-9]{3}-(0[1-9]|1[0-2])$"

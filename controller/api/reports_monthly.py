@@ -17,12 +17,14 @@ from sqlalchemy.orm import Session
 
 from controller.accounts.reach import WardNeeded, check_ward, unit_tree, wards_of
 from controller.api.deps import SessionDep, SettingsDep, StaffDep
+from controller.api.errors import AUTHENTICATED
+from controller.api.params import MONTH_PATTERN
 from controller.reports.documents import FontMissing, month_pdf, months_csv
 from controller.reports.monthly import Broadcasts, Month, MonthError, WardMonth, ward_months
 from controller.storage.models import User
 from controller.web.i18n import using
 
-router = APIRouter(tags=["reports"])
+router = APIRouter(tags=["reports"], responses=AUTHENTICATED)
 
 _MONTH_DOC = "YYYY-MM in the site's time zone; the current month when left out"
 
@@ -149,7 +151,7 @@ def monthly_report(
     session: SessionDep, settings: SettingsDep, user: StaffDep,
     ward: Annotated[str | None, Query(max_length=63, description="a ward the caller sees; their only one "
                                                                   "when left out")] = None,
-    month: Annotated[str | None, Query(max_length=7, description=_MONTH_DOC)] = None,
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN, description=_MONTH_DOC)] = None,
     format: Annotated[Literal["json", "csv", "pdf"], Query(description="csv: one row; pdf: an A4 page")] = "json",
     lang: Annotated[Literal["vi", "en"], Query(description="the PDF's language")] = "vi",
 ) -> MonthlyReport | Response:
@@ -170,7 +172,7 @@ def monthly_report(
                        422: {"description": "malformed month"}})
 def city_report(
     session: SessionDep, settings: SettingsDep, user: StaffDep,
-    month: Annotated[str | None, Query(max_length=7, description=_MONTH_DOC)] = None,
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN, description=_MONTH_DOC)] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv: one row per ward")] = "json",
 ) -> CityReport | Response:
     """The month's figures of every ward the caller sees, one entry (or CSV row) per ward."""

@@ -35,7 +35,8 @@ _run = run_schedule_work
 _city_public = city_item_public
 
 
-@router.post("/items", status_code=status.HTTP_201_CREATED)
+@router.post("/items", status_code=status.HTTP_201_CREATED,
+             responses=errors(404, e404="no such ward among the caller's"))
 async def create_item(body: ScheduleItemCreate, db: DatabaseDep, schedule: ScheduleDep,
                       user: OfficerDep) -> ScheduleItemPublic:
     """Creates an item: speech is rendered now, conflicts refused with 409 unless ``queue`` is set."""

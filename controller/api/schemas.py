@@ -5,10 +5,26 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    field_validator,
+    model_validator,
+)
 
 from controller.storage.models.units import FIRST_WARD
-from devices.geo import Latitude, LocationChange, LocationPair, Longitude
+from devices.geo import (
+    Latitude,
+    LocationChange,
+    LocationPair,
+    Longitude,
+    change_json_schema,
+    pair_json_schema,
+)
 from devices.protocol import ALL_ZONE, ID_PATTERN, MAX_SEGMENT_MS, Priority, RelayUrl, Sha256Hex, Title
 
 
@@ -39,7 +55,14 @@ ZoneName = Annotated[str, Field(pattern=ID_PATTERN), AfterValidator(_not_reserve
 class TargetsIn(_In):
     """Who hears it: every agent, or zones and/or agents."""
 
-    all: bool = False
+    # The rule of _one_kind, in the document: all and no lists, or not all and a list with something in it.
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"anyOf": [
+        {"required": ["all"], "properties": {"all": {"const": True}, "zones": {"maxItems": 0},
+                                              "agents": {"maxItems": 0}}},
+        {"required": ["zones"], "properties": {"all": {"const": False}, "zones": {"minItems": 1}}},
+        {"required": ["agents"], "properties": {"all": {"const": False}, "agents": {"minItems": 1}}}]})
+
+    all: StrictBool = False
     zones: list[ZoneName] = Field(default_factory=list, max_length=200)
     agents: list[Annotated[str, Field(pattern=ID_PATTERN)]] = Field(default_factory=list, max_length=1000)
 
@@ -50,8 +73,21 @@ class TargetsIn(_In):
         return self
 
 
+#: A character that is neither white space nor a control character: text holding one is not empty once
+#: trimmed (what ``normalize_text`` leaves). Whether a voice finds words in it is the normaliser's to say.
+VISIBLE = r"[^\s\x00-\x1f\x7f-\x9f]"
+
+
+def text_or_recording(schema: dict[str, Any]) -> None:
+    """JSON schema of an announcement: text that is not empty, unless a recording plays instead."""
+    schema["anyOf"] = [{"required": ["recording"], "properties": {"recording": {"type": "string"}}},
+                       {"required": ["text"], "properties": {"text": {"pattern": VISIBLE}}}]
+
+
 class AnnouncementCreate(_In):
     """Text to broadcast now or at a time."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=text_or_recording)
 
     text: str = Field(default="", max_length=100_000,
                       description="Vietnamese text to read aloud (the site's limit applies, default 5,000); "
@@ -143,7 +179,7 @@ class StandbyUpdate(_In):
 class SpeechPreviewRequest(_In):
     """Text to hear before sending."""
 
-    text: str = Field(max_length=100_000)
+    text: str = Field(max_length=100_000, pattern=VISIBLE)
     ward: WardField = None
 
 
@@ -179,6 +215,8 @@ class AnnouncementPublic(BaseModel):
 class DeviceCreate(_In, LocationPair):
     """Registers an agent; its token is returned once."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra=pair_json_schema)
+
     id: str = Field(pattern=ID_PATTERN, description="agent id, also its MQTT topic segment")
     name: str = Field(default="", max_length=200)
     zones: list[ZoneName] = Field(default_factory=list, max_length=50)
@@ -192,6 +230,8 @@ class DeviceCreate(_In, LocationPair):
 
 class DeviceUpdate(_In, LocationChange):
     """Changes to a registered agent; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=change_json_schema)
 
     name: str | None = Field(default=None, max_length=200)
     zones: list[ZoneName] | None = Field(default=None, max_length=50)

@@ -161,7 +161,8 @@ def _preview(session: Session, signs: SignService, content_id: str, page: int, p
 # content ------------------------------------------------------------------------------------------------
 
 
-@router.post("/sign-contents", status_code=status.HTTP_201_CREATED)
+@router.post("/sign-contents", status_code=status.HTTP_201_CREATED,
+             responses=errors(404, e404="no such ward among the caller's"))
 def create_content(body: SignContentInput, session: SessionDep, actions: SignActionsDep,
                    user: OfficerDep) -> SignContentPublic:
     """New sign content (text pages, or image pages naming uploaded images)."""
@@ -202,9 +203,15 @@ def get_content(content_id: str, session: SessionDep, signs: SignsDep, user: Sta
     return content_public(row, signs.warnings(list(row.pages)))
 
 
+#: A panel size as ``Panel.parse`` takes it, bounds included: width 8–1920 by height 7–1080, up to four digits
+#: each (leading zeros allowed), ``x``, ``X`` or ``×`` between, spaces around.
+PANEL_SIZE_PATTERN = (r"^\s*(0{0,3}[89]|0{0,2}[1-9][0-9]|0?[1-9][0-9]{2}|1[0-8][0-9]{2}|19[01][0-9]|1920)\s*[xX×]"
+                      r"\s*(0{0,3}[7-9]|0{0,2}[1-9][0-9]|0?[1-9][0-9]{2}|10[0-7][0-9]|1080)\s*$")
+
+
 @router.get("/sign-contents/{content_id}/preview.png", responses=errors(404, 503), response_class=Response)
 def preview_content(content_id: str, session: SessionDep, signs: SignsDep, user: StaffDep,
-                          size: Annotated[str, Query(description="panel size, e.g. 96x16")],
+                          size: Annotated[str, Query(pattern=PANEL_SIZE_PATTERN, description="panel size, e.g. 96x16")],
                           page: Annotated[int, Query(ge=0)] = 0) -> Response:
     """The exact image a board of ``size`` shows for one page (422 when it does not fit)."""
     try:

@@ -44,6 +44,7 @@ from controller.api.deps import (
 )
 from controller.api.errors import AUTHENTICATED, errors
 from controller.api.media import receive_recording
+from controller.api.params import MONTH_PATTERN
 from controller.api.schemas import MediaPublic, PlayPublic
 from controller.api.views import item_input, media_public, play_public
 from controller.broadcasts.announcements import InvalidAnnouncement
@@ -55,8 +56,6 @@ from controller.storage.models import SOURCE_ROLE, User
 
 router = APIRouter(prefix="/api/v1/source", tags=["upper level (cấp trên)"], responses=AUTHENTICATED)
 
-#: A month as the reports take it (YYYY-MM, from the year 2000).
-_MONTH = r"^[2-9][0-9]{3}-(0[1-9]|1[0-2])$"
 #: The source system's account, or an admin.
 SourceDep = Annotated[User, Depends(require_roles(SOURCE_ROLE))]
 
@@ -237,7 +236,7 @@ def plays(broadcast_id: str, session: SessionDep, user: SourceDep,
 def monthly_figures(
     session: SessionDep, settings: SettingsDep, user: SourceDep,
     ward: Annotated[str | None, Query(max_length=63, description="a ward under the system's units")] = None,
-    month: Annotated[str | None, Query(pattern=_MONTH, description="YYYY-MM in the site's time zone; the "
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN, description="YYYY-MM in the site's time zone; the "
                                                                  "current month when left out")] = None,
     format: Annotated[Literal["json", "csv", "pdf"], Query(description="csv: one row; pdf: an A4 page")] = "json",
     lang: Annotated[Literal["vi", "en"], Query(description="the PDF's language")] = "vi",
@@ -252,7 +251,7 @@ def monthly_figures(
             responses={**errors(422, e422="a malformed month"), 200: {"content": {"text/csv": {}}}})
 def city_figures(
     session: SessionDep, settings: SettingsDep, user: SourceDep,
-    month: Annotated[str | None, Query(pattern=_MONTH, description="YYYY-MM in the site's time zone; the "
+    month: Annotated[str | None, Query(pattern=MONTH_PATTERN, description="YYYY-MM in the site's time zone; the "
                                                                  "current month when left out")] = None,
     format: Annotated[Literal["json", "csv"], Query(description="csv: one row per ward")] = "json",
 ) -> reports_monthly.CityReport | Response:

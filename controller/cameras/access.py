@@ -106,7 +106,7 @@ async def tcp_answers(host: str, port: int, timeout_s: float) -> bool:
     try:
         async with asyncio.timeout(timeout_s):
             _reader, writer = await asyncio.open_connection(host, port, family=socket.AF_UNSPEC)
-    except (OSError, TimeoutError):
+    except (OSError, TimeoutError, UnicodeError):  # UnicodeError: a host name IDNA cannot encode reaches nothing
         return False
     writer.close()
     with contextlib.suppress(OSError):

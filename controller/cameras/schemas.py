@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import urllib.parse
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from controller.cameras.feed import FeedStatus
 from controller.cameras.motion import MotionSettings
-from devices.geo import Latitude, LocationChange, LocationPair, Longitude
+from devices.geo import Latitude, LocationChange, LocationPair, Longitude, change_json_schema, pair_json_schema
 from devices.protocol import ID_PATTERN
 from devices.protocol.cameras import CameraHost
+from devices.protocol.segments import url_pattern
 
 IdStr = Annotated[str, Field(pattern=ID_PATTERN)]
 #: Schemes a camera stream may use: the gateway reads RTSP only (plain or over TLS).
@@ -40,6 +41,8 @@ class _In(BaseModel):
 
 
 class _Placement(_In, LocationPair):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=pair_json_schema)
+
     id: IdStr = Field(description="slug, e.g. cong-uy-ban")
     name: str = Field(default="", max_length=200)
     agent_id: IdStr | None = Field(default=None, description="the agent whose LAN the camera is on")
@@ -54,8 +57,24 @@ class _Placement(_In, LocationPair):
     lon: Longitude | None = None
 
 
+#: What stream_uri_problem accepts with no credentials in it: rtsp(s), a host, a port in range, no white space or
+#: control characters, no user info.
+STREAM_URI_PATTERN = url_pattern(("rtsp", "rtsps"), r"\s\x00-\x1f", userinfo=False)
+
+
+def _register_schema(schema: dict[str, Any]) -> None:
+    # _stream's rule, in the document: ONVIF and no stream_uri, or onvif=false with a stream_uri.
+    pair_json_schema(schema)
+    schema["anyOf"] = [
+        {"properties": {"onvif": {"const": True}, "stream_uri": {"type": "null"}}},
+        {"required": ["onvif", "stream_uri"],
+         "properties": {"onvif": {"const": False}, "stream_uri": {"type": "string", "pattern": STREAM_URI_PATTERN}}}]
+
+
 class CameraRegister(_Placement):
     """Register a camera by address: ONVIF (described over the network) or a plain RTSP stream."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_register_schema)
 
     host: CameraHost
     port: int = Field(default=80, ge=1, le=65535, description="the ONVIF (HTTP) port")
@@ -83,6 +102,8 @@ class CameraFromDiscovery(_Placement):
 
 class CameraUpdate(_In, LocationChange):
     """Change where a camera belongs or how it is reached; absent fields stay as they are."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=change_json_schema)
 
     name: str | None = Field(default=None, max_length=200)
     agent_id: IdStr | None = None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, TypeAdapter, model_validator
 
 from devices.led.content import SignPage
 from devices.protocol import ID_PATTERN, Priority
@@ -45,10 +45,21 @@ class SignAttach(_Input):
     description: str = Field(default="", max_length=200)
 
 
+def _targets_schema(schema: dict[str, Any]) -> None:
+    # SignTargets._something's rule, in the API's document: all and no lists, or not all and a list with
+    # something in it.
+    lists = ("zones", "agents", "signs")
+    schema["anyOf"] = [
+        {"required": ["all"], "properties": {"all": {"const": True}, **{name: {"maxItems": 0} for name in lists}}},
+        *[{"required": [name], "properties": {"all": {"const": False}, name: {"minItems": 1}}} for name in lists]]
+
+
 class SignTargets(_Input):
     """Which signs show an item: all, the signs of some zones' or agents' agents, or named signs."""
 
-    all: bool = False
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_targets_schema)
+
+    all: StrictBool = False
     zones: list[SignId] = Field(default_factory=list, max_length=1000)
     agents: list[SignId] = Field(default_factory=list, max_length=10_000)
     signs: list[FullSignId] = Field(default_factory=list, max_length=10_000)

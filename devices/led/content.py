@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import StrEnum
-from typing import Annotated, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -74,13 +74,28 @@ def clean_line(text: str) -> str:
     return _CONTROL_RE.sub("", unicodedata.normalize("NFC", text)).strip()
 
 
+#: A character :func:`clean_line` keeps and does not strip: a line holding one has something to show.
+_SHOWN_PATTERN: Final = r"[^\s\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+
+
+def _kind_required(schema: dict[str, Any]) -> None:
+    # A page in a list is told apart by ``kind`` (the discriminator), so the JSON schema requires it even
+    # though a lone page defaults it.
+    schema["required"] = ["kind", *schema.get("required", [])]
+
+
+#: A page's model: strict, and ``kind`` required in its JSON schema.
+_PAGE = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_kind_required)
+
+
 class TextPage(BaseModel):
     """A page of one or more lines of text."""
 
-    model_config = _STRICT
+    model_config = _PAGE
 
     kind: Literal["text"] = "text"
-    lines: list[Annotated[str, Field(max_length=MAX_LINE_CHARS)]] = Field(min_length=1, max_length=MAX_LINES)
+    lines: list[Annotated[str, Field(max_length=MAX_LINE_CHARS)]] = Field(
+        min_length=1, max_length=MAX_LINES, json_schema_extra={"contains": {"pattern": _SHOWN_PATTERN}})
     mode: SignMode = SignMode.STATIC
     colour: SignColour = SignColour.AMBER
     align: Align = Align.CENTER
@@ -103,7 +118,7 @@ class TextPage(BaseModel):
 class ImagePage(BaseModel):
     """A PNG or JPEG stored on the controller (``/media/{sha256}``), scaled to fit the panel."""
 
-    model_config = _STRICT
+    model_config = _PAGE
 
     kind: Literal["image"] = "image"
     sha256: Sha256Hex

@@ -9,7 +9,7 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, Field, field_validator
 
 from devices.protocol.fields import Strict
-from devices.protocol.segments import valid_relay_url
+from devices.protocol.segments import ipv6_pattern, valid_relay_url
 
 
 class CameraDiscover(Strict):
@@ -51,8 +51,12 @@ def _checked_host(value: str) -> str:
     return value
 
 
+#: :func:`valid_host` as a JSON schema pattern, so the API's document refuses what the validator refuses: a
+#: host name (which covers dotted IPv4) or IPv6 text.
+HOST_PATTERN: Final = rf"^({_LABEL}(\.{_LABEL})*|{ipv6_pattern()})$"
+
 #: Where a camera is reached: an IP address or a DNS host name (the agent's reports and the controller's API).
-CameraHost = Annotated[str, Field(max_length=253), AfterValidator(_checked_host)]
+CameraHost = Annotated[str, Field(max_length=253, pattern=HOST_PATTERN), AfterValidator(_checked_host)]
 
 
 class DiscoveredCamera(Strict):

@@ -8,9 +8,12 @@ URL an agent hands to its player (relays, live sessions) and every camera addres
 
 from __future__ import annotations
 
+import functools
+import sys
 import unicodedata
 import urllib.parse
-from typing import Annotated, Final, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, Field
 
@@ -72,8 +75,65 @@ def _check_relay_url(url: str) -> str:
     return url
 
 
+def ipv6_pattern(zone: str = "%/") -> str:
+    """IPv6 text as :func:`ipaddress.ip_address` reads it: eight hextets, or fewer around one ``::``, the last
+    two optionally a dotted IPv4 address, then optionally ``%`` and a zone (scope) id, none of whose characters
+    are in the class body ``zone``."""
+    octet = "(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"  # no leading zero, as ipaddress requires
+    hextet, v4 = "[0-9A-Fa-f]{1,4}", rf"{octet}(\.{octet}){{3}}"
+    forms = [f"({hextet}:){{7}}{hextet}", f"({hextet}:){{6}}{v4}"]
+    for left in range(8):  # hextets before "::"; "::" stands for at least one
+        head = f"({hextet}:){{{left - 1}}}{hextet}" if left else ""
+        tails = [f"({hextet}(:{hextet}){{0,{6 - left}}})?" if left < 7 else ""]
+        if left <= 5:
+            tails.append(f"({hextet}:){{0,{5 - left}}}{v4}")
+        forms += [f"{head}::{tail}" for tail in tails]
+    return f"({'|'.join(forms)})(%[^{zone}]+)?"
+
+
+def url_pattern(schemes: tuple[str, ...], refused: str, *, userinfo: bool = True) -> str:
+    """A JSON schema pattern for an absolute URL as :func:`urllib.parse.urlsplit` reads it: one of ``schemes``
+    (any case), a host, a port in range if any, and none of the characters in the class body ``refused``;
+    with ``userinfo`` false, no ``user@`` either.
+
+    It ends with ``(?![\\s\\S])``, not ``$``, which in Python also matches before a final newline.
+    """
+    scheme = "(" + "|".join("".join(f"[{c.upper()}{c}]" for c in name) for name in schemes) + ")"
+    port = "(:0*([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])?)?"
+    in_brackets = ipv6_pattern(r"%/?#@[\]" + refused)
+    bracketed = rf"({in_brackets}|v[0-9A-Fa-f]+\.[^/?#@\]{refused}]+)"
+    host = rf"(\[{bracketed}\]|[^/?#@:\[\]{refused}]+)"
+    user = rf"([^/?#\[\]{refused}]*@)?" if userinfo else ""
+    return rf"^{scheme}://{user}{host}{port}([/?#][^{refused}]*)?(?![\s\S])"
+
+
+def _class_body(refused: Callable[[str], bool]) -> str:
+    """The characters ``refused`` says yes to, as a regular expression's class body of escaped ranges."""
+    ranges: list[list[int]] = []
+    for code in range(sys.maxunicode + 1):
+        if refused(chr(code)):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1][1] = code
+            else:
+                ranges.append([code, code])
+    def esc(code: int) -> str:
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else chr(code)
+    return "".join(esc(a) if a == b else f"{esc(a)}-{esc(b)}" for a, b in ranges)
+
+
+@functools.cache
+def relay_url_pattern() -> str:
+    """:func:`relay_url_error` as a JSON schema pattern (built once, when a schema first asks: walking every
+    code point for the refused characters is no work for an agent's start-up)."""
+    refused = _class_body(lambda ch: ch.isspace() or unicodedata.category(ch) in _INVISIBLE)
+    return url_pattern(("http", "https"), refused)
+
+
+def _relay_url_schema(schema: dict[str, Any]) -> None:
+    schema.update(maxLength=MAX_URL_CHARS, pattern=relay_url_pattern())
+
 #: A URL checked by :func:`relay_url_error` (the length too, so every refusal names the rule).
-RelayUrl = Annotated[str, AfterValidator(_check_relay_url), Field(json_schema_extra={"maxLength": MAX_URL_CHARS})]
+RelayUrl = Annotated[str, AfterValidator(_check_relay_url), Field(json_schema_extra=_relay_url_schema)]
 
 
 class MediaSegment(Strict):

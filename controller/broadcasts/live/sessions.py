@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
@@ -23,12 +23,25 @@ from controller.messaging.events import EventBus, LiveChanged
 from controller.storage.engine import Database
 from controller.storage.models import LiveSession, Play, User
 from devices.protocol import ID_PATTERN, Priority
+from devices.protocol.segments import relay_url_pattern
+
+
+def _start_schema(schema: dict[str, Any]) -> None:
+    # What start() and the hub refuse before looking anything up, in the API's document: no agent and no
+    # zone; a microphone at normal priority; a relay without an http(s) URL.
+    schema["allOf"] = [
+        {"anyOf": [{"required": ["agents"], "properties": {"agents": {"minItems": 1}}},
+                   {"required": ["zones"], "properties": {"zones": {"minItems": 1}}}]},
+        {"anyOf": [{"properties": {"source": {"const": "microphone"}, "priority": {"not": {"const": "normal"}}}},
+                   {"required": ["source", "relay_url"],
+                    "properties": {"source": {"const": "relay"},
+                                   "relay_url": {"type": "string", "pattern": relay_url_pattern()}}}]}]
 
 
 class LiveStart(BaseModel):
     """A request to go live: targets, priority, and where the audio comes from."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_start_schema)
 
     agents: list[str] = Field(default_factory=list, max_length=1000)
     zones: list[str] = Field(default_factory=list, max_length=200)
