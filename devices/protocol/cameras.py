@@ -42,7 +42,8 @@ def valid_host(host: str) -> bool:
 
 
 _LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_HOSTNAME_RE: Final = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
+# \Z, not $: a host name followed by a newline is no host name.
+_HOSTNAME_RE: Final = re.compile(rf"^(?=.{{1,253}}\Z){_LABEL}(?:\.{_LABEL})*\Z")
 
 
 def _checked_host(value: str) -> str:
@@ -53,10 +54,12 @@ def _checked_host(value: str) -> str:
 
 #: :func:`valid_host` as a JSON schema pattern, so the API's document refuses what the validator refuses: a
 #: host name (which covers dotted IPv4) or IPv6 text.
-HOST_PATTERN: Final = rf"^({_LABEL}(\.{_LABEL})*|{ipv6_pattern()})$"
+HOST_PATTERN: Final = rf"^({_LABEL}(\.{_LABEL})*|{ipv6_pattern()})(?![\s\S])"
 
 #: Where a camera is reached: an IP address or a DNS host name (the agent's reports and the controller's API).
-CameraHost = Annotated[str, Field(max_length=253, pattern=HOST_PATTERN), AfterValidator(_checked_host)]
+#: The pattern is the document's only (valid_host checks): pydantic's own regex engine has no lookahead.
+CameraHost = Annotated[str, Field(max_length=253, json_schema_extra={"pattern": HOST_PATTERN}),
+                       AfterValidator(_checked_host)]
 
 
 class DiscoveredCamera(Strict):
