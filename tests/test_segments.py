@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 import schedules.model as sm
-from controller.api.schemas import RelayContentIn
+from controller.api.schedule_schemas import RelayContentIn
 from devices.protocol import (
     MAX_SEGMENT_MS,
     MAX_URL_CHARS,

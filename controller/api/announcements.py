@@ -22,13 +22,13 @@ from controller.api.deps import (
     StaffDep,
 )
 from controller.api.errors import AUTHENTICATED, errors
+from controller.api.schedule_schemas import RejectRequest
 from controller.api.schemas import (
     AnnouncementAccepted,
     AnnouncementCreate,
     AnnouncementPublic,
     AnnouncementSummary,
     DeliveryPublic,
-    RejectRequest,
     ms_iso,
 )
 from controller.api.views import announcement_summary, media_public, play_public

@@ -7,7 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from controller.api.schemas import AnnouncementCreate, ScheduleItemCreate, ScheduleItemPublic, text_or_recording
+from controller.api.schedule_schemas import ScheduleItemCreate, ScheduleItemPublic
+from controller.api.schemas import AnnouncementCreate, text_or_recording
 from devices.protocol import ID_PATTERN
 
 WardsIn = Annotated[

@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from controller.accounts.scope import OutOfScope
 from controller.api.city_schemas import CityAnnouncementPublic, CityItemPublic, CityPartPublic
-from controller.api.schemas import ConflictPublic, PlayPublic
+from controller.api.schedule_schemas import ConflictPublic
+from controller.api.schemas import PlayPublic
 from controller.api.views import item_public
 from controller.broadcasts.city_announcements import CitySent
 from controller.broadcasts.from_above import CityInputInvalid

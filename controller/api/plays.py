@@ -15,7 +15,8 @@ from controller.accounts.reach import check_ward, wards_of
 from controller.api.deps import SessionDep, StaffDep
 from controller.api.errors import AUTHENTICATED, errors
 from controller.api.params import IsoDateTime
-from controller.api.schemas import ItemReport, PlayPublic, ms_iso
+from controller.api.schedule_schemas import ItemReport
+from controller.api.schemas import PlayPublic, ms_iso
 from controller.api.views import play_public
 from controller.broadcasts.proof_of_play import PlayFilters, filtered_plays
 from controller.storage.models import Play, ScheduleItem

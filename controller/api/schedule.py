@@ -15,7 +15,7 @@ from controller.api.city_schemas import CityItemCreate, CityItemPublic
 from controller.api.city_views import city_item_public, run_schedule_work
 from controller.api.deps import ApproverDep, DatabaseDep, OfficerDep, ScheduleDep, StaffDep, WindowsDep
 from controller.api.errors import AUTHENTICATED, errors
-from controller.api.schemas import (
+from controller.api.schedule_schemas import (
     BlockedPublic,
     PlannedPlayPublic,
     RejectRequest,

@@ -14,17 +14,8 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from controller.api.schemas import (
-    AnnouncementSummary,
-    DevicePublic,
-    MediaPublic,
-    PlayPublic,
-    ScheduleItemCreate,
-    ScheduleItemPublic,
-    SpeechPreview,
-    ZonePublic,
-    ms_iso,
-)
+from controller.api.schedule_schemas import ScheduleItemCreate, ScheduleItemPublic, ZonePublic
+from controller.api.schemas import AnnouncementSummary, DevicePublic, MediaPublic, PlayPublic, SpeechPreview, ms_iso
 from controller.broadcasts.speech import StoredAudio
 from controller.broadcasts.speech_preview import Preview
 from controller.schedule.items import ItemInput, ScheduleService

@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException, Path, status
 from controller.accounts.reach import wards_of
 from controller.api.deps import AdminDep, SessionDep, StaffDep, ZonesDep
 from controller.api.errors import AUTHENTICATED, errors
-from controller.api.schemas import ZonePublic, ZoneUpdate
+from controller.api.schedule_schemas import ZonePublic, ZoneUpdate
 from controller.api.views import zone_public
 from controller.schedule.zones import ZoneIdInvalid, ZoneNotFound, ZoneTaken
 from devices.protocol.topics import ID_PATTERN

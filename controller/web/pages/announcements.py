@@ -27,12 +27,8 @@ from controller.api.deps import (
     SettingsDep,
     SpeechDep,
 )
-from controller.api.schemas import (
-    AnnouncementCreate,
-    RejectRequest,
-    ScheduleItemCreate,
-    ScheduleItemPublic,
-)
+from controller.api.schedule_schemas import RejectRequest, ScheduleItemCreate, ScheduleItemPublic
+from controller.api.schemas import AnnouncementCreate
 from controller.api.views import item_input, item_public, preview_public
 from controller.broadcasts.announcements import ZONE_PREFIX, InvalidAnnouncement, normalize_text, split_targets
 from controller.broadcasts.city_announcements import CityAnnouncements

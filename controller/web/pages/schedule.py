@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from controller.accounts.reach import unit_tree, wards_of
 from controller.accounts.scope import OutOfScope
 from controller.api.deps import ScheduleDep, SessionDep
-from controller.api.schemas import RejectRequest, ScheduleItemPublic
+from controller.api.schedule_schemas import RejectRequest, ScheduleItemPublic
 from controller.api.views import item_public
 from controller.schedule.agent_windows import plan_wards
 from controller.schedule.items import (
