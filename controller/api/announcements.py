@@ -11,7 +11,11 @@ from sqlalchemy import select
 from controller.accounts.reach import check_ward, wards_of
 from controller.accounts.scope import OutOfScope, check_target_names
 from controller.api.city_schemas import CityAnnouncementCreate, CityAnnouncementPublic
-from controller.api.city_views import city_announcement_public, unprocessable
+from controller.api.city_views import (
+    read_city_announcement,
+    send_city_announcement,
+    unprocessable,
+)
 from controller.api.deps import (
     AnnouncementsDep,
     ApproverDep,
@@ -39,8 +43,7 @@ from controller.broadcasts.city_announcements import (
     CityAnnouncements,
     with_counts,
 )
-from controller.broadcasts.from_above import CityInputInvalid
-from controller.broadcasts.wards import recent_in_wards, ward_for_broadcast
+from controller.broadcasts.wards import COMPOSER_ROLES, recent_in_wards, ward_for_broadcast
 from controller.storage.models import Announcement, Delivery, MediaFile, Play
 
 router = APIRouter(prefix="/api/v1/announcements", tags=["announcements"], responses=AUTHENTICATED)
@@ -75,27 +78,14 @@ async def create_city_announcement(body: CityAnnouncementCreate, announcements: 
     each that ward's (``targets`` there: the agents it reaches). Officers or approvers of an upper unit only;
     an unknown ward is 422 naming it. Normal priority waits (``pending``) in a ward that approves the city's
     items, until its approver approves it; an emergency goes out at once in every chosen ward."""
-    try:
-        check_target_names(user, body.target_names())
-    except OutOfScope as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    try:
-        sent = await CityAnnouncements(announcements).submit(body.text, body.target_names(), body.priority,
-                                                             body.start_at, user, body.recording, body.wards)
-    except (InvalidAnnouncement, CityInputInvalid) as exc:
-        raise unprocessable(exc.field, str(exc)) from None
-    return city_announcement_public(sent)
+    return await send_city_announcement(body, announcements, user, COMPOSER_ROLES)
 
 
 @router.get("/city/{announcement_id}", responses=errors(404))
 async def get_city_announcement(announcement_id: str, announcements: AnnouncementsDep, db: DatabaseDep,
                                 user: StaffDep) -> CityAnnouncementPublic:
     """A city announcement with each ward's announcement and its status (city staff)."""
-    def work() -> CityAnnouncementPublic:
-        with db.session() as session:
-            return city_announcement_public(CityAnnouncements(announcements).get(session, announcement_id, user))
-
-    return await run_in_threadpool(work)
+    return await read_city_announcement(db, announcements, announcement_id, user)
 
 
 async def _decide(announcement_id: str, announcements: AnnouncementsDep, user: StaffDep, approve: bool,

@@ -7,19 +7,20 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import UTC, datetime
 from typing import TypeVar
 
 from fastapi import HTTPException, status
 from sqlalchemy.orm import Session
 
-from controller.accounts.scope import OutOfScope
-from controller.api.city_schemas import CityAnnouncementPublic, CityItemPublic, CityPartPublic
+from controller.accounts.scope import OutOfScope, check_target_names
+from controller.api.city_schemas import CityAnnouncementCreate, CityAnnouncementPublic, CityItemPublic, CityPartPublic
 from controller.api.schedule_schemas import ConflictPublic
 from controller.api.schemas import PlayPublic
 from controller.api.views import item_public
-from controller.broadcasts.city_announcements import CitySent
+from controller.broadcasts.announcements import AnnouncementService, InvalidAnnouncement
+from controller.broadcasts.city_announcements import CityAnnouncements, CitySent
 from controller.broadcasts.from_above import CityInputInvalid
 from controller.schedule.city_items import CityItem
 from controller.schedule.items import (
@@ -96,6 +97,32 @@ def city_announcement_public(sent: CitySent) -> CityAnnouncementPublic:
                                   announcements=[CityPartPublic(ward=p.ward, announcement_id=p.announcement_id,
                                                                 status=p.status, targets=p.agents)
                                                  for p in sent.parts])
+
+
+async def send_city_announcement(body: CityAnnouncementCreate, service: AnnouncementService, user: User,
+                                 roles: Collection[str]) -> CityAnnouncementPublic:
+    """Checks the sender's zone limit and sends a city announcement as the sender's ``roles`` allow (city
+    staff and the source system alike): 403 beyond their zones, 422 naming a bad ward, target or recording."""
+    try:
+        check_target_names(user, body.target_names())
+    except OutOfScope as exc:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
+    try:
+        sent = await CityAnnouncements(service).submit(body.text, body.target_names(), body.priority,
+                                                       body.start_at, user, body.recording, body.wards, roles=roles)
+    except (InvalidAnnouncement, CityInputInvalid) as exc:
+        raise unprocessable(exc.field, str(exc)) from None
+    return city_announcement_public(sent)
+
+
+async def read_city_announcement(db: Database, service: AnnouncementService, announcement_id: str,
+                                 user: User) -> CityAnnouncementPublic:
+    """A city announcement the caller sees, with each ward's part (404 otherwise)."""
+    def work() -> CityAnnouncementPublic:
+        with db.session() as session:
+            return city_announcement_public(CityAnnouncements(service).get(session, announcement_id, user))
+
+    return await asyncio.to_thread(work)
 
 
 def plays_csv(plays: list[PlayPublic]) -> bytes:

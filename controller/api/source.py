@@ -12,12 +12,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Body, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Body, Depends, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from controller.accounts.scope import OutOfScope, check_target_names
 from controller.api import reports_monthly
 from controller.api.city_schemas import (
     CityAnnouncementCreate,
@@ -26,11 +25,11 @@ from controller.api.city_schemas import (
     CityItemPublic,
 )
 from controller.api.city_views import (
-    city_announcement_public,
     city_item_public,
     plays_csv,
+    read_city_announcement,
     run_schedule_work,
-    unprocessable,
+    send_city_announcement,
 )
 from controller.api.deps import (
     AnnouncementsDep,
@@ -47,9 +46,6 @@ from controller.api.media import receive_recording
 from controller.api.params import MONTH_PATTERN
 from controller.api.schemas import MediaPublic, PlayPublic
 from controller.api.views import item_input, media_public, play_public
-from controller.broadcasts.announcements import InvalidAnnouncement
-from controller.broadcasts.city_announcements import CityAnnouncements
-from controller.broadcasts.from_above import CityInputInvalid
 from controller.broadcasts.source_pushes import SOURCE_ROLES, BroadcastPlays, broadcast_plays, source_wards, withdraw
 from controller.schedule.city_items import CityItems
 from controller.storage.models import SOURCE_ROLE, User
@@ -167,17 +163,7 @@ async def push_announcement(body: Annotated[CityAnnouncementCreate, Body(openapi
     """Text (or a recording) now, or at ``start_at``, to chosen wards or ``"all"`` (wards with no speakers
     yet are left out of "all"): one announcement per ward, rendered and sent in the background. Read the
     proof of play with ``GET /api/v1/source/broadcasts/{id}/plays``."""
-    try:
-        check_target_names(user, body.target_names())
-    except OutOfScope as exc:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, str(exc)) from None
-    try:
-        sent = await CityAnnouncements(announcements).submit(body.text, body.target_names(), body.priority,
-                                                             body.start_at, user, body.recording, body.wards,
-                                                             roles=SOURCE_ROLES)
-    except (InvalidAnnouncement, CityInputInvalid) as exc:
-        raise unprocessable(exc.field, str(exc)) from None
-    return city_announcement_public(sent)
+    return await send_city_announcement(body, announcements, user, SOURCE_ROLES)
 
 
 @router.get("/announcements/{announcement_id}", summary="A pushed announcement",
@@ -185,11 +171,7 @@ async def push_announcement(body: Annotated[CityAnnouncementCreate, Body(openapi
 async def get_announcement(announcement_id: str, announcements: AnnouncementsDep, db: DatabaseDep,
                            user: SourceDep) -> CityAnnouncementPublic:
     """The announcement with each ward's part and its status (rendering, sent, pending, rejected…)."""
-    def work() -> CityAnnouncementPublic:
-        with db.session() as session:
-            return city_announcement_public(CityAnnouncements(announcements).get(session, announcement_id, user))
-
-    return await run_in_threadpool(work)
+    return await read_city_announcement(db, announcements, announcement_id, user)
 
 
 @router.post("/media", status_code=status.HTTP_201_CREATED, summary="Upload a recording",
