@@ -50,10 +50,7 @@ def test_api_serves_while_broker_is_down_and_commands_go_out_when_it_returns(
     assert controller.announcement(body["id"])["deliveries"][0]["status"] == "queued"
     broker.start()
     ann = controller.wait_deliveries(body["id"], {"played"}, timeout=60)
-    # One CI run (under a busy core) saw the delivery played while the play shown with it had no outcome: a
-    # second attempt of the same command? The agent's log and every play row say which, if it happens again.
-    plays = controller.get(f"/api/v1/plays?announcement_id={body['id']}")[1]
-    assert ann["deliveries"][0]["play"]["outcome"] == "completed", (plays, agent.log()[-4000:])
+    assert ann["deliveries"][0]["play"]["outcome"] == "completed"
     assert agent.proc.alive
 
 

@@ -137,13 +137,17 @@ def get_announcement(announcement_id: str, session: SessionDep, settings: Settin
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no announcement {announcement_id!r}")
     check_ward(session, user, ann.ward_id, None, f"no announcement {announcement_id!r}")
     media = session.get(MediaFile, ann.media_sha256) if ann.media_sha256 else None
+    # Deliveries before plays: a read-only request reads outside one snapshot (SQLite starts a transaction at
+    # the first write), and a play's end is committed with its delivery's final state, so reading the
+    # deliveries first never shows a delivery played beside a play that has not ended yet.
+    rows = list(session.scalars(select(Delivery).where(Delivery.announcement_id == ann.id).order_by(Delivery.id)))
     plays = {(p.agent_id, p.play_id): p for p in session.scalars(
         select(Play).where(Play.announcement_id == ann.id).order_by(Play.attempt))}
     deliveries = [
         DeliveryPublic(agent_id=d.agent_id, command_id=d.command_id, status=d.status, error=d.error,
                        updated_at=d.updated_at,
                        play=play_public(p) if (p := plays.get((d.agent_id, d.command_id))) else None)
-        for d in session.scalars(select(Delivery).where(Delivery.announcement_id == ann.id).order_by(Delivery.id))
+        for d in rows
     ]
     base = settings.resolved_public_url()
     return AnnouncementPublic(
